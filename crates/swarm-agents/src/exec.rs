@@ -1,0 +1,25 @@
+//! `agent: exec`: the task's `command` run with `sh -c`, the prompt on stdin and in `SWARM_PROMPT`.
+
+use crate::adapter::{Adapter, AdapterError, AttemptSpec, Launch};
+
+pub struct ExecAdapter;
+
+impl Adapter for ExecAdapter {
+    fn name(&self) -> &str {
+        "exec"
+    }
+
+    fn launch(&self, spec: &AttemptSpec<'_>) -> Result<Launch, AdapterError> {
+        let command = spec.task.command.as_deref().ok_or_else(|| AdapterError::Invalid {
+            agent: "exec".into(),
+            message: format!("task `{}` has no `command`", spec.task.id),
+        })?;
+        Ok(Launch {
+            program: "sh".into(),
+            args: vec!["-c".into(), command.into()],
+            env: vec![("SWARM_PROMPT".into(), spec.prompt.into())],
+            cwd: spec.workdir.clone(),
+            stdin: Some(spec.prompt.into()),
+        })
+    }
+}

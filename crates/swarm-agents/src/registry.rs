@@ -1,0 +1,28 @@
+//! Which adapter serves which agent name.
+
+use crate::adapter::{Adapter, AdapterError};
+use crate::{CustomAdapter, ExecAdapter};
+use std::collections::HashMap;
+use std::sync::Arc;
+use swarm_core::config::Config;
+
+pub struct Registry {
+    adapters: HashMap<String, Arc<dyn Adapter>>,
+}
+
+impl Registry {
+    pub fn from_config(config: &Config) -> Result<Registry, AdapterError> {
+        let mut adapters: HashMap<String, Arc<dyn Adapter>> = HashMap::new();
+        adapters.insert("exec".into(), Arc::new(ExecAdapter));
+        for (name, agent) in &config.agents {
+            if let Some(template) = &agent.command {
+                adapters.insert(name.clone(), Arc::new(CustomAdapter::new(name, template, agent.env.clone())?));
+            }
+        }
+        Ok(Registry { adapters })
+    }
+
+    pub fn get(&self, agent: &str) -> Result<Arc<dyn Adapter>, AdapterError> {
+        self.adapters.get(agent).cloned().ok_or_else(|| AdapterError::Unsupported(agent.into()))
+    }
+}

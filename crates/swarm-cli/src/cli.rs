@@ -1,0 +1,119 @@
+//! Command-line interface definition.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "swarm", version, about = "Run many AI coding agents in parallel on one plan, without stepping on each other.")]
+#[command(after_help = "Exit codes: 0 every task succeeded · 1 a task did not succeed · 2 invalid input or configuration · 130 cancelled.\nDocs: README.md; plan format: docs/plan-format.md.")]
+pub struct Cli {
+    /// Store address: sqlite:PATH or redis://[user:pass@]host:port[/db]. Default: sqlite:.swarm/state.db under the git root.
+    #[arg(long, global = true, env = "SWARM_STORE", hide_env_values = true)]
+    pub store: Option<String>,
+    /// Config file (default: swarm.toml at the git root, if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a plan: tasks start in parallel as their dependencies succeed.
+    Run(RunArgs),
+    /// Validate or print a plan without running it.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// Show the state of a run (default: the latest), live while it runs.
+    Status(StatusArgs),
+    /// List runs, newest first.
+    Runs(RunsArgs),
+    /// Continue a run whose orchestrator died; succeeded tasks never run again.
+    Resume(ResumeArgs),
+    /// Cancel a run: running agents are terminated, nothing new starts.
+    Cancel(CancelArgs),
+    /// Print an attempt's output.
+    Logs(LogsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Plan file: markdown (`.md`) or JSON (`.json`).
+    pub plan: PathBuf,
+    /// Max tasks running at once (overrides the plan's `concurrency`).
+    #[arg(long, short = 'j')]
+    pub concurrency: Option<usize>,
+    /// Print one JSON event per line instead of progress.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop starting new tasks after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Plain log lines even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PlanCommand {
+    /// Validate a plan; errors name file:line:column.
+    Check {
+        plan: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the parsed plan (with `--json`, the form `swarm run` also accepts).
+    Show {
+        plan: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Run id, unique prefix/suffix, or `latest` (default).
+    pub run: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunsArgs {
+    #[arg(long)]
+    pub json: bool,
+    /// Show at most this many runs.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    pub run: String,
+    /// Also run failed and blocked tasks again.
+    #[arg(long)]
+    pub retry_failed: bool,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CancelArgs {
+    pub run: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    pub run: String,
+    pub task: String,
+    /// Keep printing new output until the attempt ends.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Attempt number (default: the latest).
+    #[arg(long)]
+    pub attempt: Option<u32>,
+}

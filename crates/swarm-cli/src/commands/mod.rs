@@ -1,0 +1,7 @@
+//! One module per command family.
+
+pub mod cancel;
+pub mod logs;
+pub mod plan;
+pub mod run;
+pub mod status;

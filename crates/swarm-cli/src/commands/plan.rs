@@ -1,0 +1,50 @@
+//! `swarm plan check|show`.
+
+use crate::cli::PlanCommand;
+use crate::error::{CliError, CliResult};
+use crate::project::Project;
+use std::io::IsTerminal;
+use std::path::Path;
+use swarm_core::plan::{Plan, PlanContext};
+
+/// Loads and validates a plan; on errors prints every diagnostic and fails with exit 2.
+pub fn load(project: &Project, path: &Path, json: bool) -> CliResult<Plan> {
+    let ctx = PlanContext {
+        default_name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into()),
+        default_namespace: project.default_namespace(),
+        custom_agents: project.config.custom_agents(),
+    };
+    swarm_core::plan::load(path, &ctx).map_err(|diags| {
+        if json {
+            let v = serde_json::json!({ "ok": false, "file": diags.file, "errors": diags.items });
+            println!("{v}");
+        } else {
+            eprint!("{}", diags.render(std::io::stderr().is_terminal()));
+        }
+        CliError::printed(2)
+    })
+}
+
+pub fn plan(store: Option<&str>, config: Option<&Path>, cmd: PlanCommand) -> CliResult {
+    let project = Project::discover(store, config)?;
+    match cmd {
+        PlanCommand::Check { plan, json } => {
+            let p = load(&project, &plan, json)?;
+            if json {
+                println!("{}", serde_json::json!({ "ok": true, "name": p.name, "tasks": p.tasks.len() }));
+            } else {
+                let edges: usize = p.tasks.iter().map(|t| t.depends.len()).sum();
+                println!("{}: ok — plan `{}`, {} tasks, {} dependencies", plan.display(), p.name, p.tasks.len(), edges);
+            }
+        }
+        PlanCommand::Show { plan, json } => {
+            let p = load(&project, &plan, json)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&p).expect("plan serializes"));
+            } else {
+                print!("{}", crate::render::plan(&p));
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,168 @@
+//! `swarm run` and `swarm resume`.
+
+use crate::cli::{ResumeArgs, RunArgs};
+use crate::error::{CliError, CliResult};
+use crate::project::Project;
+use anyhow::anyhow;
+use chrono::Utc;
+use std::io::IsTerminal;
+use std::path::Path;
+use swarm_agents::Registry;
+use swarm_core::report::{RunRecord, TaskReport};
+use swarm_core::scheduler::Restored;
+use swarm_core::state::{Reason, RunState, TaskState};
+use swarm_runner::paths::RunDir;
+use swarm_runner::process::{hostname, is_swarm_process, signal_group};
+use swarm_runner::{OutputMode, RunSetup, progress};
+
+fn output_mode(json: bool, no_progress: bool) -> OutputMode {
+    if json {
+        OutputMode::Json
+    } else if no_progress || !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
+        OutputMode::Plain
+    } else {
+        OutputMode::Tty
+    }
+}
+
+pub fn new_run_id() -> String {
+    format!("{}-{:04x}", Utc::now().format("%Y%m%d-%H%M%S"), fastrand::u16(..))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResult {
+    let project = Project::discover(store, config)?;
+    let plan = super::plan::load(&project, &args.plan, args.json)?;
+    let registry = Registry::from_config(&project.config).map_err(CliError::invalid)?;
+    if args.concurrency == Some(0) {
+        return Err(CliError::invalid(anyhow!("--concurrency must be at least 1")));
+    }
+    let concurrency = args
+        .concurrency
+        .or(plan.concurrency.map(|c| c as usize))
+        .or(project.config.run.concurrency)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get()));
+    let store = project.open_store()?;
+    let plan_file = std::fs::canonicalize(&args.plan).unwrap_or(args.plan.clone());
+    let workdir = plan_file.parent().map(Path::to_path_buf).unwrap_or_else(|| project.root.clone());
+    let run_id = new_run_id();
+    let record = RunRecord {
+        run_id: run_id.clone(),
+        plan: plan.name.clone(),
+        namespace: plan.namespace.clone(),
+        plan_file: plan_file.display().to_string(),
+        workdir: workdir.display().to_string(),
+        state: RunState::Running,
+        started_at: Utc::now(),
+        ended_at: None,
+        concurrency,
+        fail_fast: args.fail_fast,
+        owner: None,
+        spec: plan.clone(),
+    };
+    let tasks: Vec<TaskReport> = plan
+        .tasks
+        .iter()
+        .map(|t| TaskReport {
+            id: t.id.clone(),
+            title: t.title.clone(),
+            agent: t.agent.clone(),
+            depends: t.depends.clone(),
+            state: TaskState::Pending,
+            reason: None,
+            detail: None,
+            attempts: vec![],
+        })
+        .collect();
+    store.create_run(&record, &tasks).map_err(CliError::from_store)?;
+    let mode = output_mode(args.json, args.no_progress);
+    if mode != OutputMode::Json {
+        println!("run {run_id}");
+    }
+    let setup = RunSetup {
+        store,
+        record,
+        tasks,
+        restored: None,
+        retry_failed: false,
+        registry,
+        config: project.config.clone(),
+        run_dir: RunDir::new(&project.state_dir, &run_id),
+        store_env: project.address.describe(),
+        reporter: progress::reporter(mode, plan.tasks.len()),
+    };
+    let report = runtime().block_on(swarm_runner::run(setup));
+    Ok(report.state.exit_code())
+}
+
+pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> CliResult {
+    let project = Project::discover(store, config)?;
+    let registry = Registry::from_config(&project.config).map_err(CliError::invalid)?;
+    let store = project.open_store()?;
+    let run_id = store.resolve(Some(&args.run)).map_err(CliError::from_store)?;
+    let mut record = store.run(&run_id).map_err(CliError::from_store)?.ok_or_else(|| CliError::invalid(anyhow!("no run `{run_id}`")))?;
+    let host = hostname();
+    if record.state == RunState::Running {
+        if let Some(owner) = &record.owner {
+            let alive_here = owner.host == host && is_swarm_process(owner.pid) && owner.pid != std::process::id();
+            let fresh_elsewhere = owner.host != host && (Utc::now() - owner.heartbeat_at).num_seconds() < 30;
+            if alive_here || fresh_elsewhere {
+                return Err(CliError::invalid(anyhow!(
+                    "run {run_id} is still driven by swarm (pid {} on {}); cancel it or wait for it to end",
+                    owner.pid,
+                    owner.host
+                )));
+            }
+        }
+    }
+    let mut tasks = store.tasks(&run_id).map_err(CliError::from_store)?;
+    let mut restored = Vec::with_capacity(tasks.len());
+    let mut reaped = 0;
+    for t in &mut tasks {
+        if t.state == TaskState::Running {
+            for a in t.attempts.iter_mut().filter(|a| a.ended_at.is_none()) {
+                // The attempt's process group outlived its orchestrator: end it before retrying.
+                if let (Some(pid), true) = (a.pid, a.host.as_deref() == Some(host.as_str())) {
+                    signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+                    reaped += 1;
+                }
+                a.ended_at = Some(Utc::now());
+                a.reason = Some(Reason::LeaseLost);
+                a.detail = Some("the orchestrator died while this attempt ran".into());
+            }
+        }
+        restored.push(Restored { state: t.state, attempts: t.attempts.len() as u32 });
+    }
+    store.clear_cancel(&run_id).map_err(CliError::from_store)?;
+    if record.state != RunState::Running {
+        record.state = RunState::Running;
+    }
+    let mode = output_mode(args.json, args.no_progress);
+    if mode != OutputMode::Json {
+        println!("run {run_id}");
+        let done = tasks.iter().filter(|t| t.state == TaskState::Succeeded).count();
+        println!("resuming: {done} of {} tasks already succeeded; {reaped} interrupted attempt(s) stopped", tasks.len());
+    }
+    let total = tasks.len();
+    let setup = RunSetup {
+        store,
+        record,
+        tasks,
+        restored: Some(restored),
+        retry_failed: args.retry_failed,
+        registry,
+        config: project.config.clone(),
+        run_dir: RunDir::new(&project.state_dir, &run_id),
+        store_env: project.address.describe(),
+        reporter: progress::reporter(mode, total),
+    };
+    let report = runtime().block_on(swarm_runner::run(setup));
+    Ok(report.state.exit_code())
+}

@@ -1,0 +1,36 @@
+//! Errors at the binary edge, each mapped to the contract's exit code.
+
+use swarm_store::StoreError;
+
+#[derive(Debug)]
+pub struct CliError {
+    pub code: i32,
+    pub error: anyhow::Error,
+    /// Already printed (e.g. rendered plan diagnostics); only the exit code remains.
+    pub printed: bool,
+}
+
+impl CliError {
+    /// Invalid input or configuration: exit 2.
+    pub fn invalid(error: impl Into<anyhow::Error>) -> CliError {
+        CliError { code: 2, error: error.into(), printed: false }
+    }
+
+    pub fn other(error: impl Into<anyhow::Error>) -> CliError {
+        CliError { code: 1, error: error.into(), printed: false }
+    }
+
+    pub fn printed(code: i32) -> CliError {
+        CliError { code, error: anyhow::anyhow!("already reported"), printed: true }
+    }
+
+    /// Store problems a user must fix (unreachable, unknown run, bad address) are exit 2.
+    pub fn from_store(e: StoreError) -> CliError {
+        match e {
+            StoreError::Backend { .. } | StoreError::Corrupt { .. } => CliError::other(e),
+            _ => CliError::invalid(e),
+        }
+    }
+}
+
+pub type CliResult<T = i32> = Result<T, CliError>;

@@ -1,0 +1,39 @@
+//! The `swarm` binary.
+
+mod cli;
+mod commands;
+mod error;
+mod project;
+mod render;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use error::CliError;
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(CliError { code, error, printed }) => {
+            if !printed {
+                eprintln!("error: {error:#}");
+            }
+            code
+        }
+    };
+    std::process::exit(code);
+}
+
+fn dispatch(cli: Cli) -> error::CliResult {
+    let store = cli.store.as_deref();
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Run(args) => commands::run::run(store, config, args),
+        Command::Plan(cmd) => commands::plan::plan(store, config, cmd),
+        Command::Status(args) => commands::status::status(store, config, args),
+        Command::Runs(args) => commands::status::runs(store, config, args),
+        Command::Resume(args) => commands::run::resume(store, config, args),
+        Command::Cancel(args) => commands::cancel::cancel(store, config, args),
+        Command::Logs(args) => commands::logs::logs(store, config, args),
+    }
+}

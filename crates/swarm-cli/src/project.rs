@@ -1,0 +1,50 @@
+//! Where the project is: its root (git root or current directory), `.swarm/` state directory,
+//! config and store.
+
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use swarm_core::config::Config;
+use swarm_store::{Address, Store};
+
+use crate::error::CliError;
+
+pub struct Project {
+    pub root: PathBuf,
+    pub state_dir: PathBuf,
+    pub config: Config,
+    pub address: Address,
+}
+
+/// The nearest directory at or above `start` holding `.git`, if any.
+pub fn git_root(start: &Path) -> Option<PathBuf> {
+    start.ancestors().find(|d| d.join(".git").exists()).map(Path::to_path_buf)
+}
+
+impl Project {
+    pub fn discover(store: Option<&str>, config: Option<&Path>) -> Result<Project, CliError> {
+        let cwd = std::env::current_dir().context("cannot read the current directory").map_err(CliError::other)?;
+        let root = git_root(&cwd).unwrap_or_else(|| cwd.clone());
+        let config = match config {
+            Some(p) => Config::read(p),
+            None => Config::discover(&root),
+        }
+        .map_err(|e| CliError::invalid(anyhow::Error::new(e)))?;
+        let state_dir = root.join(".swarm");
+        let address = match store {
+            Some(s) => Address::parse(s, &cwd),
+            None => Ok(Address::Sqlite(state_dir.join("state.db"))),
+        }
+        .map_err(|e| CliError::invalid(anyhow::Error::new(e)))?;
+        Ok(Project { root, state_dir, config, address })
+    }
+
+    pub fn open_store(&self) -> Result<Arc<dyn Store>, CliError> {
+        swarm_store::open(&self.address).map_err(CliError::from_store)
+    }
+
+    /// The `namespace` default: the name of the git root (or current) directory.
+    pub fn default_namespace(&self) -> String {
+        self.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "default".into())
+    }
+}

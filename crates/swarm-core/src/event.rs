@@ -1,0 +1,104 @@
+//! The public event: one serializable record of something that happened in a run. It feeds the
+//! terminal progress, `--json` output, the store's event log and the report alike.
+
+use crate::state::{Reason, RunState, TaskState};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub run_id: String,
+    pub timestamp: DateTime<Utc>,
+    /// Milliseconds since this orchestrator session started the run.
+    pub elapsed_ms: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    RunStarted {
+        plan: String,
+        namespace: String,
+        tasks: usize,
+        concurrency: usize,
+        resumed: bool,
+    },
+    TaskState {
+        task: String,
+        state: TaskState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Reason>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    AttemptStarted {
+        task: String,
+        attempt: u32,
+        agent: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+    },
+    Output {
+        task: String,
+        attempt: u32,
+        stream: Stream,
+        line: String,
+    },
+    AttemptFinished {
+        task: String,
+        attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Reason>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    RetryScheduled {
+        task: String,
+        next_attempt: u32,
+        delay_ms: u64,
+    },
+    CancelRequested {
+        source: String,
+    },
+    Warning {
+        message: String,
+    },
+    RunFinished {
+        state: RunState,
+        succeeded: usize,
+        failed: usize,
+        blocked: usize,
+        cancelled: usize,
+    },
+}
+
+impl EventKind {
+    /// Output lines are streamed to live consumers and logs but not kept in the store.
+    pub fn is_persistent(&self) -> bool {
+        !matches!(self, EventKind::Output { .. })
+    }
+
+    pub fn task(&self) -> Option<&str> {
+        match self {
+            EventKind::TaskState { task, .. }
+            | EventKind::AttemptStarted { task, .. }
+            | EventKind::Output { task, .. }
+            | EventKind::AttemptFinished { task, .. }
+            | EventKind::RetryScheduled { task, .. } => Some(task),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! swarm-core: the plan model, its parser and validator, the pure scheduler, and the public types
+//! (events, task states, reports) every other crate speaks.
+
+pub mod backoff;
+pub mod config;
+pub mod diagnostic;
+pub mod duration;
+pub mod event;
+pub mod plan;
+pub mod report;
+pub mod scheduler;
+pub mod state;
+
+pub use event::{Event, EventKind, Stream};
+pub use plan::{Plan, Task, Workdir};
+pub use report::{AttemptReport, RunReport, TaskReport};
+pub use state::{Reason, RunState, TaskState};

@@ -1,0 +1,71 @@
+//! Plan and task types, shared by the markdown and JSON forms.
+
+use crate::duration;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Built-in agent names; custom agents come from `swarm.toml`.
+pub const AGENTS: [&str; 8] = ["opencode", "kilo", "cline", "claude", "codex", "gemini", "aider", "exec"];
+
+/// A validated plan: tasks in file order, `defaults` already applied to each task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub name: String,
+    pub namespace: String,
+    /// Max tasks running at once; `None` means the CPU count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// The shared brief given to every agent with its task prompt.
+    #[serde(default)]
+    pub brief: String,
+    pub tasks: Vec<Task>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Workdir {
+    /// The task gets its own git worktree.
+    Worktree,
+    /// The task runs in the plan's directory, shared with other tasks.
+    #[default]
+    Shared,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    pub agent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<u8>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends: Vec<String>,
+    #[serde(default, with = "duration::opt_serde", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    #[serde(default, with = "duration::opt_serde", skip_serializing_if = "Option::is_none")]
+    pub stall: Option<Duration>,
+    #[serde(default)]
+    pub retries: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub workdir: Workdir,
+    /// The task prompt, verbatim markdown.
+    #[serde(default)]
+    pub prompt: String,
+}
+
+impl Plan {
+    pub fn task_index(&self, id: &str) -> Option<usize> {
+        self.tasks.iter().position(|t| t.id == id)
+    }
+}

@@ -1,0 +1,389 @@
+//! Checks shared by the markdown and JSON forms: ids, agents, tiers, dependencies and cycles.
+//! Every check reports into the same [`Sink`], so all problems come out at once.
+
+use super::model::{Task, Workdir, AGENTS};
+use super::PlanContext;
+use crate::diagnostic::{closest, Sink};
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::time::Duration;
+
+/// A value and where it was written.
+#[derive(Debug, Clone)]
+pub(crate) struct Spanned<T> {
+    pub value: T,
+    pub span: Range<usize>,
+}
+
+impl<T> Spanned<T> {
+    pub(crate) fn new(value: T, span: Range<usize>) -> Self {
+        Spanned { value, span }
+    }
+}
+
+/// A task as written (defaults applied), before the checks that need the whole plan.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Draft {
+    pub id: Spanned<String>,
+    pub title: String,
+    pub agent: Option<Spanned<String>>,
+    /// The agent was inherited from `defaults`, so its span is not in the task itself.
+    pub agent_from_defaults: bool,
+    pub model: Option<String>,
+    pub tier: Option<Spanned<i64>>,
+    pub depends: Vec<Spanned<String>>,
+    pub timeout: Option<Duration>,
+    pub stall: Option<Duration>,
+    pub retries: u32,
+    pub check: Option<String>,
+    pub command: Option<String>,
+    pub paths: Vec<String>,
+    pub workdir: Workdir,
+    pub prompt: String,
+}
+
+impl Default for Spanned<String> {
+    fn default() -> Self {
+        Spanned::new(String::new(), 0..0)
+    }
+}
+
+/// `[a-z0-9][a-z0-9_-]{0,63}`
+pub(crate) fn is_valid_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    (1..=64).contains(&b.len())
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
+}
+
+pub(crate) fn report_bad_id(sink: &mut Sink, id: &Spanned<String>) {
+    sink.error(id.span.clone(), format!("bad task id `{}`", id.value))
+        .label("bad id")
+        .help("an id is 1 to 64 characters of `a-z`, `0-9`, `_` and `-`, starting with a letter or digit");
+}
+
+/// What the whole-plan checks need to know about the form the plan was written in.
+pub(crate) struct Form<'a> {
+    /// Where to point when there is no task at all, and what to suggest.
+    pub no_tasks: Range<usize>,
+    pub no_tasks_help: &'a str,
+    /// The defaults could not be read (broken front matter): a missing agent may be their fault,
+    /// so it is not reported again for every task.
+    pub defaults_broken: bool,
+}
+
+/// Runs the whole-plan checks and turns drafts into tasks (in the same order).
+pub(crate) fn finish(drafts: Vec<Draft>, ctx: &PlanContext, sink: &mut Sink, form: Form) -> Vec<Task> {
+    if drafts.is_empty() {
+        sink.error(form.no_tasks, "the plan has no tasks").help(form.no_tasks_help.to_string());
+        return Vec::new();
+    }
+
+    // Ids: validity and uniqueness. Dependencies resolve to the first task with that id.
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(drafts.len());
+    for (i, d) in drafts.iter().enumerate() {
+        if !is_valid_id(&d.id.value) {
+            report_bad_id(sink, &d.id);
+        }
+        if let Some(&first) = index.get(d.id.value.as_str()) {
+            let (line, _) = sink.line_col(drafts[first].id.span.start);
+            sink.error(d.id.span.clone(), format!("duplicate task id `{}`", d.id.value))
+                .label(format!("first defined at line {line}"))
+                .help("task ids must be unique within a plan");
+        } else {
+            index.insert(d.id.value.as_str(), i);
+        }
+    }
+
+    check_agents(&drafts, ctx, sink, form.defaults_broken);
+
+    for d in &drafts {
+        if let Some(tier) = &d.tier {
+            if !(1..=7).contains(&tier.value) {
+                sink.error(tier.span.clone(), format!("tier {} is out of range", tier.value))
+                    .label("expected a tier from 1 to 7");
+            }
+        }
+    }
+
+    // Dependency edges (task -> the tasks it depends on), in the order written.
+    let mut unknown = 0usize;
+    let mut edges: Vec<Vec<(usize, usize)>> = Vec::with_capacity(drafts.len()); // (target, index in depends)
+    for d in &drafts {
+        let mut out: Vec<(usize, usize)> = Vec::with_capacity(d.depends.len());
+        for (k, dep) in d.depends.iter().enumerate() {
+            match index.get(dep.value.as_str()) {
+                Some(&t) => {
+                    if !out.iter().any(|&(o, _)| o == t) {
+                        out.push((t, k));
+                    }
+                }
+                None => {
+                    unknown += 1;
+                    let diag = sink
+                        .error(dep.span.clone(), format!("unknown dependency `{}`", dep.value))
+                        .label("no task has this id");
+                    // Suggestions compare against every id: only affordable for a few errors.
+                    if unknown <= 20 && drafts.len() <= 20_000 {
+                        if let Some(s) = closest(&dep.value, index.keys().copied()) {
+                            diag.help(format!("did you mean `{s}`?"));
+                        }
+                    }
+                }
+            }
+        }
+        edges.push(out);
+    }
+    report_cycles(&drafts, &edges, sink);
+
+    drafts
+        .into_iter()
+        .map(|d| {
+            let mut depends: Vec<String> = Vec::with_capacity(d.depends.len());
+            for dep in d.depends {
+                if !depends.contains(&dep.value) {
+                    depends.push(dep.value);
+                }
+            }
+            let agent = match d.agent {
+                Some(a) => a.value,
+                None if d.command.is_some() => "exec".to_string(),
+                None => String::new(),
+            };
+            Task {
+                id: d.id.value,
+                title: d.title,
+                agent,
+                model: d.model,
+                tier: d.tier.and_then(|t| u8::try_from(t.value).ok()),
+                depends,
+                timeout: d.timeout,
+                stall: d.stall,
+                retries: d.retries,
+                check: d.check,
+                command: d.command,
+                paths: d.paths,
+                workdir: d.workdir,
+                prompt: d.prompt,
+            }
+        })
+        .collect()
+}
+
+fn check_agents(drafts: &[Draft], ctx: &PlanContext, sink: &mut Sink, defaults_broken: bool) {
+    let known = || AGENTS.iter().copied().chain(ctx.custom_agents.iter().map(String::as_str));
+    for d in drafts {
+        match &d.agent {
+            None if d.command.is_none() && !defaults_broken => {
+                sink.error(d.id.span.clone(), format!("task `{}` has no agent", d.id.value))
+                    .label("no agent for this task")
+                    .help("set `agent:` in the task or `agent:` under `defaults:` in the front matter");
+            }
+            None => {}
+            Some(agent) if !known().any(|k| k == agent.value) => {
+                let names: Vec<&str> = known().collect();
+                let diag = sink
+                    .error(agent.span.clone(), format!("unknown agent `{}`", agent.value))
+                    .label(format!("expected one of: {}", names.join(", ")));
+                if let Some(s) = closest(&agent.value, names.iter().copied()) {
+                    diag.help(format!("did you mean `{s}`?"));
+                }
+            }
+            Some(agent) if agent.value == "exec" && d.command.is_none() => {
+                if d.agent_from_defaults {
+                    sink.error(
+                        d.id.span.clone(),
+                        format!("task `{}` uses `agent: exec` (from defaults) but has no `command`", d.id.value),
+                    )
+                    .label("no command for this task")
+                    .help("set `command:` to the shell command to run, or another `agent:`");
+                } else {
+                    sink.error(agent.span.clone(), "`agent: exec` needs a `command`")
+                        .label("exec runs a shell command")
+                        .help("set `command:` to the shell command to run, or another `agent:`");
+                }
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Reports one cycle per strongly connected component that has one, naming it in full
+/// (`a -> b -> c -> a`, where `->` reads "depends on").
+fn report_cycles(drafts: &[Draft], edges: &[Vec<(usize, usize)>], sink: &mut Sink) {
+    let mut scratch = CycleScratch::new(edges.len());
+    for scc in strongly_connected(edges) {
+        let start = *scc.iter().min().expect("components are never empty");
+        let cyclic = scc.len() > 1 || edges[start].iter().any(|&(t, _)| t == start);
+        if !cyclic {
+            continue;
+        }
+        let path = scratch.shortest_cycle(start, &scc, edges);
+        let names: Vec<&str> = path.iter().map(|&i| drafts[i].id.value.as_str()).collect();
+        let (_, k) = *edges[start].iter().find(|&&(t, _)| t == path[1]).expect("edge on the cycle");
+        let dep = &drafts[start].depends[k];
+        sink.error(dep.span.clone(), format!("dependency cycle: {}", names.join(" -> ")))
+            .label(if path.len() == 2 {
+                format!("`{}` depends on itself", names[0])
+            } else {
+                format!("`{}` depends on `{}`, which leads back to `{}`", names[0], names[1], names[0])
+            })
+            .help("remove one of these dependencies");
+    }
+}
+
+/// Buffers reused across components, so many small cycles stay linear overall.
+struct CycleScratch {
+    in_scc: Vec<bool>,
+    parent: Vec<usize>,
+}
+
+impl CycleScratch {
+    const UNSEEN: usize = usize::MAX;
+
+    fn new(n: usize) -> Self {
+        CycleScratch { in_scc: vec![false; n], parent: vec![Self::UNSEEN; n] }
+    }
+
+    /// The shortest path `start -> ... -> start` inside one component (breadth-first search).
+    fn shortest_cycle(&mut self, start: usize, scc: &[usize], edges: &[Vec<(usize, usize)>]) -> Vec<usize> {
+        for &v in scc {
+            self.in_scc[v] = true;
+        }
+        let mut queue = VecDeque::from([start]);
+        let mut last = start;
+        'search: while let Some(v) = queue.pop_front() {
+            for &(w, _) in &edges[v] {
+                if w == start {
+                    last = v;
+                    break 'search;
+                }
+                if self.in_scc[w] && self.parent[w] == Self::UNSEEN {
+                    self.parent[w] = v;
+                    queue.push_back(w);
+                }
+            }
+        }
+        let mut back = Vec::new();
+        let mut v = last;
+        while v != start {
+            back.push(v);
+            v = self.parent[v];
+        }
+        for &v in scc {
+            self.in_scc[v] = false;
+            self.parent[v] = Self::UNSEEN;
+        }
+        let mut path = Vec::with_capacity(back.len() + 2);
+        path.push(start);
+        path.extend(back.into_iter().rev());
+        path.push(start);
+        path
+    }
+}
+
+/// Tarjan's algorithm, iterative so deep graphs cannot overflow the stack.
+fn strongly_connected(edges: &[Vec<(usize, usize)>]) -> Vec<Vec<usize>> {
+    const UNSEEN: usize = usize::MAX;
+    let n = edges.len();
+    let mut index = vec![UNSEEN; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack: Vec<usize> = Vec::new();
+    let mut calls: Vec<(usize, usize)> = Vec::new(); // (node, next edge to look at)
+    let mut next = 0;
+    let mut out = Vec::new();
+    for root in 0..n {
+        if index[root] != UNSEEN {
+            continue;
+        }
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        calls.push((root, 0));
+        while let Some(&mut (v, ref mut e)) = calls.last_mut() {
+            if let Some(&(w, _)) = edges[v].get(*e) {
+                *e += 1;
+                if index[w] == UNSEEN {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    calls.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            calls.pop();
+            if let Some(&(p, _)) = calls.last() {
+                low[p] = low[p].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut scc = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    scc.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                out.push(scc);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(n: usize, pairs: &[(usize, usize)]) -> Vec<Vec<(usize, usize)>> {
+        let mut g = vec![Vec::new(); n];
+        for &(a, b) in pairs {
+            let k = g[a].len();
+            g[a].push((b, k));
+        }
+        g
+    }
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "0", "a-b_c", &"x".repeat(64)] {
+            assert!(is_valid_id(ok), "{ok}");
+        }
+        for bad in ["", "-a", "_a", "A", "a b", "é", &"x".repeat(65)] {
+            assert!(!is_valid_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn finds_components_and_cycles() {
+        let g = graph(5, &[(0, 1), (1, 2), (2, 0), (3, 3), (4, 0)]);
+        let mut sccs: Vec<Vec<usize>> = strongly_connected(&g)
+            .into_iter()
+            .map(|mut s| {
+                s.sort();
+                s
+            })
+            .collect();
+        sccs.sort();
+        assert_eq!(sccs, vec![vec![0, 1, 2], vec![3], vec![4]]);
+        assert_eq!(CycleScratch::new(5).shortest_cycle(0, &[0, 1, 2], &g), vec![0, 1, 2, 0]);
+        assert_eq!(CycleScratch::new(5).shortest_cycle(3, &[3], &g), vec![3, 3]);
+    }
+
+    #[test]
+    fn deep_chain_does_not_overflow() {
+        let n = 200_000;
+        let pairs: Vec<(usize, usize)> = (0..n - 1).map(|i| (i, i + 1)).chain([(n - 1, 0)]).collect();
+        let g = graph(n, &pairs);
+        let sccs = strongly_connected(&g);
+        assert_eq!(sccs.len(), 1);
+        assert_eq!(CycleScratch::new(n).shortest_cycle(0, &sccs[0], &g).len(), n + 1);
+    }
+}

@@ -1,0 +1,161 @@
+//! The run report (CONTRACT §4): what `swarm status --json` prints and `report.json` holds.
+//! The same task and attempt records are what the store keeps.
+
+use crate::state::{Reason, RunState, TaskState};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub plan: String,
+    pub namespace: String,
+    pub state: RunState,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub counts: Counts,
+    pub totals: Usage,
+    pub tasks: Vec<TaskReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    pub agent: String,
+    #[serde(default)]
+    pub depends: Vec<String>,
+    pub state: TaskState,
+    pub reason: Option<Reason>,
+    /// Human detail for `reason`, e.g. the failed dependency or the OS error.
+    #[serde(default)]
+    pub detail: Option<String>,
+    #[serde(default)]
+    pub attempts: Vec<AttemptReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptReport {
+    pub n: u32,
+    pub agent: String,
+    pub model: Option<String>,
+    pub layer: Option<u8>,
+    pub exit_code: Option<i32>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
+    pub fallback_reason: Option<String>,
+    #[serde(default)]
+    pub reason: Option<Reason>,
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// Process group of the attempt while it runs; used to reap it after an orchestrator crash.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path of the attempt's log file.
+    #[serde(default)]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub pending: usize,
+    pub ready: usize,
+    pub running: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub blocked: usize,
+    pub cancelled: usize,
+}
+
+impl Counts {
+    pub fn of<'a>(states: impl IntoIterator<Item = &'a TaskState>) -> Counts {
+        let mut c = Counts::default();
+        for s in states {
+            *c.slot(*s) += 1;
+        }
+        c
+    }
+
+    fn slot(&mut self, s: TaskState) -> &mut usize {
+        match s {
+            TaskState::Pending => &mut self.pending,
+            TaskState::Ready => &mut self.ready,
+            TaskState::Running => &mut self.running,
+            TaskState::Succeeded => &mut self.succeeded,
+            TaskState::Failed => &mut self.failed,
+            TaskState::Blocked => &mut self.blocked,
+            TaskState::Cancelled => &mut self.cancelled,
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.pending + self.ready + self.running + self.succeeded + self.failed + self.blocked + self.cancelled
+    }
+
+    pub fn finished(&self) -> usize {
+        self.succeeded + self.failed + self.blocked + self.cancelled
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
+}
+
+/// The run's own record in the store: everything about a run except its tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub plan: String,
+    pub namespace: String,
+    pub plan_file: String,
+    /// Directory where `shared` tasks run and relative paths resolve.
+    pub workdir: String,
+    pub state: RunState,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub concurrency: usize,
+    pub fail_fast: bool,
+    pub owner: Option<Owner>,
+    /// The validated plan, so `resume` does not depend on the file still being there.
+    pub spec: crate::plan::Plan,
+}
+
+/// The orchestrator process that drives a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub pid: u32,
+    pub host: String,
+    pub heartbeat_at: DateTime<Utc>,
+}
+
+impl RunReport {
+    pub fn build(run: &RunRecord, tasks: Vec<TaskReport>) -> RunReport {
+        let counts = Counts::of(tasks.iter().map(|t| &t.state));
+        let mut totals = Usage::default();
+        for a in tasks.iter().flat_map(|t| &t.attempts) {
+            totals.tokens_in += a.tokens_in;
+            totals.tokens_out += a.tokens_out;
+            totals.cost_usd += a.cost_usd;
+        }
+        RunReport {
+            run_id: run.run_id.clone(),
+            plan: run.plan.clone(),
+            namespace: run.namespace.clone(),
+            state: run.state,
+            started_at: run.started_at,
+            ended_at: run.ended_at,
+            counts,
+            totals,
+            tasks,
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! The dispatcher: the one owner of a run's state. It `select!`s over executor reports, retry
+//! timers, cancel requests (Ctrl-C, SIGTERM, `swarm cancel` through the store) and a heartbeat
+//! tick; feeds the scheduler; carries out its actions; and is the only writer to the store.
+
+use crate::paths::RunDir;
+use crate::process::hostname;
+use crate::progress::Reporter;
+use crate::report_files;
+use crate::supervise::{Executor, ExecutorEvent, Limits, StopRequest};
+use crate::writer::{Write, Writer};
+use chrono::Utc;
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use swarm_agents::{AttemptSpec, Registry};
+use swarm_core::config::Config;
+use swarm_core::event::{Event, EventKind};
+use swarm_core::plan::Plan;
+use swarm_core::report::{AttemptReport, Owner, RunRecord, RunReport, TaskReport};
+use swarm_core::scheduler::{self, Action, Failure, Input, Options, Restored, Scheduler};
+use swarm_core::state::{Reason, RunState, TaskState};
+use swarm_store::Store;
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+
+pub struct RunSetup {
+    pub store: Arc<dyn Store>,
+    pub record: RunRecord,
+    /// Current task documents in plan order.
+    pub tasks: Vec<TaskReport>,
+    /// How tasks stood when resuming; `None` for a fresh run.
+    pub restored: Option<Vec<Restored>>,
+    pub retry_failed: bool,
+    pub registry: Registry,
+    pub config: Config,
+    pub run_dir: RunDir,
+    /// Value given to agents as `SWARM_STORE` (never carries a password).
+    pub store_env: String,
+    pub reporter: Box<dyn Reporter>,
+}
+
+enum Control {
+    RetryDue(u32),
+    Cancel(String),
+    Kill,
+}
+
+struct Running {
+    attempt: u32,
+    stop: watch::Sender<StopRequest>,
+}
+
+struct Dispatcher {
+    store: Arc<dyn Store>,
+    record: RunRecord,
+    plan: Plan,
+    docs: Vec<TaskReport>,
+    registry: Registry,
+    config: Config,
+    run_dir: RunDir,
+    store_env: String,
+    reporter: Box<dyn Reporter>,
+    writer: Writer,
+    started: Instant,
+    exec_tx: mpsc::UnboundedSender<ExecutorEvent>,
+    ctl_tx: mpsc::UnboundedSender<Control>,
+    running: HashMap<u32, Running>,
+    host: String,
+    finished: Option<RunState>,
+    cancel_seen: bool,
+}
+
+/// Runs (or resumes) a run to its end and returns its final report.
+pub async fn run(setup: RunSetup) -> RunReport {
+    let RunSetup { store, mut record, tasks, restored, retry_failed, registry, config, run_dir, store_env, reporter } =
+        setup;
+    let plan = record.spec.clone();
+    let (nodes, agents) = scheduler::nodes_for(&plan);
+    let concurrency = record.concurrency.max(1);
+    let opts = Options {
+        concurrency,
+        agent_limits: agents.iter().map(|a| config.agent_limit(a)).collect(),
+        fail_fast: record.fail_fast,
+        backoff: config.backoff(),
+        seed: fastrand::u64(..),
+    };
+    let names: Vec<String> = plan.tasks.iter().map(|t| t.id.clone()).collect();
+    let resumed = restored.is_some();
+    let mut sched = match &restored {
+        Some(r) => Scheduler::restore(nodes, names, opts, r, retry_failed),
+        None => Scheduler::new(nodes, names, opts),
+    };
+    let host = hostname();
+    record.owner = Some(Owner { pid: std::process::id(), host: host.clone(), heartbeat_at: Utc::now() });
+    record.state = RunState::Running;
+    record.ended_at = None;
+
+    let (warn_tx, mut warn_rx) = mpsc::unbounded_channel::<String>();
+    let writer = Writer::start(store.clone(), record.run_id.clone(), move |w| {
+        let _ = warn_tx.send(w);
+    });
+    let (exec_tx, mut exec_rx) = mpsc::unbounded_channel();
+    let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
+    let mut d = Dispatcher {
+        store,
+        record,
+        plan,
+        docs: tasks,
+        registry,
+        config,
+        run_dir,
+        store_env,
+        reporter,
+        writer,
+        started: Instant::now(),
+        exec_tx,
+        ctl_tx: ctl_tx.clone(),
+        running: HashMap::new(),
+        host,
+        finished: None,
+        cancel_seen: false,
+    };
+    d.writer.send(Write::Run(d.record.clone()));
+    d.emit(EventKind::RunStarted {
+        plan: d.record.plan.clone(),
+        namespace: d.record.namespace.clone(),
+        tasks: d.plan.tasks.len(),
+        concurrency,
+        resumed,
+    });
+
+    let poller_stop = Arc::new(AtomicBool::new(false));
+    spawn_cancel_poller(d.store.clone(), d.record.run_id.clone(), ctl_tx.clone(), poller_stop.clone());
+    spawn_signal_listener(ctl_tx.clone());
+
+    let mut actions = Vec::new();
+    sched.start(&mut actions);
+    d.carry_out(&mut sched, actions);
+
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while d.finished.is_none() {
+        let input = tokio::select! {
+            Some(ev) = exec_rx.recv() => d.on_executor(ev),
+            Some(ctl) = ctl_rx.recv() => d.on_control(ctl),
+            Some(w) = warn_rx.recv() => { d.emit(EventKind::Warning { message: w }); None }
+            _ = heartbeat.tick() => {
+                if let Some(o) = d.record.owner.as_mut() { o.heartbeat_at = Utc::now(); }
+                d.writer.send(Write::Run(d.record.clone()));
+                None
+            }
+        };
+        if let Some(input) = input {
+            let mut actions = Vec::new();
+            sched.handle(input, &mut actions);
+            d.carry_out(&mut sched, actions);
+        }
+    }
+    poller_stop.store(true, Ordering::Relaxed);
+    d.finish()
+}
+
+impl Dispatcher {
+    fn emit(&mut self, kind: EventKind) {
+        let ev = Event {
+            run_id: self.record.run_id.clone(),
+            timestamp: Utc::now(),
+            elapsed_ms: self.started.elapsed().as_millis() as u64,
+            kind,
+        };
+        self.reporter.event(&ev);
+        if ev.kind.is_persistent() {
+            self.writer.send(Write::Event(ev));
+        }
+    }
+
+    fn save_task(&mut self, i: usize) {
+        self.writer.send(Write::Task(self.docs[i].clone()));
+    }
+
+    fn carry_out(&mut self, sched: &mut Scheduler, actions: Vec<Action>) {
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            let follow_up = match action {
+                Action::SetState { task, state, reason, detail } => {
+                    self.set_state(task as usize, state, reason, detail);
+                    None
+                }
+                Action::Start { task, attempt } => self.start(task, attempt),
+                Action::RetryAfter { task, next_attempt, delay } => {
+                    self.emit(EventKind::RetryScheduled {
+                        task: self.plan.tasks[task as usize].id.clone(),
+                        next_attempt,
+                        delay_ms: delay.as_millis() as u64,
+                    });
+                    let tx = self.ctl_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = tx.send(Control::RetryDue(task));
+                    });
+                    None
+                }
+                Action::Stop { task } => {
+                    if let Some(r) = self.running.get(&task) {
+                        let _ = r.stop.send(StopRequest::Terminate);
+                    }
+                    None
+                }
+                Action::Finished(state) => {
+                    self.finished = Some(state);
+                    None
+                }
+            };
+            if let Some(input) = follow_up {
+                let mut more = Vec::new();
+                sched.handle(input, &mut more);
+                queue.extend(more);
+            }
+        }
+    }
+
+    fn set_state(&mut self, i: usize, state: TaskState, reason: Option<Reason>, detail: Option<String>) {
+        let doc = &mut self.docs[i];
+        doc.state = state;
+        if state.is_terminal() {
+            doc.reason = reason;
+            doc.detail = detail.clone();
+        } else if state == TaskState::Pending && reason.is_some() {
+            // A failed attempt that will be retried: the task is not failed, say why it waits.
+            doc.reason = None;
+            doc.detail = Some(format!(
+                "attempt {} failed ({}){}; retrying",
+                doc.attempts.len(),
+                reason.map(|r| r.as_str()).unwrap_or("?"),
+                detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+            ));
+        } else {
+            doc.reason = None;
+            if state != TaskState::Running {
+                doc.detail = None;
+            }
+        }
+        let task = doc.id.clone();
+        self.save_task(i);
+        let (reason, detail) = if state.is_terminal() { (reason, detail) } else { (None, self.docs[i].detail.clone()) };
+        self.emit(EventKind::TaskState { task, state, reason, detail });
+    }
+
+    /// Launches attempt `attempt` of task `task`. Returns an input for the scheduler when the
+    /// attempt could not even start.
+    fn start(&mut self, task: u32, attempt: u32) -> Option<Input> {
+        let i = task as usize;
+        let t = self.plan.tasks[i].clone();
+        let log = self.run_dir.log(&t.id, attempt);
+        let attempt_dir = self.run_dir.attempt_dir(&t.id, attempt);
+        let mut doc = AttemptReport {
+            n: attempt,
+            agent: t.agent.clone(),
+            model: t.model.clone(),
+            layer: t.tier,
+            exit_code: None,
+            started_at: Utc::now(),
+            ended_at: None,
+            tokens_in: 0,
+            tokens_out: 0,
+            cost_usd: 0.0,
+            fallback_reason: None,
+            reason: None,
+            detail: None,
+            pid: None,
+            host: Some(self.host.clone()),
+            log: Some(log.display().to_string()),
+        };
+        let launched = self.spawn(&t, attempt, &log, &attempt_dir);
+        match launched {
+            Ok((child, stdin)) => {
+                let pid = child.id();
+                doc.pid = pid;
+                self.docs[i].attempts.push(doc);
+                self.save_task(i);
+                self.emit(EventKind::AttemptStarted {
+                    task: t.id.clone(),
+                    attempt,
+                    agent: t.agent.clone(),
+                    model: t.model.clone(),
+                    pid,
+                });
+                let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
+                self.running.insert(task, Running { attempt, stop: stop_tx });
+                let workdir = PathBuf::from(&self.record.workdir);
+                let exec = Executor {
+                    task,
+                    attempt,
+                    limits: Limits { timeout: t.timeout, stall: t.stall, grace: self.config.grace() },
+                    log,
+                    check: t.check.clone().map(|c| (c, workdir)),
+                    stdin,
+                    tx: self.exec_tx.clone(),
+                    stop: stop_rx,
+                };
+                tokio::spawn(exec.run(child));
+                None
+            }
+            Err(message) => {
+                doc.ended_at = Some(Utc::now());
+                doc.reason = Some(Reason::SpawnError);
+                doc.detail = Some(message.clone());
+                let _ = std::fs::write(&log, format!("swarm: could not start the attempt: {message}\n"));
+                self.docs[i].attempts.push(doc);
+                self.save_task(i);
+                self.emit(EventKind::AttemptStarted { task: t.id.clone(), attempt, agent: t.agent.clone(), model: t.model.clone(), pid: None });
+                self.emit(EventKind::AttemptFinished {
+                    task: t.id.clone(),
+                    attempt,
+                    exit_code: None,
+                    reason: Some(Reason::SpawnError),
+                    detail: Some(message.clone()),
+                });
+                Some(Input::AttemptEnded { task, attempt, outcome: Err(Failure { reason: Reason::SpawnError, detail: Some(message) }) })
+            }
+        }
+    }
+
+    fn spawn(
+        &self,
+        t: &swarm_core::Task,
+        attempt: u32,
+        log: &std::path::Path,
+        attempt_dir: &std::path::Path,
+    ) -> Result<(tokio::process::Child, Option<String>), String> {
+        for dir in [log.parent().expect("log has a dir"), attempt_dir] {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        std::fs::File::create(log).map_err(|e| format!("cannot create log {}: {e}", log.display()))?;
+        let adapter = self.registry.get(&t.agent).map_err(|e| e.to_string())?;
+        let prompt = compose_prompt(&self.plan.brief, &t.prompt);
+        let workdir = PathBuf::from(&self.record.workdir);
+        let spec = AttemptSpec {
+            run_id: &self.record.run_id,
+            task: t,
+            attempt,
+            prompt: &prompt,
+            model: t.model.as_deref(),
+            workdir,
+        };
+        let launch = adapter.launch(&spec).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&launch.program);
+        cmd.args(&launch.args)
+            .current_dir(&launch.cwd)
+            .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("SWARM_RUN_ID", &self.record.run_id)
+            .env("SWARM_TASK_ID", &t.id)
+            .env("SWARM_ATTEMPT", attempt.to_string())
+            .env("SWARM_STORE", &self.store_env)
+            .env("SWARM_NAMESPACE", &self.record.namespace)
+            .env("SWARM_COMPLETION_FILE", attempt_dir.join("completion.json"))
+            .stdin(if launch.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let child = cmd.spawn().map_err(|e| {
+            if !launch.cwd.is_dir() {
+                format!("cannot start `{}`: working directory {} does not exist", launch.program, launch.cwd.display())
+            } else {
+                format!("cannot start `{}`: {e}", launch.program)
+            }
+        })?;
+        Ok((child, launch.stdin))
+    }
+
+    fn on_executor(&mut self, ev: ExecutorEvent) -> Option<Input> {
+        match ev {
+            ExecutorEvent::Output { task, attempt, stream, line } => {
+                let id = self.plan.tasks[task as usize].id.clone();
+                self.emit(EventKind::Output { task: id, attempt, stream, line });
+                None
+            }
+            ExecutorEvent::Finished { task, attempt, exit_code, outcome } => {
+                if self.running.get(&task).is_some_and(|r| r.attempt == attempt) {
+                    self.running.remove(&task);
+                }
+                let i = task as usize;
+                if let Some(a) = self.docs[i].attempts.iter_mut().find(|a| a.n == attempt) {
+                    a.ended_at = Some(Utc::now());
+                    a.exit_code = exit_code;
+                    if let Err(f) = &outcome {
+                        a.reason = Some(f.reason);
+                        a.detail = f.detail.clone();
+                    }
+                }
+                self.save_task(i);
+                let (reason, detail) = match &outcome {
+                    Ok(()) => (None, None),
+                    Err(f) => (Some(f.reason), f.detail.clone()),
+                };
+                self.emit(EventKind::AttemptFinished {
+                    task: self.plan.tasks[i].id.clone(),
+                    attempt,
+                    exit_code,
+                    reason,
+                    detail,
+                });
+                Some(Input::AttemptEnded { task, attempt, outcome })
+            }
+        }
+    }
+
+    fn on_control(&mut self, ctl: Control) -> Option<Input> {
+        match ctl {
+            Control::RetryDue(task) => Some(Input::RetryDue { task }),
+            Control::Cancel(source) => {
+                if self.cancel_seen {
+                    return None;
+                }
+                self.cancel_seen = true;
+                self.emit(EventKind::CancelRequested { source });
+                Some(Input::Cancel)
+            }
+            Control::Kill => {
+                for r in self.running.values() {
+                    let _ = r.stop.send(StopRequest::Kill);
+                }
+                if !self.cancel_seen {
+                    self.cancel_seen = true;
+                    return Some(Input::Cancel);
+                }
+                None
+            }
+        }
+    }
+
+    fn finish(mut self) -> RunReport {
+        let state = self.finished.expect("finish after the scheduler finished");
+        let counts = swarm_core::report::Counts::of(self.docs.iter().map(|t| &t.state));
+        self.record.state = state;
+        self.record.ended_at = Some(Utc::now());
+        self.emit(EventKind::RunFinished {
+            state,
+            succeeded: counts.succeeded,
+            failed: counts.failed,
+            blocked: counts.blocked,
+            cancelled: counts.cancelled,
+        });
+        self.writer.send(Write::Run(self.record.clone()));
+        let report = RunReport::build(&self.record, self.docs.clone());
+        if let Err(e) = report_files::write(&self.run_dir, &report) {
+            self.emit(EventKind::Warning { message: format!("cannot write report: {e}") });
+        }
+        let Dispatcher { writer, mut reporter, run_dir, .. } = self;
+        drop(writer); // joins the writer: everything is in the store before we report the end
+        reporter.finish(&report, &run_dir);
+        report
+    }
+}
+
+/// The text an agent receives: the plan's shared brief, then its task prompt.
+pub fn compose_prompt(brief: &str, prompt: &str) -> String {
+    match (brief.trim().is_empty(), prompt.trim().is_empty()) {
+        (true, _) => prompt.to_string(),
+        (false, true) => brief.to_string(),
+        (false, false) => format!("{brief}\n\n---\n\n{prompt}"),
+    }
+}
+
+/// Watches the store for `swarm cancel` from another process.
+fn spawn_cancel_poller(store: Arc<dyn Store>, run_id: String, tx: mpsc::UnboundedSender<Control>, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("swarm-cancel-poll".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(true) = store.cancel_requested(&run_id) {
+                    let _ = tx.send(Control::Cancel("swarm cancel".into()));
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+        .expect("spawn cancel poller");
+}
+
+/// First Ctrl-C (or SIGTERM): graceful cancel. Second: kill every attempt now.
+fn spawn_signal_listener(tx: mpsc::UnboundedSender<Control>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    tokio::spawn(async move {
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return;
+        };
+        let mut count = 0;
+        loop {
+            let source = tokio::select! {
+                _ = int.recv() => "ctrl-c",
+                _ = term.recv() => "SIGTERM",
+            };
+            count += 1;
+            let msg = if count == 1 { Control::Cancel(source.into()) } else { Control::Kill };
+            if tx.send(msg).is_err() {
+                return;
+            }
+        }
+    });
+}

@@ -1,0 +1,14 @@
+//! swarm-runner: drives a run. Executors (one per running attempt) supervise an agent process and
+//! report over a channel; the dispatcher owns all run state, feeds the pure scheduler and is the
+//! only writer to the store; reporters render the public event stream.
+
+mod dispatcher;
+pub mod paths;
+pub mod process;
+pub mod progress;
+pub mod report_files;
+mod supervise;
+mod writer;
+
+pub use dispatcher::{RunSetup, run};
+pub use progress::{OutputMode, Reporter};

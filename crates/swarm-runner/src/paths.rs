@@ -1,0 +1,35 @@
+//! Where a run's files live: `.swarm/runs/<RUN_ID>/` (logs, report.json, report.md).
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    /// `state_dir` is the project's `.swarm` directory.
+    pub fn new(state_dir: &Path, run_id: &str) -> RunDir {
+        RunDir { root: state_dir.join("runs").join(run_id) }
+    }
+
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    pub fn log(&self, task: &str, attempt: u32) -> PathBuf {
+        self.logs().join(format!("{task}.{attempt}.log"))
+    }
+
+    pub fn attempt_dir(&self, task: &str, attempt: u32) -> PathBuf {
+        self.root.join("tasks").join(task).join(attempt.to_string())
+    }
+
+    pub fn report_json(&self) -> PathBuf {
+        self.root.join("report.json")
+    }
+
+    pub fn report_md(&self) -> PathBuf {
+        self.root.join("report.md")
+    }
+}

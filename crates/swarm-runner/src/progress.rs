@@ -1,0 +1,206 @@
+//! Reporters: renderings of the public event stream. A live TTY view (one line per running task
+//! and overall counts), plain log lines when not on a terminal, or JSON lines.
+
+use crate::paths::RunDir;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+use swarm_core::event::{Event, EventKind};
+use swarm_core::report::RunReport;
+use swarm_core::state::TaskState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    Tty,
+    Plain,
+    Json,
+}
+
+pub trait Reporter: Send {
+    fn event(&mut self, ev: &Event);
+    fn finish(&mut self, report: &RunReport, dir: &RunDir);
+}
+
+pub fn reporter(mode: OutputMode, total: usize) -> Box<dyn Reporter> {
+    match mode {
+        OutputMode::Json => Box::new(JsonReporter),
+        OutputMode::Plain => Box::new(PlainReporter::default()),
+        OutputMode::Tty => Box::new(TtyReporter::new(total)),
+    }
+}
+
+pub struct JsonReporter;
+
+impl Reporter for JsonReporter {
+    fn event(&mut self, ev: &Event) {
+        let mut out = std::io::stdout().lock();
+        let _ = serde_json::to_writer(&mut out, ev);
+        let _ = out.write_all(b"\n");
+    }
+    fn finish(&mut self, _: &RunReport, _: &RunDir) {
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// One line per meaningful change; output lines are left to the log files.
+#[derive(Default)]
+pub struct PlainReporter {
+    width: usize,
+}
+
+fn stamp(ev: &Event) -> String {
+    format!("[{:>7.1}s]", ev.elapsed_ms as f64 / 1000.0)
+}
+
+/// The line a state change deserves, if any.
+fn describe(ev: &Event, width: usize) -> Option<String> {
+    let line = match &ev.kind {
+        EventKind::AttemptStarted { task, attempt, agent, model, .. } => {
+            let model = model.as_deref().map(|m| format!(" {m}")).unwrap_or_default();
+            format!("{task:<width$} running    attempt {attempt} ({agent}{model})")
+        }
+        EventKind::TaskState { task, state, reason, detail } => match state {
+            TaskState::Succeeded => format!("{task:<width$} succeeded"),
+            TaskState::Failed | TaskState::Blocked | TaskState::Cancelled => format!(
+                "{task:<width$} {:<10} {}{}",
+                state.as_str(),
+                reason.map(|r| r.as_str()).unwrap_or(""),
+                detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+            ),
+            _ => return None,
+        },
+        EventKind::RetryScheduled { task, next_attempt, delay_ms } => {
+            format!("{task:<width$} retrying   attempt {next_attempt} in {:.1}s", *delay_ms as f64 / 1000.0)
+        }
+        EventKind::CancelRequested { source } => format!("cancel requested ({source}); stopping running tasks"),
+        EventKind::Warning { message } => format!("warning: {message}"),
+        _ => return None,
+    };
+    Some(format!("{} {line}", stamp(ev)))
+}
+
+impl Reporter for PlainReporter {
+    fn event(&mut self, ev: &Event) {
+        if let Some(task) = ev.kind.task() {
+            self.width = self.width.max(task.len()).min(32);
+        }
+        if let Some(line) = describe(ev, self.width.max(8)) {
+            println!("{line}");
+        }
+    }
+    fn finish(&mut self, report: &RunReport, dir: &RunDir) {
+        print_summary(report, dir);
+    }
+}
+
+/// Live view: a header with counts and one spinner line per running task.
+pub struct TtyReporter {
+    multi: MultiProgress,
+    header: ProgressBar,
+    bars: HashMap<String, ProgressBar>,
+    states: HashMap<String, TaskState>,
+    total: usize,
+    width: usize,
+}
+
+impl TtyReporter {
+    fn new(total: usize) -> TtyReporter {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let header = multi.add(ProgressBar::new(total as u64));
+        header.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} {wide_msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        header.enable_steady_tick(Duration::from_millis(200));
+        TtyReporter { multi, header, bars: HashMap::new(), states: HashMap::new(), total, width: 8 }
+    }
+
+    fn counts_message(&self) -> String {
+        let count = |s: TaskState| self.states.values().filter(|x| **x == s).count();
+        format!(
+            "running {}  ok {}  failed {}  blocked {}  cancelled {}",
+            count(TaskState::Running),
+            count(TaskState::Succeeded),
+            count(TaskState::Failed),
+            count(TaskState::Blocked),
+            count(TaskState::Cancelled)
+        )
+    }
+}
+
+impl Reporter for TtyReporter {
+    fn event(&mut self, ev: &Event) {
+        if let Some(task) = ev.kind.task() {
+            self.width = self.width.max(task.len()).min(32);
+        }
+        match &ev.kind {
+            EventKind::AttemptStarted { task, attempt, agent, .. } => {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("  {spinner} {prefix} {elapsed:>4} {wide_msg}").expect("valid template"),
+                );
+                bar.set_prefix(format!("{task:<w$} {agent:<8} #{attempt}", w = self.width));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                if let Some(old) = self.bars.insert(task.clone(), bar) {
+                    old.finish_and_clear();
+                }
+            }
+            EventKind::Output { task, line, .. } => {
+                if let Some(bar) = self.bars.get(task) {
+                    if !line.trim().is_empty() {
+                        bar.set_message(console::strip_ansi_codes(line).to_string());
+                    }
+                }
+            }
+            EventKind::AttemptFinished { task, .. } => {
+                if let Some(bar) = self.bars.remove(task) {
+                    bar.finish_and_clear();
+                }
+            }
+            EventKind::TaskState { task, state, .. } => {
+                self.states.insert(task.clone(), *state);
+                if state.is_terminal() {
+                    self.header.set_position(self.states.values().filter(|s| s.is_terminal()).count() as u64);
+                }
+                self.header.set_message(self.counts_message());
+            }
+            _ => {}
+        }
+        if let Some(line) = describe(ev, self.width) {
+            if !matches!(ev.kind, EventKind::AttemptStarted { .. }) {
+                let _ = self.multi.println(line);
+            }
+        }
+        let _ = self.total;
+    }
+
+    fn finish(&mut self, report: &RunReport, dir: &RunDir) {
+        for (_, bar) in self.bars.drain() {
+            bar.finish_and_clear();
+        }
+        self.header.finish_and_clear();
+        let _ = self.multi.clear();
+        print_summary(report, dir);
+    }
+}
+
+pub fn print_summary(r: &RunReport, dir: &RunDir) {
+    let secs = r.ended_at.map(|e| (e - r.started_at).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
+    let c = &r.counts;
+    println!(
+        "run {} {} in {secs:.1}s: {} succeeded, {} failed, {} blocked, {} cancelled",
+        r.run_id, r.state, c.succeeded, c.failed, c.blocked, c.cancelled
+    );
+    for t in r.tasks.iter().filter(|t| matches!(t.state, TaskState::Failed)) {
+        let log = t.attempts.last().and_then(|a| a.log.as_deref()).unwrap_or("-");
+        println!(
+            "  failed  {}: {}{} (log: {log})",
+            t.id,
+            t.reason.map(|r| r.as_str()).unwrap_or("?"),
+            t.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+        );
+    }
+    println!("report: {}", dir.report_json().display());
+}

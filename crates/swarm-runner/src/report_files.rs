@@ -1,0 +1,82 @@
+//! `report.json` and `report.md` in the run directory, written atomically.
+
+use crate::paths::RunDir;
+use std::fmt::Write as _;
+use std::path::Path;
+use swarm_core::report::RunReport;
+
+pub fn write(dir: &RunDir, report: &RunReport) -> std::io::Result<()> {
+    std::fs::create_dir_all(&dir.root)?;
+    let json = serde_json::to_string_pretty(report).expect("report serializes");
+    write_atomic(&dir.report_json(), json.as_bytes())?;
+    write_atomic(&dir.report_md(), markdown(report).as_bytes())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
+
+pub fn markdown(r: &RunReport) -> String {
+    let mut s = String::new();
+    let duration = r.ended_at.map(|e| (e - r.started_at).num_milliseconds() as f64 / 1000.0);
+    let _ = writeln!(s, "# Run `{}` — {}\n", r.run_id, r.plan);
+    let _ = writeln!(s, "- state: **{}**", r.state);
+    let _ = writeln!(s, "- namespace: `{}`", r.namespace);
+    let _ = writeln!(s, "- started: {}", r.started_at.to_rfc3339());
+    if let (Some(e), Some(d)) = (r.ended_at, duration) {
+        let _ = writeln!(s, "- ended: {} ({d:.1}s)", e.to_rfc3339());
+    }
+    let c = &r.counts;
+    let _ = writeln!(
+        s,
+        "- tasks: {} succeeded, {} failed, {} blocked, {} cancelled, {} not finished",
+        c.succeeded,
+        c.failed,
+        c.blocked,
+        c.cancelled,
+        c.pending + c.ready + c.running
+    );
+    let _ = writeln!(s, "- tokens: {} in, {} out; cost ${:.4}\n", r.totals.tokens_in, r.totals.tokens_out, r.totals.cost_usd);
+    let _ = writeln!(s, "| task | state | reason | attempts | agent | model | duration | tokens in/out | cost |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    for t in &r.tasks {
+        let last = t.attempts.last();
+        let dur = last
+            .and_then(|a| a.ended_at.map(|e| format!("{:.1}s", (e - a.started_at).num_milliseconds() as f64 / 1000.0)))
+            .unwrap_or_default();
+        let (tin, tout, cost) =
+            t.attempts.iter().fold((0, 0, 0.0), |(i, o, c), a| (i + a.tokens_in, o + a.tokens_out, c + a.cost_usd));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {}/{} | ${:.4} |",
+            t.id,
+            t.state,
+            t.reason.map(|r| r.to_string()).unwrap_or_default(),
+            t.attempts.len(),
+            t.agent,
+            last.and_then(|a| a.model.clone()).unwrap_or_default(),
+            dur,
+            tin,
+            tout,
+            cost
+        );
+    }
+    let problems: Vec<_> = r.tasks.iter().filter(|t| t.reason.is_some()).collect();
+    if !problems.is_empty() {
+        let _ = writeln!(s, "\n## Problems\n");
+        for t in problems {
+            let log = t.attempts.last().and_then(|a| a.log.clone()).map(|l| format!(" (log: `{l}`)")).unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "- **{}** {}: {}{}",
+                t.id,
+                t.reason.map(|r| r.to_string()).unwrap_or_default(),
+                t.detail.clone().unwrap_or_default(),
+                log
+            );
+        }
+    }
+    s
+}

@@ -1,0 +1,262 @@
+//! The executor: supervises one attempt's process group. It streams output lines to the log
+//! file and to the dispatcher, enforces `timeout` and `stall` (SIGTERM to the group, SIGKILL after
+//! the grace period), obeys stop requests, runs the task's `check`, and reports how it ended.
+
+use crate::process::{group_alive, signal_group};
+use nix::sys::signal::Signal;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use swarm_core::event::Stream;
+use swarm_core::scheduler::Failure;
+use swarm_core::state::Reason;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+
+/// Longest line forwarded as an event; the log keeps everything.
+const MAX_EVENT_LINE: usize = 8 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub timeout: Option<Duration>,
+    pub stall: Option<Duration>,
+    pub grace: Duration,
+}
+
+/// What the dispatcher asks of a running attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StopRequest {
+    None,
+    /// SIGTERM, then SIGKILL after the grace period.
+    Terminate,
+    /// SIGKILL now.
+    Kill,
+}
+
+#[derive(Debug)]
+pub enum ExecutorEvent {
+    Output { task: u32, attempt: u32, stream: Stream, line: String },
+    Finished { task: u32, attempt: u32, exit_code: Option<i32>, outcome: Result<(), Failure> },
+}
+
+pub struct Executor {
+    pub task: u32,
+    pub attempt: u32,
+    pub limits: Limits,
+    pub log: PathBuf,
+    pub check: Option<(String, PathBuf)>,
+    pub stdin: Option<String>,
+    pub tx: mpsc::UnboundedSender<ExecutorEvent>,
+    pub stop: watch::Receiver<StopRequest>,
+}
+
+enum Ended {
+    Exited(std::process::ExitStatus),
+    Stopped(Reason, String),
+}
+
+impl Executor {
+    pub async fn run(mut self, mut child: Child) {
+        let (exit_code, mut outcome) = match self.supervise(&mut child, false).await {
+            Ok(v) => v,
+            Err(e) => (None, Err(Failure { reason: Reason::SpawnError, detail: Some(e.to_string()) })),
+        };
+        if outcome.is_ok() {
+            if let Some((check, dir)) = self.check.take() {
+                outcome = self.run_check(&check, dir).await;
+            }
+        }
+        let _ = self.tx.send(ExecutorEvent::Finished { task: self.task, attempt: self.attempt, exit_code, outcome });
+    }
+
+    async fn run_check(&mut self, check: &str, dir: PathBuf) -> Result<(), Failure> {
+        let spawn = Command::new("sh")
+            .arg("-c")
+            .arg(check)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn();
+        let mut child = match spawn {
+            Ok(c) => c,
+            Err(e) => return Err(Failure { reason: Reason::CheckFailed, detail: Some(format!("cannot run check `{check}`: {e}")) }),
+        };
+        match self.supervise(&mut child, true).await {
+            Ok((_, Ok(()))) => Ok(()),
+            Ok((code, Err(f))) => {
+                let why = match f.reason {
+                    Reason::ExitCode => format!("exit code {}", code.map_or("none".into(), |c| c.to_string())),
+                    _ => f.detail.unwrap_or_else(|| f.reason.to_string()),
+                };
+                Err(Failure { reason: if f.reason == Reason::Cancelled { f.reason } else { Reason::CheckFailed }, detail: Some(format!("check `{check}` failed: {why}")) })
+            }
+            Err(e) => Err(Failure { reason: Reason::CheckFailed, detail: Some(format!("check `{check}`: {e}")) }),
+        }
+    }
+
+    /// Supervises `child` to the end. Returns the exit code and whether it counts as success.
+    async fn supervise(&mut self, child: &mut Child, is_check: bool) -> std::io::Result<(Option<i32>, Result<(), Failure>)> {
+        let pgid = child.id().unwrap_or(0);
+        let mut log = tokio::fs::OpenOptions::new().create(true).append(true).open(&self.log).await?;
+        if is_check {
+            log.write_all(b"\n--- swarm: running check ---\n").await?;
+        }
+        if let Some(input) = self.stdin.take().filter(|_| !is_check) {
+            if let Some(mut stdin) = child.stdin.take() {
+                // A child that never reads its stdin must not block us: write in the background.
+                tokio::spawn(async move {
+                    let _ = stdin.write_all(input.as_bytes()).await;
+                });
+            }
+        }
+        let (line_tx, mut lines) = mpsc::channel::<(Stream, Vec<u8>)>(256);
+        let mut readers = 0;
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(read_lines(out, Stream::Stdout, line_tx.clone()));
+            readers += 1;
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(read_lines(err, Stream::Stderr, line_tx.clone()));
+            readers += 1;
+        }
+        drop(line_tx);
+
+        let started = Instant::now();
+        let far = started + Duration::from_secs(100 * 365 * 86_400);
+        let deadline = self.limits.timeout.map_or(far, |t| started + t);
+        let mut stall_at = self.limits.stall.map_or(far, |s| started + s);
+        let ended = loop {
+            tokio::select! {
+                biased;
+                status = child.wait() => break Ended::Exited(status?),
+                Some((stream, line)) = lines.recv(), if readers > 0 => {
+                    self.forward(&mut log, stream, &line, is_check).await;
+                    if let Some(s) = self.limits.stall { stall_at = Instant::now() + s; }
+                }
+                _ = sleep_until(deadline) => {
+                    let t = self.limits.timeout.unwrap_or_default();
+                    break Ended::Stopped(Reason::Timeout, format!("timed out after {}", swarm_core::duration::format(t)));
+                }
+                _ = sleep_until(stall_at) => {
+                    let s = self.limits.stall.unwrap_or_default();
+                    break Ended::Stopped(Reason::Stalled, format!("no output for {}", swarm_core::duration::format(s)));
+                }
+                changed = self.stop.changed() => {
+                    if changed.is_err() || *self.stop.borrow() != StopRequest::None {
+                        break Ended::Stopped(Reason::Cancelled, "run cancelled".into());
+                    }
+                }
+            }
+        };
+        let result = match ended {
+            Ended::Exited(status) => {
+                // The leader is gone; whatever it left behind in its group goes too.
+                self.terminate_group(pgid, child, false).await;
+                let code = status.code();
+                let outcome = match (code, status.signal()) {
+                    (Some(0), _) => Ok(()),
+                    (Some(c), _) => Err(Failure { reason: Reason::ExitCode, detail: Some(format!("exited with code {c}")) }),
+                    (None, Some(sig)) => Err(Failure { reason: Reason::ExitCode, detail: Some(format!("killed by signal {sig}")) }),
+                    (None, None) => Err(Failure { reason: Reason::ExitCode, detail: Some("exited abnormally".into()) }),
+                };
+                (code, outcome)
+            }
+            Ended::Stopped(reason, detail) => {
+                let kill_now = *self.stop.borrow() == StopRequest::Kill;
+                let status = self.terminate_group(pgid, child, kill_now).await;
+                (status.and_then(|s| s.code()), Err(Failure { reason, detail: Some(detail) }))
+            }
+        };
+        // Drain what is left in the pipes, but never wait on a pipe held open by an escaped process.
+        let drain_until = Instant::now() + Duration::from_millis(500);
+        while readers > 0 {
+            tokio::select! {
+                item = lines.recv() => match item {
+                    Some((stream, line)) => self.forward(&mut log, stream, &line, is_check).await,
+                    None => break,
+                },
+                _ = sleep_until(drain_until) => break,
+            }
+        }
+        let _ = log.flush().await;
+        Ok(result)
+    }
+
+    /// SIGTERM the group (unless `kill_now`), wait up to the grace period, then SIGKILL it.
+    async fn terminate_group(&mut self, pgid: u32, child: &mut Child, kill_now: bool) -> Option<std::process::ExitStatus> {
+        if pgid == 0 {
+            return child.wait().await.ok();
+        }
+        let mut status = child.try_wait().ok().flatten();
+        if status.is_none() || group_alive(pgid) {
+            if kill_now {
+                signal_group(pgid, Signal::SIGKILL);
+            } else {
+                signal_group(pgid, Signal::SIGTERM);
+                signal_group(pgid, Signal::SIGCONT);
+            }
+            let grace_end = Instant::now() + self.limits.grace;
+            loop {
+                if status.is_none() {
+                    status = child.try_wait().ok().flatten();
+                }
+                if status.is_some() && !group_alive(pgid) {
+                    break;
+                }
+                if Instant::now() >= grace_end {
+                    signal_group(pgid, Signal::SIGKILL);
+                    break;
+                }
+                // A second Ctrl-C during the grace period kills at once.
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    _ = self.stop.changed() => {
+                        if *self.stop.borrow() == StopRequest::Kill {
+                            signal_group(pgid, Signal::SIGKILL);
+                        }
+                    }
+                }
+            }
+        }
+        match status {
+            Some(s) => Some(s),
+            None => child.wait().await.ok(),
+        }
+    }
+
+    async fn forward(&mut self, log: &mut tokio::fs::File, stream: Stream, line: &[u8], is_check: bool) {
+        let _ = log.write_all(line).await;
+        if !line.ends_with(b"\n") {
+            let _ = log.write_all(b"\n").await;
+        }
+        if is_check {
+            return;
+        }
+        let end = line.len().min(MAX_EVENT_LINE);
+        let text = String::from_utf8_lossy(&line[..end]);
+        let text = text.trim_end_matches(['\n', '\r']).to_string();
+        let _ = self.tx.send(ExecutorEvent::Output { task: self.task, attempt: self.attempt, stream, line: text });
+    }
+}
+
+/// Reads raw lines (any bytes, newline-terminated or not) until EOF.
+async fn read_lines(pipe: impl AsyncRead + Unpin, stream: Stream, tx: mpsc::Sender<(Stream, Vec<u8>)>) {
+    let mut reader = BufReader::with_capacity(64 * 1024, pipe);
+    loop {
+        let mut buf = Vec::new();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if tx.send((stream, buf)).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}

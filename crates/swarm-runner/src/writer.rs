@@ -1,0 +1,142 @@
+//! The store writer: a thread that batches the dispatcher's writes into transactions. When the
+//! store fails, writes are kept and retried with backoff, so a store that goes away for a while
+//! loses nothing; the dispatcher never blocks on it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use swarm_core::event::Event;
+use swarm_core::report::{RunRecord, TaskReport};
+use swarm_store::{Batch, Store};
+
+pub enum Write {
+    Run(RunRecord),
+    Task(TaskReport),
+    Event(Event),
+}
+
+pub struct Writer {
+    tx: Sender<Write>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// `warn` is called (from the writer thread) when the store fails and when it recovers.
+    pub fn start(store: Arc<dyn Store>, run_id: String, warn: impl Fn(String) + Send + 'static) -> Writer {
+        let (tx, rx) = channel();
+        let handle = std::thread::Builder::new()
+            .name("swarm-store-writer".into())
+            .spawn(move || write_loop(store, run_id, rx, warn))
+            .expect("spawn store writer thread");
+        Writer { tx, handle: Some(handle) }
+    }
+
+    pub fn send(&self, w: Write) {
+        let _ = self.tx.send(w);
+    }
+
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let (tx, _rx) = channel();
+        drop(std::mem::replace(&mut self.tx, tx));
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    run: Option<RunRecord>,
+    tasks: HashMap<String, TaskReport>,
+    order: Vec<String>,
+    events: Vec<Event>,
+}
+
+impl Pending {
+    fn add(&mut self, w: Write) {
+        match w {
+            Write::Run(r) => self.run = Some(r),
+            Write::Task(t) => {
+                if !self.tasks.contains_key(&t.id) {
+                    self.order.push(t.id.clone());
+                }
+                self.tasks.insert(t.id.clone(), t);
+            }
+            Write::Event(e) => self.events.push(e),
+        }
+    }
+
+    fn batch(&self) -> Batch {
+        Batch {
+            run: self.run.clone(),
+            tasks: self.order.iter().map(|id| self.tasks[id].clone()).collect(),
+            events: self.events.clone(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.run.is_none() && self.tasks.is_empty() && self.events.is_empty()
+    }
+}
+
+fn write_loop(store: Arc<dyn Store>, run_id: String, rx: Receiver<Write>, warn: impl Fn(String)) {
+    let mut pending = Pending::default();
+    let mut failing_since: Option<std::time::Instant> = None;
+    let mut retry_delay = Duration::from_millis(100);
+    let mut open = true;
+    while open || !pending.is_empty() {
+        if open {
+            // Block for work; while writes are pending (the store is failing), wake up to retry.
+            let wait = if pending.is_empty() { Duration::from_secs(3600) } else { retry_delay };
+            match rx.recv_timeout(wait) {
+                Ok(w) => pending.add(w),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
+            }
+            while let Ok(w) = rx.try_recv() {
+                pending.add(w);
+            }
+        }
+        if pending.is_empty() {
+            continue;
+        }
+        match store.apply(&run_id, &pending.batch()) {
+            Ok(()) => {
+                if let Some(since) = failing_since.take() {
+                    warn(format!(
+                        "store {} is back after {:.1}s; pending writes saved",
+                        store.describe(),
+                        since.elapsed().as_secs_f64()
+                    ));
+                }
+                retry_delay = Duration::from_millis(100);
+                pending = Pending::default();
+            }
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(|| {
+                    warn(format!("store write failed, keeping writes and retrying: {e}"));
+                    std::time::Instant::now()
+                });
+                if !open {
+                    // Shutting down: keep trying for a bounded time, then give up loudly.
+                    if since.elapsed() > Duration::from_secs(30) {
+                        warn(format!(
+                            "giving up on store {}: {} task and {} event writes lost: {e}",
+                            store.describe(),
+                            pending.tasks.len(),
+                            pending.events.len()
+                        ));
+                        return;
+                    }
+                    std::thread::sleep(retry_delay);
+                }
+                retry_delay = (retry_delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! swarm-store: where runs, tasks, attempts and events live. One trait, several backends; the
+//! orchestrator is the only writer of a run, any number of processes may read it.
+
+mod address;
+mod sqlite;
+mod store;
+
+pub use address::{Address, open};
+pub use sqlite::SqliteStore;
+pub use store::{Batch, Store, StoreError};

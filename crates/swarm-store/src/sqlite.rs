@@ -1,0 +1,226 @@
+//! The embedded store: one SQLite file in WAL mode. Documents are kept as JSON next to the
+//! columns that are queried (ids, state, order), so every backend stores the same documents.
+
+use crate::store::{Batch, Store, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+use swarm_core::event::Event;
+use swarm_core::report::{RunRecord, TaskReport};
+
+/// Version of the table layout; bump the major on incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let address = format!("sqlite:{}", path.display());
+        let unreachable = |message: String| StoreError::Unreachable { address: address.clone(), message };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| unreachable(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path).map_err(|e| unreachable(e.to_string()))?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(|e| unreachable(e.to_string()))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| unreachable(e.to_string()))?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| unreachable(e.to_string()))?;
+        let store = SqliteStore { path: path.into(), conn: Mutex::new(conn) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Backend { address: self.describe(), message: e.to_string() }
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let conn = self.conn.lock().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS runs(
+                run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, state TEXT NOT NULL,
+                cancel_requested INTEGER NOT NULL DEFAULT 0, doc TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS tasks(
+                run_id TEXT NOT NULL, task_id TEXT NOT NULL, ord INTEGER NOT NULL, state TEXT NOT NULL,
+                doc TEXT NOT NULL, PRIMARY KEY(run_id, task_id));
+             CREATE TABLE IF NOT EXISTS events(
+                run_id TEXT NOT NULL, seq INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY(run_id, seq));
+             CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at);",
+        )
+        .map_err(|e| self.err(e))?;
+        let found: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match found.map(|v| v.parse::<u32>()) {
+            None => {
+                conn.execute("INSERT INTO meta(key, value) VALUES('schema_version', ?1)", [SCHEMA_VERSION.to_string()])
+                    .map_err(|e| self.err(e))?;
+            }
+            Some(Ok(v)) if v > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew { found: v, known: SCHEMA_VERSION });
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                return Err(StoreError::Corrupt { key: "meta.schema_version".into(), message: e.to_string() });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn decode<T: DeserializeOwned>(key: impl FnOnce() -> String, doc: &str) -> Result<T, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt { key: key(), message: e.to_string() })
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("store documents always serialize")
+}
+
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+
+    fn create_run(&self, run: &RunRecord, tasks: &[TaskReport]) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().unwrap();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO runs(run_id, started_at, state, doc) VALUES(?1, ?2, ?3, ?4)",
+            params![run.run_id, run.started_at.to_rfc3339(), run.state.as_str(), encode(run)],
+        )
+        .map_err(|e| self.err(e))?;
+        {
+            let mut stmt = tx
+                .prepare("INSERT INTO tasks(run_id, task_id, ord, state, doc) VALUES(?1, ?2, ?3, ?4, ?5)")
+                .map_err(|e| self.err(e))?;
+            for (i, t) in tasks.iter().enumerate() {
+                stmt.execute(params![run.run_id, t.id, i as i64, t.state.as_str(), encode(t)]).map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn apply(&self, run_id: &str, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.lock().unwrap();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        if let Some(run) = &batch.run {
+            tx.execute(
+                "UPDATE runs SET state=?2, doc=?3 WHERE run_id=?1",
+                params![run_id, run.state.as_str(), encode(run)],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        if !batch.tasks.is_empty() {
+            let mut stmt = tx
+                .prepare_cached("UPDATE tasks SET state=?3, doc=?4 WHERE run_id=?1 AND task_id=?2")
+                .map_err(|e| self.err(e))?;
+            for t in &batch.tasks {
+                stmt.execute(params![run_id, t.id, t.state.as_str(), encode(t)]).map_err(|e| self.err(e))?;
+            }
+        }
+        if !batch.events.is_empty() {
+            let last: u64 = tx
+                .query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id=?1", [run_id], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
+            let mut stmt =
+                tx.prepare_cached("INSERT INTO events(run_id, seq, doc) VALUES(?1, ?2, ?3)").map_err(|e| self.err(e))?;
+            for (i, ev) in batch.events.iter().enumerate() {
+                stmt.execute(params![run_id, last + 1 + i as u64, encode(ev)]).map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let doc: Option<String> = conn
+            .query_row("SELECT doc FROM runs WHERE run_id=?1", [run_id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        doc.map(|d| decode(|| format!("runs[{run_id}]"), &d)).transpose()
+    }
+
+    fn tasks(&self, run_id: &str) -> Result<Vec<TaskReport>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt =
+            conn.prepare_cached("SELECT task_id, doc FROM tasks WHERE run_id=?1 ORDER BY ord").map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, doc) = row.map_err(|e| self.err(e))?;
+            out.push(decode(|| format!("tasks[{run_id}/{id}]"), &doc)?);
+        }
+        Ok(out)
+    }
+
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare_cached("SELECT run_id, doc FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([limit.min(i64::MAX as usize) as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, doc) = row.map_err(|e| self.err(e))?;
+            out.push(decode(|| format!("runs[{id}]"), &doc)?);
+        }
+        Ok(out)
+    }
+
+    fn events(&self, run_id: &str, after: u64, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare_cached("SELECT seq, doc FROM events WHERE run_id=?1 AND seq>?2 ORDER BY seq LIMIT ?3")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![run_id, after as i64, limit.min(i64::MAX as usize) as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, doc) = row.map_err(|e| self.err(e))?;
+            out.push((seq as u64, decode(|| format!("events[{run_id}/{seq}]"), &doc)?));
+        }
+        Ok(out)
+    }
+
+    fn request_cancel(&self, run_id: &str) -> Result<(), StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let n = conn
+            .execute("UPDATE runs SET cancel_requested=1 WHERE run_id=?1", [run_id])
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(StoreError::NoSuchRun(run_id.into()));
+        }
+        Ok(())
+    }
+
+    fn cancel_requested(&self, run_id: &str) -> Result<bool, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let v: Option<i64> = conn
+            .query_row("SELECT cancel_requested FROM runs WHERE run_id=?1", [run_id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(v.unwrap_or(0) != 0)
+    }
+
+    fn clear_cancel(&self, run_id: &str) -> Result<(), StoreError> {
+        let conn = self.conn.lock().unwrap();
+        conn.execute("UPDATE runs SET cancel_requested=0 WHERE run_id=?1", [run_id]).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine: installs what the tests need, then runs
+# formatting, lint and every test. This is what CI runs (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+apt_updated=""
+apt_install() {
+  if ! have apt-get; then echo "missing $* and no apt-get to install it" >&2; exit 1; fi
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if [ -z "$apt_updated" ]; then $sudo apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+say "checking tools"
+have git || apt_install git
+have cargo || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
+git --version
+cargo --version
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+say "cargo test"
+cargo test --workspace --no-fail-fast
