@@ -245,18 +245,31 @@ impl Executor {
     }
 }
 
+/// Longest chunk read as one line: output without newlines is split rather than buffered whole.
+const MAX_LINE: usize = 256 * 1024;
+
 /// Reads raw lines (any bytes, newline-terminated or not) until EOF.
 async fn read_lines(pipe: impl AsyncRead + Unpin, stream: Stream, tx: mpsc::Sender<(Stream, Vec<u8>)>) {
     let mut reader = BufReader::with_capacity(64 * 1024, pipe);
+    let mut buf = Vec::new();
     loop {
-        let mut buf = Vec::new();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                if tx.send((stream, buf)).await.is_err() {
-                    break;
-                }
+        let chunk = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(chunk) => chunk,
+        };
+        let (take, complete) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        buf.extend_from_slice(&chunk[..take]);
+        reader.consume(take);
+        if complete || buf.len() >= MAX_LINE {
+            if tx.send((stream, std::mem::take(&mut buf))).await.is_err() {
+                return;
             }
         }
+    }
+    if !buf.is_empty() {
+        let _ = tx.send((stream, buf)).await;
     }
 }
