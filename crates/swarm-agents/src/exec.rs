@@ -15,7 +15,7 @@ impl Adapter for ExecAdapter {
             message: format!("task `{}` has no `command`", spec.task.id),
         })?;
         Ok(Launch {
-            program: "sh".into(),
+            program: "/bin/sh".into(),
             args: vec!["-c".into(), command.into()],
             env: vec![("SWARM_PROMPT".into(), spec.prompt.into())],
             cwd: spec.workdir.clone(),

@@ -94,7 +94,10 @@ impl Diagnostics {
 
     fn group<'a>(&'a self, d: &'a Diagnostic) -> Group<'a> {
         let title = Level::ERROR.primary_title(d.message.as_str());
-        let mut group = if d.line == 0 || d.span.start > self.source.len() {
+        let quotable = d.line > 0
+            && d.span.start <= d.span.end
+            && self.source.get(d.span.start..d.span.end.min(self.source.len())).is_some();
+        let mut group = if !quotable {
             Group::with_title(title)
         } else {
             let (excerpt, start) = excerpt(&self.source, &d.span);
@@ -105,7 +108,8 @@ impl Diagnostics {
                 }
                 g
             } else {
-                let local = d.span.start - start..d.span.end.min(start + excerpt.len()) - start;
+                let local =
+                    d.span.start - start..d.span.end.clamp(d.span.start, start + excerpt.len()) - start;
                 let mut ann = AnnotationKind::Primary.span(local);
                 if let Some(label) = &d.label {
                     ann = ann.label(label.as_str());
@@ -127,11 +131,8 @@ fn excerpt<'s>(src: &'s str, span: &Range<usize>) -> (&'s str, usize) {
     let start = src[..span.start].rfind('\n').map_or(0, |i| i + 1);
     let end_from = span.end.max(span.start).min(src.len());
     // A span ending right after a line break does not pull in the next line.
-    let end_from = if end_from > span.start && src.as_bytes()[end_from - 1] == b'\n' {
-        end_from - 1
-    } else {
-        end_from
-    };
+    let end_from =
+        if end_from > span.start && src.as_bytes()[end_from - 1] == b'\n' { end_from - 1 } else { end_from };
     let mut end = src[end_from..].find('\n').map_or(src.len(), |i| end_from + i);
     if end > start && src.as_bytes()[end - 1] == b'\r' {
         end -= 1;
@@ -266,14 +267,19 @@ mod tests {
     fn renders_rustc_style() {
         let src = "# plan\n\n- agnt: kilo\n";
         let mut sink = Sink::new("plan.md", src);
-        sink.error(10..14, "unknown key `agnt`").label("expected one of: agent").help("did you mean `agent`?");
+        sink.error(10..14, "unknown key `agnt`")
+            .label("expected one of: agent")
+            .help("did you mean `agent`?");
         let d = sink.finish(()).unwrap_err();
         assert_eq!((d.items[0].line, d.items[0].column), (3, 3));
         let text = d.render(false);
         assert!(text.contains("--> plan.md:3:3"), "{text}");
         assert!(text.contains("3 | - agnt: kilo\n  |   ^^^^ expected one of: agent"), "{text}");
         assert!(text.contains("help: did you mean `agent`?"), "{text}");
-        assert!(text.ends_with("error: could not load plan `plan.md`: 1 error; nothing was started\n"), "{text}");
+        assert!(
+            text.ends_with("error: could not load plan `plan.md`: 1 error; nothing was started\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -281,7 +287,7 @@ mod tests {
         let src = "é: x\néé y";
         let mut sink = Sink::new("f", src);
         assert_eq!(sink.line_col(3), (1, 3));
-        assert_eq!(sink.line_col(src.len()), (2, 4));
+        assert_eq!(sink.line_col(src.len()), (2, 5));
         assert_eq!(sink.offset_after(2, 4), 10);
     }
 

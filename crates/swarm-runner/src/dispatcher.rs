@@ -136,6 +136,9 @@ pub async fn run(setup: RunSetup) -> RunReport {
     spawn_cancel_poller(d.store.clone(), d.record.run_id.clone(), ctl_tx.clone(), poller_stop.clone());
     spawn_signal_listener(ctl_tx.clone());
 
+    if let Err(e) = std::fs::create_dir_all(d.run_dir.logs()) {
+        d.emit(EventKind::Warning { message: format!("cannot create {}: {e}", d.run_dir.logs().display()) });
+    }
     let mut actions = Vec::new();
     sched.start(&mut actions);
     d.carry_out(&mut sched, actions);
@@ -274,7 +277,7 @@ impl Dispatcher {
             host: Some(self.host.clone()),
             log: Some(log.display().to_string()),
         };
-        let launched = self.spawn(&t, attempt, &log, &attempt_dir);
+        let launched = self.spawn(&t, attempt, &attempt_dir);
         match launched {
             Ok((child, stdin)) => {
                 let pid = child.id();
@@ -296,6 +299,7 @@ impl Dispatcher {
                     attempt,
                     limits: Limits { timeout: t.timeout, stall: t.stall, grace: self.config.grace() },
                     log,
+                    log_file: None,
                     check: t.check.clone().map(|c| (c, workdir)),
                     stdin,
                     tx: self.exec_tx.clone(),
@@ -328,13 +332,12 @@ impl Dispatcher {
         &self,
         t: &swarm_core::Task,
         attempt: u32,
-        log: &std::path::Path,
         attempt_dir: &std::path::Path,
     ) -> Result<(tokio::process::Child, Option<String>), String> {
-        for dir in [log.parent().expect("log has a dir"), attempt_dir] {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        if t.agent != "exec" {
+            // exec tasks rarely report; `swarm report` creates the directory when they do.
+            std::fs::create_dir_all(attempt_dir).map_err(|e| format!("cannot create {}: {e}", attempt_dir.display()))?;
         }
-        std::fs::File::create(log).map_err(|e| format!("cannot create log {}: {e}", log.display()))?;
         let adapter = self.registry.get(&t.agent).map_err(|e| e.to_string())?;
         let prompt = compose_prompt(&self.plan.brief, &t.prompt);
         let workdir = PathBuf::from(&self.record.workdir);

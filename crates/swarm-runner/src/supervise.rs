@@ -11,6 +11,7 @@ use std::time::Duration;
 use swarm_core::event::Stream;
 use swarm_core::scheduler::Failure;
 use swarm_core::state::Reason;
+use std::io::Write as _;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
@@ -46,7 +47,10 @@ pub struct Executor {
     pub task: u32,
     pub attempt: u32,
     pub limits: Limits,
+    /// The attempt's log file; created on the first output (an attempt that prints nothing
+    /// costs no file).
     pub log: PathBuf,
+    pub log_file: Option<std::fs::File>,
     pub check: Option<(String, PathBuf)>,
     pub stdin: Option<String>,
     pub tx: mpsc::UnboundedSender<ExecutorEvent>,
@@ -73,7 +77,7 @@ impl Executor {
     }
 
     async fn run_check(&mut self, check: &str, dir: PathBuf) -> Result<(), Failure> {
-        let spawn = Command::new("sh")
+        let spawn = Command::new("/bin/sh")
             .arg("-c")
             .arg(check)
             .current_dir(&dir)
@@ -103,9 +107,8 @@ impl Executor {
     /// Supervises `child` to the end. Returns the exit code and whether it counts as success.
     async fn supervise(&mut self, child: &mut Child, is_check: bool) -> std::io::Result<(Option<i32>, Result<(), Failure>)> {
         let pgid = child.id().unwrap_or(0);
-        let mut log = tokio::fs::OpenOptions::new().create(true).append(true).open(&self.log).await?;
         if is_check {
-            log.write_all(b"\n--- swarm: running check ---\n").await?;
+            self.append_log(b"\n--- swarm: running check ---\n");
         }
         if let Some(input) = self.stdin.take().filter(|_| !is_check) {
             if let Some(mut stdin) = child.stdin.take() {
@@ -136,7 +139,7 @@ impl Executor {
                 biased;
                 status = child.wait() => break Ended::Exited(status?),
                 Some((stream, line)) = lines.recv(), if readers > 0 => {
-                    self.forward(&mut log, stream, &line, is_check).await;
+                    self.forward(stream, &line, is_check);
                     if let Some(s) = self.limits.stall { stall_at = Instant::now() + s; }
                 }
                 _ = sleep_until(deadline) => {
@@ -178,13 +181,12 @@ impl Executor {
         while readers > 0 {
             tokio::select! {
                 item = lines.recv() => match item {
-                    Some((stream, line)) => self.forward(&mut log, stream, &line, is_check).await,
+                    Some((stream, line)) => self.forward(stream, &line, is_check),
                     None => break,
                 },
                 _ = sleep_until(drain_until) => break,
             }
         }
-        let _ = log.flush().await;
         Ok(result)
     }
 
@@ -230,10 +232,34 @@ impl Executor {
         }
     }
 
-    async fn forward(&mut self, log: &mut tokio::fs::File, stream: Stream, line: &[u8], is_check: bool) {
-        let _ = log.write_all(line).await;
+    fn append_log(&mut self, bytes: &[u8]) {
+        if self.log_file.is_none() {
+            let opened = std::fs::OpenOptions::new().create(true).append(true).open(&self.log);
+            match opened {
+                Ok(f) => self.log_file = Some(f),
+                Err(e) => {
+                    let message = format!("cannot write log {}: {e}", self.log.display());
+                    let _ = self.tx.send(ExecutorEvent::Output {
+                        task: self.task,
+                        attempt: self.attempt,
+                        stream: Stream::Stderr,
+                        line: format!("swarm: {message}"),
+                    });
+                    return;
+                }
+            }
+        }
+        if let Some(f) = self.log_file.as_mut() {
+            let _ = f.write_all(bytes);
+        }
+    }
+
+    /// Appends a line to the log (plain blocking writes: small, local, and cheaper than a hop to
+    /// tokio's blocking pool) and forwards it as an event.
+    fn forward(&mut self, stream: Stream, line: &[u8], is_check: bool) {
+        self.append_log(line);
         if !line.ends_with(b"\n") {
-            let _ = log.write_all(b"\n").await;
+            self.append_log(b"\n");
         }
         if is_check {
             return;

@@ -49,9 +49,8 @@ pub fn logs(store: Option<&str>, config: Option<&Path>, args: LogsArgs) -> CliRe
                 offset += buf.len() as u64;
                 out.write_all(&buf).map_err(CliError::other)?;
                 out.flush().map_err(CliError::other)?;
-            } else if !args.follow {
-                return Err(CliError::other(anyhow!("log file {path} is missing")));
             }
+            // No file: the attempt has printed nothing (logs are created on first output).
         }
         if !args.follow || (ended && log.is_some()) || (log.is_none() && run_over()) {
             break;

@@ -90,7 +90,8 @@ pub(super) fn parse(file: &str, src: &str, ctx: &PlanContext) -> Result<Plan, Di
             .into_iter()
             .enumerate()
             .map(|(k, d)| {
-                let span = deps.and_then(|n| n.item(k)).map_or_else(|| span_of("depends"), |n| n.span.clone());
+                let span =
+                    deps.and_then(|n| n.item(k)).map_or_else(|| span_of("depends"), |n| n.span.clone());
                 Spanned::new(d, span)
             })
             .collect();
@@ -272,7 +273,10 @@ impl Locator<'_> {
             }
             Some(b'"') => JNode { span: self.string(), kind: JKind::Other },
             _ => {
-                while self.b.get(self.pos).is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
+                while self
+                    .b
+                    .get(self.pos)
+                    .is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
                 {
                     self.pos += 1;
                 }

@@ -13,8 +13,10 @@ use yaml_rust2::parser::{Event as YamlEvent, Parser as YamlParser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// Task fields, in the order error messages list them.
-const KEYS: [&str; 11] =
-    ["agent", "model", "tier", "depends", "timeout", "stall", "retries", "check", "command", "paths", "workdir"];
+const KEYS: [&str; 11] = [
+    "agent", "model", "tier", "depends", "timeout", "stall", "retries", "check", "command", "paths",
+    "workdir",
+];
 
 const FRONT_MATTER_KEYS: [&str; 4] = ["name", "namespace", "concurrency", "defaults"];
 
@@ -89,7 +91,14 @@ struct Fields {
 /// Where each key was first set in one field list, to report keys given twice.
 type Seen = [Option<usize>; KEYS.len()];
 
-fn set_field(fields: &mut Fields, seen: &mut Seen, key: &str, key_span: Range<usize>, value: RawValue, sink: &mut Sink) {
+fn set_field(
+    fields: &mut Fields,
+    seen: &mut Seen,
+    key: &str,
+    key_span: Range<usize>,
+    value: RawValue,
+    sink: &mut Sink,
+) {
     let Some(k) = KEYS.iter().position(|&known| known == key) else {
         let diag = sink
             .error(key_span, format!("unknown key `{key}`"))
@@ -105,7 +114,7 @@ fn set_field(fields: &mut Fields, seen: &mut Seen, key: &str, key_span: Range<us
     };
     if let Some(first) = seen[k] {
         let (line, _) = sink.line_col(first);
-        sink.error(key_span, format!("`{key}` is set twice")).label(format!("first set at line {line}"));
+        sink.error(key_span, format!("`{key}` is set twice (first at line {line})")).label("set again here");
         return;
     }
     seen[k] = Some(key_span.start);
@@ -139,7 +148,8 @@ fn set_field(fields: &mut Fields, seen: &mut Seen, key: &str, key_span: Range<us
         "tier" => match text.parse::<i64>() {
             Ok(t) => fields.tier = Some(Spanned::new(t, value.span)),
             Err(_) => {
-                sink.error(value.span, format!("bad tier `{text}`")).label("expected a whole number from 1 to 7");
+                sink.error(value.span, format!("bad tier `{text}`"))
+                    .label("expected a whole number from 1 to 7");
             }
         },
         "retries" => match text.parse::<u32>() {
@@ -160,7 +170,8 @@ fn set_field(fields: &mut Fields, seen: &mut Seen, key: &str, key_span: Range<us
             "worktree" => fields.workdir = Some(Workdir::Worktree),
             "shared" => fields.workdir = Some(Workdir::Shared),
             _ => {
-                sink.error(value.span, format!("unknown workdir `{text}`")).label("expected `worktree` or `shared`");
+                sink.error(value.span, format!("unknown workdir `{text}`"))
+                    .label("expected `worktree` or `shared`");
             }
         },
         _ => unreachable!("every key in KEYS is handled"),
@@ -248,7 +259,12 @@ fn scan_body(src: &str, body_start: usize) -> Body {
                                 if let Some(prev) = sections.last_mut() {
                                     prev.end = line.start;
                                 }
-                                sections.push(Section { heading: line, items: Vec::new(), list_end: None, end: src.len() });
+                                sections.push(Section {
+                                    heading: line,
+                                    items: Vec::new(),
+                                    list_end: None,
+                                    end: src.len(),
+                                });
                                 in_task_heading = true;
                             }
                         }
@@ -340,7 +356,9 @@ fn parse_section(src: &str, section: &Section, defaults: &Fields, sink: &mut Sin
                     let indent = text.len() - text.trim_start().len();
                     sink.error(line.start + indent..line.end, "a field must fit on one line")
                         .label("continues the field above")
-                        .help("write each field as one `- key: value` line, then a blank line, then the prompt");
+                        .help(
+                            "write each field as one `- key: value` line, then a blank line, then the prompt",
+                        );
                 }
                 break;
             }
@@ -396,10 +414,16 @@ fn parse_heading(src: &str, line: Range<usize>, sink: &mut Sink) -> Option<(Span
     let raw_id = &content[..colon];
     let id_text = raw_id.trim();
     let id_start = content_start + (raw_id.len() - raw_id.trim_start().len());
-    let id_span = if id_text.is_empty() { content_start + colon..content_start + colon + 1 } else { id_start..id_start + id_text.len() };
+    let id_span = if id_text.is_empty() {
+        content_start + colon..content_start + colon + 1
+    } else {
+        id_start..id_start + id_text.len()
+    };
     let id = Spanned::new(id_text.to_string(), id_span);
     if id_text.is_empty() {
-        sink.error(id.span.clone(), "task heading without an id").label("expected `<id>:`").help(HEADING_FORM);
+        sink.error(id.span.clone(), "task heading without an id")
+            .label("expected `<id>:`")
+            .help(HEADING_FORM);
         return None;
     }
     Some((id, content[colon + 1..].trim().to_string()))
@@ -413,7 +437,8 @@ fn parse_item(src: &str, line: Range<usize>, fields: &mut Fields, seen: &mut See
     let content_start = line.end - content.len();
     let content = content.trim_end();
     let Some(colon) = content.find(':') else {
-        let span = if content.is_empty() { line.clone() } else { content_start..content_start + content.len() };
+        let span =
+            if content.is_empty() { line.clone() } else { content_start..content_start + content.len() };
         sink.error(span, "a field must be `key: value`")
             .label("no `:` in this field")
             .help("the bullet list right after a task heading holds its fields, one `- key: value` per line");
@@ -422,7 +447,11 @@ fn parse_item(src: &str, line: Range<usize>, fields: &mut Fields, seen: &mut See
     let raw_key = &content[..colon];
     let key = raw_key.trim();
     let key_start = content_start + (raw_key.len() - raw_key.trim_start().len());
-    let key_span = if key.is_empty() { content_start + colon..content_start + colon + 1 } else { key_start..key_start + key.len() };
+    let key_span = if key.is_empty() {
+        content_start + colon..content_start + colon + 1
+    } else {
+        key_start..key_start + key.len()
+    };
     if key.is_empty() {
         sink.error(key_span, "a field must be `key: value`").label("missing key");
         return;
@@ -430,7 +459,11 @@ fn parse_item(src: &str, line: Range<usize>, fields: &mut Fields, seen: &mut See
     let raw_value = &content[colon + 1..];
     let value = raw_value.trim();
     let value_start = content_start + colon + 1 + (raw_value.len() - raw_value.trim_start().len());
-    let value_span = if value.is_empty() { content_start + colon + 1..content_start + colon + 1 } else { value_start..value_start + value.len() };
+    let value_span = if value.is_empty() {
+        content_start + colon + 1..content_start + colon + 1
+    } else {
+        value_start..value_start + value.len()
+    };
     let raw = RawValue { text: value.to_string(), span: value_span, exact: true, items: None };
     set_field(fields, seen, key, key_span, raw, sink);
 }
@@ -507,9 +540,10 @@ enum Node {
 impl Node {
     fn span(&self) -> Range<usize> {
         match self {
-            Node::Scalar { span, .. } | Node::Map { span, .. } | Node::Seq { span, .. } | Node::Alias { span } => {
-                span.clone()
-            }
+            Node::Scalar { span, .. }
+            | Node::Map { span, .. }
+            | Node::Seq { span, .. }
+            | Node::Alias { span } => span.clone(),
         }
     }
 
@@ -585,7 +619,8 @@ fn read_yaml(src: &str, range: Range<usize>, sink: &mut Sink) -> Option<Node> {
             Ok(x) => x,
             Err(e) => {
                 let at = pos.byte(e.marker());
-                let end = if at < range.end { at + src[at..].chars().next().map_or(0, char::len_utf8) } else { at };
+                let end =
+                    if at < range.end { at + src[at..].chars().next().map_or(0, char::len_utf8) } else { at };
                 let end = if src[at..end].trim().is_empty() { at } else { end };
                 sink.error(at..end, format!("invalid YAML in front matter: {}", e.info())).label("here");
                 return None;
@@ -660,7 +695,8 @@ fn parse_front_matter(src: &str, yaml: Range<usize>, sink: &mut Sink) -> FrontMa
         };
         if let Some(first) = seen[k] {
             let (line, _) = sink.line_col(first);
-            sink.error(key_span, format!("`{name}` is set twice")).label(format!("first set at line {line}"));
+            sink.error(key_span, format!("`{name}` is set twice (first at line {line})"))
+                .label("set again here");
             continue;
         }
         seen[k] = Some(key_span.start);
@@ -688,7 +724,8 @@ fn parse_front_matter(src: &str, yaml: Range<usize>, sink: &mut Sink) -> FrontMa
                     }
                 },
                 _ => {
-                    sink.error(key_span, "`concurrency` must be a number").label("expected a whole number of at least 1");
+                    sink.error(key_span, "`concurrency` must be a number")
+                        .label("expected a whole number of at least 1");
                 }
             },
             _ => match value {
@@ -795,7 +832,8 @@ mod tests {
 
     #[test]
     fn closing_hashes_and_crlf() {
-        let plan = parse("p.md", "---\r\nname: x\r\n---\r\n## a: T ##\r\n- agent: kilo\r\n\r\nP\r\n", &ctx()).unwrap();
+        let plan = parse("p.md", "---\r\nname: x\r\n---\r\n## a: T ##\r\n- agent: kilo\r\n\r\nP\r\n", &ctx())
+            .unwrap();
         assert_eq!(plan.name, "x");
         assert_eq!(plan.tasks[0].title, "T");
         assert_eq!(plan.tasks[0].prompt, "P");

@@ -87,9 +87,12 @@ pub(crate) fn finish(drafts: Vec<Draft>, ctx: &PlanContext, sink: &mut Sink, for
         }
         if let Some(&first) = index.get(d.id.value.as_str()) {
             let (line, _) = sink.line_col(drafts[first].id.span.start);
-            sink.error(d.id.span.clone(), format!("duplicate task id `{}`", d.id.value))
-                .label(format!("first defined at line {line}"))
-                .help("task ids must be unique within a plan");
+            sink.error(
+                d.id.span.clone(),
+                format!("duplicate task id `{}` (first defined at line {line})", d.id.value),
+            )
+            .label("duplicate id")
+            .help("task ids must be unique within a plan");
         } else {
             index.insert(d.id.value.as_str(), i);
         }
@@ -193,7 +196,10 @@ fn check_agents(drafts: &[Draft], ctx: &PlanContext, sink: &mut Sink, defaults_b
                 if d.agent_from_defaults {
                     sink.error(
                         d.id.span.clone(),
-                        format!("task `{}` uses `agent: exec` (from defaults) but has no `command`", d.id.value),
+                        format!(
+                            "task `{}` uses `agent: exec` (from defaults) but has no `command`",
+                            d.id.value
+                        ),
                     )
                     .label("no command for this task")
                     .help("set `command:` to the shell command to run, or another `agent:`");

@@ -1,0 +1,257 @@
+//! Controlling a live run from other processes: status, cancel, Ctrl-C, resume after a crash.
+
+mod support;
+
+use nix::sys::signal::Signal;
+use std::time::Duration;
+use support::*;
+
+const LONG_PLAN: &str = "---
+defaults:
+  agent: exec
+---
+
+## long: Sleeps for a minute
+- command: exec {fake} --pidfile long.pid --sleep 60s
+
+## after: Depends on long
+- depends: long
+- command: touch after.ran
+";
+
+fn running(st: &serde_json::Value, id: &str) -> bool {
+    state(st, id) == "running"
+}
+
+#[test]
+fn status_and_runs_from_another_process_while_the_run_is_live() {
+    let p = Project::new();
+    p.plan(
+        "---
+defaults:
+  agent: exec
+---
+
+## gate: Waits for the test's go signal
+- command: echo waiting; while [ ! -f go ]; do sleep 0.02; done
+
+## next: After the gate
+- depends: gate
+- command: true
+",
+    );
+    let run = p.spawn(&["run", "plan.md"]);
+    let run_id = run.run_id();
+    let st = wait_status(&p, &run_id, "gate is running", |st| running(st, "gate"));
+    assert_eq!(st["run_id"], run_id.as_str());
+    assert_eq!(st["state"], "running");
+    assert!(st["ended_at"].is_null());
+    assert_eq!(st["counts"]["running"], 1);
+    assert_eq!(state(&st, "next"), "pending");
+    let a = &attempts(&st, "gate")[0];
+    assert!(a["ended_at"].is_null() && a["started_at"].is_string(), "{a}");
+
+    // Without a run id: the latest run.
+    assert_eq!(p.status("latest")["run_id"], run_id.as_str());
+    let human = p.swarm(&["status"]);
+    human.expect_code(0);
+    for want in [run_id.as_str(), "gate", "next", "running", "pending"] {
+        assert!(human.stdout.contains(want), "`swarm status` lacks `{want}`\n{}", human.dump());
+    }
+    assert!(!human.stdout.contains("warning"), "the orchestrator is alive\n{}", human.dump());
+    let runs = p.runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["run_id"], run_id.as_str());
+    assert_eq!(runs[0]["state"], "running");
+    let human_runs = p.swarm(&["runs"]);
+    assert!(human_runs.expect_code(0).stdout.contains(&run_id));
+
+    // `swarm logs -f` follows the live attempt.
+    let logs = p.spawn(&["logs", &run_id, "gate", "-f"]);
+    p.write("go", "");
+    run.wait(Duration::from_secs(20)).expect_code(0);
+    let logs = logs.wait(Duration::from_secs(10));
+    assert!(logs.expect_code(0).stdout.contains("waiting"), "{}", logs.dump());
+    let st = p.status(&run_id);
+    assert_eq!(st["state"], "succeeded");
+    assert_task(&st, "next", "succeeded", None);
+}
+
+#[test]
+fn cancel_from_another_process_stops_the_run() {
+    let p = Project::new();
+    p.plan(LONG_PLAN);
+    let run = p.spawn(&["run", "plan.md"]);
+    let run_id = run.run_id();
+    wait_status(&p, &run_id, "long is running", |st| running(st, "long"));
+    let agent = p.pid("long.pid");
+    assert!(pid_alive(agent));
+
+    let cancel = p.swarm(&["cancel", &run_id]);
+    cancel.expect_code(0);
+    assert!(cancel.stdout.contains("cancelled"), "{}", cancel.dump());
+    let out = run.wait(Duration::from_secs(20));
+    out.expect_code(130);
+    assert_gone(agent, "the cancelled agent");
+    let st = p.status(&run_id);
+    assert_eq!(st["state"], "cancelled");
+    assert_task(&st, "long", "cancelled", Some("cancelled"));
+    assert_task(&st, "after", "cancelled", Some("cancelled"));
+    assert!(attempts(&st, "after").is_empty());
+    assert!(!p.exists("after.ran"));
+    assert!(p.exists(&format!(".swarm/runs/{run_id}/report.json")), "a cancelled run still writes its report");
+    // Cancelling a finished run is harmless.
+    let again = p.swarm(&["cancel", &run_id]);
+    assert!(again.expect_code(0).stdout.contains("already finished"), "{}", again.dump());
+}
+
+#[test]
+fn ctrl_c_cancels_the_run() {
+    let p = Project::new();
+    p.plan(LONG_PLAN);
+    let run = p.spawn(&["run", "plan.md"]);
+    let run_id = run.run_id();
+    wait_status(&p, &run_id, "long is running", |st| running(st, "long"));
+    let agent = p.pid("long.pid");
+
+    run.signal(Signal::SIGINT);
+    let out = run.wait(Duration::from_secs(20));
+    out.expect_code(130);
+    assert!(out.stdout.contains("cancel requested (ctrl-c)"), "{}", out.dump());
+    assert_gone(agent, "the agent after Ctrl-C");
+    let st = p.status(&run_id);
+    assert_eq!(st["state"], "cancelled");
+    assert_task(&st, "long", "cancelled", Some("cancelled"));
+    assert_task(&st, "after", "cancelled", Some("cancelled"));
+}
+
+#[test]
+fn a_second_ctrl_c_kills_at_once() {
+    let p = Project::new();
+    // A long grace period: only the second Ctrl-C can end the run quickly.
+    p.write("swarm.toml", "[run]\ngrace = \"60s\"\n");
+    p.plan(
+        "## stubborn: Ignores SIGTERM
+- agent: exec
+- command: exec {fake} --ignore-term --pidfile stubborn.pid --sleep 60s
+",
+    );
+    let run = p.spawn(&["run", "plan.md"]);
+    let run_id = run.run_id();
+    wait_status(&p, &run_id, "stubborn is running", |st| running(st, "stubborn"));
+    let agent = p.pid("stubborn.pid");
+
+    run.signal(Signal::SIGINT);
+    wait_until(Duration::from_secs(10), "swarm reports the cancel request", || {
+        run.stdout().contains("cancel requested")
+    });
+    assert!(pid_alive(agent), "SIGTERM is ignored: the agent is still in its grace period");
+    run.signal(Signal::SIGINT);
+    let out = run.wait(Duration::from_secs(20));
+    out.expect_code(130);
+    assert!(out.elapsed < Duration::from_secs(30), "did not wait for the 60 s grace period: {:?}", out.elapsed);
+    assert_gone(agent, "the agent after the second Ctrl-C");
+    assert_task(&p.status(&run_id), "stubborn", "cancelled", Some("cancelled"));
+}
+
+#[test]
+fn resume_after_the_orchestrator_is_killed() {
+    let p = Project::new();
+    p.plan(
+        "---
+defaults:
+  agent: exec
+---
+
+## a: Quick
+- command: echo a >> a.count
+
+## b: Hangs on its first attempt only
+- depends: a
+- command: if [ -f marker ]; then echo done; else touch marker; exec {fake} --pidfile b.pid --sleep 60s; fi
+
+## c: After b
+- depends: b
+- command: touch c.ran
+",
+    );
+    let run = p.spawn(&["run", "plan.md"]);
+    let run_id = run.run_id();
+    wait_status(&p, &run_id, "b is running", |st| running(st, "b"));
+    let old_b = p.pid("b.pid");
+
+    run.kill9();
+    assert!(pid_alive(old_b), "b's process group outlives its orchestrator");
+    let st = p.status(&run_id);
+    assert_eq!(st["state"], "running");
+    assert_task(&st, "a", "succeeded", None);
+    assert_eq!(state(&st, "b"), "running");
+    assert_eq!(state(&st, "c"), "pending");
+    let human = p.swarm(&["status", &run_id]);
+    human.expect_code(0);
+    assert!(
+        human.stdout.contains("warning") && human.stdout.contains("is gone") && human.stdout.contains("swarm resume"),
+        "status warns that the orchestrator is gone\n{}",
+        human.dump()
+    );
+
+    let resumed = p.swarm(&["resume", &run_id]);
+    resumed.expect_code(0);
+    assert_eq!(resumed.run_id(), run_id, "resume prints the same run id");
+    assert_gone(old_b, "b's orphaned first attempt");
+    let st = p.status(&run_id);
+    assert_eq!(st["state"], "succeeded");
+    for id in ["a", "b", "c"] {
+        assert_task(&st, id, "succeeded", None);
+    }
+    assert_eq!(attempts(&st, "a").len(), 1, "a is never run again");
+    assert_eq!(p.read("a.count"), "a\n");
+    let b = attempts(&st, "b");
+    assert_eq!(b.len(), 2, "{st:#}");
+    assert_eq!(b[0]["reason"], "lease_lost");
+    assert!(b[0]["ended_at"].is_string());
+    assert_eq!(b[1]["n"], 2);
+    assert!(b[1]["reason"].is_null());
+    assert!(p.exists("c.ran"));
+    assert!(p.report(&run_id)["state"] == "succeeded");
+    // A finished run cannot be resumed into doing anything again.
+    let again = p.swarm(&["resume", &run_id]);
+    again.expect_code(0);
+    assert_eq!(attempts(&p.status(&run_id), "b").len(), 2);
+}
+
+#[test]
+fn resume_refuses_a_run_that_is_still_driven() {
+    let p = Project::new();
+    p.plan(LONG_PLAN);
+    let run = p.spawn(&["run", "plan.md"]);
+    let run_id = run.run_id();
+    wait_status(&p, &run_id, "long is running", |st| running(st, "long"));
+    let agent = p.pid("long.pid");
+    let resume = p.swarm(&["resume", &run_id]);
+    resume.expect_code(2);
+    assert!(resume.stderr.contains("still driven"), "{}", resume.dump());
+    assert!(pid_alive(agent), "the refused resume left the live attempt alone");
+    run.signal(Signal::SIGTERM);
+    run.wait(Duration::from_secs(20)).expect_code(130);
+    assert_gone(agent, "the agent after SIGTERM");
+}
+
+#[test]
+fn cancel_of_an_orphaned_run_stops_its_leftover_attempts() {
+    let p = Project::new();
+    p.plan(LONG_PLAN);
+    let run = p.spawn(&["run", "plan.md"]);
+    let run_id = run.run_id();
+    wait_status(&p, &run_id, "long is running", |st| running(st, "long"));
+    let agent = p.pid("long.pid");
+    run.kill9();
+    assert!(pid_alive(agent));
+    let cancel = p.swarm(&["cancel", &run_id]);
+    cancel.expect_code(0);
+    assert_gone(agent, "the orphaned agent");
+    let st = p.status(&run_id);
+    assert_eq!(st["state"], "cancelled");
+    assert_task(&st, "long", "cancelled", Some("cancelled"));
+    assert_task(&st, "after", "cancelled", Some("cancelled"));
+}

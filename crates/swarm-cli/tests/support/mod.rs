@@ -1,0 +1,420 @@
+//! Helpers for the integration tests: a throw-away project directory, the real `swarm` binary
+//! run in it (waited for with a deadline, or spawned in the background), polling without fixed
+//! sleeps, and process liveness checks that treat zombies as dead.
+
+#![allow(dead_code)]
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub const SWARM: &str = env!("CARGO_BIN_EXE_swarm");
+pub const FAKE: &str = env!("CARGO_BIN_EXE_fake-agent");
+
+/// Longest any single `swarm` invocation may take before the test gives up on it.
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The default `swarm.toml` of a test project: fast retries and a short grace period.
+pub const FAST_CONFIG: &str = "[run]\nretry_backoff = \"100ms\"\ngrace = \"1s\"\n";
+
+/// Polls `cond` every 20 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting until {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Like [`wait_until`], but the condition yields a value.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let mut found = None;
+    wait_until(timeout, what, || {
+        found = probe();
+        found.is_some()
+    });
+    found.expect("wait_until returned")
+}
+
+/// Whether `pid` is a live (non-zombie) process.
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => match stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) {
+            Some(state) => !matches!(state, "Z" | "X" | "x"),
+            None => true,
+        },
+        Err(_) => false,
+    }
+}
+
+/// Waits (up to 5 s) until `pid` is gone; a SIGKILLed process may take a moment to die.
+pub fn assert_gone(pid: u32, what: &str) {
+    wait_until(Duration::from_secs(5), &format!("{what} (pid {pid}) is gone"), || !pid_alive(pid));
+}
+
+pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("send signal");
+}
+
+/// The result of one finished `swarm` invocation.
+#[derive(Debug)]
+pub struct Out {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Out {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Panics with the full output unless the exit code is `code`.
+    pub fn expect_code(&self, code: i32) -> &Out {
+        assert_eq!(self.code(), Some(code), "expected exit code {code}, got {:?}\n{}", self.status, self.dump());
+        self
+    }
+
+    pub fn dump(&self) -> String {
+        format!("--- stdout ---\n{}--- stderr ---\n{}", self.stdout, self.stderr)
+    }
+
+    /// The run id from the first stdout line, which must be `run <RUN_ID>`.
+    pub fn run_id(&self) -> String {
+        run_id_of(&self.stdout).unwrap_or_else(|| panic!("first stdout line is not `run <RUN_ID>`\n{}", self.dump()))
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", self.dump()))
+    }
+}
+
+fn run_id_of(stdout: &str) -> Option<String> {
+    let first = stdout.lines().next()?;
+    let id = first.strip_prefix("run ")?;
+    (!id.is_empty() && !id.contains(char::is_whitespace)).then(|| id.to_string())
+}
+
+/// A throw-away project: a temp directory with a `swarm.toml`, where `swarm` runs.
+pub struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A plain directory (not inside any git repository).
+    pub fn new() -> Project {
+        let dir = tempfile::Builder::new().prefix("swarm-it-").tempdir().expect("temp dir");
+        if let Some(git) = dir.path().ancestors().skip(1).find(|d| d.join(".git").exists()) {
+            panic!("the temp dir {} lies inside the git repository {}; set TMPDIR elsewhere", dir.path().display(), git.display());
+        }
+        let p = Project { dir };
+        p.write("swarm.toml", FAST_CONFIG);
+        p
+    }
+
+    /// A directory initialised as a git repository.
+    pub fn git() -> Project {
+        let p = Project::new();
+        let ok = Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(p.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            // No git here: swarm only looks for a `.git` entry to find the root.
+            std::fs::create_dir(p.path().join(".git")).expect("mkdir .git");
+        }
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, rel: &str) -> PathBuf {
+        self.path().join(rel)
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        self.file(rel).exists()
+    }
+
+    /// Writes a file (creating directories); `{fake}` is replaced by the fake-agent's path.
+    pub fn write(&self, rel: &str, text: &str) {
+        let path = self.file(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create dirs");
+        }
+        std::fs::write(&path, text.replace("{fake}", FAKE)).expect("write file");
+    }
+
+    /// Writes `plan.md` (with `{fake}` replaced).
+    pub fn plan(&self, text: &str) {
+        self.write("plan.md", text);
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.file(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
+    }
+
+    /// A pid written by a task into `rel`, waiting for the file to be complete.
+    pub fn pid(&self, rel: &str) -> u32 {
+        wait_for(Duration::from_secs(10), &format!("{rel} holds a pid"), || {
+            std::fs::read_to_string(self.file(rel)).ok().and_then(|s| s.trim().parse().ok())
+        })
+    }
+
+    /// A `swarm` command running in this project, isolated from the caller's environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.command_in(".", args)
+    }
+
+    pub fn command_in(&self, rel_dir: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(SWARM);
+        cmd.args(args).current_dir(self.file(rel_dir)).stdin(Stdio::null()).env("NO_COLOR", "1").env_remove("CI");
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("SWARM_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd
+    }
+
+    /// Runs `swarm ARGS` to the end (at most [`CMD_TIMEOUT`]).
+    pub fn swarm(&self, args: &[&str]) -> Out {
+        self.spawn_cmd(self.command(args)).wait(CMD_TIMEOUT)
+    }
+
+    pub fn swarm_in(&self, rel_dir: &str, args: &[&str]) -> Out {
+        self.spawn_cmd(self.command_in(rel_dir, args)).wait(CMD_TIMEOUT)
+    }
+
+    /// Starts `swarm ARGS` in the background.
+    pub fn spawn(&self, args: &[&str]) -> Bg {
+        self.spawn_cmd(self.command(args))
+    }
+
+    fn spawn_cmd(&self, mut cmd: Command) -> Bg {
+        let started = Instant::now();
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn swarm");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            drain(child.stdout.take().expect("stdout"), stdout.clone()),
+            drain(child.stderr.take().expect("stderr"), stderr.clone()),
+        ];
+        Bg { child, stdout, stderr, readers, started, status: None }
+    }
+
+    /// `swarm status [RUN] --json`, parsed.
+    pub fn status(&self, run: &str) -> Value {
+        self.swarm(&["status", run, "--json"]).expect_code(0).json()
+    }
+
+    /// `swarm runs --json`, parsed (an array).
+    pub fn runs(&self) -> Vec<Value> {
+        match self.swarm(&["runs", "--json"]).expect_code(0).json() {
+            Value::Array(rows) => rows,
+            other => panic!("`swarm runs --json` is not an array: {other}"),
+        }
+    }
+
+    /// Reads `report.json` of a run.
+    pub fn report(&self, run_id: &str) -> Value {
+        let text = self.read(&format!(".swarm/runs/{run_id}/report.json"));
+        serde_json::from_str(&text).expect("report.json is JSON")
+    }
+}
+
+impl Drop for Project {
+    /// Best effort: SIGKILL whatever test agents a failed test left behind (found through the
+    /// pid files tasks wrote), so a failing test does not leak hour-long sleepers.
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.path()) else { return };
+        for e in entries.flatten() {
+            if e.path().extension().is_none_or(|x| x != "pid") {
+                continue;
+            }
+            let Some(pid) = std::fs::read_to_string(e.path()).ok().and_then(|s| s.trim().parse::<i32>().ok()) else {
+                continue;
+            };
+            let ours = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("fake-agent") || c.starts_with("sleep")
+            });
+            if ours {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => into.lock().expect("output buffer").extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+}
+
+/// A `swarm` process running in the background; killed if dropped while still running.
+pub struct Bg {
+    child: Child,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
+    started: Instant,
+    status: Option<ExitStatus>,
+}
+
+impl Bg {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().expect("stdout")).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().expect("stderr")).into_owned()
+    }
+
+    /// The run id, once the first stdout line (`run <RUN_ID>`) is out.
+    pub fn run_id(&self) -> String {
+        wait_for(Duration::from_secs(10), "swarm printed `run <RUN_ID>`", || {
+            let out = self.stdout();
+            if !out.contains('\n') {
+                return None;
+            }
+            Some(run_id_of(&out).unwrap_or_else(|| panic!("first stdout line is not `run <RUN_ID>`:\n{out}")))
+        })
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait");
+        }
+        self.status.is_none()
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        signal(self.pid(), sig);
+    }
+
+    /// Waits for the process to exit (panicking after `timeout`) and collects its output.
+    pub fn wait(mut self, timeout: Duration) -> Out {
+        let deadline = Instant::now() + timeout;
+        while self.is_running() {
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "swarm did not exit within {timeout:?}\n--- stdout ---\n{}--- stderr ---\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let elapsed = self.started.elapsed();
+        // Escaped grandchildren may hold the pipes open; give the readers a moment, no more.
+        let readers_until = Instant::now() + Duration::from_secs(2);
+        for r in std::mem::take(&mut self.readers) {
+            while !r.is_finished() && Instant::now() < readers_until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if r.is_finished() {
+                let _ = r.join();
+            }
+        }
+        Out { status: self.status.expect("exited"), stdout: self.stdout(), stderr: self.stderr(), elapsed }
+    }
+
+    /// SIGKILLs the process and reaps it (so its pid no longer looks alive).
+    pub fn kill9(mut self) -> Out {
+        let _ = self.child.kill();
+        self.wait(Duration::from_secs(10))
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        if self.status.is_none() && self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---- reading reports -------------------------------------------------------------------------
+
+/// The task `id` of a report (`swarm status --json` or report.json).
+pub fn task<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["tasks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["id"] == id))
+        .unwrap_or_else(|| panic!("no task `{id}` in report:\n{report:#}"))
+}
+
+pub fn state<'a>(report: &'a Value, id: &str) -> &'a str {
+    task(report, id)["state"].as_str().unwrap_or_else(|| panic!("task `{id}` has no state"))
+}
+
+pub fn reason<'a>(report: &'a Value, id: &str) -> Option<&'a str> {
+    task(report, id)["reason"].as_str()
+}
+
+pub fn detail<'a>(report: &'a Value, id: &str) -> &'a str {
+    task(report, id)["detail"].as_str().unwrap_or("")
+}
+
+pub fn attempts<'a>(report: &'a Value, id: &str) -> &'a [Value] {
+    task(report, id)["attempts"].as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// Asserts the task's state and reason, showing the whole report when they differ.
+pub fn assert_task(report: &Value, id: &str, want_state: &str, want_reason: Option<&str>) {
+    let t = task(report, id);
+    assert_eq!(
+        (t["state"].as_str(), t["reason"].as_str()),
+        (Some(want_state), want_reason),
+        "task `{id}`: unexpected state/reason\n{report:#}"
+    );
+}
+
+/// An RFC 3339 timestamp field.
+pub fn time(v: &Value) -> DateTime<Utc> {
+    let s = v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}"));
+    DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("bad RFC 3339 `{s}`: {e}")).with_timezone(&Utc)
+}
+
+/// Polls `swarm status RUN --json` until `pred` holds; returns that report.
+pub fn wait_status(p: &Project, run: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    wait_for(Duration::from_secs(15), what, || {
+        let out = p.swarm(&["status", run, "--json"]);
+        if out.code() != Some(0) {
+            return None; // the run may not be in the store yet
+        }
+        let v = out.json();
+        pred(&v).then_some(v)
+    })
+}
