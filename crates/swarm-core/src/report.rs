@@ -60,6 +60,9 @@ pub struct AttemptReport {
     /// Path of the attempt's log file.
     #[serde(default)]
     pub log: Option<String>,
+    /// Directory the attempt ran in (the shared directory or the task's worktree).
+    #[serde(default)]
+    pub workdir: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use swarm_agents::{AttemptSpec, Registry};
 use swarm_core::config::Config;
 use swarm_core::event::{Event, EventKind};
-use swarm_core::plan::Plan;
+use swarm_core::plan::{Plan, Workdir};
 use swarm_core::report::{AttemptReport, Owner, RunRecord, RunReport, TaskReport};
 use swarm_core::scheduler::{self, Action, Failure, Input, Options, Restored, Scheduler};
 use swarm_core::state::{Reason, RunState, TaskState};
@@ -276,10 +276,14 @@ impl Dispatcher {
             pid: None,
             host: Some(self.host.clone()),
             log: Some(log.display().to_string()),
+            workdir: None,
         };
-        let launched = self.spawn(&t, attempt, &attempt_dir);
+        let launched = self.workdir_for(&t).and_then(|workdir| {
+            doc.workdir = Some(workdir.display().to_string());
+            self.spawn(&t, attempt, &attempt_dir, workdir.clone()).map(|(child, stdin)| (child, stdin, workdir))
+        });
         match launched {
-            Ok((child, stdin)) => {
+            Ok((child, stdin, workdir)) => {
                 let pid = child.id();
                 doc.pid = pid;
                 self.docs[i].attempts.push(doc);
@@ -293,14 +297,13 @@ impl Dispatcher {
                 });
                 let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
                 self.running.insert(task, Running { attempt, stop: stop_tx });
-                let workdir = PathBuf::from(&self.record.workdir);
                 let exec = Executor {
                     task,
                     attempt,
                     limits: Limits { timeout: t.timeout, stall: t.stall, grace: self.config.grace() },
                     log,
                     log_file: None,
-                    check: t.check.clone().map(|c| (c, workdir)),
+                    check: t.check.clone().map(|c| (c, workdir.clone())),
                     stdin,
                     tx: self.exec_tx.clone(),
                     stop: stop_rx,
@@ -333,6 +336,7 @@ impl Dispatcher {
         t: &swarm_core::Task,
         attempt: u32,
         attempt_dir: &std::path::Path,
+        workdir: PathBuf,
     ) -> Result<(tokio::process::Child, Option<String>), String> {
         if t.agent != "exec" {
             // exec tasks rarely report; `swarm report` creates the directory when they do.
@@ -340,7 +344,6 @@ impl Dispatcher {
         }
         let adapter = self.registry.get(&t.agent).map_err(|e| e.to_string())?;
         let prompt = compose_prompt(&self.plan.brief, &t.prompt);
-        let workdir = PathBuf::from(&self.record.workdir);
         let spec = AttemptSpec {
             run_id: &self.record.run_id,
             task: t,
@@ -372,6 +375,37 @@ impl Dispatcher {
             }
         })?;
         Ok((child, launch.stdin))
+    }
+
+    /// Where the task runs: the plan's directory (`shared`), or the task's own git worktree on a
+    /// branch `swarm/<run>/<task>`, created on its first attempt and kept for the next ones.
+    fn workdir_for(&self, t: &swarm_core::Task) -> Result<PathBuf, String> {
+        let shared = PathBuf::from(&self.record.workdir);
+        if t.workdir == Workdir::Shared {
+            return Ok(shared);
+        }
+        let Some(root) = shared.ancestors().find(|d| d.join(".git").exists()) else {
+            return Err(format!("`workdir: worktree` needs the plan inside a git repository ({} is not)", shared.display()));
+        };
+        let tree = self.run_dir.root.join("worktrees").join(&t.id);
+        let inner = tree.join(shared.strip_prefix(root).unwrap_or(std::path::Path::new("")));
+        if tree.is_dir() {
+            return Ok(inner);
+        }
+        let branch = format!("swarm/{}/{}", self.record.run_id, t.id);
+        let git = |args: &[&str]| {
+            std::process::Command::new("git").arg("-C").arg(root).args(args).output().map_err(|e| format!("cannot run git: {e}"))
+        };
+        let tree_arg = tree.display().to_string();
+        let mut out = git(&["worktree", "add", "--quiet", "-b", &branch, &tree_arg, "HEAD"])?;
+        if !out.status.success() {
+            // The branch may exist already (a resumed run whose worktree was removed).
+            out = git(&["worktree", "add", "--quiet", &tree_arg, &branch])?;
+        }
+        if !out.status.success() {
+            return Err(format!("cannot create worktree {}: {}", tree.display(), String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(inner)
     }
 
     fn on_executor(&mut self, ev: ExecutorEvent) -> Option<Input> {

@@ -4,9 +4,30 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
-/// Whether any process of group `pgid` is still alive.
+/// Whether any process of group `pgid` is still alive. Zombies do not count: `killpg` still finds
+/// exited members nobody has reaped yet (orphans wait for init, which may reap late or never, e.g.
+/// when swarm is PID 1 in a container), and waiting for them would only burn the grace period.
 pub fn group_alive(pgid: u32) -> bool {
-    !matches!(killpg(Pid::from_raw(pgid as i32), None), Err(Errno::ESRCH))
+    if matches!(killpg(Pid::from_raw(pgid as i32), None), Err(Errno::ESRCH)) {
+        return false;
+    }
+    live_member(pgid).unwrap_or(true)
+}
+
+/// Whether `/proc` lists a non-zombie member of group `pgid`; `None` without a readable `/proc`.
+fn live_member(pgid: u32) -> Option<bool> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+        let mut fields = stat.rfind(')').map_or("", |i| &stat[i + 1..]).split_whitespace();
+        let (Some(state), Some(pgrp)) = (fields.next(), fields.nth(1)) else { continue };
+        if pgrp.parse() == Ok(pgid) && !matches!(state, "Z" | "X" | "x") {
+            return Some(true);
+        }
+    }
+    Some(false)
 }
 
 /// Sends `sig` to the whole group; a group that is already gone is fine.

@@ -112,6 +112,7 @@ pub fn applies_batches_atomically_and_in_order(store: &dyn Store) {
         pid: Some(42),
         host: Some("h".into()),
         log: Some("/tmp/a.1.log".into()),
+        workdir: Some("/tmp".into()),
     });
     let mut run = record("r2", 0, &["a", "b"]);
     run.state = RunState::Failed;
