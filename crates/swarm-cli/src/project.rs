@@ -39,6 +39,16 @@ impl Project {
         Ok(Project { root, state_dir, config, address })
     }
 
+    /// Creates `.swarm/` with a `.gitignore` so run state never ends up in the user's commits.
+    pub fn ensure_state_dir(&self) {
+        if std::fs::create_dir_all(&self.state_dir).is_ok() {
+            let ignore = self.state_dir.join(".gitignore");
+            if !ignore.exists() {
+                let _ = std::fs::write(ignore, "# swarm's run state: logs, reports, worktrees, the embedded store\n*\n");
+            }
+        }
+    }
+
     pub fn open_store(&self) -> Result<Arc<dyn Store>, CliError> {
         swarm_store::open(&self.address).map_err(CliError::from_store)
     }

@@ -108,8 +108,9 @@ impl Diagnostics {
                 }
                 g
             } else {
-                let local =
-                    d.span.start - start..d.span.end.clamp(d.span.start, start + excerpt.len()) - start;
+                // The excerpt drops a final `\r`, which a span may touch.
+                let from = (d.span.start - start).min(excerpt.len());
+                let local = from..(d.span.end - start).clamp(from, excerpt.len());
                 let mut ann = AnnotationKind::Primary.span(local);
                 if let Some(label) = &d.label {
                     ann = ann.label(label.as_str());

@@ -518,11 +518,14 @@ fn spawn_cancel_poller(store: Arc<dyn Store>, run_id: String, tx: mpsc::Unbounde
         .expect("spawn cancel poller");
 }
 
-/// First Ctrl-C (or SIGTERM): graceful cancel. Second: kill every attempt now.
+/// First Ctrl-C (or SIGTERM, or SIGHUP when the terminal goes away): graceful cancel.
+/// Second: kill every attempt now.
 fn spawn_signal_listener(tx: mpsc::UnboundedSender<Control>) {
     use tokio::signal::unix::{SignalKind, signal};
     tokio::spawn(async move {
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
+            (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+        else {
             return;
         };
         let mut count = 0;
@@ -530,6 +533,7 @@ fn spawn_signal_listener(tx: mpsc::UnboundedSender<Control>) {
             let source = tokio::select! {
                 _ = int.recv() => "ctrl-c",
                 _ = term.recv() => "SIGTERM",
+                _ = hup.recv() => "SIGHUP",
             };
             count += 1;
             let msg = if count == 1 { Control::Cancel(source.into()) } else { Control::Kill };

@@ -14,7 +14,8 @@ use swarm_core::state::Reason;
 use std::io::Write as _;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, watch};
+use std::sync::Arc;
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 /// Longest line forwarded as an event; the log keeps everything.
@@ -119,13 +120,15 @@ impl Executor {
             }
         }
         let (line_tx, mut lines) = mpsc::channel::<(Stream, Vec<u8>)>(256);
+        // Output that does not end a line yet (progress dots, spinners) is activity too.
+        let activity = Arc::new(Notify::new());
         let mut readers = 0;
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(read_lines(out, Stream::Stdout, line_tx.clone()));
+            tokio::spawn(read_lines(out, Stream::Stdout, line_tx.clone(), activity.clone()));
             readers += 1;
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(read_lines(err, Stream::Stderr, line_tx.clone()));
+            tokio::spawn(read_lines(err, Stream::Stderr, line_tx.clone(), activity.clone()));
             readers += 1;
         }
         drop(line_tx);
@@ -140,6 +143,9 @@ impl Executor {
                 status = child.wait() => break Ended::Exited(status?),
                 Some((stream, line)) = lines.recv(), if readers > 0 => {
                     self.forward(stream, &line, is_check);
+                    if let Some(s) = self.limits.stall { stall_at = Instant::now() + s; }
+                }
+                _ = activity.notified(), if self.limits.stall.is_some() => {
                     if let Some(s) = self.limits.stall { stall_at = Instant::now() + s; }
                 }
                 _ = sleep_until(deadline) => {
@@ -275,7 +281,12 @@ impl Executor {
 const MAX_LINE: usize = 256 * 1024;
 
 /// Reads raw lines (any bytes, newline-terminated or not) until EOF.
-async fn read_lines(pipe: impl AsyncRead + Unpin, stream: Stream, tx: mpsc::Sender<(Stream, Vec<u8>)>) {
+async fn read_lines(
+    pipe: impl AsyncRead + Unpin,
+    stream: Stream,
+    tx: mpsc::Sender<(Stream, Vec<u8>)>,
+    activity: Arc<Notify>,
+) {
     let mut reader = BufReader::with_capacity(64 * 1024, pipe);
     let mut buf = Vec::new();
     loop {
@@ -289,6 +300,9 @@ async fn read_lines(pipe: impl AsyncRead + Unpin, stream: Stream, tx: mpsc::Send
         };
         buf.extend_from_slice(&chunk[..take]);
         reader.consume(take);
+        if !complete {
+            activity.notify_one();
+        }
         if complete || buf.len() >= MAX_LINE {
             if tx.send((stream, std::mem::take(&mut buf))).await.is_err() {
                 return;

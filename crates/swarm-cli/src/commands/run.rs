@@ -49,6 +49,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         .or(plan.concurrency.map(|c| c as usize))
         .or(project.config.run.concurrency)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get()));
+    project.ensure_state_dir();
     let store = project.open_store()?;
     let plan_file = std::fs::canonicalize(&args.plan).unwrap_or(args.plan.clone());
     let workdir = plan_file.parent().map(Path::to_path_buf).unwrap_or_else(|| project.root.clone());

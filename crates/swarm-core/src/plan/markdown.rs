@@ -746,14 +746,12 @@ fn parse_defaults(entries: Vec<(Node, Node)>, sink: &mut Sink) -> Fields {
     for (key, value) in entries {
         let Some((name, key_span)) = scalar_key(&key, sink) else { continue };
         let raw = match value {
-            Node::Scalar { ref value, ref span, ref style } => {
-                let text = if value.is_empty() || (matches!(style, TScalarStyle::Plain) && value == "~") {
-                    String::new()
-                } else {
-                    value.clone()
-                };
+            Node::Scalar { .. } if value.is_null() => {
+                RawValue { text: String::new(), span: key_span.clone(), exact: false, items: None }
+            }
+            Node::Scalar { value: text, span, .. } => {
                 let exact = sink.src().get(span.clone()) == Some(text.as_str());
-                RawValue { text, span: span.clone(), exact, items: None }
+                RawValue { text, span, exact, items: None }
             }
             Node::Seq { items, .. } => {
                 let mut list = Vec::with_capacity(items.len());
