@@ -12,7 +12,11 @@ pub struct CustomAdapter {
 }
 
 impl CustomAdapter {
-    pub fn new(name: &str, template: &str, env: BTreeMap<String, String>) -> Result<CustomAdapter, AdapterError> {
+    pub fn new(
+        name: &str,
+        template: &str,
+        env: BTreeMap<String, String>,
+    ) -> Result<CustomAdapter, AdapterError> {
         let argv = shlex::split(template).filter(|a| !a.is_empty()).ok_or_else(|| AdapterError::Invalid {
             agent: name.into(),
             message: format!("cannot split command template `{template}` into words (unbalanced quotes?)"),
@@ -29,13 +33,20 @@ impl Adapter for CustomAdapter {
     fn launch(&self, spec: &AttemptSpec<'_>) -> Result<Launch, AdapterError> {
         let workdir = spec.workdir.display().to_string();
         let model = spec.model.unwrap_or("");
-        let fill = |arg: &str| arg.replace("{prompt}", spec.prompt).replace("{model}", model).replace("{workdir}", &workdir);
+        let fill = |arg: &str| {
+            arg.replace("{prompt}", spec.prompt).replace("{model}", model).replace("{workdir}", &workdir)
+        };
         let mut words = self.argv.iter().map(|a| fill(a));
         let program = words.next().expect("template checked non-empty");
         Ok(Launch {
             program,
             args: words.collect(),
-            env: self.env.iter().map(|(k, v)| (k.clone(), v.clone())).chain([("SWARM_PROMPT".into(), spec.prompt.into())]).collect(),
+            env: self
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .chain([("SWARM_PROMPT".into(), spec.prompt.into())])
+                .collect(),
             cwd: spec.workdir.clone(),
             stdin: None,
         })
@@ -65,7 +76,8 @@ mod tests {
             workdir: Workdir::Shared,
             prompt: String::new(),
         };
-        let a = CustomAdapter::new("mine", "my-cli --model {model} -C '{workdir}' {prompt}", BTreeMap::new()).unwrap();
+        let a = CustomAdapter::new("mine", "my-cli --model {model} -C '{workdir}' {prompt}", BTreeMap::new())
+            .unwrap();
         let spec = AttemptSpec {
             run_id: "r",
             task: &task,

@@ -16,7 +16,8 @@ impl Registry {
         adapters.insert("exec".into(), Arc::new(ExecAdapter));
         for (name, agent) in &config.agents {
             if let Some(template) = &agent.command {
-                adapters.insert(name.clone(), Arc::new(CustomAdapter::new(name, template, agent.env.clone())?));
+                adapters
+                    .insert(name.clone(), Arc::new(CustomAdapter::new(name, template, agent.env.clone())?));
             }
         }
         Ok(Registry { adapters })

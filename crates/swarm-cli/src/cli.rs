@@ -4,8 +4,14 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "swarm", version, about = "Run many AI coding agents in parallel on one plan, without stepping on each other.")]
-#[command(after_help = "Exit codes: 0 every task succeeded · 1 a task did not succeed · 2 invalid input or configuration · 130 cancelled.\nDocs: README.md; plan format: docs/plan-format.md.")]
+#[command(
+    name = "swarm",
+    version,
+    about = "Run many AI coding agents in parallel on one plan, without stepping on each other."
+)]
+#[command(
+    after_help = "Exit codes: 0 every task succeeded · 1 a task did not succeed · 2 invalid input or configuration · 130 cancelled.\nDocs: README.md; plan format: docs/plan-format.md."
+)]
 pub struct Cli {
     /// Store address: sqlite:PATH or redis://[user:pass@]host:port[/db]. Default: sqlite:.swarm/state.db under the git root.
     #[arg(long, global = true, env = "SWARM_STORE", hide_env_values = true)]

@@ -23,7 +23,8 @@ pub fn git_root(start: &Path) -> Option<PathBuf> {
 
 impl Project {
     pub fn discover(store: Option<&str>, config: Option<&Path>) -> Result<Project, CliError> {
-        let cwd = std::env::current_dir().context("cannot read the current directory").map_err(CliError::other)?;
+        let cwd =
+            std::env::current_dir().context("cannot read the current directory").map_err(CliError::other)?;
         let root = git_root(&cwd).unwrap_or_else(|| cwd.clone());
         let config = match config {
             Some(p) => Config::read(p),
@@ -44,7 +45,10 @@ impl Project {
         if std::fs::create_dir_all(&self.state_dir).is_ok() {
             let ignore = self.state_dir.join(".gitignore");
             if !ignore.exists() {
-                let _ = std::fs::write(ignore, "# swarm's run state: logs, reports, worktrees, the embedded store\n*\n");
+                let _ = std::fs::write(
+                    ignore,
+                    "# swarm's run state: logs, reports, worktrees, the embedded store\n*\n",
+                );
             }
         }
     }

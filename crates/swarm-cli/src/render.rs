@@ -38,7 +38,8 @@ pub fn plan(p: &Plan) -> String {
         field("paths", (!t.paths.is_empty()).then(|| t.paths.join(", ")));
         let first = t.prompt.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
         if !first.is_empty() {
-            let _ = writeln!(s, "  prompt   {}{}", first, if t.prompt.lines().count() > 1 { " …" } else { "" });
+            let _ =
+                writeln!(s, "  prompt   {}{}", first, if t.prompt.lines().count() > 1 { " …" } else { "" });
         }
     }
     s
@@ -55,13 +56,26 @@ fn orchestrator_note(record: &RunRecord) -> Option<String> {
     } else {
         (Utc::now() - owner.heartbeat_at).num_seconds() < 30
     };
-    (!alive).then(|| format!("orchestrator (pid {} on {}) is gone: `swarm resume {}` continues it", owner.pid, owner.host, record.run_id))
+    (!alive).then(|| {
+        format!(
+            "orchestrator (pid {} on {}) is gone: `swarm resume {}` continues it",
+            owner.pid, owner.host, record.run_id
+        )
+    })
 }
 
 pub fn status(r: &RunReport, record: &RunRecord) -> String {
     let mut s = String::new();
     let started = r.started_at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S");
-    let _ = writeln!(s, "run {}  plan {}  {}  started {}  {}", r.run_id, r.plan, r.state, started, secs(r.started_at, r.ended_at));
+    let _ = writeln!(
+        s,
+        "run {}  plan {}  {}  started {}  {}",
+        r.run_id,
+        r.plan,
+        r.state,
+        started,
+        secs(r.started_at, r.ended_at)
+    );
     if let Some(note) = orchestrator_note(record) {
         let _ = writeln!(s, "warning: {note}");
     }
@@ -80,10 +94,15 @@ pub fn status(r: &RunReport, record: &RunRecord) -> String {
         c.pending
     );
     if r.totals.tokens_in + r.totals.tokens_out > 0 || r.totals.cost_usd > 0.0 {
-        let _ = writeln!(s, "tokens {} in / {} out, cost ${:.4}", r.totals.tokens_in, r.totals.tokens_out, r.totals.cost_usd);
+        let _ = writeln!(
+            s,
+            "tokens {} in / {} out, cost ${:.4}",
+            r.totals.tokens_in, r.totals.tokens_out, r.totals.cost_usd
+        );
     }
     let w = r.tasks.iter().map(|t| t.id.len()).max().unwrap_or(4).clamp(4, 32);
-    let _ = writeln!(s, "\n{:<w$}  {:<9}  {:<8}  {:>3}  {:>8}  DETAIL", "TASK", "STATE", "AGENT", "TRY", "TIME");
+    let _ =
+        writeln!(s, "\n{:<w$}  {:<9}  {:<8}  {:>3}  {:>8}  DETAIL", "TASK", "STATE", "AGENT", "TRY", "TIME");
     for t in &r.tasks {
         let last = t.attempts.last();
         let time = last.map(|a| secs(a.started_at, a.ended_at)).unwrap_or_default();
@@ -112,7 +131,8 @@ pub fn runs(runs: &[RunRecord]) -> String {
         return "no runs yet: start one with `swarm run PLAN`\n".into();
     }
     let mut s = String::new();
-    let _ = writeln!(s, "{:<22}  {:<20}  {:<9}  {:<19}  {:>8}  TASKS", "RUN", "PLAN", "STATE", "STARTED", "TIME");
+    let _ =
+        writeln!(s, "{:<22}  {:<20}  {:<9}  {:<19}  {:>8}  TASKS", "RUN", "PLAN", "STATE", "STARTED", "TIME");
     for r in runs {
         let started = r.started_at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S");
         let _ = writeln!(

@@ -99,7 +99,10 @@ fn cancel_from_another_process_stops_the_run() {
     assert_task(&st, "after", "cancelled", Some("cancelled"));
     assert!(attempts(&st, "after").is_empty());
     assert!(!p.exists("after.ran"));
-    assert!(p.exists(&format!(".swarm/runs/{run_id}/report.json")), "a cancelled run still writes its report");
+    assert!(
+        p.exists(&format!(".swarm/runs/{run_id}/report.json")),
+        "a cancelled run still writes its report"
+    );
     // Cancelling a finished run is harmless.
     let again = p.swarm(&["cancel", &run_id]);
     assert!(again.expect_code(0).stdout.contains("already finished"), "{}", again.dump());
@@ -149,7 +152,11 @@ fn a_second_ctrl_c_kills_at_once() {
     run.signal(Signal::SIGINT);
     let out = run.wait(Duration::from_secs(20));
     out.expect_code(130);
-    assert!(out.elapsed < Duration::from_secs(30), "did not wait for the 60 s grace period: {:?}", out.elapsed);
+    assert!(
+        out.elapsed < Duration::from_secs(30),
+        "did not wait for the 60 s grace period: {:?}",
+        out.elapsed
+    );
     assert_gone(agent, "the agent after the second Ctrl-C");
     assert_task(&p.status(&run_id), "stubborn", "cancelled", Some("cancelled"));
 }
@@ -190,7 +197,9 @@ defaults:
     let human = p.swarm(&["status", &run_id]);
     human.expect_code(0);
     assert!(
-        human.stdout.contains("warning") && human.stdout.contains("is gone") && human.stdout.contains("swarm resume"),
+        human.stdout.contains("warning")
+            && human.stdout.contains("is gone")
+            && human.stdout.contains("swarm resume"),
         "status warns that the orchestrator is gone\n{}",
         human.dump()
     );
@@ -254,4 +263,53 @@ fn cancel_of_an_orphaned_run_stops_its_leftover_attempts() {
     assert_eq!(st["state"], "cancelled");
     assert_task(&st, "long", "cancelled", Some("cancelled"));
     assert_task(&st, "after", "cancelled", Some("cancelled"));
+}
+
+#[test]
+fn resume_stops_a_check_left_running_by_a_killed_orchestrator() {
+    let p = Project::new();
+    p.plan(
+        "## checked: Its check hangs on the first attempt only
+- agent: exec
+- command: echo built
+- check: if [ -f marker ]; then true; else touch marker; exec {fake} --pidfile check.pid --sleep 60s; fi
+",
+    );
+    let run = p.spawn(&["run", "plan.md"]);
+    let run_id = run.run_id();
+    let check = p.pid("check.pid");
+    // The check's process group is recorded on the attempt (as the agent's was) before we crash.
+    wait_status(&p, &run_id, "the check's group is recorded", |st| {
+        attempts(st, "checked")[0]["pid"] == check
+    });
+    run.kill9();
+    assert!(pid_alive(check), "the check outlives its orchestrator");
+    p.swarm(&["resume", &run_id]).expect_code(0);
+    assert_gone(check, "the interrupted attempt's check");
+    let st = p.status(&run_id);
+    assert_task(&st, "checked", "succeeded", None);
+    assert_eq!(attempts(&st, "checked").len(), 2);
+}
+
+#[test]
+fn cancel_stops_a_check_left_running_by_a_killed_orchestrator() {
+    let p = Project::new();
+    p.plan(
+        "## checked: Its check hangs
+- agent: exec
+- command: echo built
+- check: exec {fake} --pidfile check.pid --sleep 60s
+",
+    );
+    let run = p.spawn(&["run", "plan.md"]);
+    let run_id = run.run_id();
+    let check = p.pid("check.pid");
+    // The check's process group is recorded on the attempt (as the agent's was) before we crash.
+    wait_status(&p, &run_id, "the check's group is recorded", |st| {
+        attempts(st, "checked")[0]["pid"] == check
+    });
+    run.kill9();
+    p.swarm(&["cancel", &run_id]).expect_code(0);
+    assert_gone(check, "the orphaned check");
+    assert_task(&p.status(&run_id), "checked", "cancelled", Some("cancelled"));
 }

@@ -18,9 +18,17 @@ fn assert_plan_error(plan: &str, location: &str, message: &str) -> String {
     let run = p.swarm(&["run", "plan.md"]);
     run.expect_code(2);
     for out in [&check, &run] {
-        assert!(out.stderr.contains(&format!("--> {location}")), "expected location {location}\n{}", out.dump());
+        assert!(
+            out.stderr.contains(&format!("--> {location}")),
+            "expected location {location}\n{}",
+            out.dump()
+        );
         assert!(out.stderr.contains(message), "expected message `{message}`\n{}", out.dump());
-        assert!(out.stderr.lines().any(|l| l.trim_start().starts_with('|') && l.contains('^')), "caret\n{}", out.dump());
+        assert!(
+            out.stderr.lines().any(|l| l.trim_start().starts_with('|') && l.contains('^')),
+            "caret\n{}",
+            out.dump()
+        );
         assert!(out.stderr.contains("nothing was started"), "{}", out.dump());
     }
     assert!(!run.stdout.starts_with("run "), "no run id for a rejected plan\n{}", run.dump());
@@ -134,7 +142,9 @@ defaults:
         assert_eq!(members, ["a", "b", "c"], "the cycle is named: {msg}");
         // The location is one of the cycle's `depends` lines (8, 12 or 16), column of the id.
         assert!(
-            ["--> plan.md:8:12", "--> plan.md:12:12", "--> plan.md:16:12"].iter().any(|l| out.stderr.contains(l)),
+            ["--> plan.md:8:12", "--> plan.md:12:12", "--> plan.md:16:12"]
+                .iter()
+                .any(|l| out.stderr.contains(l)),
             "{}",
             out.dump()
         );
@@ -218,7 +228,11 @@ fn all_errors_are_reported_at_once() {
     );
     assert!(err.contains("--> plan.md:4:12") && err.contains("invalid duration `forever`"), "{err}");
     assert!(err.contains("--> plan.md:9:12") && err.contains("unknown dependency `nope`"), "{err}");
-    assert_eq!(err.lines().filter(|l| l.starts_with("error: ") && !l.contains("could not load")).count(), 3, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error: ") && !l.contains("could not load")).count(),
+        3,
+        "{err}"
+    );
     assert!(err.contains("3 errors"), "{err}");
 }
 
@@ -231,7 +245,8 @@ fn plan_check_json_lists_the_errors() {
     let v = out.json();
     assert_eq!(v["ok"], false);
     let errors = v["errors"].as_array().expect("errors");
-    let at: Vec<(u64, u64)> = errors.iter().map(|e| (e["line"].as_u64().unwrap(), e["column"].as_u64().unwrap())).collect();
+    let at: Vec<(u64, u64)> =
+        errors.iter().map(|e| (e["line"].as_u64().unwrap(), e["column"].as_u64().unwrap())).collect();
     assert_eq!(at, [(3, 3), (4, 12)], "{v:#}");
 
     p.plan("## a: A\n- agent: exec\n- command: true\n");
@@ -293,7 +308,10 @@ Prompt one.
 #[test]
 fn invalid_json_plans_are_rejected_with_a_location() {
     let p = Project::new();
-    p.write("plan.json", "{\"name\": \"x\",\n \"tasks\": [ {\"id\": \"Bad\", \"agent\": \"exec\", \"command\": \"true\"} ]}\n");
+    p.write(
+        "plan.json",
+        "{\"name\": \"x\",\n \"tasks\": [ {\"id\": \"Bad\", \"agent\": \"exec\", \"command\": \"true\"} ]}\n",
+    );
     let out = p.swarm(&["run", "plan.json"]);
     out.expect_code(2);
     assert!(out.stderr.contains("--> plan.json:2:"), "{}", out.dump());

@@ -231,7 +231,10 @@ fn retries_exhausted_fail_the_task() {
 #[test]
 fn a_missing_custom_agent_binary_is_a_spawn_error() {
     let p = Project::new();
-    p.write("swarm.toml", &format!("{FAST_CONFIG}\n[agents.ghost]\ncommand = \"/nonexistent/binary {{prompt}}\"\n"));
+    p.write(
+        "swarm.toml",
+        &format!("{FAST_CONFIG}\n[agents.ghost]\ncommand = \"/nonexistent/binary {{prompt}}\"\n"),
+    );
     p.plan(
         "## haunt: Uses a custom agent that is not installed
 - agent: ghost
@@ -249,7 +252,10 @@ Say boo.
     assert_task(&st, "haunt", "failed", Some("spawn_error"));
     let d = detail(&st, "haunt");
     assert!(d.contains("/nonexistent/binary"), "detail names the program: {d}");
-    assert!(d.contains("No such file or directory") || d.contains("os error 2"), "detail has the OS error: {d}");
+    assert!(
+        d.contains("No such file or directory") || d.contains("os error 2"),
+        "detail has the OS error: {d}"
+    );
     assert_eq!(attempts(&st, "haunt")[0]["reason"], "spawn_error");
     assert_task(&st, "fine", "succeeded", None);
 }
@@ -383,7 +389,9 @@ defaults:
     let events: Vec<Value> = out
         .stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}\n{}", out.dump())))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}\n{}", out.dump()))
+        })
         .collect();
     assert!(events.len() >= 6, "{}", out.dump());
     let kinds: Vec<&str> = events
@@ -403,7 +411,9 @@ defaults:
         "output lines are events\n{}",
         out.dump()
     );
-    assert!(events.iter().any(|e| e["kind"] == "task_state" && e["task"] == "two" && e["reason"] == "exit_code"));
+    assert!(events
+        .iter()
+        .any(|e| e["kind"] == "task_state" && e["task"] == "two" && e["reason"] == "exit_code"));
     assert_eq!(p.status(&run_id)["state"], "failed");
 }
 
@@ -434,7 +444,8 @@ defaults:
     for id in ["garbage", "spam", "after"] {
         assert_task(&st, id, "succeeded", None);
     }
-    let log = |id: &str| std::fs::read(attempts(&st, id)[0]["log"].as_str().expect("log path")).expect("log file");
+    let log =
+        |id: &str| std::fs::read(attempts(&st, id)[0]["log"].as_str().expect("log path")).expect("log file");
     let garbage = log("garbage");
     assert!(garbage.windows(2).any(|w| w == b"\xff\xfe"), "raw bytes kept in the log");
     assert!(String::from_utf8_lossy(&garbage).contains("{\"type\":\"step_finish\",\"tokens\":{\"inp"));
@@ -510,7 +521,10 @@ fn concurrent_runs_share_one_store() {
     let listed = p.runs();
     assert_eq!(listed.len(), 3);
     for id in &ids {
-        assert!(listed.iter().any(|r| r["run_id"] == id.as_str() && r["state"] == "succeeded"), "{id} in {listed:?}");
+        assert!(
+            listed.iter().any(|r| r["run_id"] == id.as_str() && r["state"] == "succeeded"),
+            "{id} in {listed:?}"
+        );
         assert_eq!(p.status(id)["counts"]["succeeded"], 15);
     }
 }

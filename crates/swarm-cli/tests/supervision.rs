@@ -88,7 +88,11 @@ fn a_silent_task_is_stalled() {
     );
     let out = p.swarm(&["run", "plan.md"]);
     out.expect_code(1);
-    assert!(out.elapsed < Duration::from_secs(8), "stall detected within a few seconds, took {:?}", out.elapsed);
+    assert!(
+        out.elapsed < Duration::from_secs(8),
+        "stall detected within a few seconds, took {:?}",
+        out.elapsed
+    );
     let st = p.status(&out.run_id());
     assert_task(&st, "quiet", "failed", Some("stalled"));
     assert!(detail(&st, "quiet").contains("no output"), "{}", detail(&st, "quiet"));
@@ -157,7 +161,12 @@ fn swarm_as_subreaper(p: &Project, args: &[&str]) -> Out {
         cmd.pre_exec(|| nix::sys::prctl::set_child_subreaper(true).map_err(std::io::Error::from));
     }
     let out = cmd.output().expect("run swarm");
-    Out { status: out.status, stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into(), elapsed: Duration::ZERO }
+    Out {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+        elapsed: Duration::ZERO,
+    }
 }
 
 #[test]
@@ -183,7 +192,11 @@ defaults:
     let out = swarm_as_subreaper(&p, &["run", "plan.md"]);
     let took = started.elapsed();
     out.expect_code(1);
-    assert!(took < Duration::from_secs(15), "an attempt waited for the grace period: {took:?}\n{}", out.dump());
+    assert!(
+        took < Duration::from_secs(15),
+        "an attempt waited for the grace period: {took:?}\n{}",
+        out.dump()
+    );
     let st = p.status("latest");
     assert_task(&st, "leaves", "succeeded", None);
     assert_task(&st, "stalls", "failed", Some("stalled"));

@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 use swarm_core::backoff::Backoff;
-use swarm_core::plan::{PlanContext, parse_markdown};
-use swarm_core::scheduler::{Action, Input, Options, Scheduler, nodes_for};
+use swarm_core::plan::{parse_markdown, PlanContext};
+use swarm_core::scheduler::{nodes_for, Action, Input, Options, Scheduler};
 
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -42,7 +42,8 @@ fn generate(n: usize, seed: u64) -> String {
 fn main() {
     let n: usize = std::env::var("SWARM_BENCH_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let src = generate(n, 42);
-    let ctx = PlanContext { default_name: "big".into(), default_namespace: "bench".into(), custom_agents: vec![] };
+    let ctx =
+        PlanContext { default_name: "big".into(), default_namespace: "bench".into(), custom_agents: vec![] };
 
     let t0 = Instant::now();
     let plan = parse_markdown("big.md", &src, &ctx).unwrap_or_else(|d| panic!("{}", d.render(false)));
@@ -81,11 +82,18 @@ fn main() {
     let ok = |d: Duration, limit: f64| if d.as_secs_f64() <= limit { "ok" } else { "OVER TARGET" };
     println!("scheduler bench: {n} tasks, {} bytes of plan, {actions} actions", src.len());
     println!("  parse+validate   {:>8.1} ms", parse.as_secs_f64() * 1e3);
-    println!("  schedule         {:>8.1} ms   (target <= 1000 ms: {})", schedule.as_secs_f64() * 1e3, ok(schedule, 1.0));
+    println!(
+        "  schedule         {:>8.1} ms   (target <= 1000 ms: {})",
+        schedule.as_secs_f64() * 1e3,
+        ok(schedule, 1.0)
+    );
     println!(
         "  total            {:>8.1} ms   (parse+validate+schedule, target <= 1000 ms: {})",
         (parse + schedule).as_secs_f64() * 1e3,
         ok(parse + schedule, 1.0)
     );
-    println!("  peak RSS         {rss:>8.1} MB   (target <= 300 MB: {})", if rss <= 300.0 { "ok" } else { "OVER TARGET" });
+    println!(
+        "  peak RSS         {rss:>8.1} MB   (target <= 300 MB: {})",
+        if rss <= 300.0 { "ok" } else { "OVER TARGET" }
+    );
 }

@@ -52,7 +52,12 @@ mod tests {
 
     #[test]
     fn grows_and_caps_within_jitter() {
-        let b = Backoff { initial: Duration::from_secs(1), factor: 2.0, max: Duration::from_secs(5), jitter: 0.25 };
+        let b = Backoff {
+            initial: Duration::from_secs(1),
+            factor: 2.0,
+            max: Duration::from_secs(5),
+            jitter: 0.25,
+        };
         let delays: Vec<f64> = b.iter(7).take(6).map(|d| d.as_secs_f64()).collect();
         for (i, d) in delays.iter().enumerate() {
             let base = (2f64.powi(i as i32)).min(5.0);
@@ -62,7 +67,12 @@ mod tests {
 
     #[test]
     fn zero_jitter_is_exact() {
-        let b = Backoff { initial: Duration::from_millis(100), factor: 3.0, max: Duration::from_secs(1), jitter: 0.0 };
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            factor: 3.0,
+            max: Duration::from_secs(1),
+            jitter: 0.0,
+        };
         let d: Vec<u128> = b.iter(1).take(4).map(|d| d.as_millis()).collect();
         assert_eq!(d, vec![100, 300, 900, 1000]);
     }

@@ -76,8 +76,8 @@ pub struct ProviderConfig {
 impl Config {
     /// Reads `path`; a missing file is an error (the user named it).
     pub fn read(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
         let mut cfg: Config = toml::from_str(&text)
             .map_err(|e| ConfigError::Invalid { path: path.into(), message: e.to_string() })?;
         cfg.path = Some(path.into());
@@ -96,14 +96,14 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: self.path.clone().unwrap_or_default(),
-            message,
-        };
+        let invalid =
+            |message: String| ConfigError::Invalid { path: self.path.clone().unwrap_or_default(), message };
         for (name, agent) in &self.agents {
             let builtin = crate::plan::AGENTS.contains(&name.as_str());
             if builtin && agent.command.is_some() {
-                return Err(invalid(format!("agents.{name}: `command` cannot override the built-in agent `{name}`; use another name")));
+                return Err(invalid(format!(
+                    "agents.{name}: `command` cannot override the built-in agent `{name}`; use another name"
+                )));
             }
             if !builtin && agent.command.is_none() {
                 return Err(invalid(format!("agents.{name}: a custom agent needs `command`")));
@@ -152,8 +152,11 @@ mod tests {
         std::fs::write(&p, "[run]\nconcurency = 3\n").unwrap();
         let err = Config::read(&p).unwrap_err().to_string();
         assert!(err.contains("concurency"), "{err}");
-        std::fs::write(&p, "[agents.mine]\ncommand = \"my-cli {prompt}\"\nconcurrency = 2\n[run]\ngrace = \"2s\"\n")
-            .unwrap();
+        std::fs::write(
+            &p,
+            "[agents.mine]\ncommand = \"my-cli {prompt}\"\nconcurrency = 2\n[run]\ngrace = \"2s\"\n",
+        )
+        .unwrap();
         let cfg = Config::read(&p).unwrap();
         assert_eq!(cfg.custom_agents(), vec!["mine".to_string()]);
         assert_eq!(cfg.agent_limit("mine"), Some(2));

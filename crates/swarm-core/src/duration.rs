@@ -8,7 +8,8 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if s.is_empty() {
         return Err("empty duration".into());
     }
-    let units: [(&str, u64); 5] = [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)];
+    let units: [(&str, u64); 5] =
+        [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)];
     let mut total: u64 = 0;
     let mut rest = s;
     let mut last_rank = None;
@@ -17,7 +18,8 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         if digits == 0 {
             return Err(format!("invalid duration `{s}`: expected a number, e.g. `45s`, `20m`, `1h30m`"));
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| format!("invalid duration `{s}`: number too large"))?;
+        let n: u64 =
+            rest[..digits].parse().map_err(|_| format!("invalid duration `{s}`: number too large"))?;
         rest = &rest[digits..];
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let unit = &rest[..unit_len];

@@ -98,7 +98,13 @@ impl Counts {
     }
 
     pub fn total(&self) -> usize {
-        self.pending + self.ready + self.running + self.succeeded + self.failed + self.blocked + self.cancelled
+        self.pending
+            + self.ready
+            + self.running
+            + self.succeeded
+            + self.failed
+            + self.blocked
+            + self.cancelled
     }
 
     pub fn finished(&self) -> usize {

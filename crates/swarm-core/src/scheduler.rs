@@ -128,7 +128,8 @@ impl Scheduler {
                 dependents[d as usize].push(i as u32);
             }
         }
-        let agents = opts.agent_limits.len().max(nodes.iter().map(|n| n.agent as usize + 1).max().unwrap_or(0));
+        let agents =
+            opts.agent_limits.len().max(nodes.iter().map(|n| n.agent as usize + 1).max().unwrap_or(0));
         let mut nodes = nodes;
         let mut state = Vec::with_capacity(n);
         let mut attempts = Vec::with_capacity(n);
@@ -152,7 +153,9 @@ impl Scheduler {
         }
         let missing_deps = nodes
             .iter()
-            .map(|node| node.deps.iter().filter(|&&d| state[d as usize] != NodeState::Succeeded).count() as u32)
+            .map(|node| {
+                node.deps.iter().filter(|&&d| state[d as usize] != NodeState::Succeeded).count() as u32
+            })
             .collect();
         let seed = opts.seed;
         Scheduler {
@@ -212,9 +215,11 @@ impl Scheduler {
                 }
                 continue;
             }
-            let failed_dep = self.nodes[i].deps.iter().copied().find(|&d| {
-                matches!(self.state[d as usize], NodeState::Failed | NodeState::Blocked)
-            });
+            let failed_dep = self.nodes[i]
+                .deps
+                .iter()
+                .copied()
+                .find(|&d| matches!(self.state[d as usize], NodeState::Failed | NodeState::Blocked));
             if let Some(d) = failed_dep {
                 self.any_failed = true;
                 self.block_dependents_of(d, out);
@@ -245,7 +250,13 @@ impl Scheduler {
         self.check_finished(out);
     }
 
-    fn attempt_ended(&mut self, task: u32, attempt: u32, outcome: Result<(), Failure>, out: &mut Vec<Action>) {
+    fn attempt_ended(
+        &mut self,
+        task: u32,
+        attempt: u32,
+        outcome: Result<(), Failure>,
+        out: &mut Vec<Action>,
+    ) {
         let i = task as usize;
         match self.state[i] {
             NodeState::Running { attempt: a } if a == attempt => {}
@@ -269,12 +280,19 @@ impl Scheduler {
                 }
             }
             Err(f) => {
-                let can_retry = f.reason.is_retryable() && attempt < self.nodes[i].max_attempts && self.stopping.is_none();
+                let can_retry = f.reason.is_retryable()
+                    && attempt < self.nodes[i].max_attempts
+                    && self.stopping.is_none();
                 if can_retry {
                     let delay = self.opts.backoff.delay(attempt, &mut self.rng);
                     self.state[i] = NodeState::Waiting { next_attempt: attempt + 1 };
                     self.waiting += 1;
-                    out.push(Action::SetState { task, state: TaskState::Pending, reason: Some(f.reason), detail: f.detail });
+                    out.push(Action::SetState {
+                        task,
+                        state: TaskState::Pending,
+                        reason: Some(f.reason),
+                        detail: f.detail,
+                    });
                     out.push(Action::RetryAfter { task, next_attempt: attempt + 1, delay });
                 } else {
                     self.any_failed = true;
@@ -313,7 +331,13 @@ impl Scheduler {
                     if let NodeState::Waiting { .. } = self.state[i] {
                         self.waiting -= 1;
                     }
-                    self.set(i as u32, NodeState::Cancelled, Some(Reason::Cancelled), Some(detail.into()), out);
+                    self.set(
+                        i as u32,
+                        NodeState::Cancelled,
+                        Some(Reason::Cancelled),
+                        Some(detail.into()),
+                        out,
+                    );
                 }
                 _ => {}
             }
@@ -349,7 +373,14 @@ impl Scheduler {
         self.ready[self.nodes[task as usize].agent as usize].push_back(task);
     }
 
-    fn set(&mut self, task: u32, s: NodeState, reason: Option<Reason>, detail: Option<String>, out: &mut Vec<Action>) {
+    fn set(
+        &mut self,
+        task: u32,
+        s: NodeState,
+        reason: Option<Reason>,
+        detail: Option<String>,
+        out: &mut Vec<Action>,
+    ) {
         self.state[task as usize] = s;
         out.push(Action::SetState { task, state: self.state_of(task), reason, detail });
     }
@@ -405,7 +436,8 @@ impl Scheduler {
 
 /// Builds scheduler nodes from a validated plan; returns the nodes and the agent table.
 pub fn nodes_for(plan: &Plan) -> (Vec<Node>, Vec<String>) {
-    let index: HashMap<&str, u32> = plan.tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i as u32)).collect();
+    let index: HashMap<&str, u32> =
+        plan.tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i as u32)).collect();
     let mut agents: Vec<String> = Vec::new();
     let nodes = plan
         .tasks
@@ -438,7 +470,12 @@ mod tests {
             concurrency,
             agent_limits: vec![],
             fail_fast: false,
-            backoff: Backoff { initial: Duration::from_millis(10), factor: 2.0, max: Duration::from_secs(1), jitter: 0.0 },
+            backoff: Backoff {
+                initial: Duration::from_millis(10),
+                factor: 2.0,
+                max: Duration::from_secs(1),
+                jitter: 0.0,
+            },
             seed: 1,
         }
     }
@@ -452,7 +489,12 @@ mod tests {
     }
 
     fn starts(actions: &[Action]) -> Vec<(u32, u32)> {
-        actions.iter().filter_map(|a| if let Action::Start { task, attempt } = a { Some((*task, *attempt)) } else { None }).collect()
+        actions
+            .iter()
+            .filter_map(
+                |a| if let Action::Start { task, attempt } = a { Some((*task, *attempt)) } else { None },
+            )
+            .collect()
     }
 
     fn fail(reason: Reason) -> Result<(), Failure> {
@@ -462,7 +504,11 @@ mod tests {
     #[test]
     fn diamond_runs_branches_in_parallel() {
         // a -> (b, c) -> d
-        let mut s = Scheduler::new(vec![node(&[], 1), node(&[0], 1), node(&[0], 1), node(&[1, 2], 1)], names(4), opts(4));
+        let mut s = Scheduler::new(
+            vec![node(&[], 1), node(&[0], 1), node(&[0], 1), node(&[1, 2], 1)],
+            names(4),
+            opts(4),
+        );
         let mut out = vec![];
         s.start(&mut out);
         assert_eq!(starts(&out), vec![(0, 1)]);
@@ -482,7 +528,8 @@ mod tests {
     #[test]
     fn failure_blocks_transitive_dependents_and_names_the_failed_task() {
         // a -> b -> c ; d independent
-        let mut s = Scheduler::new(vec![node(&[], 1), node(&[0], 1), node(&[1], 1), node(&[], 1)], names(4), opts(4));
+        let mut s =
+            Scheduler::new(vec![node(&[], 1), node(&[0], 1), node(&[1], 1), node(&[], 1)], names(4), opts(4));
         let mut out = vec![];
         s.start(&mut out);
         out.clear();
@@ -603,8 +650,10 @@ mod tests {
     #[test]
     fn resume_blocks_dependents_of_failures() {
         let nodes = vec![node(&[], 1), node(&[0], 1)];
-        let restored =
-            [Restored { state: TaskState::Failed, attempts: 1 }, Restored { state: TaskState::Pending, attempts: 0 }];
+        let restored = [
+            Restored { state: TaskState::Failed, attempts: 1 },
+            Restored { state: TaskState::Pending, attempts: 0 },
+        ];
         let mut s = Scheduler::restore(nodes, names(2), opts(2), &restored, false);
         let mut out = vec![];
         s.start(&mut out);

@@ -12,8 +12,8 @@ use chrono::Utc;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use swarm_agents::{AttemptSpec, Registry};
 use swarm_core::config::Config;
@@ -75,8 +75,18 @@ struct Dispatcher {
 
 /// Runs (or resumes) a run to its end and returns its final report.
 pub async fn run(setup: RunSetup) -> RunReport {
-    let RunSetup { store, mut record, tasks, restored, retry_failed, registry, config, run_dir, store_env, reporter } =
-        setup;
+    let RunSetup {
+        store,
+        mut record,
+        tasks,
+        restored,
+        retry_failed,
+        registry,
+        config,
+        run_dir,
+        store_env,
+        reporter,
+    } = setup;
     let plan = record.spec.clone();
     let (nodes, agents) = scheduler::nodes_for(&plan);
     let concurrency = record.concurrency.max(1);
@@ -248,7 +258,8 @@ impl Dispatcher {
         }
         let task = doc.id.clone();
         self.save_task(i);
-        let (reason, detail) = if state.is_terminal() { (reason, detail) } else { (None, self.docs[i].detail.clone()) };
+        let (reason, detail) =
+            if state.is_terminal() { (reason, detail) } else { (None, self.docs[i].detail.clone()) };
         self.emit(EventKind::TaskState { task, state, reason, detail });
     }
 
@@ -280,7 +291,8 @@ impl Dispatcher {
         };
         let launched = self.workdir_for(&t).and_then(|workdir| {
             doc.workdir = Some(workdir.display().to_string());
-            self.spawn(&t, attempt, &attempt_dir, workdir.clone()).map(|(child, stdin)| (child, stdin, workdir))
+            self.spawn(&t, attempt, &attempt_dir, workdir.clone())
+                .map(|(child, stdin)| (child, stdin, workdir))
         });
         match launched {
             Ok((child, stdin, workdir)) => {
@@ -318,7 +330,13 @@ impl Dispatcher {
                 let _ = std::fs::write(&log, format!("swarm: could not start the attempt: {message}\n"));
                 self.docs[i].attempts.push(doc);
                 self.save_task(i);
-                self.emit(EventKind::AttemptStarted { task: t.id.clone(), attempt, agent: t.agent.clone(), model: t.model.clone(), pid: None });
+                self.emit(EventKind::AttemptStarted {
+                    task: t.id.clone(),
+                    attempt,
+                    agent: t.agent.clone(),
+                    model: t.model.clone(),
+                    pid: None,
+                });
                 self.emit(EventKind::AttemptFinished {
                     task: t.id.clone(),
                     attempt,
@@ -326,7 +344,11 @@ impl Dispatcher {
                     reason: Some(Reason::SpawnError),
                     detail: Some(message.clone()),
                 });
-                Some(Input::AttemptEnded { task, attempt, outcome: Err(Failure { reason: Reason::SpawnError, detail: Some(message) }) })
+                Some(Input::AttemptEnded {
+                    task,
+                    attempt,
+                    outcome: Err(Failure { reason: Reason::SpawnError, detail: Some(message) }),
+                })
             }
         }
     }
@@ -340,7 +362,8 @@ impl Dispatcher {
     ) -> Result<(tokio::process::Child, Option<String>), String> {
         if t.agent != "exec" {
             // exec tasks rarely report; `swarm report` creates the directory when they do.
-            std::fs::create_dir_all(attempt_dir).map_err(|e| format!("cannot create {}: {e}", attempt_dir.display()))?;
+            std::fs::create_dir_all(attempt_dir)
+                .map_err(|e| format!("cannot create {}: {e}", attempt_dir.display()))?;
         }
         let adapter = self.registry.get(&t.agent).map_err(|e| e.to_string())?;
         let prompt = compose_prompt(&self.plan.brief, &t.prompt);
@@ -369,7 +392,11 @@ impl Dispatcher {
             .process_group(0);
         let child = cmd.spawn().map_err(|e| {
             if !launch.cwd.is_dir() {
-                format!("cannot start `{}`: working directory {} does not exist", launch.program, launch.cwd.display())
+                format!(
+                    "cannot start `{}`: working directory {} does not exist",
+                    launch.program,
+                    launch.cwd.display()
+                )
             } else {
                 format!("cannot start `{}`: {e}", launch.program)
             }
@@ -385,7 +412,10 @@ impl Dispatcher {
             return Ok(shared);
         }
         let Some(root) = shared.ancestors().find(|d| d.join(".git").exists()) else {
-            return Err(format!("`workdir: worktree` needs the plan inside a git repository ({} is not)", shared.display()));
+            return Err(format!(
+                "`workdir: worktree` needs the plan inside a git repository ({} is not)",
+                shared.display()
+            ));
         };
         let tree = self.run_dir.root.join("worktrees").join(&t.id);
         let inner = tree.join(shared.strip_prefix(root).unwrap_or(std::path::Path::new("")));
@@ -394,7 +424,12 @@ impl Dispatcher {
         }
         let branch = format!("swarm/{}/{}", self.record.run_id, t.id);
         let git = |args: &[&str]| {
-            std::process::Command::new("git").arg("-C").arg(root).args(args).output().map_err(|e| format!("cannot run git: {e}"))
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(root)
+                .args(args)
+                .output()
+                .map_err(|e| format!("cannot run git: {e}"))
         };
         let tree_arg = tree.display().to_string();
         let mut out = git(&["worktree", "add", "--quiet", "-b", &branch, &tree_arg, "HEAD"])?;
@@ -403,7 +438,11 @@ impl Dispatcher {
             out = git(&["worktree", "add", "--quiet", &tree_arg, &branch])?;
         }
         if !out.status.success() {
-            return Err(format!("cannot create worktree {}: {}", tree.display(), String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(format!(
+                "cannot create worktree {}: {}",
+                tree.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         Ok(inner)
     }
@@ -413,6 +452,15 @@ impl Dispatcher {
             ExecutorEvent::Output { task, attempt, stream, line } => {
                 let id = self.plan.tasks[task as usize].id.clone();
                 self.emit(EventKind::Output { task: id, attempt, stream, line });
+                None
+            }
+            ExecutorEvent::CheckStarted { task, attempt, pgid } => {
+                // `resume` and `cancel` stop the recorded group of an attempt left running.
+                let i = task as usize;
+                if let Some(a) = self.docs[i].attempts.iter_mut().find(|a| a.n == attempt) {
+                    a.pid = pgid;
+                }
+                self.save_task(i);
                 None
             }
             ExecutorEvent::Finished { task, attempt, exit_code, outcome } => {
@@ -503,7 +551,12 @@ pub fn compose_prompt(brief: &str, prompt: &str) -> String {
 }
 
 /// Watches the store for `swarm cancel` from another process.
-fn spawn_cancel_poller(store: Arc<dyn Store>, run_id: String, tx: mpsc::UnboundedSender<Control>, stop: Arc<AtomicBool>) {
+fn spawn_cancel_poller(
+    store: Arc<dyn Store>,
+    run_id: String,
+    tx: mpsc::UnboundedSender<Control>,
+    stop: Arc<AtomicBool>,
+) {
     std::thread::Builder::new()
         .name("swarm-cancel-poll".into())
         .spawn(move || {
@@ -521,7 +574,7 @@ fn spawn_cancel_poller(store: Arc<dyn Store>, run_id: String, tx: mpsc::Unbounde
 /// First Ctrl-C (or SIGTERM, or SIGHUP when the terminal goes away): graceful cancel.
 /// Second: kill every attempt now.
 fn spawn_signal_listener(tx: mpsc::UnboundedSender<Control>) {
-    use tokio::signal::unix::{SignalKind, signal};
+    use tokio::signal::unix::{signal, SignalKind};
     tokio::spawn(async move {
         let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
             (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))

@@ -10,5 +10,5 @@ pub mod report_files;
 mod supervise;
 mod writer;
 
-pub use dispatcher::{RunSetup, run};
+pub use dispatcher::{run, RunSetup};
 pub use progress::{OutputMode, Reporter};

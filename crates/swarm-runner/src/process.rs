@@ -1,7 +1,7 @@
 //! Process-group helpers: liveness and signalling of whole attempt trees.
 
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
 /// Whether any process of group `pgid` is still alive. Zombies do not count: `killpg` still finds

@@ -73,7 +73,9 @@ fn describe(ev: &Event, width: usize) -> Option<String> {
         EventKind::RetryScheduled { task, next_attempt, delay_ms } => {
             format!("{task:<width$} retrying   attempt {next_attempt} in {:.1}s", *delay_ms as f64 / 1000.0)
         }
-        EventKind::CancelRequested { source } => format!("cancel requested ({source}); stopping running tasks"),
+        EventKind::CancelRequested { source } => {
+            format!("cancel requested ({source}); stopping running tasks")
+        }
         EventKind::Warning { message } => format!("warning: {message}"),
         _ => return None,
     };
@@ -139,7 +141,8 @@ impl Reporter for TtyReporter {
             EventKind::AttemptStarted { task, attempt, agent, .. } => {
                 let bar = self.multi.add(ProgressBar::new_spinner());
                 bar.set_style(
-                    ProgressStyle::with_template("  {spinner} {prefix} {elapsed:>4} {wide_msg}").expect("valid template"),
+                    ProgressStyle::with_template("  {spinner} {prefix} {elapsed:>4} {wide_msg}")
+                        .expect("valid template"),
                 );
                 bar.set_prefix(format!("{task:<w$} {agent:<8} #{attempt}", w = self.width));
                 bar.enable_steady_tick(Duration::from_millis(120));

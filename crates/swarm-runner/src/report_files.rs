@@ -38,16 +38,25 @@ pub fn markdown(r: &RunReport) -> String {
         c.cancelled,
         c.pending + c.ready + c.running
     );
-    let _ = writeln!(s, "- tokens: {} in, {} out; cost ${:.4}\n", r.totals.tokens_in, r.totals.tokens_out, r.totals.cost_usd);
-    let _ = writeln!(s, "| task | state | reason | attempts | agent | model | duration | tokens in/out | cost |");
+    let _ = writeln!(
+        s,
+        "- tokens: {} in, {} out; cost ${:.4}\n",
+        r.totals.tokens_in, r.totals.tokens_out, r.totals.cost_usd
+    );
+    let _ =
+        writeln!(s, "| task | state | reason | attempts | agent | model | duration | tokens in/out | cost |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for t in &r.tasks {
         let last = t.attempts.last();
         let dur = last
-            .and_then(|a| a.ended_at.map(|e| format!("{:.1}s", (e - a.started_at).num_milliseconds() as f64 / 1000.0)))
+            .and_then(|a| {
+                a.ended_at.map(|e| format!("{:.1}s", (e - a.started_at).num_milliseconds() as f64 / 1000.0))
+            })
             .unwrap_or_default();
-        let (tin, tout, cost) =
-            t.attempts.iter().fold((0, 0, 0.0), |(i, o, c), a| (i + a.tokens_in, o + a.tokens_out, c + a.cost_usd));
+        let (tin, tout, cost) = t
+            .attempts
+            .iter()
+            .fold((0, 0, 0.0), |(i, o, c), a| (i + a.tokens_in, o + a.tokens_out, c + a.cost_usd));
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {} | {}/{} | ${:.4} |",
@@ -67,7 +76,12 @@ pub fn markdown(r: &RunReport) -> String {
     if !problems.is_empty() {
         let _ = writeln!(s, "\n## Problems\n");
         for t in problems {
-            let log = t.attempts.last().and_then(|a| a.log.clone()).map(|l| format!(" (log: `{l}`)")).unwrap_or_default();
+            let log = t
+                .attempts
+                .last()
+                .and_then(|a| a.log.clone())
+                .map(|l| format!(" (log: `{l}`)"))
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
                 "- **{}** {}: {}{}",

@@ -4,19 +4,19 @@
 
 use crate::process::{group_alive, signal_group};
 use nix::sys::signal::Signal;
+use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use swarm_core::event::Stream;
 use swarm_core::scheduler::Failure;
 use swarm_core::state::Reason;
-use std::io::Write as _;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use std::sync::Arc;
-use tokio::sync::{Notify, mpsc, watch};
-use tokio::time::{Instant, sleep_until};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::time::{sleep_until, Instant};
 
 /// Longest line forwarded as an event; the log keeps everything.
 const MAX_EVENT_LINE: usize = 8 * 1024;
@@ -40,8 +40,25 @@ pub enum StopRequest {
 
 #[derive(Debug)]
 pub enum ExecutorEvent {
-    Output { task: u32, attempt: u32, stream: Stream, line: String },
-    Finished { task: u32, attempt: u32, exit_code: Option<i32>, outcome: Result<(), Failure> },
+    Output {
+        task: u32,
+        attempt: u32,
+        stream: Stream,
+        line: String,
+    },
+    Finished {
+        task: u32,
+        attempt: u32,
+        exit_code: Option<i32>,
+        outcome: Result<(), Failure>,
+    },
+    /// The attempt's `check` runs in its own process group `pgid` (the agent's group is gone):
+    /// the one to stop if the orchestrator dies now.
+    CheckStarted {
+        task: u32,
+        attempt: u32,
+        pgid: Option<u32>,
+    },
 }
 
 pub struct Executor {
@@ -74,7 +91,12 @@ impl Executor {
                 outcome = self.run_check(&check, dir).await;
             }
         }
-        let _ = self.tx.send(ExecutorEvent::Finished { task: self.task, attempt: self.attempt, exit_code, outcome });
+        let _ = self.tx.send(ExecutorEvent::Finished {
+            task: self.task,
+            attempt: self.attempt,
+            exit_code,
+            outcome,
+        });
     }
 
     async fn run_check(&mut self, check: &str, dir: PathBuf) -> Result<(), Failure> {
@@ -90,23 +112,44 @@ impl Executor {
             .spawn();
         let mut child = match spawn {
             Ok(c) => c,
-            Err(e) => return Err(Failure { reason: Reason::CheckFailed, detail: Some(format!("cannot run check `{check}`: {e}")) }),
+            Err(e) => {
+                return Err(Failure {
+                    reason: Reason::CheckFailed,
+                    detail: Some(format!("cannot run check `{check}`: {e}")),
+                })
+            }
         };
+        let _ = self.tx.send(ExecutorEvent::CheckStarted {
+            task: self.task,
+            attempt: self.attempt,
+            pgid: child.id(),
+        });
         match self.supervise(&mut child, true).await {
             Ok((_, Ok(()))) => Ok(()),
             Ok((code, Err(f))) => {
                 let why = match f.reason {
-                    Reason::ExitCode => format!("exit code {}", code.map_or("none".into(), |c| c.to_string())),
+                    Reason::ExitCode => {
+                        format!("exit code {}", code.map_or("none".into(), |c| c.to_string()))
+                    }
                     _ => f.detail.unwrap_or_else(|| f.reason.to_string()),
                 };
-                Err(Failure { reason: if f.reason == Reason::Cancelled { f.reason } else { Reason::CheckFailed }, detail: Some(format!("check `{check}` failed: {why}")) })
+                Err(Failure {
+                    reason: if f.reason == Reason::Cancelled { f.reason } else { Reason::CheckFailed },
+                    detail: Some(format!("check `{check}` failed: {why}")),
+                })
             }
-            Err(e) => Err(Failure { reason: Reason::CheckFailed, detail: Some(format!("check `{check}`: {e}")) }),
+            Err(e) => {
+                Err(Failure { reason: Reason::CheckFailed, detail: Some(format!("check `{check}`: {e}")) })
+            }
         }
     }
 
     /// Supervises `child` to the end. Returns the exit code and whether it counts as success.
-    async fn supervise(&mut self, child: &mut Child, is_check: bool) -> std::io::Result<(Option<i32>, Result<(), Failure>)> {
+    async fn supervise(
+        &mut self,
+        child: &mut Child,
+        is_check: bool,
+    ) -> std::io::Result<(Option<i32>, Result<(), Failure>)> {
         let pgid = child.id().unwrap_or(0);
         if is_check {
             self.append_log(b"\n--- swarm: running check ---\n");
@@ -170,9 +213,17 @@ impl Executor {
                 let code = status.code();
                 let outcome = match (code, status.signal()) {
                     (Some(0), _) => Ok(()),
-                    (Some(c), _) => Err(Failure { reason: Reason::ExitCode, detail: Some(format!("exited with code {c}")) }),
-                    (None, Some(sig)) => Err(Failure { reason: Reason::ExitCode, detail: Some(format!("killed by signal {sig}")) }),
-                    (None, None) => Err(Failure { reason: Reason::ExitCode, detail: Some("exited abnormally".into()) }),
+                    (Some(c), _) => Err(Failure {
+                        reason: Reason::ExitCode,
+                        detail: Some(format!("exited with code {c}")),
+                    }),
+                    (None, Some(sig)) => Err(Failure {
+                        reason: Reason::ExitCode,
+                        detail: Some(format!("killed by signal {sig}")),
+                    }),
+                    (None, None) => {
+                        Err(Failure { reason: Reason::ExitCode, detail: Some("exited abnormally".into()) })
+                    }
                 };
                 (code, outcome)
             }
@@ -197,7 +248,12 @@ impl Executor {
     }
 
     /// SIGTERM the group (unless `kill_now`), wait up to the grace period, then SIGKILL it.
-    async fn terminate_group(&mut self, pgid: u32, child: &mut Child, kill_now: bool) -> Option<std::process::ExitStatus> {
+    async fn terminate_group(
+        &mut self,
+        pgid: u32,
+        child: &mut Child,
+        kill_now: bool,
+    ) -> Option<std::process::ExitStatus> {
         if pgid == 0 {
             return child.wait().await.ok();
         }
@@ -273,7 +329,12 @@ impl Executor {
         let end = line.len().min(MAX_EVENT_LINE);
         let text = String::from_utf8_lossy(&line[..end]);
         let text = text.trim_end_matches(['\n', '\r']).to_string();
-        let _ = self.tx.send(ExecutorEvent::Output { task: self.task, attempt: self.attempt, stream, line: text });
+        let _ = self.tx.send(ExecutorEvent::Output {
+            task: self.task,
+            attempt: self.attempt,
+            stream,
+            line: text,
+        });
     }
 }
 

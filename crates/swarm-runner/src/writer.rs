@@ -3,8 +3,8 @@
 //! loses nothing; the dispatcher never blocks on it.
 
 use std::collections::HashMap;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use swarm_core::event::Event;
@@ -36,7 +36,6 @@ impl Writer {
     pub fn send(&self, w: Write) {
         let _ = self.tx.send(w);
     }
-
 }
 
 impl Drop for Writer {
@@ -73,6 +72,7 @@ impl Pending {
 
     fn batch(&self) -> Batch {
         Batch {
+            lease: None,
             run: self.run.clone(),
             tasks: self.order.iter().map(|id| self.tasks[id].clone()).collect(),
             events: self.events.clone(),

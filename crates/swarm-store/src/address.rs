@@ -51,10 +51,7 @@ pub fn mask(url: &str) -> String {
 pub fn open(address: &Address) -> Result<Arc<dyn Store>, StoreError> {
     match address {
         Address::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
-        Address::Redis(url) => Err(StoreError::Unreachable {
-            address: mask(url),
-            message: "the Redis backend is not built into this version of swarm yet; use sqlite:PATH".into(),
-        }),
+        Address::Redis(url) => Ok(Arc::new(crate::RedisStore::open(url)?)),
     }
 }
 
@@ -72,7 +69,10 @@ mod tests {
     #[test]
     fn parses_addresses() {
         let base = Path::new("/repo");
-        assert_eq!(Address::parse("sqlite:.swarm/state.db", base).unwrap(), Address::Sqlite("/repo/.swarm/state.db".into()));
+        assert_eq!(
+            Address::parse("sqlite:.swarm/state.db", base).unwrap(),
+            Address::Sqlite("/repo/.swarm/state.db".into())
+        );
         assert_eq!(Address::parse("sqlite:/tmp/x.db", base).unwrap(), Address::Sqlite("/tmp/x.db".into()));
         assert!(matches!(Address::parse("redis://h:1", base).unwrap(), Address::Redis(_)));
         assert!(Address::parse("postgres://u:pw@h", base).unwrap_err().to_string().contains("u:***@h"));

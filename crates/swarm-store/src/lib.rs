@@ -2,9 +2,11 @@
 //! orchestrator is the only writer of a run, any number of processes may read it.
 
 mod address;
+mod redis_store;
 mod sqlite;
 mod store;
 
-pub use address::{Address, open};
+pub use address::{open, Address};
+pub use redis_store::RedisStore;
 pub use sqlite::SqliteStore;
 pub use store::{Batch, Store, StoreError};

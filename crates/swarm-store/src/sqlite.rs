@@ -2,7 +2,7 @@
 //! columns that are queried (ids, state, order), so every backend stores the same documents.
 
 use crate::store::{Batch, Store, StoreError};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -23,7 +23,8 @@ impl SqliteStore {
         let address = format!("sqlite:{}", path.display());
         let unreachable = |message: String| StoreError::Unreachable { address: address.clone(), message };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| unreachable(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| unreachable(format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(|e| unreachable(e.to_string()))?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(|e| unreachable(e.to_string()))?;
@@ -59,15 +60,21 @@ impl SqliteStore {
             .map_err(|e| self.err(e))?;
         match found.map(|v| v.parse::<u32>()) {
             None => {
-                conn.execute("INSERT INTO meta(key, value) VALUES('schema_version', ?1)", [SCHEMA_VERSION.to_string()])
-                    .map_err(|e| self.err(e))?;
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES('schema_version', ?1)",
+                    [SCHEMA_VERSION.to_string()],
+                )
+                .map_err(|e| self.err(e))?;
             }
             Some(Ok(v)) if v > SCHEMA_VERSION => {
                 return Err(StoreError::SchemaTooNew { found: v, known: SCHEMA_VERSION });
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => {
-                return Err(StoreError::Corrupt { key: "meta.schema_version".into(), message: e.to_string() });
+                return Err(StoreError::Corrupt {
+                    key: "meta.schema_version".into(),
+                    message: e.to_string(),
+                });
             }
         }
         Ok(())
@@ -100,7 +107,8 @@ impl Store for SqliteStore {
                 .prepare("INSERT INTO tasks(run_id, task_id, ord, state, doc) VALUES(?1, ?2, ?3, ?4, ?5)")
                 .map_err(|e| self.err(e))?;
             for (i, t) in tasks.iter().enumerate() {
-                stmt.execute(params![run.run_id, t.id, i as i64, t.state.as_str(), encode(t)]).map_err(|e| self.err(e))?;
+                stmt.execute(params![run.run_id, t.id, i as i64, t.state.as_str(), encode(t)])
+                    .map_err(|e| self.err(e))?;
             }
         }
         tx.commit().map_err(|e| self.err(e))
@@ -131,8 +139,9 @@ impl Store for SqliteStore {
             let last: u64 = tx
                 .query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id=?1", [run_id], |r| r.get(0))
                 .map_err(|e| self.err(e))?;
-            let mut stmt =
-                tx.prepare_cached("INSERT INTO events(run_id, seq, doc) VALUES(?1, ?2, ?3)").map_err(|e| self.err(e))?;
+            let mut stmt = tx
+                .prepare_cached("INSERT INTO events(run_id, seq, doc) VALUES(?1, ?2, ?3)")
+                .map_err(|e| self.err(e))?;
             for (i, ev) in batch.events.iter().enumerate() {
                 stmt.execute(params![run_id, last + 1 + i as u64, encode(ev)]).map_err(|e| self.err(e))?;
             }
@@ -151,8 +160,9 @@ impl Store for SqliteStore {
 
     fn tasks(&self, run_id: &str) -> Result<Vec<TaskReport>, StoreError> {
         let conn = self.conn.lock().unwrap();
-        let mut stmt =
-            conn.prepare_cached("SELECT task_id, doc FROM tasks WHERE run_id=?1 ORDER BY ord").map_err(|e| self.err(e))?;
+        let mut stmt = conn
+            .prepare_cached("SELECT task_id, doc FROM tasks WHERE run_id=?1 ORDER BY ord")
+            .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([run_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
             .map_err(|e| self.err(e))?;
@@ -170,7 +180,9 @@ impl Store for SqliteStore {
             .prepare_cached("SELECT run_id, doc FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?1")
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([limit.min(i64::MAX as usize) as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([limit.min(i64::MAX as usize) as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
@@ -220,7 +232,8 @@ impl Store for SqliteStore {
 
     fn clear_cancel(&self, run_id: &str) -> Result<(), StoreError> {
         let conn = self.conn.lock().unwrap();
-        conn.execute("UPDATE runs SET cancel_requested=0 WHERE run_id=?1", [run_id]).map_err(|e| self.err(e))?;
+        conn.execute("UPDATE runs SET cancel_requested=0 WHERE run_id=?1", [run_id])
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 }

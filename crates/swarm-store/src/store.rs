@@ -17,6 +17,8 @@ pub enum StoreError {
     Ambiguous { prefix: String, candidates: String },
     #[error("unsupported store address `{0}`: use sqlite:PATH or redis://host:port")]
     BadAddress(String),
+    #[error("write to run `{run_id}` rejected: its lease is held by another orchestrator ({holder})")]
+    Fenced { run_id: String, holder: String },
     #[error("store schema version {found} is newer than this swarm understands ({known}); upgrade swarm")]
     SchemaTooNew { found: u32, known: u32 },
 }
@@ -24,6 +26,8 @@ pub enum StoreError {
 /// Writes that land together: one transaction, all or nothing.
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
+    /// The writer's lease token: the write is rejected if another orchestrator holds the run.
+    pub lease: Option<String>,
     pub run: Option<RunRecord>,
     pub tasks: Vec<TaskReport>,
     pub events: Vec<Event>,
@@ -75,8 +79,11 @@ pub trait Store: Send + Sync {
                 if runs.iter().any(|r| r.run_id == p) {
                     return Ok(p.to_string());
                 }
-                let hits: Vec<&str> =
-                    runs.iter().map(|r| r.run_id.as_str()).filter(|id| id.starts_with(p) || id.ends_with(p)).collect();
+                let hits: Vec<&str> = runs
+                    .iter()
+                    .map(|r| r.run_id.as_str())
+                    .filter(|id| id.starts_with(p) || id.ends_with(p))
+                    .collect();
                 match hits.as_slice() {
                     [one] => Ok(one.to_string()),
                     [] => Err(StoreError::NoSuchRun(p.into())),

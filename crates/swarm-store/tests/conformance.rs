@@ -117,6 +117,7 @@ pub fn applies_batches_atomically_and_in_order(store: &dyn Store) {
     let mut run = record("r2", 0, &["a", "b"]);
     run.state = RunState::Failed;
     let batch = Batch {
+        lease: None,
         run: Some(run.clone()),
         tasks: vec![a.clone()],
         events: vec![event("r2", "a", TaskState::Running), event("r2", "a", TaskState::Failed)],
@@ -126,7 +127,9 @@ pub fn applies_batches_atomically_and_in_order(store: &dyn Store) {
     let tasks = store.tasks("r2").unwrap();
     assert_eq!(tasks[0], a);
     assert_eq!(tasks[1].state, TaskState::Pending, "untouched task unchanged");
-    store.apply("r2", &Batch { events: vec![event("r2", "b", TaskState::Ready)], ..Batch::default() }).unwrap();
+    store
+        .apply("r2", &Batch { events: vec![event("r2", "b", TaskState::Ready)], ..Batch::default() })
+        .unwrap();
     let evs = store.events("r2", 0, 100).unwrap();
     let seqs: Vec<u64> = evs.iter().map(|(s, _)| *s).collect();
     assert_eq!(seqs, [1, 2, 3]);
@@ -246,4 +249,62 @@ fn sqlite_reports_corrupt_documents_with_their_key() {
     conn.execute("UPDATE tasks SET doc='{not json' WHERE task_id='a'", []).unwrap();
     let err = store.tasks("r").unwrap_err();
     assert!(err.to_string().contains("tasks[r/a]"), "{err}");
+}
+
+backend_tests!(redis, {
+    let server = swarm_testkit::RedisServer::start();
+    let store: Arc<dyn Store> = Arc::new(swarm_store::RedisStore::open(&server.url()).unwrap());
+    (store, Box::new(server))
+});
+
+#[test]
+fn redis_rejects_a_stale_lease_holder_and_records_it() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = swarm_store::RedisStore::open(&server.url()).unwrap();
+    create(&store, "r", 0, &["a"]);
+    store.acquire_lease("r", "first", std::time::Duration::from_secs(30)).unwrap();
+    let err = store.acquire_lease("r", "second", std::time::Duration::from_secs(30)).unwrap_err();
+    assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
+    let write = |token: &str| Batch {
+        lease: Some(token.into()),
+        tasks: vec![task("a", TaskState::Running)],
+        events: vec![event("r", "a", TaskState::Running)],
+        ..Batch::default()
+    };
+    assert!(matches!(store.apply("r", &write("second")), Err(StoreError::Fenced { .. })));
+    assert_eq!(store.tasks("r").unwrap()[0].state, TaskState::Pending, "rejected write changed nothing");
+    store.apply("r", &write("first")).unwrap();
+    assert_eq!(store.tasks("r").unwrap()[0].state, TaskState::Running);
+}
+
+#[test]
+fn redis_lease_expires_by_the_server_clock() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = swarm_store::RedisStore::open(&server.url()).unwrap();
+    create(&store, "r", 0, &["a"]);
+    store.acquire_lease("r", "first", std::time::Duration::from_millis(100)).unwrap();
+    swarm_testkit::wait_until(std::time::Duration::from_secs(5), "the lease to expire", || {
+        store.acquire_lease("r", "second", std::time::Duration::from_secs(30)).is_ok()
+    });
+}
+
+#[test]
+fn redis_unreachable_names_the_address_without_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("redis://alice:s3cret@127.0.0.1:{port}/2");
+    let err = swarm_store::RedisStore::open(&url).err().expect("nothing listens there");
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(!text.contains("s3cret"), "password leaked: {text}");
+}
+
+#[test]
+fn redis_reconnects_after_a_restart() {
+    let mut server = swarm_testkit::RedisServer::start_persistent();
+    let store = swarm_store::RedisStore::open(&server.url()).unwrap();
+    create(&store, "r", 0, &["a"]);
+    server.restart();
+    store.apply("r", &Batch { tasks: vec![task("a", TaskState::Running)], ..Batch::default() }).unwrap();
+    assert_eq!(store.tasks("r").unwrap()[0].state, TaskState::Running);
 }

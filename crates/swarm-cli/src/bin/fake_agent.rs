@@ -49,12 +49,16 @@ fn main() {
             }
             "--sleep" => std::thread::sleep(dur(&next(&mut i))),
             "--ignore-term" => unsafe {
-                nix::sys::signal::signal(nix::sys::signal::Signal::SIGTERM, nix::sys::signal::SigHandler::SigIgn)
-                    .expect("ignore SIGTERM");
+                nix::sys::signal::signal(
+                    nix::sys::signal::Signal::SIGTERM,
+                    nix::sys::signal::SigHandler::SigIgn,
+                )
+                .expect("ignore SIGTERM");
             },
             "--grandchild" => {
                 let file = next(&mut i);
-                let child = std::process::Command::new("sleep").arg("3600").spawn().expect("spawn grandchild");
+                let child =
+                    std::process::Command::new("sleep").arg("3600").spawn().expect("spawn grandchild");
                 std::fs::write(&file, child.id().to_string()).expect("write grandchild pid");
                 std::mem::forget(child);
             }
@@ -62,7 +66,8 @@ fn main() {
             "--fail-first" => {
                 let n: u32 = next(&mut i).parse().expect("count");
                 let file = next(&mut i);
-                let seen: u32 = std::fs::read_to_string(&file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+                let seen: u32 =
+                    std::fs::read_to_string(&file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
                 std::fs::write(&file, (seen + 1).to_string()).expect("counter");
                 if seen < n {
                     eprintln!("failing on purpose ({} of {n})", seen + 1);
@@ -82,7 +87,8 @@ fn main() {
             }
             "--garbage" => {
                 let mut out = std::io::stdout().lock();
-                let _ = out.write_all(b"\xff\xfe not utf8 \xc3\x28\n{\"type\":\"step_finish\",\"tokens\":{\"inp\n");
+                let _ = out
+                    .write_all(b"\xff\xfe not utf8 \xc3\x28\n{\"type\":\"step_finish\",\"tokens\":{\"inp\n");
                 let _ = out.flush();
             }
             "--exit" => std::process::exit(next(&mut i).parse().expect("exit code")),

@@ -17,7 +17,10 @@ pub fn cancel(store: Option<&str>, config: Option<&Path>, args: CancelArgs) -> C
     let project = Project::discover(store, config)?;
     let store = project.open_store()?;
     let run_id = store.resolve(Some(&args.run)).map_err(CliError::from_store)?;
-    let mut record = store.run(&run_id).map_err(CliError::from_store)?.ok_or_else(|| CliError::invalid(anyhow!("no run `{run_id}`")))?;
+    let mut record = store
+        .run(&run_id)
+        .map_err(CliError::from_store)?
+        .ok_or_else(|| CliError::invalid(anyhow!("no run `{run_id}`")))?;
     let say = |state: RunState, how: &str| {
         if args.json {
             println!("{}", serde_json::json!({ "run_id": run_id, "state": state, "how": how }));
@@ -32,7 +35,11 @@ pub fn cancel(store: Option<&str>, config: Option<&Path>, args: CancelArgs) -> C
     store.request_cancel(&run_id).map_err(CliError::from_store)?;
     let host = hostname();
     let owner_alive = record.owner.as_ref().is_some_and(|o| {
-        if o.host == host { is_swarm_process(o.pid) } else { (Utc::now() - o.heartbeat_at).num_seconds() < 30 }
+        if o.host == host {
+            is_swarm_process(o.pid)
+        } else {
+            (Utc::now() - o.heartbeat_at).num_seconds() < 30
+        }
     });
     if owner_alive {
         // The orchestrator polls the store; wait for it to wind down (grace period plus slack).
@@ -71,7 +78,12 @@ pub fn cancel(store: Option<&str>, config: Option<&Path>, args: CancelArgs) -> C
             run_id: run_id.clone(),
             timestamp: now,
             elapsed_ms: 0,
-            kind: EventKind::TaskState { task: t.id.clone(), state: TaskState::Cancelled, reason: t.reason, detail: t.detail.clone() },
+            kind: EventKind::TaskState {
+                task: t.id.clone(),
+                state: TaskState::Cancelled,
+                reason: t.reason,
+                detail: t.detail.clone(),
+            },
         });
         batch.tasks.push(t.clone());
     }

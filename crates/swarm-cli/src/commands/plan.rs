@@ -10,7 +10,10 @@ use swarm_core::plan::{Plan, PlanContext};
 /// Loads and validates a plan; on errors prints every diagnostic and fails with exit 2.
 pub fn load(project: &Project, path: &Path, json: bool) -> CliResult<Plan> {
     let ctx = PlanContext {
-        default_name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into()),
+        default_name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plan".into()),
         default_namespace: project.default_namespace(),
         custom_agents: project.config.custom_agents(),
     };
@@ -34,7 +37,13 @@ pub fn plan(store: Option<&str>, config: Option<&Path>, cmd: PlanCommand) -> Cli
                 println!("{}", serde_json::json!({ "ok": true, "name": p.name, "tasks": p.tasks.len() }));
             } else {
                 let edges: usize = p.tasks.iter().map(|t| t.depends.len()).sum();
-                println!("{}: ok — plan `{}`, {} tasks, {} dependencies", plan.display(), p.name, p.tasks.len(), edges);
+                println!(
+                    "{}: ok — plan `{}`, {} tasks, {} dependencies",
+                    plan.display(),
+                    p.name,
+                    p.tasks.len(),
+                    edges
+                );
             }
         }
         PlanCommand::Show { plan, json } => {

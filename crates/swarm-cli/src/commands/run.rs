@@ -13,7 +13,7 @@ use swarm_core::scheduler::Restored;
 use swarm_core::state::{Reason, RunState, TaskState};
 use swarm_runner::paths::RunDir;
 use swarm_runner::process::{hostname, is_swarm_process, signal_group};
-use swarm_runner::{OutputMode, RunSetup, progress};
+use swarm_runner::{progress, OutputMode, RunSetup};
 
 fn output_mode(json: bool, no_progress: bool) -> OutputMode {
     if json {
@@ -30,11 +30,7 @@ pub fn new_run_id() -> String {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
 pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResult {
@@ -108,11 +104,15 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
     let registry = Registry::from_config(&project.config).map_err(CliError::invalid)?;
     let store = project.open_store()?;
     let run_id = store.resolve(Some(&args.run)).map_err(CliError::from_store)?;
-    let mut record = store.run(&run_id).map_err(CliError::from_store)?.ok_or_else(|| CliError::invalid(anyhow!("no run `{run_id}`")))?;
+    let mut record = store
+        .run(&run_id)
+        .map_err(CliError::from_store)?
+        .ok_or_else(|| CliError::invalid(anyhow!("no run `{run_id}`")))?;
     let host = hostname();
     if record.state == RunState::Running {
         if let Some(owner) = &record.owner {
-            let alive_here = owner.host == host && is_swarm_process(owner.pid) && owner.pid != std::process::id();
+            let alive_here =
+                owner.host == host && is_swarm_process(owner.pid) && owner.pid != std::process::id();
             let fresh_elsewhere = owner.host != host && (Utc::now() - owner.heartbeat_at).num_seconds() < 30;
             if alive_here || fresh_elsewhere {
                 return Err(CliError::invalid(anyhow!(
@@ -149,7 +149,10 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
     if mode != OutputMode::Json {
         println!("run {run_id}");
         let done = tasks.iter().filter(|t| t.state == TaskState::Succeeded).count();
-        println!("resuming: {done} of {} tasks already succeeded; {reaped} interrupted attempt(s) stopped", tasks.len());
+        println!(
+            "resuming: {done} of {} tasks already succeeded; {reaped} interrupted attempt(s) stopped",
+            tasks.len()
+        );
     }
     let total = tasks.len();
     let setup = RunSetup {

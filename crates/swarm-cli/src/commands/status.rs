@@ -10,7 +10,10 @@ pub fn status(store: Option<&str>, config: Option<&Path>, args: StatusArgs) -> C
     let project = Project::discover(store, config)?;
     let store = project.open_store()?;
     let run_id = store.resolve(args.run.as_deref()).map_err(CliError::from_store)?;
-    let record = store.run(&run_id).map_err(CliError::from_store)?.ok_or_else(|| CliError::invalid(anyhow::anyhow!("no run `{run_id}`")))?;
+    let record = store
+        .run(&run_id)
+        .map_err(CliError::from_store)?
+        .ok_or_else(|| CliError::invalid(anyhow::anyhow!("no run `{run_id}`")))?;
     let tasks = store.tasks(&run_id).map_err(CliError::from_store)?;
     let report = RunReport::build(&record, tasks);
     if args.json {

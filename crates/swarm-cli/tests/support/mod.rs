@@ -83,7 +83,13 @@ impl Out {
 
     /// Panics with the full output unless the exit code is `code`.
     pub fn expect_code(&self, code: i32) -> &Out {
-        assert_eq!(self.code(), Some(code), "expected exit code {code}, got {:?}\n{}", self.status, self.dump());
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "expected exit code {code}, got {:?}\n{}",
+            self.status,
+            self.dump()
+        );
         self
     }
 
@@ -93,11 +99,13 @@ impl Out {
 
     /// The run id from the first stdout line, which must be `run <RUN_ID>`.
     pub fn run_id(&self) -> String {
-        run_id_of(&self.stdout).unwrap_or_else(|| panic!("first stdout line is not `run <RUN_ID>`\n{}", self.dump()))
+        run_id_of(&self.stdout)
+            .unwrap_or_else(|| panic!("first stdout line is not `run <RUN_ID>`\n{}", self.dump()))
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", self.dump()))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", self.dump()))
     }
 }
 
@@ -117,7 +125,11 @@ impl Project {
     pub fn new() -> Project {
         let dir = tempfile::Builder::new().prefix("swarm-it-").tempdir().expect("temp dir");
         if let Some(git) = dir.path().ancestors().skip(1).find(|d| d.join(".git").exists()) {
-            panic!("the temp dir {} lies inside the git repository {}; set TMPDIR elsewhere", dir.path().display(), git.display());
+            panic!(
+                "the temp dir {} lies inside the git repository {}; set TMPDIR elsewhere",
+                dir.path().display(),
+                git.display()
+            );
         }
         let p = Project { dir };
         p.write("swarm.toml", FAST_CONFIG);
@@ -185,7 +197,11 @@ impl Project {
 
     pub fn command_in(&self, rel_dir: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(SWARM);
-        cmd.args(args).current_dir(self.file(rel_dir)).stdin(Stdio::null()).env("NO_COLOR", "1").env_remove("CI");
+        cmd.args(args)
+            .current_dir(self.file(rel_dir))
+            .stdin(Stdio::null())
+            .env("NO_COLOR", "1")
+            .env_remove("CI");
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("SWARM_") {
                 cmd.env_remove(k);
@@ -249,7 +265,8 @@ impl Drop for Project {
             if e.path().extension().is_none_or(|x| x != "pid") {
                 continue;
             }
-            let Some(pid) = std::fs::read_to_string(e.path()).ok().and_then(|s| s.trim().parse::<i32>().ok()) else {
+            let Some(pid) = std::fs::read_to_string(e.path()).ok().and_then(|s| s.trim().parse::<i32>().ok())
+            else {
                 continue;
             };
             let ours = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
@@ -257,7 +274,10 @@ impl Drop for Project {
                 c.contains("fake-agent") || c.starts_with("sleep")
             });
             if ours {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
     }

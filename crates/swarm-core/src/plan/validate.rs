@@ -128,7 +128,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, ctx: &PlanContext, sink: &mut Sink, for
                         .label("no task has this id");
                     // Suggestions compare against every id: only affordable for a few errors.
                     if unknown <= 20 && drafts.len() <= 20_000 {
-                        if let Some(s) = closest(&dep.value, index.keys().copied()) {
+                        if let Some(s) = closest(&dep.value, drafts.iter().map(|d| d.id.value.as_str())) {
                             diag.help(format!("did you mean `{s}`?"));
                         }
                     }

@@ -1,0 +1,356 @@
+//! The Redis store. Every key of a namespace shares the hash tag `{<namespace>}` so the
+//! multi-key scripts below also run on Redis Cluster; `docs/state-schema.md` lists each key.
+//! Every write is one Lua script: it checks the run's lease token (a stale orchestrator is
+//! rejected and the rejection recorded), then writes documents and appends events atomically.
+
+use crate::address::mask;
+use crate::store::{Batch, Store, StoreError};
+use redis::{Commands, Connection, RedisResult, Script};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use swarm_core::event::Event;
+use swarm_core::report::{RunRecord, TaskReport};
+
+/// Major version of the key schema; a store with a newer major is refused.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Events kept per run stream (approximate cap).
+pub const EVENTS_MAXLEN: usize = 100_000;
+
+const META: &str = "swarm:meta";
+const RUNS: &str = "swarm:runs";
+const RUN_NS: &str = "swarm:run_ns";
+
+pub struct RedisStore {
+    address: String,
+    client: redis::Client,
+    conn: Mutex<Option<Connection>>,
+    namespaces: Mutex<HashMap<String, String>>,
+}
+
+/// Keys of one run.
+struct RunKeys {
+    run: String,
+    tasks: String,
+    events: String,
+}
+
+fn run_keys(ns: &str, run_id: &str) -> RunKeys {
+    RunKeys {
+        run: format!("swarm:{{{ns}}}:run:{run_id}"),
+        tasks: format!("swarm:{{{ns}}}:run:{run_id}:tasks"),
+        events: format!("swarm:{{{ns}}}:run:{run_id}:events"),
+    }
+}
+
+const APPLY: &str = r#"
+-- KEYS: run hash, tasks hash, events stream
+-- ARGV: lease token ("" = none), run doc ("" = unchanged), run state, maxlen, n tasks,
+--       then n (task id, doc) pairs, then event docs
+local run, tasks, events = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('EXISTS', run) == 0 then return redis.error_reply('NORUN') end
+local token = ARGV[1]
+if token ~= '' then
+  local held = redis.call('HGET', run, 'lease')
+  if held and held ~= token then
+    local seq = redis.call('HINCRBY', run, 'seq', 1)
+    redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '0-' .. seq, 'doc',
+      cjson.encode({kind = 'write_rejected', reason = 'lease_lost', run_id = string.match(run, ':run:(.*)$')}))
+    return redis.error_reply('FENCED ' .. held)
+  end
+end
+if ARGV[2] ~= '' then
+  redis.call('HSET', run, 'doc', ARGV[2], 'state', ARGV[3])
+end
+local n = tonumber(ARGV[5])
+local i = 6
+for _ = 1, n do
+  redis.call('HSET', tasks, ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+local seq = 0
+while i <= #ARGV do
+  seq = redis.call('HINCRBY', run, 'seq', 1)
+  redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '0-' .. seq, 'doc', ARGV[i])
+  i = i + 1
+end
+return seq
+"#;
+
+const ACQUIRE: &str = r#"
+-- KEYS: run hash. ARGV: new token, ttl ms. Server clock decides expiry.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local held = redis.call('HGET', KEYS[1], 'lease')
+local until_ms = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
+if held and held ~= ARGV[1] and until_ms > now then
+  return redis.error_reply('FENCED ' .. held)
+end
+redis.call('HSET', KEYS[1], 'lease', ARGV[1], 'lease_until', now + tonumber(ARGV[2]))
+return now
+"#;
+
+impl RedisStore {
+    pub fn open(url: &str) -> Result<RedisStore, StoreError> {
+        let address = mask(url);
+        let client = redis::Client::open(url).map_err(|e| StoreError::Unreachable {
+            address: address.clone(),
+            message: scrub(&e.to_string(), url),
+        })?;
+        let store =
+            RedisStore { address, client, conn: Mutex::new(None), namespaces: Mutex::new(HashMap::new()) };
+        store.with(|c| redis::cmd("PING").query::<String>(c))?;
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let found: Option<String> = self.with(|c| c.hget(META, "schema_version"))?;
+        match found {
+            None => {
+                let _: bool = self.with(|c| c.hset_nx(META, "schema_version", SCHEMA_VERSION))?;
+                Ok(())
+            }
+            Some(v) => {
+                let major: u32 =
+                    v.split('.').next().and_then(|m| m.parse().ok()).ok_or_else(|| StoreError::Corrupt {
+                        key: format!("{META} schema_version"),
+                        message: format!("not a version: {v:?}"),
+                    })?;
+                if major > SCHEMA_VERSION {
+                    return Err(StoreError::SchemaTooNew { found: major, known: SCHEMA_VERSION });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `f` on the connection, reconnecting once if the connection broke.
+    fn with<T>(&self, mut f: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T, StoreError> {
+        let mut guard = self.conn.lock().unwrap();
+        for attempt in 0..2 {
+            if guard.is_none() {
+                match self.client.get_connection_with_timeout(Duration::from_secs(3)) {
+                    Ok(c) => {
+                        let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+                        let _ = c.set_write_timeout(Some(Duration::from_secs(10)));
+                        *guard = Some(c);
+                    }
+                    Err(e) => return Err(self.unreachable(e)),
+                }
+            }
+            let conn = guard.as_mut().expect("connected above");
+            match f(conn) {
+                Ok(v) => return Ok(v),
+                Err(e)
+                    if (e.is_io_error() || e.is_connection_dropped() || e.is_timeout()) && attempt == 0 =>
+                {
+                    *guard = None;
+                }
+                Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
+                    *guard = None;
+                    return Err(self.unreachable(e));
+                }
+                Err(e) => return Err(self.backend(e)),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    fn unreachable(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Unreachable { address: self.address.clone(), message: e.to_string() }
+    }
+
+    fn backend(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Backend { address: self.address.clone(), message: e.to_string() }
+    }
+
+    fn namespace_of(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        if let Some(ns) = self.namespaces.lock().unwrap().get(run_id) {
+            return Ok(Some(ns.clone()));
+        }
+        let ns: Option<String> = self.with(|c| c.hget(RUN_NS, run_id))?;
+        if let Some(ns) = &ns {
+            self.namespaces.lock().unwrap().insert(run_id.into(), ns.clone());
+        }
+        Ok(ns)
+    }
+
+    fn keys(&self, run_id: &str) -> Result<RunKeys, StoreError> {
+        let ns = self.namespace_of(run_id)?.ok_or_else(|| StoreError::NoSuchRun(run_id.into()))?;
+        Ok(run_keys(&ns, run_id))
+    }
+
+    /// Takes the run's lease for `ttl` by the server's clock; returns the token. Fails with
+    /// `Fenced` while another holder's lease is unexpired.
+    pub fn acquire_lease(&self, run_id: &str, token: &str, ttl: Duration) -> Result<(), StoreError> {
+        let keys = self.keys(run_id)?;
+        let script = Script::new(ACQUIRE);
+        self.with(|c| script.key(&keys.run).arg(token).arg(ttl.as_millis() as u64).invoke::<i64>(c))
+            .map_err(|e| fenced(e, run_id))?;
+        Ok(())
+    }
+}
+
+fn fenced(e: StoreError, run_id: &str) -> StoreError {
+    match &e {
+        StoreError::Backend { message, .. } if message.contains("FENCED") => StoreError::Fenced {
+            run_id: run_id.into(),
+            holder: message
+                .split("FENCED")
+                .nth(1)
+                .unwrap_or("")
+                .trim()
+                .trim_end_matches(|c: char| !c.is_alphanumeric())
+                .to_string(),
+        },
+        _ => e,
+    }
+}
+
+/// Redis error texts may echo the URL; never let a password through.
+fn scrub(message: &str, url: &str) -> String {
+    message.replace(url, &mask(url))
+}
+
+fn decode<T: DeserializeOwned>(key: &str, doc: &str) -> Result<T, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt { key: key.into(), message: e.to_string() })
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("store documents always serialize")
+}
+
+impl Store for RedisStore {
+    fn describe(&self) -> String {
+        self.address.clone()
+    }
+
+    fn create_run(&self, run: &RunRecord, tasks: &[TaskReport]) -> Result<(), StoreError> {
+        let keys = run_keys(&run.namespace, &run.run_id);
+        let created: bool = self.with(|c| c.hset_nx(RUN_NS, &run.run_id, &run.namespace))?;
+        if !created {
+            return Err(self.backend(format!("run {} already exists", run.run_id)));
+        }
+        self.namespaces.lock().unwrap().insert(run.run_id.clone(), run.namespace.clone());
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.hset_multiple(
+            &keys.run,
+            &[
+                ("doc", encode(run)),
+                ("state", run.state.as_str().into()),
+                ("cancel", "0".into()),
+                ("seq", "0".into()),
+            ],
+        );
+        if !tasks.is_empty() {
+            let pairs: Vec<(String, String)> = tasks.iter().map(|t| (t.id.clone(), encode(t))).collect();
+            pipe.hset_multiple(&keys.tasks, &pairs);
+        }
+        pipe.zadd(RUNS, &run.run_id, run.started_at.timestamp_millis());
+        self.with(|c| pipe.query::<()>(c))
+    }
+
+    fn apply(&self, run_id: &str, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let keys = self.keys(run_id)?;
+        let script = Script::new(APPLY);
+        let mut inv = script.key(&keys.run);
+        inv.key(&keys.tasks).key(&keys.events);
+        inv.arg(batch.lease.as_deref().unwrap_or(""));
+        match &batch.run {
+            Some(r) => inv.arg(encode(r)).arg(r.state.as_str()),
+            None => inv.arg("").arg(""),
+        };
+        inv.arg(EVENTS_MAXLEN).arg(batch.tasks.len());
+        for t in &batch.tasks {
+            inv.arg(&t.id).arg(encode(t));
+        }
+        for e in &batch.events {
+            inv.arg(encode(e));
+        }
+        self.with(|c| inv.invoke::<i64>(c)).map(|_| ()).map_err(|e| match &e {
+            StoreError::Backend { message, .. } if message.contains("NORUN") => {
+                StoreError::NoSuchRun(run_id.into())
+            }
+            _ => fenced(e, run_id),
+        })
+    }
+
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let Some(ns) = self.namespace_of(run_id)? else { return Ok(None) };
+        let keys = run_keys(&ns, run_id);
+        let doc: Option<String> = self.with(|c| c.hget(&keys.run, "doc"))?;
+        doc.map(|d| decode(&format!("{} doc", keys.run), &d)).transpose()
+    }
+
+    fn tasks(&self, run_id: &str) -> Result<Vec<TaskReport>, StoreError> {
+        let Some(run) = self.run(run_id)? else { return Err(StoreError::NoSuchRun(run_id.into())) };
+        let keys = run_keys(&run.namespace, run_id);
+        let docs: HashMap<String, String> = self.with(|c| c.hgetall(&keys.tasks))?;
+        let mut out = Vec::with_capacity(docs.len());
+        for t in &run.spec.tasks {
+            if let Some(doc) = docs.get(&t.id) {
+                out.push(decode(&format!("{} {}", keys.tasks, t.id), doc)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let stop = if limit == usize::MAX { -1 } else { limit as isize - 1 };
+        if stop == -1 && limit == 0 {
+            return Ok(vec![]);
+        }
+        let ids: Vec<String> = self.with(|c| c.zrevrange(RUNS, 0, stop))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) = self.run(&id)? {
+                out.push(r);
+            }
+        }
+        // Same start time: newest id first, as the SQLite store orders them.
+        out.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.run_id.cmp(&a.run_id)));
+        Ok(out)
+    }
+
+    fn events(&self, run_id: &str, after: u64, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
+        let keys = self.keys(run_id)?;
+        let count = limit.min(1_000_000);
+        let reply: redis::streams::StreamRangeReply =
+            self.with(|c| c.xrange_count(&keys.events, format!("0-{}", after + 1), "+", count))?;
+        let mut out = Vec::with_capacity(reply.ids.len());
+        for entry in reply.ids {
+            let seq: u64 = entry.id.split('-').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let Some(doc) = entry.get::<String>("doc") else { continue };
+            let key = format!("{} {}", keys.events, entry.id);
+            match serde_json::from_str::<Event>(&doc) {
+                Ok(ev) => out.push((seq, ev)),
+                // A rejection note written by the fencing script is not a public event.
+                Err(_) if doc.contains("\"write_rejected\"") => {}
+                Err(e) => return Err(StoreError::Corrupt { key, message: e.to_string() }),
+            }
+        }
+        Ok(out)
+    }
+
+    fn request_cancel(&self, run_id: &str) -> Result<(), StoreError> {
+        let keys = self.keys(run_id)?;
+        self.with(|c| c.hset::<_, _, _, ()>(&keys.run, "cancel", "1"))
+    }
+
+    fn cancel_requested(&self, run_id: &str) -> Result<bool, StoreError> {
+        let keys = self.keys(run_id)?;
+        let v: Option<String> = self.with(|c| c.hget(&keys.run, "cancel"))?;
+        Ok(v.as_deref() == Some("1"))
+    }
+
+    fn clear_cancel(&self, run_id: &str) -> Result<(), StoreError> {
+        let keys = self.keys(run_id)?;
+        self.with(|c| c.hset::<_, _, _, ()>(&keys.run, "cancel", "0"))
+    }
+}
