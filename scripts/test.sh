@@ -17,8 +17,10 @@ apt_install() {
 
 say "checking tools"
 have git || apt_install git
+have redis-server || apt_install redis-server   # the Redis store's tests start their own servers
 have cargo || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
 git --version
+redis-server --version
 cargo --version
 
 say "cargo fmt --check"
