@@ -40,7 +40,7 @@ defaults:
 - command: true
 ",
     );
-    let run = p.spawn(&["run", "plan.md"]);
+    let mut run = p.spawn(&["run", "plan.md"]);
     let run_id = run.run_id();
     let st = wait_status(&p, &run_id, "gate is running", |st| running(st, "gate"));
     assert_eq!(st["run_id"], run_id.as_str());
@@ -81,7 +81,7 @@ defaults:
 fn cancel_from_another_process_stops_the_run() {
     let p = Project::new();
     p.plan(LONG_PLAN);
-    let run = p.spawn(&["run", "plan.md"]);
+    let mut run = p.spawn(&["run", "plan.md"]);
     let run_id = run.run_id();
     wait_status(&p, &run_id, "long is running", |st| running(st, "long"));
     let agent = p.pid("long.pid");
@@ -112,12 +112,13 @@ fn cancel_from_another_process_stops_the_run() {
 fn ctrl_c_cancels_the_run() {
     let p = Project::new();
     p.plan(LONG_PLAN);
-    let run = p.spawn(&["run", "plan.md"]);
+    let mut run = p.spawn_job(&["run", "plan.md"]);
     let run_id = run.run_id();
     wait_status(&p, &run_id, "long is running", |st| running(st, "long"));
     let agent = p.pid("long.pid");
 
-    run.signal(Signal::SIGINT);
+    // As a terminal does: SIGINT to the whole foreground job (agents have their own groups).
+    run.signal_group(Signal::SIGINT);
     let out = run.wait(Duration::from_secs(20));
     out.expect_code(130);
     assert!(out.stdout.contains("cancel requested (ctrl-c)"), "{}", out.dump());
@@ -139,7 +140,7 @@ fn a_second_ctrl_c_kills_at_once() {
 - command: exec {fake} --ignore-term --pidfile stubborn.pid --sleep 60s
 ",
     );
-    let run = p.spawn(&["run", "plan.md"]);
+    let mut run = p.spawn(&["run", "plan.md"]);
     let run_id = run.run_id();
     wait_status(&p, &run_id, "stubborn is running", |st| running(st, "stubborn"));
     let agent = p.pid("stubborn.pid");
@@ -182,10 +183,13 @@ defaults:
 - command: touch c.ran
 ",
     );
-    let run = p.spawn(&["run", "plan.md"]);
+    let mut run = p.spawn(&["run", "plan.md"]);
     let run_id = run.run_id();
-    wait_status(&p, &run_id, "b is running", |st| running(st, "b"));
     let old_b = p.pid("b.pid");
+    // Crash only once the store knows b's process group (what `resume` stops).
+    wait_status(&p, &run_id, "b's attempt is recorded", |st| {
+        running(st, "b") && attempts(st, "b").first().is_some_and(|a| a["pid"] == old_b)
+    });
 
     run.kill9();
     assert!(pid_alive(old_b), "b's process group outlives its orchestrator");
@@ -233,7 +237,7 @@ defaults:
 fn resume_refuses_a_run_that_is_still_driven() {
     let p = Project::new();
     p.plan(LONG_PLAN);
-    let run = p.spawn(&["run", "plan.md"]);
+    let mut run = p.spawn(&["run", "plan.md"]);
     let run_id = run.run_id();
     wait_status(&p, &run_id, "long is running", |st| running(st, "long"));
     let agent = p.pid("long.pid");
@@ -250,10 +254,12 @@ fn resume_refuses_a_run_that_is_still_driven() {
 fn cancel_of_an_orphaned_run_stops_its_leftover_attempts() {
     let p = Project::new();
     p.plan(LONG_PLAN);
-    let run = p.spawn(&["run", "plan.md"]);
+    let mut run = p.spawn(&["run", "plan.md"]);
     let run_id = run.run_id();
-    wait_status(&p, &run_id, "long is running", |st| running(st, "long"));
     let agent = p.pid("long.pid");
+    wait_status(&p, &run_id, "long's attempt is recorded", |st| {
+        attempts(st, "long").first().is_some_and(|a| a["pid"] == agent)
+    });
     run.kill9();
     assert!(pid_alive(agent));
     let cancel = p.swarm(&["cancel", &run_id]);
@@ -275,12 +281,12 @@ fn resume_stops_a_check_left_running_by_a_killed_orchestrator() {
 - check: if [ -f marker ]; then true; else touch marker; exec {fake} --pidfile check.pid --sleep 60s; fi
 ",
     );
-    let run = p.spawn(&["run", "plan.md"]);
+    let mut run = p.spawn(&["run", "plan.md"]);
     let run_id = run.run_id();
     let check = p.pid("check.pid");
     // The check's process group is recorded on the attempt (as the agent's was) before we crash.
     wait_status(&p, &run_id, "the check's group is recorded", |st| {
-        attempts(st, "checked")[0]["pid"] == check
+        attempts(st, "checked").first().is_some_and(|a| a["pid"] == check)
     });
     run.kill9();
     assert!(pid_alive(check), "the check outlives its orchestrator");
@@ -301,15 +307,156 @@ fn cancel_stops_a_check_left_running_by_a_killed_orchestrator() {
 - check: exec {fake} --pidfile check.pid --sleep 60s
 ",
     );
-    let run = p.spawn(&["run", "plan.md"]);
+    let mut run = p.spawn(&["run", "plan.md"]);
     let run_id = run.run_id();
     let check = p.pid("check.pid");
     // The check's process group is recorded on the attempt (as the agent's was) before we crash.
     wait_status(&p, &run_id, "the check's group is recorded", |st| {
-        attempts(st, "checked")[0]["pid"] == check
+        attempts(st, "checked").first().is_some_and(|a| a["pid"] == check)
     });
     run.kill9();
     p.swarm(&["cancel", &run_id]).expect_code(0);
     assert_gone(check, "the orphaned check");
     assert_task(&p.status(&run_id), "checked", "cancelled", Some("cancelled"));
+}
+
+#[test]
+fn sigint_to_the_orchestrator_alone_cancels_too() {
+    let p = Project::new();
+    p.plan(LONG_PLAN);
+    let run = p.spawn(&["run", "plan.md", "--json"]);
+    let agent = p.pid("long.pid");
+    // Signal only once the run is under way (its events are out), as a user would.
+    wait_until(Duration::from_secs(10), "the attempt_started event is out", || {
+        run.stdout().contains("\"kind\":\"attempt_started\"")
+    });
+    run.signal(Signal::SIGINT);
+    let out = run.wait(Duration::from_secs(20));
+    out.expect_code(130);
+    assert_gone(agent, "the agent");
+    let last: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().last().expect("events")).expect("JSON");
+    assert_eq!((last["kind"].as_str(), last["state"].as_str()), (Some("run_finished"), Some("cancelled")));
+    assert!(out.stdout.contains("\"kind\":\"cancel_requested\""), "{}", out.dump());
+}
+
+#[test]
+fn resume_continues_a_cancelled_run() {
+    let p = Project::new();
+    p.plan(
+        "---
+defaults:
+  agent: exec
+---
+
+## first: Quick
+- command: echo first >> first.count
+
+## gate: Hangs until `go` exists
+- depends: first
+- command: echo gate >> gate.count; [ -f go ] || exec {fake} --pidfile gate.pid --sleep 60s
+
+## last: After the gate
+- depends: gate
+- command: touch last.ran
+",
+    );
+    let mut run = p.spawn(&["run", "plan.md"]);
+    let run_id = run.run_id();
+    wait_status(&p, &run_id, "gate is running", |st| running(st, "gate"));
+    p.pid("gate.pid");
+    p.swarm(&["cancel", &run_id]).expect_code(0);
+    run.wait(Duration::from_secs(20)).expect_code(130);
+    assert_eq!(p.status(&run_id)["state"], "cancelled");
+
+    p.write("go", "");
+    let out = p.swarm(&["resume", &run_id]);
+    out.expect_code(0);
+    let st = p.status(&run_id);
+    assert_eq!(st["state"], "succeeded");
+    assert_eq!(attempts(&st, "first").len(), 1, "succeeded tasks are never run again");
+    assert_eq!(p.read("first.count"), "first\n");
+    assert_eq!(attempts(&st, "gate").len(), 2);
+    assert_eq!(attempts(&st, "gate")[0]["reason"], "cancelled");
+    assert!(p.exists("last.ran"));
+}
+
+#[test]
+fn resume_retry_failed_reruns_failed_and_blocked_tasks_only() {
+    let p = Project::new();
+    p.plan(
+        "---
+defaults:
+  agent: exec
+---
+
+## flaky: Fails until `go` exists
+- command: echo try >> flaky.count; test -f go
+
+## child: Blocked by flaky
+- depends: flaky
+- command: echo child >> child.count
+
+## solid: Independent
+- command: echo solid >> solid.count
+",
+    );
+    let out = p.swarm(&["run", "plan.md"]);
+    out.expect_code(1);
+    let run_id = out.run_id();
+    assert_task(&p.status(&run_id), "child", "blocked", Some("dependency_failed"));
+
+    // A plain resume of a finished run does not retry failures.
+    p.write("go", "");
+    p.swarm(&["resume", &run_id]).expect_code(1);
+    assert_eq!(p.read("flaky.count"), "try\n");
+
+    let out = p.swarm(&["resume", &run_id, "--retry-failed"]);
+    out.expect_code(0);
+    let st = p.status(&run_id);
+    assert_eq!(st["state"], "succeeded");
+    assert_eq!(attempts(&st, "flaky").len(), 2);
+    assert_eq!(attempts(&st, "child").len(), 1);
+    assert_eq!(attempts(&st, "solid").len(), 1, "the succeeded task is kept");
+    assert_eq!(p.read("solid.count"), "solid\n");
+    assert_eq!(p.read("child.count"), "child\n");
+}
+
+#[test]
+fn logs_follow_moves_on_to_the_next_attempt() {
+    let p = Project::new();
+    p.plan(
+        "## twice: Fails once the test says so, then succeeds
+- agent: exec
+- retries: 1
+- command: echo \"attempt $SWARM_ATTEMPT\"; [ \"$SWARM_ATTEMPT\" = 2 ] || { while [ ! -f go ]; do sleep 0.02; done; exit 1; }
+",
+    );
+    let mut run = p.spawn(&["run", "plan.md"]);
+    let run_id = run.run_id();
+    wait_status(&p, &run_id, "attempt 1 is running", |st| running(st, "twice"));
+    let follow = p.spawn(&["logs", &run_id, "twice", "--follow"]);
+    wait_until(Duration::from_secs(10), "`logs -f` shows attempt 1", || {
+        follow.stdout().contains("attempt 1")
+    });
+    p.write("go", "");
+    run.wait(Duration::from_secs(20)).expect_code(0);
+    let out = follow.wait(Duration::from_secs(10));
+    out.expect_code(0);
+    let (one, two) = (out.stdout.find("attempt 1"), out.stdout.find("attempt 2"));
+    assert!(one.is_some() && two.is_some() && one < two, "{}", out.dump());
+}
+
+#[test]
+fn sighup_cancels_like_sigterm() {
+    let p = Project::new();
+    p.plan(LONG_PLAN);
+    let mut run = p.spawn(&["run", "plan.md"]);
+    let run_id = run.run_id();
+    wait_status(&p, &run_id, "long is running", |st| running(st, "long"));
+    let agent = p.pid("long.pid");
+    run.signal(Signal::SIGHUP);
+    run.wait(Duration::from_secs(20)).expect_code(130);
+    assert_gone(agent, "the agent after SIGHUP");
+    assert_eq!(p.status(&run_id)["state"], "cancelled");
 }

@@ -160,13 +160,7 @@ fn swarm_as_subreaper(p: &Project, args: &[&str]) -> Out {
     unsafe {
         cmd.pre_exec(|| nix::sys::prctl::set_child_subreaper(true).map_err(std::io::Error::from));
     }
-    let out = cmd.output().expect("run swarm");
-    Out {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-        elapsed: Duration::ZERO,
-    }
+    p.spawn_cmd(cmd).wait(CMD_TIMEOUT)
 }
 
 #[test]
@@ -188,17 +182,38 @@ defaults:
 - command: echo hi; sleep 100; echo unreachable
 ",
     );
-    let started = std::time::Instant::now();
     let out = swarm_as_subreaper(&p, &["run", "plan.md"]);
-    let took = started.elapsed();
     out.expect_code(1);
     assert!(
-        took < Duration::from_secs(15),
-        "an attempt waited for the grace period: {took:?}\n{}",
+        out.elapsed < Duration::from_secs(15),
+        "an attempt waited for the grace period: {:?}\n{}",
+        out.elapsed,
         out.dump()
     );
     let st = p.status("latest");
     assert_task(&st, "leaves", "succeeded", None);
     assert_task(&st, "stalls", "failed", Some("stalled"));
     assert_gone(p.pid("bg.pid"), "the leftover sleeper");
+}
+
+#[test]
+fn a_timed_out_attempt_is_retried() {
+    let p = Project::new();
+    p.plan(
+        "## slow-once: Hangs on its first attempt only
+- agent: exec
+- timeout: 1s
+- retries: 1
+- command: if [ -f marker ]; then echo quick; else touch marker; exec {fake} --pidfile first.pid --sleep 60s; fi
+",
+    );
+    let out = p.swarm(&["run", "plan.md"]);
+    out.expect_code(0);
+    let st = p.status(&out.run_id());
+    assert_task(&st, "slow-once", "succeeded", None);
+    let att = attempts(&st, "slow-once");
+    assert_eq!(att.len(), 2);
+    assert_eq!(att[0]["reason"], "timeout");
+    assert!(att[1]["reason"].is_null());
+    assert_gone(p.pid("first.pid"), "the timed-out first attempt");
 }

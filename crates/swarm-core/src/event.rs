@@ -76,6 +76,13 @@ pub enum EventKind {
     Warning {
         message: String,
     },
+    /// A store write refused because the writer's lease on the run was not (or no longer) the
+    /// run's: another orchestrator took the run over.
+    WriteRejected {
+        lease: String,
+        tasks: Vec<String>,
+        events: usize,
+    },
     RunFinished {
         state: RunState,
         succeeded: usize,

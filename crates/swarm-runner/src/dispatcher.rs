@@ -7,7 +7,7 @@ use crate::process::hostname;
 use crate::progress::Reporter;
 use crate::report_files;
 use crate::supervise::{Executor, ExecutorEvent, Limits, StopRequest};
-use crate::writer::{Write, Writer};
+use crate::writer::{Note, Write, Writer};
 use chrono::Utc;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -40,6 +40,8 @@ pub struct RunSetup {
     /// Value given to agents as `SWARM_STORE` (never carries a password).
     pub store_env: String,
     pub reporter: Box<dyn Reporter>,
+    /// The lease token taken on the run before calling `run`.
+    pub lease: String,
 }
 
 enum Control {
@@ -86,6 +88,7 @@ pub async fn run(setup: RunSetup) -> RunReport {
         run_dir,
         store_env,
         reporter,
+        lease,
     } = setup;
     let plan = record.spec.clone();
     let (nodes, agents) = scheduler::nodes_for(&plan);
@@ -108,9 +111,9 @@ pub async fn run(setup: RunSetup) -> RunReport {
     record.state = RunState::Running;
     record.ended_at = None;
 
-    let (warn_tx, mut warn_rx) = mpsc::unbounded_channel::<String>();
-    let writer = Writer::start(store.clone(), record.run_id.clone(), move |w| {
-        let _ = warn_tx.send(w);
+    let (note_tx, mut note_rx) = mpsc::unbounded_channel::<Note>();
+    let writer = Writer::start(store.clone(), record.run_id.clone(), lease, move |n| {
+        let _ = note_tx.send(n);
     });
     let (exec_tx, mut exec_rx) = mpsc::unbounded_channel();
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
@@ -159,7 +162,14 @@ pub async fn run(setup: RunSetup) -> RunReport {
         let input = tokio::select! {
             Some(ev) = exec_rx.recv() => d.on_executor(ev),
             Some(ctl) = ctl_rx.recv() => d.on_control(ctl),
-            Some(w) = warn_rx.recv() => { d.emit(EventKind::Warning { message: w }); None }
+            Some(note) = note_rx.recv() => match note {
+                Note::Warning(message) => { d.emit(EventKind::Warning { message }); None }
+                Note::LeaseLost(message) => {
+                    // Another orchestrator owns the run now: stop our attempts, write nothing more.
+                    d.emit(EventKind::Warning { message: format!("{message}; stopping this orchestrator's attempts") });
+                    d.on_control(Control::Cancel("lease lost".into()))
+                }
+            },
             _ = heartbeat.tick() => {
                 if let Some(o) = d.record.owner.as_mut() { o.heartbeat_at = Utc::now(); }
                 d.writer.send(Write::Run(d.record.clone()));

@@ -234,8 +234,9 @@ impl Executor {
             }
         };
         // Drain what is left in the pipes, but never wait on a pipe held open by an escaped process.
+        // (Without readers the channel is closed and `recv` returns `None` at once.)
         let drain_until = Instant::now() + Duration::from_millis(500);
-        while readers > 0 {
+        loop {
             tokio::select! {
                 item = lines.recv() => match item {
                     Some((stream, line)) => self.forward(stream, &line, is_check),
@@ -320,7 +321,8 @@ impl Executor {
     /// tokio's blocking pool) and forwards it as an event.
     fn forward(&mut self, stream: Stream, line: &[u8], is_check: bool) {
         self.append_log(line);
-        if !line.ends_with(b"\n") {
+        // End an unfinished last line, but never break a long line `read_lines` split in pieces.
+        if !line.ends_with(b"\n") && line.len() < MAX_LINE {
             self.append_log(b"\n");
         }
         if is_check {
@@ -364,10 +366,8 @@ async fn read_lines(
         if !complete {
             activity.notify_one();
         }
-        if complete || buf.len() >= MAX_LINE {
-            if tx.send((stream, std::mem::take(&mut buf))).await.is_err() {
-                return;
-            }
+        if (complete || buf.len() >= MAX_LINE) && tx.send((stream, std::mem::take(&mut buf))).await.is_err() {
+            return;
         }
     }
     if !buf.is_empty() {

@@ -23,12 +23,19 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// `warn` is called (from the writer thread) when the store fails and when it recovers.
-    pub fn start(store: Arc<dyn Store>, run_id: String, warn: impl Fn(String) + Send + 'static) -> Writer {
+    /// Every write carries `lease`, which the writer renews well before `LEASE_TTL` runs out.
+    /// `note` is called (from the writer thread) when the store fails, recovers, or the lease is
+    /// lost to another orchestrator.
+    pub fn start(
+        store: Arc<dyn Store>,
+        run_id: String,
+        lease: String,
+        note: impl Fn(Note) + Send + 'static,
+    ) -> Writer {
         let (tx, rx) = channel();
         let handle = std::thread::Builder::new()
             .name("swarm-store-writer".into())
-            .spawn(move || write_loop(store, run_id, rx, warn))
+            .spawn(move || write_loop(store, run_id, lease, rx, note))
             .expect("spawn store writer thread");
         Writer { tx, handle: Some(handle) }
     }
@@ -70,9 +77,9 @@ impl Pending {
         }
     }
 
-    fn batch(&self) -> Batch {
+    fn batch(&self, lease: &str) -> Batch {
         Batch {
-            lease: None,
+            lease: Some(lease.to_string()),
             run: self.run.clone(),
             tasks: self.order.iter().map(|id| self.tasks[id].clone()).collect(),
             events: self.events.clone(),
@@ -84,7 +91,17 @@ impl Pending {
     }
 }
 
-fn write_loop(store: Arc<dyn Store>, run_id: String, rx: Receiver<Write>, warn: impl Fn(String)) {
+/// How long a lease lasts without renewal; an orchestrator that died is taken over after this.
+pub const LEASE_TTL: Duration = Duration::from_secs(30);
+
+pub enum Note {
+    Warning(String),
+    LeaseLost(String),
+}
+
+fn write_loop(store: Arc<dyn Store>, run_id: String, lease: String, rx: Receiver<Write>, note: impl Fn(Note)) {
+    let warn = |m: String| note(Note::Warning(m));
+    let mut renewed = std::time::Instant::now();
     let mut pending = Pending::default();
     let mut failing_since: Option<std::time::Instant> = None;
     let mut retry_delay = Duration::from_millis(100);
@@ -92,7 +109,7 @@ fn write_loop(store: Arc<dyn Store>, run_id: String, rx: Receiver<Write>, warn: 
     while open || !pending.is_empty() {
         if open {
             // Block for work; while writes are pending (the store is failing), wake up to retry.
-            let wait = if pending.is_empty() { Duration::from_secs(3600) } else { retry_delay };
+            let wait = if pending.is_empty() { LEASE_TTL / 6 } else { retry_delay };
             match rx.recv_timeout(wait) {
                 Ok(w) => pending.add(w),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -102,10 +119,20 @@ fn write_loop(store: Arc<dyn Store>, run_id: String, rx: Receiver<Write>, warn: 
                 pending.add(w);
             }
         }
+        if renewed.elapsed() >= LEASE_TTL / 6 {
+            match store.acquire_lease(&run_id, &lease, LEASE_TTL, false) {
+                Ok(()) => renewed = std::time::Instant::now(),
+                Err(e @ swarm_store::StoreError::Fenced { .. }) => {
+                    note(Note::LeaseLost(e.to_string()));
+                    return;
+                }
+                Err(_) => {} // the store is away; the write below reports it
+            }
+        }
         if pending.is_empty() {
             continue;
         }
-        match store.apply(&run_id, &pending.batch()) {
+        match store.apply(&run_id, &pending.batch(&lease)) {
             Ok(()) => {
                 if let Some(since) = failing_since.take() {
                     warn(format!(
@@ -116,6 +143,10 @@ fn write_loop(store: Arc<dyn Store>, run_id: String, rx: Receiver<Write>, warn: 
                 }
                 retry_delay = Duration::from_millis(100);
                 pending = Pending::default();
+            }
+            Err(e @ swarm_store::StoreError::Fenced { .. }) => {
+                note(Note::LeaseLost(e.to_string()));
+                return;
             }
             Err(e) => {
                 let since = *failing_since.get_or_insert_with(|| {

@@ -47,7 +47,8 @@ fn run_keys(ns: &str, run_id: &str) -> RunKeys {
 const APPLY: &str = r#"
 -- KEYS: run hash, tasks hash, events stream
 -- ARGV: lease token ("" = none), run doc ("" = unchanged), run state, maxlen, n tasks,
---       then n (task id, doc) pairs, then event docs
+--       the rejection event to record if the lease is not ours, then n (task id, doc) pairs,
+--       then event docs
 local run, tasks, events = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('EXISTS', run) == 0 then return redis.error_reply('NORUN') end
 local token = ARGV[1]
@@ -55,8 +56,7 @@ if token ~= '' then
   local held = redis.call('HGET', run, 'lease')
   if held and held ~= token then
     local seq = redis.call('HINCRBY', run, 'seq', 1)
-    redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '0-' .. seq, 'doc',
-      cjson.encode({kind = 'write_rejected', reason = 'lease_lost', run_id = string.match(run, ':run:(.*)$')}))
+    redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '0-' .. seq, 'doc', ARGV[6])
     return redis.error_reply('FENCED ' .. held)
   end
 end
@@ -64,7 +64,7 @@ if ARGV[2] ~= '' then
   redis.call('HSET', run, 'doc', ARGV[2], 'state', ARGV[3])
 end
 local n = tonumber(ARGV[5])
-local i = 6
+local i = 7
 for _ = 1, n do
   redis.call('HSET', tasks, ARGV[i], ARGV[i + 1])
   i = i + 2
@@ -79,12 +79,12 @@ return seq
 "#;
 
 const ACQUIRE: &str = r#"
--- KEYS: run hash. ARGV: new token, ttl ms. Server clock decides expiry.
+-- KEYS: run hash. ARGV: token, ttl ms, force ("1" steals). The server's clock decides expiry.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local held = redis.call('HGET', KEYS[1], 'lease')
 local until_ms = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
-if held and held ~= ARGV[1] and until_ms > now then
+if held and held ~= ARGV[1] and until_ms > now and ARGV[3] ~= '1' then
   return redis.error_reply('FENCED ' .. held)
 end
 redis.call('HSET', KEYS[1], 'lease', ARGV[1], 'lease_until', now + tonumber(ARGV[2]))
@@ -182,14 +182,19 @@ impl RedisStore {
         Ok(run_keys(&ns, run_id))
     }
 
-    /// Takes the run's lease for `ttl` by the server's clock; returns the token. Fails with
-    /// `Fenced` while another holder's lease is unexpired.
-    pub fn acquire_lease(&self, run_id: &str, token: &str, ttl: Duration) -> Result<(), StoreError> {
-        let keys = self.keys(run_id)?;
-        let script = Script::new(ACQUIRE);
-        self.with(|c| script.key(&keys.run).arg(token).arg(ttl.as_millis() as u64).invoke::<i64>(c))
-            .map_err(|e| fenced(e, run_id))?;
-        Ok(())
+}
+
+/// The event recorded when a write is refused because its lease is not the run's.
+pub(crate) fn rejection(run_id: &str, batch: &Batch) -> Event {
+    Event {
+        run_id: run_id.into(),
+        timestamp: chrono::Utc::now(),
+        elapsed_ms: 0,
+        kind: swarm_core::event::EventKind::WriteRejected {
+            lease: batch.lease.clone().unwrap_or_default(),
+            tasks: batch.tasks.iter().map(|t| t.id.clone()).collect(),
+            events: batch.events.len(),
+        },
     }
 }
 
@@ -266,7 +271,7 @@ impl Store for RedisStore {
             Some(r) => inv.arg(encode(r)).arg(r.state.as_str()),
             None => inv.arg("").arg(""),
         };
-        inv.arg(EVENTS_MAXLEN).arg(batch.tasks.len());
+        inv.arg(EVENTS_MAXLEN).arg(batch.tasks.len()).arg(encode(&rejection(run_id, batch)));
         for t in &batch.tasks {
             inv.arg(&t.id).arg(encode(t));
         }
@@ -330,8 +335,6 @@ impl Store for RedisStore {
             let key = format!("{} {}", keys.events, entry.id);
             match serde_json::from_str::<Event>(&doc) {
                 Ok(ev) => out.push((seq, ev)),
-                // A rejection note written by the fencing script is not a public event.
-                Err(_) if doc.contains("\"write_rejected\"") => {}
                 Err(e) => return Err(StoreError::Corrupt { key, message: e.to_string() }),
             }
         }
@@ -347,6 +350,16 @@ impl Store for RedisStore {
         let keys = self.keys(run_id)?;
         let v: Option<String> = self.with(|c| c.hget(&keys.run, "cancel"))?;
         Ok(v.as_deref() == Some("1"))
+    }
+
+    fn acquire_lease(&self, run_id: &str, token: &str, ttl: Duration, force: bool) -> Result<(), StoreError> {
+        let keys = self.keys(run_id)?;
+        let script = Script::new(ACQUIRE);
+        self.with(|c| {
+            script.key(&keys.run).arg(token).arg(ttl.as_millis() as u64).arg(if force { "1" } else { "0" }).invoke::<i64>(c)
+        })
+        .map_err(|e| fenced(e, run_id))?;
+        Ok(())
     }
 
     fn clear_cancel(&self, run_id: &str) -> Result<(), StoreError> {

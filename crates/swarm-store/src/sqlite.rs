@@ -2,7 +2,7 @@
 //! columns that are queried (ids, state, order), so every backend stores the same documents.
 
 use crate::store::{Batch, Store, StoreError};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -45,7 +45,8 @@ impl SqliteStore {
             "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS runs(
                 run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, state TEXT NOT NULL,
-                cancel_requested INTEGER NOT NULL DEFAULT 0, doc TEXT NOT NULL);
+                cancel_requested INTEGER NOT NULL DEFAULT 0, doc TEXT NOT NULL,
+                lease TEXT, lease_until INTEGER NOT NULL DEFAULT 0);
              CREATE TABLE IF NOT EXISTS tasks(
                 run_id TEXT NOT NULL, task_id TEXT NOT NULL, ord INTEGER NOT NULL, state TEXT NOT NULL,
                 doc TEXT NOT NULL, PRIMARY KEY(run_id, task_id));
@@ -119,7 +120,24 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut conn = self.conn.lock().unwrap();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        if let Some(token) = &batch.lease {
+            let held: Option<Option<String>> = tx
+                .query_row("SELECT lease FROM runs WHERE run_id=?1", [run_id], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.err(e))?;
+            let Some(held) = held else { return Err(StoreError::NoSuchRun(run_id.into())) };
+            if let Some(holder) = held.filter(|h| h != token) {
+                let last: u64 = tx
+                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id=?1", [run_id], |r| r.get(0))
+                    .map_err(|e| self.err(e))?;
+                let note = encode(&crate::redis_store::rejection(run_id, batch));
+                tx.execute("INSERT INTO events(run_id, seq, doc) VALUES(?1, ?2, ?3)", params![run_id, last + 1, note])
+                    .map_err(|e| self.err(e))?;
+                tx.commit().map_err(|e| self.err(e))?;
+                return Err(StoreError::Fenced { run_id: run_id.into(), holder });
+            }
+        }
         if let Some(run) = &batch.run {
             tx.execute(
                 "UPDATE runs SET state=?2, doc=?3 WHERE run_id=?1",
@@ -228,6 +246,28 @@ impl Store for SqliteStore {
             .optional()
             .map_err(|e| self.err(e))?;
         Ok(v.unwrap_or(0) != 0)
+    }
+
+    fn acquire_lease(&self, run_id: &str, token: &str, ttl: Duration, force: bool) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().unwrap();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        let now: i64 = tx
+            .query_row("SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let row: Option<(Option<String>, i64)> = tx
+            .query_row("SELECT lease, lease_until FROM runs WHERE run_id=?1", [run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some((held, until)) = row else { return Err(StoreError::NoSuchRun(run_id.into())) };
+        if let Some(holder) = held.filter(|h| h != token && until > now && !force) {
+            return Err(StoreError::Fenced { run_id: run_id.into(), holder });
+        }
+        tx.execute(
+            "UPDATE runs SET lease=?2, lease_until=?3 WHERE run_id=?1",
+            params![run_id, token, now + ttl.as_millis() as i64],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
     }
 
     fn clear_cancel(&self, run_id: &str) -> Result<(), StoreError> {

@@ -1,5 +1,6 @@
 //! The store trait every backend implements, and its error type.
 
+use std::time::Duration;
 use swarm_core::event::Event;
 use swarm_core::report::{RunRecord, TaskReport};
 
@@ -64,6 +65,11 @@ pub trait Store: Send + Sync {
     fn request_cancel(&self, run_id: &str) -> Result<(), StoreError>;
 
     fn cancel_requested(&self, run_id: &str) -> Result<bool, StoreError>;
+
+    /// Takes (or renews) the run's lease for `token` for `ttl`, by the store's clock. Fails with
+    /// `Fenced` while another token's lease is unexpired, unless `force` (the caller verified the
+    /// holder is dead). Writes carrying another token are rejected from then on.
+    fn acquire_lease(&self, run_id: &str, token: &str, ttl: Duration, force: bool) -> Result<(), StoreError>;
 
     /// Clears a cancel request (when a cancelled run is resumed).
     fn clear_cancel(&self, run_id: &str) -> Result<(), StoreError>;

@@ -162,6 +162,42 @@ pub fn resolves_run_ids(store: &dyn Store) {
     assert_eq!(listed, ["20260102-000000-bbbb", "20260101-000100-aaab"], "newest first, limited");
 }
 
+pub fn fences_stale_lease_holders(store: &dyn Store) {
+    use std::time::Duration as D;
+    create(store, "r4", 0, &["a"]);
+    store.acquire_lease("r4", "first", D::from_secs(30), false).unwrap();
+    store.acquire_lease("r4", "first", D::from_secs(30), false).expect("the holder renews");
+    let err = store.acquire_lease("r4", "second", D::from_secs(30), false).unwrap_err();
+    assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
+    let write = |token: &str| Batch {
+        lease: Some(token.into()),
+        tasks: vec![task("a", TaskState::Running)],
+        events: vec![event("r4", "a", TaskState::Running)],
+        ..Batch::default()
+    };
+    assert!(matches!(store.apply("r4", &write("second")), Err(StoreError::Fenced { .. })));
+    assert_eq!(store.tasks("r4").unwrap()[0].state, TaskState::Pending, "a rejected write changes nothing");
+    let evs = store.events("r4", 0, 10).unwrap();
+    assert!(
+        matches!(&evs[..], [(_, Event { kind: EventKind::WriteRejected { lease, .. }, .. })] if lease == "second"),
+        "the rejection is recorded: {evs:?}"
+    );
+    store.apply("r4", &write("first")).unwrap();
+    assert_eq!(store.tasks("r4").unwrap()[0].state, TaskState::Running);
+    // A verified-dead holder's lease can be taken over at once.
+    store.acquire_lease("r4", "third", D::from_secs(30), true).unwrap();
+    assert!(matches!(store.apply("r4", &write("first")), Err(StoreError::Fenced { .. })));
+}
+
+pub fn leases_expire_by_the_store_clock(store: &dyn Store) {
+    use std::time::Duration as D;
+    create(store, "r5", 0, &["a"]);
+    store.acquire_lease("r5", "first", D::from_millis(100), false).unwrap();
+    swarm_testkit::wait_until(D::from_secs(5), "the lease to expire", || {
+        store.acquire_lease("r5", "second", D::from_secs(30), false).is_ok()
+    });
+}
+
 trait TestExt {
     fn clone_with_started(&self, at: chrono::DateTime<Utc>) -> Self;
 }
@@ -200,6 +236,16 @@ macro_rules! backend_tests {
             fn cancel_flag() {
                 let (s, _guard) = open();
                 super::cancel_flag(&*s);
+            }
+            #[test]
+            fn fences_stale_lease_holders() {
+                let (s, _guard) = open();
+                super::fences_stale_lease_holders(&*s);
+            }
+            #[test]
+            fn leases_expire_by_the_store_clock() {
+                let (s, _guard) = open();
+                super::leases_expire_by_the_store_clock(&*s);
             }
             #[test]
             fn resolves_run_ids() {
@@ -256,37 +302,6 @@ backend_tests!(redis, {
     let store: Arc<dyn Store> = Arc::new(swarm_store::RedisStore::open(&server.url()).unwrap());
     (store, Box::new(server))
 });
-
-#[test]
-fn redis_rejects_a_stale_lease_holder_and_records_it() {
-    let server = swarm_testkit::RedisServer::start();
-    let store = swarm_store::RedisStore::open(&server.url()).unwrap();
-    create(&store, "r", 0, &["a"]);
-    store.acquire_lease("r", "first", std::time::Duration::from_secs(30)).unwrap();
-    let err = store.acquire_lease("r", "second", std::time::Duration::from_secs(30)).unwrap_err();
-    assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
-    let write = |token: &str| Batch {
-        lease: Some(token.into()),
-        tasks: vec![task("a", TaskState::Running)],
-        events: vec![event("r", "a", TaskState::Running)],
-        ..Batch::default()
-    };
-    assert!(matches!(store.apply("r", &write("second")), Err(StoreError::Fenced { .. })));
-    assert_eq!(store.tasks("r").unwrap()[0].state, TaskState::Pending, "rejected write changed nothing");
-    store.apply("r", &write("first")).unwrap();
-    assert_eq!(store.tasks("r").unwrap()[0].state, TaskState::Running);
-}
-
-#[test]
-fn redis_lease_expires_by_the_server_clock() {
-    let server = swarm_testkit::RedisServer::start();
-    let store = swarm_store::RedisStore::open(&server.url()).unwrap();
-    create(&store, "r", 0, &["a"]);
-    store.acquire_lease("r", "first", std::time::Duration::from_millis(100)).unwrap();
-    swarm_testkit::wait_until(std::time::Duration::from_secs(5), "the lease to expire", || {
-        store.acquire_lease("r", "second", std::time::Duration::from_secs(30)).is_ok()
-    });
-}
 
 #[test]
 fn redis_unreachable_names_the_address_without_the_password() {

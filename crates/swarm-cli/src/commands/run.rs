@@ -25,6 +25,11 @@ fn output_mode(json: bool, no_progress: bool) -> OutputMode {
     }
 }
 
+/// A lease token that says who holds it: `host:pid:random`.
+fn lease_token() -> String {
+    format!("{}:{}:{:08x}", hostname(), std::process::id(), fastrand::u32(..))
+}
+
 pub fn new_run_id() -> String {
     format!("{}-{:04x}", Utc::now().format("%Y%m%d-%H%M%S"), fastrand::u16(..))
 }
@@ -79,6 +84,8 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         })
         .collect();
     store.create_run(&record, &tasks).map_err(CliError::from_store)?;
+    let lease = lease_token();
+    store.acquire_lease(&run_id, &lease, swarm_runner::LEASE_TTL, false).map_err(CliError::from_store)?;
     let mode = output_mode(args.json, args.no_progress);
     if mode != OutputMode::Json {
         println!("run {run_id}");
@@ -94,6 +101,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         run_dir: RunDir::new(&project.state_dir, &run_id),
         store_env: project.address.describe(),
         reporter: progress::reporter(mode, plan.tasks.len()),
+        lease,
     };
     let report = runtime().block_on(swarm_runner::run(setup));
     Ok(report.state.exit_code())
@@ -109,8 +117,12 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
         .map_err(CliError::from_store)?
         .ok_or_else(|| CliError::invalid(anyhow!("no run `{run_id}`")))?;
     let host = hostname();
+    // The old orchestrator is known dead when it ran here and its pid is gone; then its lease
+    // can be taken at once. A remote one's lease must expire first.
+    let mut owner_dead_here = false;
     if record.state == RunState::Running {
         if let Some(owner) = &record.owner {
+            owner_dead_here = owner.host == host && !is_swarm_process(owner.pid);
             let alive_here =
                 owner.host == host && is_swarm_process(owner.pid) && owner.pid != std::process::id();
             let fresh_elsewhere = owner.host != host && (Utc::now() - owner.heartbeat_at).num_seconds() < 30;
@@ -141,6 +153,9 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
         }
         restored.push(Restored { state: t.state, attempts: t.attempts.len() as u32 });
     }
+    let lease = lease_token();
+    let force = owner_dead_here || record.state != RunState::Running;
+    store.acquire_lease(&run_id, &lease, swarm_runner::LEASE_TTL, force).map_err(CliError::from_store)?;
     store.clear_cancel(&run_id).map_err(CliError::from_store)?;
     if record.state != RunState::Running {
         record.state = RunState::Running;
@@ -166,6 +181,7 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
         run_dir: RunDir::new(&project.state_dir, &run_id),
         store_env: project.address.describe(),
         reporter: progress::reporter(mode, total),
+        lease,
     };
     let report = runtime().block_on(swarm_runner::run(setup));
     Ok(report.state.exit_code())

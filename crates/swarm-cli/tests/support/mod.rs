@@ -224,7 +224,16 @@ impl Project {
         self.spawn_cmd(self.command(args))
     }
 
-    fn spawn_cmd(&self, mut cmd: Command) -> Bg {
+    /// Starts `swarm ARGS` in the background as the leader of its own process group, like a
+    /// foreground job in a terminal (Ctrl-C there signals the whole group).
+    pub fn spawn_job(&self, args: &[&str]) -> Bg {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = self.command(args);
+        cmd.process_group(0);
+        self.spawn_cmd(cmd)
+    }
+
+    pub fn spawn_cmd(&self, mut cmd: Command) -> Bg {
         let started = Instant::now();
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn swarm");
         let stdout = Arc::new(Mutex::new(Vec::new()));
@@ -319,10 +328,18 @@ impl Bg {
     }
 
     /// The run id, once the first stdout line (`run <RUN_ID>`) is out.
-    pub fn run_id(&self) -> String {
+    pub fn run_id(&mut self) -> String {
         wait_for(Duration::from_secs(10), "swarm printed `run <RUN_ID>`", || {
             let out = self.stdout();
             if !out.contains('\n') {
+                if !self.is_running() {
+                    panic!(
+                        "swarm exited ({:?}) before printing its run id\n{}{}",
+                        self.status,
+                        out,
+                        self.stderr()
+                    );
+                }
                 return None;
             }
             Some(run_id_of(&out).unwrap_or_else(|| panic!("first stdout line is not `run <RUN_ID>`:\n{out}")))
@@ -338,6 +355,11 @@ impl Bg {
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         signal(self.pid(), sig);
+    }
+
+    /// Signals the process group the process leads (see [`Project::spawn_job`]).
+    pub fn signal_group(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.pid() as i32), sig).expect("signal group");
     }
 
     /// Waits for the process to exit (panicking after `timeout`) and collects its output.
