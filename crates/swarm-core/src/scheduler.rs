@@ -696,6 +696,7 @@ mod tests {
             let mut started_attempts = vec![0u32; n];
             let mut step = 0usize;
             loop {
+                let mut due = vec![];
                 for a in out.drain(..) {
                     match a {
                         Action::Start { task, attempt } => {
@@ -713,14 +714,13 @@ mod tests {
                             prop_assert!(finished_state[task as usize].is_none(), "finished twice");
                             finished_state[task as usize] = Some(state);
                         }
-                        Action::RetryAfter { task, .. } => {
-                            // deliver immediately on the next loop turn
-                            let mut more = vec![];
-                            s.handle(Input::RetryDue { task }, &mut more);
-                            out.extend(more);
-                        }
+                        Action::RetryAfter { task, .. } => due.push(task),
                         _ => {}
                     }
+                }
+                // Backoff elapses at once here: deliver the retries before anything else.
+                for task in due {
+                    s.handle(Input::RetryDue { task }, &mut out);
                 }
                 if out.is_empty() {
                     if running.is_empty() { break; }
