@@ -40,6 +40,10 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Print an attempt's output.
     Logs(LogsArgs),
+    /// Print the JSON Schemas (2020-12) of stored documents and of completion.json.
+    Schema(SchemaArgs),
+    /// Print a run's events (state changes, attempts, warnings), optionally following new ones.
+    Events(EventsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -122,4 +126,25 @@ pub struct LogsArgs {
     /// Attempt number (default: the latest).
     #[arg(long)]
     pub attempt: Option<u32>,
+}
+
+#[derive(Args, Debug)]
+pub struct SchemaArgs {
+    /// One of: completion, event, plan, report, run, task (default: all, as one JSON object).
+    pub name: Option<String>,
+    /// List the schema names.
+    #[arg(long)]
+    pub list: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Run id, unique prefix/suffix, or `latest` (default).
+    pub run: Option<String>,
+    /// Keep printing new events until the run ends.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// One JSON event per line.
+    #[arg(long)]
+    pub json: bool,
 }

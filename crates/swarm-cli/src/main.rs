@@ -35,5 +35,7 @@ fn dispatch(cli: Cli) -> error::CliResult {
         Command::Resume(args) => commands::run::resume(store, config, args),
         Command::Cancel(args) => commands::cancel::cancel(store, config, args),
         Command::Logs(args) => commands::logs::logs(store, config, args),
+        Command::Schema(args) => commands::schema::schema(args),
+        Command::Events(args) => commands::events::events(store, config, args),
     }
 }

@@ -42,7 +42,10 @@ defaults:
     );
     let mut run = p.spawn(&["run", "plan.md"]);
     let run_id = run.run_id();
-    let st = wait_status(&p, &run_id, "gate is running", |st| running(st, "gate"));
+    // (A task turns `running` a moment before its attempt record lands in the store.)
+    let st = wait_status(&p, &run_id, "gate's attempt is running", |st| {
+        running(st, "gate") && !attempts(st, "gate").is_empty()
+    });
     assert_eq!(st["run_id"], run_id.as_str());
     assert_eq!(st["state"], "running");
     assert!(st["ended_at"].is_null());

@@ -559,8 +559,6 @@ fn long_lines_are_kept_whole_in_the_log() {
 }
 
 #[test]
-#[ignore = "known bug in swarm-store: racing first opens of a new SQLite store fail with \
-            `database is locked` (PRAGMA journal_mode=WAL does not wait on the busy timeout)"]
 fn concurrent_first_use_of_a_new_store() {
     for _ in 0..30 {
         let p = Project::new();

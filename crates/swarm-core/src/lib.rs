@@ -2,12 +2,14 @@
 //! (events, task states, reports) every other crate speaks.
 
 pub mod backoff;
+pub mod completion;
 pub mod config;
 pub mod diagnostic;
 pub mod duration;
 pub mod event;
 pub mod plan;
 pub mod report;
+pub mod schema;
 pub mod scheduler;
 pub mod state;
 

@@ -5,7 +5,7 @@ use crate::state::{Reason, RunState, TaskState};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunReport {
     pub run_id: String,
     pub plan: String,
@@ -18,7 +18,7 @@ pub struct RunReport {
     pub tasks: Vec<TaskReport>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskReport {
     pub id: String,
     #[serde(default)]
@@ -35,7 +35,7 @@ pub struct TaskReport {
     pub attempts: Vec<AttemptReport>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AttemptReport {
     pub n: u32,
     pub agent: String,
@@ -65,7 +65,7 @@ pub struct AttemptReport {
     pub workdir: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Counts {
     pub pending: usize,
     pub ready: usize,
@@ -112,7 +112,7 @@ impl Counts {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Usage {
     pub tokens_in: u64,
     pub tokens_out: u64,
@@ -120,7 +120,7 @@ pub struct Usage {
 }
 
 /// The run's own record in the store: everything about a run except its tasks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunRecord {
     pub run_id: String,
     pub plan: String,
@@ -139,7 +139,7 @@ pub struct RunRecord {
 }
 
 /// The orchestrator process that drives a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Owner {
     pub pid: u32,
     pub host: String,

@@ -267,7 +267,11 @@ impl Dispatcher {
             }
         }
         let task = doc.id.clone();
-        self.save_task(i);
+        if state != TaskState::Running {
+            // A running task is saved by `start` together with its new attempt record, so no
+            // reader ever sees `running` without the attempt (and its process group).
+            self.save_task(i);
+        }
         let (reason, detail) =
             if state.is_terminal() { (reason, detail) } else { (None, self.docs[i].detail.clone()) };
         self.emit(EventKind::TaskState { task, state, reason, detail });

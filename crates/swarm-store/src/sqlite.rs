@@ -28,7 +28,20 @@ impl SqliteStore {
         }
         let conn = Connection::open(path).map_err(|e| unreachable(e.to_string()))?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(|e| unreachable(e.to_string()))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| unreachable(e.to_string()))?;
+        // Switching to WAL takes an exclusive lock and ignores the busy timeout, so processes
+        // opening a new store at the same moment retry here for a while.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10 + fastrand_ms()));
+                }
+                Err(e) => return Err(unreachable(e.to_string())),
+            }
+        }
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| unreachable(e.to_string()))?;
         let store = SqliteStore { path: path.into(), conn: Mutex::new(conn) };
         store.migrate()?;
@@ -62,7 +75,7 @@ impl SqliteStore {
         match found.map(|v| v.parse::<u32>()) {
             None => {
                 conn.execute(
-                    "INSERT INTO meta(key, value) VALUES('schema_version', ?1)",
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?1)",
                     [SCHEMA_VERSION.to_string()],
                 )
                 .map_err(|e| self.err(e))?;
@@ -80,6 +93,11 @@ impl SqliteStore {
         }
         Ok(())
     }
+}
+
+/// A few milliseconds of jitter so retrying openers do not collide again.
+fn fastrand_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::from(d.subsec_nanos() % 20))
 }
 
 fn decode<T: DeserializeOwned>(key: impl FnOnce() -> String, doc: &str) -> Result<T, StoreError> {

@@ -1,7 +1,9 @@
 //! One module per command family.
 
 pub mod cancel;
+pub mod events;
 pub mod logs;
 pub mod plan;
 pub mod run;
+pub mod schema;
 pub mod status;

@@ -19,7 +19,8 @@ pub fn load(project: &Project, path: &Path, json: bool) -> CliResult<Plan> {
     };
     swarm_core::plan::load(path, &ctx).map_err(|diags| {
         if json {
-            let v = serde_json::json!({ "ok": false, "file": diags.file, "errors": diags.items });
+            // Shaped like an event too, so `swarm run --json` consumers see a `kind`.
+            let v = serde_json::json!({ "kind": "plan_invalid", "ok": false, "file": diags.file, "errors": diags.items });
             println!("{v}");
         } else {
             eprint!("{}", diags.render(std::io::stderr().is_terminal()));

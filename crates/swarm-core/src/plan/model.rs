@@ -8,7 +8,7 @@ use std::time::Duration;
 pub const AGENTS: [&str; 8] = ["opencode", "kilo", "cline", "claude", "codex", "gemini", "aider", "exec"];
 
 /// A validated plan: tasks in file order, `defaults` already applied to each task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     pub name: String,
@@ -22,7 +22,7 @@ pub struct Plan {
     pub tasks: Vec<Task>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Workdir {
     /// The task gets its own git worktree.
@@ -32,7 +32,7 @@ pub enum Workdir {
     Shared,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Task {
     pub id: String,
@@ -46,8 +46,10 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends: Vec<String>,
     #[serde(default, with = "duration::opt_serde", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub timeout: Option<Duration>,
     #[serde(default, with = "duration::opt_serde", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub stall: Option<Duration>,
     #[serde(default)]
     pub retries: u32,
