@@ -9,8 +9,8 @@ pub mod duration;
 pub mod event;
 pub mod plan;
 pub mod report;
-pub mod schema;
 pub mod scheduler;
+pub mod schema;
 pub mod state;
 
 pub use event::{Event, EventKind, Stream};

@@ -726,7 +726,7 @@ mod tests {
                     if running.is_empty() { break; }
                     // finish the oldest running attempt; task i fails while fail_mask says so
                     let (task, attempt) = running.remove(step % running.len());
-                    let fails = fail_mask[task as usize % fail_mask.len()] as u32 >= attempt + 1;
+                    let fails = fail_mask[task as usize % fail_mask.len()] as u32 > attempt;
                     let outcome = if fails { fail(Reason::ExitCode) } else { Ok(()) };
                     s.handle(Input::AttemptEnded { task, attempt, outcome }, &mut out);
                     step += 1;

@@ -1,7 +1,7 @@
 //! JSON Schemas (draft 2020-12) of every document swarm stores or exchanges, generated from the
 //! Rust types. The committed copies under `schema/` are checked against these in the tests.
 
-use schemars::{JsonSchema, schema_for};
+use schemars::{schema_for, JsonSchema};
 use serde_json::Value;
 
 /// `(name, schema)` for every document, in a stable order.

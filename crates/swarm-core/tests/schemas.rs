@@ -31,7 +31,8 @@ fn committed_schemas_match_the_types() {
 fn schemas_are_draft_2020_12_and_describe_the_contract_fields() {
     let completion = swarm_core::schema::get("completion").unwrap();
     assert_eq!(completion["$schema"], "https://json-schema.org/draft/2020-12/schema");
-    let required: Vec<&str> = completion["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let required: Vec<&str> =
+        completion["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     for field in ["schema_version", "run_id", "task_id", "status", "summary"] {
         assert!(required.contains(&field), "completion.json requires {field}");
     }

@@ -11,5 +11,5 @@ mod supervise;
 mod writer;
 
 pub use dispatcher::{run, RunSetup};
-pub use writer::LEASE_TTL;
 pub use progress::{OutputMode, Reporter};
+pub use writer::LEASE_TTL;

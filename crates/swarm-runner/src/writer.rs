@@ -99,7 +99,13 @@ pub enum Note {
     LeaseLost(String),
 }
 
-fn write_loop(store: Arc<dyn Store>, run_id: String, lease: String, rx: Receiver<Write>, note: impl Fn(Note)) {
+fn write_loop(
+    store: Arc<dyn Store>,
+    run_id: String,
+    lease: String,
+    rx: Receiver<Write>,
+    note: impl Fn(Note),
+) {
     let warn = |m: String| note(Note::Warning(m));
     let mut renewed = std::time::Instant::now();
     let mut pending = Pending::default();

@@ -181,7 +181,6 @@ impl RedisStore {
         let ns = self.namespace_of(run_id)?.ok_or_else(|| StoreError::NoSuchRun(run_id.into()))?;
         Ok(run_keys(&ns, run_id))
     }
-
 }
 
 /// The event recorded when a write is refused because its lease is not the run's.
@@ -356,7 +355,12 @@ impl Store for RedisStore {
         let keys = self.keys(run_id)?;
         let script = Script::new(ACQUIRE);
         self.with(|c| {
-            script.key(&keys.run).arg(token).arg(ttl.as_millis() as u64).arg(if force { "1" } else { "0" }).invoke::<i64>(c)
+            script
+                .key(&keys.run)
+                .arg(token)
+                .arg(ttl.as_millis() as u64)
+                .arg(if force { "1" } else { "0" })
+                .invoke::<i64>(c)
         })
         .map_err(|e| fenced(e, run_id))?;
         Ok(())

@@ -35,7 +35,8 @@ impl SqliteStore {
             match conn.pragma_update(None, "journal_mode", "WAL") {
                 Ok(()) => break,
                 Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && std::time::Instant::now() < deadline =>
                 {
                     std::thread::sleep(Duration::from_millis(10 + fastrand_ms()));
                 }
@@ -97,7 +98,9 @@ impl SqliteStore {
 
 /// A few milliseconds of jitter so retrying openers do not collide again.
 fn fastrand_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::from(d.subsec_nanos() % 20))
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos() % 20))
 }
 
 fn decode<T: DeserializeOwned>(key: impl FnOnce() -> String, doc: &str) -> Result<T, StoreError> {
@@ -147,11 +150,16 @@ impl Store for SqliteStore {
             let Some(held) = held else { return Err(StoreError::NoSuchRun(run_id.into())) };
             if let Some(holder) = held.filter(|h| h != token) {
                 let last: u64 = tx
-                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id=?1", [run_id], |r| r.get(0))
+                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id=?1", [run_id], |r| {
+                        r.get(0)
+                    })
                     .map_err(|e| self.err(e))?;
                 let note = encode(&crate::redis_store::rejection(run_id, batch));
-                tx.execute("INSERT INTO events(run_id, seq, doc) VALUES(?1, ?2, ?3)", params![run_id, last + 1, note])
-                    .map_err(|e| self.err(e))?;
+                tx.execute(
+                    "INSERT INTO events(run_id, seq, doc) VALUES(?1, ?2, ?3)",
+                    params![run_id, last + 1, note],
+                )
+                .map_err(|e| self.err(e))?;
                 tx.commit().map_err(|e| self.err(e))?;
                 return Err(StoreError::Fenced { run_id: run_id.into(), holder });
             }
@@ -273,7 +281,9 @@ impl Store for SqliteStore {
             .query_row("SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
         let row: Option<(Option<String>, i64)> = tx
-            .query_row("SELECT lease, lease_until FROM runs WHERE run_id=?1", [run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT lease, lease_until FROM runs WHERE run_id=?1", [run_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
             .map_err(|e| self.err(e))?;
         let Some((held, until)) = row else { return Err(StoreError::NoSuchRun(run_id.into())) };

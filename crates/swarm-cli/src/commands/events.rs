@@ -36,7 +36,8 @@ pub fn events(store: Option<&str>, config: Option<&Path>, args: EventsArgs) -> C
         if !args.follow || finished {
             return Ok(0);
         }
-        let running = store.run(&run_id).map_err(CliError::from_store)?.is_some_and(|r| r.state == RunState::Running);
+        let running =
+            store.run(&run_id).map_err(CliError::from_store)?.is_some_and(|r| r.state == RunState::Running);
         if !running && store.events(&run_id, after, 1).map_err(CliError::from_store)?.is_empty() {
             return Ok(0);
         }
@@ -47,7 +48,10 @@ pub fn events(store: Option<&str>, config: Option<&Path>, args: EventsArgs) -> C
 fn human(seq: u64, ev: &Event) -> String {
     let what = match &ev.kind {
         EventKind::RunStarted { plan, tasks, concurrency, resumed, .. } => {
-            format!("run {} plan {plan}: {tasks} tasks, concurrency {concurrency}", if *resumed { "resumed" } else { "started" })
+            format!(
+                "run {} plan {plan}: {tasks} tasks, concurrency {concurrency}",
+                if *resumed { "resumed" } else { "started" }
+            )
         }
         EventKind::TaskState { task, state, reason, detail } => format!(
             "{task} {state}{}{}",
