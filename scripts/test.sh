@@ -29,5 +29,8 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-say "cargo test"
+say "cargo test (embedded SQLite store)"
 cargo test --workspace --no-fail-fast
+
+say "cargo test: the integration suite again, on Redis (each test starts its own redis-server)"
+SWARM_TEST_STORE=redis cargo test -p swarm-cli --no-fail-fast

@@ -32,7 +32,7 @@ fn assert_plan_error(plan: &str, location: &str, message: &str) -> String {
         assert!(out.stderr.contains("nothing was started"), "{}", out.dump());
     }
     assert!(!run.stdout.starts_with("run "), "no run id for a rejected plan\n{}", run.dump());
-    assert!(!p.exists(".swarm/state.db"), "`swarm run` created a store for an invalid plan");
+    assert!(!p.has_runs(), "`swarm run` stored a run for an invalid plan");
     assert!(p.runs().is_empty(), "`swarm run` stored a run for an invalid plan");
     check.stderr
 }
@@ -150,7 +150,7 @@ defaults:
         );
         assert!(!out.stderr.contains("plan.md:20:"), "d is not part of the cycle\n{}", out.dump());
     }
-    assert!(!p.exists(".swarm/state.db"));
+    assert!(!p.has_runs());
 }
 
 #[test]
@@ -320,7 +320,7 @@ fn invalid_json_plans_are_rejected_with_a_location() {
     let out = p.swarm(&["run", "plan.json"]);
     out.expect_code(2);
     assert!(out.stderr.contains("plan.json:"), "{}", out.dump());
-    assert!(!p.exists(".swarm/state.db"));
+    assert!(!p.has_runs());
 }
 
 #[test]
@@ -345,7 +345,7 @@ fn invalid_input_and_configuration_exit_2() {
     };
     unknown_agent.expect_code(2);
     assert!(unknown_agent.stderr.contains("nosuchagent"), "{}", unknown_agent.dump());
-    assert!(!p.exists(".swarm/state.db"), "nothing stored so far");
+    assert!(!p.has_runs(), "nothing stored so far");
 
     p.plan("## a: A\n- agent: exec\n- command: true\n");
     p.swarm(&["run", "plan.md"]).expect_code(0);

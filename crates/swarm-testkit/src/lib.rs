@@ -17,6 +17,18 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// Sends PING and expects +PONG: the server is up and is a Redis.
+fn ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("local addr").port()
 }
@@ -67,9 +79,19 @@ impl RedisServer {
             });
         self.child = Some(child);
         let port = self.port;
-        wait_until(Duration::from_secs(10), "redis-server to accept connections", || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        // Ready when it answers PING; if it died (port taken meanwhile), say so.
+        let mut died = None;
+        wait_until(Duration::from_secs(10), "redis-server to answer PING", || {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                died = Some(status);
+                return true;
+            }
+            ping(port)
         });
+        if let Some(status) = died {
+            let log = std::fs::read_to_string(self.log()).unwrap_or_default();
+            panic!("redis-server on port {port} exited ({status}):\n{log}");
+        }
     }
 
     pub fn url(&self) -> String {

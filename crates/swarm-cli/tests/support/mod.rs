@@ -118,6 +118,14 @@ fn run_id_of(stdout: &str) -> Option<String> {
 /// A throw-away project: a temp directory with a `swarm.toml`, where `swarm` runs.
 pub struct Project {
     dir: tempfile::TempDir,
+    /// With `SWARM_TEST_STORE=redis`, every project gets its own redis-server and every `swarm`
+    /// command runs with `SWARM_STORE` pointing at it: the whole suite then runs on Redis.
+    redis: Option<swarm_testkit::RedisServer>,
+}
+
+/// Whether this test process runs the suite against Redis instead of the embedded store.
+pub fn on_redis() -> bool {
+    std::env::var("SWARM_TEST_STORE").is_ok_and(|s| s == "redis")
 }
 
 impl Project {
@@ -131,7 +139,8 @@ impl Project {
                 git.display()
             );
         }
-        let p = Project { dir };
+        let redis = on_redis().then(swarm_testkit::RedisServer::start);
+        let p = Project { dir, redis };
         p.write("swarm.toml", FAST_CONFIG);
         p
     }
@@ -163,6 +172,15 @@ impl Project {
 
     pub fn exists(&self, rel: &str) -> bool {
         self.file(rel).exists()
+    }
+
+    /// Whether any run was ever stored (on either store).
+    pub fn has_runs(&self) -> bool {
+        match &self.redis {
+            // On the embedded store, "nothing stored" means not even the file was created.
+            None => self.exists(".swarm/state.db"),
+            Some(_) => !self.runs().is_empty(),
+        }
     }
 
     /// Writes a file (creating directories); `{fake}` is replaced by the fake-agent's path.
@@ -206,6 +224,9 @@ impl Project {
             if k.to_string_lossy().starts_with("SWARM_") {
                 cmd.env_remove(k);
             }
+        }
+        if let Some(redis) = &self.redis {
+            cmd.env("SWARM_STORE", redis.url());
         }
         cmd
     }
