@@ -183,7 +183,7 @@ pub async fn run(setup: RunSetup) -> RunReport {
         }
     }
     poller_stop.store(true, Ordering::Relaxed);
-    d.finish()
+    d.finish(&mut note_rx)
 }
 
 impl Dispatcher {
@@ -531,7 +531,7 @@ impl Dispatcher {
         }
     }
 
-    fn finish(mut self) -> RunReport {
+    fn finish(mut self, notes: &mut mpsc::UnboundedReceiver<Note>) -> RunReport {
         let state = self.finished.expect("finish after the scheduler finished");
         let counts = swarm_core::report::Counts::of(self.docs.iter().map(|t| &t.state));
         self.record.state = state;
@@ -548,8 +548,17 @@ impl Dispatcher {
         if let Err(e) = report_files::write(&self.run_dir, &report) {
             self.emit(EventKind::Warning { message: format!("cannot write report: {e}") });
         }
-        let Dispatcher { writer, mut reporter, run_dir, .. } = self;
+        let Dispatcher { writer, mut reporter, run_dir, record, started, .. } = self;
         drop(writer); // joins the writer: everything is in the store before we report the end
+                      // What the writer said while saving the last writes (a store that came back, or not).
+        while let Ok(Note::Warning(message) | Note::LeaseLost(message)) = notes.try_recv() {
+            reporter.event(&Event {
+                run_id: record.run_id.clone(),
+                timestamp: Utc::now(),
+                elapsed_ms: started.elapsed().as_millis() as u64,
+                kind: EventKind::Warning { message },
+            });
+        }
         reporter.finish(&report, &run_dir);
         report
     }

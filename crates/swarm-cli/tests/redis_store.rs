@@ -1,0 +1,91 @@
+//! Redis-specific behaviour through the real binary: a store that goes away mid-run, an
+//! unreachable address, passwords never printed.
+
+mod support;
+
+use serde_json::Value;
+use std::time::Duration;
+use support::*;
+use swarm_testkit::RedisServer;
+
+#[test]
+fn a_redis_restart_mid_run_loses_no_transition() {
+    let mut redis = RedisServer::start_persistent();
+    let p = Project::new();
+    p.plan(
+        "---\ndefaults:\n  agent: exec\n---\n\
+         ## a: A\n- command: {fake} --print 1 --sleep 1500ms\n\n\
+         ## b: B\n- depends: a\n- command: {fake} --print 1 --sleep 300ms\n\n\
+         ## c: C\n- depends: b\n- command: {fake} --print 1 --sleep 1s\n",
+    );
+    let url = redis.url();
+    let mut run = p.spawn(&["run", "plan.md", "--store", &url]);
+    let run_id = run.run_id();
+    let status = |p: &Project| -> Option<Value> {
+        let out = p.swarm(&["status", &run_id, "--json", "--store", &url]);
+        (out.code() == Some(0)).then(|| out.json())
+    };
+    wait_until(Duration::from_secs(10), "task a running", || {
+        status(&p).is_some_and(|st| state(&st, "a") == "running")
+    });
+    redis.kill();
+    // While Redis is down the run goes on: a finishes, b runs and finishes, c starts.
+    wait_until(Duration::from_secs(20), "c to start while Redis is down", || {
+        run.stdout().lines().any(|l| l.contains(" c ") && l.contains("running"))
+    });
+    assert!(run.stdout().contains("store write failed"), "the outage is reported live:\n{}", run.stdout());
+    redis.restart();
+    let out = run.wait(Duration::from_secs(60));
+    out.expect_code(0);
+    assert!(out.stdout.contains("is back"), "the recovery was reported:\n{}", out.dump());
+    let st = status(&p).expect("status after the run");
+    for id in ["a", "b", "c"] {
+        assert_task(&st, id, "succeeded", None);
+    }
+    let events = p.swarm(&["events", &run_id, "--json", "--store", &url]).expect_code(0).stdout.clone();
+    let kinds: Vec<(String, String)> = events
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("event line is JSON"))
+        .filter(|e| e["kind"] == "task_state")
+        .map(|e| (e["task"].as_str().unwrap().to_string(), e["state"].as_str().unwrap().to_string()))
+        .collect();
+    for id in ["a", "b", "c"] {
+        let states: Vec<&str> = kinds.iter().filter(|(t, _)| t == id).map(|(_, s)| s.as_str()).collect();
+        assert_eq!(states, ["ready", "running", "succeeded"], "every transition of {id} is in the store");
+    }
+    assert!(events.contains("\"kind\":\"run_finished\""));
+}
+
+#[test]
+fn an_unreachable_redis_is_a_clear_error_without_the_password() {
+    let p = Project::new();
+    p.plan("## a: A\n- agent: exec\n- command: true\n");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("redis://alice:hunter2@127.0.0.1:{port}/3");
+    let out = p.swarm(&["run", "plan.md", "--store", &url]);
+    out.expect_code(2);
+    assert!(out.stderr.contains(&format!("127.0.0.1:{port}")), "{}", out.dump());
+    assert!(out.stderr.contains("alice:***"), "{}", out.dump());
+    assert!(!out.dump().contains("hunter2"), "password printed:\n{}", out.dump());
+    let env_out = {
+        let mut cmd = p.command(&["status"]);
+        cmd.env("SWARM_STORE", &url);
+        p.spawn_cmd(cmd).wait(Duration::from_secs(30))
+    };
+    env_out.expect_code(2);
+    assert!(!env_out.dump().contains("hunter2"), "password printed:\n{}", env_out.dump());
+}
+
+#[test]
+fn a_store_schema_newer_than_the_binary_is_refused() {
+    let redis = RedisServer::start();
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("HSET").arg("swarm:meta").arg("schema_version").arg("7").query(&mut conn).unwrap();
+    let p = Project::new();
+    p.plan("## a: A\n- agent: exec\n- command: true\n");
+    let out = p.swarm(&["run", "plan.md", "--store", &redis.url()]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("schema version 7"), "{}", out.dump());
+    let runs: i64 = redis::cmd("ZCARD").arg("swarm:runs").query(&mut conn).unwrap();
+    assert_eq!(runs, 0, "nothing written");
+}
