@@ -3,6 +3,7 @@
 //! touch the scheduler.
 
 mod adapter;
+pub mod catalog;
 mod custom;
 mod exec;
 mod registry;

@@ -40,6 +40,8 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Print an attempt's output.
     Logs(LogsArgs),
+    /// Check the store, config, agent CLIs and provider credentials.
+    Doctor(DoctorArgs),
     /// Print the JSON Schemas (2020-12) of stored documents and of completion.json.
     Schema(SchemaArgs),
     /// Print a run's events (state changes, attempts, warnings), optionally following new ones.
@@ -145,6 +147,12 @@ pub struct EventsArgs {
     #[arg(long, short = 'f')]
     pub follow: bool,
     /// One JSON event per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
     #[arg(long)]
     pub json: bool,
 }

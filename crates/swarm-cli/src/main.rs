@@ -36,6 +36,7 @@ fn dispatch(cli: Cli) -> error::CliResult {
         Command::Cancel(args) => commands::cancel::cancel(store, config, args),
         Command::Logs(args) => commands::logs::logs(store, config, args),
         Command::Schema(args) => commands::schema::schema(args),
+        Command::Doctor(args) => commands::doctor::doctor(store, config, args),
         Command::Events(args) => commands::events::events(store, config, args),
     }
 }

@@ -76,6 +76,17 @@ pub enum EventKind {
     Warning {
         message: String,
     },
+    /// A shared-state key of the run's namespace was changed by one of its agents.
+    StateChanged {
+        key: String,
+        /// `set` or `delete`.
+        op: String,
+        version: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
+    },
     /// A store write refused because the writer's lease on the run was not (or no longer) the
     /// run's: another orchestrator took the run over.
     WriteRejected {

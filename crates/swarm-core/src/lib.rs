@@ -12,6 +12,7 @@ pub mod report;
 pub mod scheduler;
 pub mod schema;
 pub mod state;
+pub mod state_doc;
 
 pub use event::{Event, EventKind, Stream};
 pub use plan::{Plan, Task, Workdir};

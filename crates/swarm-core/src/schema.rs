@@ -15,6 +15,8 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("plan", one::<crate::plan::Plan>()),
         ("report", one::<crate::report::RunReport>()),
         ("run", one::<crate::report::RunRecord>()),
+        ("state_change", one::<crate::state_doc::StateChange>()),
+        ("state_entry", one::<crate::state_doc::StateEntry>()),
         ("task", one::<crate::report::TaskReport>()),
     ]
 }

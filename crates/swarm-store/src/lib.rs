@@ -9,4 +9,4 @@ mod store;
 pub use address::{open, Address};
 pub use redis_store::RedisStore;
 pub use sqlite::SqliteStore;
-pub use store::{Batch, Store, StoreError};
+pub use store::{Batch, Health, Store, StoreError};

@@ -4,14 +4,16 @@
 //! rejected and the rejection recorded), then writes documents and appends events atomically.
 
 use crate::address::mask;
-use crate::store::{Batch, Store, StoreError};
+use crate::store::{state_event, Batch, Store, StoreError, STATE_CHANGES_MAXLEN};
 use redis::{Commands, Connection, RedisResult, Script};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 use swarm_core::event::Event;
 use swarm_core::report::{RunRecord, TaskReport};
+use swarm_core::state_doc::{Actor, StateChange, StateEntry, StateOp};
 
 /// Major version of the key schema; a store with a newer major is refused.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -48,7 +50,9 @@ const APPLY: &str = r#"
 -- KEYS: run hash, tasks hash, events stream
 -- ARGV: lease token ("" = none), run doc ("" = unchanged), run state, maxlen, n tasks,
 --       the rejection event to record if the lease is not ours, then n (task id, doc) pairs,
---       then event docs
+--       then event docs.
+-- A batch is at most 6 commands whatever its size: the events of one batch share one stream
+-- entry `0-<last seq>` whose fields are the events' sequence numbers.
 local run, tasks, events = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('EXISTS', run) == 0 then return redis.error_reply('NORUN') end
 local token = ARGV[1]
@@ -56,7 +60,7 @@ if token ~= '' then
   local held = redis.call('HGET', run, 'lease')
   if held and held ~= token then
     local seq = redis.call('HINCRBY', run, 'seq', 1)
-    redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '0-' .. seq, 'doc', ARGV[6])
+    redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '0-' .. seq, tostring(seq), ARGV[6])
     return redis.error_reply('FENCED ' .. held)
   end
 end
@@ -64,18 +68,82 @@ if ARGV[2] ~= '' then
   redis.call('HSET', run, 'doc', ARGV[2], 'state', ARGV[3])
 end
 local n = tonumber(ARGV[5])
-local i = 7
-for _ = 1, n do
-  redis.call('HSET', tasks, ARGV[i], ARGV[i + 1])
-  i = i + 2
+if n > 0 then
+  local pairs = {}
+  for k = 7, 6 + 2 * n do pairs[#pairs + 1] = ARGV[k] end
+  redis.call('HSET', tasks, unpack(pairs))
 end
-local seq = 0
-while i <= #ARGV do
-  seq = redis.call('HINCRBY', run, 'seq', 1)
-  redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '0-' .. seq, 'doc', ARGV[i])
-  i = i + 1
+local first = 7 + 2 * n
+local count = #ARGV - first + 1
+if count <= 0 then return 0 end
+local last = redis.call('HINCRBY', run, 'seq', count)
+local fields = {}
+for k = 0, count - 1 do
+  fields[#fields + 1] = tostring(last - count + 1 + k)
+  fields[#fields + 1] = ARGV[first + k]
 end
-return seq
+redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '0-' .. last, unpack(fields))
+return last
+"#;
+
+/// Keys of one namespace's shared state.
+struct StateKeys {
+    /// HASH: key -> entry document.
+    entries: String,
+    /// STREAM: the change feed, entry ids `0-<seq>`.
+    changes: String,
+    /// STRING: the last `seq` handed out (kept when the stream is trimmed).
+    seq: String,
+}
+
+fn state_keys(ns: &str) -> StateKeys {
+    StateKeys {
+        entries: format!("swarm:{{{ns}}}:shared_state"),
+        changes: format!("swarm:{{{ns}}}:shared_state:changes"),
+        seq: format!("swarm:{{{ns}}}:shared_state:seq"),
+    }
+}
+
+/// Stands for a number only the script knows (the new version, the change's seq) in documents
+/// serialized in Rust; the script puts the number in its place. `key` (a JSON string, which
+/// cannot contain `"version":`) precedes these fields and the user's value follows them, so the
+/// first `"field":<placeholder>` is always the document's own field.
+const PLACEHOLDER: u64 = u64::MAX;
+
+const STATE_WRITE: &str = r#"
+-- KEYS: entries hash, changes stream, seq counter, [run hash, run events stream]
+-- ARGV: key, expected version ("" = any), entry doc ("" = delete), change doc, placeholder,
+--       changes maxlen, run event doc ("" = none), events maxlen
+local entries, changes, counter = KEYS[1], KEYS[2], KEYS[3]
+local key, placeholder = ARGV[1], ARGV[5]
+local function fill(doc, field, n)
+  local marker = '"' .. field .. '":' .. placeholder
+  local s, e = string.find(doc, marker, 1, true)
+  return string.sub(doc, 1, s - 1) .. '"' .. field .. '":' .. string.format('%d', n) .. string.sub(doc, e + 1)
+end
+local cur = redis.call('HGET', entries, key)
+local found = 0
+if cur then found = tonumber(string.match(cur, '"version":(%d+)')) end
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= found then
+  return redis.error_reply('CONFLICT ' .. string.format('%d', found))
+end
+local version
+if ARGV[3] == '' then
+  if not cur then return 0 end
+  redis.call('HDEL', entries, key)
+  version = found
+else
+  version = found + 1
+  redis.call('HSET', entries, key, fill(ARGV[3], 'version', version))
+end
+local seq = redis.call('INCR', counter)
+local change = fill(fill(ARGV[4], 'seq', seq), 'version', version)
+redis.call('XADD', changes, 'MAXLEN', '~', ARGV[6], '0-' .. seq, 'doc', change)
+if #KEYS == 5 and ARGV[7] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
+  local n = redis.call('HINCRBY', KEYS[4], 'seq', 1)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '0-' .. n, 'doc', fill(ARGV[7], 'version', version))
+end
+return version
 "#;
 
 const ACQUIRE: &str = r#"
@@ -180,6 +248,83 @@ impl RedisStore {
     fn keys(&self, run_id: &str) -> Result<RunKeys, StoreError> {
         let ns = self.namespace_of(run_id)?.ok_or_else(|| StoreError::NoSuchRun(run_id.into()))?;
         Ok(run_keys(&ns, run_id))
+    }
+}
+
+impl RedisStore {
+    /// One shared-state write (`value: None` deletes) as one script: the version check, the
+    /// write, the change feed entry and the run event happen together or not at all. Returns
+    /// the new entry (`None` after a delete) and whether the key existed.
+    fn state_write(
+        &self,
+        ns: &str,
+        key: &str,
+        value: Option<&Value>,
+        if_version: Option<u64>,
+        by: Option<&Actor>,
+    ) -> Result<(Option<StateEntry>, bool), StoreError> {
+        let keys = state_keys(ns);
+        let now = chrono::Utc::now();
+        let op = if value.is_some() { StateOp::Set } else { StateOp::Delete };
+        let entry = value.map(|v| StateEntry {
+            key: key.into(),
+            version: PLACEHOLDER,
+            value: v.clone(),
+            updated_at: now,
+            updated_by: by.cloned(),
+        });
+        let change = StateChange {
+            seq: PLACEHOLDER,
+            namespace: ns.into(),
+            key: key.into(),
+            op,
+            version: PLACEHOLDER,
+            value: value.cloned(),
+            at: now,
+            by: by.cloned(),
+        };
+        // The run's keys carry its own namespace's hash tag. A run of another namespace cannot
+        // be written in the same script (on a cluster its keys live elsewhere), so it is not
+        // told; the change feed of `ns` still records who made the change.
+        let mut run = None;
+        if let Some((by, run_id)) = by.and_then(|b| b.run_id.as_deref().map(|r| (b, r))) {
+            if self.namespace_of(run_id)?.as_deref() == Some(ns) {
+                run = Some((run_keys(ns, run_id), encode(&state_event(run_id, key, op, PLACEHOLDER, by))));
+            }
+        }
+        let script = Script::new(STATE_WRITE);
+        let mut inv = script.key(&keys.entries);
+        inv.key(&keys.changes).key(&keys.seq);
+        if let Some((rk, _)) = &run {
+            inv.key(&rk.run).key(&rk.events);
+        }
+        inv.arg(key)
+            .arg(if_version.map(|v| v.to_string()).unwrap_or_default())
+            .arg(entry.as_ref().map(encode).unwrap_or_default())
+            .arg(encode(&change))
+            .arg(PLACEHOLDER)
+            .arg(STATE_CHANGES_MAXLEN)
+            .arg(run.as_ref().map(|(_, ev)| ev.as_str()).unwrap_or(""))
+            .arg(EVENTS_MAXLEN);
+        let version = self.with(|c| inv.invoke::<u64>(c)).map_err(|e| match &e {
+            StoreError::Backend { message, .. } if message.contains("CONFLICT") => {
+                let found = message
+                    .split("CONFLICT")
+                    .nth(1)
+                    .and_then(|rest| {
+                        let digits: String = rest
+                            .trim_start_matches(|c: char| !c.is_ascii_digit())
+                            .chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect();
+                        digits.parse().ok()
+                    })
+                    .unwrap_or(0);
+                StoreError::VersionConflict { key: key.into(), expected: if_version.unwrap_or(0), found }
+            }
+            _ => e,
+        })?;
+        Ok((entry.map(|e| StateEntry { version, ..e }), version > 0))
     }
 }
 
@@ -327,14 +472,27 @@ impl Store for RedisStore {
         let count = limit.min(1_000_000);
         let reply: redis::streams::StreamRangeReply =
             self.with(|c| c.xrange_count(&keys.events, format!("0-{}", after + 1), "+", count))?;
-        let mut out = Vec::with_capacity(reply.ids.len());
+        // One entry holds a batch of events, keyed by their sequence numbers.
+        let mut out = Vec::new();
         for entry in reply.ids {
-            let seq: u64 = entry.id.split('-').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-            let Some(doc) = entry.get::<String>("doc") else { continue };
-            let key = format!("{} {}", keys.events, entry.id);
-            match serde_json::from_str::<Event>(&doc) {
-                Ok(ev) => out.push((seq, ev)),
-                Err(e) => return Err(StoreError::Corrupt { key, message: e.to_string() }),
+            let mut batch: Vec<(u64, Event)> = Vec::with_capacity(entry.map.len());
+            for (field, value) in &entry.map {
+                let Ok(seq) = field.parse::<u64>() else { continue };
+                if seq <= after {
+                    continue;
+                }
+                let key = format!("{} {} field {seq}", keys.events, entry.id);
+                let doc: String = redis::from_redis_value(value.clone())
+                    .map_err(|e| StoreError::Corrupt { key: key.clone(), message: e.to_string() })?;
+                let ev = serde_json::from_str::<Event>(&doc)
+                    .map_err(|e| StoreError::Corrupt { key, message: e.to_string() })?;
+                batch.push((seq, ev));
+            }
+            batch.sort_by_key(|(seq, _)| *seq);
+            out.extend(batch);
+            if out.len() >= limit {
+                out.truncate(limit);
+                break;
             }
         }
         Ok(out)
@@ -366,8 +524,106 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    fn health(&self) -> Result<crate::Health, StoreError> {
+        let info: redis::InfoDict = self.with(|c| redis::cmd("INFO").arg("server").query(c))?;
+        let version: String = info.get("redis_version").unwrap_or_else(|| "unknown".into());
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let parts: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
+        if parts.len() >= 2 && (parts[0], parts[1]) < (6, 2) {
+            errors.push(format!("Redis {version} is too old: swarm needs 6.2 or newer"));
+        }
+        // CONFIG may be forbidden to this user (ACL); then persistence is unknown, not wrong.
+        let config = |name: &str| -> Option<String> {
+            self.with(|c| redis::cmd("CONFIG").arg("GET").arg(name).query::<Vec<String>>(c))
+                .ok()
+                .and_then(|v| v.get(1).cloned())
+        };
+        let persistence = match (config("appendonly"), config("save")) {
+            (Some(aof), Some(save)) => {
+                if aof != "yes" && save.trim().is_empty() {
+                    warnings
+                        .push("neither AOF nor RDB snapshots are on: a Redis restart loses every run".into());
+                }
+                format!("appendonly={aof}, save=\"{save}\"")
+            }
+            _ => {
+                warnings
+                    .push("cannot read persistence settings (CONFIG GET not allowed for this user)".into());
+                "unknown".into()
+            }
+        };
+        let schema: Option<String> = self.with(|c| c.hget(META, "schema_version"))?;
+        Ok(crate::Health {
+            backend: "redis",
+            address: self.describe(),
+            server_version: version,
+            schema_version: schema
+                .and_then(|s| s.split('.').next().and_then(|m| m.parse().ok()))
+                .unwrap_or(SCHEMA_VERSION),
+            persistence,
+            errors,
+            warnings,
+        })
+    }
+
     fn clear_cancel(&self, run_id: &str) -> Result<(), StoreError> {
         let keys = self.keys(run_id)?;
         self.with(|c| c.hset::<_, _, _, ()>(&keys.run, "cancel", "0"))
+    }
+
+    fn state_get(&self, ns: &str, key: &str) -> Result<Option<StateEntry>, StoreError> {
+        let keys = state_keys(ns);
+        let doc: Option<String> = self.with(|c| c.hget(&keys.entries, key))?;
+        doc.map(|d| decode(&format!("{} {key}", keys.entries), &d)).transpose()
+    }
+
+    fn state_set(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &Value,
+        if_version: Option<u64>,
+        by: Option<&Actor>,
+    ) -> Result<StateEntry, StoreError> {
+        let (entry, _) = self.state_write(ns, key, Some(value), if_version, by)?;
+        Ok(entry.expect("a set returns its entry"))
+    }
+
+    fn state_delete(
+        &self,
+        ns: &str,
+        key: &str,
+        if_version: Option<u64>,
+        by: Option<&Actor>,
+    ) -> Result<bool, StoreError> {
+        self.state_write(ns, key, None, if_version, by).map(|(_, existed)| existed)
+    }
+
+    fn state_list(&self, ns: &str, prefix: &str) -> Result<Vec<StateEntry>, StoreError> {
+        let keys = state_keys(ns);
+        let docs: HashMap<String, String> = self.with(|c| c.hgetall(&keys.entries))?;
+        let mut hits: Vec<(&String, &String)> = docs.iter().filter(|(k, _)| k.starts_with(prefix)).collect();
+        hits.sort_by(|a, b| a.0.cmp(b.0));
+        hits.into_iter().map(|(k, doc)| decode(&format!("{} {k}", keys.entries), doc)).collect()
+    }
+
+    fn state_changes(&self, ns: &str, after: u64, limit: usize) -> Result<Vec<StateChange>, StoreError> {
+        let keys = state_keys(ns);
+        let count = limit.min(1_000_000);
+        let reply: redis::streams::StreamRangeReply = self
+            .with(|c| c.xrange_count(&keys.changes, format!("0-{}", after.saturating_add(1)), "+", count))?;
+        let mut out = Vec::with_capacity(reply.ids.len());
+        for entry in reply.ids {
+            let Some(doc) = entry.get::<String>("doc") else { continue };
+            out.push(decode(&format!("{} {}", keys.changes, entry.id), &doc)?);
+        }
+        Ok(out)
+    }
+
+    fn state_last_seq(&self, ns: &str) -> Result<u64, StoreError> {
+        let keys = state_keys(ns);
+        let seq: Option<u64> = self.with(|c| c.get(&keys.seq))?;
+        Ok(seq.unwrap_or(0))
     }
 }

@@ -1,8 +1,10 @@
 //! The store trait every backend implements, and its error type.
 
+use serde_json::Value;
 use std::time::Duration;
 use swarm_core::event::Event;
 use swarm_core::report::{RunRecord, TaskReport};
+use swarm_core::state_doc::{Actor, StateChange, StateEntry, StateOp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,7 +24,37 @@ pub enum StoreError {
     Fenced { run_id: String, holder: String },
     #[error("store schema version {found} is newer than this swarm understands ({known}); upgrade swarm")]
     SchemaTooNew { found: u32, known: u32 },
+    /// A compare-and-set on shared state lost: the key is not at the expected version
+    /// (0 = absent) any more.
+    #[error("version conflict on key `{key}`: expected {}, found {}", version_text(*.expected), version_text(*.found))]
+    VersionConflict { key: String, expected: u64, found: u64 },
 }
+
+fn version_text(v: u64) -> String {
+    if v == 0 {
+        "no entry (version 0)".into()
+    } else {
+        format!("version {v}")
+    }
+}
+
+/// The store's own account of itself.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Health {
+    pub backend: &'static str,
+    pub address: String,
+    pub server_version: String,
+    pub schema_version: u32,
+    /// How the data survives a crash, in the backend's terms.
+    pub persistence: String,
+    /// Problems that make the store unfit (e.g. a Redis older than 6.2).
+    pub errors: Vec<String>,
+    /// Things worth fixing (e.g. Redis with neither AOF nor RDB).
+    pub warnings: Vec<String>,
+}
+
+/// Changes kept per namespace in the shared-state change feed (approximate cap).
+pub const STATE_CHANGES_MAXLEN: u64 = 100_000;
 
 /// Writes that land together: one transaction, all or nothing.
 #[derive(Debug, Default, Clone)]
@@ -74,6 +106,46 @@ pub trait Store: Send + Sync {
     /// Clears a cancel request (when a cancelled run is resumed).
     fn clear_cancel(&self, run_id: &str) -> Result<(), StoreError>;
 
+    /// The shared-state entry `key` of namespace `ns`, if any.
+    fn state_get(&self, ns: &str, key: &str) -> Result<Option<StateEntry>, StoreError>;
+
+    /// Writes `key` and returns the new entry: version 1 when created, +1 on every write. With
+    /// `if_version`, only if the key is at that version now (`Some(0)`: only if it is absent),
+    /// else `VersionConflict`. The change is appended to the namespace's change feed, and, when
+    /// `by` names a run of the same namespace, a `state_changed` event to that run's events —
+    /// all in one atomic step.
+    fn state_set(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &Value,
+        if_version: Option<u64>,
+        by: Option<&Actor>,
+    ) -> Result<StateEntry, StoreError>;
+
+    /// Deletes `key` (with `if_version`, only at that version); returns whether it existed.
+    /// A key created again after a delete starts at version 1. Recorded like `state_set`.
+    fn state_delete(
+        &self,
+        ns: &str,
+        key: &str,
+        if_version: Option<u64>,
+        by: Option<&Actor>,
+    ) -> Result<bool, StoreError>;
+
+    /// Entries whose key starts with `prefix`, sorted by key.
+    fn state_list(&self, ns: &str, prefix: &str) -> Result<Vec<StateEntry>, StoreError>;
+
+    /// Changes of namespace `ns` with `seq` greater than `after`, oldest first. The feed keeps
+    /// roughly the last [`STATE_CHANGES_MAXLEN`] changes.
+    fn state_changes(&self, ns: &str, after: u64, limit: usize) -> Result<Vec<StateChange>, StoreError>;
+
+    /// The `seq` of the namespace's latest change (0 if none): where a live watch starts.
+    fn state_last_seq(&self, ns: &str) -> Result<u64, StoreError>;
+
+    /// What `swarm doctor` reports about the store.
+    fn health(&self) -> Result<Health, StoreError>;
+
     /// Resolves `latest`, an exact id, or a unique id prefix.
     fn resolve(&self, run: Option<&str>) -> Result<String, StoreError> {
         let runs = self.runs(usize::MAX)?;
@@ -97,5 +169,21 @@ pub trait Store: Send + Sync {
                 }
             }
         }
+    }
+}
+
+/// The run event recording a shared-state change made by one of the run's agents.
+pub(crate) fn state_event(run_id: &str, key: &str, op: StateOp, version: u64, by: &Actor) -> Event {
+    Event {
+        run_id: run_id.into(),
+        timestamp: chrono::Utc::now(),
+        elapsed_ms: 0,
+        kind: swarm_core::event::EventKind::StateChanged {
+            key: key.into(),
+            op: op.as_str().into(),
+            version,
+            task: by.task_id.clone(),
+            attempt: by.attempt,
+        },
     }
 }

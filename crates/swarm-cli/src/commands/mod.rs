@@ -1,6 +1,7 @@
 //! One module per command family.
 
 pub mod cancel;
+pub mod doctor;
 pub mod events;
 pub mod logs;
 pub mod plan;

@@ -1,0 +1,73 @@
+//! What swarm knows about each agent CLI: its binary, npm package and pinned version, and how
+//! to find it (PATH, then the project-local `.tools/node_modules/.bin` the test setup fills).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct AgentInfo {
+    pub name: &'static str,
+    pub binary: &'static str,
+    /// npm package and the version verified to work headless (CONTRACT §6), if pinned.
+    pub package: Option<&'static str>,
+    pub pinned: Option<&'static str>,
+}
+
+pub const CATALOG: [AgentInfo; 7] = [
+    AgentInfo { name: "opencode", binary: "opencode", package: Some("opencode-ai"), pinned: Some("1.18.33") },
+    AgentInfo { name: "kilo", binary: "kilo", package: Some("@kilocode/cli"), pinned: Some("7.7.7") },
+    AgentInfo { name: "cline", binary: "cline", package: Some("cline"), pinned: Some("3.0.65") },
+    AgentInfo { name: "claude", binary: "claude", package: Some("@anthropic-ai/claude-code"), pinned: None },
+    AgentInfo { name: "codex", binary: "codex", package: Some("@openai/codex"), pinned: None },
+    AgentInfo { name: "gemini", binary: "gemini", package: Some("@google/gemini-cli"), pinned: None },
+    AgentInfo { name: "aider", binary: "aider", package: None, pinned: None },
+];
+
+/// Directories searched after PATH: the project's own tool folder.
+pub fn local_bin_dirs(project_root: &Path) -> Vec<PathBuf> {
+    vec![project_root.join(".tools/node_modules/.bin"), project_root.join("node_modules/.bin")]
+}
+
+/// The first executable named `binary` in PATH or `extra`.
+pub fn locate(binary: &str, extra: &[PathBuf]) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(extra.iter().cloned())
+        .map(|d| d.join(binary))
+        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// `binary --version`, first line, or why it could not be read (bounded by `timeout`).
+pub fn version(binary: &Path, timeout: Duration) -> Result<String, String> {
+    let mut child = Command::new(binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("`{} --version` did not answer within {timeout:?}", binary.display()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let text =
+        String::from_utf8_lossy(if out.stdout.is_empty() { &out.stderr } else { &out.stdout }).into_owned();
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+    if out.status.success() {
+        Ok(line)
+    } else {
+        Err(format!("`--version` failed: {line}"))
+    }
+}
