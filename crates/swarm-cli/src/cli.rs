@@ -46,6 +46,8 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Print a run's events (state changes, attempts, warnings), optionally following new ones.
     Events(EventsArgs),
+    /// Read, write (compare-and-set) and watch the namespace's shared state: versioned JSON documents agents share.
+    State(crate::commands::state::StateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -132,7 +134,7 @@ pub struct LogsArgs {
 
 #[derive(Args, Debug)]
 pub struct SchemaArgs {
-    /// One of: completion, event, plan, report, run, task (default: all, as one JSON object).
+    /// One of: completion, event, plan, report, run, state_change, state_entry, task (default: all, as one JSON object).
     pub name: Option<String>,
     /// List the schema names.
     #[arg(long)]

@@ -24,10 +24,13 @@ impl CliError {
         CliError { code, error: anyhow::anyhow!("already reported"), printed: true }
     }
 
-    /// Store problems a user must fix (unreachable, unknown run, bad address) are exit 2.
+    /// Store problems a user must fix (unreachable, unknown run, bad address) are exit 2; a lost
+    /// compare-and-set is exit 1.
     pub fn from_store(e: StoreError) -> CliError {
         match e {
-            StoreError::Backend { .. } | StoreError::Corrupt { .. } => CliError::other(e),
+            StoreError::Backend { .. } | StoreError::Corrupt { .. } | StoreError::VersionConflict { .. } => {
+                CliError::other(e)
+            }
             _ => CliError::invalid(e),
         }
     }

@@ -38,5 +38,6 @@ fn dispatch(cli: Cli) -> error::CliResult {
         Command::Schema(args) => commands::schema::schema(args),
         Command::Doctor(args) => commands::doctor::doctor(store, config, args),
         Command::Events(args) => commands::events::events(store, config, args),
+        Command::State(args) => commands::state::state(store, config, args),
     }
 }

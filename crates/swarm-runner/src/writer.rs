@@ -94,6 +94,9 @@ impl Pending {
 /// How long a lease lasts without renewal; an orchestrator that died is taken over after this.
 pub const LEASE_TTL: Duration = Duration::from_secs(30);
 
+/// How long the writer gathers writes before a transaction.
+const LINGER: Duration = Duration::from_millis(3);
+
 pub enum Note {
     Warning(String),
     LeaseLost(String),
@@ -121,8 +124,16 @@ fn write_loop(
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => open = false,
             }
-            while let Ok(w) = rx.try_recv() {
-                pending.add(w);
+            // Linger a moment so a burst of transitions becomes one transaction (one round trip
+            // on Redis); readers in other processes see changes a few milliseconds later.
+            let linger_until = std::time::Instant::now() + LINGER;
+            while open {
+                let left = linger_until.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(w) => pending.add(w),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => open = false,
+                }
             }
         }
         if renewed.elapsed() >= LEASE_TTL / 6 {

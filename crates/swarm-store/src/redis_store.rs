@@ -112,6 +112,7 @@ const PLACEHOLDER: u64 = u64::MAX;
 
 const STATE_WRITE: &str = r#"
 -- KEYS: entries hash, changes stream, seq counter, [run hash, run events stream]
+-- The run event is an entry of its own, `0-<seq>` with the field `<seq>`, as `apply` writes them.
 -- ARGV: key, expected version ("" = any), entry doc ("" = delete), change doc, placeholder,
 --       changes maxlen, run event doc ("" = none), events maxlen
 local entries, changes, counter = KEYS[1], KEYS[2], KEYS[3]
@@ -141,7 +142,8 @@ local change = fill(fill(ARGV[4], 'seq', seq), 'version', version)
 redis.call('XADD', changes, 'MAXLEN', '~', ARGV[6], '0-' .. seq, 'doc', change)
 if #KEYS == 5 and ARGV[7] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
   local n = redis.call('HINCRBY', KEYS[4], 'seq', 1)
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '0-' .. n, 'doc', fill(ARGV[7], 'version', version))
+  local id = string.format('%d', n)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '0-' .. id, id, fill(ARGV[7], 'version', version))
 end
 return version
 "#;

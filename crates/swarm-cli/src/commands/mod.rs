@@ -7,4 +7,5 @@ pub mod logs;
 pub mod plan;
 pub mod run;
 pub mod schema;
+pub mod state;
 pub mod status;
