@@ -89,3 +89,27 @@ fn a_store_schema_newer_than_the_binary_is_refused() {
     let runs: i64 = redis::cmd("ZCARD").arg("swarm:runs").query(&mut conn).unwrap();
     assert_eq!(runs, 0, "nothing written");
 }
+
+#[test]
+fn rediss_with_a_private_ca_runs_a_plan() {
+    let redis = RedisServer::start_tls();
+    let p = Project::new();
+    p.plan("## a: A\n- agent: exec\n- command: echo over tls\n");
+    let ca = redis.ca_cert().display().to_string();
+    let with_ca = |args: &[&str], ca: Option<&str>| {
+        let mut cmd = p.command(args);
+        if let Some(ca) = ca {
+            cmd.env("SWARM_REDIS_CA_CERT", ca);
+        }
+        p.spawn_cmd(cmd).wait(CMD_TIMEOUT)
+    };
+    let out = with_ca(&["run", "plan.md", "--store", &redis.url()], Some(&ca));
+    out.expect_code(0);
+    let st = with_ca(&["status", "--json", "--store", &redis.url()], Some(&ca));
+    st.expect_code(0);
+    assert_task(&st.json(), "a", "succeeded", None);
+    // Without the CA the server's certificate is not trusted: a clear error, exit 2.
+    let untrusted = with_ca(&["status", "--store", &redis.url()], None);
+    untrusted.expect_code(2);
+    assert!(untrusted.stderr.contains(&format!("127.0.0.1:{}", redis.port)), "{}", untrusted.dump());
+}

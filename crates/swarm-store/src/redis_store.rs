@@ -164,10 +164,39 @@ return now
 impl RedisStore {
     pub fn open(url: &str) -> Result<RedisStore, StoreError> {
         let address = mask(url);
-        let client = redis::Client::open(url).map_err(|e| StoreError::Unreachable {
+        let bad = |e: &dyn std::fmt::Display| StoreError::Unreachable {
             address: address.clone(),
             message: scrub(&e.to_string(), url),
-        })?;
+        };
+        let client = if url.starts_with("rediss://") {
+            // TLS with rustls (ring). The system roots are trusted; a private CA (and a client
+            // certificate for mutual TLS) come from SWARM_REDIS_CA_CERT / SWARM_REDIS_CLIENT_CERT
+            // and SWARM_REDIS_CLIENT_KEY, each a PEM file.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let read = |var: &str| -> Result<Option<Vec<u8>>, StoreError> {
+                match std::env::var_os(var) {
+                    None => Ok(None),
+                    Some(path) => std::fs::read(&path).map(Some).map_err(|e| StoreError::Unreachable {
+                        address: address.clone(),
+                        message: format!(
+                            "cannot read {var} ({}): {e}",
+                            std::path::Path::new(&path).display()
+                        ),
+                    }),
+                }
+            };
+            let root_cert = read("SWARM_REDIS_CA_CERT")?;
+            let client_tls = match (read("SWARM_REDIS_CLIENT_CERT")?, read("SWARM_REDIS_CLIENT_KEY")?) {
+                (Some(client_cert), Some(client_key)) => {
+                    Some(redis::ClientTlsConfig { client_cert, client_key })
+                }
+                _ => None,
+            };
+            redis::Client::build_with_tls(url, redis::TlsCertificates { client_tls, root_cert })
+                .map_err(|e| bad(&e))?
+        } else {
+            redis::Client::open(url).map_err(|e| bad(&e))?
+        };
         let store =
             RedisStore { address, client, conn: Mutex::new(None), namespaces: Mutex::new(HashMap::new()) };
         store.with(|c| redis::cmd("PING").query::<String>(c))?;

@@ -2,12 +2,12 @@
 //! `backend_tests!` line at the bottom.
 
 use chrono::{Duration, Utc};
+use serde_json::json;
 use std::sync::Arc;
 use swarm_core::event::{Event, EventKind};
 use swarm_core::plan::{Plan, Task, Workdir};
 use swarm_core::report::{AttemptReport, RunRecord, TaskReport};
 use swarm_core::state::{Reason, RunState, TaskState};
-use serde_json::json;
 use swarm_core::state_doc::{Actor, StateOp};
 use swarm_store::{Batch, Store, StoreError};
 
@@ -212,7 +212,8 @@ pub fn state_get_set_delete_list(store: &dyn Store) {
     let second = store.state_set("ns", "a", &json!("two"), None, None).unwrap();
     assert_eq!(second.version, 2, "every write bumps the version");
     assert!(second.updated_at >= first.updated_at);
-    for (key, value) in [("b/1", json!(null)), ("c", json!([1, { "x": "y" }])), ("b/2", json!(2.5)), ("b%", json!(true))]
+    for (key, value) in
+        [("b/1", json!(null)), ("c", json!([1, { "x": "y" }])), ("b/2", json!(2.5)), ("b%", json!(true))]
     {
         store.state_set("ns", key, &value, None, None).unwrap();
         assert_eq!(store.state_get("ns", key).unwrap().unwrap().value, value, "{key} round-trips");
@@ -227,7 +228,11 @@ pub fn state_get_set_delete_list(store: &dyn Store) {
     assert!(store.state_list("other", "").unwrap().is_empty(), "namespaces are separate");
     assert!(store.state_get("other", "a").unwrap().is_none());
     assert_eq!(store.state_set("other", "a", &json!(0), None, None).unwrap().version, 1);
-    assert_eq!(store.state_get("ns", "a").unwrap().unwrap().version, 2, "the other namespace's `a` is untouched");
+    assert_eq!(
+        store.state_get("ns", "a").unwrap().unwrap().version,
+        2,
+        "the other namespace's `a` is untouched"
+    );
 
     assert!(store.state_delete("ns", "a", None, None).unwrap(), "existed");
     assert!(store.state_get("ns", "a").unwrap().is_none());
@@ -279,7 +284,12 @@ pub fn state_change_feed(store: &dyn Store) {
         all.iter().map(|c| (c.seq, c.key.as_str(), c.op, c.version)).collect();
     assert_eq!(
         summary,
-        [(1, "a", StateOp::Set, 1), (2, "b", StateOp::Set, 1), (3, "a", StateOp::Set, 2), (4, "b", StateOp::Delete, 1)],
+        [
+            (1, "a", StateOp::Set, 1),
+            (2, "b", StateOp::Set, 1),
+            (3, "a", StateOp::Set, 2),
+            (4, "b", StateOp::Delete, 1)
+        ],
         "in order; deleting an absent key is no change"
     );
     assert!(all.iter().all(|c| c.namespace == "feed"));
@@ -317,7 +327,8 @@ pub fn state_changes_reach_the_run_events(store: &dyn Store) {
     let ghost = Actor { run_id: Some("no-such-run".into()), ..by.clone() };
     store.state_set("ns", "k", &json!(1), None, Some(&ghost)).unwrap();
 
-    let kinds: Vec<EventKind> = store.events("r6", 0, 100).unwrap().into_iter().map(|(_, e)| e.kind).collect();
+    let kinds: Vec<EventKind> =
+        store.events("r6", 0, 100).unwrap().into_iter().map(|(_, e)| e.kind).collect();
     let changed = |op: &str, version| EventKind::StateChanged {
         key: "k".into(),
         op: op.into(),
@@ -327,7 +338,9 @@ pub fn state_changes_reach_the_run_events(store: &dyn Store) {
     };
     assert_eq!(kinds, [changed("set", 1), changed("delete", 1)], "one event per change that happened");
     // The orchestrator's own events keep counting after them.
-    store.apply("r6", &Batch { events: vec![event("r6", "a", TaskState::Ready)], ..Batch::default() }).unwrap();
+    store
+        .apply("r6", &Batch { events: vec![event("r6", "a", TaskState::Ready)], ..Batch::default() })
+        .unwrap();
     let seqs: Vec<u64> = store.events("r6", 0, 100).unwrap().into_iter().map(|(s, _)| s).collect();
     assert_eq!(seqs, [1, 2, 3]);
 }
@@ -350,7 +363,13 @@ pub fn state_cas_has_no_lost_updates(reopen: &Reopen) {
                 for _ in 0..ROUNDS {
                     let seen = mine.state_get("race", "counter").unwrap().expect("counter exists");
                     let n = seen.value["n"].as_u64().expect("counter is a number");
-                    match mine.state_set("race", "counter", &json!({ "n": n + 1 }), Some(seen.version), Some(&by)) {
+                    match mine.state_set(
+                        "race",
+                        "counter",
+                        &json!({ "n": n + 1 }),
+                        Some(seen.version),
+                        Some(&by),
+                    ) {
                         Ok(e) => {
                             assert_eq!(e.version, seen.version + 1);
                             wins += 1;
@@ -371,7 +390,8 @@ pub fn state_cas_has_no_lost_updates(reopen: &Reopen) {
     assert!(wins > 0);
     assert_eq!(end.value["n"], json!(wins), "the counter counts every successful CAS");
     assert_eq!(end.version, 1 + wins);
-    let versions: Vec<u64> = store.state_changes("race", 0, 10_000).unwrap().iter().map(|c| c.version).collect();
+    let versions: Vec<u64> =
+        store.state_changes("race", 0, 10_000).unwrap().iter().map(|c| c.version).collect();
     assert_eq!(versions, (1..=1 + wins).collect::<Vec<_>>(), "each version was written exactly once");
 }
 

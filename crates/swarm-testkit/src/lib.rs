@@ -39,6 +39,7 @@ pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     extra: Vec<String>,
+    tls: bool,
 }
 
 impl RedisServer {
@@ -59,15 +60,62 @@ impl RedisServer {
             port: free_port(),
             dir,
             extra: args.iter().map(|s| s.to_string()).collect(),
+            tls: false,
         };
         server.spawn();
         server
     }
 
+    /// Starts a server that speaks only TLS, with a fresh private CA (see [`RedisServer::ca_cert`]).
+    pub fn start_tls() -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir for redis");
+        let d = dir.path();
+        let sh = |script: &str| {
+            let out = Command::new("sh").arg("-c").arg(script).current_dir(d).output().expect("run openssl");
+            assert!(out.status.success(), "openssl failed: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        sh("printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext && \
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=swarm-test-ca 2>/dev/null && \
+            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null && \
+            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext 2>/dev/null");
+        let port = free_port();
+        let args: Vec<String> = [
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            "server.crt",
+            "--tls-key-file",
+            "server.key",
+            "--tls-ca-cert-file",
+            "ca.crt",
+            "--tls-auth-clients",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut server = RedisServer { child: None, port, dir, extra: args, tls: true };
+        server.spawn();
+        server
+    }
+
+    /// The PEM file of the CA that signed a TLS server's certificate.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
     fn spawn(&mut self) {
         let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let port_args = if self.tls { vec![] } else { vec!["--port".to_string(), self.port.to_string()] };
         let child = Command::new(&bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--dir"])
+            .args(&port_args)
+            .args(["--bind", "127.0.0.1", "--dir"])
             .arg(self.dir.path())
             .args(["--daemonize", "no", "--logfile", "redis.log"])
             .args(&self.extra)
@@ -86,7 +134,11 @@ impl RedisServer {
                 died = Some(status);
                 return true;
             }
-            ping(port)
+            if self.tls {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            } else {
+                ping(port)
+            }
         });
         if let Some(status) = died {
             let log = std::fs::read_to_string(self.log()).unwrap_or_default();
@@ -95,7 +147,8 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn dir(&self) -> &Path {

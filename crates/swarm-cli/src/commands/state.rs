@@ -14,12 +14,14 @@ use swarm_core::state_doc::{Actor, StateChange};
 use swarm_store::{Address, Store, StoreError};
 
 #[derive(Args, Debug)]
-#[command(after_help = "Exit codes: 0 ok · 1 version conflict, or `get` of a missing key · 2 invalid input or store problem.\n\
+#[command(
+    after_help = "Exit codes: 0 ok · 1 version conflict, or `get` of a missing key · 2 invalid input or store problem.\n\
 Every change is recorded with who made it (SWARM_RUN_ID, SWARM_TASK_ID, SWARM_ATTEMPT, host, pid) in the namespace's change feed \
-and, when made by an agent of a run, in that run's events (`swarm events RUN`).")]
+and, when made by an agent of a run, in that run's events (`swarm events RUN`)."
+)]
 pub struct StateArgs {
     /// Namespace whose state to use. Default: SWARM_NAMESPACE (swarm sets it for every agent), else the name of the git root (or current) directory.
-    #[arg(long, global = true, env = "SWARM_NAMESPACE", value_name = "NS")]
+    #[arg(long, global = true, env = "SWARM_NAMESPACE", hide_env_values = true, value_name = "NS")]
     pub namespace: Option<String>,
     #[command(subcommand)]
     pub command: StateCommand,
@@ -108,8 +110,9 @@ pub fn state(store: Option<&str>, config: Option<&Path>, args: StateArgs) -> Cli
         StateCommand::Set { key, value, if_version, json } => {
             check_key(&key)?;
             let value = serde_json::from_str(&value).unwrap_or(Value::String(value));
-            let entry =
-                store()?.state_set(&ns, &key, &value, if_version, Some(&actor())).map_err(CliError::from_store)?;
+            let entry = store()?
+                .state_set(&ns, &key, &value, if_version, Some(&actor()))
+                .map_err(CliError::from_store)?;
             if json {
                 println!("{}", to_json(&entry));
             } else {
@@ -131,7 +134,8 @@ pub fn state(store: Option<&str>, config: Option<&Path>, args: StateArgs) -> Cli
             Ok(0)
         }
         StateCommand::List { prefix, json } => {
-            let entries = store()?.state_list(&ns, prefix.as_deref().unwrap_or("")).map_err(CliError::from_store)?;
+            let entries =
+                store()?.state_list(&ns, prefix.as_deref().unwrap_or("")).map_err(CliError::from_store)?;
             if json {
                 println!("{}", to_json(&entries));
             } else {
@@ -187,7 +191,10 @@ fn watch(store: &dyn Store, ns: &str, prefix: &str, json: bool, from_start: bool
         };
         outage = false;
         if let Some(first) = batch.first().filter(|c| after > 0 && c.seq > after + 1) {
-            eprintln!("warning: {} changes were trimmed from the feed before they could be shown", first.seq - after - 1);
+            eprintln!(
+                "warning: {} changes were trimmed from the feed before they could be shown",
+                first.seq - after - 1
+            );
         }
         for change in &batch {
             after = change.seq;
