@@ -18,6 +18,7 @@ apt_install() {
 say "checking tools"
 have git || apt_install git
 have redis-server || apt_install redis-server   # the Redis store's tests start their own servers
+have openssl || apt_install openssl             # the rediss:// test makes its own CA
 have cargo || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
 git --version
 redis-server --version
