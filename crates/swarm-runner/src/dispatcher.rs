@@ -112,7 +112,9 @@ pub async fn run(setup: RunSetup) -> RunReport {
     record.ended_at = None;
 
     let (note_tx, mut note_rx) = mpsc::unbounded_channel::<Note>();
-    let writer = Writer::start(store.clone(), record.run_id.clone(), lease, move |n| {
+    // The states the store holds now: every write expects to find what this writer left.
+    let known = tasks.iter().map(|t| (t.id.clone(), t.state)).collect();
+    let writer = Writer::start(store.clone(), record.run_id.clone(), lease, known, move |n| {
         let _ = note_tx.send(n);
     });
     let (exec_tx, mut exec_rx) = mpsc::unbounded_channel();

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use swarm_core::event::Event;
 use swarm_core::report::{RunRecord, TaskReport};
+use swarm_core::state::TaskState;
 use swarm_store::{Batch, Store};
 
 pub enum Write {
@@ -30,12 +31,13 @@ impl Writer {
         store: Arc<dyn Store>,
         run_id: String,
         lease: String,
+        known: HashMap<String, TaskState>,
         note: impl Fn(Note) + Send + 'static,
     ) -> Writer {
         let (tx, rx) = channel();
         let handle = std::thread::Builder::new()
             .name("swarm-store-writer".into())
-            .spawn(move || write_loop(store, run_id, lease, rx, note))
+            .spawn(move || write_loop(store, run_id, lease, known, rx, note))
             .expect("spawn store writer thread");
         Writer { tx, handle: Some(handle) }
     }
@@ -77,9 +79,12 @@ impl Pending {
         }
     }
 
-    fn batch(&self, lease: &str) -> Batch {
+    /// The batch, expecting every task it touches to be in the state this writer last stored:
+    /// anything else means someone else wrote the run, and the store refuses the batch.
+    fn batch(&self, lease: &str, known: &HashMap<String, TaskState>) -> Batch {
         Batch {
             lease: Some(lease.to_string()),
+            expect: self.order.iter().filter_map(|id| known.get(id).map(|s| (id.clone(), *s))).collect(),
             run: self.run.clone(),
             tasks: self.order.iter().map(|id| self.tasks[id].clone()).collect(),
             events: self.events.clone(),
@@ -106,6 +111,7 @@ fn write_loop(
     store: Arc<dyn Store>,
     run_id: String,
     lease: String,
+    mut known: HashMap<String, TaskState>,
     rx: Receiver<Write>,
     note: impl Fn(Note),
 ) {
@@ -139,7 +145,9 @@ fn write_loop(
         if renewed.elapsed() >= LEASE_TTL / 6 {
             match store.acquire_lease(&run_id, &lease, LEASE_TTL, false) {
                 Ok(()) => renewed = std::time::Instant::now(),
-                Err(e @ swarm_store::StoreError::Fenced { .. }) => {
+                Err(
+                    e @ (swarm_store::StoreError::Fenced { .. } | swarm_store::StoreError::Conflict { .. }),
+                ) => {
                     note(Note::LeaseLost(e.to_string()));
                     return;
                 }
@@ -149,7 +157,7 @@ fn write_loop(
         if pending.is_empty() {
             continue;
         }
-        match store.apply(&run_id, &pending.batch(&lease)) {
+        match store.apply(&run_id, &pending.batch(&lease, &known)) {
             Ok(()) => {
                 if let Some(since) = failing_since.take() {
                     warn(format!(
@@ -159,9 +167,12 @@ fn write_loop(
                     ));
                 }
                 retry_delay = Duration::from_millis(100);
+                for (id, t) in &pending.tasks {
+                    known.insert(id.clone(), t.state);
+                }
                 pending = Pending::default();
             }
-            Err(e @ swarm_store::StoreError::Fenced { .. }) => {
+            Err(e @ (swarm_store::StoreError::Fenced { .. } | swarm_store::StoreError::Conflict { .. })) => {
                 note(Note::LeaseLost(e.to_string()));
                 return;
             }

@@ -49,7 +49,8 @@ fn run_keys(ns: &str, run_id: &str) -> RunKeys {
 const APPLY: &str = r#"
 -- KEYS: run hash, tasks hash, events stream
 -- ARGV: lease token ("" = none), run doc ("" = unchanged), run state, maxlen, n tasks,
---       the rejection event to record if the lease is not ours, then n (task id, doc) pairs,
+--       the rejection event to record if the write is refused, m = n expected states,
+--       then m (task id, state it must be in now) pairs, then n (task id, doc) pairs,
 --       then event docs.
 -- A batch is at most 6 commands whatever its size: the events of one batch share one stream
 -- entry `0-<last seq>` whose fields are the events' sequence numbers.
@@ -64,16 +65,33 @@ if token ~= '' then
     return redis.error_reply('FENCED ' .. held)
   end
 end
+local m = tonumber(ARGV[7])
+if m > 0 then
+  local ids = {}
+  for k = 0, m - 1 do ids[#ids + 1] = ARGV[8 + 2 * k] end
+  local docs = redis.call('HMGET', tasks, unpack(ids))
+  for k = 0, m - 1 do
+    local want = ARGV[9 + 2 * k]
+    local found = 'absent'
+    if docs[k + 1] then found = cjson.decode(docs[k + 1]).state end
+    if found ~= want then
+      local seq = redis.call('HINCRBY', run, 'seq', 1)
+      redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '0-' .. seq, tostring(seq), ARGV[6])
+      return redis.error_reply('CONFLICT ' .. ids[k + 1] .. ' ' .. want .. ' ' .. found)
+    end
+  end
+end
+local base = 8 + 2 * m
 if ARGV[2] ~= '' then
   redis.call('HSET', run, 'doc', ARGV[2], 'state', ARGV[3])
 end
 local n = tonumber(ARGV[5])
 if n > 0 then
   local pairs = {}
-  for k = 7, 6 + 2 * n do pairs[#pairs + 1] = ARGV[k] end
+  for k = base, base + 2 * n - 1 do pairs[#pairs + 1] = ARGV[k] end
   redis.call('HSET', tasks, unpack(pairs))
 end
-local first = 7 + 2 * n
+local first = base + 2 * n
 local count = #ARGV - first + 1
 if count <= 0 then return 0 end
 local last = redis.call('HINCRBY', run, 'seq', count)
@@ -374,6 +392,22 @@ pub(crate) fn rejection(run_id: &str, batch: &Batch) -> Event {
 }
 
 fn fenced(e: StoreError, run_id: &str) -> StoreError {
+    if let StoreError::Backend { message, .. } = &e {
+        // The client shows a script error as `"CONFLICT": detail`; take the words after the code.
+        if let Some(rest) = message.split("CONFLICT").nth(1) {
+            let mut words = rest.trim_start_matches(['"', ':', ' ']).split_whitespace();
+            let (task, expected, found) = (words.next(), words.next(), words.next());
+            return StoreError::Conflict {
+                run_id: run_id.into(),
+                task: task.unwrap_or("?").into(),
+                expected: expected.unwrap_or("?").into(),
+                found: found
+                    .unwrap_or("?")
+                    .trim_end_matches(|c: char| !c.is_alphanumeric() && c != '_')
+                    .into(),
+            };
+        }
+    }
     match &e {
         StoreError::Backend { message, .. } if message.contains("FENCED") => StoreError::Fenced {
             run_id: run_id.into(),
@@ -381,7 +415,7 @@ fn fenced(e: StoreError, run_id: &str) -> StoreError {
                 .split("FENCED")
                 .nth(1)
                 .unwrap_or("")
-                .trim()
+                .trim_start_matches(['"', ':', ' '])
                 .trim_end_matches(|c: char| !c.is_alphanumeric())
                 .to_string(),
         },
@@ -447,6 +481,10 @@ impl Store for RedisStore {
             None => inv.arg("").arg(""),
         };
         inv.arg(EVENTS_MAXLEN).arg(batch.tasks.len()).arg(encode(&rejection(run_id, batch)));
+        inv.arg(batch.expect.len());
+        for (task, state) in &batch.expect {
+            inv.arg(task).arg(state.as_str());
+        }
         for t in &batch.tasks {
             inv.arg(&t.id).arg(encode(t));
         }

@@ -273,6 +273,37 @@ impl Store for SqliteStore {
                 return Err(StoreError::Fenced { run_id: run_id.into(), holder });
             }
         }
+        for (task, expected) in &batch.expect {
+            let found: Option<String> = tx
+                .query_row(
+                    "SELECT state FROM tasks WHERE run_id=?1 AND task_id=?2",
+                    params![run_id, task],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?;
+            let found = found.unwrap_or_else(|| "absent".into());
+            if found != expected.as_str() {
+                let last: u64 = tx
+                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id=?1", [run_id], |r| {
+                        r.get(0)
+                    })
+                    .map_err(|e| self.err(e))?;
+                let note = encode(&crate::redis_store::rejection(run_id, batch));
+                tx.execute(
+                    "INSERT INTO events(run_id, seq, doc) VALUES(?1, ?2, ?3)",
+                    params![run_id, last + 1, note],
+                )
+                .map_err(|e| self.err(e))?;
+                tx.commit().map_err(|e| self.err(e))?;
+                return Err(StoreError::Conflict {
+                    run_id: run_id.into(),
+                    task: task.clone(),
+                    expected: expected.as_str().into(),
+                    found,
+                });
+            }
+        }
         if let Some(run) = &batch.run {
             tx.execute(
                 "UPDATE runs SET state=?2, doc=?3 WHERE run_id=?1",

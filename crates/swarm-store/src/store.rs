@@ -20,6 +20,10 @@ pub enum StoreError {
     Ambiguous { prefix: String, candidates: String },
     #[error("unsupported store address `{0}`: use sqlite:PATH or redis://host:port")]
     BadAddress(String),
+    #[error(
+        "write to run `{run_id}` rejected: task `{task}` is {found}, not {expected} as the writer expected"
+    )]
+    Conflict { run_id: String, task: String, expected: String, found: String },
     #[error("write to run `{run_id}` rejected: its lease is held by another orchestrator ({holder})")]
     Fenced { run_id: String, holder: String },
     #[error("store schema version {found} is newer than this swarm understands ({known}); upgrade swarm")]
@@ -61,6 +65,8 @@ pub const STATE_CHANGES_MAXLEN: u64 = 100_000;
 pub struct Batch {
     /// The writer's lease token: the write is rejected if another orchestrator holds the run.
     pub lease: Option<String>,
+    /// States tasks must be in before this batch; if one is not, nothing is written.
+    pub expect: Vec<(String, swarm_core::state::TaskState)>,
     pub run: Option<RunRecord>,
     pub tasks: Vec<TaskReport>,
     pub events: Vec<Event>,

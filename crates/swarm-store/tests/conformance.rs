@@ -123,6 +123,7 @@ pub fn applies_batches_atomically_and_in_order(store: &dyn Store) {
     run.state = RunState::Failed;
     let batch = Batch {
         lease: None,
+        expect: vec![],
         run: Some(run.clone()),
         tasks: vec![a.clone()],
         events: vec![event("r2", "a", TaskState::Running), event("r2", "a", TaskState::Failed)],
@@ -173,7 +174,7 @@ pub fn fences_stale_lease_holders(store: &dyn Store) {
     store.acquire_lease("r4", "first", D::from_secs(30), false).unwrap();
     store.acquire_lease("r4", "first", D::from_secs(30), false).expect("the holder renews");
     let err = store.acquire_lease("r4", "second", D::from_secs(30), false).unwrap_err();
-    assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
+    assert!(matches!(&err, StoreError::Fenced { holder, .. } if holder == "first"), "{err:?}");
     let write = |token: &str| Batch {
         lease: Some(token.into()),
         tasks: vec![task("a", TaskState::Running)],
@@ -347,6 +348,61 @@ pub fn state_changes_reach_the_run_events(store: &dyn Store) {
 
 /// Many writers, each with its own connection, increment one counter by read-then-CAS: every
 /// transition has exactly one winner, so no increment is lost.
+/// Many writers race on each transition of one task; exactly one wins each, the rest are refused
+/// (and their refusals recorded), and the task ends in the winners' state.
+pub fn concurrent_transitions_have_exactly_one_winner(reopen: &Reopen) {
+    const WRITERS: usize = 8;
+    let store = reopen();
+    create(&*store, "race", 0, &["a"]);
+    let path = [TaskState::Pending, TaskState::Ready, TaskState::Running, TaskState::Succeeded];
+    let mut refused = 0;
+    for step in path.windows(2) {
+        let (from, to) = (step[0], step[1]);
+        let barrier = Arc::new(std::sync::Barrier::new(WRITERS));
+        let outcomes: Vec<bool> = (0..WRITERS)
+            .map(|w| {
+                let (mine, barrier) = (reopen(), barrier.clone());
+                std::thread::spawn(move || {
+                    let batch = Batch {
+                        expect: vec![("a".into(), from)],
+                        tasks: vec![task("a", to)],
+                        events: vec![event("race", "a", to)],
+                        ..Batch::default()
+                    };
+                    barrier.wait();
+                    match mine.apply("race", &batch) {
+                        Ok(()) => true,
+                        Err(StoreError::Conflict { task, expected, found, .. }) => {
+                            assert_eq!(
+                                (task.as_str(), expected.as_str()),
+                                ("a", from.as_str()),
+                                "writer {w}"
+                            );
+                            assert_eq!(found, to.as_str(), "writer {w} lost to the winner's write");
+                            false
+                        }
+                        Err(e) => panic!("writer {w}: unexpected error {e}"),
+                    }
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(outcomes.iter().filter(|w| **w).count(), 1, "{from} -> {to}: exactly one winner");
+        refused += WRITERS - 1;
+        assert_eq!(store.tasks("race").unwrap()[0].state, to);
+    }
+    let evs = store.events("race", 0, 1000).unwrap();
+    let applied = evs.iter().filter(|(_, e)| matches!(e.kind, EventKind::TaskState { .. })).count();
+    let rejected = evs.iter().filter(|(_, e)| matches!(e.kind, EventKind::WriteRejected { .. })).count();
+    assert_eq!(
+        (applied, rejected),
+        (path.len() - 1, refused),
+        "each winner's event once, each refusal recorded"
+    );
+}
+
 pub fn state_cas_has_no_lost_updates(reopen: &Reopen) {
     const THREADS: u32 = 8;
     const ROUNDS: usize = 50;
@@ -472,6 +528,11 @@ macro_rules! backend_tests {
             fn state_changes_reach_the_run_events() {
                 let (s, _guard) = open();
                 super::state_changes_reach_the_run_events(&*s);
+            }
+            #[test]
+            fn concurrent_transitions_have_exactly_one_winner() {
+                let (_s, _guard, reopen) = fixture();
+                super::concurrent_transitions_have_exactly_one_winner(&reopen);
             }
             #[test]
             fn state_cas_has_no_lost_updates() {
