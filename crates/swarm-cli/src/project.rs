@@ -54,7 +54,15 @@ impl Project {
     }
 
     pub fn open_store(&self) -> Result<Arc<dyn Store>, CliError> {
-        swarm_store::open(&self.address).map_err(CliError::from_store)
+        swarm_store::open(&self.address, self.store_options()).map_err(CliError::from_store)
+    }
+
+    pub fn store_options(&self) -> swarm_store::Options {
+        let mut o = swarm_store::Options::default();
+        if let Some(n) = self.config.store.event_retention {
+            o.event_retention = n;
+        }
+        o
     }
 
     /// The `namespace` default: the name of the git root (or current) directory.

@@ -29,6 +29,8 @@ pub struct Config {
     pub agents: BTreeMap<String, AgentConfig>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    #[serde(default)]
+    pub store: StoreConfig,
     /// Where the config was read from, if anywhere.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -48,6 +50,13 @@ pub struct RunConfig {
     /// Longest retry delay (default 2m).
     #[serde(default, with = "duration::opt_serde")]
     pub retry_backoff_max: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Events kept per run (Redis: stream entries, approximately; default 100000).
+    pub event_retention: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

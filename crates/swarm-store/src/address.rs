@@ -48,10 +48,25 @@ pub fn mask(url: &str) -> String {
     format!("{}{}@{}", &url[..scheme_end + 3], masked, &rest[at + 1..])
 }
 
-pub fn open(address: &Address) -> Result<Arc<dyn Store>, StoreError> {
+/// Tunables of a store, from `[store]` in `swarm.toml`.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Events kept per run (Redis streams are capped at about this many entries).
+    pub event_retention: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { event_retention: crate::redis_store::EVENTS_MAXLEN }
+    }
+}
+
+pub fn open(address: &Address, options: Options) -> Result<Arc<dyn Store>, StoreError> {
     match address {
         Address::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
-        Address::Redis(url) => Ok(Arc::new(crate::RedisStore::open(url)?)),
+        Address::Redis(url) => {
+            Ok(Arc::new(crate::RedisStore::open(url)?.with_retention(options.event_retention)))
+        }
     }
 }
 

@@ -29,6 +29,7 @@ pub struct RedisStore {
     client: redis::Client,
     conn: Mutex<Option<Connection>>,
     namespaces: Mutex<HashMap<String, String>>,
+    retention: usize,
 }
 
 /// Keys of one run.
@@ -36,6 +37,8 @@ struct RunKeys {
     run: String,
     tasks: String,
     events: String,
+    /// Pub/sub channel announcing new events of the namespace's runs.
+    channel: String,
 }
 
 fn run_keys(ns: &str, run_id: &str) -> RunKeys {
@@ -43,16 +46,17 @@ fn run_keys(ns: &str, run_id: &str) -> RunKeys {
         run: format!("swarm:{{{ns}}}:run:{run_id}"),
         tasks: format!("swarm:{{{ns}}}:run:{run_id}:tasks"),
         events: format!("swarm:{{{ns}}}:run:{run_id}:events"),
+        channel: format!("swarm:{{{ns}}}:events"),
     }
 }
 
 const APPLY: &str = r#"
--- KEYS: run hash, tasks hash, events stream
+-- KEYS: run hash, tasks hash, events stream, announcement channel
 -- ARGV: lease token ("" = none), run doc ("" = unchanged), run state, maxlen, n tasks,
 --       the rejection event to record if the write is refused, m = n expected states,
 --       then m (task id, state it must be in now) pairs, then n (task id, doc) pairs,
 --       then event docs.
--- A batch is at most 6 commands whatever its size: the events of one batch share one stream
+-- A batch is at most 8 commands whatever its size: the events of one batch share one stream
 -- entry `0-<last seq>` whose fields are the events' sequence numbers.
 local run, tasks, events = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('EXISTS', run) == 0 then return redis.error_reply('NORUN') end
@@ -101,6 +105,8 @@ for k = 0, count - 1 do
   fields[#fields + 1] = ARGV[first + k]
 end
 redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '0-' .. last, unpack(fields))
+-- Announce to live watchers: `<run_id> <last seq>` on the namespace's events channel.
+redis.call('PUBLISH', KEYS[4], string.match(run, ':run:(.*)$') .. ' ' .. last)
 return last
 "#;
 
@@ -215,11 +221,22 @@ impl RedisStore {
         } else {
             redis::Client::open(url).map_err(|e| bad(&e))?
         };
-        let store =
-            RedisStore { address, client, conn: Mutex::new(None), namespaces: Mutex::new(HashMap::new()) };
+        let store = RedisStore {
+            address,
+            client,
+            conn: Mutex::new(None),
+            namespaces: Mutex::new(HashMap::new()),
+            retention: EVENTS_MAXLEN,
+        };
         store.with(|c| redis::cmd("PING").query::<String>(c))?;
         store.check_schema()?;
         Ok(store)
+    }
+
+    /// Caps each run's event stream at about `entries` entries.
+    pub fn with_retention(mut self, entries: usize) -> RedisStore {
+        self.retention = entries.max(1);
+        self
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
@@ -474,13 +491,13 @@ impl Store for RedisStore {
         let keys = self.keys(run_id)?;
         let script = Script::new(APPLY);
         let mut inv = script.key(&keys.run);
-        inv.key(&keys.tasks).key(&keys.events);
+        inv.key(&keys.tasks).key(&keys.events).key(&keys.channel);
         inv.arg(batch.lease.as_deref().unwrap_or(""));
         match &batch.run {
             Some(r) => inv.arg(encode(r)).arg(r.state.as_str()),
             None => inv.arg("").arg(""),
         };
-        inv.arg(EVENTS_MAXLEN).arg(batch.tasks.len()).arg(encode(&rejection(run_id, batch)));
+        inv.arg(self.retention).arg(batch.tasks.len()).arg(encode(&rejection(run_id, batch)));
         inv.arg(batch.expect.len());
         for (task, state) in &batch.expect {
             inv.arg(task).arg(state.as_str());

@@ -614,3 +614,36 @@ fn redis_reconnects_after_a_restart() {
     store.apply("r", &Batch { tasks: vec![task("a", TaskState::Running)], ..Batch::default() }).unwrap();
     assert_eq!(store.tasks("r").unwrap()[0].state, TaskState::Running);
 }
+
+#[test]
+fn redis_announces_new_events_on_the_namespace_channel() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = swarm_store::RedisStore::open(&server.url()).unwrap();
+    create(&store, "r", 0, &["a"]);
+    let mut conn = ::redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    let mut sub = conn.as_pubsub();
+    sub.subscribe("swarm:{ns}:events").unwrap();
+    sub.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let batch = Batch {
+        events: vec![event("r", "a", TaskState::Ready), event("r", "a", TaskState::Running)],
+        ..Batch::default()
+    };
+    store.apply("r", &batch).unwrap();
+    let msg: String = sub.get_message().unwrap().get_payload().unwrap();
+    assert_eq!(msg, "r 2", "run id and last event number");
+}
+
+#[test]
+fn redis_event_retention_caps_the_stream() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = swarm_store::RedisStore::open(&server.url()).unwrap().with_retention(10);
+    create(&store, "r", 0, &["a"]);
+    for _ in 0..200 {
+        store
+            .apply("r", &Batch { events: vec![event("r", "a", TaskState::Ready)], ..Batch::default() })
+            .unwrap();
+    }
+    let kept = store.events("r", 0, usize::MAX).unwrap();
+    assert!(kept.len() < 200, "old events trimmed, kept {}", kept.len());
+    assert_eq!(kept.last().unwrap().0, 200, "the newest event is kept");
+}

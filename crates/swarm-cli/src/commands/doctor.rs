@@ -33,7 +33,7 @@ pub fn doctor(store: Option<&str>, config: Option<&Path>, args: DoctorArgs) -> C
                 .as_ref()
                 .map_or("no swarm.toml (built-in defaults)".into(), |c| c.display().to_string())
         ));
-        match swarm_store::open(&p.address) {
+        match swarm_store::open(&p.address, p.store_options()) {
             Ok(s) => match s.health() {
                 Ok(h) => {
                     lines.push(format!(
