@@ -1,7 +1,10 @@
-//! completion.json (CONTRACT §5): what an agent writes when it finishes.
+//! completion.json (CONTRACT §5): what an agent writes when it finishes, and its validation
+//! against the published JSON Schema (`swarm schema completion`).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::OnceLock;
 
 /// The version of the completion format this swarm writes and reads.
 pub const COMPLETION_SCHEMA_VERSION: u32 = 1;
@@ -41,4 +44,144 @@ pub enum CompletionStatus {
 pub struct TestRun {
     pub command: String,
     pub passed: bool,
+}
+
+/// Parses and validates completion.json text. On failure, every problem found, one per entry:
+/// a JSON syntax error (with line and column), or every schema violation as
+/// `<json pointer>: <message>` (the pointer is empty for the document itself), then any
+/// `run_id`/`task_id` that differs from the expected one.
+pub fn parse(
+    text: &str,
+    expect_run: Option<&str>,
+    expect_task: Option<&str>,
+) -> Result<Completion, Vec<String>> {
+    let value: Value = serde_json::from_str(text).map_err(|e| vec![format!("not valid JSON: {e}")])?;
+    let mut errors = schema_errors(&value);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let completion: Completion = match serde_json::from_value(value) {
+        Ok(c) => c,
+        // The schema is generated from the type, so this means the two drifted apart.
+        Err(e) => return Err(vec![format!(": {e}")]),
+    };
+    let expected =
+        [("run_id", &completion.run_id, expect_run), ("task_id", &completion.task_id, expect_task)];
+    for (field, found, want) in expected {
+        if let Some(want) = want.filter(|w| *w != found) {
+            errors.push(format!(
+                "/{field}: expected {}, found {}",
+                Value::from(want),
+                Value::from(found.as_str())
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(completion)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Every violation of the completion schema by `value`, as `<json pointer>: <message>`.
+pub fn schema_errors(value: &Value) -> Vec<String> {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let schema = crate::schema::get("completion").expect("the completion schema exists");
+        jsonschema::validator_for(&schema).expect("the generated completion schema compiles")
+    });
+    validator
+        .iter_errors(value)
+        .map(|e| match e.kind() {
+            // The library names only the first two choices; an agent fixing its file needs all.
+            jsonschema::error::ValidationErrorKind::Enum { options } => {
+                format!("{}: {} is not one of {options}", e.instance_path(), e.instance())
+            }
+            _ => format!("{}: {e}", e.instance_path()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn valid() -> Value {
+        json!({
+            "schema_version": 1, "run_id": "r1", "task_id": "t1", "status": "done",
+            "summary": "did it", "files_changed": ["a.rs"],
+            "tests": [{ "command": "cargo test", "passed": true }],
+            "follow_ups": [], "blockers": []
+        })
+    }
+
+    fn errors(v: &Value) -> Vec<String> {
+        parse(&v.to_string(), Some("r1"), Some("t1")).unwrap_err()
+    }
+
+    #[test]
+    fn a_valid_report_parses_and_optional_lists_default_to_empty() {
+        let c = parse(&valid().to_string(), Some("r1"), Some("t1")).unwrap();
+        assert_eq!(c.status, CompletionStatus::Done);
+        assert_eq!(c.tests, vec![TestRun { command: "cargo test".into(), passed: true }]);
+        let minimal = r#"{"schema_version":1,"run_id":"r1","task_id":"t1","status":"partial","summary":"s"}"#;
+        let c = parse(minimal, None, None).unwrap();
+        assert!(c.files_changed.is_empty() && c.blockers.is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let errs = parse("{\n  \"status\": \"done\",\n}", None, None).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("not valid JSON: "), "{errs:?}");
+        assert!(errs[0].contains("line 3 column 1"), "{errs:?}");
+        let errs = parse("", None, None).unwrap_err();
+        assert!(errs[0].contains("line 1 column 0"), "{errs:?}");
+    }
+
+    #[test]
+    fn every_schema_error_is_listed_with_its_pointer() {
+        let mut v = valid();
+        v["status"] = json!("finished");
+        v.as_object_mut().unwrap().remove("summary");
+        v["files_changed"] = json!("a.rs");
+        v["tests"][0]["passed"] = json!("yes");
+        v["extra"] = json!(1);
+        v["schema_version"] = json!(2);
+        let errs = errors(&v);
+        let has = |prefix: &str, text: &str| errs.iter().any(|e| e.starts_with(prefix) && e.contains(text));
+        assert!(
+            errs.contains(
+                &r#"/status: "finished" is not one of ["done","partial","blocked","failed"]"#.into()
+            ),
+            "{errs:#?}"
+        );
+        assert!(has(": ", r#""summary" is a required property"#), "{errs:#?}");
+        assert!(has("/files_changed: ", r#""a.rs" is not of type "array""#), "{errs:#?}");
+        assert!(has("/tests/0/passed: ", r#""yes" is not of type "boolean""#), "{errs:#?}");
+        assert!(has(": ", "extra"), "unknown fields are errors: {errs:#?}");
+        assert!(has("/schema_version: ", "maximum"), "{errs:#?}");
+        assert_eq!(errs.len(), 6, "{errs:#?}");
+    }
+
+    #[test]
+    fn a_document_that_is_not_an_object_is_a_schema_error() {
+        assert_eq!(errors(&json!([1])), vec![r#": [1] is not of type "object""#.to_string()]);
+    }
+
+    #[test]
+    fn run_and_task_must_be_the_expected_ones() {
+        let mut v = valid();
+        v["run_id"] = json!("other-run");
+        v["task_id"] = json!("other-task");
+        assert_eq!(
+            errors(&v),
+            vec![
+                r#"/run_id: expected "r1", found "other-run""#.to_string(),
+                r#"/task_id: expected "t1", found "other-task""#.to_string()
+            ]
+        );
+        assert!(parse(&v.to_string(), None, None).is_ok(), "no expectation, no mismatch");
+    }
 }

@@ -31,6 +31,10 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     #[serde(default)]
     pub store: StoreConfig,
+    #[serde(default)]
+    pub hooks: HooksConfig,
+    #[serde(default)]
+    pub feedback: FeedbackConfig,
     /// Where the config was read from, if anywhere.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -70,6 +74,9 @@ pub struct AgentConfig {
     /// Extra environment for the agent.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Whether an attempt without a completion report fails (`no_report`). Default: yes for AI
+    /// agents (built-in and custom), no for `exec`.
+    pub require_report: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,6 +87,87 @@ pub struct ProviderConfig {
     pub api_key_env: Option<String>,
     #[serde(default)]
     pub models: Vec<String>,
+}
+
+/// `[hooks]`: shell commands run (and a webhook called) when tasks and runs end. A hook that
+/// fails or hangs is reported as a warning and never holds up the run.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksConfig {
+    /// Run (`sh -c`) after every task reaches a final state, with the task's JSON on stdin.
+    pub on_task_end: Option<String>,
+    /// Run after a task fails or is blocked.
+    pub on_failure: Option<String>,
+    /// Run when the run ends, with the run report's JSON on stdin.
+    pub on_run_end: Option<String>,
+    /// A hook command still running after this is killed with its whole process group (default 30s).
+    #[serde(default, with = "duration::opt_serde")]
+    pub timeout: Option<Duration>,
+    /// `http://` or `https://` URL that receives every hook event as a JSON POST.
+    pub webhook: Option<String>,
+    /// Time allowed for one webhook request (default 10s).
+    #[serde(default, with = "duration::opt_serde")]
+    pub webhook_timeout: Option<Duration>,
+    /// Extra tries after a connection error or a 5xx answer (default 3).
+    pub webhook_retries: Option<u32>,
+}
+
+impl HooksConfig {
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Duration::from_secs(30))
+    }
+
+    pub fn webhook_timeout(&self) -> Duration {
+        self.webhook_timeout.unwrap_or(Duration::from_secs(10))
+    }
+
+    pub fn webhook_retries(&self) -> u32 {
+        self.webhook_retries.unwrap_or(3)
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (key, value) in [
+            ("on_task_end", &self.on_task_end),
+            ("on_failure", &self.on_failure),
+            ("on_run_end", &self.on_run_end),
+        ] {
+            if value.as_deref().is_some_and(|c| c.trim().is_empty()) {
+                out.push(format!("hooks.{key} must not be empty (leave it out to run nothing)"));
+            }
+        }
+        for (key, value) in [("timeout", self.timeout), ("webhook_timeout", self.webhook_timeout)] {
+            if value == Some(Duration::ZERO) {
+                out.push(format!("hooks.{key} must be longer than 0s"));
+            }
+        }
+        if let Some(url) = &self.webhook {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                out.push(format!("hooks.webhook must be an http:// or https:// URL, not `{url}`"));
+            }
+        }
+        out
+    }
+}
+
+/// `[feedback]`: where agents' completion reports and task states are mirrored as plain files.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackConfig {
+    /// Mirror `completion.json` and `status.json` of every task (default true).
+    pub mirror: Option<bool>,
+    /// Mirror directory, relative to the project root (default `plans/agent-shared`).
+    pub mirror_dir: Option<PathBuf>,
+}
+
+impl FeedbackConfig {
+    pub fn mirror(&self) -> bool {
+        self.mirror.unwrap_or(true)
+    }
+
+    pub fn mirror_dir(&self) -> PathBuf {
+        self.mirror_dir.clone().unwrap_or_else(|| PathBuf::from("plans/agent-shared"))
+    }
 }
 
 impl Config {
@@ -124,6 +212,14 @@ impl Config {
         if self.run.concurrency == Some(0) {
             return Err(invalid("run.concurrency must be at least 1".into()));
         }
+        if let Some(problem) = self.hooks.problems().into_iter().next() {
+            return Err(invalid(problem));
+        }
+        if self.feedback.mirror_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+            return Err(invalid(
+                "feedback.mirror_dir must not be empty (set `mirror = false` to turn it off)".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -142,6 +238,10 @@ impl Config {
             max: self.run.retry_backoff_max.unwrap_or(d.max),
             ..d
         }
+    }
+
+    pub fn require_report(&self, agent: &str) -> bool {
+        self.agents.get(agent).and_then(|a| a.require_report).unwrap_or(agent != "exec")
     }
 
     pub fn agent_limit(&self, agent: &str) -> Option<usize> {
@@ -172,5 +272,45 @@ mod tests {
         assert_eq!(cfg.grace(), Duration::from_secs(2));
         std::fs::write(&p, "[agents.mine]\nconcurrency = 2\n").unwrap();
         assert!(Config::read(&p).unwrap_err().to_string().contains("needs `command`"));
+    }
+
+    #[test]
+    fn hooks_and_feedback_have_defaults_and_reject_unknown_keys() {
+        let dir = std::env::temp_dir().join(format!("swarm-cfg-hooks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("swarm.toml");
+        let cfg = Config::default();
+        assert_eq!(cfg.hooks.timeout(), Duration::from_secs(30));
+        assert_eq!(cfg.hooks.webhook_timeout(), Duration::from_secs(10));
+        assert_eq!(cfg.hooks.webhook_retries(), 3);
+        assert!(cfg.feedback.mirror());
+        assert_eq!(cfg.feedback.mirror_dir(), PathBuf::from("plans/agent-shared"));
+        std::fs::write(
+            &p,
+            "[hooks]\non_task_end = \"cat > t.json\"\non_failure = \"notify\"\non_run_end = \"cat\"\n\
+             timeout = \"500ms\"\nwebhook = \"http://127.0.0.1:9/h\"\nwebhook_timeout = \"2s\"\nwebhook_retries = 0\n\
+             [feedback]\nmirror = false\nmirror_dir = \"shared/out\"\n",
+        )
+        .unwrap();
+        let cfg = Config::read(&p).unwrap();
+        assert_eq!(cfg.hooks.on_task_end.as_deref(), Some("cat > t.json"));
+        assert_eq!(cfg.hooks.timeout(), Duration::from_millis(500));
+        assert_eq!(cfg.hooks.webhook_timeout(), Duration::from_secs(2));
+        assert_eq!(cfg.hooks.webhook_retries(), 0);
+        assert!(!cfg.feedback.mirror());
+        assert_eq!(cfg.feedback.mirror_dir(), PathBuf::from("shared/out"));
+        for (text, want) in [
+            ("[hooks]\non_end = \"x\"\n", "on_end"),
+            ("[feedback]\nmirror_path = \"x\"\n", "mirror_path"),
+            ("[hooks]\ntimeout = \"soon\"\n", "soon"),
+            ("[hooks]\ntimeout = \"0s\"\n", "hooks.timeout must be longer than 0s"),
+            ("[hooks]\non_failure = \" \"\n", "hooks.on_failure must not be empty"),
+            ("[hooks]\nwebhook = \"example.com/h\"\n", "http:// or https://"),
+            ("[feedback]\nmirror_dir = \"\"\n", "feedback.mirror_dir must not be empty"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let err = Config::read(&p).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
     }
 }

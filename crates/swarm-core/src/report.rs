@@ -63,6 +63,16 @@ pub struct AttemptReport {
     /// Directory the attempt ran in (the shared directory or the task's worktree).
     #[serde(default)]
     pub workdir: Option<String>,
+    /// The agent's completion report, when it wrote a valid one.
+    #[serde(default)]
+    pub completion: Option<crate::completion::Completion>,
+    /// Last lines of the failed `check`'s output.
+    #[serde(default)]
+    pub check_output: Option<String>,
+    /// Things that did not fail the attempt but deserve a look (e.g. files changed that the
+    /// report does not list).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

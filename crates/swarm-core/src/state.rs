@@ -70,6 +70,8 @@ pub enum Reason {
     MergeConflict,
     LeaseLost,
     Cancelled,
+    /// The agent's own completion report says it did not finish (`partial`, `blocked`, `failed`).
+    ReportedFailure,
 }
 
 impl Reason {
@@ -87,6 +89,7 @@ impl Reason {
             Reason::MergeConflict => "merge_conflict",
             Reason::LeaseLost => "lease_lost",
             Reason::Cancelled => "cancelled",
+            Reason::ReportedFailure => "reported_failure",
         }
     }
 

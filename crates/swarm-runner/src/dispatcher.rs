@@ -6,7 +6,7 @@ use crate::paths::RunDir;
 use crate::process::hostname;
 use crate::progress::Reporter;
 use crate::report_files;
-use crate::supervise::{Executor, ExecutorEvent, Limits, StopRequest};
+use crate::supervise::{Executor, ExecutorEvent, Limits, ReportSpec, StopRequest};
 use crate::writer::{Note, Write, Writer};
 use chrono::Utc;
 use std::collections::{HashMap, VecDeque};
@@ -73,6 +73,10 @@ struct Dispatcher {
     host: String,
     finished: Option<RunState>,
     cancel_seen: bool,
+    /// This swarm binary, so agents can call `swarm report` / `swarm state`.
+    swarm_bin: PathBuf,
+    /// PATH for agents: this binary's directory first.
+    agent_path: std::ffi::OsString,
 }
 
 /// Runs (or resumes) a run to its end and returns its final report.
@@ -137,6 +141,8 @@ pub async fn run(setup: RunSetup) -> RunReport {
         host,
         finished: None,
         cancel_seen: false,
+        swarm_bin: std::env::current_exe().unwrap_or_else(|_| "swarm".into()),
+        agent_path: agent_path(),
     };
     d.writer.send(Write::Run(d.record.clone()));
     d.emit(EventKind::RunStarted {
@@ -304,6 +310,9 @@ impl Dispatcher {
             host: Some(self.host.clone()),
             log: Some(log.display().to_string()),
             workdir: None,
+            completion: None,
+            check_output: None,
+            warnings: vec![],
         };
         let launched = self.workdir_for(&t).and_then(|workdir| {
             doc.workdir = Some(workdir.display().to_string());
@@ -325,7 +334,17 @@ impl Dispatcher {
                 });
                 let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
                 self.running.insert(task, Running { attempt, stop: stop_tx });
+                let required = self.config.require_report(&t.agent);
                 let exec = Executor {
+                    report: Some(ReportSpec {
+                        path: attempt_dir.join("completion.json"),
+                        required,
+                        run_id: self.record.run_id.clone(),
+                        task_id: t.id.clone(),
+                    }),
+                    compare_changes: required,
+                    workdir: workdir.clone(),
+                    check_tail: Default::default(),
                     task,
                     attempt,
                     limits: Limits { timeout: t.timeout, stall: t.stall, grace: self.config.grace() },
@@ -382,7 +401,16 @@ impl Dispatcher {
                 .map_err(|e| format!("cannot create {}: {e}", attempt_dir.display()))?;
         }
         let adapter = self.registry.get(&t.agent).map_err(|e| e.to_string())?;
-        let prompt = compose_prompt(&self.plan.brief, &t.prompt);
+        let mut prompt = compose_prompt(&self.plan.brief, &t.prompt);
+        if let Some(previous) =
+            self.docs[self.plan.task_index(&t.id).expect("task of the plan")].attempts.last()
+        {
+            prompt.push_str(&retry_feedback(previous));
+        }
+        let completion_file = attempt_dir.join("completion.json");
+        if self.config.require_report(&t.agent) {
+            prompt.push_str(&report_footer(&self.record.run_id, &t.id, attempt, &completion_file));
+        }
         let spec = AttemptSpec {
             run_id: &self.record.run_id,
             task: t,
@@ -401,7 +429,9 @@ impl Dispatcher {
             .env("SWARM_ATTEMPT", attempt.to_string())
             .env("SWARM_STORE", &self.store_env)
             .env("SWARM_NAMESPACE", &self.record.namespace)
-            .env("SWARM_COMPLETION_FILE", attempt_dir.join("completion.json"))
+            .env("SWARM_COMPLETION_FILE", &completion_file)
+            .env("SWARM_BIN", &self.swarm_bin)
+            .env("PATH", &self.agent_path)
             .stdin(if launch.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -479,7 +509,7 @@ impl Dispatcher {
                 self.save_task(i);
                 None
             }
-            ExecutorEvent::Finished { task, attempt, exit_code, outcome } => {
+            ExecutorEvent::Finished { task, attempt, exit_code, outcome, evidence } => {
                 if self.running.get(&task).is_some_and(|r| r.attempt == attempt) {
                     self.running.remove(&task);
                 }
@@ -491,6 +521,9 @@ impl Dispatcher {
                         a.reason = Some(f.reason);
                         a.detail = f.detail.clone();
                     }
+                    a.completion = evidence.completion;
+                    a.check_output = evidence.check_output;
+                    a.warnings = evidence.warnings;
                 }
                 self.save_task(i);
                 let (reason, detail) = match &outcome {
@@ -564,6 +597,60 @@ impl Dispatcher {
         reporter.finish(&report, &run_dir);
         report
     }
+}
+
+/// PATH with the directory of this `swarm` binary first.
+fn agent_path() -> std::ffi::OsString {
+    let mut dirs: Vec<PathBuf> =
+        std::env::current_exe().ok().and_then(|e| e.parent().map(PathBuf::from)).into_iter().collect();
+    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
+/// Longest retry feedback added to a prompt.
+const FEEDBACK_LIMIT: usize = 2000;
+
+/// Why the previous attempt failed, for the next attempt's prompt: reason, detail, the check's
+/// output tail and the agent's own blockers, bounded.
+pub fn retry_feedback(previous: &AttemptReport) -> String {
+    let Some(reason) = previous.reason else { return String::new() };
+    let mut s = format!("\n\n---\n\n## Your previous attempt (#{}) failed\n\nreason: {reason}", previous.n);
+    if let Some(d) = &previous.detail {
+        s.push_str(&format!(" — {d}"));
+    }
+    if let Some(out) = &previous.check_output {
+        s.push_str(&format!("\n\ncheck output (last lines):\n```\n{out}\n```"));
+    }
+    if let Some(c) = previous.completion.as_ref().filter(|c| !c.blockers.is_empty()) {
+        s.push_str(&format!("\n\nblockers you reported: {}", c.blockers.join("; ")));
+    }
+    s.push_str("\n\nFix this in this attempt.");
+    if s.len() > FEEDBACK_LIMIT {
+        let mut cut = FEEDBACK_LIMIT - 20;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("\n[… truncated]");
+    }
+    s
+}
+
+/// The default report footer; `{completion_file}`, `{run_id}`, `{task_id}` and `{attempt}` are
+/// filled in. Overridable with `[feedback] footer` in swarm.toml.
+pub const REPORT_FOOTER: &str = "\n\n---\n\nWhen you are done (or cannot go on), report back before you exit: write \
+`{completion_file}` (also in $SWARM_COMPLETION_FILE) as JSON:\n\
+{\"schema_version\": 1, \"run_id\": \"{run_id}\", \"task_id\": \"{task_id}\", \"status\": \"done|partial|blocked|failed\", \
+\"summary\": \"one paragraph\", \"files_changed\": [\"path\"], \"tests\": [{\"command\": \"cmd\", \"passed\": true}], \
+\"follow_ups\": [], \"blockers\": []}\n\
+or run `swarm report --status done --summary \"…\" --file PATH`. Without a report this attempt fails.";
+
+pub fn report_footer(run_id: &str, task_id: &str, attempt: u32, completion_file: &std::path::Path) -> String {
+    REPORT_FOOTER
+        .replace("{completion_file}", &completion_file.display().to_string())
+        .replace("{run_id}", run_id)
+        .replace("{task_id}", task_id)
+        .replace("{attempt}", &attempt.to_string())
 }
 
 /// The text an agent receives: the plan's shared brief, then its task prompt.

@@ -51,6 +51,7 @@ pub enum ExecutorEvent {
         attempt: u32,
         exit_code: Option<i32>,
         outcome: Result<(), Failure>,
+        evidence: Evidence,
     },
     /// The attempt's `check` runs in its own process group `pgid` (the agent's group is gone):
     /// the one to stop if the orchestrator dies now.
@@ -61,7 +62,35 @@ pub enum ExecutorEvent {
     },
 }
 
+/// What the agent is expected to report, and where.
+#[derive(Debug, Clone)]
+pub struct ReportSpec {
+    pub path: PathBuf,
+    /// Whether a missing report fails the attempt (`no_report`).
+    pub required: bool,
+    pub run_id: String,
+    pub task_id: String,
+}
+
+/// Everything beyond the exit code that decided (or annotates) an attempt's outcome.
+#[derive(Debug, Default)]
+pub struct Evidence {
+    pub completion: Option<swarm_core::completion::Completion>,
+    /// The completion file as written, for the mirror.
+    pub completion_bytes: Option<Vec<u8>>,
+    pub check_output: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Lines of a failed check's output kept for the report and the retry prompt.
+const CHECK_TAIL_LINES: usize = 20;
+
 pub struct Executor {
+    pub report: Option<ReportSpec>,
+    /// Compare what git sees changed during the attempt with the agent's report.
+    pub compare_changes: bool,
+    pub workdir: PathBuf,
+    pub check_tail: std::collections::VecDeque<String>,
     pub task: u32,
     pub attempt: u32,
     pub limits: Limits,
@@ -82,21 +111,106 @@ enum Ended {
 
 impl Executor {
     pub async fn run(mut self, mut child: Child) {
+        // Agents need far longer to start editing than git needs to take this snapshot.
+        let baseline = if self.compare_changes { git_changes(&self.workdir).await } else { None };
         let (exit_code, mut outcome) = match self.supervise(&mut child, false).await {
             Ok(v) => v,
             Err(e) => (None, Err(Failure { reason: Reason::SpawnError, detail: Some(e.to_string()) })),
         };
+        let mut evidence = Evidence::default();
+        // The exit code decides first; then the agent's own report; then the check.
+        if let Some(spec) = self.report.clone() {
+            self.read_report(&spec, &mut outcome, &mut evidence);
+        }
         if outcome.is_ok() {
             if let Some((check, dir)) = self.check.take() {
                 outcome = self.run_check(&check, dir).await;
+                if outcome.is_err() && !self.check_tail.is_empty() {
+                    evidence.check_output =
+                        Some(self.check_tail.iter().cloned().collect::<Vec<_>>().join("\n"));
+                }
             }
+        }
+        if let Some(before) = baseline {
+            compare_changes(&self.workdir, &before, &mut evidence).await;
         }
         let _ = self.tx.send(ExecutorEvent::Finished {
             task: self.task,
             attempt: self.attempt,
             exit_code,
             outcome,
+            evidence,
         });
+    }
+
+    /// Reads completion.json: a valid one is kept (and a status other than `done` fails the
+    /// attempt); an invalid one fails it with every schema error; a missing one fails it only
+    /// when the agent must report.
+    fn read_report(&self, spec: &ReportSpec, outcome: &mut Result<(), Failure>, evidence: &mut Evidence) {
+        use swarm_core::completion::CompletionStatus;
+        let path = spec.path.display();
+        match std::fs::read(&spec.path) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                evidence.completion_bytes = Some(bytes);
+                match swarm_core::completion::parse(&text, Some(&spec.run_id), Some(&spec.task_id)) {
+                    Ok(c) => {
+                        if outcome.is_ok() && c.status != CompletionStatus::Done {
+                            let status = serde_json::to_value(c.status)
+                                .ok()
+                                .and_then(|v| v.as_str().map(String::from));
+                            let blockers = if c.blockers.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; blockers: {}", c.blockers.join("; "))
+                            };
+                            *outcome = Err(Failure {
+                                reason: Reason::ReportedFailure,
+                                detail: Some(format!(
+                                    "the agent reported status `{}`: {}{blockers}",
+                                    status.unwrap_or_default(),
+                                    c.summary
+                                )),
+                            });
+                        }
+                        evidence.completion = Some(c);
+                    }
+                    Err(errors) => {
+                        if outcome.is_ok() {
+                            *outcome = Err(Failure {
+                                reason: Reason::InvalidReport,
+                                detail: Some(format!(
+                                    "{path} is not a valid completion report: {}",
+                                    errors.join("; ")
+                                )),
+                            });
+                        } else {
+                            evidence
+                                .warnings
+                                .push(format!("invalid completion report: {}", errors.join("; ")));
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if spec.required && outcome.is_ok() {
+                    *outcome = Err(Failure {
+                        reason: Reason::NoReport,
+                        detail: Some(format!(
+                            "no completion report at {path} (write it, or run `swarm report`)"
+                        )),
+                    });
+                }
+            }
+            Err(e) => {
+                if outcome.is_ok() {
+                    *outcome = Err(Failure {
+                        reason: Reason::InvalidReport,
+                        detail: Some(format!("cannot read {path}: {e}")),
+                    });
+                }
+            }
+        }
     }
 
     async fn run_check(&mut self, check: &str, dir: PathBuf) -> Result<(), Failure> {
@@ -326,6 +440,11 @@ impl Executor {
             self.append_log(b"\n");
         }
         if is_check {
+            let text = String::from_utf8_lossy(&line[..line.len().min(500)]).trim_end().to_string();
+            if self.check_tail.len() == CHECK_TAIL_LINES {
+                self.check_tail.pop_front();
+            }
+            self.check_tail.push_back(text);
             return;
         }
         let end = line.len().min(MAX_EVENT_LINE);
@@ -337,6 +456,60 @@ impl Executor {
             stream,
             line: text,
         });
+    }
+}
+
+/// Files git reports as changed or new under `workdir`, relative to it; `None` outside git.
+pub async fn git_changes(workdir: &std::path::Path) -> Option<std::collections::BTreeSet<String>> {
+    let run = |args: &[&str]| {
+        let mut c = Command::new("git");
+        c.arg("-C").arg(workdir).args(args).stdin(Stdio::null()).stderr(Stdio::null());
+        c
+    };
+    let diff = run(&["diff", "--name-only", "--relative", "HEAD"]).output().await.ok()?;
+    let new = run(&["ls-files", "--others", "--exclude-standard"]).output().await.ok()?;
+    if !diff.status.success() || !new.status.success() {
+        return None;
+    }
+    Some(
+        [diff.stdout, new.stdout]
+            .iter()
+            .flat_map(|o| String::from_utf8_lossy(o).lines().map(str::to_string).collect::<Vec<_>>())
+            .filter(|l| !l.is_empty())
+            .collect(),
+    )
+}
+
+/// Compares what git saw change during the attempt with what the report claims: mismatches
+/// are warnings, not failures.
+async fn compare_changes(
+    workdir: &std::path::Path,
+    before: &std::collections::BTreeSet<String>,
+    evidence: &mut Evidence,
+) {
+    let Some(after) = git_changes(workdir).await else { return };
+    let changed: Vec<&String> = after.difference(before).collect();
+    let Some(c) = &evidence.completion else {
+        if changed.is_empty() {
+            evidence.warnings.push("the attempt changed no files".into());
+        }
+        return;
+    };
+    let claimed: std::collections::BTreeSet<String> =
+        c.files_changed.iter().map(|f| f.trim_start_matches("./").to_string()).collect();
+    let unlisted: Vec<&str> =
+        changed.iter().filter(|f| !claimed.contains(f.as_str())).map(|f| f.as_str()).collect();
+    let phantom: Vec<&str> = claimed.iter().filter(|f| !after.contains(*f)).map(|f| f.as_str()).collect();
+    if changed.is_empty() && claimed.is_empty() {
+        evidence.warnings.push("the attempt changed no files".into());
+    }
+    if !unlisted.is_empty() {
+        evidence.warnings.push(format!("changed but not in files_changed: {}", unlisted.join(", ")));
+    }
+    if !phantom.is_empty() {
+        evidence
+            .warnings
+            .push(format!("listed in files_changed but unchanged per git: {}", phantom.join(", ")));
     }
 }
 

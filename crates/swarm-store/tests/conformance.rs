@@ -118,6 +118,9 @@ pub fn applies_batches_atomically_and_in_order(store: &dyn Store) {
         host: Some("h".into()),
         log: Some("/tmp/a.1.log".into()),
         workdir: Some("/tmp".into()),
+        completion: None,
+        check_output: None,
+        warnings: vec![],
     });
     let mut run = record("r2", 0, &["a", "b"]);
     run.state = RunState::Failed;
