@@ -157,8 +157,10 @@ pub async fn run(setup: RunSetup) -> RunReport {
     spawn_cancel_poller(d.store.clone(), d.record.run_id.clone(), ctl_tx.clone(), poller_stop.clone());
     spawn_signal_listener(ctl_tx.clone());
 
-    if let Err(e) = std::fs::create_dir_all(d.run_dir.logs()) {
-        d.emit(EventKind::Warning { message: format!("cannot create {}: {e}", d.run_dir.logs().display()) });
+    for dir in [d.run_dir.logs(), d.run_dir.completions()] {
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            d.emit(EventKind::Warning { message: format!("cannot create {}: {e}", dir.display()) });
+        }
     }
     let mut actions = Vec::new();
     sched.start(&mut actions);
@@ -337,7 +339,7 @@ impl Dispatcher {
                 let required = self.config.require_report(&t.agent);
                 let exec = Executor {
                     report: Some(ReportSpec {
-                        path: attempt_dir.join("completion.json"),
+                        path: self.run_dir.completion(&t.id, attempt),
                         required,
                         run_id: self.record.run_id.clone(),
                         task_id: t.id.clone(),
@@ -407,7 +409,7 @@ impl Dispatcher {
         {
             prompt.push_str(&retry_feedback(previous));
         }
-        let completion_file = attempt_dir.join("completion.json");
+        let completion_file = self.run_dir.completion(&t.id, attempt);
         if self.config.require_report(&t.agent) {
             prompt.push_str(&report_footer(&self.record.run_id, &t.id, attempt, &completion_file));
         }

@@ -21,6 +21,16 @@ impl RunDir {
         self.logs().join(format!("{task}.{attempt}.log"))
     }
 
+    /// Where the attempt's agent writes completion.json (`SWARM_COMPLETION_FILE`). One directory
+    /// per run, made at its start, so an attempt costs no directory of its own.
+    pub fn completions(&self) -> PathBuf {
+        self.root.join("completions")
+    }
+
+    pub fn completion(&self, task: &str, attempt: u32) -> PathBuf {
+        self.completions().join(format!("{task}.{attempt}.json"))
+    }
+
     pub fn attempt_dir(&self, task: &str, attempt: u32) -> PathBuf {
         self.root.join("tasks").join(task).join(attempt.to_string())
     }
