@@ -197,7 +197,7 @@ impl Executor {
                     *outcome = Err(Failure {
                         reason: Reason::NoReport,
                         detail: Some(format!(
-                            "no completion report at {path} (write it, or run `swarm report`)"
+                            "no completion report: the agent wrote no completion.json at {path} (write it, or run `swarm report`)"
                         )),
                     });
                 }
