@@ -48,6 +48,8 @@ pub enum Command {
     Events(EventsArgs),
     /// Read, write (compare-and-set) and watch the namespace's shared state: versioned JSON documents agents share.
     State(crate::commands::state::StateArgs),
+    /// Write this task's completion report (run by an agent inside a swarm task), or check one.
+    Report(crate::commands::report::ReportArgs),
 }
 
 #[derive(Args, Debug)]

@@ -39,5 +39,6 @@ fn dispatch(cli: Cli) -> error::CliResult {
         Command::Doctor(args) => commands::doctor::doctor(store, config, args),
         Command::Events(args) => commands::events::events(store, config, args),
         Command::State(args) => commands::state::state(store, config, args),
+        Command::Report(args) => commands::report::report(args),
     }
 }

@@ -3,6 +3,8 @@
 //! only writer to the store; reporters render the public event stream.
 
 mod dispatcher;
+pub mod hooks;
+pub mod mirror;
 pub mod paths;
 pub mod process;
 pub mod progress;

@@ -109,7 +109,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use chrono::Utc;
-    use swarm_core::report::{Counts, RunRecord, Usage};
+    use swarm_core::report::{Counts, Usage};
     use swarm_core::state::{RunState, TaskState};
 
     fn task(id: &str) -> TaskReport {
@@ -141,8 +141,11 @@ mod tests {
 
     fn tempdir() -> PathBuf {
         static N: AtomicU64 = AtomicU64::new(0);
-        let d = std::env::temp_dir()
-            .join(format!("swarm-mirror-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let d = std::env::temp_dir().join(format!(
+            "swarm-mirror-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -176,7 +179,8 @@ mod tests {
             serde_json::from_slice(&std::fs::read(base.join("r1/build/status.json")).unwrap()).unwrap();
         assert_eq!(status, t);
         assert_eq!(std::fs::read(base.join("r1/build/completion.json")).unwrap(), b"{\"raw\": true}");
-        let run: RunReport = serde_json::from_slice(&std::fs::read(base.join("r1/status.json")).unwrap()).unwrap();
+        let run: RunReport =
+            serde_json::from_slice(&std::fs::read(base.join("r1/status.json")).unwrap()).unwrap();
         assert_eq!(run.tasks, vec![t.clone()]);
         // An update replaces the file and leaves no temporary files behind.
         let mut failed = t;
@@ -185,7 +189,8 @@ mod tests {
         let status: TaskReport =
             serde_json::from_slice(&std::fs::read(base.join("r1/build/status.json")).unwrap()).unwrap();
         assert_eq!(status.state, TaskState::Failed);
-        let names: Vec<String> = files(&base).into_iter().map(|f| f[base.display().to_string().len()..].into()).collect();
+        let names: Vec<String> =
+            files(&base).into_iter().map(|f| f[base.display().to_string().len()..].into()).collect();
         assert_eq!(names, ["/r1/build/completion.json", "/r1/build/status.json", "/r1/status.json"]);
     }
 

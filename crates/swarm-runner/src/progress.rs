@@ -88,7 +88,7 @@ impl Reporter for PlainReporter {
             self.width = self.width.max(task.len()).min(32);
         }
         if let Some(line) = describe(ev, self.width.max(8)) {
-            println!("{line}");
+            out(format_args!("{line}"));
         }
     }
     fn finish(&mut self, report: &RunReport, dir: &RunDir) {
@@ -189,21 +189,27 @@ impl Reporter for TtyReporter {
     }
 }
 
+/// A line to stdout. A reader that went away (`swarm run | head -1`) must not kill the run.
+fn out(line: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+}
+
 pub fn print_summary(r: &RunReport, dir: &RunDir) {
     let secs = r.ended_at.map(|e| (e - r.started_at).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
     let c = &r.counts;
-    println!(
+    out(format_args!(
         "run {} {} in {secs:.1}s: {} succeeded, {} failed, {} blocked, {} cancelled",
         r.run_id, r.state, c.succeeded, c.failed, c.blocked, c.cancelled
-    );
+    ));
     for t in r.tasks.iter().filter(|t| matches!(t.state, TaskState::Failed)) {
         let log = t.attempts.last().and_then(|a| a.log.as_deref()).unwrap_or("-");
-        println!(
+        out(format_args!(
             "  failed  {}: {}{} (log: {log})",
             t.id,
             t.reason.map(|r| r.as_str()).unwrap_or("?"),
             t.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
-        );
+        ));
     }
-    println!("report: {}", dir.report_json().display());
+    out(format_args!("report: {}", dir.report_json().display()));
 }

@@ -5,6 +5,7 @@ pub mod doctor;
 pub mod events;
 pub mod logs;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod schema;
 pub mod state;
