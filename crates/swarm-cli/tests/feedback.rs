@@ -96,8 +96,9 @@ fn a_nonzero_exit_wins_over_a_done_report() {
 
 #[test]
 fn success_needs_all_evidence_to_agree_and_mismatched_claims_are_warnings() {
+    // One at a time: the three share a directory, and each must see only its own changes.
     let p = project(
-        "## ok: Changes what it says\n- agent: exec\n- command: echo hi > made.txt && swarm report --status done --summary 'made it' --file made.txt\n- check: test -f made.txt\n\n\
+        "---\nconcurrency: 1\n---\n## ok: Changes what it says\n- agent: exec\n- command: echo hi > made.txt && swarm report --status done --summary 'made it' --file made.txt\n- check: test -f made.txt\n\n\
          ## quiet: Changes nothing\n- agent: exec\n- command: swarm report --status done --summary 'nothing to do'\n\n\
          ## fibber: Claims what it did not do\n- agent: exec\n- command: echo x > other.txt && swarm report --status done --summary 'did it' --file claimed.txt\n",
     );

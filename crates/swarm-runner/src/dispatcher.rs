@@ -316,8 +316,14 @@ impl Dispatcher {
             check_output: None,
             warnings: vec![],
         };
+        let required = self.config.require_report(&t.agent);
+        let mut baseline = None;
         let launched = self.workdir_for(&t).and_then(|workdir| {
             doc.workdir = Some(workdir.display().to_string());
+            if required {
+                // Before the agent starts, so its first edits are never taken for old ones.
+                baseline = crate::supervise::git_changes_now(&workdir);
+            }
             self.spawn(&t, attempt, &attempt_dir, workdir.clone())
                 .map(|(child, stdin)| (child, stdin, workdir))
         });
@@ -336,7 +342,6 @@ impl Dispatcher {
                 });
                 let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
                 self.running.insert(task, Running { attempt, stop: stop_tx });
-                let required = self.config.require_report(&t.agent);
                 let exec = Executor {
                     report: Some(ReportSpec {
                         path: self.run_dir.completion(&t.id, attempt),
@@ -344,7 +349,7 @@ impl Dispatcher {
                         run_id: self.record.run_id.clone(),
                         task_id: t.id.clone(),
                     }),
-                    compare_changes: required,
+                    baseline,
                     workdir: workdir.clone(),
                     check_tail: Default::default(),
                     task,

@@ -51,7 +51,7 @@ pub enum ExecutorEvent {
         attempt: u32,
         exit_code: Option<i32>,
         outcome: Result<(), Failure>,
-        evidence: Evidence,
+        evidence: Box<Evidence>,
     },
     /// The attempt's `check` runs in its own process group `pgid` (the agent's group is gone):
     /// the one to stop if the orchestrator dies now.
@@ -87,8 +87,8 @@ const CHECK_TAIL_LINES: usize = 20;
 
 pub struct Executor {
     pub report: Option<ReportSpec>,
-    /// Compare what git sees changed during the attempt with the agent's report.
-    pub compare_changes: bool,
+    /// What git saw changed before the agent started, to compare with what it reports.
+    pub baseline: Option<std::collections::BTreeSet<String>>,
     pub workdir: PathBuf,
     pub check_tail: std::collections::VecDeque<String>,
     pub task: u32,
@@ -111,8 +111,7 @@ enum Ended {
 
 impl Executor {
     pub async fn run(mut self, mut child: Child) {
-        // Agents need far longer to start editing than git needs to take this snapshot.
-        let baseline = if self.compare_changes { git_changes(&self.workdir).await } else { None };
+        let baseline = self.baseline.take();
         let (exit_code, mut outcome) = match self.supervise(&mut child, false).await {
             Ok(v) => v,
             Err(e) => (None, Err(Failure { reason: Reason::SpawnError, detail: Some(e.to_string()) })),
@@ -139,7 +138,7 @@ impl Executor {
             attempt: self.attempt,
             exit_code,
             outcome,
-            evidence,
+            evidence: Box::new(evidence),
         });
     }
 
@@ -461,21 +460,33 @@ impl Executor {
 
 /// Files git reports as changed or new under `workdir`, relative to it; `None` outside git.
 pub async fn git_changes(workdir: &std::path::Path) -> Option<std::collections::BTreeSet<String>> {
-    let run = |args: &[&str]| {
-        let mut c = Command::new("git");
-        c.arg("-C").arg(workdir).args(args).stdin(Stdio::null()).stderr(Stdio::null());
-        c
-    };
-    let diff = run(&["diff", "--name-only", "--relative", "HEAD"]).output().await.ok()?;
-    let new = run(&["ls-files", "--others", "--exclude-standard"]).output().await.ok()?;
-    if !diff.status.success() || !new.status.success() {
+    let dir = workdir.to_path_buf();
+    tokio::task::spawn_blocking(move || git_changes_now(&dir)).await.ok().flatten()
+}
+
+/// [`git_changes`], blocking: used for the baseline, taken before the agent starts.
+pub fn git_changes_now(workdir: &std::path::Path) -> Option<std::collections::BTreeSet<String>> {
+    // The short format gives paths relative to `workdir` and works before the first commit.
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(workdir)
+        .args(["status", "--short", "--untracked-files=all", "--", "."])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
         return None;
     }
     Some(
-        [diff.stdout, new.stdout]
-            .iter()
-            .flat_map(|o| String::from_utf8_lossy(o).lines().map(str::to_string).collect::<Vec<_>>())
-            .filter(|l| !l.is_empty())
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.len() > 3)
+            .map(|l| {
+                let path = &l[3..];
+                let path = path.rsplit(" -> ").next().unwrap_or(path);
+                path.trim_matches('"').to_string()
+            })
             .collect(),
     )
 }
