@@ -145,3 +145,69 @@ fn a_retry_prompt_carries_the_previous_failure() {
     );
     assert!(second.contains("SWARM_COMPLETION_FILE"), "the report footer is there:\n{second}");
 }
+
+#[test]
+fn the_file_mirror_matches_the_store() {
+    let p = project(
+        "## good: Reports done\n- agent: exec\n- command: swarm report --status done --summary 'all done'\n\n\
+         ## bad: Reports nothing\n- agent: exec\n- command: true\n",
+    );
+    let (out, st) = run(&p);
+    out.expect_code(1);
+    let run_id = st["run_id"].as_str().unwrap().to_string();
+    let dir = format!("plans/agent-shared/{run_id}");
+    for id in ["good", "bad"] {
+        let mirrored: Value = serde_json::from_str(&p.read(&format!("{dir}/{id}/status.json"))).unwrap();
+        assert_eq!(&mirrored, task(&st, id), "status.json of {id} is the stored task");
+    }
+    let completion: Value = serde_json::from_str(&p.read(&format!("{dir}/good/completion.json"))).unwrap();
+    assert_eq!(
+        completion,
+        attempts(&st, "good")[0]["completion"],
+        "completion.json is the one the agent wrote"
+    );
+    assert!(!p.exists(&format!("{dir}/bad/completion.json")));
+    let run_status: Value = serde_json::from_str(&p.read(&format!("{dir}/status.json"))).unwrap();
+    assert_eq!(run_status, st, "the run's status.json is its report");
+
+    // The off switch.
+    p.write("swarm.toml", &format!("{REQUIRE}[feedback]\nmirror = false\n"));
+    let (_, st2) = run(&p);
+    let run2 = st2["run_id"].as_str().unwrap();
+    assert!(!p.exists(&format!("plans/agent-shared/{run2}")), "mirror off writes nothing");
+}
+
+#[test]
+fn hooks_get_the_task_and_run_json_and_a_hanging_hook_is_cut_off() {
+    let p = project(
+        "## fine: Fine\n- agent: exec\n- command: swarm report --status done --summary ok\n\n\
+         ## broken: Broken\n- agent: exec\n- command: exit 3\n",
+    );
+    p.write(
+        "swarm.toml",
+        &format!(
+            "{REQUIRE}[hooks]\non_task_end = \"cat > \\\"ended-$(printf %s \\\"$SWARM_HOOK_PAYLOAD\\\" | sed -n 's/.*\\\"id\\\":\\\"\\\\([a-z]*\\\\)\\\".*/\\\\1/p' | head -c 20).json\\\"\"\n\
+             on_failure = \"cat > failure.json\"\non_run_end = \"cat > run-end.json; sleep 60\"\ntimeout = \"500ms\"\n"
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = p.swarm(&["run", "plan.md", "--no-progress"]);
+    out.expect_code(1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "a hanging hook does not hold the run");
+    assert!(out.stdout.contains("timed out"), "the cut-off hook is reported:\n{}", out.dump());
+    let failure: Value = serde_json::from_str(&p.read("failure.json")).unwrap();
+    assert_eq!(failure["task"]["id"], "broken");
+    assert_eq!(failure["task"]["state"], "failed");
+    assert_eq!(failure["task"]["reason"], "exit_code");
+    assert_eq!(failure["run_id"], out.run_id());
+    let run_end: Value = serde_json::from_str(&p.read("run-end.json")).unwrap();
+    assert_eq!(run_end["run_id"], out.run_id());
+    assert_eq!(run_end["state"], "failed");
+    assert_eq!(run_end["tasks"].as_array().unwrap().len(), 2);
+    let ended: Vec<String> = std::fs::read_dir(p.path())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("ended-"))
+        .collect();
+    assert_eq!(ended.len(), 2, "one on_task_end per task: {ended:?}");
+}

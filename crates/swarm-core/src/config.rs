@@ -158,6 +158,9 @@ pub struct FeedbackConfig {
     pub mirror: Option<bool>,
     /// Mirror directory, relative to the project root (default `plans/agent-shared`).
     pub mirror_dir: Option<PathBuf>,
+    /// The report instructions appended to AI agents' prompts; `{completion_file}`, `{run_id}`,
+    /// `{task_id}` and `{attempt}` are filled in; `""` appends nothing.
+    pub footer: Option<String>,
 }
 
 impl FeedbackConfig {

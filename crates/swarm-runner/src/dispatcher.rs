@@ -2,6 +2,8 @@
 //! timers, cancel requests (Ctrl-C, SIGTERM, `swarm cancel` through the store) and a heartbeat
 //! tick; feeds the scheduler; carries out its actions; and is the only writer to the store.
 
+use crate::hooks::{HookKind, HookOutcome, Hooks};
+use crate::mirror::Mirror;
 use crate::paths::RunDir;
 use crate::process::hostname;
 use crate::progress::Reporter;
@@ -42,6 +44,8 @@ pub struct RunSetup {
     pub reporter: Box<dyn Reporter>,
     /// The lease token taken on the run before calling `run`.
     pub lease: String,
+    /// The project's root (git root or current directory): hooks run and the mirror lives there.
+    pub project_root: PathBuf,
 }
 
 enum Control {
@@ -77,6 +81,8 @@ struct Dispatcher {
     swarm_bin: PathBuf,
     /// PATH for agents: this binary's directory first.
     agent_path: std::ffi::OsString,
+    hooks: Hooks,
+    mirror: Mirror,
 }
 
 /// Runs (or resumes) a run to its end and returns its final report.
@@ -93,6 +99,7 @@ pub async fn run(setup: RunSetup) -> RunReport {
         store_env,
         reporter,
         lease,
+        project_root,
     } = setup;
     let plan = record.spec.clone();
     let (nodes, agents) = scheduler::nodes_for(&plan);
@@ -116,6 +123,14 @@ pub async fn run(setup: RunSetup) -> RunReport {
     record.ended_at = None;
 
     let (note_tx, mut note_rx) = mpsc::unbounded_channel::<Note>();
+    let hook_tx = note_tx.clone();
+    let hooks = Hooks::new(&config.hooks, move |outcome: HookOutcome| {
+        if !outcome.is_ok() {
+            let _ = hook_tx.send(Note::Warning(outcome.to_string()));
+        }
+    })
+    .in_dir(&project_root);
+    let mirror = Mirror::new(&project_root, &config.feedback);
     // The states the store holds now: every write expects to find what this writer left.
     let known = tasks.iter().map(|t| (t.id.clone(), t.state)).collect();
     let writer = Writer::start(store.clone(), record.run_id.clone(), lease, known, move |n| {
@@ -143,6 +158,8 @@ pub async fn run(setup: RunSetup) -> RunReport {
         cancel_seen: false,
         swarm_bin: std::env::current_exe().unwrap_or_else(|_| "swarm".into()),
         agent_path: agent_path(),
+        hooks,
+        mirror,
     };
     d.writer.send(Write::Run(d.record.clone()));
     d.emit(EventKind::RunStarted {
@@ -285,6 +302,17 @@ impl Dispatcher {
         let (reason, detail) =
             if state.is_terminal() { (reason, detail) } else { (None, self.docs[i].detail.clone()) };
         self.emit(EventKind::TaskState { task, state, reason, detail });
+        self.mirror_task(i);
+        if state.is_terminal() {
+            let payload = serde_json::json!({
+                "run_id": self.record.run_id, "plan": self.record.plan, "namespace": self.record.namespace,
+                "task": self.docs[i],
+            });
+            if state == TaskState::Failed {
+                self.hooks.fire(HookKind::Failure, payload.clone());
+            }
+            self.hooks.fire(HookKind::TaskEnd, payload);
+        }
     }
 
     /// Launches attempt `attempt` of task `task`. Returns an input for the scheduler when the
@@ -416,7 +444,8 @@ impl Dispatcher {
         }
         let completion_file = self.run_dir.completion(&t.id, attempt);
         if self.config.require_report(&t.agent) {
-            prompt.push_str(&report_footer(&self.record.run_id, &t.id, attempt, &completion_file));
+            let template = self.config.feedback.footer.as_deref().unwrap_or(REPORT_FOOTER);
+            prompt.push_str(&report_footer(template, &self.record.run_id, &t.id, attempt, &completion_file));
         }
         let spec = AttemptSpec {
             run_id: &self.record.run_id,
@@ -455,6 +484,20 @@ impl Dispatcher {
             }
         })?;
         Ok((child, launch.stdin))
+    }
+
+    /// Mirrors a task's status for tools without store access: tasks of reporting agents, and
+    /// any task that wrote a completion report (plain `exec` tasks stay out of it).
+    fn mirror_task(&mut self, i: usize) {
+        let doc = &self.docs[i];
+        let reporting =
+            self.config.require_report(&doc.agent) || doc.attempts.iter().any(|a| a.completion.is_some());
+        if !reporting {
+            return;
+        }
+        if let Err(e) = self.mirror.task_status(&self.record.run_id, doc) {
+            self.emit(EventKind::Warning { message: e.to_string() });
+        }
     }
 
     /// Where the task runs: the plan's directory (`shared`), or the task's own git worktree on a
@@ -532,6 +575,12 @@ impl Dispatcher {
                     a.check_output = evidence.check_output;
                     a.warnings = evidence.warnings;
                 }
+                if let Some(bytes) = &evidence.completion_bytes {
+                    if let Err(e) = self.mirror.completion(&self.record.run_id, &self.plan.tasks[i].id, bytes)
+                    {
+                        self.emit(EventKind::Warning { message: e.to_string() });
+                    }
+                }
                 self.save_task(i);
                 let (reason, detail) = match &outcome {
                     Ok(()) => (None, None),
@@ -590,6 +639,13 @@ impl Dispatcher {
         if let Err(e) = report_files::write(&self.run_dir, &report) {
             self.emit(EventKind::Warning { message: format!("cannot write report: {e}") });
         }
+        if let Err(e) = self.mirror.run_status(&self.record.run_id, &report) {
+            self.emit(EventKind::Warning { message: e.to_string() });
+        }
+        self.hooks.fire(HookKind::RunEnd, serde_json::to_value(&report).expect("report serializes"));
+        // Hooks never block the run, but the process should not exit under them: wait for the
+        // ones still running, at most as long as one hook may take.
+        self.hooks.wait_idle(self.hooks.max_duration() + Duration::from_secs(1));
         let Dispatcher { writer, mut reporter, run_dir, record, started, .. } = self;
         drop(writer); // joins the writer: everything is in the store before we report the end
                       // What the writer said while saving the last writes (a store that came back, or not).
@@ -652,8 +708,14 @@ pub const REPORT_FOOTER: &str = "\n\n---\n\nWhen you are done (or cannot go on),
 \"follow_ups\": [], \"blockers\": []}\n\
 or run `swarm report --status done --summary \"…\" --file PATH`. Without a report this attempt fails.";
 
-pub fn report_footer(run_id: &str, task_id: &str, attempt: u32, completion_file: &std::path::Path) -> String {
-    REPORT_FOOTER
+pub fn report_footer(
+    template: &str,
+    run_id: &str,
+    task_id: &str,
+    attempt: u32,
+    completion_file: &std::path::Path,
+) -> String {
+    template
         .replace("{completion_file}", &completion_file.display().to_string())
         .replace("{run_id}", run_id)
         .replace("{task_id}", task_id)

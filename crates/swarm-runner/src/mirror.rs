@@ -197,10 +197,10 @@ mod tests {
     #[test]
     fn the_directory_is_configurable_and_the_mirror_can_be_off() {
         let root = tempdir();
-        let cfg = FeedbackConfig { mirror: None, mirror_dir: Some("out/shared".into()) };
+        let cfg = FeedbackConfig { mirror: None, mirror_dir: Some("out/shared".into()), footer: None };
         Mirror::new(&root, &cfg).task_status("r1", &task("a")).unwrap();
         assert!(root.join("out/shared/r1/a/status.json").is_file());
-        let off = Mirror::new(&root, &FeedbackConfig { mirror: Some(false), mirror_dir: None });
+        let off = Mirror::new(&root, &FeedbackConfig { mirror: Some(false), mirror_dir: None, footer: None });
         assert_eq!(off.root(), None);
         off.task_status("r1", &task("a")).unwrap();
         off.completion("r1", "a", b"{}").unwrap();
@@ -214,7 +214,10 @@ mod tests {
         let root = tempdir();
         // The mirror directory is a file: nothing can be created below it.
         std::fs::write(root.join("blocker"), "").unwrap();
-        let m = Mirror::new(&root, &FeedbackConfig { mirror: None, mirror_dir: Some("blocker".into()) });
+        let m = Mirror::new(
+            &root,
+            &FeedbackConfig { mirror: None, mirror_dir: Some("blocker".into()), footer: None },
+        );
         let err = m.task_status("r1", &task("a")).unwrap_err();
         assert!(matches!(err, MirrorError::Write { .. }), "{err:?}");
         assert!(err.to_string().contains("blocker/r1/a/status.json"), "{err}");

@@ -102,6 +102,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         store_env: project.address.describe(),
         reporter: progress::reporter(mode, plan.tasks.len()),
         lease,
+        project_root: project.root.clone(),
     };
     let report = runtime().block_on(swarm_runner::run(setup));
     Ok(report.state.exit_code())
@@ -182,6 +183,7 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
         store_env: project.address.describe(),
         reporter: progress::reporter(mode, total),
         lease,
+        project_root: project.root.clone(),
     };
     let report = runtime().block_on(swarm_runner::run(setup));
     Ok(report.state.exit_code())
