@@ -568,3 +568,23 @@ fn concurrent_first_use_of_a_new_store() {
         }
     }
 }
+
+/// Hundreds of quick tasks: children exit (SIGCHLD) while the store is being written, batches
+/// are large and frequent. On Redis this once turned interrupted reads into double writes.
+#[test]
+fn hundreds_of_quick_tasks_all_succeed_with_every_transition_stored() {
+    let p = Project::new();
+    let mut plan = String::from("---\nconcurrency: 8\ndefaults:\n  agent: exec\n---\n");
+    for i in 0..400 {
+        plan.push_str(&format!("## t{i}: T\n- command: true\n\n"));
+    }
+    p.plan(&plan);
+    let out = p.swarm(&["run", "plan.md", "--no-progress"]);
+    out.expect_code(0);
+    let run_id = out.run_id();
+    let st = p.status(&run_id);
+    assert_eq!(st["counts"]["succeeded"], 400, "{}", out.dump());
+    let events = p.swarm(&["events", &run_id, "--json"]).expect_code(0).stdout.clone();
+    let states = events.lines().filter(|l| l.contains("\"kind\":\"task_state\"")).count();
+    assert_eq!(states, 400 * 3, "ready, running, succeeded for every task");
+}

@@ -81,8 +81,9 @@ impl Pending {
 
     /// The batch, expecting every task it touches to be in the state this writer last stored:
     /// anything else means someone else wrote the run, and the store refuses the batch.
-    fn batch(&self, lease: &str, known: &HashMap<String, TaskState>) -> Batch {
+    fn batch(&self, lease: &str, number: u64, known: &HashMap<String, TaskState>) -> Batch {
         Batch {
+            id: Some(format!("{lease}#{number}")),
             lease: Some(lease.to_string()),
             expect: self.order.iter().filter_map(|id| known.get(id).map(|s| (id.clone(), *s))).collect(),
             run: self.run.clone(),
@@ -115,7 +116,13 @@ fn write_loop(
     rx: Receiver<Write>,
     note: impl Fn(Note),
 ) {
+    // Child processes exit all the time; their SIGCHLD must not interrupt this thread's store
+    // I/O (a socket read with a timeout is not restarted after a signal).
+    block_signals();
     let warn = |m: String| note(Note::Warning(m));
+    // Numbers this writer's batches; a retried batch keeps its number, so a store that did
+    // apply it (only the answer was lost) recognises the replay.
+    let mut batches: u64 = 0;
     let mut renewed = std::time::Instant::now();
     let mut pending = Pending::default();
     let mut failing_since: Option<std::time::Instant> = None;
@@ -157,7 +164,7 @@ fn write_loop(
         if pending.is_empty() {
             continue;
         }
-        match store.apply(&run_id, &pending.batch(&lease, &known)) {
+        match store.apply(&run_id, &pending.batch(&lease, batches, &known)) {
             Ok(()) => {
                 if let Some(since) = failing_since.take() {
                     warn(format!(
@@ -170,6 +177,7 @@ fn write_loop(
                 for (id, t) in &pending.tasks {
                     known.insert(id.clone(), t.state);
                 }
+                batches += 1;
                 pending = Pending::default();
             }
             Err(e @ (swarm_store::StoreError::Fenced { .. } | swarm_store::StoreError::Conflict { .. })) => {
@@ -198,4 +206,15 @@ fn write_loop(
             }
         }
     }
+}
+
+/// Blocks the signals swarm handles elsewhere (SIGCHLD, SIGINT, SIGTERM, SIGHUP) in the calling
+/// thread, so they are delivered to the runtime's threads instead.
+pub fn block_signals() {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGCHLD, Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
 }

@@ -62,7 +62,7 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS runs(
                 run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, state TEXT NOT NULL,
                 cancel_requested INTEGER NOT NULL DEFAULT 0, doc TEXT NOT NULL,
-                lease TEXT, lease_until INTEGER NOT NULL DEFAULT 0);
+                lease TEXT, lease_until INTEGER NOT NULL DEFAULT 0, last_batch TEXT);
              CREATE TABLE IF NOT EXISTS tasks(
                 run_id TEXT NOT NULL, task_id TEXT NOT NULL, ord INTEGER NOT NULL, state TEXT NOT NULL,
                 doc TEXT NOT NULL, PRIMARY KEY(run_id, task_id));
@@ -251,6 +251,15 @@ impl Store for SqliteStore {
         }
         let mut conn = self.conn.lock().unwrap();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        if let Some(id) = &batch.id {
+            let last: Option<Option<String>> = tx
+                .query_row("SELECT last_batch FROM runs WHERE run_id=?1", [run_id], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if last.flatten().as_deref() == Some(id.as_str()) {
+                return Ok(()); // a replay of the batch applied last
+            }
+        }
         if let Some(token) = &batch.lease {
             let held: Option<Option<String>> = tx
                 .query_row("SELECT lease FROM runs WHERE run_id=?1", [run_id], |r| r.get(0))
@@ -303,6 +312,10 @@ impl Store for SqliteStore {
                     found,
                 });
             }
+        }
+        if let Some(id) = &batch.id {
+            tx.execute("UPDATE runs SET last_batch=?2 WHERE run_id=?1", params![run_id, id])
+                .map_err(|e| self.err(e))?;
         }
         if let Some(run) = &batch.run {
             tx.execute(

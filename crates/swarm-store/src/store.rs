@@ -65,6 +65,9 @@ pub const STATE_CHANGES_MAXLEN: u64 = 100_000;
 pub struct Batch {
     /// The writer's lease token: the write is rejected if another orchestrator holds the run.
     pub lease: Option<String>,
+    /// Unique id of this batch: applying the same batch again (a retry after a lost answer) is
+    /// a no-op instead of a conflict.
+    pub id: Option<String>,
     /// States tasks must be in before this batch; if one is not, nothing is written.
     pub expect: Vec<(String, swarm_core::state::TaskState)>,
     pub run: Option<RunRecord>,

@@ -125,6 +125,7 @@ pub fn applies_batches_atomically_and_in_order(store: &dyn Store) {
     let mut run = record("r2", 0, &["a", "b"]);
     run.state = RunState::Failed;
     let batch = Batch {
+        id: None,
         lease: None,
         expect: vec![],
         run: Some(run.clone()),
@@ -351,6 +352,47 @@ pub fn state_changes_reach_the_run_events(store: &dyn Store) {
 
 /// Many writers, each with its own connection, increment one counter by read-then-CAS: every
 /// transition has exactly one winner, so no increment is lost.
+/// A batch applied twice (its answer was lost, the writer retried) is written once.
+pub fn replayed_batches_apply_once(store: &dyn Store) {
+    create(store, "r6", 0, &["a"]);
+    let batch = Batch {
+        id: Some("lease#1".into()),
+        expect: vec![("a".into(), TaskState::Pending)],
+        tasks: vec![task("a", TaskState::Running)],
+        events: vec![event("r6", "a", TaskState::Running)],
+        ..Batch::default()
+    };
+    store.apply("r6", &batch).unwrap();
+    store.apply("r6", &batch).expect("the replay is recognised, not refused");
+    assert_eq!(store.events("r6", 0, 100).unwrap().len(), 1, "events written once");
+    let next = Batch {
+        id: Some("lease#2".into()),
+        expect: vec![("a".into(), TaskState::Running)],
+        tasks: vec![task("a", TaskState::Succeeded)],
+        ..Batch::default()
+    };
+    store.apply("r6", &next).unwrap();
+    assert_eq!(store.tasks("r6").unwrap()[0].state, TaskState::Succeeded);
+}
+
+/// One batch with thousands of tasks and events (the first batch of a wide plan).
+pub fn huge_batches_apply(store: &dyn Store) {
+    let ids: Vec<String> = (0..5000).map(|i| format!("t{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    create(store, "r7", 0, &refs);
+    let batch = Batch {
+        expect: ids.iter().map(|id| (id.clone(), TaskState::Pending)).collect(),
+        tasks: ids.iter().map(|id| task(id, TaskState::Ready)).collect(),
+        events: ids.iter().map(|id| event("r7", id, TaskState::Ready)).collect(),
+        ..Batch::default()
+    };
+    store.apply("r7", &batch).unwrap();
+    assert!(store.tasks("r7").unwrap().iter().all(|t| t.state == TaskState::Ready));
+    let evs = store.events("r7", 0, usize::MAX).unwrap();
+    assert_eq!(evs.len(), 5000);
+    assert!(evs.windows(2).all(|w| w[1].0 == w[0].0 + 1), "sequence numbers are contiguous");
+}
+
 /// Many writers race on each transition of one task; exactly one wins each, the rest are refused
 /// (and their refusals recorded), and the task ends in the winners' state.
 pub fn concurrent_transitions_have_exactly_one_winner(reopen: &Reopen) {
@@ -531,6 +573,16 @@ macro_rules! backend_tests {
             fn state_changes_reach_the_run_events() {
                 let (s, _guard) = open();
                 super::state_changes_reach_the_run_events(&*s);
+            }
+            #[test]
+            fn replayed_batches_apply_once() {
+                let (s, _guard) = open();
+                super::replayed_batches_apply_once(&*s);
+            }
+            #[test]
+            fn huge_batches_apply() {
+                let (s, _guard) = open();
+                super::huge_batches_apply(&*s);
             }
             #[test]
             fn concurrent_transitions_have_exactly_one_winner() {
