@@ -39,7 +39,7 @@ best() {
   local best="" t0 t1 d
   for _ in $(seq 1 "$rounds"); do
     rm -rf "$work/.swarm"
-    t0=$(now); "$@" >/dev/null 2>&1 || { echo "command failed: $*" >&2; exit 1; }; t1=$(now)
+    t0=$(now); "$@" >"$work/last.out" 2>&1 || { echo "command failed: $*" >&2; grep -m3 -i "warn\|error\|cancel req" "$work/last.out" >&2; exit 1; }; t1=$(now)
     d=$(echo "$t1 - $t0" | bc -l)
     if [ -z "$best" ] || [ "$(echo "$d < $best" | bc -l)" = 1 ]; then best=$d; fi
   done
