@@ -211,3 +211,15 @@ fn hooks_get_the_task_and_run_json_and_a_hanging_hook_is_cut_off() {
         .collect();
     assert_eq!(ended.len(), 2, "one on_task_end per task: {ended:?}");
 }
+
+#[test]
+fn a_check_has_its_own_timeout() {
+    let p = project(
+        "## t: T\n- agent: exec\n- command: swarm report --status done --summary ok\n- check: sleep 30\n",
+    );
+    p.write("swarm.toml", &REQUIRE.replace("[run]\n", "[run]\ncheck_timeout = \"500ms\"\n"));
+    let (out, st) = run(&p);
+    out.expect_code(1);
+    assert_task(&st, "t", "failed", Some("check_failed"));
+    assert!(detail(&st, "t").contains("timed out after 500ms"), "{}", detail(&st, "t"));
+}

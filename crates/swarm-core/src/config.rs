@@ -54,6 +54,9 @@ pub struct RunConfig {
     /// Longest retry delay (default 2m).
     #[serde(default, with = "duration::opt_serde")]
     pub retry_backoff_max: Option<Duration>,
+    /// Longest a task's `check` may run (default 10m); past it the check fails.
+    #[serde(default, with = "duration::opt_serde")]
+    pub check_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -228,6 +231,10 @@ impl Config {
 
     pub fn custom_agents(&self) -> Vec<String> {
         self.agents.iter().filter(|(_, a)| a.command.is_some()).map(|(n, _)| n.clone()).collect()
+    }
+
+    pub fn check_timeout(&self) -> Duration {
+        self.run.check_timeout.unwrap_or(Duration::from_secs(600))
     }
 
     pub fn grace(&self) -> Duration {

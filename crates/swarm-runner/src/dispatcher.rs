@@ -386,6 +386,7 @@ impl Dispatcher {
                     log,
                     log_file: None,
                     check: t.check.clone().map(|c| (c, workdir.clone())),
+                    check_timeout: self.config.check_timeout(),
                     stdin,
                     tx: self.exec_tx.clone(),
                     stop: stop_rx,

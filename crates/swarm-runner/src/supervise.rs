@@ -99,6 +99,7 @@ pub struct Executor {
     pub log: PathBuf,
     pub log_file: Option<std::fs::File>,
     pub check: Option<(String, PathBuf)>,
+    pub check_timeout: Duration,
     pub stdin: Option<String>,
     pub tx: mpsc::UnboundedSender<ExecutorEvent>,
     pub stop: watch::Receiver<StopRequest>,
@@ -237,7 +238,12 @@ impl Executor {
             attempt: self.attempt,
             pgid: child.id(),
         });
-        match self.supervise(&mut child, true).await {
+        // The check has its own time limit, not what is left of the agent's.
+        let agent_limits = self.limits;
+        self.limits = Limits { timeout: Some(self.check_timeout), stall: None, grace: agent_limits.grace };
+        let result = self.supervise(&mut child, true).await;
+        self.limits = agent_limits;
+        match result {
             Ok((_, Ok(()))) => Ok(()),
             Ok((code, Err(f))) => {
                 let why = match f.reason {
