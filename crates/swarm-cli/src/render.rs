@@ -6,7 +6,7 @@ use swarm_core::duration;
 use swarm_core::plan::Plan;
 use swarm_core::report::{RunRecord, RunReport};
 use swarm_core::state::RunState;
-use swarm_runner::process::{hostname, is_swarm_process};
+use swarm_runner::process::owner_status;
 
 fn secs(from: DateTime<Utc>, to: Option<DateTime<Utc>>) -> String {
     let ms = (to.unwrap_or_else(Utc::now) - from).num_milliseconds().max(0);
@@ -51,12 +51,7 @@ fn orchestrator_note(record: &RunRecord) -> Option<String> {
         return None;
     }
     let owner = record.owner.as_ref()?;
-    let alive = if owner.host == hostname() {
-        is_swarm_process(owner.pid)
-    } else {
-        (Utc::now() - owner.heartbeat_at).num_seconds() < 30
-    };
-    (!alive).then(|| {
+    (!owner_status(owner).is_alive()).then(|| {
         format!(
             "orchestrator (pid {} on {}) is gone: `swarm resume {}` continues it",
             owner.pid, owner.host, record.run_id

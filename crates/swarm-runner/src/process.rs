@@ -55,3 +55,36 @@ pub fn is_swarm_process(pid: u32) -> bool {
 pub fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
 }
+
+/// How the orchestrator recorded as a run's owner stands, seen from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerStatus {
+    /// On this host, its pid is a live swarm process.
+    AliveHere,
+    /// On this host, and gone: its attempts can be reaped and its lease taken at once.
+    DeadHere,
+    /// On another host, heartbeat fresher than a lease lasts.
+    FreshElsewhere,
+    /// On another host, silent for longer than a lease lasts.
+    StaleElsewhere,
+}
+
+impl OwnerStatus {
+    pub fn is_alive(self) -> bool {
+        matches!(self, OwnerStatus::AliveHere | OwnerStatus::FreshElsewhere)
+    }
+}
+
+pub fn owner_status(owner: &swarm_core::report::Owner) -> OwnerStatus {
+    if owner.host == hostname() {
+        if is_swarm_process(owner.pid) && owner.pid != std::process::id() {
+            OwnerStatus::AliveHere
+        } else {
+            OwnerStatus::DeadHere
+        }
+    } else if (chrono::Utc::now() - owner.heartbeat_at).to_std().unwrap_or_default() < crate::LEASE_TTL {
+        OwnerStatus::FreshElsewhere
+    } else {
+        OwnerStatus::StaleElsewhere
+    }
+}

@@ -212,6 +212,30 @@ fn fastrand_ms() -> u64 {
         .map_or(0, |d| u64::from(d.subsec_nanos() % 20))
 }
 
+impl SqliteStore {
+    /// Records why a batch was refused (as a `write_rejected` event), commits that alone, and
+    /// returns `err`.
+    fn refuse(
+        &self,
+        tx: rusqlite::Transaction<'_>,
+        run_id: &str,
+        batch: &Batch,
+        err: StoreError,
+    ) -> Result<(), StoreError> {
+        let last: u64 = tx
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id=?1", [run_id], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let note = encode(&crate::redis_store::rejection(run_id, batch));
+        tx.execute(
+            "INSERT INTO events(run_id, seq, doc) VALUES(?1, ?2, ?3)",
+            params![run_id, last + 1, note],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Err(err)
+    }
+}
+
 fn decode<T: DeserializeOwned>(key: impl FnOnce() -> String, doc: &str) -> Result<T, StoreError> {
     serde_json::from_str(doc).map_err(|e| StoreError::Corrupt { key: key(), message: e.to_string() })
 }
@@ -267,19 +291,7 @@ impl Store for SqliteStore {
                 .map_err(|e| self.err(e))?;
             let Some(held) = held else { return Err(StoreError::NoSuchRun(run_id.into())) };
             if let Some(holder) = held.filter(|h| h != token) {
-                let last: u64 = tx
-                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id=?1", [run_id], |r| {
-                        r.get(0)
-                    })
-                    .map_err(|e| self.err(e))?;
-                let note = encode(&crate::redis_store::rejection(run_id, batch));
-                tx.execute(
-                    "INSERT INTO events(run_id, seq, doc) VALUES(?1, ?2, ?3)",
-                    params![run_id, last + 1, note],
-                )
-                .map_err(|e| self.err(e))?;
-                tx.commit().map_err(|e| self.err(e))?;
-                return Err(StoreError::Fenced { run_id: run_id.into(), holder });
+                return self.refuse(tx, run_id, batch, StoreError::Fenced { run_id: run_id.into(), holder });
             }
         }
         for (task, expected) in &batch.expect {
@@ -293,24 +305,17 @@ impl Store for SqliteStore {
                 .map_err(|e| self.err(e))?;
             let found = found.unwrap_or_else(|| "absent".into());
             if found != expected.as_str() {
-                let last: u64 = tx
-                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id=?1", [run_id], |r| {
-                        r.get(0)
-                    })
-                    .map_err(|e| self.err(e))?;
-                let note = encode(&crate::redis_store::rejection(run_id, batch));
-                tx.execute(
-                    "INSERT INTO events(run_id, seq, doc) VALUES(?1, ?2, ?3)",
-                    params![run_id, last + 1, note],
-                )
-                .map_err(|e| self.err(e))?;
-                tx.commit().map_err(|e| self.err(e))?;
-                return Err(StoreError::Conflict {
-                    run_id: run_id.into(),
-                    task: task.clone(),
-                    expected: expected.as_str().into(),
-                    found,
-                });
+                return self.refuse(
+                    tx,
+                    run_id,
+                    batch,
+                    StoreError::Conflict {
+                        run_id: run_id.into(),
+                        task: task.clone(),
+                        expected: expected.as_str().into(),
+                        found,
+                    },
+                );
             }
         }
         if let Some(id) = &batch.id {

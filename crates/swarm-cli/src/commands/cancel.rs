@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use swarm_core::event::{Event, EventKind};
 use swarm_core::state::{Reason, RunState, TaskState};
-use swarm_runner::process::{hostname, is_swarm_process, signal_group};
+use swarm_runner::process::{hostname, owner_status, signal_group};
 use swarm_store::Batch;
 
 pub fn cancel(store: Option<&str>, config: Option<&Path>, args: CancelArgs) -> CliResult {
@@ -34,13 +34,7 @@ pub fn cancel(store: Option<&str>, config: Option<&Path>, args: CancelArgs) -> C
     }
     store.request_cancel(&run_id).map_err(CliError::from_store)?;
     let host = hostname();
-    let owner_alive = record.owner.as_ref().is_some_and(|o| {
-        if o.host == host {
-            is_swarm_process(o.pid)
-        } else {
-            (Utc::now() - o.heartbeat_at).num_seconds() < 30
-        }
-    });
+    let owner_alive = record.owner.as_ref().is_some_and(|o| owner_status(o).is_alive());
     if owner_alive {
         // The orchestrator polls the store; wait for it to wind down (grace period plus slack).
         let deadline = Instant::now() + project.config.grace() + Duration::from_secs(15);

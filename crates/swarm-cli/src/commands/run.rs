@@ -12,7 +12,7 @@ use swarm_core::report::{RunRecord, TaskReport};
 use swarm_core::scheduler::Restored;
 use swarm_core::state::{Reason, RunState, TaskState};
 use swarm_runner::paths::RunDir;
-use swarm_runner::process::{hostname, is_swarm_process, signal_group};
+use swarm_runner::process::{hostname, owner_status, signal_group, OwnerStatus};
 use swarm_runner::{progress, OutputMode, RunSetup};
 
 fn output_mode(json: bool, no_progress: bool) -> OutputMode {
@@ -123,11 +123,9 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
     let mut owner_dead_here = false;
     if record.state == RunState::Running {
         if let Some(owner) = &record.owner {
-            owner_dead_here = owner.host == host && !is_swarm_process(owner.pid);
-            let alive_here =
-                owner.host == host && is_swarm_process(owner.pid) && owner.pid != std::process::id();
-            let fresh_elsewhere = owner.host != host && (Utc::now() - owner.heartbeat_at).num_seconds() < 30;
-            if alive_here || fresh_elsewhere {
+            let status = owner_status(owner);
+            owner_dead_here = status == OwnerStatus::DeadHere;
+            if status.is_alive() {
                 return Err(CliError::invalid(anyhow!(
                     "run {run_id} is still driven by swarm (pid {} on {}); cancel it or wait for it to end",
                     owner.pid,
