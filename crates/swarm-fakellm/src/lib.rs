@@ -1,0 +1,94 @@
+//! swarm's scripted fake model server: an OpenAI-compatible endpoint (`/v1/models`,
+//! `/v1/chat/completions`, streaming or not, tool calls, usage) whose answers come from a
+//! scenario file instead of a model, so agent CLIs can be run for real without tokens.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), swarm_fakellm::Error> {
+//! let scenario = swarm_fakellm::Scenario::from_file("scenario.toml")?;
+//! let server = swarm_fakellm::serve(scenario, "127.0.0.1:0".parse().unwrap()).await?;
+//! println!("point the agent at {}", server.base_url()); // http://127.0.0.1:PORT/v1
+//! // … run the agent …
+//! for request in server.log().records() {
+//!     println!("{:?} stream={} tools={:?} → {:?}", request.model, request.stream, request.tools, request.response);
+//! }
+//! server.shutdown().await
+//! # }
+//! ```
+//!
+//! # Scenario format (TOML)
+//!
+//! ```toml
+//! log = "requests.jsonl"        # optional: one JSON line per request (relative to this file)
+//!
+//! [models.ok]                   # the model name clients send
+//! steps = [ { write = { path = "hello.txt", content = "hi\n" } }, { say = "DONE" } ]
+//!
+//! [models.r429]                 # 429 + `retry-after: 1` for the first 1000 requests to this model
+//! rate_limit = { first = 1000, retry_after = 1 }
+//!
+//! [models.broken]               # always 500 (add `first = N` to fail only the first N requests)
+//! error = { status = 500, message = "upstream exploded" }
+//!
+//! [models.hang]                 # accept the request, never answer
+//! hang = true
+//!
+//! [models.slow]
+//! delay_ms = 2000               # before answering; `chunk_delay_ms` between streamed chunks
+//! steps = [ { say = "DONE" } ]
+//! usage = { prompt_tokens = 1200, completion_tokens = 300 }   # default: estimated, 4 bytes a token
+//! ```
+//!
+//! Steps: `{ write = { path, content } }` calls the file-writing tool the agent offers (see
+//! [`tools`]), or answers with text quoting the content when it offers none; `{ say = "…" }`
+//! answers with text (`finish_reason: stop`); `{ call = { name, arguments } }` calls any offered
+//! tool. The server keeps no conversation state: the step for a request is the number of
+//! assistant messages already in its `messages`; past the last step it repeats the last `say`
+//! (or `DONE`). Per request the checks run in this order: `hang`, `rate_limit`, `error`,
+//! `delay_ms`, step. `rate_limit.first` and `error.first` count this model's requests since the
+//! server started. A model not in the scenario gets a 404 with
+//! `{"error":{…,"type":"invalid_request_error","code":"model_not_found"}}`.
+//!
+//! Unknown keys are errors. The full reference is `docs/fake-llm.md`.
+
+mod log;
+mod openai;
+mod scenario;
+mod server;
+pub mod tools;
+mod turn;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use log::{RequestLog, RequestRecord, ResponseKind};
+pub use scenario::{ErrorReply, ModelScript, RateLimit, Scenario, Step, Usage};
+pub use server::{serve, FakeLlm};
+
+/// Everything that can go wrong loading a scenario or running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read scenario {path}")]
+    ReadScenario {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid scenario {origin}: {message}")]
+    ParseScenario { origin: String, message: String },
+    #[error("invalid scenario: {0}")]
+    InvalidScenario(String),
+    #[error("cannot open request log {path}")]
+    OpenLog {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("fake model server failed")]
+    Serve(#[source] std::io::Error),
+}
