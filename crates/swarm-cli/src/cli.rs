@@ -42,6 +42,10 @@ pub enum Command {
     Logs(LogsArgs),
     /// Check the store, config, agent CLIs and provider credentials.
     Doctor(DoctorArgs),
+    /// List the agent adapters: CLI found, version, pinned version.
+    Agents(AgentsArgs),
+    /// Serve swarm's scripted fake model (OpenAI-compatible) for rehearsals and tests.
+    FakeLlm(FakeLlmArgs),
     /// Print the JSON Schemas (2020-12) of stored documents and of completion.json.
     Schema(SchemaArgs),
     /// Print a run's events (state changes, attempts, warnings), optionally following new ones.
@@ -159,4 +163,26 @@ pub struct EventsArgs {
 pub struct DoctorArgs {
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentsArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FakeLlmArgs {
+    /// Scenario file (TOML; see docs/fake-llm.md).
+    #[arg(long)]
+    pub scenario: PathBuf,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8999)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Append one JSON line per request to this file.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
 }

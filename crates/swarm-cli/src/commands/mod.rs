@@ -1,8 +1,10 @@
 //! One module per command family.
 
+pub mod agents;
 pub mod cancel;
 pub mod doctor;
 pub mod events;
+pub mod fake_llm;
 pub mod logs;
 pub mod plan;
 pub mod report;

@@ -1,0 +1,61 @@
+//! `swarm fake-llm` and `swarm agents` through the real binary.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+#[test]
+fn fake_llm_serves_its_scenario_until_sigterm() {
+    let p = Project::new();
+    p.write("scenario.toml", "[models.ok]\nsteps = [ { say = \"DONE\" } ]\n[models.r429]\nrate_limit = { first = 5, retry_after = 2 }\n");
+    let mut child = Command::new(SWARM)
+        .args(["fake-llm", "--scenario", "scenario.toml", "--port", "0"])
+        .current_dir(p.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().nth(1).unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
+    assert!(line.contains("ok") && line.contains("r429"), "{line}");
+    let hostport = url.trim_start_matches("http://").trim_end_matches("/v1");
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(hostport).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    };
+    let models = get("/v1/models");
+    assert!(models.starts_with("HTTP/1.1 200"), "{models}");
+    assert!(models.contains("\"ok\"") && models.contains("\"r429\""), "{models}");
+    signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exits cleanly on SIGTERM: {status}");
+}
+
+#[test]
+fn fake_llm_rejects_a_bad_scenario_with_exit_2() {
+    let p = Project::new();
+    p.write("scenario.toml", "[models.ok]\nstepz = []\n");
+    let out = p.swarm(&["fake-llm", "--scenario", "scenario.toml", "--port", "0"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("stepz"), "names the unknown key: {}", out.dump());
+}
+
+#[test]
+fn agents_lists_every_adapter_with_pins() {
+    let p = Project::new();
+    let v = p.swarm(&["agents", "--json"]).expect_code(0).json();
+    let names: Vec<&str> = v.as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    for n in ["opencode", "kilo", "cline", "claude", "codex", "gemini", "aider", "exec"] {
+        assert!(names.contains(&n), "{n} listed: {names:?}");
+    }
+    let opencode = v.as_array().unwrap().iter().find(|a| a["name"] == "opencode").unwrap();
+    assert_eq!(opencode["pinned"], "1.18.33");
+}
