@@ -1,7 +1,9 @@
 //! The adapter seam: what every agent adapter provides.
 
 use std::path::PathBuf;
+use std::time::Duration;
 use swarm_core::event::Stream;
+use swarm_core::failure::FailureClass;
 use swarm_core::plan::Task;
 
 #[derive(Debug, thiserror::Error)]
@@ -10,6 +12,22 @@ pub enum AdapterError {
     Unsupported(String),
     #[error("agent `{agent}`: {message}")]
     Invalid { agent: String, message: String },
+}
+
+/// The provider an attempt's model is served by (`model: local/ok` → provider `local` from
+/// `swarm.toml`). Never holds the key itself: only the name of the env var that does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderSpec {
+    /// The provider's name in `swarm.toml` (`local`).
+    pub name: String,
+    /// `openai-compatible`, `anthropic`, …
+    pub kind: String,
+    pub base_url: Option<String>,
+    /// The model id without the provider prefix (`ok`).
+    pub model: String,
+    /// Name of the env var holding the key; the dispatcher makes sure the agent's environment
+    /// has it (the user's value, or a placeholder for a local endpoint).
+    pub api_key_env: String,
 }
 
 /// Everything an adapter needs to launch one attempt.
@@ -22,6 +40,20 @@ pub struct AttemptSpec<'a> {
     pub prompt: &'a str,
     pub model: Option<&'a str>,
     pub workdir: PathBuf,
+    /// The provider of `model`, when it names one from `swarm.toml`.
+    pub provider: Option<ProviderSpec>,
+    /// A directory private to this attempt (agent config, isolated HOME, …).
+    pub attempt_dir: PathBuf,
+    /// The project's root: agent binaries are also looked up in its `.tools/node_modules/.bin`.
+    pub project_root: PathBuf,
+}
+
+/// A command run to completion before the agent starts (e.g. `cline auth`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetupCommand {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
 }
 
 /// A fully built process invocation.
@@ -33,13 +65,36 @@ pub struct Launch {
     pub cwd: PathBuf,
     /// Written to the process's stdin, which is then closed.
     pub stdin: Option<String>,
+    /// Run in order, each to success, in `cwd` before `program` is started.
+    pub setup: Vec<SetupCommand>,
 }
 
-/// One output line as the adapter understood it.
+/// What one output line of an agent means.
 #[derive(Debug, Clone, PartialEq)]
-pub enum OutputLine {
+pub enum AgentOutput {
     /// Plain text worth showing as the task's latest activity.
     Text(String),
+    /// The agent used a tool.
+    Tool { name: String, detail: String },
+    /// Tokens and cost to add to the attempt's totals.
+    Usage { tokens_in: u64, tokens_out: u64, cost_usd: f64 },
+    /// The agent's session / conversation id.
+    Session(String),
+    /// The agent reported an error.
+    Error { class: FailureClass, message: String, retry_after: Option<Duration> },
+}
+
+impl AgentOutput {
+    /// A one-line human rendering (for Text and Tool outputs).
+    pub fn display_line(&self) -> Option<String> {
+        match self {
+            AgentOutput::Text(t) => Some(t.clone()),
+            AgentOutput::Tool { name, detail } if detail.is_empty() => Some(format!("[tool] {name}")),
+            AgentOutput::Tool { name, detail } => Some(format!("[tool] {name}: {detail}")),
+            AgentOutput::Error { class, message, .. } => Some(format!("[error: {class}] {message}")),
+            _ => None,
+        }
+    }
 }
 
 pub trait Adapter: Send + Sync {
@@ -48,7 +103,18 @@ pub trait Adapter: Send + Sync {
     fn launch(&self, spec: &AttemptSpec<'_>) -> Result<Launch, AdapterError>;
 
     /// Turns one raw output line into what it means. Never fails: unknown input is text.
-    fn parse_line(&self, _stream: Stream, line: &str) -> OutputLine {
-        OutputLine::Text(line.to_string())
+    fn parse_line(&self, _stream: Stream, line: &str) -> Vec<AgentOutput> {
+        vec![AgentOutput::Text(line.to_string())]
+    }
+
+    /// Why a failed attempt failed, from the errors its output reported (the `Error` outputs of
+    /// `parse_line`), the last stderr lines and the exit code.
+    fn classify(
+        &self,
+        exit_code: Option<i32>,
+        errors: &[AgentOutput],
+        stderr_tail: &[String],
+    ) -> Option<(FailureClass, Option<Duration>)> {
+        crate::classify::classify(exit_code, errors, stderr_tail)
     }
 }

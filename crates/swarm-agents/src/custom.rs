@@ -49,21 +49,21 @@ impl Adapter for CustomAdapter {
                 .collect(),
             cwd: spec.workdir.clone(),
             stdin: None,
+            setup: vec![],
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use swarm_core::plan::{Task, Workdir};
 
-    #[test]
-    fn placeholders_fill_whole_arguments_without_a_shell() {
-        let task = Task {
-            id: "t".into(),
+    pub(crate) fn task(id: &str, agent: &str) -> Task {
+        Task {
+            id: id.into(),
             title: String::new(),
-            agent: "mine".into(),
+            agent: agent.into(),
             model: None,
             tier: None,
             depends: vec![],
@@ -75,7 +75,12 @@ mod tests {
             paths: vec![],
             workdir: Workdir::Shared,
             prompt: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn placeholders_fill_whole_arguments_without_a_shell() {
+        let task = task("t", "mine");
         let a = CustomAdapter::new("mine", "my-cli --model {model} -C '{workdir}' {prompt}", BTreeMap::new())
             .unwrap();
         let spec = AttemptSpec {
@@ -85,6 +90,9 @@ mod tests {
             prompt: "do it; rm -rf /",
             model: Some("local/ok"),
             workdir: "/w d".into(),
+            provider: None,
+            attempt_dir: "/tmp/a".into(),
+            project_root: "/tmp".into(),
         };
         let l = a.launch(&spec).unwrap();
         assert_eq!(l.program, "my-cli");

@@ -20,6 +20,7 @@ impl Adapter for ExecAdapter {
             env: vec![("SWARM_PROMPT".into(), spec.prompt.into())],
             cwd: spec.workdir.clone(),
             stdin: Some(spec.prompt.into()),
+            setup: vec![],
         })
     }
 }

@@ -4,11 +4,16 @@
 
 mod adapter;
 pub mod catalog;
+pub mod classify;
+pub mod cline;
 mod custom;
 mod exec;
+pub mod opencode;
 mod registry;
 
-pub use adapter::{Adapter, AdapterError, AttemptSpec, Launch, OutputLine};
+pub use adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch, ProviderSpec, SetupCommand};
+pub use cline::ClineAdapter;
 pub use custom::CustomAdapter;
 pub use exec::ExecAdapter;
+pub use opencode::OpencodeAdapter;
 pub use registry::Registry;

@@ -14,6 +14,9 @@ impl Registry {
     pub fn from_config(config: &Config) -> Result<Registry, AdapterError> {
         let mut adapters: HashMap<String, Arc<dyn Adapter>> = HashMap::new();
         adapters.insert("exec".into(), Arc::new(ExecAdapter));
+        adapters.insert("opencode".into(), Arc::new(crate::OpencodeAdapter::opencode()));
+        adapters.insert("kilo".into(), Arc::new(crate::OpencodeAdapter::kilo()));
+        adapters.insert("cline".into(), Arc::new(crate::ClineAdapter));
         for (name, agent) in &config.agents {
             if let Some(template) = &agent.command {
                 adapters

@@ -72,6 +72,13 @@ pub struct RunArgs {
     /// Plain log lines even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Rehearsal: run the real agent CLIs against swarm's own scripted fake model (no tokens
+    /// spent). Every AI task's model is pointed at it.
+    #[arg(long)]
+    pub rehearse: bool,
+    /// Scenario for `--rehearse` (default: every model reports done, then answers DONE).
+    #[arg(long, requires = "rehearse", value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

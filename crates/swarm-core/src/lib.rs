@@ -7,6 +7,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod duration;
 pub mod event;
+pub mod failure;
 pub mod plan;
 pub mod report;
 pub mod scheduler;

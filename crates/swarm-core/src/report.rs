@@ -73,6 +73,15 @@ pub struct AttemptReport {
     /// report does not list).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// What the agent's output says went wrong (e.g. `rate_limited`), for a failed attempt.
+    #[serde(default)]
+    pub failure_class: Option<crate::failure::FailureClass>,
+    /// How long the provider asked to wait before the next request (`retry-after`).
+    #[serde(default)]
+    pub retry_after_ms: Option<u64>,
+    /// The agent's own session/conversation id, when it reports one.
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -19,6 +19,51 @@ pub struct ChatRequest {
     pub assistant_turns: usize,
     /// Size of `messages` as JSON, for estimating prompt tokens.
     pub prompt_bytes: usize,
+    /// Where swarm's report footer (the last one in the conversation) asks for completion.json.
+    pub report_target: Option<ReportTarget>,
+}
+
+/// The completion file swarm asked the agent to write, read from the prompt's report footer:
+/// "write `PATH` (also in $SWARM_COMPLETION_FILE) as JSON: {"schema_version": 1, "run_id": "R",
+/// "task_id": "T", …".
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportTarget {
+    pub path: String,
+    pub run_id: String,
+    pub task_id: String,
+}
+
+impl ReportTarget {
+    /// The last footer in `text`, if any.
+    pub fn find(text: &str) -> Option<ReportTarget> {
+        let marker = "(also in $SWARM_COMPLETION_FILE)";
+        let at = text.rfind(marker)?;
+        let before = text[..at].trim_end().strip_suffix('`')?;
+        let path = &before[before.rfind('`')? + 1..];
+        let rest = &text[at..];
+        // The footer may arrive JSON-quoted (`\"run_id\": \"R\"`): accept both.
+        let field = |name: &str| {
+            [(format!("\"{name}\": \""), "\""), (format!("\\\"{name}\\\": \\\""), "\\\"")].iter().find_map(
+                |(key, end)| {
+                    let start = rest.find(key.as_str())? + key.len();
+                    let len = rest[start..].find(end)?;
+                    Some(rest[start..start + len].to_string())
+                },
+            )
+        };
+        Some(ReportTarget { path: path.to_string(), run_id: field("run_id")?, task_id: field("task_id")? })
+    }
+}
+
+/// The text of a message's `content`: a string, or the `text` of its parts.
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+        }
+        _ => String::new(),
+    }
 }
 
 impl ChatRequest {
@@ -38,6 +83,13 @@ impl ChatRequest {
             })
             .unwrap_or(0);
         let prompt_bytes = value.get("messages").map(|m| m.to_string().len()).unwrap_or(0);
+        let report_target = messages.and_then(|messages| {
+            messages
+                .iter()
+                .rev()
+                .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+                .find_map(|m| ReportTarget::find(&content_text(m.get("content").unwrap_or(&Value::Null))))
+        });
         Ok(ChatRequest {
             model,
             stream: value.get("stream").and_then(Value::as_bool).unwrap_or(false),
@@ -48,6 +100,7 @@ impl ChatRequest {
             tools: OfferedTool::from_request(value.get("tools").unwrap_or(&Value::Null)),
             assistant_turns,
             prompt_bytes,
+            report_target,
         })
     }
 }

@@ -58,6 +58,10 @@ pub enum Step {
     Write { path: String, content: String },
     /// Answer with this text and `finish_reason: stop`.
     Say(String),
+    /// Write swarm's completion report: call the agent's file tool with a completion.json (this
+    /// `status` and `summary`) at the path, run id and task id read from swarm's report footer in
+    /// the conversation.
+    Report { status: String, summary: String },
     /// Call an arbitrary tool with these arguments (answers with text if the tool is not offered).
     Call {
         name: String,
@@ -151,6 +155,11 @@ impl Scenario {
                     Step::Call { name, .. } if name.is_empty() => Some("call.name is empty"),
                     Step::Call { arguments, .. } if !arguments.is_object() => {
                         Some("call.arguments must be a table")
+                    }
+                    Step::Report { status, .. }
+                        if !["done", "partial", "blocked", "failed"].contains(&status.as_str()) =>
+                    {
+                        Some("report.status must be done, partial, blocked or failed")
                     }
                     _ => None,
                 };

@@ -60,6 +60,31 @@ pub fn decide(model: &str, script: &ModelScript, request: &ChatRequest, nth: u64
             Some(call) => Answer::ToolCall(call),
             None => Answer::Text(format!("Here is `{path}`:\n\n```\n{content}\n```\n")),
         },
+        Some(Step::Report { status, summary }) => match &request.report_target {
+            Some(target) => {
+                let report = serde_json::json!({
+                    "schema_version": 1,
+                    "run_id": target.run_id,
+                    "task_id": target.task_id,
+                    "status": status,
+                    "summary": summary,
+                    "files_changed": [],
+                    "tests": [],
+                    "follow_ups": [],
+                    "blockers": [],
+                });
+                let content = format!("{report:#}\n");
+                match tools::write_call(&request.tools, &target.path, &content) {
+                    Some(call) => Answer::ToolCall(call),
+                    None => Answer::Text(format!("Here is `{}`:\n\n```\n{content}```\n", target.path)),
+                }
+            }
+            None => Answer::Text(
+                "fake-llm: the script reports back, but the conversation has no swarm report footer \
+                 (\"write `PATH` (also in $SWARM_COMPLETION_FILE) as JSON: …\")."
+                    .to_string(),
+            ),
+        },
         Some(Step::Call { name, arguments }) => match tools::named_call(&request.tools, name, arguments) {
             Some(call) => Answer::ToolCall(call),
             None => Answer::Text(format!(
@@ -113,6 +138,33 @@ mod tests {
             decide("ok", &script, &second, 2),
             Reply::Answer { answer: Answer::Text(ref text), turn: 1, .. } if text == "DONE"
         ));
+    }
+
+    #[test]
+    fn report_writes_completion_json_where_the_footer_says() {
+        let footer = "Do it.\n\n---\n\nWhen you are done (or cannot go on), report back before you exit: write \
+            `/tmp/r/completions/t.1.json` (also in $SWARM_COMPLETION_FILE) as JSON:\n\
+            {\"schema_version\": 1, \"run_id\": \"R1\", \"task_id\": \"t\", \"status\": \"done|partial|blocked|failed\"}";
+        let script = ModelScript::steps([Step::Report { status: "done".into(), summary: "all good".into() }]);
+        let req = request(json!({ "model": "ok", "tools": opencode_tools(), "messages": [
+            { "role": "system", "content": "you are an agent" },
+            { "role": "user", "content": [{ "type": "text", "text": footer }] } ] }));
+        let Reply::Answer { answer: Answer::ToolCall(call), .. } = decide("ok", &script, &req, 1) else {
+            panic!("expected a tool call")
+        };
+        assert_eq!(call.arguments["filePath"], "/tmp/r/completions/t.1.json");
+        let report: Value = serde_json::from_str(call.arguments["content"].as_str().unwrap()).unwrap();
+        assert_eq!(report["run_id"], "R1");
+        assert_eq!(report["task_id"], "t");
+        assert_eq!(report["status"], "done");
+        assert_eq!(report["summary"], "all good");
+        // Without a footer the model says so instead of guessing a path.
+        let plain = request(
+            json!({ "model": "ok", "tools": opencode_tools(), "messages": [{ "role": "user", "content": "go" }] }),
+        );
+        assert!(
+            matches!(decide("ok", &script, &plain, 1), Reply::Answer { answer: Answer::Text(ref t), .. } if t.contains("footer"))
+        );
     }
 
     #[test]

@@ -83,6 +83,7 @@ struct Dispatcher {
     agent_path: std::ffi::OsString,
     hooks: Hooks,
     mirror: Mirror,
+    project_root: PathBuf,
 }
 
 /// Runs (or resumes) a run to its end and returns its final report.
@@ -160,6 +161,7 @@ pub async fn run(setup: RunSetup) -> RunReport {
         agent_path: agent_path(),
         hooks,
         mirror,
+        project_root: project_root.clone(),
     };
     d.writer.send(Write::Run(d.record.clone()));
     d.emit(EventKind::RunStarted {
@@ -241,6 +243,14 @@ impl Dispatcher {
                 }
                 Action::Start { task, attempt } => self.start(task, attempt),
                 Action::RetryAfter { task, next_attempt, delay } => {
+                    // Never sooner than the provider asked (`retry-after` of a rate limit).
+                    let asked = self.docs[task as usize]
+                        .attempts
+                        .last()
+                        .and_then(|a| a.retry_after_ms)
+                        .map(Duration::from_millis)
+                        .unwrap_or_default();
+                    let delay = delay.max(asked);
                     self.emit(EventKind::RetryScheduled {
                         task: self.plan.tasks[task as usize].id.clone(),
                         next_attempt,
@@ -343,6 +353,9 @@ impl Dispatcher {
             completion: None,
             check_output: None,
             warnings: vec![],
+            failure_class: None,
+            retry_after_ms: None,
+            session_id: None,
         };
         let required = self.config.require_report(&t.agent);
         let mut baseline = None;
@@ -353,10 +366,10 @@ impl Dispatcher {
                 baseline = crate::supervise::git_changes_now(&workdir);
             }
             self.spawn(&t, attempt, &attempt_dir, workdir.clone())
-                .map(|(child, stdin)| (child, stdin, workdir))
+                .map(|(child, stdin, adapter)| (child, stdin, adapter, workdir))
         });
         match launched {
-            Ok((child, stdin, workdir)) => {
+            Ok((child, stdin, adapter, workdir)) => {
                 let pid = child.id();
                 doc.pid = pid;
                 self.docs[i].attempts.push(doc);
@@ -390,6 +403,10 @@ impl Dispatcher {
                     stdin,
                     tx: self.exec_tx.clone(),
                     stop: stop_rx,
+                    adapter,
+                    agent_errors: Vec::new(),
+                    stderr_tail: Default::default(),
+                    session: None,
                 };
                 tokio::spawn(exec.run(child));
                 None
@@ -430,7 +447,7 @@ impl Dispatcher {
         attempt: u32,
         attempt_dir: &std::path::Path,
         workdir: PathBuf,
-    ) -> Result<(tokio::process::Child, Option<String>), String> {
+    ) -> Result<Spawned, String> {
         if t.agent != "exec" {
             // exec tasks rarely report; `swarm report` creates the directory when they do.
             std::fs::create_dir_all(attempt_dir)
@@ -448,6 +465,10 @@ impl Dispatcher {
             let template = self.config.feedback.footer.as_deref().unwrap_or(REPORT_FOOTER);
             prompt.push_str(&report_footer(template, &self.record.run_id, &t.id, attempt, &completion_file));
         }
+        let (provider, key_env) = match t.model.as_deref() {
+            Some(model) => resolve_provider(&self.config, model)?,
+            None => (None, None),
+        };
         let spec = AttemptSpec {
             run_id: &self.record.run_id,
             task: t,
@@ -455,9 +476,48 @@ impl Dispatcher {
             prompt: &prompt,
             model: t.model.as_deref(),
             workdir,
+            provider,
+            attempt_dir: attempt_dir.to_path_buf(),
+            project_root: self.project_root.clone(),
         };
         let launch = adapter.launch(&spec).map_err(|e| e.to_string())?;
+        for step in &launch.setup {
+            // Never echo the setup's arguments: they may name provider details; the key itself
+            // only ever travels in the environment.
+            let mut cmd = std::process::Command::new(&step.program);
+            cmd.args(&step.args)
+                .current_dir(&launch.cwd)
+                .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .envs(step.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .env("PATH", &self.agent_path)
+                .stdin(Stdio::null());
+            if let Some((k, v)) = &key_env {
+                cmd.env(k, v);
+            }
+            let out = cmd.output().map_err(|e| format!("cannot run the {} setup: {e}", t.agent))?;
+            if !out.status.success() {
+                let err = String::from_utf8_lossy(&out.stderr);
+                let err: String = err
+                    .lines()
+                    .rev()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(format!(
+                    "the {} setup failed ({}): {}",
+                    t.agent,
+                    out.status,
+                    redact(&err, spec.provider.as_ref().map(|p| p.api_key_env.as_str()), &key_env)
+                ));
+            }
+        }
         let mut cmd = Command::new(&launch.program);
+        if let Some((k, v)) = &key_env {
+            cmd.env(k, v);
+        }
         cmd.args(&launch.args)
             .current_dir(&launch.cwd)
             .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -484,7 +544,7 @@ impl Dispatcher {
                 format!("cannot start `{}`: {e}", launch.program)
             }
         })?;
-        Ok((child, launch.stdin))
+        Ok((child, launch.stdin, adapter))
     }
 
     /// Mirrors a task's status for tools without store access: tasks of reporting agents, and
@@ -551,6 +611,29 @@ impl Dispatcher {
                 self.emit(EventKind::Output { task: id, attempt, stream, line });
                 None
             }
+            ExecutorEvent::Agent { task, attempt, output } => {
+                use swarm_agents::AgentOutput;
+                let i = task as usize;
+                let a = self.docs[i].attempts.iter_mut().find(|a| a.n == attempt)?;
+                match output {
+                    AgentOutput::Usage { tokens_in, tokens_out, cost_usd } => {
+                        a.tokens_in += tokens_in;
+                        a.tokens_out += tokens_out;
+                        if cost_usd.is_finite() && cost_usd > 0.0 {
+                            a.cost_usd += cost_usd;
+                        }
+                    }
+                    AgentOutput::Session(id) => {
+                        if a.session_id.as_deref() == Some(id.as_str()) {
+                            return None;
+                        }
+                        a.session_id = Some(id);
+                    }
+                    _ => return None,
+                }
+                self.save_task(i);
+                None
+            }
             ExecutorEvent::CheckStarted { task, attempt, pgid } => {
                 // `resume` and `cancel` stop the recorded group of an attempt left running.
                 let i = task as usize;
@@ -575,6 +658,8 @@ impl Dispatcher {
                     a.completion = evidence.completion;
                     a.check_output = evidence.check_output;
                     a.warnings = evidence.warnings;
+                    a.failure_class = evidence.failure_class;
+                    a.retry_after_ms = evidence.retry_after.map(|d| d.as_millis() as u64);
                 }
                 if let Some(bytes) = &evidence.completion_bytes {
                     if let Err(e) = self.mirror.completion(&self.record.run_id, &self.plan.tasks[i].id, bytes)
@@ -661,6 +746,104 @@ impl Dispatcher {
         reporter.finish(&report, &run_dir);
         report
     }
+}
+
+/// A started agent: its process, what goes to its stdin, the adapter that reads its output.
+type Spawned = (tokio::process::Child, Option<String>, Arc<dyn swarm_agents::Adapter>);
+
+/// The provider of a model, and the key variable (name, placeholder) swarm must set, if any.
+pub type ResolvedProvider = (Option<swarm_agents::ProviderSpec>, Option<(String, String)>);
+
+/// Placeholder key for a local endpoint whose key env var is unset.
+const PLACEHOLDER_KEY: &str = "swarm-local-placeholder-key";
+
+/// Env var the agent reads its key from when the provider names none.
+const DEFAULT_KEY_ENV: &str = "SWARM_PROVIDER_API_KEY";
+
+/// `model: local/ok` → the provider `local` from `swarm.toml`, and the key variable the agent
+/// must get set explicitly (a placeholder), if any. A model whose prefix is no configured provider
+/// is passed to the agent as is (its own config knows the provider). Errors name the provider.
+pub fn resolve_provider(config: &Config, model: &str) -> Result<ResolvedProvider, String> {
+    let Some((name, id)) = model.split_once('/') else { return Ok((None, None)) };
+    let Some(p) = config.providers.get(name) else {
+        if config.providers.is_empty() {
+            return Ok((None, None));
+        }
+        // Providers are configured but not this one: most likely a typo; but real provider
+        // names (anthropic/…, openai/…) are the agents' own business.
+        if KNOWN_AGENT_PROVIDERS.contains(&name) {
+            return Ok((None, None));
+        }
+        let known: Vec<&str> = config.providers.keys().map(String::as_str).collect();
+        return Err(format!(
+            "model `{model}`: no provider `{name}` in swarm.toml [providers] (configured: {})",
+            known.join(", ")
+        ));
+    };
+    let env_name = p.api_key_env.clone().unwrap_or_else(|| DEFAULT_KEY_ENV.into());
+    let has_key = std::env::var_os(&env_name).is_some_and(|v| !v.is_empty());
+    let loopback = p.base_url.as_deref().is_some_and(is_loopback_url);
+    let key_env = if has_key {
+        None
+    } else if loopback || p.api_key_env.is_none() {
+        Some((env_name.clone(), PLACEHOLDER_KEY.to_string()))
+    } else {
+        return Err(format!(
+            "provider `{name}` needs its key in the environment variable `{env_name}`, which is not set"
+        ));
+    };
+    let spec = swarm_agents::ProviderSpec {
+        name: name.into(),
+        kind: p.kind.clone(),
+        base_url: p.base_url.clone(),
+        model: id.into(),
+        api_key_env: env_name,
+    };
+    Ok((Some(spec), key_env))
+}
+
+/// Provider prefixes agents know by themselves (models.dev ids).
+const KNOWN_AGENT_PROVIDERS: &[&str] = &[
+    "anthropic",
+    "openai",
+    "google",
+    "openrouter",
+    "groq",
+    "mistral",
+    "deepseek",
+    "xai",
+    "ollama",
+    "azure",
+    "amazon-bedrock",
+    "github-copilot",
+    "opencode",
+    "kilo",
+    "cline",
+    "vertex",
+    "together",
+    "fireworks",
+    "cerebras",
+];
+
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host_port = rest.split('/').next().unwrap_or("");
+    let host = if let Some(stripped) = host_port.strip_prefix('[') {
+        stripped.split(']').next().unwrap_or("")
+    } else {
+        host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `text` with the provider's key (the user's, or the placeholder swarm set) blanked out.
+fn redact(text: &str, env_name: Option<&str>, key_env: &Option<(String, String)>) -> String {
+    let mut out = text.to_string();
+    let user_key = env_name.and_then(|n| std::env::var(n).ok()).filter(|k| k.len() >= 4);
+    for key in user_key.iter().chain(key_env.as_ref().map(|(_, v)| v)) {
+        out = out.replace(key.as_str(), "***");
+    }
+    out
 }
 
 /// PATH with the directory of this `swarm` binary first.
@@ -778,4 +961,60 @@ fn spawn_signal_listener(tx: mpsc::UnboundedSender<Control>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod provider_tests {
+    use super::*;
+
+    fn config(base_url: &str, key_env: Option<&str>) -> Config {
+        let mut c = Config::default();
+        c.providers.insert(
+            "local".into(),
+            swarm_core::config::ProviderConfig {
+                kind: "openai-compatible".into(),
+                base_url: Some(base_url.into()),
+                api_key_env: key_env.map(String::from),
+                models: vec!["ok".into()],
+            },
+        );
+        c
+    }
+
+    #[test]
+    fn a_local_provider_without_its_key_gets_a_placeholder() {
+        let c = config("http://127.0.0.1:8999/v1", Some("SWARM_TEST_UNSET_KEY_1"));
+        let (spec, key) = resolve_provider(&c, "local/ok").unwrap();
+        let spec = spec.unwrap();
+        assert_eq!((spec.name.as_str(), spec.model.as_str()), ("local", "ok"));
+        assert_eq!(spec.api_key_env, "SWARM_TEST_UNSET_KEY_1");
+        assert_eq!(key, Some(("SWARM_TEST_UNSET_KEY_1".into(), PLACEHOLDER_KEY.into())));
+    }
+
+    #[test]
+    fn a_remote_provider_without_its_key_is_an_error_naming_the_variable() {
+        let c = config("https://llm.example.com/v1", Some("SWARM_TEST_UNSET_KEY_2"));
+        let err = resolve_provider(&c, "local/ok").unwrap_err();
+        assert!(err.contains("SWARM_TEST_UNSET_KEY_2"), "{err}");
+    }
+
+    #[test]
+    fn unknown_prefixes() {
+        let c = config("http://localhost:1/v1", None);
+        let err = resolve_provider(&c, "locl/ok").unwrap_err();
+        assert!(err.contains("`locl`") && err.contains("local"), "{err}");
+        assert_eq!(resolve_provider(&c, "anthropic/claude-sonnet-4").unwrap(), (None, None));
+        assert_eq!(resolve_provider(&c, "gpt-5").unwrap(), (None, None));
+        assert_eq!(resolve_provider(&Config::default(), "local/ok").unwrap(), (None, None));
+    }
+
+    #[test]
+    fn loopback_urls() {
+        for url in ["http://127.0.0.1:8999/v1", "http://localhost/v1", "http://[::1]:80/v1", "127.0.0.2:1"] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in ["https://api.openai.com/v1", "http://10.0.0.1:8000/v1", "http://localhost.evil.com/"] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+    }
 }

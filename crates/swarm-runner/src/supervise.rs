@@ -53,6 +53,12 @@ pub enum ExecutorEvent {
         outcome: Result<(), Failure>,
         evidence: Box<Evidence>,
     },
+    /// What the agent's output meant beyond text: usage, session id, reported errors.
+    Agent {
+        task: u32,
+        attempt: u32,
+        output: swarm_agents::AgentOutput,
+    },
     /// The attempt's `check` runs in its own process group `pgid` (the agent's group is gone):
     /// the one to stop if the orchestrator dies now.
     CheckStarted {
@@ -80,7 +86,13 @@ pub struct Evidence {
     pub completion_bytes: Option<Vec<u8>>,
     pub check_output: Option<String>,
     pub warnings: Vec<String>,
+    /// Why the attempt failed per the agent's output (set for failed attempts only).
+    pub failure_class: Option<swarm_core::failure::FailureClass>,
+    pub retry_after: Option<Duration>,
 }
+
+/// Stderr lines kept for failure classification.
+const STDERR_TAIL_LINES: usize = 20;
 
 /// Lines of a failed check's output kept for the report and the retry prompt.
 const CHECK_TAIL_LINES: usize = 20;
@@ -103,6 +115,13 @@ pub struct Executor {
     pub stdin: Option<String>,
     pub tx: mpsc::UnboundedSender<ExecutorEvent>,
     pub stop: watch::Receiver<StopRequest>,
+    /// Reads the agent's output lines.
+    pub adapter: Arc<dyn swarm_agents::Adapter>,
+    /// Errors the agent reported, for classification at the end.
+    pub agent_errors: Vec<swarm_agents::AgentOutput>,
+    pub stderr_tail: std::collections::VecDeque<String>,
+    /// Last session id sent, so repeats are not sent again.
+    pub session: Option<String>,
 }
 
 enum Ended {
@@ -118,6 +137,33 @@ impl Executor {
             Err(e) => (None, Err(Failure { reason: Reason::SpawnError, detail: Some(e.to_string()) })),
         };
         let mut evidence = Evidence::default();
+        if let Err(f) = &mut outcome {
+            if f.reason != Reason::Cancelled
+                && (f.reason == Reason::ExitCode || !self.agent_errors.is_empty())
+            {
+                let tail: Vec<String> = self.stderr_tail.iter().cloned().collect();
+                if let Some((class, retry_after)) =
+                    self.adapter.classify(exit_code, &self.agent_errors, &tail)
+                {
+                    evidence.failure_class = Some(class);
+                    evidence.retry_after = retry_after;
+                    let wait = retry_after
+                        .map(|d| format!(", retry after {}", swarm_core::duration::format(d)))
+                        .unwrap_or_default();
+                    let first = self.agent_errors.iter().find_map(|e| match e {
+                        swarm_agents::AgentOutput::Error { message, .. } => Some(message.clone()),
+                        _ => None,
+                    });
+                    let mut detail = f.detail.take().unwrap_or_else(|| f.reason.to_string());
+                    detail.push_str(&format!(" ({class}{wait})"));
+                    if let Some(m) = first {
+                        let m: String = m.chars().take(300).collect();
+                        detail.push_str(&format!(": {m}"));
+                    }
+                    f.detail = Some(detail);
+                }
+            }
+        }
         // The exit code decides first; then the agent's own report; then the check.
         if let Some(spec) = self.report.clone() {
             self.read_report(&spec, &mut outcome, &mut evidence);
@@ -452,15 +498,65 @@ impl Executor {
             self.check_tail.push_back(text);
             return;
         }
-        let end = line.len().min(MAX_EVENT_LINE);
-        let text = String::from_utf8_lossy(&line[..end]);
-        let text = text.trim_end_matches(['\n', '\r']).to_string();
-        let _ = self.tx.send(ExecutorEvent::Output {
-            task: self.task,
-            attempt: self.attempt,
-            stream,
-            line: text,
-        });
+        // The whole line for the parser (a JSON event may be long); events stay bounded.
+        let full = String::from_utf8_lossy(line);
+        let full = full.trim_end_matches(['\n', '\r']);
+        if stream == Stream::Stderr {
+            if self.stderr_tail.len() == STDERR_TAIL_LINES {
+                self.stderr_tail.pop_front();
+            }
+            self.stderr_tail.push_back(full.chars().take(500).collect());
+        }
+        use swarm_agents::AgentOutput;
+        for output in self.adapter.parse_line(stream, full) {
+            match output {
+                AgentOutput::Text(_) | AgentOutput::Tool { .. } => {
+                    let mut text = output.display_line().unwrap_or_default();
+                    if text.len() > MAX_EVENT_LINE {
+                        let mut cut = MAX_EVENT_LINE;
+                        while !text.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        text.truncate(cut);
+                    }
+                    let _ = self.tx.send(ExecutorEvent::Output {
+                        task: self.task,
+                        attempt: self.attempt,
+                        stream,
+                        line: text,
+                    });
+                }
+                AgentOutput::Session(ref id) => {
+                    if self.session.as_deref() != Some(id.as_str()) {
+                        self.session = Some(id.clone());
+                        let _ = self.tx.send(ExecutorEvent::Agent {
+                            task: self.task,
+                            attempt: self.attempt,
+                            output,
+                        });
+                    }
+                }
+                AgentOutput::Error { .. } => {
+                    if let Some(text) = output.display_line() {
+                        let _ = self.tx.send(ExecutorEvent::Output {
+                            task: self.task,
+                            attempt: self.attempt,
+                            stream,
+                            line: text.chars().take(MAX_EVENT_LINE).collect(),
+                        });
+                    }
+                    if self.agent_errors.len() < 50 {
+                        self.agent_errors.push(output.clone());
+                    }
+                    let _ =
+                        self.tx.send(ExecutorEvent::Agent { task: self.task, attempt: self.attempt, output });
+                }
+                AgentOutput::Usage { .. } => {
+                    let _ =
+                        self.tx.send(ExecutorEvent::Agent { task: self.task, attempt: self.attempt, output });
+                }
+            }
+        }
     }
 }
 

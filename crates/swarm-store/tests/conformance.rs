@@ -121,6 +121,9 @@ pub fn applies_batches_atomically_and_in_order(store: &dyn Store) {
         completion: None,
         check_output: None,
         warnings: vec![],
+        failure_class: None,
+        retry_after_ms: None,
+        session_id: None,
     });
     let mut run = record("r2", 0, &["a", "b"]);
     run.state = RunState::Failed;

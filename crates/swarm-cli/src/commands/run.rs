@@ -38,9 +38,71 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
+/// The rehearsal scenario when none is given: every model reports done, then says DONE.
+pub const DEFAULT_SCENARIO: &str = r#"
+[models.rehearsal]
+steps = [
+  { report = { status = "done", summary = "rehearsal: the fake model did no real work" } },
+  { say = "DONE" },
+]
+usage = { prompt_tokens = 1000, completion_tokens = 100 }
+"#;
+
+/// Starts the fake model for `--rehearse` and points every AI task at it through a provider
+/// named `rehearsal`. Returns the server (it lives as long as the run).
+fn rehearse(
+    runtime: &tokio::runtime::Runtime,
+    scenario: Option<&Path>,
+    plan: &mut swarm_core::Plan,
+    config: &mut swarm_core::config::Config,
+) -> CliResult<swarm_fakellm::FakeLlm> {
+    let scenario = match scenario {
+        Some(path) => swarm_fakellm::Scenario::from_file(path).map_err(CliError::invalid)?,
+        None => swarm_fakellm::Scenario::from_toml(DEFAULT_SCENARIO).map_err(CliError::invalid)?,
+    };
+    let models: Vec<String> = scenario.models.keys().cloned().collect();
+    let fallback = if models.iter().any(|m| m == "rehearsal") {
+        "rehearsal".to_string()
+    } else {
+        models.first().cloned().unwrap_or_default()
+    };
+    let server = runtime
+        .block_on(swarm_fakellm::serve(scenario, ([127, 0, 0, 1], 0).into()))
+        .map_err(|e| CliError::other(anyhow!("cannot start the fake model: {e}")))?;
+    config.providers.insert(
+        "rehearsal".into(),
+        swarm_core::config::ProviderConfig {
+            kind: "openai-compatible".into(),
+            base_url: Some(server.base_url()),
+            api_key_env: None,
+            models: models.clone(),
+        },
+    );
+    for t in plan.tasks.iter_mut().filter(|t| t.agent != "exec") {
+        // `model: local/ok` rehearses as the scenario's `ok` when it has one.
+        let wanted =
+            t.model.as_deref().and_then(|m| m.rsplit('/').next()).filter(|m| models.iter().any(|x| x == m));
+        t.model = Some(format!("rehearsal/{}", wanted.unwrap_or(&fallback)));
+    }
+    Ok(server)
+}
+
 pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResult {
-    let project = Project::discover(store, config)?;
-    let plan = super::plan::load(&project, &args.plan, args.json)?;
+    let mut project = Project::discover(store, config)?;
+    let mut plan = super::plan::load(&project, &args.plan, args.json)?;
+    let runtime = runtime();
+    let _fake_model = if args.rehearse {
+        let server = rehearse(&runtime, args.scenario.as_deref(), &mut plan, &mut project.config)?;
+        if !args.json {
+            eprintln!(
+                "rehearsal: agents talk to swarm's fake model at {} (no tokens spent)",
+                server.base_url()
+            );
+        }
+        Some(server)
+    } else {
+        None
+    };
     let registry = Registry::from_config(&project.config).map_err(CliError::invalid)?;
     if args.concurrency == Some(0) {
         return Err(CliError::invalid(anyhow!("--concurrency must be at least 1")));
@@ -104,7 +166,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         lease,
         project_root: project.root.clone(),
     };
-    let report = runtime().block_on(swarm_runner::run(setup));
+    let report = runtime.block_on(swarm_runner::run(setup));
     Ok(report.state.exit_code())
 }
 

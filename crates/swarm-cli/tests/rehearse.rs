@@ -1,0 +1,30 @@
+//! `swarm run --rehearse`: the README's second example (opencode, kilo and cline in parallel)
+//! with the real agent CLIs against swarm's own fake model. No tokens, no API key.
+
+mod support;
+
+use support::*;
+
+#[test]
+fn the_three_agent_example_rehearses_green() {
+    let p = Project::git();
+    let plan = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/agents/plan.md")).unwrap();
+    p.write("plan.md", &plan);
+    // The real CLIs installed by scripts/install-agents.sh, found through the project's .tools.
+    let tools = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.tools"));
+    assert!(
+        tools.join("node_modules/.bin/opencode").exists(),
+        "the pinned agent CLIs are missing: run ./scripts/install-agents.sh"
+    );
+    std::os::unix::fs::symlink(tools, p.file(".tools")).unwrap();
+    let out = p.spawn(&["run", "--rehearse", "plan.md", "--no-progress"]).wait(std::time::Duration::from_secs(240));
+    out.expect_code(0);
+    let st = p.status(&out.run_id());
+    for id in ["notes", "faq", "changelog"] {
+        assert_task(&st, id, "succeeded", None);
+        let a = &attempts(&st, id)[0];
+        assert!(a["model"].as_str().unwrap_or("").starts_with("rehearsal/"), "{a}");
+        assert_eq!(a["completion"]["status"], "done", "the fake model reported back through the agent: {a}");
+    }
+    assert_task(&st, "summary", "succeeded", None);
+}
