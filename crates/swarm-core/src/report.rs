@@ -15,7 +15,19 @@ pub struct RunReport {
     pub ended_at: Option<DateTime<Utc>>,
     pub counts: Counts,
     pub totals: Usage,
+    /// Tokens and cost per model (attempts without a model count under `""`), by model name.
+    #[serde(default)]
+    pub by_model: Vec<ModelUsage>,
     pub tasks: Vec<TaskReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ModelUsage {
+    pub model: String,
+    pub attempts: u32,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -169,10 +181,23 @@ impl RunReport {
     pub fn build(run: &RunRecord, tasks: Vec<TaskReport>) -> RunReport {
         let counts = Counts::of(tasks.iter().map(|t| &t.state));
         let mut totals = Usage::default();
+        let mut by_model: std::collections::BTreeMap<String, ModelUsage> = Default::default();
         for a in tasks.iter().flat_map(|t| &t.attempts) {
             totals.tokens_in += a.tokens_in;
             totals.tokens_out += a.tokens_out;
             totals.cost_usd += a.cost_usd;
+            let model = a.model.clone().unwrap_or_default();
+            let m = by_model.entry(model.clone()).or_insert(ModelUsage {
+                model,
+                attempts: 0,
+                tokens_in: 0,
+                tokens_out: 0,
+                cost_usd: 0.0,
+            });
+            m.attempts += 1;
+            m.tokens_in += a.tokens_in;
+            m.tokens_out += a.tokens_out;
+            m.cost_usd += a.cost_usd;
         }
         RunReport {
             run_id: run.run_id.clone(),
@@ -183,6 +208,7 @@ impl RunReport {
             ended_at: run.ended_at,
             counts,
             totals,
+            by_model: by_model.into_values().collect(),
             tasks,
         }
     }

@@ -40,9 +40,17 @@ pub fn markdown(r: &RunReport) -> String {
     );
     let _ = writeln!(
         s,
-        "- tokens: {} in, {} out; cost ${:.4}\n",
+        "- tokens: {} in, {} out; cost ${:.4}",
         r.totals.tokens_in, r.totals.tokens_out, r.totals.cost_usd
     );
+    for m in r.by_model.iter().filter(|m| !m.model.is_empty()) {
+        let _ = writeln!(
+            s,
+            "  - `{}`: {} attempt(s), {} in, {} out, ${:.4}",
+            m.model, m.attempts, m.tokens_in, m.tokens_out, m.cost_usd
+        );
+    }
+    let _ = writeln!(s);
     let _ =
         writeln!(s, "| task | state | reason | attempts | agent | model | duration | tokens in/out | cost |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
