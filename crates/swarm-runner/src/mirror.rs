@@ -135,6 +135,7 @@ mod tests {
             ended_at: Some(Utc::now()),
             counts: Counts::of(tasks.iter().map(|t| &t.state)),
             totals: Usage::default(),
+            by_model: vec![],
             tasks,
         }
     }
