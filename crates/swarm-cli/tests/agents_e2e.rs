@@ -202,3 +202,24 @@ fn kilo_429_is_classified_rate_limited_with_retry_after() {
     let a = rate_limited("kilo");
     assert_eq!(a["retry_after_ms"], 1000, "{a:#}");
 }
+
+/// A model that never answers: the real CLI waits forever, swarm's `stall` ends the attempt and
+/// nothing of the agent's process tree survives.
+#[test]
+fn a_hanging_model_ends_by_stall_and_leaves_no_process() {
+    let bin = tools_bin();
+    let fake = Fake::start("[models.hang]\nhang = true\n");
+    let p = project(&fake, "\"hang\"");
+    p.plan("---\ndefaults:\n  timeout: 60s\n  stall: 4s\n---\n\n## stuck: waits on the model\n- agent: opencode\n- model: local/hang\n\nSay hi.\n");
+    let out = run(&p, &bin);
+    out.expect_code(1);
+    let report = p.report(&out.run_id());
+    let a = attempt(&report, "stuck");
+    assert!(matches!(a["reason"].as_str(), Some("stalled") | Some("timeout")), "{a:#}\n{}", out.dump());
+    let pgid = a["pid"].as_u64().expect("the attempt's process group is recorded") as i32;
+    let group_gone = matches!(
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None),
+        Err(nix::errno::Errno::ESRCH)
+    );
+    assert!(group_gone, "a process of the agent's group {pgid} is still alive");
+}
