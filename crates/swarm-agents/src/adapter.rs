@@ -102,6 +102,12 @@ pub trait Adapter: Send + Sync {
 
     fn launch(&self, spec: &AttemptSpec<'_>) -> Result<Launch, AdapterError>;
 
+    /// Whether the CLI can exit 0 although it failed (aider): then errors it printed, and did not
+    /// recover from, fail the attempt.
+    fn exit_zero_may_fail(&self) -> bool {
+        false
+    }
+
     /// Turns one raw output line into what it means. Never fails: unknown input is text.
     fn parse_line(&self, _stream: Stream, line: &str) -> Vec<AgentOutput> {
         vec![AgentOutput::Text(line.to_string())]

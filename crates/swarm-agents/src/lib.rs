@@ -3,17 +3,25 @@
 //! touch the scheduler.
 
 mod adapter;
+pub mod aider;
 pub mod catalog;
 pub mod classify;
+pub mod claude;
 pub mod cline;
+pub mod codex;
 mod custom;
 mod exec;
+pub mod gemini;
 pub mod opencode;
 mod registry;
 
 pub use adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch, ProviderSpec, SetupCommand};
+pub use aider::AiderAdapter;
+pub use claude::ClaudeAdapter;
 pub use cline::ClineAdapter;
+pub use codex::CodexAdapter;
 pub use custom::CustomAdapter;
 pub use exec::ExecAdapter;
+pub use gemini::GeminiAdapter;
 pub use opencode::OpencodeAdapter;
 pub use registry::Registry;

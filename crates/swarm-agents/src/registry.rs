@@ -17,6 +17,10 @@ impl Registry {
         adapters.insert("opencode".into(), Arc::new(crate::OpencodeAdapter::opencode()));
         adapters.insert("kilo".into(), Arc::new(crate::OpencodeAdapter::kilo()));
         adapters.insert("cline".into(), Arc::new(crate::ClineAdapter));
+        adapters.insert("claude".into(), Arc::new(crate::ClaudeAdapter));
+        adapters.insert("codex".into(), Arc::new(crate::CodexAdapter));
+        adapters.insert("gemini".into(), Arc::new(crate::GeminiAdapter));
+        adapters.insert("aider".into(), Arc::new(crate::AiderAdapter));
         for (name, agent) in &config.agents {
             if let Some(template) = &agent.command {
                 adapters

@@ -405,6 +405,7 @@ impl Dispatcher {
                     stop: stop_rx,
                     adapter,
                     agent_errors: Vec::new(),
+                    recovered: false,
                     stderr_tail: Default::default(),
                     session: None,
                 };

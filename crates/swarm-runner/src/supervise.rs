@@ -119,6 +119,8 @@ pub struct Executor {
     pub adapter: Arc<dyn swarm_agents::Adapter>,
     /// Errors the agent reported, for classification at the end.
     pub agent_errors: Vec<swarm_agents::AgentOutput>,
+    /// The agent got a model answer after its last error.
+    pub recovered: bool,
     pub stderr_tail: std::collections::VecDeque<String>,
     /// Last session id sent, so repeats are not sent again.
     pub session: Option<String>,
@@ -136,6 +138,18 @@ impl Executor {
             Ok(v) => v,
             Err(e) => (None, Err(Failure { reason: Reason::SpawnError, detail: Some(e.to_string()) })),
         };
+        // Some CLIs (aider) exit 0 after errors they never recovered from.
+        if outcome.is_ok()
+            && exit_code == Some(0)
+            && self.adapter.exit_zero_may_fail()
+            && !self.agent_errors.is_empty()
+            && !self.recovered
+        {
+            outcome = Err(Failure {
+                reason: Reason::ExitCode,
+                detail: Some("exited 0 but reported errors it did not recover from".into()),
+            });
+        }
         let mut evidence = Evidence::default();
         if let Err(f) = &mut outcome {
             if f.reason != Reason::Cancelled
@@ -548,10 +562,15 @@ impl Executor {
                     if self.agent_errors.len() < 50 {
                         self.agent_errors.push(output.clone());
                     }
+                    self.recovered = false;
                     let _ =
                         self.tx.send(ExecutorEvent::Agent { task: self.task, attempt: self.attempt, output });
                 }
                 AgentOutput::Usage { .. } => {
+                    // Usage after an error means a retry got through (aider prints it per call).
+                    if !self.agent_errors.is_empty() {
+                        self.recovered = true;
+                    }
                     let _ =
                         self.tx.send(ExecutorEvent::Agent { task: self.task, attempt: self.attempt, output });
                 }

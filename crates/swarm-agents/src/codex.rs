@@ -1,0 +1,228 @@
+//! Codex CLI: `codex exec --json --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox
+//! -C WORKDIR [-m MODEL] -`, the prompt on stdin. swarm already confines each attempt to its own
+//! worktree, and codex's own sandbox (landlock/seccomp) often cannot start in containers, so the
+//! documented "no approvals, no sandbox" mode is used (`--full-auto` would still sandbox).
+//!
+//! With a provider from `swarm.toml` the attempt gets its own `CODEX_HOME` holding a
+//! `config.toml` with `model`, `model_provider` and a `[model_providers.swarm]` entry whose
+//! `env_key` names the provider's key variable: codex reads the key from the environment, the
+//! file never holds it. Current codex speaks only the Responses API to a provider. HOME and the XDG dirs are private to the attempt then too.
+//!
+//! Output (codex-rs/exec/src/exec_events.rs): `thread.started{thread_id}`, `turn.started`,
+//! `item.started|updated|completed{item:{id,type,…}}`, `turn.completed{usage}`,
+//! `turn.failed{error:{message}}` and `error{message}`.
+
+use crate::adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch};
+use crate::claude::{error_from, json_object, make_dir, str_at, u64_at, valid_env_name};
+use crate::opencode::{isolated_home, locate_binary};
+use serde_json::Value;
+use swarm_core::event::Stream;
+
+pub struct CodexAdapter;
+
+/// A TOML basic string (JSON string escapes are valid TOML escapes).
+fn toml_str(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// `config.toml` for a provider: no key in it, only the name of the variable that holds it.
+pub fn provider_config(p: &crate::adapter::ProviderSpec) -> String {
+    // Codex removed `wire_api = "chat"` in February 2026 (openai/codex#10157; a config naming it
+    // no longer loads): the endpoint must serve the Responses API (`POST {base_url}/responses`).
+    // A chat-completions-only server needs a responses shim in front of it.
+    let wire_api = "responses";
+    let mut c = format!(
+        "model = {}\nmodel_provider = \"swarm\"\n\n[model_providers.swarm]\nname = {}\nenv_key = {}\nwire_api = \"{wire_api}\"\n",
+        toml_str(&p.model),
+        toml_str(&p.name),
+        toml_str(&p.api_key_env),
+    );
+    if let Some(url) = &p.base_url {
+        c.push_str(&format!("base_url = {}\n", toml_str(url)));
+    }
+    c
+}
+
+impl Adapter for CodexAdapter {
+    fn name(&self) -> &str {
+        "codex"
+    }
+
+    fn launch(&self, spec: &AttemptSpec<'_>) -> Result<Launch, AdapterError> {
+        let program = locate_binary("codex", "codex", spec)?;
+        let workdir = spec.workdir.display().to_string();
+        let mut env = vec![("PWD".to_string(), workdir.clone()), ("NO_COLOR".into(), "1".into())];
+        let mut args: Vec<String> =
+            ["exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "-C"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        args.push(workdir);
+        match &spec.provider {
+            Some(p) => {
+                if !valid_env_name(&p.api_key_env) {
+                    return Err(AdapterError::Invalid {
+                        agent: "codex".into(),
+                        message: format!("`{}` is not a valid environment variable name", p.api_key_env),
+                    });
+                }
+                env.extend(isolated_home("codex", spec)?);
+                let home_dir = spec.attempt_dir.join("codex-home");
+                let home = make_dir("codex", &home_dir)?;
+                std::fs::write(home_dir.join("config.toml"), provider_config(p)).map_err(|e| {
+                    AdapterError::Invalid {
+                        agent: "codex".into(),
+                        message: format!("cannot write {}/config.toml: {e}", home),
+                    }
+                })?;
+                env.push(("CODEX_HOME".into(), home));
+                args.extend(["-m".into(), p.model.clone()]);
+            }
+            None => {
+                if let Some(m) = spec.model {
+                    args.extend(["-m".into(), m.to_string()]);
+                }
+            }
+        }
+        args.push("-".into());
+        Ok(Launch {
+            program,
+            args,
+            env,
+            cwd: spec.workdir.clone(),
+            stdin: Some(spec.prompt.to_string()),
+            setup: vec![],
+        })
+    }
+
+    fn parse_line(&self, stream: Stream, line: &str) -> Vec<AgentOutput> {
+        parse_line(stream, line)
+    }
+}
+
+fn item_tool(item: &Value) -> Option<AgentOutput> {
+    let (name, detail) = match str_at(item, "/type")? {
+        "command_execution" => ("shell".to_string(), str_at(item, "/command").unwrap_or("").to_string()),
+        "mcp_tool_call" => (
+            format!(
+                "{}.{}",
+                str_at(item, "/server").unwrap_or("mcp"),
+                str_at(item, "/tool").unwrap_or("tool")
+            ),
+            String::new(),
+        ),
+        "web_search" => ("web_search".into(), str_at(item, "/query").unwrap_or("").to_string()),
+        "collab_tool_call" => (str_at(item, "/tool").unwrap_or("collab").to_string(), String::new()),
+        _ => return None,
+    };
+    Some(AgentOutput::Tool { name, detail: detail.lines().next().unwrap_or("").chars().take(200).collect() })
+}
+
+/// One line of `codex exec --json`.
+pub fn parse_line(_stream: Stream, line: &str) -> Vec<AgentOutput> {
+    let v = match json_object(line) {
+        Ok(v) => v,
+        Err(out) => return out,
+    };
+    let mut out = Vec::new();
+    let item = v.get("item").cloned().unwrap_or(Value::Null);
+    match str_at(&v, "/type").unwrap_or("") {
+        "thread.started" => {
+            if let Some(id) = str_at(&v, "/thread_id") {
+                out.push(AgentOutput::Session(id.to_string()));
+            }
+        }
+        "turn.completed" => out.push(AgentOutput::Usage {
+            // OpenAI counts cached input inside input_tokens.
+            tokens_in: u64_at(&v, "/usage/input_tokens"),
+            tokens_out: u64_at(&v, "/usage/output_tokens"),
+            cost_usd: 0.0,
+        }),
+        "turn.failed" => {
+            let m = str_at(&v, "/error/message").unwrap_or("turn failed");
+            out.push(error_from(m, None));
+        }
+        "error" => {
+            let m = str_at(&v, "/message").unwrap_or("unknown error");
+            // Transient stream reconnects are reported as errors but are retried by codex.
+            if m.starts_with("Reconnecting") {
+                out.push(AgentOutput::Text(format!("[codex] {m}")));
+            } else {
+                out.push(error_from(m, None));
+            }
+        }
+        "item.started" => out.extend(item_tool(&item)),
+        "item.completed" => match str_at(&item, "/type").unwrap_or("") {
+            "agent_message" => {
+                if let Some(t) = str_at(&item, "/text").filter(|t| !t.trim().is_empty()) {
+                    out.push(AgentOutput::Text(t.to_string()));
+                }
+            }
+            "file_change" => {
+                let paths: Vec<&str> = item
+                    .get("changes")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(|c| str_at(c, "/path")).collect())
+                    .unwrap_or_default();
+                out.push(AgentOutput::Tool { name: "apply_patch".into(), detail: paths.join(", ") });
+            }
+            // Non-fatal, surfaced as an item: shown, not counted as the attempt's failure.
+            "error" => {
+                let m = str_at(&item, "/message").unwrap_or("");
+                out.push(AgentOutput::Text(format!("[codex warning] {m}")));
+            }
+            _ => {}
+        },
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claude::test_support::*;
+
+    #[test]
+    fn launch_plain_and_with_a_provider() {
+        let task = crate::custom::tests::task("t", "codex");
+        let dir = project("codex");
+        let w = dir.display().to_string();
+        let l = CodexAdapter.launch(&spec(&dir, &task, "- do it", None)).unwrap();
+        assert!(l.program.ends_with("codex"));
+        assert_eq!(
+            l.args,
+            [
+                "exec",
+                "--json",
+                "--skip-git-repo-check",
+                "--dangerously-bypass-approvals-and-sandbox",
+                "-C",
+                w.as_str(),
+                "-m",
+                "plain-model",
+                "-"
+            ]
+        );
+        assert_eq!(l.stdin.as_deref(), Some("- do it"));
+        assert_eq!(env(&l, "CODEX_HOME"), None);
+
+        let l = CodexAdapter.launch(&spec(&dir, &task, "p", Some(provider("openai-compatible")))).unwrap();
+        let home = env(&l, "CODEX_HOME").unwrap().to_string();
+        let config = std::fs::read_to_string(format!("{home}/config.toml")).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(home.contains("attempt"));
+        assert!(env(&l, "HOME").unwrap().contains("attempt"));
+        assert!(l.program.ends_with("codex"), "codex reads the key itself: no wrapper");
+        assert!(l.args.windows(2).any(|w| w == ["-m", "ok"]));
+        assert_eq!(
+            config,
+            "model = \"ok\"\nmodel_provider = \"swarm\"\n\n[model_providers.swarm]\nname = \"local\"\nenv_key = \"MY_KEY\"\nwire_api = \"responses\"\nbase_url = \"http://127.0.0.1:9/v1\"\n"
+        );
+        let mut bad = provider("openai");
+        bad.api_key_env = "X; rm -rf".into();
+        let dir = project("codex");
+        assert!(CodexAdapter.launch(&spec(&dir, &task, "p", Some(bad))).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
