@@ -27,6 +27,8 @@ const TEXT_RULES: &[(&str, FailureClass)] = &[
     ("model not found", FailureClass::ModelNotFound),
     ("unknown model", FailureClass::ModelNotFound),
     ("no such model", FailureClass::ModelNotFound),
+    // OpenAI's 404 text: "The model `x` does not exist or you do not have access to it."
+    ("does not exist or you do not have access", FailureClass::ModelNotFound),
     ("invalid api key", FailureClass::Auth),
     ("invalid_api_key", FailureClass::Auth),
     ("incorrect api key", FailureClass::Auth),
@@ -35,7 +37,6 @@ const TEXT_RULES: &[(&str, FailureClass)] = &[
     ("forbidden", FailureClass::Auth),
     ("overloaded", FailureClass::Overloaded),
     ("service unavailable", FailureClass::Overloaded),
-    ("internal server error", FailureClass::Overloaded),
     ("bad gateway", FailureClass::Overloaded),
     ("gateway timeout", FailureClass::Overloaded),
 ];
@@ -50,7 +51,6 @@ const CODE_RULES: &[(u16, FailureClass)] = &[
     (529, FailureClass::Overloaded),
     (503, FailureClass::Overloaded),
     (502, FailureClass::Overloaded),
-    (500, FailureClass::Overloaded),
 ];
 
 /// The class of an HTTP status, refined by the message (a 429 about quota is quota, a 400 about
@@ -66,7 +66,9 @@ pub fn from_status(status: u16, message: &str) -> FailureClass {
         401 | 403 => FailureClass::Auth,
         404 => by_text.filter(|c| *c != FailureClass::Auth).unwrap_or(FailureClass::ModelNotFound),
         413 => FailureClass::ContextTooLong,
-        500..=599 => FailureClass::Overloaded,
+        // A plain 500 is a fault the tables cannot place; 502/503/504/529 are capacity.
+        500 => by_text.unwrap_or(FailureClass::AgentError),
+        501..=599 => FailureClass::Overloaded,
         _ => by_text.unwrap_or(FailureClass::AgentError),
     }
 }
@@ -166,6 +168,12 @@ mod tests {
         assert_eq!(from_status(401, ""), FailureClass::Auth);
         assert_eq!(from_status(404, "model `x` not found"), FailureClass::ModelNotFound);
         assert_eq!(from_status(503, ""), FailureClass::Overloaded);
+        assert_eq!(from_status(500, "The server had an error"), FailureClass::AgentError);
+        assert_eq!(from_status(500, "The server is overloaded"), FailureClass::Overloaded);
+        assert_eq!(
+            from_text("The model `x` does not exist or you do not have access to it."),
+            Some(FailureClass::ModelNotFound)
+        );
         assert_eq!(from_status(400, "maximum context length is 8192 tokens"), FailureClass::ContextTooLong);
         assert_eq!(from_text("HTTP 429 from provider"), Some(FailureClass::RateLimited));
         assert_eq!(from_text("took 14290 ms"), None);

@@ -95,6 +95,9 @@ pub struct ErrorReply {
     /// Only the first N requests fail; absent: every request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first: Option<u64>,
+    /// Seconds, sent as the `retry-after` header; absent: no header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 /// Reported token usage; `total_tokens` is their sum.

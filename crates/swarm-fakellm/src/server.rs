@@ -182,10 +182,17 @@ async fn chat_completions(State(state): State<Arc<AppState>>, uri: Uri, body: By
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             response
         }
-        Reply::Error { status, message } => {
+        Reply::Error { status, message, retry_after } => {
             state.log.push(record(&uri, model, request.stream, tools, None, ResponseKind::Error { status }));
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            error_response(status, openai::error_body(&message, openai::error_type(status.as_u16()), None))
+            let mut response = error_response(
+                status,
+                openai::error_body(&message, openai::error_type(status.as_u16()), None),
+            );
+            if let Some(secs) = retry_after {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            response
         }
         Reply::Answer { delay, chunk_delay, turn, answer } => {
             let kind = match &answer {

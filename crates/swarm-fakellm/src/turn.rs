@@ -18,7 +18,7 @@ pub enum Reply {
     /// HTTP 429 with `retry-after: retry_after` (seconds).
     RateLimited { retry_after: u64, message: String },
     /// An HTTP error with an OpenAI-style error body.
-    Error { status: u16, message: String },
+    Error { status: u16, message: String, retry_after: Option<u64> },
     /// A completion, after `delay`.
     Answer { delay: Duration, chunk_delay: Duration, turn: usize, answer: Answer },
 }
@@ -49,7 +49,11 @@ pub fn decide(model: &str, script: &ModelScript, request: &ChatRequest, nth: u64
     }
     if let Some(error) = &script.error {
         if error.first.is_none_or(|first| nth <= first) {
-            return Reply::Error { status: error.status, message: error.message.clone() };
+            return Reply::Error {
+                status: error.status,
+                message: error.message.clone(),
+                retry_after: error.retry_after,
+            };
         }
     }
     let turn = request.assistant_turns;
@@ -192,7 +196,12 @@ mod tests {
         let plain = request(json!({ "model": "m", "messages": [] }));
         let script = ModelScript {
             rate_limit: Some(RateLimit { first: 2, retry_after: 3, message: None }),
-            error: Some(ErrorReply { status: 503, message: "busy".into(), first: Some(3) }),
+            error: Some(ErrorReply {
+                status: 503,
+                message: "busy".into(),
+                first: Some(3),
+                retry_after: None,
+            }),
             ..ModelScript::default()
         };
         assert!(matches!(decide("m", &script, &plain, 1), Reply::RateLimited { retry_after: 3, .. }));
