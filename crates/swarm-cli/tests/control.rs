@@ -23,6 +23,17 @@ fn running(st: &serde_json::Value, id: &str) -> bool {
     state(st, id) == "running"
 }
 
+/// Starts `LONG_PLAN` (as a terminal's foreground job when `job`), waits until `long` runs, and
+/// returns the run, its id and the agent's pid.
+fn start_long(p: &Project, job: bool) -> (Bg, String, u32) {
+    p.plan(LONG_PLAN);
+    let mut run = if job { p.spawn_job(&["run", "plan.md"]) } else { p.spawn(&["run", "plan.md"]) };
+    let run_id = run.run_id();
+    wait_status(p, &run_id, "long is running", |st| running(st, "long"));
+    let agent = p.pid("long.pid");
+    (run, run_id, agent)
+}
+
 #[test]
 fn status_and_runs_from_another_process_while_the_run_is_live() {
     let p = Project::new();
@@ -83,11 +94,7 @@ defaults:
 #[test]
 fn cancel_from_another_process_stops_the_run() {
     let p = Project::new();
-    p.plan(LONG_PLAN);
-    let mut run = p.spawn(&["run", "plan.md"]);
-    let run_id = run.run_id();
-    wait_status(&p, &run_id, "long is running", |st| running(st, "long"));
-    let agent = p.pid("long.pid");
+    let (mut run, run_id, agent) = start_long(&p, false);
     assert!(pid_alive(agent));
 
     let cancel = p.swarm(&["cancel", &run_id]);
@@ -114,11 +121,7 @@ fn cancel_from_another_process_stops_the_run() {
 #[test]
 fn ctrl_c_cancels_the_run() {
     let p = Project::new();
-    p.plan(LONG_PLAN);
-    let mut run = p.spawn_job(&["run", "plan.md"]);
-    let run_id = run.run_id();
-    wait_status(&p, &run_id, "long is running", |st| running(st, "long"));
-    let agent = p.pid("long.pid");
+    let (mut run, run_id, agent) = start_long(&p, true);
 
     // As a terminal does: SIGINT to the whole foreground job (agents have their own groups).
     run.signal_group(Signal::SIGINT);
@@ -239,11 +242,7 @@ defaults:
 #[test]
 fn resume_refuses_a_run_that_is_still_driven() {
     let p = Project::new();
-    p.plan(LONG_PLAN);
-    let mut run = p.spawn(&["run", "plan.md"]);
-    let run_id = run.run_id();
-    wait_status(&p, &run_id, "long is running", |st| running(st, "long"));
-    let agent = p.pid("long.pid");
+    let (mut run, run_id, agent) = start_long(&p, false);
     let resume = p.swarm(&["resume", &run_id]);
     resume.expect_code(2);
     assert!(resume.stderr.contains("still driven"), "{}", resume.dump());
@@ -453,11 +452,7 @@ fn logs_follow_moves_on_to_the_next_attempt() {
 #[test]
 fn sighup_cancels_like_sigterm() {
     let p = Project::new();
-    p.plan(LONG_PLAN);
-    let mut run = p.spawn(&["run", "plan.md"]);
-    let run_id = run.run_id();
-    wait_status(&p, &run_id, "long is running", |st| running(st, "long"));
-    let agent = p.pid("long.pid");
+    let (mut run, run_id, agent) = start_long(&p, false);
     run.signal(Signal::SIGHUP);
     run.wait(Duration::from_secs(20)).expect_code(130);
     assert_gone(agent, "the agent after SIGHUP");
