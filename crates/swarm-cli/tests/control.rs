@@ -94,7 +94,7 @@ defaults:
 #[test]
 fn cancel_from_another_process_stops_the_run() {
     let p = Project::new();
-    let (mut run, run_id, agent) = start_long(&p, false);
+    let (run, run_id, agent) = start_long(&p, false);
     assert!(pid_alive(agent));
 
     let cancel = p.swarm(&["cancel", &run_id]);
@@ -121,7 +121,7 @@ fn cancel_from_another_process_stops_the_run() {
 #[test]
 fn ctrl_c_cancels_the_run() {
     let p = Project::new();
-    let (mut run, run_id, agent) = start_long(&p, true);
+    let (run, run_id, agent) = start_long(&p, true);
 
     // As a terminal does: SIGINT to the whole foreground job (agents have their own groups).
     run.signal_group(Signal::SIGINT);
@@ -242,7 +242,7 @@ defaults:
 #[test]
 fn resume_refuses_a_run_that_is_still_driven() {
     let p = Project::new();
-    let (mut run, run_id, agent) = start_long(&p, false);
+    let (run, run_id, agent) = start_long(&p, false);
     let resume = p.swarm(&["resume", &run_id]);
     resume.expect_code(2);
     assert!(resume.stderr.contains("still driven"), "{}", resume.dump());
@@ -452,7 +452,7 @@ fn logs_follow_moves_on_to_the_next_attempt() {
 #[test]
 fn sighup_cancels_like_sigterm() {
     let p = Project::new();
-    let (mut run, run_id, agent) = start_long(&p, false);
+    let (run, run_id, agent) = start_long(&p, false);
     run.signal(Signal::SIGHUP);
     run.wait(Duration::from_secs(20)).expect_code(130);
     assert_gone(agent, "the agent after SIGHUP");
