@@ -97,6 +97,24 @@ impl AgentOutput {
     }
 }
 
+/// Longest `SWARM_PROMPT` an attempt gets: the environment shares the kernel's argument space
+/// (one string at most 128 KiB), so a long prompt is cut here; stdin always carries it whole.
+pub const ENV_PROMPT_LIMIT: usize = 32 * 1024;
+
+/// `prompt` for the `SWARM_PROMPT` variable: whole when short, else its head and a note that
+/// the whole prompt is on stdin.
+pub fn env_prompt(prompt: &str) -> String {
+    if prompt.len() <= ENV_PROMPT_LIMIT {
+        return prompt.to_string();
+    }
+    let note = format!("\n[… truncated: {} bytes in all; the whole prompt is on stdin]", prompt.len());
+    let mut cut = ENV_PROMPT_LIMIT - note.len();
+    while !prompt.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{note}", &prompt[..cut])
+}
+
 pub trait Adapter: Send + Sync {
     fn name(&self) -> &str;
 

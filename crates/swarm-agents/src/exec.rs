@@ -1,4 +1,5 @@
-//! `agent: exec`: the task's `command` run with `sh -c`, the prompt on stdin and in `SWARM_PROMPT`.
+//! `agent: exec`: the task's `command` run with `sh -c`, the prompt on stdin (whole) and in
+//! `SWARM_PROMPT` (at most [`ENV_PROMPT_LIMIT`](crate::adapter::ENV_PROMPT_LIMIT) bytes).
 
 use crate::adapter::{Adapter, AdapterError, AttemptSpec, Launch};
 
@@ -17,7 +18,7 @@ impl Adapter for ExecAdapter {
         Ok(Launch {
             program: "/bin/sh".into(),
             args: vec!["-c".into(), command.into()],
-            env: vec![("SWARM_PROMPT".into(), spec.prompt.into())],
+            env: vec![("SWARM_PROMPT".into(), crate::adapter::env_prompt(spec.prompt))],
             cwd: spec.workdir.clone(),
             stdin: Some(spec.prompt.into()),
             setup: vec![],

@@ -1,7 +1,8 @@
 //! OpenCode (and Kilo, its fork with the same JSON output): `opencode run --model P/M --format
-//! json --auto PROMPT`. A provider from `swarm.toml` becomes an entry in the attempt's own config
-//! (`OPENCODE_CONFIG_CONTENT` / `KILO_CONFIG_CONTENT`) whose `apiKey` is `{env:VAR}`, so the key
-//! lives only in the environment; HOME and the XDG dirs are private to the attempt then.
+//! json --auto` with the prompt on stdin. A provider from `swarm.toml` becomes an entry in the
+//! attempt's own config (`OPENCODE_CONFIG_CONTENT` / `KILO_CONFIG_CONTENT`) whose `apiKey` is
+//! `{env:VAR}`, so the key lives only in the environment; HOME and the XDG dirs are private to
+//! the attempt then.
 
 use crate::adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch};
 use crate::classify;
@@ -134,12 +135,16 @@ impl Adapter for OpencodeAdapter {
             args.extend(["--model".into(), m]);
         }
         args.extend(["--format".into(), "json".into(), "--auto".into()]);
-        // Not `--`: opencode then sends the prompt JSON-quoted. A prompt starting with `-` (a
-        // markdown list) gets a leading space so it is never taken for an option.
-        let prompt =
-            if spec.prompt.starts_with('-') { format!(" {}", spec.prompt) } else { spec.prompt.to_string() };
-        args.push(prompt);
-        Ok(Launch { program, args, env, cwd: spec.workdir.clone(), stdin: None, setup: vec![] })
+        // The prompt goes on stdin: as an argument opencode and kilo JSON-quote it (`say "hi"`
+        // reaches the model as `"say \"hi\""`), and an argument is capped at 128 KiB.
+        Ok(Launch {
+            program,
+            args,
+            env,
+            cwd: spec.workdir.clone(),
+            stdin: Some(spec.prompt.to_string()),
+            setup: vec![],
+        })
     }
 
     fn parse_line(&self, stream: Stream, line: &str) -> Vec<AgentOutput> {
@@ -326,7 +331,8 @@ mod tests {
         let l = OpencodeAdapter::opencode().launch(&spec).unwrap();
         std::fs::remove_dir_all(&dir).ok();
         assert!(l.program.ends_with("opencode"));
-        assert_eq!(l.args, ["run", "--model", "local/ok", "--format", "json", "--auto", " - do it"]);
+        assert_eq!(l.args, ["run", "--model", "local/ok", "--format", "json", "--auto"]);
+        assert_eq!(l.stdin.as_deref(), Some("- do it"), "the prompt goes on stdin, as it is");
         let config = &l.env.iter().find(|(k, _)| k == "OPENCODE_CONFIG_CONTENT").unwrap().1;
         let v: Value = serde_json::from_str(config).unwrap();
         assert_eq!(v.pointer("/provider/local/options/apiKey").unwrap(), "{env:MY_KEY}");

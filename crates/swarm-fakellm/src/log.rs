@@ -31,6 +31,9 @@ pub struct RequestRecord {
     /// The step index read from the conversation (assistant messages so far).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turn: Option<usize>,
+    /// The text of every user message of the request, byte for byte as the agent sent it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user: Vec<String>,
     pub response: ResponseKind,
 }
 

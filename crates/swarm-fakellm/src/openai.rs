@@ -21,6 +21,9 @@ pub struct ChatRequest {
     pub prompt_bytes: usize,
     /// Where swarm's report footer (the last one in the conversation) asks for completion.json.
     pub report_target: Option<ReportTarget>,
+    /// The text of every user message, exactly as received (nothing unquoted or trimmed), so
+    /// tests can assert on what a model really reads.
+    pub user_messages: Vec<String>,
 }
 
 /// The completion file swarm asked the agent to write, read from the prompt's report footer:
@@ -41,15 +44,13 @@ impl ReportTarget {
         let before = text[..at].trim_end().strip_suffix('`')?;
         let path = &before[before.rfind('`')? + 1..];
         let rest = &text[at..];
-        // The footer may arrive JSON-quoted (`\"run_id\": \"R\"`): accept both.
+        // Only the footer as swarm wrote it: a prompt the agent CLI mangled (JSON-quoted, say)
+        // must fail the rehearsal, not be forgiven.
         let field = |name: &str| {
-            [(format!("\"{name}\": \""), "\""), (format!("\\\"{name}\\\": \\\""), "\\\"")].iter().find_map(
-                |(key, end)| {
-                    let start = rest.find(key.as_str())? + key.len();
-                    let len = rest[start..].find(end)?;
-                    Some(rest[start..start + len].to_string())
-                },
-            )
+            let key = format!("\"{name}\": \"");
+            let start = rest.find(key.as_str())? + key.len();
+            let len = rest[start..].find('"')?;
+            Some(rest[start..start + len].to_string())
         };
         Some(ReportTarget { path: path.to_string(), run_id: field("run_id")?, task_id: field("task_id")? })
     }
@@ -90,6 +91,15 @@ impl ChatRequest {
                 .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
                 .find_map(|m| ReportTarget::find(&content_text(m.get("content").unwrap_or(&Value::Null))))
         });
+        let user_messages = messages
+            .map(|messages| {
+                messages
+                    .iter()
+                    .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+                    .map(|m| content_text(m.get("content").unwrap_or(&Value::Null)))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(ChatRequest {
             model,
             stream: value.get("stream").and_then(Value::as_bool).unwrap_or(false),
@@ -101,6 +111,7 @@ impl ChatRequest {
             assistant_turns,
             prompt_bytes,
             report_target,
+            user_messages,
         })
     }
 }

@@ -143,6 +143,11 @@ async fn chat_completions(State(state): State<Arc<AppState>>, uri: Uri, body: By
     };
     let tools: Vec<String> = request.tools.iter().map(|tool| tool.name.clone()).collect();
     let model = Some(request.model.clone());
+    let user = request.user_messages.clone();
+    let record = |uri: &Uri, model, stream, tools, turn, kind| RequestRecord {
+        user: user.clone(),
+        ..record(uri, model, stream, tools, turn, kind)
+    };
     let (Some(script), Some(counter)) =
         (state.scenario.models.get(&request.model), state.counters.get(&request.model))
     else {
@@ -256,5 +261,15 @@ fn record(
     turn: Option<usize>,
     response: ResponseKind,
 ) -> RequestRecord {
-    RequestRecord { seq: 0, at_ms: 0, path: uri.path().to_string(), model, stream, tools, turn, response }
+    RequestRecord {
+        seq: 0,
+        at_ms: 0,
+        path: uri.path().to_string(),
+        model,
+        stream,
+        tools,
+        turn,
+        user: Vec::new(),
+        response,
+    }
 }

@@ -5,6 +5,8 @@
 //!   --sleep DUR        sleep (e.g. 500ms, 3s)
 //!   --ignore-term      ignore SIGTERM from now on
 //!   --grandchild FILE  fork a grandchild that sleeps for an hour; its pid goes to FILE
+//!   --daemon FILE      double-fork a daemon in a new session (it keeps ignoring SIGTERM if
+//!                      --ignore-term came first) that sleeps for an hour; its pid goes to FILE
 //!   --pidfile FILE     write our own pid to FILE
 //!   --fail-first N FILE  exit 1 on the first N runs (counted in FILE), then continue
 //!   --spam DUR         print lines as fast as possible for DUR
@@ -62,6 +64,10 @@ fn main() {
                 std::fs::write(&file, child.id().to_string()).expect("write grandchild pid");
                 std::mem::forget(child);
             }
+            "--daemon" => {
+                let file = next(&mut i);
+                daemon(&file);
+            }
             "--pidfile" => std::fs::write(next(&mut i), std::process::id().to_string()).expect("pidfile"),
             "--fail-first" => {
                 let n: u32 = next(&mut i).parse().expect("count");
@@ -98,5 +104,36 @@ fn main() {
             }
         }
         i += 1;
+    }
+}
+
+/// The classic double fork: the daemon ends up in its own session, its parent gone, so neither
+/// the process group nor the parent chain ties it to the attempt any more.
+fn daemon(file: &str) {
+    use nix::unistd::{fork, setsid, ForkResult};
+    // Safety: single-threaded here; the children only call async-signal-safe functions and
+    // `std::fs::write` before sleeping or exiting.
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Parent { child } => {
+            let _ = nix::sys::wait::waitpid(child, None);
+            // Return only once the daemon has written its pid.
+            let until = Instant::now() + Duration::from_secs(5);
+            while std::fs::read_to_string(file).map_or(true, |s| s.trim().is_empty()) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        ForkResult::Child => {
+            let _ = setsid();
+            match unsafe { fork() }.expect("fork") {
+                ForkResult::Parent { .. } => std::process::exit(0),
+                ForkResult::Child => {
+                    let tmp = format!("{file}.tmp");
+                    std::fs::write(&tmp, std::process::id().to_string()).expect("daemon pid");
+                    std::fs::rename(&tmp, file).expect("daemon pid");
+                    std::thread::sleep(Duration::from_secs(3600));
+                    std::process::exit(0);
+                }
+            }
+        }
     }
 }

@@ -279,6 +279,16 @@ impl Project {
         }
     }
 
+    /// The project's store, opened directly: for tests that must put the store in a state no
+    /// command produces (a reused pid, say). Writes without a lease bypass fencing.
+    pub fn store(&self) -> std::sync::Arc<dyn swarm_store::Store> {
+        let address = match &self.redis {
+            Some(r) => swarm_store::Address::parse(&r.url(), self.path()).expect("redis address"),
+            None => swarm_store::Address::Sqlite(self.file(".swarm/state.db")),
+        };
+        swarm_store::open(&address, swarm_store::Options::default()).expect("open the store")
+    }
+
     /// Reads `report.json` of a run.
     pub fn report(&self, run_id: &str) -> Value {
         let text = self.read(&format!(".swarm/runs/{run_id}/report.json"));
