@@ -118,7 +118,9 @@ fn daemon(file: &str) {
             let _ = nix::sys::wait::waitpid(child, None);
             // Return only once the daemon has written its pid.
             let until = Instant::now() + Duration::from_secs(5);
-            while std::fs::read_to_string(file).map_or(true, |s| s.trim().is_empty()) && Instant::now() < until {
+            while std::fs::read_to_string(file).map_or(true, |s| s.trim().is_empty())
+                && Instant::now() < until
+            {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
