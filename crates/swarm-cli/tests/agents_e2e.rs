@@ -223,3 +223,66 @@ fn a_hanging_model_ends_by_stall_and_leaves_no_process() {
     );
     assert!(group_gone, "a process of the agent's group {pgid} is still alive");
 }
+
+/// A task prompt with everything a shell or a JSON encoder might touch.
+const TRICKY: &str =
+    "say \"hi\" and 'bye'; a \\backslash\\ and \\\"escaped\\\" quote; $HOME ${PATH} `whoami` $(id)\n\
+\ttabbed line; unicode: žluťoučký kůň 🐝 — done\n- a list item\n";
+
+/// The model receives the plan's brief and the task prompt byte for byte: the brief starts with
+/// `-` (an option, to a careless CLI) and is over 200 KiB (more than one argument may hold).
+fn prompt_reaches_the_model_verbatim(agent: &str) {
+    let bin = tools_bin();
+    let fake = Fake::start(
+        "[models.echo]\nsteps = [ { report = { status = \"done\", summary = \"read it\" } }, { say = \"DONE\" } ]\n",
+    );
+    let p = project(&fake, "\"echo\"");
+    let mut brief = String::from("- the brief starts with a dash and has \"quotes\" too\n");
+    let mut n = 0;
+    while brief.len() < 200 * 1024 {
+        n += 1;
+        brief.push_str(&format!("brief line {n}: `x` $y \"z\" \\w\t\u{1F41D}\n"));
+    }
+    let plan = serde_json::json!({
+        "name": "fidelity",
+        "brief": brief,
+        "tasks": [ { "id": "t", "title": "fidelity", "agent": agent, "model": "local/echo",
+                     "timeout": "80s", "prompt": TRICKY } ],
+    });
+    p.write("plan.json", &plan.to_string());
+    let mut cmd = p.command(&["run", "plan.json"]);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![bin.to_path_buf()];
+    dirs.extend(std::env::split_paths(&path));
+    cmd.env("PATH", std::env::join_paths(dirs).unwrap());
+    let out = p.spawn_cmd(cmd).wait(Duration::from_secs(100));
+    let report = p.report(&out.run_id());
+    let received: Vec<String> =
+        fake.server.as_ref().unwrap().log().records().into_iter().flat_map(|r| r.user).collect();
+    let hit = received.iter().find(|m| m.contains(brief.trim_end()) && m.contains(TRICKY.trim_end()));
+    assert!(
+        hit.is_some(),
+        "{agent}: no user message holds the brief and the prompt verbatim; got {} messages, starting:\n{}\n{}",
+        received.len(),
+        received.iter().map(|m| format!("{:?}…", m.chars().take(300).collect::<String>())).collect::<Vec<_>>().join("\n"),
+        out.dump()
+    );
+    assert_eq!(
+        state(&report, "t"),
+        "succeeded",
+        "{agent}: the fake found the report footer as written: {}\n{}",
+        detail(&report, "t"),
+        out.dump()
+    );
+    out.expect_code(0);
+}
+
+#[test]
+fn opencode_gets_the_prompt_byte_for_byte() {
+    prompt_reaches_the_model_verbatim("opencode");
+}
+
+#[test]
+fn kilo_gets_the_prompt_byte_for_byte() {
+    prompt_reaches_the_model_verbatim("kilo");
+}
