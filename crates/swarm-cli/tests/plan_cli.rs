@@ -11,11 +11,16 @@ use support::*;
 /// parser's business) with a caret, that the message contains `message`, and that `swarm run`
 /// stored nothing. Returns the stderr of `swarm plan check`.
 fn assert_plan_error(plan: &str, location: &str, message: &str) -> String {
+    assert_plan_file_error("plan.md", plan.as_bytes(), location, message)
+}
+
+/// [`assert_plan_error`] for any file name and any bytes.
+fn assert_plan_file_error(file: &str, plan: &[u8], location: &str, message: &str) -> String {
     let p = Project::new();
-    p.plan(plan);
-    let check = p.swarm(&["plan", "check", "plan.md"]);
+    std::fs::write(p.file(file), plan).expect("write plan");
+    let check = p.swarm(&["plan", "check", file]);
     check.expect_code(2);
-    let run = p.swarm(&["run", "plan.md"]);
+    let run = p.swarm(&["run", file]);
     run.expect_code(2);
     for out in [&check, &run] {
         assert!(
@@ -188,6 +193,49 @@ fn bad_id() {
 ",
         "plan.md:1:4",
         "bad task id `Bad_ID`",
+    );
+}
+
+#[test]
+fn non_utf8_plan_points_at_the_first_invalid_byte() {
+    let mut plan = b"## a: A\n- agent: exec\n- command: echo caf\xc3\xa9\n\nPrompt in Latin-1: caf".to_vec();
+    plan.extend_from_slice(b"\xe9 and \xe8\n");
+    let err =
+        assert_plan_file_error("plan.md", &plan, "plan.md:5:23", "the plan is not valid UTF-8 (byte 0xe9");
+    assert!(err.contains("^ not UTF-8"), "{err}");
+    assert!(err.contains("save the plan as UTF-8"), "{err}");
+    let json = b"{\"tasks\": [{\"id\": \"a\", \"command\": \"echo \xff\"}]}";
+    assert_plan_file_error("plan.json", json, "plan.json:1:41", "not valid UTF-8 (byte 0xff at offset 40)");
+}
+
+#[test]
+fn nul_bytes_are_rejected_before_anything_starts() {
+    // A NUL in a command would only fail when the attempt is spawned.
+    let err = assert_plan_file_error(
+        "plan.md",
+        b"## a: A\n- agent: exec\n- command: touch ran\0.txt\n",
+        "plan.md:3:21",
+        "NUL byte in the plan",
+    );
+    assert!(err.contains("cannot hold NUL bytes"), "{err}");
+    // The prompt and the brief reach every process too; a YAML escape is as bad as the byte.
+    assert_plan_file_error(
+        "plan.md",
+        b"---\ndefaults:\n  agent: exec\n  command: \"touch ran\\0.txt\"\n---\n## a: A\n",
+        "plan.md:4:12",
+        "NUL byte in the plan",
+    );
+    assert_plan_file_error(
+        "plan.md",
+        b"Brief.\n\n## a: A\n- command: touch ran.txt\n\nPrompt \0\n",
+        "plan.md:6:8",
+        "NUL byte in the plan",
+    );
+    assert_plan_file_error(
+        "plan.json",
+        br#"{"brief": "", "tasks": [{"id": "a", "command": "touch ran.txt", "prompt": "p \u0000"}]}"#,
+        "plan.json:1:78",
+        "NUL byte in the plan",
     );
 }
 

@@ -161,3 +161,42 @@ fn check_lists_every_schema_error_of_a_broken_file() {
 
     p.swarm(&["report", "--check", "missing.json"]).expect_code(2);
 }
+
+#[test]
+fn check_rejects_invalid_utf8_and_duplicate_keys() {
+    let p = Project::new();
+    // Latin-1 `é` in the summary: once silently turned into U+FFFD, now an error at its offset.
+    let mut bytes =
+        br#"{"schema_version":1,"run_id":"r-1","task_id":"build","status":"done","summary":"caf"#.to_vec();
+    let at = bytes.len();
+    bytes.extend_from_slice(b"\xe9\"}\n");
+    std::fs::write(p.file("latin1.json"), &bytes).unwrap();
+    let out = p.swarm(&["report", "--check", "latin1.json"]);
+    out.expect_code(1);
+    assert!(
+        out.stdout
+            .contains(&format!("not valid UTF-8: byte 0xe9 at offset {at} (line 1, column {})", at + 1)),
+        "{}",
+        out.dump()
+    );
+
+    // Which `status` wins depends on the JSON parser: neither does.
+    p.write(
+        "dups.json",
+        "{\"schema_version\":1,\"run_id\":\"r-1\",\"task_id\":\"build\",\"status\":\"failed\",\n\
+         \"summary\":\"s\",\"tests\":[{\"command\":\"a\",\"passed\":false,\"passed\":true}],\"status\":\"done\"}\n",
+    );
+    let out = p.swarm(&["report", "--check", "dups.json"]);
+    out.expect_code(1);
+    let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+    assert_eq!(
+        lines,
+        [
+            "dups.json: 2 errors",
+            r#"/tests/0/passed: duplicate key "passed" at line 2, column 54 (first at line 2, column 39)"#,
+            r#"/status: duplicate key "status" at line 2, column 70 (first at line 1, column 54)"#,
+        ],
+        "{}",
+        out.dump()
+    );
+}

@@ -46,17 +46,40 @@ pub struct TestRun {
     pub passed: bool,
 }
 
-/// Parses and validates completion.json text. On failure, every problem found, one per entry:
-/// a JSON syntax error (with line and column), or every schema violation as
-/// `<json pointer>: <message>` (the pointer is empty for the document itself), then any
-/// `run_id`/`task_id` that differs from the expected one.
+/// Parses and validates completion.json text; see [`parse_bytes`].
 pub fn parse(
     text: &str,
     expect_run: Option<&str>,
     expect_task: Option<&str>,
 ) -> Result<Completion, Vec<String>> {
+    parse_bytes(text.as_bytes(), expect_run, expect_task)
+}
+
+/// At most this many duplicate keys are listed.
+const MAX_DUPLICATES: usize = 20;
+
+/// Parses and validates completion.json as an agent wrote it. On failure, every problem found,
+/// one per entry: bytes that are not UTF-8 (at which offset), a JSON syntax error (with line and
+/// column), or else every key given twice in one object (`<json pointer>: duplicate key …`, at any
+/// depth: JSON parsers disagree on which one wins) and every schema violation as
+/// `<json pointer>: <message>` (the pointer is empty for the document itself), then any
+/// `run_id`/`task_id` that differs from the expected one.
+pub fn parse_bytes(
+    bytes: &[u8],
+    expect_run: Option<&str>,
+    expect_task: Option<&str>,
+) -> Result<Completion, Vec<String>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let (line, column) = line_col(&bytes[..at]);
+        vec![format!(
+            "not valid UTF-8: byte 0x{:02x} at offset {at} (line {line}, column {column})",
+            bytes[at]
+        )]
+    })?;
     let value: Value = serde_json::from_str(text).map_err(|e| vec![format!("not valid JSON: {e}")])?;
-    let mut errors = schema_errors(&value);
+    let mut errors = duplicate_keys(text);
+    errors.extend(schema_errors(&value));
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -81,6 +104,159 @@ pub fn parse(
     } else {
         Err(errors)
     }
+}
+
+/// 1-based line and char column just after `prefix` (which must be UTF-8 up to its end).
+fn line_col(prefix: &[u8]) -> (usize, usize) {
+    let line_start = prefix.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+    let line = prefix.iter().filter(|&&c| c == b'\n').count() + 1;
+    let column = String::from_utf8_lossy(&prefix[line_start..]).chars().count() + 1;
+    (line, column)
+}
+
+/// Every key that appears twice in one object of `text`, which serde_json has accepted (so the
+/// walk can be lenient, and its depth is bounded by serde_json's recursion limit).
+fn duplicate_keys(text: &str) -> Vec<String> {
+    struct Walk<'s> {
+        text: &'s str,
+        pos: usize,
+        path: Vec<String>,
+        found: Vec<(String, String, usize, usize)>, // pointer, key, first offset, again offset
+        more: usize,
+    }
+    impl Walk<'_> {
+        fn skip_ws(&mut self) {
+            let b = self.text.as_bytes();
+            while b.get(self.pos).is_some_and(u8::is_ascii_whitespace) {
+                self.pos += 1;
+            }
+        }
+        /// At an opening quote: the string's decoded value; leaves `pos` after the closing quote.
+        fn string(&mut self) -> String {
+            let b = self.text.as_bytes();
+            let start = self.pos;
+            self.pos += 1;
+            let mut escaped = false;
+            while let Some(&c) = b.get(self.pos) {
+                self.pos += 1;
+                match c {
+                    b'\\' => {
+                        escaped = true;
+                        self.pos += 1;
+                    }
+                    b'"' => break,
+                    _ => {}
+                }
+            }
+            let raw = &self.text[start..self.pos.min(self.text.len())];
+            if escaped {
+                serde_json::from_str(raw).unwrap_or_default()
+            } else {
+                raw.trim_matches('"').to_string()
+            }
+        }
+        fn value(&mut self) {
+            self.skip_ws();
+            let b = self.text.as_bytes();
+            match b.get(self.pos) {
+                Some(b'{') => {
+                    self.pos += 1;
+                    let mut seen: std::collections::HashMap<String, usize> = Default::default();
+                    loop {
+                        self.skip_ws();
+                        match self.text.as_bytes().get(self.pos) {
+                            Some(b'"') => {
+                                let at = self.pos;
+                                let key = self.string();
+                                self.skip_ws();
+                                self.pos += 1; // the colon
+                                match seen.get(&key) {
+                                    Some(&first) if self.found.len() < MAX_DUPLICATES => {
+                                        let pointer: String = self
+                                            .path
+                                            .iter()
+                                            .chain([&key])
+                                            .map(|t| format!("/{}", escape(t)))
+                                            .collect();
+                                        self.found.push((pointer, key.clone(), first, at));
+                                    }
+                                    Some(_) => self.more += 1,
+                                    None => {
+                                        seen.insert(key.clone(), at);
+                                    }
+                                }
+                                self.path.push(key);
+                                self.value();
+                                self.path.pop();
+                            }
+                            Some(b',') => self.pos += 1,
+                            Some(b'}') | None => {
+                                self.pos += 1;
+                                return;
+                            }
+                            Some(_) => self.pos += 1, // never stall
+                        }
+                    }
+                }
+                Some(b'[') => {
+                    self.pos += 1;
+                    let mut index = 0;
+                    loop {
+                        self.skip_ws();
+                        match self.text.as_bytes().get(self.pos) {
+                            Some(b',') => self.pos += 1,
+                            Some(b']') | None => {
+                                self.pos += 1;
+                                return;
+                            }
+                            Some(_) => {
+                                self.path.push(index.to_string());
+                                self.value();
+                                self.path.pop();
+                                index += 1;
+                            }
+                        }
+                    }
+                }
+                Some(b'"') => {
+                    self.string();
+                }
+                Some(_) => {
+                    while b
+                        .get(self.pos)
+                        .is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
+                    {
+                        self.pos += 1;
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+    /// RFC 6901: `~` and `/` inside a reference token.
+    fn escape(token: &str) -> String {
+        token.replace('~', "~0").replace('/', "~1")
+    }
+
+    let mut walk = Walk { text, pos: 0, path: Vec::new(), found: Vec::new(), more: 0 };
+    walk.value();
+    let b = text.as_bytes();
+    let mut out: Vec<String> = walk
+        .found
+        .into_iter()
+        .map(|(pointer, key, first, again)| {
+            let (l1, c1) = line_col(&b[..first]);
+            let (l2, c2) = line_col(&b[..again]);
+            format!(
+                "{pointer}: duplicate key {} at line {l2}, column {c2} (first at line {l1}, column {c1})",
+                Value::from(key)
+            )
+        })
+        .collect();
+    if walk.more > 0 {
+        out.push(format!(": {} more duplicate keys", walk.more));
+    }
+    out
 }
 
 /// Every violation of the completion schema by `value`, as `<json pointer>: <message>`.
@@ -168,6 +344,49 @@ mod tests {
     #[test]
     fn a_document_that_is_not_an_object_is_a_schema_error() {
         assert_eq!(errors(&json!([1])), vec![r#": [1] is not of type "object""#.to_string()]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_at_its_offset() {
+        let mut bytes = valid().to_string().into_bytes();
+        let at = bytes.windows(6).position(|w| w == b"did it").unwrap() + 4;
+        bytes[at] = 0xff;
+        let errs = parse_bytes(&bytes, Some("r1"), Some("t1")).unwrap_err();
+        assert_eq!(
+            errs,
+            vec![format!("not valid UTF-8: byte 0xff at offset {at} (line 1, column {})", at + 1)]
+        );
+        // A truncated multi-byte character at the very end.
+        let errs = parse_bytes(b"{\n\"summary\": \"\xc3", None, None).unwrap_err();
+        assert_eq!(errs, vec!["not valid UTF-8: byte 0xc3 at offset 14 (line 2, column 13)".to_string()]);
+        assert!(parse_bytes(valid().to_string().as_bytes(), Some("r1"), Some("t1")).is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_at_any_depth() {
+        let text = r#"{"schema_version": 1, "run_id": "r1", "task_id": "t1", "status": "done",
+  "summary": "first", "summary": "second",
+  "tests": [ { "command": "a", "passed": true, "command": "b" } ],
+  "a/b~c": 1, "a/b~c": 2, "n": { "x": { "y": 1, "y": 2 } } }"#;
+        let errs = parse_bytes(text.as_bytes(), Some("r1"), Some("t1")).unwrap_err();
+        let dups: Vec<&String> = errs.iter().filter(|e| e.contains("duplicate key")).collect();
+        assert_eq!(
+            dups,
+            vec![
+                r#"/summary: duplicate key "summary" at line 2, column 23 (first at line 2, column 3)"#,
+                r#"/tests/0/command: duplicate key "command" at line 3, column 48 (first at line 3, column 16)"#,
+                r#"/a~1b~0c: duplicate key "a/b~c" at line 4, column 15 (first at line 4, column 3)"#,
+                r#"/n/x/y: duplicate key "y" at line 4, column 49 (first at line 4, column 41)"#,
+            ],
+            "{errs:#?}"
+        );
+        // Schema errors are still listed (here: the unknown keys), all at once.
+        assert!(errs.iter().any(|e| e.starts_with(": ") && e.contains("'n'")), "{errs:#?}");
+        // An escaped spelling of the same key is the same key.
+        let text = r#"{"schema_version": 1, "run_id": "r1", "task_id": "t1", "status": "done", "summary": "s", "st\u0061tus": "failed"}"#;
+        let errs = parse(text, None, None).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(errs[0].starts_with(r#"/status: duplicate key "status" at line 1, column 90"#), "{errs:#?}");
     }
 
     #[test]

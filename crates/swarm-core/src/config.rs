@@ -181,7 +181,12 @@ impl Config {
     pub fn read(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let mut cfg: Config = toml::from_str(&text)
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates the text of a config file; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text)
             .map_err(|e| ConfigError::Invalid { path: path.into(), message: e.to_string() })?;
         cfg.path = Some(path.into());
         cfg.validate()?;

@@ -65,6 +65,27 @@ impl Diagnostics {
         }
     }
 
+    /// The plan file is not UTF-8: an error at its first invalid byte. The source kept for
+    /// rendering is the lossy decoding, identical up to that byte, where the caret points at `�`.
+    pub fn not_utf8(file: &str, bytes: &[u8], err: &std::str::Utf8Error) -> Self {
+        let source = String::from_utf8_lossy(bytes).into_owned();
+        let at = err.valid_up_to();
+        let mut sink = Sink::new(file, &source);
+        let diag = sink
+            .error(
+                at..at + '\u{fffd}'.len_utf8(),
+                format!("the plan is not valid UTF-8 (byte 0x{:02x} at offset {at})", bytes[at]),
+            )
+            .label("not UTF-8");
+        if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+            diag.help("this looks like UTF-16; save the plan as UTF-8");
+        } else {
+            diag.help("save the plan as UTF-8");
+        }
+        let items = sink.items;
+        Diagnostics { file: file.to_string(), source, items }
+    }
+
     pub fn len(&self) -> usize {
         self.items.len()
     }

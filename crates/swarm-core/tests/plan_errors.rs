@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 use swarm_core::diagnostic::Diagnostics;
-use swarm_core::plan::{parse_json, parse_markdown, Plan, PlanContext, Workdir};
+use swarm_core::plan::{parse_bytes, parse_json, parse_markdown, Plan, PlanContext, PlanFormat, Workdir};
 
 fn ctx() -> PlanContext {
     PlanContext {
@@ -358,6 +358,60 @@ fn json_syntax_and_shape_errors() {
 
     let d = parse_json("plan.json", "{\"tasks\": [{\"id\": \"a\", \"agnt\": \"x\"}]}", &ctx()).unwrap_err();
     assert_error(&d, "unknown field `agnt`", 1, 25, "agnt");
+}
+
+#[test]
+fn not_utf8_points_at_the_first_invalid_byte() {
+    let mut bytes = b"## a: First\n- agent: kilo\n\nPrompt \xc3\xa9 ok, then ".to_vec();
+    bytes.extend_from_slice(b"\xff\xfe bad\n\xff again\n");
+    for (file, format) in [("plan.md", PlanFormat::Markdown), ("plan.json", PlanFormat::Json)] {
+        let d = parse_bytes(file, &bytes, format, &ctx()).unwrap_err();
+        assert_eq!(d.len(), 1, "{d}");
+        // Line 4, after `Prompt é ok, then ` (18 chars).
+        assert_error(&d, "the plan is not valid UTF-8 (byte 0xff at offset 46)", 4, 19, "\u{fffd}");
+        assert!(d.render(false).contains(&format!("--> {file}:4:19")));
+    }
+    let utf16 = [0xff, 0xfe, b'#', 0, b'#', 0];
+    let d = parse_bytes("plan.md", &utf16, PlanFormat::Markdown, &ctx()).unwrap_err();
+    assert_eq!((d.items[0].line, d.items[0].column), (1, 1), "{d}");
+    assert!(d.items[0].message.contains("not valid UTF-8 (byte 0xff at offset 0)"), "{d}");
+    assert!(d.items[0].help.as_deref().unwrap().contains("UTF-16"));
+    // Valid UTF-8 goes through as before.
+    let plan = parse_bytes("plan.md", TASK.as_bytes(), PlanFormat::Markdown, &ctx()).unwrap();
+    assert_eq!(plan.tasks[0].prompt, "Prompt.");
+}
+
+#[test]
+fn nul_bytes_are_errors_where_they_are_written() {
+    let src = "---\nname: p\n---\nBrief\0.\n\n## a: First\n- agent: exec\n- command: echo a\0b\n- check: tr\0ue\n\nPrompt\0.\n";
+    let d = errors(src);
+    let at: Vec<(usize, usize, &str)> =
+        d.items.iter().map(|i| (i.line, i.column, &d.source[i.span.clone()])).collect();
+    assert_eq!(at, vec![(4, 6, "\0"), (8, 18, "\0"), (9, 12, "\0"), (11, 7, "\0")], "{d}");
+    assert!(d.items.iter().all(|i| i.message == "NUL byte in the plan"), "{d}");
+    assert!(d.render(false).contains("--> plan.md:8:18"), "{d}");
+    assert!(d.items[0].help.as_deref().unwrap().contains("cannot hold NUL bytes"));
+
+    // YAML escapes in the front matter: `\0`, `\x00`, `\u0000`.
+    let src = "---\nname: \"x\\0\"\nnamespace: n\ndefaults:\n  agent: exec\n  command: \"echo \\x00\"\n  paths: [\"a\\u0000\"]\n---\n## a: First\n";
+    let d = errors(src);
+    let at: Vec<(usize, usize, &str)> =
+        d.items.iter().map(|i| (i.line, i.column, &d.source[i.span.clone()])).collect();
+    assert_eq!(at, vec![(2, 7, "\"x\\0\""), (6, 12, "\"echo \\x00\""), (7, 11, "\"a\\u0000\"")], "{d}");
+    assert!(d.items.iter().all(|i| i.message == "NUL byte in the plan"), "{d}");
+}
+
+#[test]
+fn nul_escapes_in_json_are_errors_at_the_escape() {
+    let src = r#"{
+  "brief": "b\u0000",
+  "tasks": [ { "id": "a", "command": "echo \u0000", "prompt": "not a NUL: \\u0000" } ]
+}"#;
+    let d = parse_json("plan.json", src, &ctx()).unwrap_err();
+    let at: Vec<(usize, usize, &str)> =
+        d.items.iter().map(|i| (i.line, i.column, &d.source[i.span.clone()])).collect();
+    assert_eq!(at, vec![(2, 14, "\\u0000"), (3, 44, "\\u0000")], "{d}");
+    assert!(d.items.iter().all(|i| i.message == "NUL byte in the plan"), "{d}");
 }
 
 #[test]

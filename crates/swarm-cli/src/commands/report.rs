@@ -157,11 +157,12 @@ pub fn report(args: ReportArgs) -> CliResult {
 }
 
 fn check(path: &Path, json: bool) -> CliResult {
-    let text = std::fs::read_to_string(path)
+    // Bytes, not text: a file that is not UTF-8 is an error at its offset, not silently repaired.
+    let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read `{}`", path.display()))
         .map_err(CliError::invalid)?;
     let (run, task) = (var("SWARM_RUN_ID"), var("SWARM_TASK_ID"));
-    let result = completion::parse(&text, run.as_deref(), task.as_deref());
+    let result = completion::parse_bytes(&bytes, run.as_deref(), task.as_deref());
     let errors = result.as_ref().err().cloned().unwrap_or_default();
     if json {
         println!(

@@ -64,6 +64,7 @@ pub(super) fn parse(file: &str, src: &str, ctx: &PlanContext) -> Result<Plan, Di
             return sink.finish(empty_plan(ctx));
         }
     };
+    report_escaped_nuls(src, &mut sink);
     let root = Locator { b: src.as_bytes(), pos: 0 }.value();
     let tasks_node = root.get(src, "tasks");
 
@@ -136,6 +137,27 @@ pub(super) fn parse(file: &str, src: &str, ctx: &PlanContext) -> Result<Plan, Di
         brief: parsed.brief,
         tasks,
     })
+}
+
+/// Every `\u0000` escape (up to 20) in JSON that serde_json accepted: it can only be inside a
+/// string, and every string of a plan may end up in a process's arguments or environment.
+fn report_escaped_nuls(src: &str, sink: &mut Sink) {
+    let b = src.as_bytes();
+    let (mut i, mut in_string, mut found) = (0, false, 0);
+    while i < b.len() && found < 20 {
+        match b[i] {
+            b'"' => in_string = !in_string,
+            b'\\' if in_string => {
+                if b.get(i + 1) == Some(&b'u') && b.get(i + 2..i + 6) == Some(b"0000".as_slice()) {
+                    validate::report_nul(sink, i..i + 6);
+                    found += 1;
+                }
+                i += 1; // the escaped character
+            }
+            _ => {}
+        }
+        i += 1;
+    }
 }
 
 /// Only returned inside `Err`: a syntax error leaves nothing to build.

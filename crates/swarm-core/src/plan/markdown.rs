@@ -25,6 +25,7 @@ const HEADING_FORM: &str = "a task heading is `## <id>: <title>`, e.g. `## schem
 
 pub(super) fn parse(file: &str, src: &str, ctx: &PlanContext) -> Result<Plan, Diagnostics> {
     let mut sink = Sink::new(file, src);
+    validate::report_nul_bytes(src, &mut sink);
     let errors_before = sink.count();
     let (front, body_start) = split_front_matter(src, &mut sink);
     let front = match front {
@@ -118,6 +119,19 @@ fn set_field(
         return;
     }
     seen[k] = Some(key_span.start);
+    // A YAML escape (`"\0"`) can make a NUL the source does not show; raw ones are reported
+    // where they are written.
+    let escaped_nul = |text: &str, span: &Range<usize>, sink: &Sink| {
+        text.contains('\0') && !sink.src().get(span.clone()).is_some_and(|s| s.contains('\0'))
+    };
+    let nul_span = std::iter::once((value.text.as_str(), &value.span))
+        .chain(value.items.iter().flatten().map(|i| (i.value.as_str(), &i.span)))
+        .find(|(text, span)| escaped_nul(text, span, sink))
+        .map(|(_, span)| span.clone());
+    if let Some(span) = nul_span {
+        // Reported; the field is still set, so nothing else (e.g. a missing command) cascades.
+        validate::report_nul(sink, span);
+    }
 
     if matches!(key, "depends" | "paths") {
         let items = match value.items {
@@ -705,10 +719,13 @@ fn parse_front_matter(src: &str, yaml: Range<usize>, sink: &mut Sink) -> FrontMa
         }
         match name {
             "name" | "namespace" => {
-                let Node::Scalar { value: text, .. } = &value else {
+                let Node::Scalar { value: text, span, .. } = &value else {
                     sink.error(key_span, format!("`{name}` must be a string")).label("not a string");
                     continue;
                 };
+                if text.contains('\0') && !sink.src().get(span.clone()).is_some_and(|s| s.contains('\0')) {
+                    validate::report_nul(sink, span.clone());
+                }
                 if name == "name" {
                     fm.name = Some(text.clone());
                 } else {

@@ -21,18 +21,45 @@ pub struct PlanContext {
     pub custom_agents: Vec<String>,
 }
 
+/// The two ways to write a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanFormat {
+    Markdown,
+    Json,
+}
+
+impl PlanFormat {
+    /// `.json` files are JSON, anything else is markdown.
+    pub fn of(path: &Path) -> PlanFormat {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+            PlanFormat::Json
+        } else {
+            PlanFormat::Markdown
+        }
+    }
+}
+
 /// Reads and parses a plan file; `.json` files are parsed as JSON, anything else as markdown.
 /// Every problem is returned at once, each with `file:line:column`.
 pub fn load(path: &Path, ctx: &PlanContext) -> Result<Plan, Diagnostics> {
     let file = path.display().to_string();
-    let src = match std::fs::read_to_string(path) {
-        Ok(s) => s,
-        Err(e) => return Err(Diagnostics::io(&file, &e)),
-    };
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
-        parse_json(&file, &src, ctx)
-    } else {
-        parse_markdown(&file, &src, ctx)
+    match std::fs::read(path) {
+        Ok(bytes) => parse_bytes(&file, &bytes, PlanFormat::of(path), ctx),
+        Err(e) => Err(Diagnostics::io(&file, &e)),
+    }
+}
+
+/// Parses a plan as read from disk: text that is not UTF-8 is an error at its first invalid byte.
+pub fn parse_bytes(
+    file: &str,
+    bytes: &[u8],
+    format: PlanFormat,
+    ctx: &PlanContext,
+) -> Result<Plan, Diagnostics> {
+    let src = std::str::from_utf8(bytes).map_err(|e| Diagnostics::not_utf8(file, bytes, &e))?;
+    match format {
+        PlanFormat::Markdown => parse_markdown(file, src, ctx),
+        PlanFormat::Json => parse_json(file, src, ctx),
     }
 }
 

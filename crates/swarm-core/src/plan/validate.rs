@@ -62,6 +62,25 @@ pub(crate) fn report_bad_id(sink: &mut Sink, id: &Spanned<String>) {
         .help("an id is 1 to 64 characters of `a-z`, `0-9`, `_` and `-`, starting with a letter or digit");
 }
 
+/// At most this many NUL bytes are reported (a binary file would have thousands).
+const MAX_NUL_REPORTS: usize = 20;
+
+/// A NUL in a plan would reach a process as part of an argument or environment variable
+/// (command, check, prompt, brief, model, namespace …), which cannot hold one; the attempt would
+/// fail to start long after `swarm plan check` said the plan was fine.
+pub(crate) fn report_nul(sink: &mut Sink, span: Range<usize>) {
+    sink.error(span, "NUL byte in the plan")
+        .label("NUL (\\0)")
+        .help("plan text is passed to processes as arguments and environment variables, which cannot hold NUL bytes");
+}
+
+/// Every raw NUL byte of the source (up to [`MAX_NUL_REPORTS`]).
+pub(crate) fn report_nul_bytes(src: &str, sink: &mut Sink) {
+    for (i, _) in src.match_indices('\0').take(MAX_NUL_REPORTS) {
+        report_nul(sink, i..i + 1);
+    }
+}
+
 /// What the whole-plan checks need to know about the form the plan was written in.
 pub(crate) struct Form<'a> {
     /// Where to point when there is no task at all, and what to suggest.
