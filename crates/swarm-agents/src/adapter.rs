@@ -57,11 +57,14 @@ pub struct SetupCommand {
 }
 
 /// A fully built process invocation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Launch {
     pub program: String,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// `(VAR, FROM)`: set `VAR` to the value `FROM` has in the process's final environment (a
+    /// key under the name the agent reads, without swarm ever holding it in a launch record).
+    pub env_from: Vec<(String, String)>,
     pub cwd: PathBuf,
     /// Written to the process's stdin, which is then closed.
     pub stdin: Option<String>,
@@ -123,6 +126,12 @@ pub trait Adapter: Send + Sync {
     /// Whether the CLI can exit 0 although it failed (aider): then errors it printed, and did not
     /// recover from, fail the attempt.
     fn exit_zero_may_fail(&self) -> bool {
+        false
+    }
+
+    /// Whether an exit 0 counts only after the agent reported usage (its run's result): some
+    /// CLIs exit 0 having done nothing.
+    fn needs_usage_to_succeed(&self) -> bool {
         false
     }
 

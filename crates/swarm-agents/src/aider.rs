@@ -98,7 +98,7 @@ impl Adapter for AiderAdapter {
             }
         };
         args.push(format!("--message={}", spec.prompt));
-        Ok(Launch { program, args, env, cwd: spec.workdir.clone(), stdin: None, setup: vec![] })
+        Ok(Launch { program, args, env, cwd: spec.workdir.clone(), ..Default::default() })
     }
 
     fn parse_line(&self, stream: Stream, line: &str) -> Vec<AgentOutput> {

@@ -239,7 +239,7 @@ impl Adapter for ClaudeAdapter {
             env,
             cwd: spec.workdir.clone(),
             stdin: Some(spec.prompt.to_string()),
-            setup: vec![],
+            ..Default::default()
         })
     }
 

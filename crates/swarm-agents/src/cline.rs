@@ -1,11 +1,15 @@
-//! Cline: `cline auth -p openai -k KEY -m MODEL -b BASE_URL --config DIR` once per attempt (a
-//! setup command, run through `sh` so the key comes from the environment and never appears in
-//! swarm's launch record), then `cline --json --config DIR -c WORKDIR PROMPT`.
+//! Cline 3.0.65: `cline --json --config DIR -c WORKDIR " "` with the prompt piped on stdin
+//! (cline appends piped stdin to the positional prompt; `--json` insists on a positional one, and
+//! an argument is capped at 128 KiB). A provider from `swarm.toml` becomes the attempt's own
+//! `DIR/data/settings/providers.json` *without* a key: cline reads `OPENAI_API_KEY` from the
+//! environment, which swarm fills from the provider's key variable, so the key is in no argv and
+//! no file. `CLINE_SESSION_BACKEND_MODE=local` keeps the session in-process: in its default
+//! mode cline starts a hub daemon (setsid, ~200 MB, never exits) on every headless run.
 
-use crate::adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch, SetupCommand};
+use crate::adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch};
 use crate::classify;
 use crate::opencode::{isolated_home, locate_binary};
-use serde_json::Value;
+use serde_json::{json, Value};
 use swarm_core::event::Stream;
 use swarm_core::failure::FailureClass;
 
@@ -17,6 +21,25 @@ fn valid_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// cline's provider settings (the file `cline auth` writes), with no `apiKey`. `updatedAt` is
+/// required: cline silently replaces a file without it.
+fn provider_settings(model: &str, base_url: Option<&str>) -> Value {
+    let mut settings = json!({ "provider": "openai-compatible", "model": model });
+    if let Some(url) = base_url {
+        settings["baseUrl"] = json!(url);
+    }
+    json!({
+        "version": 1,
+        "lastUsedProvider": "openai-compatible",
+        "modes": {},
+        "providers": { "openai-compatible": {
+            "settings": settings,
+            "updatedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "tokenSource": "manual",
+        } },
+    })
+}
+
 impl Adapter for ClineAdapter {
     fn name(&self) -> &str {
         "cline"
@@ -25,40 +48,33 @@ impl Adapter for ClineAdapter {
     fn launch(&self, spec: &AttemptSpec<'_>) -> Result<Launch, AdapterError> {
         let program = locate_binary("cline", "cline", spec)?;
         let workdir = spec.workdir.display().to_string();
-        let mut env = vec![("PWD".to_string(), workdir.clone())];
-        let mut setup = Vec::new();
+        let invalid = |message: String| AdapterError::Invalid { agent: "cline".into(), message };
+        let mut env = vec![
+            ("PWD".to_string(), workdir.clone()),
+            ("CLINE_SESSION_BACKEND_MODE".into(), "local".into()),
+            ("CLINE_NO_AUTO_UPDATE".into(), "1".into()),
+        ];
+        let mut env_from = Vec::new();
         let mut args = vec!["--json".to_string()];
         match &spec.provider {
             Some(p) => {
                 if !valid_env_name(&p.api_key_env) {
-                    return Err(AdapterError::Invalid {
-                        agent: "cline".into(),
-                        message: format!("`{}` is not a valid environment variable name", p.api_key_env),
-                    });
+                    return Err(invalid(format!(
+                        "`{}` is not a valid environment variable name",
+                        p.api_key_env
+                    )));
                 }
                 let config = spec.attempt_dir.join("cline-config");
-                std::fs::create_dir_all(&config).map_err(|e| AdapterError::Invalid {
-                    agent: "cline".into(),
-                    message: format!("cannot create {}: {e}", config.display()),
-                })?;
+                let settings = config.join("data/settings");
+                std::fs::create_dir_all(&settings)
+                    .map_err(|e| invalid(format!("cannot create {}: {e}", settings.display())))?;
+                let file = settings.join("providers.json");
+                let text = provider_settings(&p.model, p.base_url.as_deref()).to_string();
+                std::fs::write(&file, text)
+                    .map_err(|e| invalid(format!("cannot write {}: {e}", file.display())))?;
                 env.extend(isolated_home("cline", spec)?);
-                let config = config.display().to_string();
-                let mut script =
-                    format!("exec \"$0\" auth -p openai -k \"${}\" -m \"$1\" --config \"$2\"", p.api_key_env);
-                let mut sargs = vec![program.clone(), p.model.clone(), config.clone()];
-                if let Some(url) = &p.base_url {
-                    script.push_str(" -b \"$3\"");
-                    sargs.push(url.clone());
-                }
-                setup.push(SetupCommand {
-                    program: "/bin/sh".into(),
-                    args: std::iter::once("-c".to_string())
-                        .chain(std::iter::once(script))
-                        .chain(sargs)
-                        .collect(),
-                    env: env.clone(),
-                });
-                args.extend(["--config".into(), config]);
+                env_from.push(("OPENAI_API_KEY".to_string(), p.api_key_env.clone()));
+                args.extend(["--config".into(), config.display().to_string()]);
             }
             None => {
                 if let Some(m) = spec.model {
@@ -66,8 +82,22 @@ impl Adapter for ClineAdapter {
                 }
             }
         }
-        args.extend(["-c".into(), workdir, "--".into(), spec.prompt.to_string()]);
-        Ok(Launch { program, args, env, cwd: spec.workdir.clone(), stdin: None, setup })
+        args.extend(["-c".into(), workdir, "--".into(), " ".into()]);
+        Ok(Launch {
+            program,
+            args,
+            env,
+            env_from,
+            cwd: spec.workdir.clone(),
+            stdin: Some(spec.prompt.to_string()),
+            ..Default::default()
+        })
+    }
+
+    /// cline 3.0.65 exits 0 without a word when a prompt holds ` @word` (it goes looking for a
+    /// file to attach and never starts the run): an exit 0 with no run result is no success.
+    fn needs_usage_to_succeed(&self) -> bool {
+        true
     }
 
     fn parse_line(&self, stream: Stream, line: &str) -> Vec<AgentOutput> {
@@ -180,6 +210,59 @@ mod tests {
         let stderr =
             parse_line(Stream::Stderr, r#"{"type":"error","message":"Unauthorized: invalid api key"}"#);
         assert!(matches!(stderr[0], AgentOutput::Error { class: FailureClass::Auth, .. }));
+    }
+
+    #[test]
+    fn launch_keeps_the_key_out_of_argv_and_files_and_runs_without_the_hub() {
+        let task = crate::custom::tests::task("t", "cline");
+        let dir = std::env::temp_dir().join(format!("swarm-agents-cline-{}", std::process::id()));
+        let bin = dir.join(".tools/node_modules/.bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let fake = bin.join("cline");
+        std::fs::write(&fake, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let spec = AttemptSpec {
+            run_id: "r",
+            task: &task,
+            attempt: 1,
+            prompt: "- do it",
+            model: Some("local/ok"),
+            workdir: dir.clone(),
+            provider: Some(crate::adapter::ProviderSpec {
+                name: "local".into(),
+                kind: "openai-compatible".into(),
+                base_url: Some("http://127.0.0.1:9/v1".into()),
+                model: "ok".into(),
+                api_key_env: "MY_KEY".into(),
+            }),
+            attempt_dir: dir.join("attempt"),
+            project_root: dir.clone(),
+        };
+        let l = ClineAdapter.launch(&spec).unwrap();
+        let config = dir.join("attempt/cline-config");
+        let settings: Value =
+            serde_json::from_slice(&std::fs::read(config.join("data/settings/providers.json")).unwrap())
+                .unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        let expected_args = [
+            "--json",
+            "--config",
+            &config.display().to_string(),
+            "-c",
+            &dir.display().to_string(),
+            "--",
+            " ",
+        ];
+        assert_eq!(l.args, expected_args);
+        assert_eq!(l.stdin.as_deref(), Some("- do it"), "the prompt is piped on stdin");
+        assert!(l.setup.is_empty(), "no `cline auth` with the key in its argv");
+        assert_eq!(l.env_from, [("OPENAI_API_KEY".to_string(), "MY_KEY".to_string())]);
+        assert!(l.env.contains(&("CLINE_SESSION_BACKEND_MODE".into(), "local".into())));
+        let p = &settings["providers"]["openai-compatible"];
+        assert_eq!(p["settings"]["baseUrl"], "http://127.0.0.1:9/v1");
+        assert_eq!(p["settings"]["model"], "ok");
+        assert!(p["settings"].get("apiKey").is_none() && p["updatedAt"].is_string(), "{settings:#}");
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl Adapter for CodexAdapter {
             env,
             cwd: spec.workdir.clone(),
             stdin: Some(spec.prompt.to_string()),
-            setup: vec![],
+            ..Default::default()
         })
     }
 

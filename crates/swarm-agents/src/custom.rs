@@ -68,7 +68,7 @@ impl Adapter for CustomAdapter {
                 .collect(),
             cwd: spec.workdir.clone(),
             stdin,
-            setup: vec![],
+            ..Default::default()
         })
     }
 }

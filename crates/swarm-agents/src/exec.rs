@@ -21,7 +21,7 @@ impl Adapter for ExecAdapter {
             env: vec![("SWARM_PROMPT".into(), crate::adapter::env_prompt(spec.prompt))],
             cwd: spec.workdir.clone(),
             stdin: Some(spec.prompt.into()),
-            setup: vec![],
+            ..Default::default()
         })
     }
 }

@@ -69,7 +69,7 @@ impl Adapter for GeminiAdapter {
                 (program, args)
             }
         };
-        Ok(Launch { program, args, env, cwd: spec.workdir.clone(), stdin: None, setup: vec![] })
+        Ok(Launch { program, args, env, cwd: spec.workdir.clone(), ..Default::default() })
     }
 
     fn parse_line(&self, stream: Stream, line: &str) -> Vec<AgentOutput> {

@@ -143,7 +143,7 @@ impl Adapter for OpencodeAdapter {
             env,
             cwd: spec.workdir.clone(),
             stdin: Some(spec.prompt.to_string()),
-            setup: vec![],
+            ..Default::default()
         })
     }
 

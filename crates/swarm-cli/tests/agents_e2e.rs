@@ -123,11 +123,13 @@ steps = [ { write = { path = "cline.txt", content = "from cline\n" } }, { report
         assert_eq!(a["completion"]["status"], "done", "{id}: {a:#}");
     }
     out.expect_code(0);
+    // No agent left anything running (cline's hub daemon, say).
+    assert_eq!(processes_of(&run_id), Vec::<u32>::new(), "processes of the run outlived it");
     // The key never lands in what swarm writes.
     let placeholder = "swarm-local-placeholder-key";
     for entry in walk(&p.file(".swarm")) {
-        if entry.components().any(|c| c.as_os_str() == "agent-home" || c.as_os_str() == "cline-config") {
-            continue; // the agents' own files
+        if entry.components().any(|c| c.as_os_str() == "agent-home") {
+            continue; // the agents' own files (cline's config holds no key: it reads it from env)
         }
         if let Ok(text) = std::fs::read(&entry) {
             assert!(
@@ -285,4 +287,9 @@ fn opencode_gets_the_prompt_byte_for_byte() {
 #[test]
 fn kilo_gets_the_prompt_byte_for_byte() {
     prompt_reaches_the_model_verbatim("kilo");
+}
+
+#[test]
+fn cline_gets_the_prompt_byte_for_byte() {
+    prompt_reaches_the_model_verbatim("cline");
 }

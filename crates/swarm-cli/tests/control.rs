@@ -458,3 +458,40 @@ fn sighup_cancels_like_sigterm() {
     assert_gone(agent, "the agent after SIGHUP");
     assert_eq!(p.status(&run_id)["state"], "cancelled");
 }
+
+#[test]
+fn two_resumes_at_once_one_takes_the_run_and_the_other_changes_nothing() {
+    let p = Project::new();
+    p.plan(
+        "## stubborn: Ignores SIGTERM and hangs on its first attempt only
+- agent: exec
+- command: echo run >> runs.count; if [ -f marker ]; then echo done; else touch marker; exec {fake} --ignore-term --pidfile agent.pid --sleep 60s; fi
+",
+    );
+    let mut run = p.spawn(&["run", "plan.md"]);
+    let run_id = run.run_id();
+    let agent = p.pid("agent.pid");
+    wait_status(&p, &run_id, "the attempt's group is recorded", |st| {
+        attempts(st, "stubborn").first().is_some_and(|a| a["pid"] == agent)
+    });
+    run.kill9();
+    let (a, b) = (p.spawn(&["resume", &run_id]), p.spawn(&["resume", &run_id]));
+    let (a, b) = (a.wait(Duration::from_secs(30)), b.wait(Duration::from_secs(30)));
+    let mut codes = [a.code(), b.code()];
+    codes.sort();
+    assert_eq!(codes, [Some(0), Some(2)], "one resumes, one is refused\n{}\n{}", a.dump(), b.dump());
+    let loser = if a.code() == Some(2) { &a } else { &b };
+    assert!(
+        loser.stderr.contains("taken over by another swarm") || loser.stderr.contains("still driven"),
+        "{}",
+        loser.dump()
+    );
+    assert_gone(agent, "the interrupted attempt");
+    assert_eq!(p.read("runs.count"), "run\nrun\n", "the task ran once more, not twice");
+    let st = p.status(&run_id);
+    assert_task(&st, "stubborn", "succeeded", None);
+    assert_eq!(attempts(&st, "stubborn").len(), 2, "{st:#}");
+    assert_eq!(p.report(&run_id)["state"], "succeeded", "the loser did not overwrite the report");
+    let events = p.swarm(&["events", &run_id, "--json"]).stdout;
+    assert!(!events.contains("write_rejected"), "the loser tried no write:\n{events}");
+}

@@ -7,20 +7,6 @@ mod support;
 use std::time::Duration;
 use support::*;
 
-/// Live processes whose environment says they belong to `run_id`.
-fn processes_of(run_id: &str) -> Vec<u32> {
-    let needle = format!("SWARM_RUN_ID={run_id}");
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
-        if env.split(|b| *b == 0).any(|e| e == needle.as_bytes()) && pid_alive(pid) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 #[test]
 fn a_double_forked_daemon_and_a_setsid_child_end_with_their_attempt() {
     let p = Project::new();

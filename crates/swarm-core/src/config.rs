@@ -57,6 +57,9 @@ pub struct RunConfig {
     /// Longest a task's `check` may run (default 10m); past it the check fails.
     #[serde(default, with = "duration::opt_serde")]
     pub check_timeout: Option<Duration>,
+    /// Largest log kept per attempt (default 32 MiB): its first and last halves, the middle of
+    /// a longer output left out (`"64 MiB"`, `"500 KB"` or a number of bytes).
+    pub log_limit: Option<bytesize::ByteSize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -240,6 +243,11 @@ impl Config {
 
     pub fn check_timeout(&self) -> Duration {
         self.run.check_timeout.unwrap_or(Duration::from_secs(600))
+    }
+
+    /// Bytes kept of one attempt's log (`[run] log_limit`).
+    pub fn log_limit(&self) -> u64 {
+        self.run.log_limit.map_or(32 * 1024 * 1024, |b| b.as_u64())
     }
 
     pub fn grace(&self) -> Duration {

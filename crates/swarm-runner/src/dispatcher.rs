@@ -118,6 +118,8 @@ pub async fn run(setup: RunSetup) -> RunReport {
         Some(r) => Scheduler::restore(nodes, names, opts, r, retry_failed),
         None => Scheduler::new(nodes, names, opts),
     };
+    // Whatever an agent detaches re-parents to swarm, where its attempt's marker finds it.
+    crate::reaper::become_subreaper();
     let host = hostname();
     record.owner = Some(Owner { pid: std::process::id(), host: host.clone(), heartbeat_at: Utc::now() });
     record.state = RunState::Running;
@@ -384,6 +386,8 @@ impl Dispatcher {
                 let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
                 self.running.insert(task, Running { attempt, stop: stop_tx });
                 let exec = Executor {
+                    marker: crate::reaper::Marker::attempt(&self.record.run_id, &t.id, attempt),
+                    detached: 0,
                     report: Some(ReportSpec {
                         path: self.run_dir.completion(&t.id, attempt),
                         required,
@@ -396,8 +400,7 @@ impl Dispatcher {
                     task,
                     attempt,
                     limits: Limits { timeout: t.timeout, stall: t.stall, grace: self.config.grace() },
-                    log,
-                    log_file: None,
+                    log: crate::attempt_log::AttemptLog::new(log, self.config.log_limit()),
                     check: t.check.clone().map(|c| (c, workdir.clone())),
                     check_timeout: self.config.check_timeout(),
                     stdin,
@@ -406,6 +409,7 @@ impl Dispatcher {
                     adapter,
                     agent_errors: Vec::new(),
                     recovered: false,
+                    saw_usage: false,
                     stderr_tail: Default::default(),
                     session: None,
                 };
@@ -487,6 +491,7 @@ impl Dispatcher {
             // only ever travels in the environment.
             let mut cmd = std::process::Command::new(&step.program);
             cmd.args(&step.args)
+                .envs(crate::reaper::Marker::attempt(&self.record.run_id, &t.id, attempt).env())
                 .current_dir(&launch.cwd)
                 .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .envs(step.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -518,6 +523,19 @@ impl Dispatcher {
         let mut cmd = Command::new(&launch.program);
         if let Some((k, v)) = &key_env {
             cmd.env(k, v);
+        }
+        // `env_from`: the value the source variable has in the agent's environment — set just
+        // above (a placeholder key), by the launch, or inherited from swarm's own.
+        for (var, from) in &launch.env_from {
+            let value = key_env
+                .as_ref()
+                .filter(|(k, _)| k == from)
+                .map(|(_, v)| v.clone())
+                .or_else(|| launch.env.iter().find(|(k, _)| k == from).map(|(_, v)| v.clone()))
+                .or_else(|| std::env::var(from).ok());
+            if let Some(value) = value {
+                cmd.env(var, value);
+            }
         }
         cmd.args(&launch.args)
             .current_dir(&launch.cwd)
@@ -711,6 +729,15 @@ impl Dispatcher {
 
     fn finish(mut self, notes: &mut mpsc::UnboundedReceiver<Note>) -> RunReport {
         let state = self.finished.expect("finish after the scheduler finished");
+        // Every attempt ended its own leftovers; anything of the run still alive now escaped
+        // that (e.g. forked while its attempt was being stopped).
+        let run = crate::reaper::Marker::run(&self.record.run_id);
+        let left = crate::reaper::end(&run, crate::reaper::Scope::Mine, self.config.grace());
+        if left.found > 0 {
+            self.emit(EventKind::Warning {
+                message: format!("ended {} process(es) of the run still running at its end", left.found),
+            });
+        }
         let counts = swarm_core::report::Counts::of(self.docs.iter().map(|t| &t.state));
         self.record.state = state;
         self.record.ended_at = Some(Utc::now());

@@ -2,12 +2,15 @@
 //! report over a channel; the dispatcher owns all run state, feeds the pure scheduler and is the
 //! only writer to the store; reporters render the public event stream.
 
+pub mod agent_files;
+mod attempt_log;
 mod dispatcher;
 pub mod hooks;
 pub mod mirror;
 pub mod paths;
 pub mod process;
 pub mod progress;
+pub mod reaper;
 pub mod report_files;
 mod supervise;
 mod writer;

@@ -15,6 +15,9 @@ pub enum MirrorError {
         #[source]
         source: std::io::Error,
     },
+    /// A directory on the way to the mirror is a symbolic link (an agent could point it anywhere).
+    #[error("cannot mirror to `{path}`: it is a symbolic link, which the mirror never follows")]
+    Link { path: PathBuf },
     /// A run or task id that would escape the mirror directory.
     #[error("cannot mirror `{id}`: not a plain file name")]
     BadId { id: String },
@@ -24,17 +27,23 @@ pub enum MirrorError {
 #[derive(Debug, Clone)]
 pub struct Mirror {
     root: Option<PathBuf>,
+    /// The part of `root` swarm trusts: the project root for a relative `mirror_dir` (agents
+    /// may edit everything below it), the mirror directory itself for an absolute one.
+    trusted: PathBuf,
 }
 
 impl Mirror {
     /// `mirror_dir` resolves against `project_root` (an absolute `mirror_dir` stays as it is).
     pub fn new(project_root: &Path, config: &FeedbackConfig) -> Mirror {
-        Mirror { root: config.mirror().then(|| project_root.join(config.mirror_dir())) }
+        let root = project_root.join(config.mirror_dir());
+        let trusted =
+            if config.mirror_dir().is_absolute() { root.clone() } else { project_root.to_path_buf() };
+        Mirror { root: config.mirror().then_some(root), trusted }
     }
 
     /// A mirror that writes nothing.
     pub fn off() -> Mirror {
-        Mirror { root: None }
+        Mirror { root: None, trusted: PathBuf::new() }
     }
 
     /// The mirror directory, when mirroring is on.
@@ -51,12 +60,14 @@ impl Mirror {
     /// Writes `<root>/<RUN_ID>/<TASK_ID>/status.json`: the task's report as JSON.
     pub fn task_status(&self, run_id: &str, task: &TaskReport) -> Result<(), MirrorError> {
         let Some(dir) = self.task_dir(run_id, &task.id)? else { return Ok(()) };
+        self.make_dirs(&dir)?;
         write_json(&dir.join("status.json"), task)
     }
 
     /// Copies the agent's completion.json, byte for byte, to `<root>/<RUN_ID>/<TASK_ID>/completion.json`.
     pub fn completion(&self, run_id: &str, task_id: &str, bytes: &[u8]) -> Result<(), MirrorError> {
         let Some(dir) = self.task_dir(run_id, task_id)? else { return Ok(()) };
+        self.make_dirs(&dir)?;
         let path = dir.join("completion.json");
         write_atomic(&path, bytes).map_err(|source| MirrorError::Write { path, source })
     }
@@ -64,7 +75,39 @@ impl Mirror {
     /// Writes `<root>/<RUN_ID>/status.json`: the run report as JSON.
     pub fn run_status(&self, run_id: &str, report: &RunReport) -> Result<(), MirrorError> {
         let Some(dir) = self.run_dir(run_id)? else { return Ok(()) };
+        self.make_dirs(&dir)?;
         write_json(&dir.join("status.json"), report)
+    }
+
+    /// Creates `dir` below the trusted part one directory at a time, refusing any component an
+    /// agent turned into a symbolic link (or a file): the mirror never writes outside itself.
+    fn make_dirs(&self, dir: &Path) -> Result<(), MirrorError> {
+        let Ok(rest) = dir.strip_prefix(&self.trusted) else { return Ok(()) };
+        std::fs::create_dir_all(&self.trusted)
+            .map_err(|source| MirrorError::Write { path: self.trusted.clone(), source })?;
+        let mut at = self.trusted.clone();
+        for part in rest.components() {
+            at.push(part);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.file_type().is_symlink() => return Err(MirrorError::Link { path: at }),
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    let source = std::io::Error::other("not a directory");
+                    return Err(MirrorError::Write { path: at, source });
+                }
+                Err(_) => match std::fs::create_dir(&at) {
+                    Ok(()) => {}
+                    // Made by someone else meanwhile: look again next round (or fail there).
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                            return Err(MirrorError::Link { path: at });
+                        }
+                    }
+                    Err(source) => return Err(MirrorError::Write { path: at, source }),
+                },
+            }
+        }
+        Ok(())
     }
 
     fn run_dir(&self, run_id: &str) -> Result<Option<PathBuf>, MirrorError> {
@@ -98,7 +141,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     // Unique per process and call, so concurrent writers never share a temporary file.
     let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
-    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    // A new file, never an existing one (or a link someone planted under that name); the
+    // rename then replaces the entry at `path`, whatever it was, without following it.
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+        .and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -211,6 +261,36 @@ mod tests {
     }
 
     #[test]
+    fn a_link_an_agent_planted_in_the_mirror_is_never_followed() {
+        let root = tempdir();
+        let outside = tempdir();
+        let m = Mirror::new(&root, &FeedbackConfig::default());
+        std::fs::create_dir_all(root.join("plans/agent-shared/r1")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("plans/agent-shared/r1/a")).unwrap();
+        let err = m.task_status("r1", &task("a")).unwrap_err();
+        assert!(matches!(err, MirrorError::Link { .. }), "{err:?}");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        // Higher up too: `plans` itself replaced by a link.
+        let root2 = tempdir();
+        std::os::unix::fs::symlink(&outside, root2.join("plans")).unwrap();
+        let m2 = Mirror::new(&root2, &FeedbackConfig::default());
+        assert!(matches!(m2.completion("r1", "a", b"{}"), Err(MirrorError::Link { .. })));
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing written through the links");
+        // A link at the file's own name is replaced, not written through.
+        let m = Mirror::new(&root, &FeedbackConfig::default());
+        std::fs::create_dir_all(root.join("plans/agent-shared/r1/b")).unwrap();
+        let victim = outside.join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, root.join("plans/agent-shared/r1/b/status.json")).unwrap();
+        m.task_status("r1", &task("b")).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!std::fs::symlink_metadata(root.join("plans/agent-shared/r1/b/status.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
     fn errors_are_returned_not_swallowed() {
         let root = tempdir();
         // The mirror directory is a file: nothing can be created below it.
@@ -221,7 +301,7 @@ mod tests {
         );
         let err = m.task_status("r1", &task("a")).unwrap_err();
         assert!(matches!(err, MirrorError::Write { .. }), "{err:?}");
-        assert!(err.to_string().contains("blocker/r1/a/status.json"), "{err}");
+        assert!(err.to_string().ends_with("/blocker`"), "names the path that is in the way: {err}");
         for (run, id) in [("..", "a"), ("r1", "../x"), ("r1", ""), ("a/b", "t")] {
             let err = Mirror::new(&root, &FeedbackConfig::default()).completion(run, id, b"{}").unwrap_err();
             assert!(matches!(err, MirrorError::BadId { .. }), "{run} {id}: {err:?}");

@@ -52,6 +52,21 @@ pub fn is_swarm_process(pid: u32) -> bool {
     }
 }
 
+/// A lease token that says who holds it: `host:pid:random`.
+pub fn lease_token() -> String {
+    format!("{}:{}:{:08x}", hostname(), std::process::id(), fastrand::u32(..))
+}
+
+/// Whether the holder of lease `token` (see [`lease_token`]) is known dead: it ran on this host
+/// and its pid is no live swarm process. A holder elsewhere is never known dead; its lease must
+/// expire.
+pub fn lease_holder_dead(token: &str) -> bool {
+    let mut parts = token.rsplitn(3, ':');
+    let (Some(_), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else { return false };
+    host == hostname()
+        && pid.parse().is_ok_and(|pid: u32| pid != std::process::id() && !is_swarm_process(pid))
+}
+
 pub fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
 }

@@ -273,7 +273,10 @@ mod tests {
         let marker = Marker::attempt(&run, "t", 1);
         // A double fork into a new session that ignores SIGTERM: only SIGKILL ends it.
         let out = Command::new("/bin/sh")
-            .args(["-c", "setsid sh -c 'trap \"\" TERM; while :; do sleep 1; done' >/dev/null 2>&1 & echo $!"])
+            .args([
+                "-c",
+                "setsid sh -c 'trap \"\" TERM; while :; do sleep 1; done' >/dev/null 2>&1 & echo $!",
+            ])
             .envs(marker.env())
             .output()
             .unwrap();
@@ -281,6 +284,11 @@ mod tests {
         let mut other = Command::new("sleep").arg("30").spawn().unwrap();
         assert!(carries(pid, &marker));
         assert!(!carries(other.id(), &marker));
+        // Once its loop runs (it has a `sleep` child), its trap is in place.
+        let until = Instant::now() + Duration::from_secs(10);
+        while find(&marker, Scope::Mine).len() < 2 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let ended = end(&marker, Scope::Mine, Duration::from_millis(200));
         assert!(ended.found >= 1 && ended.killed >= 1, "{ended:?}");
         assert!(stat(pid).is_none_or(|p| p.zombie), "the detached process is gone (and reaped)");

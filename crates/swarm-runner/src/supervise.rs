@@ -3,8 +3,8 @@
 //! the grace period), obeys stop requests, runs the task's `check`, and reports how it ended.
 
 use crate::process::{group_alive, signal_group};
+use crate::reaper::{self, Marker, Scope};
 use nix::sys::signal::Signal;
-use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -98,6 +98,10 @@ const STDERR_TAIL_LINES: usize = 20;
 const CHECK_TAIL_LINES: usize = 20;
 
 pub struct Executor {
+    /// Every process of the attempt carries it: how detached leftovers are found and ended.
+    pub marker: Marker,
+    /// Processes the attempt left running outside its group, ended by swarm.
+    pub detached: usize,
     pub report: Option<ReportSpec>,
     /// What git saw changed before the agent started, to compare with what it reports.
     pub baseline: Option<std::collections::BTreeSet<String>>,
@@ -106,10 +110,8 @@ pub struct Executor {
     pub task: u32,
     pub attempt: u32,
     pub limits: Limits,
-    /// The attempt's log file; created on the first output (an attempt that prints nothing
-    /// costs no file).
-    pub log: PathBuf,
-    pub log_file: Option<std::fs::File>,
+    /// The attempt's log: created on the first output, bounded by `[run] log_limit`.
+    pub log: crate::attempt_log::AttemptLog,
     pub check: Option<(String, PathBuf)>,
     pub check_timeout: Duration,
     pub stdin: Option<String>,
@@ -121,6 +123,8 @@ pub struct Executor {
     pub agent_errors: Vec<swarm_agents::AgentOutput>,
     /// The agent got a model answer after its last error.
     pub recovered: bool,
+    /// The agent reported usage (a run's result) at least once.
+    pub saw_usage: bool,
     pub stderr_tail: std::collections::VecDeque<String>,
     /// Last session id sent, so repeats are not sent again.
     pub session: Option<String>,
@@ -138,6 +142,16 @@ impl Executor {
             Ok(v) => v,
             Err(e) => (None, Err(Failure { reason: Reason::SpawnError, detail: Some(e.to_string()) })),
         };
+        if outcome.is_ok() && exit_code == Some(0) && self.adapter.needs_usage_to_succeed() && !self.saw_usage
+        {
+            outcome = Err(Failure {
+                reason: Reason::ExitCode,
+                detail: Some(format!(
+                    "{} exited 0 without a result (no model answer was reported)",
+                    self.adapter.name()
+                )),
+            });
+        }
         // Some CLIs (aider) exit 0 after errors they never recovered from.
         if outcome.is_ok()
             && exit_code == Some(0)
@@ -180,7 +194,7 @@ impl Executor {
         }
         // The exit code decides first; then the agent's own report; then the check.
         if let Some(spec) = self.report.clone() {
-            self.read_report(&spec, &mut outcome, &mut evidence);
+            self.read_report(&spec, &mut outcome, &mut evidence).await;
         }
         if outcome.is_ok() {
             if let Some((check, dir)) = self.check.take() {
@@ -194,6 +208,16 @@ impl Executor {
         if let Some(before) = baseline {
             compare_changes(&self.workdir, &before, &mut evidence).await;
         }
+        self.log.finish();
+        if let Some(e) = &self.log.error {
+            evidence.warnings.push(e.clone());
+        }
+        if self.detached > 0 {
+            evidence.warnings.push(format!(
+                "swarm ended {} process(es) the attempt left running outside its process group",
+                self.detached
+            ));
+        }
         let _ = self.tx.send(ExecutorEvent::Finished {
             task: self.task,
             attempt: self.attempt,
@@ -203,56 +227,29 @@ impl Executor {
         });
     }
 
-    /// Reads completion.json: a valid one is kept (and a status other than `done` fails the
-    /// attempt); an invalid one fails it with every schema error; a missing one fails it only
+    /// Reads completion.json (as untrusted input, off the runtime's threads): a valid one is
+    /// kept, bounded for the store (and a status other than `done` fails the attempt); an
+    /// invalid or unreadable one fails it with every problem found; a missing one fails it only
     /// when the agent must report.
-    fn read_report(&self, spec: &ReportSpec, outcome: &mut Result<(), Failure>, evidence: &mut Evidence) {
+    async fn read_report(
+        &self,
+        spec: &ReportSpec,
+        outcome: &mut Result<(), Failure>,
+        evidence: &mut Evidence,
+    ) {
+        use crate::agent_files::{self, UntrustedError};
         use swarm_core::completion::CompletionStatus;
+        let path = spec.path.clone();
+        let read =
+            tokio::task::spawn_blocking(move || agent_files::read(&path, agent_files::COMPLETION_LIMIT))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(UntrustedError::Io { path: spec.path.clone(), source: std::io::Error::other(e) })
+                });
         let path = spec.path.display();
-        match std::fs::read(&spec.path) {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes).into_owned();
-                evidence.completion_bytes = Some(bytes);
-                match swarm_core::completion::parse(&text, Some(&spec.run_id), Some(&spec.task_id)) {
-                    Ok(c) => {
-                        if outcome.is_ok() && c.status != CompletionStatus::Done {
-                            let status = serde_json::to_value(c.status)
-                                .ok()
-                                .and_then(|v| v.as_str().map(String::from));
-                            let blockers = if c.blockers.is_empty() {
-                                String::new()
-                            } else {
-                                format!("; blockers: {}", c.blockers.join("; "))
-                            };
-                            *outcome = Err(Failure {
-                                reason: Reason::ReportedFailure,
-                                detail: Some(format!(
-                                    "the agent reported status `{}`: {}{blockers}",
-                                    status.unwrap_or_default(),
-                                    c.summary
-                                )),
-                            });
-                        }
-                        evidence.completion = Some(c);
-                    }
-                    Err(errors) => {
-                        if outcome.is_ok() {
-                            *outcome = Err(Failure {
-                                reason: Reason::InvalidReport,
-                                detail: Some(format!(
-                                    "{path} is not a valid completion report: {}",
-                                    errors.join("; ")
-                                )),
-                            });
-                        } else {
-                            evidence
-                                .warnings
-                                .push(format!("invalid completion report: {}", errors.join("; ")));
-                        }
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(UntrustedError::Missing(_)) => {
                 if spec.required && outcome.is_ok() {
                     *outcome = Err(Failure {
                         reason: Reason::NoReport,
@@ -261,13 +258,70 @@ impl Executor {
                         )),
                     });
                 }
+                return;
             }
             Err(e) => {
                 if outcome.is_ok() {
+                    *outcome = Err(Failure { reason: Reason::InvalidReport, detail: Some(e.to_string()) });
+                } else {
+                    evidence.warnings.push(format!("unusable completion report: {e}"));
+                }
+                return;
+            }
+        };
+        match swarm_core::completion::parse_bytes(&bytes, Some(&spec.run_id), Some(&spec.task_id)) {
+            Ok(c) => {
+                let (c, cut) = agent_files::bounded(c);
+                if let Some(cut) = cut {
+                    evidence.warnings.push(format!(
+                        "completion report trimmed for the store ({cut}); the whole report is {path}"
+                    ));
+                }
+                if outcome.is_ok() && c.status != CompletionStatus::Done {
+                    let status =
+                        serde_json::to_value(c.status).ok().and_then(|v| v.as_str().map(String::from));
+                    let blockers = if c.blockers.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; blockers: {}", c.blockers.join("; "))
+                    };
+                    *outcome = Err(Failure {
+                        reason: Reason::ReportedFailure,
+                        detail: Some(format!(
+                            "the agent reported status `{}`: {}{blockers}",
+                            status.unwrap_or_default(),
+                            c.summary
+                        )),
+                    });
+                }
+                evidence.completion = Some(c);
+                // Only a valid report is mirrored: the mirror is no way to copy other files out.
+                evidence.completion_bytes = Some(bytes);
+            }
+            Err(mut errors) => {
+                // Every problem, within reason: a 1 MiB report can hold a million.
+                if errors.len() > 20 {
+                    let more = errors.len() - 20;
+                    errors.truncate(20);
+                    errors.push(format!("… and {more} more"));
+                }
+                for e in &mut errors {
+                    let mut at = e.len().min(500);
+                    while !e.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    e.truncate(at);
+                }
+                if outcome.is_ok() {
                     *outcome = Err(Failure {
                         reason: Reason::InvalidReport,
-                        detail: Some(format!("cannot read {path}: {e}")),
+                        detail: Some(format!(
+                            "{path} is not a valid completion report: {}",
+                            errors.join("; ")
+                        )),
                     });
+                } else {
+                    evidence.warnings.push(format!("invalid completion report: {}", errors.join("; ")));
                 }
             }
         }
@@ -278,6 +332,7 @@ impl Executor {
             .arg("-c")
             .arg(check)
             .current_dir(&dir)
+            .envs(self.marker.env())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -389,6 +444,7 @@ impl Executor {
             Ended::Exited(status) => {
                 // The leader is gone; whatever it left behind in its group goes too.
                 self.terminate_group(pgid, child, false).await;
+                self.end_detached(false).await;
                 let code = status.code();
                 let outcome = match (code, status.signal()) {
                     (Some(0), _) => Ok(()),
@@ -409,6 +465,7 @@ impl Executor {
             Ended::Stopped(reason, detail) => {
                 let kill_now = *self.stop.borrow() == StopRequest::Kill;
                 let status = self.terminate_group(pgid, child, kill_now).await;
+                self.end_detached(kill_now).await;
                 (status.and_then(|s| s.code()), Err(Failure { reason, detail: Some(detail) }))
             }
         };
@@ -425,6 +482,26 @@ impl Executor {
             }
         }
         Ok(result)
+    }
+
+    /// Ends what the attempt detached from its process group (`setsid`, a double fork, a
+    /// daemon): found by the attempt's marker among swarm's descendants, off the runtime's
+    /// threads.
+    async fn end_detached(&mut self, kill_now: bool) {
+        let marker = self.marker.clone();
+        let grace = if kill_now { Duration::ZERO } else { self.limits.grace };
+        let ended = tokio::task::spawn_blocking(move || reaper::end(&marker, Scope::Mine, grace))
+            .await
+            .unwrap_or_default();
+        if ended.found > 0 {
+            self.detached += ended.found;
+            let line = format!(
+                "swarm: ended {} process(es) left running outside the attempt's process group{}\n",
+                ended.found,
+                if ended.killed > 0 { format!(" ({} needed SIGKILL)", ended.killed) } else { String::new() }
+            );
+            self.append_log(line.as_bytes());
+        }
     }
 
     /// SIGTERM the group (unless `kill_now`), wait up to the grace period, then SIGKILL it.
@@ -475,24 +552,13 @@ impl Executor {
     }
 
     fn append_log(&mut self, bytes: &[u8]) {
-        if self.log_file.is_none() {
-            let opened = std::fs::OpenOptions::new().create(true).append(true).open(&self.log);
-            match opened {
-                Ok(f) => self.log_file = Some(f),
-                Err(e) => {
-                    let message = format!("cannot write log {}: {e}", self.log.display());
-                    let _ = self.tx.send(ExecutorEvent::Output {
-                        task: self.task,
-                        attempt: self.attempt,
-                        stream: Stream::Stderr,
-                        line: format!("swarm: {message}"),
-                    });
-                    return;
-                }
-            }
-        }
-        if let Some(f) = self.log_file.as_mut() {
-            let _ = f.write_all(bytes);
+        if let Some(message) = self.log.write(bytes) {
+            let _ = self.tx.send(ExecutorEvent::Output {
+                task: self.task,
+                attempt: self.attempt,
+                stream: Stream::Stderr,
+                line: format!("swarm: {message}"),
+            });
         }
     }
 
@@ -567,6 +633,7 @@ impl Executor {
                         self.tx.send(ExecutorEvent::Agent { task: self.task, attempt: self.attempt, output });
                 }
                 AgentOutput::Usage { .. } => {
+                    self.saw_usage = true;
                     // Usage after an error means a retry got through (aider prints it per call).
                     if !self.agent_errors.is_empty() {
                         self.recovered = true;

@@ -150,7 +150,7 @@ fn write_loop(
             }
         }
         if renewed.elapsed() >= LEASE_TTL / 6 {
-            match store.acquire_lease(&run_id, &lease, LEASE_TTL, false) {
+            match store.acquire_lease(&run_id, &lease, LEASE_TTL, None) {
                 Ok(()) => renewed = std::time::Instant::now(),
                 Err(
                     e @ (swarm_store::StoreError::Fenced { .. } | swarm_store::StoreError::Conflict { .. }),

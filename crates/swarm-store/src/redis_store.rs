@@ -189,12 +189,13 @@ return version
 "#;
 
 const ACQUIRE: &str = r#"
--- KEYS: run hash. ARGV: token, ttl ms, force ("1" steals). The server's clock decides expiry.
+-- KEYS: run hash. ARGV: token, ttl ms, the dead holder to take over from ("" = none). The
+-- server's clock decides expiry.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local held = redis.call('HGET', KEYS[1], 'lease')
 local until_ms = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
-if held and held ~= ARGV[1] and until_ms > now and ARGV[3] ~= '1' then
+if held and held ~= ARGV[1] and until_ms > now and held ~= ARGV[3] then
   return redis.error_reply('FENCED ' .. held)
 end
 redis.call('HSET', KEYS[1], 'lease', ARGV[1], 'lease_until', now + tonumber(ARGV[2]))
@@ -611,7 +612,18 @@ impl Store for RedisStore {
         Ok(v.as_deref() == Some("1"))
     }
 
-    fn acquire_lease(&self, run_id: &str, token: &str, ttl: Duration, force: bool) -> Result<(), StoreError> {
+    fn lease_holder(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        let keys = self.keys(run_id)?;
+        self.with(|c| c.hget(&keys.run, "lease"))
+    }
+
+    fn acquire_lease(
+        &self,
+        run_id: &str,
+        token: &str,
+        ttl: Duration,
+        take_over: Option<&str>,
+    ) -> Result<(), StoreError> {
         let keys = self.keys(run_id)?;
         let script = Script::new(ACQUIRE);
         self.with(|c| {
@@ -619,7 +631,7 @@ impl Store for RedisStore {
                 .key(&keys.run)
                 .arg(token)
                 .arg(ttl.as_millis() as u64)
-                .arg(if force { "1" } else { "0" })
+                .arg(take_over.unwrap_or(""))
                 .invoke::<i64>(c)
         })
         .map_err(|e| fenced(e, run_id))?;

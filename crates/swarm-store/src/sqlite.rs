@@ -432,7 +432,22 @@ impl Store for SqliteStore {
         Ok(v.unwrap_or(0) != 0)
     }
 
-    fn acquire_lease(&self, run_id: &str, token: &str, ttl: Duration, force: bool) -> Result<(), StoreError> {
+    fn lease_holder(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let row: Option<Option<String>> = conn
+            .query_row("SELECT lease FROM runs WHERE run_id=?1", [run_id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        row.ok_or_else(|| StoreError::NoSuchRun(run_id.into()))
+    }
+
+    fn acquire_lease(
+        &self,
+        run_id: &str,
+        token: &str,
+        ttl: Duration,
+        take_over: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn.lock().unwrap();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         let now: i64 = tx
@@ -445,7 +460,7 @@ impl Store for SqliteStore {
             .optional()
             .map_err(|e| self.err(e))?;
         let Some((held, until)) = row else { return Err(StoreError::NoSuchRun(run_id.into())) };
-        if let Some(holder) = held.filter(|h| h != token && until > now && !force) {
+        if let Some(holder) = held.filter(|h| h != token && until > now && Some(h.as_str()) != take_over) {
             return Err(StoreError::Fenced { run_id: run_id.into(), holder });
         }
         tx.execute(

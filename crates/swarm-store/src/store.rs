@@ -108,9 +108,20 @@ pub trait Store: Send + Sync {
     fn cancel_requested(&self, run_id: &str) -> Result<bool, StoreError>;
 
     /// Takes (or renews) the run's lease for `token` for `ttl`, by the store's clock. Fails with
-    /// `Fenced` while another token's lease is unexpired, unless `force` (the caller verified the
-    /// holder is dead). Writes carrying another token are rejected from then on.
-    fn acquire_lease(&self, run_id: &str, token: &str, ttl: Duration, force: bool) -> Result<(), StoreError>;
+    /// `Fenced` while another token's lease is unexpired, unless that token is `take_over` (a
+    /// holder the caller verified dead, as [`Store::lease_holder`] named it): of two callers
+    /// taking over the same dead holder, exactly one wins. Writes carrying another token are
+    /// rejected from then on.
+    fn acquire_lease(
+        &self,
+        run_id: &str,
+        token: &str,
+        ttl: Duration,
+        take_over: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// The token holding the run's lease now (expired or not), if any.
+    fn lease_holder(&self, run_id: &str) -> Result<Option<String>, StoreError>;
 
     /// Clears a cancel request (when a cancelled run is resumed).
     fn clear_cancel(&self, run_id: &str) -> Result<(), StoreError>;

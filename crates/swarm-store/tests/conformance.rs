@@ -178,9 +178,9 @@ pub fn resolves_run_ids(store: &dyn Store) {
 pub fn fences_stale_lease_holders(store: &dyn Store) {
     use std::time::Duration as D;
     create(store, "r4", 0, &["a"]);
-    store.acquire_lease("r4", "first", D::from_secs(30), false).unwrap();
-    store.acquire_lease("r4", "first", D::from_secs(30), false).expect("the holder renews");
-    let err = store.acquire_lease("r4", "second", D::from_secs(30), false).unwrap_err();
+    store.acquire_lease("r4", "first", D::from_secs(30), None).unwrap();
+    store.acquire_lease("r4", "first", D::from_secs(30), None).expect("the holder renews");
+    let err = store.acquire_lease("r4", "second", D::from_secs(30), None).unwrap_err();
     assert!(matches!(&err, StoreError::Fenced { holder, .. } if holder == "first"), "{err:?}");
     let write = |token: &str| Batch {
         lease: Some(token.into()),
@@ -197,17 +197,23 @@ pub fn fences_stale_lease_holders(store: &dyn Store) {
     );
     store.apply("r4", &write("first")).unwrap();
     assert_eq!(store.tasks("r4").unwrap()[0].state, TaskState::Running);
-    // A verified-dead holder's lease can be taken over at once.
-    store.acquire_lease("r4", "third", D::from_secs(30), true).unwrap();
+    // A verified-dead holder's lease can be taken over at once, but only from that holder.
+    assert_eq!(store.lease_holder("r4").unwrap().as_deref(), Some("first"));
+    let err = store.acquire_lease("r4", "third", D::from_secs(30), Some("someone-else")).unwrap_err();
+    assert!(matches!(&err, StoreError::Fenced { holder, .. } if holder == "first"), "{err:?}");
+    store.acquire_lease("r4", "third", D::from_secs(30), Some("first")).unwrap();
     assert!(matches!(store.apply("r4", &write("first")), Err(StoreError::Fenced { .. })));
+    // A second taker-over of the same dead holder finds the lease moved on: it loses.
+    let err = store.acquire_lease("r4", "fourth", D::from_secs(30), Some("first")).unwrap_err();
+    assert!(matches!(&err, StoreError::Fenced { holder, .. } if holder == "third"), "{err:?}");
 }
 
 pub fn leases_expire_by_the_store_clock(store: &dyn Store) {
     use std::time::Duration as D;
     create(store, "r5", 0, &["a"]);
-    store.acquire_lease("r5", "first", D::from_millis(100), false).unwrap();
+    store.acquire_lease("r5", "first", D::from_millis(100), None).unwrap();
     swarm_testkit::wait_until(D::from_secs(5), "the lease to expire", || {
-        store.acquire_lease("r5", "second", D::from_secs(30), false).is_ok()
+        store.acquire_lease("r5", "second", D::from_secs(30), None).is_ok()
     });
 }
 

@@ -10,8 +10,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use swarm_core::event::{Event, EventKind};
 use swarm_core::state::{Reason, RunState, TaskState};
-use swarm_runner::process::{hostname, owner_status, signal_group};
-use swarm_store::Batch;
+use swarm_runner::process::{hostname, lease_holder_dead, lease_token, owner_status};
+use swarm_runner::reaper::{self, Marker, Scope};
+use swarm_store::{Batch, StoreError};
 
 pub fn cancel(store: Option<&str>, config: Option<&Path>, args: CancelArgs) -> CliResult {
     let project = Project::discover(store, config)?;
@@ -50,9 +51,23 @@ pub fn cancel(store: Option<&str>, config: Option<&Path>, args: CancelArgs) -> C
         say(RunState::Running, "cancel requested; the orchestrator is still stopping");
         return Ok(0);
     }
-    // Nobody drives the run: stop what it left running and record the cancel ourselves.
+    // Nobody drives the run: take its lease from the dead holder (a `swarm resume` racing us
+    // would otherwise write over what we record, or we over it), then stop what it left running
+    // and record the cancel ourselves.
+    let lease = lease_token();
+    let take_over =
+        store.lease_holder(&run_id).map_err(CliError::from_store)?.filter(|h| lease_holder_dead(h));
+    match store.acquire_lease(&run_id, &lease, swarm_runner::LEASE_TTL, take_over.as_deref()) {
+        Ok(()) => {}
+        Err(StoreError::Fenced { .. }) => {
+            // Someone drives it now (a resume won the race): it sees the cancel request.
+            say(RunState::Running, "cancel requested; another swarm process took the run over");
+            return Ok(0);
+        }
+        Err(e) => return Err(CliError::from_store(e)),
+    }
     let mut tasks = store.tasks(&run_id).map_err(CliError::from_store)?;
-    let mut batch = Batch::default();
+    let mut batch = Batch { lease: Some(lease), ..Batch::default() };
     let now = Utc::now();
     for t in &mut tasks {
         if t.state.is_terminal() {
@@ -60,7 +75,9 @@ pub fn cancel(store: Option<&str>, config: Option<&Path>, args: CancelArgs) -> C
         }
         for a in t.attempts.iter_mut().filter(|a| a.ended_at.is_none()) {
             if let (Some(pid), true) = (a.pid, a.host.as_deref() == Some(host.as_str())) {
-                signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+                // Only if the pid is still the attempt's: pids are reused.
+                let marker = Marker::attempt(&run_id, &t.id, a.n);
+                reaper::signal_group_of(pid, &marker, nix::sys::signal::Signal::SIGKILL);
             }
             a.ended_at = Some(now);
             a.reason = Some(Reason::Cancelled);
@@ -81,6 +98,7 @@ pub fn cancel(store: Option<&str>, config: Option<&Path>, args: CancelArgs) -> C
         });
         batch.tasks.push(t.clone());
     }
+    reaper::end(&Marker::run(&run_id), Scope::All, Duration::ZERO);
     record.state = RunState::Cancelled;
     record.ended_at = Some(now);
     batch.run = Some(record);

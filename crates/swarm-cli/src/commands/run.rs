@@ -12,8 +12,10 @@ use swarm_core::report::{RunRecord, TaskReport};
 use swarm_core::scheduler::Restored;
 use swarm_core::state::{Reason, RunState, TaskState};
 use swarm_runner::paths::RunDir;
-use swarm_runner::process::{hostname, owner_status, signal_group, OwnerStatus};
+use swarm_runner::process::{hostname, lease_holder_dead, lease_token, owner_status};
+use swarm_runner::reaper::{self, Marker, Scope};
 use swarm_runner::{progress, OutputMode, RunSetup};
+use swarm_store::StoreError;
 
 fn output_mode(json: bool, no_progress: bool) -> OutputMode {
     if json {
@@ -23,11 +25,6 @@ fn output_mode(json: bool, no_progress: bool) -> OutputMode {
     } else {
         OutputMode::Tty
     }
-}
-
-/// A lease token that says who holds it: `host:pid:random`.
-fn lease_token() -> String {
-    format!("{}:{}:{:08x}", hostname(), std::process::id(), fastrand::u32(..))
 }
 
 pub fn new_run_id() -> String {
@@ -147,7 +144,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         .collect();
     store.create_run(&record, &tasks).map_err(CliError::from_store)?;
     let lease = lease_token();
-    store.acquire_lease(&run_id, &lease, swarm_runner::LEASE_TTL, false).map_err(CliError::from_store)?;
+    store.acquire_lease(&run_id, &lease, swarm_runner::LEASE_TTL, None).map_err(CliError::from_store)?;
     let mode = output_mode(args.json, args.no_progress);
     if mode != OutputMode::Json {
         println!("run {run_id}");
@@ -180,21 +177,32 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
         .map_err(CliError::from_store)?
         .ok_or_else(|| CliError::invalid(anyhow!("no run `{run_id}`")))?;
     let host = hostname();
-    // The old orchestrator is known dead when it ran here and its pid is gone; then its lease
-    // can be taken at once. A remote one's lease must expire first.
-    let mut owner_dead_here = false;
+    // A live orchestrator keeps its run; a dead one's lease is taken over below (at once when
+    // it ran here, after it expired when it ran elsewhere).
     if record.state == RunState::Running {
-        if let Some(owner) = &record.owner {
-            let status = owner_status(owner);
-            owner_dead_here = status == OwnerStatus::DeadHere;
-            if status.is_alive() {
-                return Err(CliError::invalid(anyhow!(
-                    "run {run_id} is still driven by swarm (pid {} on {}); cancel it or wait for it to end",
-                    owner.pid,
-                    owner.host
-                )));
-            }
+        if let Some(owner) = record.owner.as_ref().filter(|o| owner_status(o).is_alive()) {
+            return Err(CliError::invalid(anyhow!(
+                "run {run_id} is still driven by swarm (pid {} on {}); cancel it or wait for it to end",
+                owner.pid,
+                owner.host
+            )));
         }
+    }
+    // Take the lease before touching anything: of two `swarm resume` at once, one gets it and
+    // the other stops here, having changed nothing.
+    let lease = lease_token();
+    // Only from a holder known dead: another `swarm resume` may hold it by now.
+    let take_over =
+        store.lease_holder(&run_id).map_err(CliError::from_store)?.filter(|h| lease_holder_dead(h));
+    match store.acquire_lease(&run_id, &lease, swarm_runner::LEASE_TTL, take_over.as_deref()) {
+        Ok(()) => {}
+        Err(StoreError::Fenced { holder, .. }) => {
+            return Err(CliError::invalid(anyhow!(
+                "run {run_id} was taken over by another swarm process (lease {holder}) while this one \
+                 was getting ready to resume it; nothing was changed"
+            )));
+        }
+        Err(e) => return Err(CliError::from_store(e)),
     }
     let mut tasks = store.tasks(&run_id).map_err(CliError::from_store)?;
     let mut restored = Vec::with_capacity(tasks.len());
@@ -202,10 +210,13 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
     for t in &mut tasks {
         if t.state == TaskState::Running {
             for a in t.attempts.iter_mut().filter(|a| a.ended_at.is_none()) {
-                // The attempt's process group outlived its orchestrator: end it before retrying.
+                // The attempt's process group outlived its orchestrator: end it before retrying,
+                // if the recorded pid is still the attempt's (pids are reused).
                 if let (Some(pid), true) = (a.pid, a.host.as_deref() == Some(host.as_str())) {
-                    signal_group(pid, nix::sys::signal::Signal::SIGKILL);
-                    reaped += 1;
+                    let marker = Marker::attempt(&run_id, &t.id, a.n);
+                    if reaper::signal_group_of(pid, &marker, nix::sys::signal::Signal::SIGKILL) {
+                        reaped += 1;
+                    }
                 }
                 a.ended_at = Some(Utc::now());
                 a.reason = Some(Reason::LeaseLost);
@@ -214,9 +225,9 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
         }
         restored.push(Restored { state: t.state, attempts: t.attempts.len() as u32 });
     }
-    let lease = lease_token();
-    let force = owner_dead_here || record.state != RunState::Running;
-    store.acquire_lease(&run_id, &lease, swarm_runner::LEASE_TTL, force).map_err(CliError::from_store)?;
+    // Whatever else of the run still runs here (detached from its group, or its group's leader
+    // gone) is found by the run's marker.
+    reaper::end(&Marker::run(&run_id), Scope::All, std::time::Duration::ZERO);
     store.clear_cancel(&run_id).map_err(CliError::from_store)?;
     if record.state != RunState::Running {
         record.state = RunState::Running;

@@ -58,6 +58,20 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// Live processes whose environment says they belong to `run_id`.
+pub fn processes_of(run_id: &str) -> Vec<u32> {
+    let needle = format!("SWARM_RUN_ID={run_id}");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        if env.split(|b| *b == 0).any(|e| e == needle.as_bytes()) && pid_alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 /// Waits (up to 5 s) until `pid` is gone; a SIGKILLed process may take a moment to die.
 pub fn assert_gone(pid: u32, what: &str) {
     wait_until(Duration::from_secs(5), &format!("{what} (pid {pid}) is gone"), || !pid_alive(pid));
