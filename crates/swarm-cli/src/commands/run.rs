@@ -2,6 +2,7 @@
 
 use crate::cli::{ResumeArgs, RunArgs};
 use crate::error::{CliError, CliResult};
+use crate::output::{errln, outln};
 use crate::project::Project;
 use anyhow::anyhow;
 use chrono::Utc;
@@ -94,10 +95,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
     let _fake_model = if args.rehearse {
         let server = rehearse(&runtime, args.scenario.as_deref(), &mut plan, &mut project.config)?;
         if !args.json {
-            eprintln!(
-                "rehearsal: agents talk to swarm's fake model at {} (no tokens spent)",
-                server.base_url()
-            );
+            errln!("rehearsal: agents talk to swarm's fake model at {} (no tokens spent)", server.base_url());
         }
         Some(server)
     } else {
@@ -150,7 +148,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
     store.acquire_lease(&run_id, &lease, swarm_runner::LEASE_TTL, false).map_err(CliError::from_store)?;
     let mode = output_mode(args.json, args.no_progress);
     if mode != OutputMode::Json {
-        println!("run {run_id}");
+        outln!("run {run_id}");
     }
     let setup = RunSetup {
         store,
@@ -223,9 +221,9 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
     }
     let mode = output_mode(args.json, args.no_progress);
     if mode != OutputMode::Json {
-        println!("run {run_id}");
+        outln!("run {run_id}");
         let done = tasks.iter().filter(|t| t.state == TaskState::Succeeded).count();
-        println!(
+        outln!(
             "resuming: {done} of {} tasks already succeeded; {reaped} interrupted attempt(s) stopped",
             tasks.len()
         );
