@@ -284,3 +284,26 @@ fn campaign() {
         save_to.display()
     );
 }
+
+/// The harness itself: a panicking check is counted (not fatal), a slow one is a hang.
+#[test]
+fn the_harness_counts_panics_and_hangs() {
+    use proptest::strategy::{Just, Strategy};
+    let settings = |deadline| Settings { cases: 3, seed: 1, deadline, save_to: None, max_hangs: 1 };
+    let panicking = Target { name: "panics", inputs: || Just(vec![1u8]).boxed(), check: |_| panic!("boom") };
+    let stats = harness::run(&panicking, &settings(DEADLINE));
+    assert_eq!((stats.cases, stats.panics, stats.hangs), (3, 3, 0));
+    assert!(stats.findings[0].contains("panic: boom at "), "{:?}", stats.findings);
+    let slow = Target {
+        name: "hangs",
+        inputs: || Just(vec![]).boxed(),
+        check: |_| {
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        },
+    };
+    let stats = harness::run(&slow, &settings(Duration::from_millis(20)));
+    assert_eq!((stats.cases, stats.hangs), (1, 1), "stops at max_hangs");
+    let wrong = Target { name: "bad", inputs: || Just(vec![]).boxed(), check: |_| Err("no location".into()) };
+    assert_eq!(harness::run(&wrong, &settings(DEADLINE)).violations, 3);
+}
