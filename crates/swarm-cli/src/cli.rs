@@ -56,6 +56,27 @@ pub enum Command {
     Report(crate::commands::report::ReportArgs),
 }
 
+impl Command {
+    /// Whether the command supervises processes or serves, and so must not die of SIGPIPE: a run
+    /// goes on when its stdout is closed (see `output`). Every new command has to choose.
+    pub fn outlives_its_stdout(&self) -> bool {
+        match self {
+            Command::Run(_) | Command::Resume(_) | Command::FakeLlm(_) => true,
+            Command::Plan(_)
+            | Command::Status(_)
+            | Command::Runs(_)
+            | Command::Cancel(_)
+            | Command::Logs(_)
+            | Command::Doctor(_)
+            | Command::Agents(_)
+            | Command::Schema(_)
+            | Command::Events(_)
+            | Command::State(_)
+            | Command::Report(_) => false,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Plan file: markdown (`.md`) or JSON (`.json`).

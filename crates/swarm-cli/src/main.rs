@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod error;
+mod output;
 mod project;
 mod render;
 
@@ -12,11 +13,14 @@ use error::CliError;
 
 fn main() {
     let cli = Cli::parse();
+    if !cli.command.outlives_its_stdout() {
+        output::die_on_broken_pipe();
+    }
     let code = match dispatch(cli) {
         Ok(code) => code,
         Err(CliError { code, error, printed }) => {
             if !printed {
-                eprintln!("error: {error:#}");
+                output::errln!("error: {error:#}");
             }
             code
         }

@@ -195,7 +195,13 @@ impl<'s> Sink<'s> {
 
     /// Records an error at `span` (clamped to the source and to char boundaries).
     pub(crate) fn error(&mut self, span: Range<usize>, message: impl Into<String>) -> &mut Diagnostic {
-        let start = floor_char_boundary(self.src, span.start.min(self.src.len()));
+        let mut start = floor_char_boundary(self.src, span.start.min(self.src.len()));
+        // Just after the `\r` that ends a line (CRLF, or a lone one at the end of the file) is
+        // shown as the end of that line's text: start there, so `line:column` says the same.
+        let b = self.src.as_bytes();
+        if start > 0 && b[start - 1] == b'\r' && b.get(start).is_none_or(|&c| c == b'\n') {
+            start -= 1;
+        }
         let end = floor_char_boundary(self.src, span.end.clamp(start, self.src.len()));
         let (line, column) = self.line_col(start);
         self.items.push(Diagnostic {
@@ -311,6 +317,19 @@ mod tests {
         assert_eq!(sink.line_col(3), (1, 3));
         assert_eq!(sink.line_col(src.len()), (2, 5));
         assert_eq!(sink.offset_after(2, 4), 10);
+    }
+
+    #[test]
+    fn a_span_after_a_final_cr_is_where_the_rendering_shows_it() {
+        // Found by the fuzzer: `--> f:1:3` in JSON output, `--> f:1:2` in the rendering.
+        for (src, at, want) in [("{\r", 2, (1, 2)), ("-*a--\r", 6, (1, 6)), ("x\r\ny", 2, (1, 2))] {
+            let mut sink = Sink::new("f", src);
+            sink.error(at..at, "here");
+            let d = sink.finish(()).unwrap_err();
+            assert_eq!((d.items[0].line, d.items[0].column), want, "{src:?}");
+            let text = d.render(false);
+            assert!(text.contains(&format!("--> f:{}:{}", want.0, want.1)), "{src:?}: {text}");
+        }
     }
 
     #[test]

@@ -2,8 +2,9 @@
 
 use crate::cli::PlanCommand;
 use crate::error::{CliError, CliResult};
+use crate::output::outln;
 use crate::project::Project;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use swarm_core::plan::{Plan, PlanContext};
 
@@ -21,9 +22,10 @@ pub fn load(project: &Project, path: &Path, json: bool) -> CliResult<Plan> {
         if json {
             // Shaped like an event too, so `swarm run --json` consumers see a `kind`.
             let v = serde_json::json!({ "kind": "plan_invalid", "ok": false, "file": diags.file, "errors": diags.items });
-            println!("{v}");
+            outln!("{v}");
         } else {
-            eprint!("{}", diags.render(std::io::stderr().is_terminal()));
+            // `swarm run` shares this and keeps SIGPIPE ignored: no panic on a closed stream.
+            let _ = std::io::stderr().lock().write_all(diags.render(std::io::stderr().is_terminal()).as_bytes());
         }
         CliError::printed(2)
     })

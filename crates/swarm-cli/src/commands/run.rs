@@ -2,15 +2,17 @@
 
 use crate::cli::{ResumeArgs, RunArgs};
 use crate::error::{CliError, CliResult};
+use crate::output::{errln, outln};
 use crate::project::Project;
 use anyhow::anyhow;
 use chrono::Utc;
 use std::io::IsTerminal;
 use std::path::Path;
 use swarm_agents::Registry;
-use swarm_core::report::{RunRecord, TaskReport};
+use swarm_core::report::{RunRecord, RunReport, TaskReport};
 use swarm_core::scheduler::Restored;
 use swarm_core::state::{Reason, RunState, TaskState};
+use swarm_core::{Plan, Workdir};
 use swarm_runner::paths::RunDir;
 use swarm_runner::process::{hostname, lease_holder_dead, lease_token, owner_status};
 use swarm_runner::reaper::{self, Marker, Scope};
@@ -91,10 +93,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
     let _fake_model = if args.rehearse {
         let server = rehearse(&runtime, args.scenario.as_deref(), &mut plan, &mut project.config)?;
         if !args.json {
-            eprintln!(
-                "rehearsal: agents talk to swarm's fake model at {} (no tokens spent)",
-                server.base_url()
-            );
+            errln!("rehearsal: agents talk to swarm's fake model at {} (no tokens spent)", server.base_url());
         }
         Some(server)
     } else {
@@ -147,7 +146,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
     store.acquire_lease(&run_id, &lease, swarm_runner::LEASE_TTL, None).map_err(CliError::from_store)?;
     let mode = output_mode(args.json, args.no_progress);
     if mode != OutputMode::Json {
-        println!("run {run_id}");
+        outln!("run {run_id}");
     }
     let setup = RunSetup {
         store,
@@ -164,7 +163,40 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         project_root: project.root.clone(),
     };
     let report = runtime.block_on(swarm_runner::run(setup));
+    if mode != OutputMode::Json {
+        print_outputs(&plan, &report, &workdir);
+    }
     Ok(report.state.exit_code())
+}
+
+/// Longest list of outputs printed at the end of a run.
+const MAX_OUTPUTS: usize = 20;
+
+/// After the summary, one line per file a succeeded `shared` task declared in `paths` (plain
+/// paths; globs are skipped) that exists now: a run ends by saying where its results are.
+fn print_outputs(plan: &Plan, report: &RunReport, workdir: &Path) {
+    let cwd = std::env::current_dir().and_then(std::fs::canonicalize).ok();
+    let succeeded = |id: &str| report.tasks.iter().any(|t| t.id == id && t.state == TaskState::Succeeded);
+    let outputs: Vec<String> = plan
+        .tasks
+        .iter()
+        .filter(|t| t.workdir == Workdir::Shared && succeeded(&t.id))
+        .flat_map(|t| t.paths.iter().map(move |p| (t, p)))
+        .filter(|(_, p)| !p.contains(['*', '?', '[', '{']))
+        .filter_map(|(t, p)| {
+            let path = workdir.join(p);
+            path.exists().then(|| {
+                let shown = cwd.as_deref().and_then(|c| path.strip_prefix(c).ok()).unwrap_or(&path);
+                format!("output: {} ({})", shown.display(), t.id)
+            })
+        })
+        .collect();
+    for line in outputs.iter().take(MAX_OUTPUTS) {
+        outln!("{line}");
+    }
+    if outputs.len() > MAX_OUTPUTS {
+        outln!("output: … and {} more", outputs.len() - MAX_OUTPUTS);
+    }
 }
 
 pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> CliResult {
@@ -234,14 +266,15 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
     }
     let mode = output_mode(args.json, args.no_progress);
     if mode != OutputMode::Json {
-        println!("run {run_id}");
+        outln!("run {run_id}");
         let done = tasks.iter().filter(|t| t.state == TaskState::Succeeded).count();
-        println!(
+        outln!(
             "resuming: {done} of {} tasks already succeeded; {reaped} interrupted attempt(s) stopped",
             tasks.len()
         );
     }
     let total = tasks.len();
+    let (plan, workdir) = (record.spec.clone(), std::path::PathBuf::from(&record.workdir));
     let setup = RunSetup {
         store,
         record,
@@ -257,5 +290,8 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
         project_root: project.root.clone(),
     };
     let report = runtime().block_on(swarm_runner::run(setup));
+    if mode != OutputMode::Json {
+        print_outputs(&plan, &report, &workdir);
+    }
     Ok(report.state.exit_code())
 }
