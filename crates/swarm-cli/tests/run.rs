@@ -588,3 +588,20 @@ fn hundreds_of_quick_tasks_all_succeed_with_every_transition_stored() {
     let states = events.lines().filter(|l| l.contains("\"kind\":\"task_state\"")).count();
     assert_eq!(states, 400 * 3, "ready, running, succeeded for every task");
 }
+
+#[test]
+fn an_exec_task_gets_a_200k_prompt_whole_on_stdin_and_a_bounded_copy_in_its_environment() {
+    let p = Project::new();
+    let prompt: String = (0..12_000).map(|i| format!("line {i}: \"q\" $x `y` \\z\n")).collect();
+    assert!(prompt.len() > 200 * 1024);
+    let plan = serde_json::json!({ "tasks": [ { "id": "big", "agent": "exec", "prompt": prompt,
+        "command": "cat > stdin.txt; printf %s \"$SWARM_PROMPT\" > env.txt" } ] });
+    p.write("plan.json", &plan.to_string());
+    p.swarm(&["run", "plan.json"]).expect_code(0);
+    let stdin = p.read("stdin.txt");
+    assert!(stdin == prompt, "stdin carries the whole prompt: {} of {} bytes", stdin.len(), prompt.len());
+    let env = p.read("env.txt");
+    assert!(env.len() <= 32 * 1024, "SWARM_PROMPT is bounded: {} bytes", env.len());
+    assert!(prompt.starts_with(env.split("\n[… truncated").next().unwrap()));
+    assert!(env.contains("the whole prompt is on stdin"), "{}", &env[env.len() - 100..]);
+}
