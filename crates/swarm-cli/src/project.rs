@@ -21,6 +21,18 @@ pub fn git_root(start: &Path) -> Option<PathBuf> {
     start.ancestors().find(|d| d.join(".git").exists()).map(Path::to_path_buf)
 }
 
+/// Env var holding the secrets of a store address given with its password masked (`***`), as
+/// swarm gives `SWARM_STORE` to agents; users may set both too, to keep a password out of a URL.
+pub const STORE_PASSWORD_ENV: &str = "SWARM_STORE_PASSWORD";
+
+/// The store address with its masked secrets filled in from [`STORE_PASSWORD_ENV`].
+fn with_secret(text: &str) -> String {
+    match std::env::var(STORE_PASSWORD_ENV) {
+        Ok(secret) if !secret.is_empty() && text.contains("***") => swarm_store::unmask(text, &secret),
+        _ => text.to_string(),
+    }
+}
+
 impl Project {
     pub fn discover(store: Option<&str>, config: Option<&Path>) -> Result<Project, CliError> {
         let cwd =
@@ -33,7 +45,7 @@ impl Project {
         .map_err(|e| CliError::invalid(anyhow::Error::new(e)))?;
         let state_dir = root.join(".swarm");
         let address = match store {
-            Some(s) => Address::parse(s, &cwd),
+            Some(s) => Address::parse(&with_secret(s), &cwd),
             None => Ok(Address::Sqlite(state_dir.join("state.db"))),
         }
         .map_err(|e| CliError::invalid(anyhow::Error::new(e)))?;
@@ -53,12 +65,23 @@ impl Project {
         }
     }
 
+    /// Opens the store for reading (and for writes to what it holds): a store that does not
+    /// exist yet is an error (exit 2), never created.
     pub fn open_store(&self) -> Result<Arc<dyn Store>, CliError> {
-        swarm_store::open(&self.address, self.store_options()).map_err(CliError::from_store)
+        swarm_store::open(&self.address, self.store_options(false)).map_err(CliError::from_store)
     }
 
-    pub fn store_options(&self) -> swarm_store::Options {
-        let mut o = swarm_store::Options::default();
+    /// Opens the store, creating it (and `.swarm/`, for the default store) if needed: for
+    /// commands that write new things (`swarm run`, `swarm state set`).
+    pub fn create_store(&self) -> Result<Arc<dyn Store>, CliError> {
+        if matches!(&self.address, Address::Sqlite(p) if p.starts_with(&self.state_dir)) {
+            self.ensure_state_dir();
+        }
+        swarm_store::open(&self.address, self.store_options(true)).map_err(CliError::from_store)
+    }
+
+    pub fn store_options(&self, create: bool) -> swarm_store::Options {
+        let mut o = swarm_store::Options { create, ..swarm_store::Options::default() };
         if let Some(n) = self.config.store.event_retention {
             o.event_retention = n;
         }

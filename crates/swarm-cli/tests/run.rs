@@ -511,7 +511,8 @@ fn concurrent_runs_share_one_store() {
         plan.push_str(&format!("## t{i}: Printer\n- command: {{fake}} --print 20\n\n"));
     }
     p.plan(&plan);
-    // Create the store first: its very first opening is not safe to race (see the next test).
+    // Create the store first (the next test races its very first opening).
+    p.swarm(&["state", "set", "created", "true"]).expect_code(0);
     assert!(p.runs().is_empty());
     let runs: Vec<Bg> = (0..3).map(|_| p.spawn(&["run", "plan.md", "--concurrency", "4"])).collect();
     let mut ids = Vec::new();
@@ -562,7 +563,8 @@ fn long_lines_are_kept_whole_in_the_log() {
 fn concurrent_first_use_of_a_new_store() {
     for _ in 0..30 {
         let p = Project::new();
-        let cmds: Vec<Bg> = (0..8).map(|_| p.spawn(&["runs", "--json"])).collect();
+        // `state set` creates the store; reads never do.
+        let cmds: Vec<Bg> = (0..8).map(|i| p.spawn(&["state", "set", &format!("k{i}"), "1"])).collect();
         for c in cmds {
             c.wait(std::time::Duration::from_secs(30)).expect_code(0);
         }

@@ -67,6 +67,10 @@ pub struct RunConfig {
 pub struct StoreConfig {
     /// Events kept per run (Redis: stream entries, approximately; default 100000).
     pub event_retention: Option<usize>,
+    /// How long a run that ended keeps retrying writes to a store that is away before it gives
+    /// up on them (default 30s). During the run, writes are kept and retried without limit.
+    #[serde(default, with = "duration::opt_serde")]
+    pub give_up_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -252,6 +256,11 @@ impl Config {
 
     pub fn grace(&self) -> Duration {
         self.run.grace.unwrap_or(Duration::from_secs(5))
+    }
+
+    /// How long a finished run keeps retrying writes to a store that is away.
+    pub fn store_give_up_after(&self) -> Duration {
+        self.store.give_up_after.unwrap_or(Duration::from_secs(30))
     }
 
     pub fn backoff(&self) -> Backoff {

@@ -94,6 +94,13 @@ pub enum EventKind {
         tasks: Vec<String>,
         events: usize,
     },
+    /// The run's store could not be written any more: it was emptied, deleted or replaced,
+    /// another orchestrator took the run, or it stayed away past the give-up time. What follows
+    /// is only in the report on disk; `lost_writes` counts the writes that were not stored.
+    StoreLost {
+        message: String,
+        lost_writes: u64,
+    },
     RunFinished {
         state: RunState,
         succeeded: usize,

@@ -19,6 +19,18 @@ pub struct RunReport {
     #[serde(default)]
     pub by_model: Vec<ModelUsage>,
     pub tasks: Vec<TaskReport>,
+    /// Set when the run's store failed it for good (see the `store_lost` event): the store
+    /// does not hold the run as this report tells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<StoreFailure>,
+}
+
+/// Why a run's store could not record it, and how many writes it missed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StoreFailure {
+    pub message: String,
+    /// Writes (task updates, events, run updates) that never reached the store.
+    pub lost_writes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -210,6 +222,7 @@ impl RunReport {
             totals,
             by_model: by_model.into_values().collect(),
             tasks,
+            store_error: None,
         }
     }
 }

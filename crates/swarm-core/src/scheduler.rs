@@ -34,6 +34,9 @@ pub enum Input {
     RetryDue { task: u32 },
     /// Stop: nothing new starts, running attempts are stopped, the rest is cancelled.
     Cancel,
+    /// The run cannot go on (e.g. its store lease is lost): nothing new starts, running attempts
+    /// are stopped, and every task that did not finish fails with `failure`, never `cancelled`.
+    Abort(Failure),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +95,8 @@ pub struct Scheduler {
     opts: Options,
     rng: fastrand::Rng,
     stopping: Option<Stop>,
+    /// Why the run was aborted, once it was.
+    aborted: Option<Failure>,
     any_failed: bool,
     finished: bool,
     names: Vec<String>,
@@ -101,6 +106,7 @@ pub struct Scheduler {
 enum Stop {
     Cancel,
     FailFast,
+    Abort,
 }
 
 impl Scheduler {
@@ -171,6 +177,7 @@ impl Scheduler {
             opts,
             rng: fastrand::Rng::with_seed(seed),
             stopping: None,
+            aborted: None,
             any_failed: false,
             finished: false,
             names,
@@ -245,6 +252,7 @@ impl Scheduler {
                 }
             }
             Input::Cancel => self.cancel(out),
+            Input::Abort(failure) => self.abort(failure, out),
         }
         self.fill(out);
         self.check_finished(out);
@@ -266,6 +274,13 @@ impl Scheduler {
         self.running_per_agent[self.nodes[i].agent as usize] -= 1;
         if self.stopping == Some(Stop::Cancel) {
             self.set(task, NodeState::Cancelled, Some(Reason::Cancelled), Some("run cancelled".into()), out);
+            return;
+        }
+        if let (Some(f), Err(_)) = (&self.aborted, &outcome) {
+            // Stopped by the abort (or failed meanwhile): the abort is why it did not finish.
+            let f = f.clone();
+            self.any_failed = true;
+            self.set(task, NodeState::Failed, Some(f.reason), f.detail, out);
             return;
         }
         match outcome {
@@ -309,7 +324,7 @@ impl Scheduler {
     }
 
     fn cancel(&mut self, out: &mut Vec<Action>) {
-        if self.stopping == Some(Stop::Cancel) {
+        if matches!(self.stopping, Some(Stop::Cancel | Stop::Abort)) {
             return;
         }
         self.stopping = Some(Stop::Cancel);
@@ -317,6 +332,30 @@ impl Scheduler {
         for i in 0..self.nodes.len() {
             if let NodeState::Running { .. } = self.state[i] {
                 out.push(Action::Stop { task: i as u32 });
+            }
+        }
+    }
+
+    fn abort(&mut self, failure: Failure, out: &mut Vec<Action>) {
+        if self.stopping == Some(Stop::Abort) {
+            return;
+        }
+        self.stopping = Some(Stop::Abort);
+        self.aborted = Some(failure.clone());
+        for q in &mut self.ready {
+            q.clear();
+        }
+        for i in 0..self.nodes.len() {
+            match self.state[i] {
+                NodeState::Pending | NodeState::Ready | NodeState::Waiting { .. } => {
+                    if let NodeState::Waiting { .. } = self.state[i] {
+                        self.waiting -= 1;
+                    }
+                    self.any_failed = true;
+                    self.set(i as u32, NodeState::Failed, Some(failure.reason), failure.detail.clone(), out);
+                }
+                NodeState::Running { .. } => out.push(Action::Stop { task: i as u32 }),
+                _ => {}
             }
         }
     }
@@ -423,7 +462,9 @@ impl Scheduler {
         }
         // Tasks still pending here can never become ready (a cancel or fail-fast stopped them).
         self.finished = true;
-        let state = if self.stopping == Some(Stop::Cancel) {
+        let state = if self.stopping == Some(Stop::Abort) {
+            RunState::Failed
+        } else if self.stopping == Some(Stop::Cancel) {
             RunState::Cancelled
         } else if self.any_failed || self.state.iter().any(|s| *s != NodeState::Succeeded) {
             RunState::Failed
@@ -617,6 +658,77 @@ mod tests {
         s.handle(Input::AttemptEnded { task: 2, attempt: 1, outcome: Ok(()) }, &mut out);
         assert_eq!(s.state_of(2), TaskState::Cancelled);
         assert_eq!(out.last(), Some(&Action::Finished(RunState::Cancelled)));
+    }
+
+    #[test]
+    fn abort_fails_every_unfinished_task_with_its_reason_and_stops_the_running_ones() {
+        // 0 running, 1 waits for 0, 2 running then succeeds, 3 waits for its retry, 4 takes 3's
+        // slot, 5 has no slot
+        let mut s = Scheduler::new(
+            vec![node(&[], 1), node(&[0], 1), node(&[], 1), node(&[], 2), node(&[], 1), node(&[], 1)],
+            names(6),
+            opts(3),
+        );
+        let mut out = vec![];
+        s.start(&mut out);
+        assert_eq!(starts(&out), vec![(0, 1), (2, 1), (3, 1)]);
+        out.clear();
+        s.handle(Input::AttemptEnded { task: 3, attempt: 1, outcome: fail(Reason::ExitCode) }, &mut out);
+        assert_eq!(starts(&out), vec![(4, 1)]);
+        assert_eq!(s.state_of(3), TaskState::Pending, "waiting for its retry");
+        out.clear();
+        let lost = Failure { reason: Reason::LeaseLost, detail: Some("store gone".into()) };
+        s.handle(Input::Abort(lost.clone()), &mut out);
+        assert!(starts(&out).is_empty(), "nothing new starts");
+        let stops: Vec<_> = out.iter().filter(|a| matches!(a, Action::Stop { .. })).collect();
+        assert_eq!(stops, [&Action::Stop { task: 0 }, &Action::Stop { task: 2 }, &Action::Stop { task: 4 }]);
+        for t in [1, 3, 5] {
+            assert_eq!(s.state_of(t), TaskState::Failed, "task {t}");
+        }
+        assert!(out.contains(&Action::SetState {
+            task: 5,
+            state: TaskState::Failed,
+            reason: Some(Reason::LeaseLost),
+            detail: Some("store gone".into()),
+        }));
+        // A cancel now changes nothing; a retry timer that fires late starts nothing.
+        out.clear();
+        s.handle(Input::Cancel, &mut out);
+        s.handle(Input::RetryDue { task: 3 }, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // The stopped attempts fail with the abort's reason; one that succeeded meanwhile stays so.
+        s.handle(Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::Cancelled) }, &mut out);
+        assert_eq!(
+            out[0],
+            Action::SetState {
+                task: 0,
+                state: TaskState::Failed,
+                reason: Some(Reason::LeaseLost),
+                detail: Some("store gone".into())
+            }
+        );
+        s.handle(Input::AttemptEnded { task: 4, attempt: 1, outcome: fail(Reason::ExitCode) }, &mut out);
+        assert_eq!(s.state_of(4), TaskState::Failed);
+        s.handle(Input::AttemptEnded { task: 2, attempt: 1, outcome: Ok(()) }, &mut out);
+        assert_eq!(s.state_of(2), TaskState::Succeeded);
+        assert_eq!(s.state_of(1), TaskState::Failed, "its dependent stays failed, not blocked");
+        assert_eq!(out.last(), Some(&Action::Finished(RunState::Failed)));
+    }
+
+    #[test]
+    fn abort_after_a_cancel_still_ends_failed_not_cancelled() {
+        let mut s = Scheduler::new(vec![node(&[], 1), node(&[0], 1)], names(2), opts(2));
+        let mut out = vec![];
+        s.start(&mut out);
+        s.handle(Input::Cancel, &mut out);
+        assert_eq!(s.state_of(1), TaskState::Cancelled);
+        out.clear();
+        let lost = Failure { reason: Reason::LeaseLost, detail: None };
+        s.handle(Input::Abort(lost), &mut out);
+        s.handle(Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::Cancelled) }, &mut out);
+        assert_eq!(s.state_of(0), TaskState::Failed);
+        assert_eq!(s.state_of(1), TaskState::Cancelled, "what the cancel decided stays");
+        assert_eq!(out.last(), Some(&Action::Finished(RunState::Failed)));
     }
 
     #[test]

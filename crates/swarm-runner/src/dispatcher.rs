@@ -41,6 +41,9 @@ pub struct RunSetup {
     pub run_dir: RunDir,
     /// Value given to agents as `SWARM_STORE` (never carries a password).
     pub store_env: String,
+    /// The secrets masked in `store_env`, given to agents as `SWARM_STORE_PASSWORD` so swarm's
+    /// own commands inside a task can connect (see `swarm_store::unmask`).
+    pub store_secret: Option<String>,
     pub reporter: Box<dyn Reporter>,
     /// The lease token taken on the run before calling `run`.
     pub lease: String,
@@ -68,8 +71,11 @@ struct Dispatcher {
     config: Config,
     run_dir: RunDir,
     store_env: String,
+    store_secret: Option<String>,
     reporter: Box<dyn Reporter>,
     writer: Writer,
+    /// Why the store was lost to this run, once it was.
+    store_lost: Option<String>,
     started: Instant,
     exec_tx: mpsc::UnboundedSender<ExecutorEvent>,
     ctl_tx: mpsc::UnboundedSender<Control>,
@@ -98,6 +104,7 @@ pub async fn run(setup: RunSetup) -> RunReport {
         config,
         run_dir,
         store_env,
+        store_secret,
         reporter,
         lease,
         project_root,
@@ -136,7 +143,8 @@ pub async fn run(setup: RunSetup) -> RunReport {
     let mirror = Mirror::new(&project_root, &config.feedback);
     // The states the store holds now: every write expects to find what this writer left.
     let known = tasks.iter().map(|t| (t.id.clone(), t.state)).collect();
-    let writer = Writer::start(store.clone(), record.run_id.clone(), lease, known, move |n| {
+    let give_up_after = config.store_give_up_after();
+    let writer = Writer::start(store.clone(), record.run_id.clone(), lease, known, give_up_after, move |n| {
         let _ = note_tx.send(n);
     });
     let (exec_tx, mut exec_rx) = mpsc::unbounded_channel();
@@ -150,8 +158,10 @@ pub async fn run(setup: RunSetup) -> RunReport {
         config,
         run_dir,
         store_env,
+        store_secret,
         reporter,
         writer,
+        store_lost: None,
         started: Instant::now(),
         exec_tx,
         ctl_tx: ctl_tx.clone(),
@@ -195,11 +205,7 @@ pub async fn run(setup: RunSetup) -> RunReport {
             Some(ctl) = ctl_rx.recv() => d.on_control(ctl),
             Some(note) = note_rx.recv() => match note {
                 Note::Warning(message) => { d.emit(EventKind::Warning { message }); None }
-                Note::LeaseLost(message) => {
-                    // Another orchestrator owns the run now: stop our attempts, write nothing more.
-                    d.emit(EventKind::Warning { message: format!("{message}; stopping this orchestrator's attempts") });
-                    d.on_control(Control::Cancel("lease lost".into()))
-                }
+                Note::LeaseLost(message) => d.lease_lost(message),
             },
             _ = heartbeat.tick() => {
                 if let Some(o) = d.record.owner.as_mut() { o.heartbeat_at = Utc::now(); }
@@ -544,6 +550,7 @@ impl Dispatcher {
             .env("SWARM_TASK_ID", &t.id)
             .env("SWARM_ATTEMPT", attempt.to_string())
             .env("SWARM_STORE", &self.store_env)
+            .env("SWARM_STORE_PASSWORD", self.store_secret.as_deref().unwrap_or_default())
             .env("SWARM_NAMESPACE", &self.record.namespace)
             .env("SWARM_COMPLETION_FILE", &completion_file)
             .env("SWARM_BIN", &self.swarm_bin)
@@ -662,7 +669,13 @@ impl Dispatcher {
                 self.save_task(i);
                 None
             }
-            ExecutorEvent::Finished { task, attempt, exit_code, outcome, evidence } => {
+            ExecutorEvent::Finished { task, attempt, exit_code, mut outcome, evidence } => {
+                if let (Some(message), Err(f)) = (&self.store_lost, &mut outcome) {
+                    if f.reason == Reason::Cancelled {
+                        // Stopped because the store was lost, not by a user.
+                        *f = Failure { reason: Reason::LeaseLost, detail: Some(message.clone()) };
+                    }
+                }
                 if self.running.get(&task).is_some_and(|r| r.attempt == attempt) {
                     self.running.remove(&task);
                 }
@@ -727,8 +740,21 @@ impl Dispatcher {
         }
     }
 
+    /// The store is lost to this run (emptied, replaced, or taken by another orchestrator): stop
+    /// the attempts and fail what did not finish with `lease_lost`. This is no user cancel.
+    fn lease_lost(&mut self, message: String) -> Option<Input> {
+        if self.store_lost.is_some() {
+            return None;
+        }
+        self.emit(EventKind::Warning {
+            message: format!("{message}; stopping this orchestrator's attempts"),
+        });
+        self.store_lost = Some(message.clone());
+        Some(Input::Abort(Failure { reason: Reason::LeaseLost, detail: Some(message) }))
+    }
+
     fn finish(mut self, notes: &mut mpsc::UnboundedReceiver<Note>) -> RunReport {
-        let state = self.finished.expect("finish after the scheduler finished");
+        let mut state = self.finished.expect("finish after the scheduler finished");
         // Every attempt ended its own leftovers; anything of the run still alive now escaped
         // that (e.g. forked while its attempt was being stopped).
         let run = crate::reaper::Marker::run(&self.record.run_id);
@@ -749,7 +775,23 @@ impl Dispatcher {
             cancelled: counts.cancelled,
         });
         self.writer.send(Write::Run(self.record.clone()));
-        let report = RunReport::build(&self.record, self.docs.clone());
+        // Everything is in the store (or known lost) before the report says how the run ended.
+        let closed = self.writer.close();
+        // What the writer said while saving the last writes (a store that came back, or not).
+        while let Ok(Note::Warning(message) | Note::LeaseLost(message)) = notes.try_recv() {
+            self.emit(EventKind::Warning { message });
+        }
+        let failure = closed.failure(&self.docs);
+        if let Some(f) = &failure {
+            // A run the store could not record did not succeed, whatever its tasks did.
+            if state == RunState::Succeeded {
+                state = RunState::Failed;
+                self.record.state = state;
+            }
+            self.emit(EventKind::StoreLost { message: f.message.clone(), lost_writes: f.lost_writes });
+        }
+        let mut report = RunReport::build(&self.record, self.docs.clone());
+        report.store_error = failure;
         if let Err(e) = report_files::write(&self.run_dir, &report) {
             self.emit(EventKind::Warning { message: format!("cannot write report: {e}") });
         }
@@ -760,9 +802,8 @@ impl Dispatcher {
         // Hooks never block the run, but the process should not exit under them: wait for the
         // ones still running, at most as long as one hook may take.
         self.hooks.wait_idle(self.hooks.max_duration() + Duration::from_secs(1));
-        let Dispatcher { writer, mut reporter, run_dir, record, started, .. } = self;
-        drop(writer); // joins the writer: everything is in the store before we report the end
-                      // What the writer said while saving the last writes (a store that came back, or not).
+        let Dispatcher { mut reporter, run_dir, record, started, .. } = self;
+        // What the hooks said.
         while let Ok(Note::Warning(message) | Note::LeaseLost(message)) = notes.try_recv() {
             reporter.event(&Event {
                 run_id: record.run_id.clone(),

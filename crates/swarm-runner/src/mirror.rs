@@ -187,6 +187,7 @@ mod tests {
             totals: Usage::default(),
             by_model: vec![],
             tasks,
+            store_error: None,
         }
     }
 

@@ -77,6 +77,7 @@ fn describe(ev: &Event, width: usize) -> Option<String> {
             format!("cancel requested ({source}); stopping running tasks")
         }
         EventKind::Warning { message } => format!("warning: {message}"),
+        EventKind::StoreLost { message, .. } => format!("error: {message}"),
         _ => return None,
     };
     Some(format!("{} {line}", stamp(ev)))

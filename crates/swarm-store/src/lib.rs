@@ -6,7 +6,7 @@ mod redis_store;
 mod sqlite;
 mod store;
 
-pub use address::{open, Address, Options};
+pub use address::{mask, open, unmask, Address, Options};
 pub use redis_store::RedisStore;
 pub use sqlite::SqliteStore;
 pub use store::{Batch, Health, Store, StoreError};

@@ -191,6 +191,8 @@ return version
 const ACQUIRE: &str = r#"
 -- KEYS: run hash. ARGV: token, ttl ms, the dead holder to take over from ("" = none). The
 -- server's clock decides expiry.
+-- A run that is gone (a flushed or emptied server) is not brought back as a bare lease.
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NORUN') end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local held = redis.call('HGET', KEYS[1], 'lease')
@@ -203,8 +205,17 @@ return now
 "#;
 
 impl RedisStore {
+    /// Connects to the server at `url`, marking it as a swarm store if it is not yet.
     pub fn open(url: &str) -> Result<RedisStore, StoreError> {
+        RedisStore::connect(url, true)
+    }
+
+    /// Connects to the server at `url`. Without `create`, nothing is written (a reader never
+    /// marks a server as a swarm store, and an ACL user that may only read can read).
+    pub fn connect(url: &str, create: bool) -> Result<RedisStore, StoreError> {
         let address = mask(url);
+        let normalized = password_from_query(url);
+        let url = normalized.as_str();
         let bad = |e: &dyn std::fmt::Display| StoreError::Unreachable {
             address: address.clone(),
             message: scrub(&e.to_string(), url),
@@ -246,7 +257,7 @@ impl RedisStore {
             retention: EVENTS_MAXLEN,
         };
         store.with(|c| redis::cmd("PING").query::<String>(c))?;
-        store.check_schema()?;
+        store.check_schema(create)?;
         Ok(store)
     }
 
@@ -256,9 +267,10 @@ impl RedisStore {
         self
     }
 
-    fn check_schema(&self) -> Result<(), StoreError> {
+    fn check_schema(&self, create: bool) -> Result<(), StoreError> {
         let found: Option<String> = self.with(|c| c.hget(META, "schema_version"))?;
         match found {
+            None if !create => Ok(()),
             None => {
                 let _: bool = self.with(|c| c.hset_nx(META, "schema_version", SCHEMA_VERSION))?;
                 Ok(())
@@ -309,11 +321,17 @@ impl RedisStore {
         unreachable!("the loop returns")
     }
 
-    fn unreachable(&self, e: impl std::fmt::Display) -> StoreError {
+    fn unreachable(&self, e: redis::RedisError) -> StoreError {
+        if is_auth_error(&e) {
+            return StoreError::Auth { address: self.address.clone(), message: e.to_string() };
+        }
         StoreError::Unreachable { address: self.address.clone(), message: e.to_string() }
     }
 
-    fn backend(&self, e: impl std::fmt::Display) -> StoreError {
+    fn backend(&self, e: redis::RedisError) -> StoreError {
+        if is_auth_error(&e) {
+            return StoreError::Auth { address: self.address.clone(), message: e.to_string() };
+        }
         StoreError::Backend { address: self.address.clone(), message: e.to_string() }
     }
 
@@ -457,6 +475,40 @@ fn fenced(e: StoreError, run_id: &str) -> StoreError {
     }
 }
 
+/// A refused login (`NOAUTH`, `WRONGPASS`) or a command the ACL user may not run (`NOPERM`).
+fn is_auth_error(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || e.code().is_some_and(|c| matches!(c, "NOAUTH" | "WRONGPASS" | "NOPERM"))
+        || ["NOAUTH", "WRONGPASS", "NOPERM"].iter().any(|code| e.to_string().contains(code))
+}
+
+/// `redis://host:6379?password=pw` (also `pass=`, and `user=`/`username=`), a form other
+/// clients accept, as the `redis://user:pw@host:6379` the client library understands. A URL
+/// with credentials before the host is left as it is.
+fn password_from_query(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.into() };
+    let Some((before, query)) = rest.split_once('?') else { return url.into() };
+    let authority = before.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return url.into();
+    }
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, format!("#{f}")),
+        None => (query, String::new()),
+    };
+    let (mut user, mut pass, mut kept) = (None, None, Vec::new());
+    for param in query.split('&') {
+        match param.split_once('=') {
+            Some(("password" | "pass", v)) => pass = Some(v),
+            Some(("user" | "username", v)) => user = Some(v),
+            _ => kept.push(param),
+        }
+    }
+    let Some(pass) = pass else { return url.into() };
+    let query = if kept.is_empty() { String::new() } else { format!("?{}", kept.join("&")) };
+    format!("{scheme}://{}:{pass}@{before}{query}{fragment}", user.unwrap_or(""))
+}
+
 /// Redis error texts may echo the URL; never let a password through.
 fn scrub(message: &str, url: &str) -> String {
     message.replace(url, &mask(url))
@@ -479,7 +531,10 @@ impl Store for RedisStore {
         let keys = run_keys(&run.namespace, &run.run_id);
         let created: bool = self.with(|c| c.hset_nx(RUN_NS, &run.run_id, &run.namespace))?;
         if !created {
-            return Err(self.backend(format!("run {} already exists", run.run_id)));
+            return Err(StoreError::Backend {
+                address: self.address.clone(),
+                message: format!("run {} already exists", run.run_id),
+            });
         }
         self.namespaces.lock().unwrap().insert(run.run_id.clone(), run.namespace.clone());
         let mut pipe = redis::pipe();
@@ -634,7 +689,12 @@ impl Store for RedisStore {
                 .arg(take_over.unwrap_or(""))
                 .invoke::<i64>(c)
         })
-        .map_err(|e| fenced(e, run_id))?;
+        .map_err(|e| match &e {
+            StoreError::Backend { message, .. } if message.contains("NORUN") => {
+                StoreError::NoSuchRun(run_id.into())
+            }
+            _ => fenced(e, run_id),
+        })?;
         Ok(())
     }
 
@@ -739,5 +799,23 @@ impl Store for RedisStore {
         let keys = state_keys(ns);
         let seq: Option<u64> = self.with(|c| c.get(&keys.seq))?;
         Ok(seq.unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::password_from_query;
+
+    #[test]
+    fn a_password_in_the_query_moves_before_the_host() {
+        assert_eq!(password_from_query("redis://h:1?password=pw"), "redis://:pw@h:1");
+        assert_eq!(
+            password_from_query("redis://h:1/2?user=bob&pass=pw&protocol=resp3"),
+            "redis://bob:pw@h:1/2?protocol=resp3"
+        );
+        assert_eq!(password_from_query("rediss://h/?password=pw#x"), "rediss://:pw@h/#x");
+        for unchanged in ["redis://h:1", "redis://h:1?protocol=resp3", "redis://a:b@h:1?password=pw"] {
+            assert_eq!(password_from_query(unchanged), unchanged);
+        }
     }
 }

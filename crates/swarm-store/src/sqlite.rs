@@ -2,7 +2,7 @@
 //! columns that are queried (ids, state, order), so every backend stores the same documents.
 
 use crate::store::{state_event, Batch, Store, StoreError, STATE_CHANGES_MAXLEN};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -18,18 +18,65 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct SqliteStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Device and inode of the file when it was opened: writes check the path still names that
+    /// file, because SQLite happily goes on writing to a file that was deleted or replaced.
+    identity: Option<(u64, u64)>,
+}
+
+/// Device and inode of the file at `path`.
+fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map(|m| (m.dev(), m.ino()))
 }
 
 impl SqliteStore {
+    /// Opens the store at `path`, creating the file (and its directory) if needed.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let address = format!("sqlite:{}", path.display());
-        let unreachable = |message: String| StoreError::Unreachable { address: address.clone(), message };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| unreachable(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unreachable {
+                address: describe(path),
+                message: format!("cannot create {}: {e}", dir.display()),
+            })?;
         }
-        let conn = Connection::open(path).map_err(|e| unreachable(e.to_string()))?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(|e| unreachable(e.to_string()))?;
+        SqliteStore::open_with(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)
+    }
+
+    /// Opens the store at `path` only if it exists (`Missing` otherwise): reading never creates
+    /// a store.
+    pub fn open_existing(path: &Path) -> Result<SqliteStore, StoreError> {
+        let missing = || StoreError::Missing { address: describe(path) };
+        if !path.exists() {
+            return Err(missing());
+        }
+        SqliteStore::open_with(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(|e| match e {
+            StoreError::Unreachable { .. } if !path.exists() => missing(),
+            e => e,
+        })
+    }
+
+    /// What [`Store::health`] will say of a store at `path` that does not exist yet.
+    pub fn health_if_created(path: &Path) -> crate::Health {
+        crate::Health {
+            backend: "sqlite",
+            address: describe(path),
+            server_version: rusqlite::version().to_string(),
+            schema_version: SCHEMA_VERSION,
+            persistence: "file, not created yet (`swarm run` creates it)".into(),
+            errors: vec![],
+            warnings: vec![],
+        }
+    }
+
+    fn open_with(path: &Path, flags: OpenFlags) -> Result<SqliteStore, StoreError> {
+        let address = describe(path);
+        let failed = |e: rusqlite::Error| match classify(&e) {
+            Some(message) => StoreError::Unusable { address: address.clone(), message },
+            None => StoreError::Unreachable { address: address.clone(), message: e.to_string() },
+        };
+        let conn =
+            Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(failed)?;
+        let identity = file_identity(path).ok();
+        conn.busy_timeout(Duration::from_secs(10)).map_err(failed)?;
         // Switching to WAL takes an exclusive lock and ignores the busy timeout, so processes
         // opening a new store at the same moment retry here for a while.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -42,17 +89,31 @@ impl SqliteStore {
                 {
                     std::thread::sleep(Duration::from_millis(10 + fastrand_ms()));
                 }
-                Err(e) => return Err(unreachable(e.to_string())),
+                Err(e) => return Err(failed(e)),
             }
         }
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| unreachable(e.to_string()))?;
-        let store = SqliteStore { path: path.into(), conn: Mutex::new(conn) };
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(failed)?;
+        let store = SqliteStore { path: path.into(), conn: Mutex::new(conn), identity };
         store.migrate()?;
         Ok(store)
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Backend { address: self.describe(), message: e.to_string() }
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        match classify(&e) {
+            Some(message) => StoreError::Unusable { address: self.describe(), message },
+            None => StoreError::Backend { address: self.describe(), message: e.to_string() },
+        }
+    }
+
+    /// Fails with `Replaced` when the store's path no longer names the file opened: a write
+    /// now would go to a file nobody will ever read.
+    fn check_file(&self) -> Result<(), StoreError> {
+        let Some(opened) = self.identity else { return Ok(()) };
+        match file_identity(&self.path) {
+            Ok(now) if now == opened => Ok(()),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Ok(()), // cannot tell
+            _ => Err(StoreError::Replaced { address: self.describe() }),
+        }
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -116,6 +177,7 @@ impl SqliteStore {
         if_version: Option<u64>,
         by: Option<&Actor>,
     ) -> Result<(Option<StateEntry>, bool), StoreError> {
+        self.check_file()?;
         let mut conn = self.conn.lock().unwrap();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         let found: u64 = tx
@@ -236,6 +298,22 @@ impl SqliteStore {
     }
 }
 
+fn describe(path: &Path) -> String {
+    format!("sqlite:{}", path.display())
+}
+
+/// What makes an SQLite error mean "this file is no (intact) database", if it does.
+fn classify(e: &rusqlite::Error) -> Option<String> {
+    match e {
+        rusqlite::Error::SqliteFailure(f, message)
+            if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) =>
+        {
+            Some(message.clone().unwrap_or_else(|| f.to_string()))
+        }
+        _ => None,
+    }
+}
+
 fn decode<T: DeserializeOwned>(key: impl FnOnce() -> String, doc: &str) -> Result<T, StoreError> {
     serde_json::from_str(doc).map_err(|e| StoreError::Corrupt { key: key(), message: e.to_string() })
 }
@@ -246,10 +324,11 @@ fn encode<T: serde::Serialize>(v: &T) -> String {
 
 impl Store for SqliteStore {
     fn describe(&self) -> String {
-        format!("sqlite:{}", self.path.display())
+        describe(&self.path)
     }
 
     fn create_run(&self, run: &RunRecord, tasks: &[TaskReport]) -> Result<(), StoreError> {
+        self.check_file()?;
         let mut conn = self.conn.lock().unwrap();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         tx.execute(
@@ -273,6 +352,7 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
+        self.check_file()?;
         let mut conn = self.conn.lock().unwrap();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         if let Some(id) = &batch.id {
@@ -448,6 +528,7 @@ impl Store for SqliteStore {
         ttl: Duration,
         take_over: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.check_file()?;
         let mut conn = self.conn.lock().unwrap();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         let now: i64 = tx

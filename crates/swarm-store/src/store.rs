@@ -10,6 +10,22 @@ use swarm_core::state_doc::{Actor, StateChange, StateEntry, StateOp};
 pub enum StoreError {
     #[error("store `{address}` is unreachable: {message}")]
     Unreachable { address: String, message: String },
+    /// An embedded store that does not exist yet; only commands that write create one.
+    #[error("no swarm state here ({address} does not exist); start a run with `swarm run`")]
+    Missing { address: String },
+    /// The file is no database, or a damaged one.
+    #[error(
+        "store `{address}` is not a usable swarm store ({message}); move it away or choose another --store"
+    )]
+    Unusable { address: String, message: String },
+    /// The server refused the credentials (wrong or missing password, or an ACL that forbids
+    /// the command).
+    #[error("store `{address}` refused the credentials: {message}")]
+    Auth { address: String, message: String },
+    /// The embedded store's file was deleted, or another file took its place, while it was open:
+    /// whatever is written now would be lost.
+    #[error("store `{address}` was deleted or replaced while swarm had it open")]
+    Replaced { address: String },
     #[error("store `{address}`: {message}")]
     Backend { address: String, message: String },
     #[error("corrupt document at {key}: {message}")]

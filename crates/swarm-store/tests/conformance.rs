@@ -711,3 +711,88 @@ fn redis_event_retention_caps_the_stream() {
     assert!(kept.len() < 200, "old events trimmed, kept {}", kept.len());
     assert_eq!(kept.last().unwrap().0, 200, "the newest event is kept");
 }
+
+#[test]
+fn sqlite_open_existing_never_creates_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub").join("s.db");
+    let err = swarm_store::SqliteStore::open_existing(&path).err().expect("no store there");
+    assert!(matches!(err, StoreError::Missing { .. }), "{err}");
+    assert!(err.to_string().contains("swarm run"), "{err}");
+    assert!(!dir.path().join("sub").exists(), "nothing created");
+    drop(swarm_store::SqliteStore::open(&path).unwrap());
+    let store = swarm_store::SqliteStore::open_existing(&path).unwrap();
+    assert!(store.runs(10).unwrap().is_empty());
+}
+
+#[test]
+fn sqlite_a_file_that_is_no_database_is_unusable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    std::fs::write(&path, [0x5au8; 8192]).unwrap();
+    for open in [swarm_store::SqliteStore::open, swarm_store::SqliteStore::open_existing] {
+        let err = open(&path).err().expect("not a database");
+        assert!(matches!(err, StoreError::Unusable { .. }), "{err}");
+    }
+}
+
+#[test]
+fn sqlite_a_deleted_or_replaced_file_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = swarm_store::SqliteStore::open(&path).unwrap();
+    create(&store, "r", 0, &["a"]);
+    store.acquire_lease("r", "t", std::time::Duration::from_secs(30), None).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let batch = Batch { tasks: vec![task("a", TaskState::Running)], ..Batch::default() };
+    let err = store.apply("r", &batch).unwrap_err();
+    assert!(matches!(err, StoreError::Replaced { .. }), "{err}");
+    // Another store in its place.
+    drop(swarm_store::SqliteStore::open(&path).unwrap());
+    let err = store.acquire_lease("r", "t", std::time::Duration::from_secs(30), None).unwrap_err();
+    assert!(matches!(err, StoreError::Replaced { .. }), "{err}");
+    assert!(err.to_string().contains("deleted or replaced"), "{err}");
+}
+
+#[test]
+fn redis_a_flushed_run_is_gone_and_its_lease_does_not_bring_it_back() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = swarm_store::RedisStore::open(&server.url()).unwrap();
+    create(&store, "r", 0, &["a"]);
+    let ttl = std::time::Duration::from_secs(30);
+    store.acquire_lease("r", "t", ttl, None).unwrap();
+    let mut conn = ::redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    let _: () = ::redis::cmd("FLUSHALL").query(&mut conn).unwrap();
+    let err = store.acquire_lease("r", "t", ttl, None).unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchRun(_)), "{err}");
+    let batch = Batch { tasks: vec![task("a", TaskState::Running)], ..Batch::default() };
+    let err = store.apply("r", &batch).unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchRun(_)), "{err}");
+    let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    assert!(keys.is_empty(), "nothing written back: {keys:?}");
+}
+
+#[test]
+fn redis_readers_write_nothing() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = swarm_store::RedisStore::connect(&server.url(), false).unwrap();
+    assert!(store.runs(10).unwrap().is_empty());
+    let mut conn = ::redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    assert!(keys.is_empty(), "a reader marked the server: {keys:?}");
+}
+
+#[test]
+fn redis_refused_credentials_are_auth_errors() {
+    let server = swarm_testkit::RedisServer::start_with_password("pw-1");
+    let host = format!("127.0.0.1:{}", server.port);
+    for url in
+        [format!("redis://{host}"), format!("redis://:nope@{host}"), format!("redis://{host}?password=nope")]
+    {
+        let err = swarm_store::RedisStore::open(&url).err().expect("refused");
+        assert!(matches!(err, StoreError::Auth { .. }), "{url}: {err}");
+        assert!(!err.to_string().contains("nope"), "{err}");
+    }
+    swarm_store::RedisStore::open(&format!("redis://:pw-1@{host}")).unwrap();
+    swarm_store::RedisStore::open(&format!("redis://{host}/0?password=pw-1")).unwrap();
+}

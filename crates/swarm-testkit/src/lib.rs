@@ -17,7 +17,8 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
-/// Sends PING and expects +PONG: the server is up and is a Redis.
+/// Sends PING and expects +PONG (or -NOAUTH from a server with a password): the server is up
+/// and is a Redis.
 fn ping(port: u16) -> bool {
     use std::io::{Read, Write};
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
@@ -26,7 +27,7 @@ fn ping(port: u16) -> bool {
         return false;
     }
     let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    s.read_exact(&mut buf).is_ok() && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH"))
 }
 
 fn free_port() -> u16 {
@@ -46,6 +47,12 @@ impl RedisServer {
     /// Starts a server with persistence off.
     pub fn start() -> RedisServer {
         RedisServer::start_with(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// Starts a server with persistence off that requires `password` (`requirepass`), for tests
+    /// of credentials; [`RedisServer::url`] carries no password.
+    pub fn start_with_password(password: &str) -> RedisServer {
+        RedisServer::start_with(&["--save", "", "--appendonly", "no", "--requirepass", password])
     }
 
     /// Starts a server with AOF on (`appendfsync always`), for restart tests.

@@ -109,7 +109,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         .or(project.config.run.concurrency)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get()));
     project.ensure_state_dir();
-    let store = project.open_store()?;
+    let store = project.create_store()?;
     let plan_file = std::fs::canonicalize(&args.plan).unwrap_or(args.plan.clone());
     let workdir = plan_file.parent().map(Path::to_path_buf).unwrap_or_else(|| project.root.clone());
     let run_id = new_run_id();
@@ -158,6 +158,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         config: project.config.clone(),
         run_dir: RunDir::new(&project.state_dir, &run_id),
         store_env: project.address.describe(),
+        store_secret: project.address.secret(),
         reporter: progress::reporter(mode, plan.tasks.len()),
         lease,
         project_root: project.root.clone(),
@@ -166,7 +167,18 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
     if mode != OutputMode::Json {
         print_outputs(&plan, &report, &workdir);
     }
-    Ok(report.state.exit_code())
+    Ok(exit_code(&report, &project))
+}
+
+/// The run's exit code; a store that failed the run is also said on stderr, with where the
+/// whole report is.
+fn exit_code(report: &RunReport, project: &Project) -> i32 {
+    if let Some(f) = &report.store_error {
+        let path = RunDir::new(&project.state_dir, &report.run_id).report_json();
+        errln!("error: run {}: {}", report.run_id, f.message);
+        errln!("report: {}", path.display());
+    }
+    report.state.exit_code()
 }
 
 /// Longest list of outputs printed at the end of a run.
@@ -285,6 +297,7 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
         config: project.config.clone(),
         run_dir: RunDir::new(&project.state_dir, &run_id),
         store_env: project.address.describe(),
+        store_secret: project.address.secret(),
         reporter: progress::reporter(mode, total),
         lease,
         project_root: project.root.clone(),
@@ -293,5 +306,5 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
     if mode != OutputMode::Json {
         print_outputs(&plan, &report, &workdir);
     }
-    Ok(report.state.exit_code())
+    Ok(exit_code(&report, &project))
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use swarm_core::state_doc::{Actor, StateChange};
-use swarm_store::{Address, Store, StoreError};
+use swarm_store::{Store, StoreError};
 
 #[derive(Args, Debug)]
 #[command(
@@ -87,12 +87,8 @@ pub fn state(store: Option<&str>, config: Option<&Path>, args: StateArgs) -> Cli
         Some(ns) => ns,
         None => project.default_namespace(),
     };
-    let store = || -> Result<Arc<dyn Store>, CliError> {
-        if matches!(&project.address, Address::Sqlite(p) if p.starts_with(&project.state_dir)) {
-            project.ensure_state_dir();
-        }
-        project.open_store()
-    };
+    // `set` creates the store (state may be seeded before any run); nothing else does.
+    let store = || -> Result<Arc<dyn Store>, CliError> { project.open_store() };
     match args.command {
         StateCommand::Get { key, json } => {
             check_key(&key)?;
@@ -110,7 +106,8 @@ pub fn state(store: Option<&str>, config: Option<&Path>, args: StateArgs) -> Cli
         StateCommand::Set { key, value, if_version, json } => {
             check_key(&key)?;
             let value = serde_json::from_str(&value).unwrap_or(Value::String(value));
-            let entry = store()?
+            let entry = project
+                .create_store()?
                 .state_set(&ns, &key, &value, if_version, Some(&actor()))
                 .map_err(CliError::from_store)?;
             if json {

@@ -285,8 +285,12 @@ impl Project {
         self.swarm(&["status", run, "--json"]).expect_code(0).json()
     }
 
-    /// `swarm runs --json`, parsed (an array).
+    /// `swarm runs --json`, parsed (an array); none when there is no store yet (reading does
+    /// not create the embedded store, and says so with exit 2).
     pub fn runs(&self) -> Vec<Value> {
+        if self.redis.is_none() && !self.exists(".swarm/state.db") {
+            return vec![];
+        }
         match self.swarm(&["runs", "--json"]).expect_code(0).json() {
             Value::Array(rows) => rows,
             other => panic!("`swarm runs --json` is not an array: {other}"),
