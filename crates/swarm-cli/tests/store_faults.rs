@@ -80,7 +80,7 @@ fn a_flushed_redis_mid_run_is_lease_lost_and_the_event_says_so() {
     let redis = RedisServer::start();
     let p = Project::new();
     p.plan(SLOW_PLAN);
-    let mut run = p.spawn(&["run", "plan.md", "--store", &redis.url(), "--json"]);
+    let run = p.spawn(&["run", "plan.md", "--store", &redis.url(), "--json"]);
     let agent = p.pid("slow.pid");
     wait_until(Duration::from_secs(15), "quick succeeded", || {
         run.stdout().contains(r#""task":"quick","state":"succeeded""#)

@@ -791,6 +791,65 @@ mod tests {
     }
 
     proptest! {
+        /// Whenever an abort comes, nothing starts after it, every task ends exactly once, no
+        /// task is cancelled (an abort is no user cancel) and the run fails.
+        #[test]
+        fn an_abort_at_any_moment_fails_what_did_not_finish(
+            deps in dag(),
+            concurrency in 1usize..6,
+            abort_at in 0usize..60,
+            fail_mask in proptest::collection::vec(0u8..3, 40),
+        ) {
+            let n = deps.len();
+            let nodes: Vec<Node> = deps.iter().map(|d| Node { deps: d.clone(), agent: 0, max_attempts: 2 }).collect();
+            let mut s = Scheduler::new(nodes, names(n), opts(concurrency));
+            let mut out = vec![];
+            s.start(&mut out);
+            let mut running: Vec<(u32, u32)> = vec![];
+            let mut ended = vec![None::<TaskState>; n];
+            let mut aborted = false;
+            for step in 0.. {
+                let mut due = vec![];
+                for a in out.drain(..) {
+                    match a {
+                        Action::Start { task, attempt } => {
+                            prop_assert!(!aborted, "started after the abort");
+                            running.push((task, attempt));
+                        }
+                        Action::SetState { task, state, reason, .. } if state.is_terminal() => {
+                            prop_assert!(ended[task as usize].is_none(), "ended twice");
+                            prop_assert_ne!(state, TaskState::Cancelled);
+                            if aborted && state == TaskState::Failed {
+                                prop_assert_eq!(reason, Some(Reason::LeaseLost));
+                            }
+                            ended[task as usize] = Some(state);
+                        }
+                        Action::RetryAfter { task, .. } => due.push(task),
+                        _ => {}
+                    }
+                }
+                for task in due {
+                    s.handle(Input::RetryDue { task }, &mut out);
+                }
+                if !out.is_empty() {
+                    continue;
+                }
+                if step >= abort_at && !aborted {
+                    aborted = true;
+                    s.handle(Input::Abort(Failure { reason: Reason::LeaseLost, detail: None }), &mut out);
+                    continue;
+                }
+                let Some((task, attempt)) = running.pop() else { break };
+                let fails = fail_mask[task as usize % fail_mask.len()] as u32 > attempt;
+                let outcome = if aborted || fails { fail(Reason::Cancelled) } else { Ok(()) };
+                s.handle(Input::AttemptEnded { task, attempt, outcome }, &mut out);
+            }
+            if aborted {
+                prop_assert!(s.is_finished());
+                prop_assert!(ended.iter().all(Option::is_some), "every task ends");
+            }
+        }
+
         #[test]
         fn random_dags_respect_order_limits_and_failures(
             deps in dag(),
