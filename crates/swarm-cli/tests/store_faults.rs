@@ -62,6 +62,8 @@ fn assert_lease_lost(p: &Project, out: &Out, run_id: &str, agent: u32, cause: &s
     let fault = &report["store_error"];
     assert!(fault["message"].as_str().is_some_and(|m| m.contains(cause)), "{report:#}");
     assert!(!p.exists("after.ran"), "nothing new started");
+    let md = p.read(&format!(".swarm/runs/{run_id}/report.md"));
+    assert!(md.contains(cause), "report.md names the store's fault\n{md}");
     report
 }
 

@@ -23,6 +23,9 @@ pub fn markdown(r: &RunReport) -> String {
     let duration = r.ended_at.map(|e| (e - r.started_at).num_milliseconds() as f64 / 1000.0);
     let _ = writeln!(s, "# Run `{}` — {}\n", r.run_id, r.plan);
     let _ = writeln!(s, "- state: **{}**", r.state);
+    if let Some(e) = &r.store_error {
+        let _ = writeln!(s, "- store: **{}**", e.message);
+    }
     let _ = writeln!(s, "- namespace: `{}`", r.namespace);
     let _ = writeln!(s, "- started: {}", r.started_at.to_rfc3339());
     if let (Some(e), Some(d)) = (r.ended_at, duration) {
