@@ -9,6 +9,7 @@ use crate::process::hostname;
 use crate::progress::Reporter;
 use crate::report_files;
 use crate::supervise::{Executor, ExecutorEvent, Limits, ReportSpec, StopRequest};
+use crate::sweeper::{Request, Sweeper, Swept};
 use crate::writer::{Note, Write, Writer};
 use chrono::Utc;
 use std::collections::{HashMap, VecDeque};
@@ -63,6 +64,8 @@ struct Running {
 }
 
 struct Dispatcher {
+    /// Ends what finished attempts left running outside their process groups.
+    sweeper: Sweeper,
     store: Arc<dyn Store>,
     record: RunRecord,
     plan: Plan,
@@ -149,7 +152,12 @@ pub async fn run(setup: RunSetup) -> RunReport {
     });
     let (exec_tx, mut exec_rx) = mpsc::unbounded_channel();
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
+    let (swept_tx, mut swept_rx) = mpsc::unbounded_channel();
+    let sweeper = Sweeper::start(move |s| {
+        let _ = swept_tx.send(s);
+    });
     let mut d = Dispatcher {
+        sweeper,
         store,
         record,
         plan,
@@ -203,6 +211,7 @@ pub async fn run(setup: RunSetup) -> RunReport {
         let input = tokio::select! {
             Some(ev) = exec_rx.recv() => d.on_executor(ev),
             Some(ctl) = ctl_rx.recv() => d.on_control(ctl),
+            Some(swept) = swept_rx.recv() => { d.on_swept(swept); None }
             Some(note) = note_rx.recv() => match note {
                 Note::Warning(message) => { d.emit(EventKind::Warning { message }); None }
                 Note::LeaseLost(message) => d.lease_lost(message),
@@ -220,7 +229,7 @@ pub async fn run(setup: RunSetup) -> RunReport {
         }
     }
     poller_stop.store(true, Ordering::Relaxed);
-    d.finish(&mut note_rx)
+    d.finish(&mut note_rx, &mut swept_rx)
 }
 
 impl Dispatcher {
@@ -393,7 +402,6 @@ impl Dispatcher {
                 self.running.insert(task, Running { attempt, stop: stop_tx });
                 let exec = Executor {
                     marker: crate::reaper::Marker::attempt(&self.record.run_id, &t.id, attempt),
-                    detached: 0,
                     report: Some(ReportSpec {
                         path: self.run_dir.completion(&t.id, attempt),
                         required,
@@ -670,6 +678,14 @@ impl Dispatcher {
                 None
             }
             ExecutorEvent::Finished { task, attempt, exit_code, mut outcome, evidence } => {
+                let id = &self.plan.tasks[task as usize].id;
+                self.sweeper.sweep(Request {
+                    task,
+                    attempt,
+                    marker: crate::reaper::Marker::attempt(&self.record.run_id, id, attempt),
+                    grace: self.config.grace(),
+                    log: Some(self.run_dir.log(id, attempt)),
+                });
                 if let (Some(message), Err(f)) = (&self.store_lost, &mut outcome) {
                     if f.reason == Reason::Cancelled {
                         // Stopped because the store was lost, not by a user.
@@ -753,10 +769,35 @@ impl Dispatcher {
         Some(Input::Abort(Failure { reason: Reason::LeaseLost, detail: Some(message) }))
     }
 
-    fn finish(mut self, notes: &mut mpsc::UnboundedReceiver<Note>) -> RunReport {
+    /// An attempt left processes running outside its group; they are ended now.
+    fn on_swept(&mut self, s: Swept) {
+        let i = s.task as usize;
+        let warning = format!(
+            "swarm ended {} process(es) the attempt left running outside its process group{}",
+            s.ended.found,
+            if s.ended.killed > 0 { format!(" ({} needed SIGKILL)", s.ended.killed) } else { String::new() }
+        );
+        if let Some(a) = self.docs[i].attempts.iter_mut().find(|a| a.n == s.attempt) {
+            a.warnings.push(warning.clone());
+        }
+        self.save_task(i);
+        let task = self.plan.tasks[i].id.clone();
+        self.emit(EventKind::Warning { message: format!("{task} (attempt {}): {warning}", s.attempt) });
+    }
+
+    fn finish(
+        mut self,
+        notes: &mut mpsc::UnboundedReceiver<Note>,
+        swept: &mut mpsc::UnboundedReceiver<Swept>,
+    ) -> RunReport {
         let mut state = self.finished.expect("finish after the scheduler finished");
-        // Every attempt ended its own leftovers; anything of the run still alive now escaped
-        // that (e.g. forked while its attempt was being stopped).
+        // Every finished attempt's leftovers are ended (and recorded) before the run ends.
+        self.sweeper.flush();
+        while let Ok(s) = swept.try_recv() {
+            self.on_swept(s);
+        }
+        // Anything of the run still alive now escaped that (e.g. forked while its attempt was
+        // being stopped).
         let run = crate::reaper::Marker::run(&self.record.run_id);
         let left = crate::reaper::end(&run, crate::reaper::Scope::Mine, self.config.grace());
         if left.found > 0 {

@@ -13,6 +13,7 @@ pub mod progress;
 pub mod reaper;
 pub mod report_files;
 mod supervise;
+mod sweeper;
 mod writer;
 
 pub use dispatcher::{run, RunSetup};

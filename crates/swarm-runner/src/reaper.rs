@@ -138,6 +138,11 @@ pub enum Scope {
 /// Live processes carrying `marker` (and their descendants, marked or not), never this process
 /// or one of its ancestors. Identified by pid and start time.
 fn find(marker: &Marker, scope: Scope) -> Vec<(u32, u64)> {
+    find_each(std::slice::from_ref(marker), scope).pop().unwrap_or_default()
+}
+
+/// [`find`] for several markers with one look at the process table.
+pub(crate) fn find_each(markers: &[Marker], scope: Scope) -> Vec<Vec<(u32, u64)>> {
     let table = table();
     let me = std::process::id();
     let mut ancestors = HashSet::new();
@@ -153,23 +158,32 @@ fn find(marker: &Marker, scope: Scope) -> Vec<(u32, u64)> {
         Scope::Mine => with_descendants(&table, [me]).into_iter().collect(),
         Scope::All => table.keys().copied().collect(),
     };
-    let marked = pool.into_iter().filter(|pid| {
-        !ancestors.contains(pid) && table.get(pid).is_some_and(|p| !p.zombie) && carries_in(*pid, marker)
-    });
-    with_descendants(&table, marked)
+    // Each environment is read once, whatever the number of markers.
+    let environs: Vec<(u32, Vec<u8>)> = pool
         .into_iter()
-        .filter(|pid| !ancestors.contains(pid))
-        .filter_map(|pid| table.get(&pid).filter(|p| !p.zombie).map(|p| (pid, p.start)))
+        .filter(|pid| !ancestors.contains(pid) && table.get(pid).is_some_and(|p| !p.zombie))
+        .filter_map(|pid| std::fs::read(format!("/proc/{pid}/environ")).ok().map(|env| (pid, env)))
+        .collect();
+    markers
+        .iter()
+        .map(|marker| {
+            let marked = environs.iter().filter(|(_, env)| marker.matches(env)).map(|(pid, _)| *pid);
+            with_descendants(&table, marked)
+                .into_iter()
+                .filter(|pid| !ancestors.contains(pid))
+                .filter_map(|pid| table.get(&pid).filter(|p| !p.zombie).map(|p| (pid, p.start)))
+                .collect()
+        })
         .collect()
 }
 
 /// Whether the process `(pid, start)` still runs (a zombie does not).
-fn still_there((pid, start): (u32, u64)) -> bool {
+pub(crate) fn still_there((pid, start): (u32, u64)) -> bool {
     stat(pid).is_some_and(|p| p.start == start && !p.zombie)
 }
 
 /// Signals `(pid, start)` if it is still that process.
-fn signal(target: (u32, u64), sig: Signal) {
+pub(crate) fn signal(target: (u32, u64), sig: Signal) {
     if still_there(target) {
         let _ = kill(Pid::from_raw(target.0 as i32), sig);
     }
@@ -177,7 +191,7 @@ fn signal(target: (u32, u64), sig: Signal) {
 
 /// Reaps `pid` if it is a zombie child of this process (an orphan swarm inherited as subreaper;
 /// swarm's own spawned children are never among the marked leftovers it ends).
-fn reap(pid: u32) {
+pub(crate) fn reap(pid: u32) {
     if stat(pid).is_some_and(|p| p.zombie && p.ppid == std::process::id()) {
         let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
     }

@@ -3,7 +3,7 @@
 //! the grace period), obeys stop requests, runs the task's `check`, and reports how it ended.
 
 use crate::process::{group_alive, signal_group};
-use crate::reaper::{self, Marker, Scope};
+use crate::reaper::Marker;
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -100,8 +100,6 @@ const CHECK_TAIL_LINES: usize = 20;
 pub struct Executor {
     /// Every process of the attempt carries it: how detached leftovers are found and ended.
     pub marker: Marker,
-    /// Processes the attempt left running outside its group, ended by swarm.
-    pub detached: usize,
     pub report: Option<ReportSpec>,
     /// What git saw changed before the agent started, to compare with what it reports.
     pub baseline: Option<std::collections::BTreeSet<String>>,
@@ -211,12 +209,6 @@ impl Executor {
         self.log.finish();
         if let Some(e) = &self.log.error {
             evidence.warnings.push(e.clone());
-        }
-        if self.detached > 0 {
-            evidence.warnings.push(format!(
-                "swarm ended {} process(es) the attempt left running outside its process group",
-                self.detached
-            ));
         }
         let _ = self.tx.send(ExecutorEvent::Finished {
             task: self.task,
@@ -444,7 +436,6 @@ impl Executor {
             Ended::Exited(status) => {
                 // The leader is gone; whatever it left behind in its group goes too.
                 self.terminate_group(pgid, child, false).await;
-                self.end_detached(false).await;
                 let code = status.code();
                 let outcome = match (code, status.signal()) {
                     (Some(0), _) => Ok(()),
@@ -465,7 +456,6 @@ impl Executor {
             Ended::Stopped(reason, detail) => {
                 let kill_now = *self.stop.borrow() == StopRequest::Kill;
                 let status = self.terminate_group(pgid, child, kill_now).await;
-                self.end_detached(kill_now).await;
                 (status.and_then(|s| s.code()), Err(Failure { reason, detail: Some(detail) }))
             }
         };
@@ -482,26 +472,6 @@ impl Executor {
             }
         }
         Ok(result)
-    }
-
-    /// Ends what the attempt detached from its process group (`setsid`, a double fork, a
-    /// daemon): found by the attempt's marker among swarm's descendants, off the runtime's
-    /// threads.
-    async fn end_detached(&mut self, kill_now: bool) {
-        let marker = self.marker.clone();
-        let grace = if kill_now { Duration::ZERO } else { self.limits.grace };
-        let ended = tokio::task::spawn_blocking(move || reaper::end(&marker, Scope::Mine, grace))
-            .await
-            .unwrap_or_default();
-        if ended.found > 0 {
-            self.detached += ended.found;
-            let line = format!(
-                "swarm: ended {} process(es) left running outside the attempt's process group{}\n",
-                ended.found,
-                if ended.killed > 0 { format!(" ({} needed SIGKILL)", ended.killed) } else { String::new() }
-            );
-            self.append_log(line.as_bytes());
-        }
     }
 
     /// SIGTERM the group (unless `kill_now`), wait up to the grace period, then SIGKILL it.
