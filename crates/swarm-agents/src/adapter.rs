@@ -16,7 +16,7 @@ pub enum AdapterError {
 
 /// The provider an attempt's model is served by (`model: local/ok` → provider `local` from
 /// `swarm.toml`). Never holds the key itself: only the name of the env var that does.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProviderSpec {
     /// The provider's name in `swarm.toml` (`local`).
     pub name: String,

@@ -24,6 +24,15 @@ impl CliError {
         CliError { code, error: anyhow::anyhow!("already reported"), printed: true }
     }
 
+    /// Engine refusals (bad input, a run still driven or taken over) are exit 2; store errors
+    /// as [`CliError::from_store`].
+    pub fn from_engine(e: swarm_runner::EngineError) -> CliError {
+        match e {
+            swarm_runner::EngineError::Store(e) => CliError::from_store(e),
+            e => CliError::invalid(e),
+        }
+    }
+
     /// Store problems a user must fix (unreachable, unknown run, bad address) are exit 2; a lost
     /// compare-and-set is exit 1.
     pub fn from_store(e: StoreError) -> CliError {

@@ -67,6 +67,20 @@ impl Project {
 
     /// Opens the store for reading (and for writes to what it holds): a store that does not
     /// exist yet is an error (exit 2), never created.
+    /// The run engine for this project on `store`.
+    pub fn engine(&self, store: Arc<dyn Store>) -> Result<swarm_runner::Engine, CliError> {
+        let registry = swarm_agents::Registry::from_config(&self.config).map_err(CliError::invalid)?;
+        Ok(swarm_runner::Engine::new(
+            store,
+            self.config.clone(),
+            registry,
+            self.root.clone(),
+            self.state_dir.clone(),
+            self.address.describe(),
+            self.address.secret(),
+        ))
+    }
+
     pub fn open_store(&self) -> Result<Arc<dyn Store>, CliError> {
         swarm_store::open(&self.address, self.store_options(false)).map_err(CliError::from_store)
     }

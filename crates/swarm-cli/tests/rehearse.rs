@@ -28,6 +28,12 @@ fn the_three_agent_example_rehearses_green() {
         assert!(a["model"].as_str().unwrap_or("").starts_with("rehearsal/"), "{a}");
         assert_eq!(a["completion"]["status"], "done", "the fake model reported back through the agent: {a}");
     }
+    // Nothing before an agent holds up the others (cline's `cline auth` pre-step used to hold
+    // the whole dispatcher for ~12 s): the three start together.
+    let starts: Vec<_> =
+        ["notes", "faq", "changelog"].iter().map(|id| time(&attempts(&st, id)[0]["started_at"])).collect();
+    let spread = *starts.iter().max().unwrap() - *starts.iter().min().unwrap();
+    assert!(spread < chrono::Duration::seconds(2), "the agents started {spread} apart");
     assert_task(&st, "summary", "succeeded", None);
     // Usage rolls up per run and per model (the rehearsal scenario reports 1000 tokens in per request).
     assert!(st["totals"]["tokens_in"].as_u64().unwrap() > 0, "{}", st["totals"]);

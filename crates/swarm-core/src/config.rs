@@ -35,6 +35,8 @@ pub struct Config {
     pub hooks: HooksConfig,
     #[serde(default)]
     pub feedback: FeedbackConfig,
+    #[serde(default)]
+    pub worktree: WorktreeConfig,
     /// Where the config was read from, if anywhere.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -87,6 +89,22 @@ pub struct AgentConfig {
     /// Whether an attempt without a completion report fails (`no_report`). Default: yes for AI
     /// agents (built-in and custom), no for `exec`.
     pub require_report: Option<bool>,
+    /// A pre-step (`sh -c`, in the attempt's working directory) run before every attempt of
+    /// this agent: a login, an install. Bounded by `[worktree] setup_timeout`; a failure or
+    /// timeout fails the attempt (`spawn_error`).
+    pub setup: Option<String>,
+}
+
+/// `[worktree]`: how task worktrees are prepared.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorktreeConfig {
+    /// Run (`sh -c`) in every new worktree before its agent starts (`npm ci`, copying `.env`);
+    /// a failure or timeout fails the attempt with reason `setup_failed`.
+    pub setup: Option<String>,
+    /// Longest the setup command (and an agent's pre-step) may take (default 10m).
+    #[serde(default, with = "duration::opt_serde")]
+    pub setup_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -252,6 +270,11 @@ impl Config {
     /// Bytes kept of one attempt's log (`[run] log_limit`).
     pub fn log_limit(&self) -> u64 {
         self.run.log_limit.map_or(32 * 1024 * 1024, |b| b.as_u64())
+    }
+
+    /// `[worktree] setup_timeout`: the bound on setup commands and agent pre-steps.
+    pub fn setup_timeout(&self) -> Duration {
+        self.worktree.setup_timeout.unwrap_or(Duration::from_secs(600))
     }
 
     pub fn grace(&self) -> Duration {

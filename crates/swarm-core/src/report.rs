@@ -59,6 +59,22 @@ pub struct TaskReport {
     pub attempts: Vec<AttemptReport>,
 }
 
+impl TaskReport {
+    /// A task of a new run: pending, no attempt yet.
+    pub fn pending(t: &crate::plan::Task) -> TaskReport {
+        TaskReport {
+            id: t.id.clone(),
+            title: t.title.clone(),
+            agent: t.agent.clone(),
+            depends: t.depends.clone(),
+            state: TaskState::Pending,
+            reason: None,
+            detail: None,
+            attempts: vec![],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AttemptReport {
     pub n: u32,

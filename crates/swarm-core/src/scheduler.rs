@@ -39,7 +39,7 @@ pub enum Input {
     Abort(Failure),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Failure {
     pub reason: Reason,
     pub detail: Option<String>,

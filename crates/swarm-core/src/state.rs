@@ -72,6 +72,8 @@ pub enum Reason {
     Cancelled,
     /// The agent's own completion report says it did not finish (`partial`, `blocked`, `failed`).
     ReportedFailure,
+    /// The worktree's `[worktree] setup` command failed or timed out.
+    SetupFailed,
 }
 
 impl Reason {
@@ -90,6 +92,7 @@ impl Reason {
             Reason::LeaseLost => "lease_lost",
             Reason::Cancelled => "cancelled",
             Reason::ReportedFailure => "reported_failure",
+            Reason::SetupFailed => "setup_failed",
         }
     }
 

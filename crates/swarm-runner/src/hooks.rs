@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -87,6 +88,8 @@ pub enum HookResult {
     Exited { code: Option<i32>, signal: Option<i32>, stderr_tail: String },
     /// Still running at the timeout: its whole process group was killed.
     TimedOut { after: Duration },
+    /// Stopped (its whole process group killed) because the run was cancelled and ended.
+    Aborted,
     /// The command could not be started.
     SpawnFailed { error: String },
     /// Every try failed (connection error, timeout or non-2xx answer); `error` is the last one.
@@ -134,6 +137,7 @@ impl fmt::Display for HookOutcome {
                 }
                 Ok(())
             }
+            HookResult::Aborted => write!(f, " was stopped: the run was cancelled"),
             HookResult::TimedOut { after } => {
                 write!(f, " timed out after {} and was killed", swarm_core::duration::format(*after))
             }
@@ -159,6 +163,8 @@ pub struct Hooks {
     dir: Option<PathBuf>,
     report: Arc<Report>,
     running: Arc<Running>,
+    /// Set when the run gives up on its hooks: running commands are killed, waiting ones skipped.
+    aborted: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +205,7 @@ impl Hooks {
             dir: None,
             report: Arc::new(report),
             running: Arc::new(Running::default()),
+            aborted: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -232,8 +239,10 @@ impl Hooks {
         if let Some(cmd) = self.command(kind) {
             let (cmd, json, timeout, dir) = (cmd.to_string(), json.clone(), self.timeout, self.dir.clone());
             let target = HookTarget::Command(cmd.clone());
-            threads
-                .extend(self.spawn(kind, target, move || (run_command(&cmd, kind, &json, timeout, dir), 1)));
+            let aborted = self.aborted.clone();
+            threads.extend(
+                self.spawn(kind, target, move || (run_command(&cmd, kind, &json, timeout, dir, &aborted), 1)),
+            );
         }
         if let Some(hook) = self.webhook.clone() {
             let body = serde_json::to_vec(&json!({ "hook": kind.as_str(), "payload": payload }))
@@ -242,6 +251,12 @@ impl Hooks {
             threads.extend(self.spawn(kind, target, move || post(&hook, &body)));
         }
         HookHandle { threads }
+    }
+
+    /// Stops every hook command still running (its whole process group) and skips those waiting
+    /// for a slot; each reports [`HookResult::Aborted`].
+    pub fn abort(&self) {
+        self.aborted.store(true, Ordering::Relaxed);
     }
 
     /// Waits until no hook is running or waiting to run, at most `bound`; whether they all ended.
@@ -367,7 +382,17 @@ impl Drop for Leave<'_> {
 /// `sh -c CMD` in its own process group, the payload on stdin (plus a newline) and in the
 /// environment; killed with its whole group at `timeout`. Whatever the command leaves running in
 /// its group is killed when it exits, as for attempts.
-fn run_command(cmd: &str, kind: HookKind, json: &str, timeout: Duration, dir: Option<PathBuf>) -> HookResult {
+fn run_command(
+    cmd: &str,
+    kind: HookKind,
+    json: &str,
+    timeout: Duration,
+    dir: Option<PathBuf>,
+    aborted: &AtomicBool,
+) -> HookResult {
+    if aborted.load(Ordering::Relaxed) {
+        return HookResult::Aborted;
+    }
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
@@ -403,6 +428,11 @@ fn run_command(cmd: &str, kind: HookKind, json: &str, timeout: Duration, dir: Op
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
+            Ok(None) if aborted.load(Ordering::Relaxed) => {
+                signal_group(pgid, Signal::SIGKILL);
+                let _ = child.wait();
+                return HookResult::Aborted;
+            }
             Ok(None) if Instant::now() >= deadline => break None,
             Ok(None) => std::thread::sleep((deadline - Instant::now()).min(Duration::from_millis(10))),
             Err(e) => {

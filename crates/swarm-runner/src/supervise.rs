@@ -1,10 +1,15 @@
-//! The executor: supervises one attempt's process group. It streams output lines to the log
-//! file and to the dispatcher, enforces `timeout` and `stall` (SIGTERM to the group, SIGKILL after
-//! the grace period), obeys stop requests, runs the task's `check`, and reports how it ended.
+//! The supervisor: one attempt's process group under watch. It streams output lines to the log
+//! file and as events, enforces `timeout` and `stall` (SIGTERM to the group, SIGKILL after the
+//! grace period), obeys stop requests, runs the task's `check`, gathers the evidence and says
+//! how the attempt ended.
 
+use crate::attempt_log::AttemptLog;
+use crate::evidence;
+use crate::job::{AttemptEvent, AttemptJob, Evidence, ReportSpec};
 use crate::process::{group_alive, signal_group};
 use crate::reaper::Marker;
 use nix::sys::signal::Signal;
+use std::collections::{BTreeSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -21,11 +26,13 @@ use tokio::time::{sleep_until, Instant};
 /// Longest line forwarded as an event; the log keeps everything.
 const MAX_EVENT_LINE: usize = 8 * 1024;
 
+/// The time limits the supervisor enforces on the process it watches now (the agent's, then
+/// the check's).
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub timeout: Option<Duration>,
-    pub stall: Option<Duration>,
-    pub grace: Duration,
+struct Limits {
+    timeout: Option<Duration>,
+    stall: Option<Duration>,
+    grace: Duration,
 }
 
 /// What the dispatcher asks of a running attempt.
@@ -38,94 +45,40 @@ pub enum StopRequest {
     Kill,
 }
 
-#[derive(Debug)]
-pub enum ExecutorEvent {
-    Output {
-        task: u32,
-        attempt: u32,
-        stream: Stream,
-        line: String,
-    },
-    Finished {
-        task: u32,
-        attempt: u32,
-        exit_code: Option<i32>,
-        outcome: Result<(), Failure>,
-        evidence: Box<Evidence>,
-    },
-    /// What the agent's output meant beyond text: usage, session id, reported errors.
-    Agent {
-        task: u32,
-        attempt: u32,
-        output: swarm_agents::AgentOutput,
-    },
-    /// The attempt's `check` runs in its own process group `pgid` (the agent's group is gone):
-    /// the one to stop if the orchestrator dies now.
-    CheckStarted {
-        task: u32,
-        attempt: u32,
-        pgid: Option<u32>,
-    },
-}
-
-/// What the agent is expected to report, and where.
-#[derive(Debug, Clone)]
-pub struct ReportSpec {
-    pub path: PathBuf,
-    /// Whether a missing report fails the attempt (`no_report`).
-    pub required: bool,
-    pub run_id: String,
-    pub task_id: String,
-}
-
-/// Everything beyond the exit code that decided (or annotates) an attempt's outcome.
-#[derive(Debug, Default)]
-pub struct Evidence {
-    pub completion: Option<swarm_core::completion::Completion>,
-    /// The completion file as written, for the mirror.
-    pub completion_bytes: Option<Vec<u8>>,
-    pub check_output: Option<String>,
-    pub warnings: Vec<String>,
-    /// Why the attempt failed per the agent's output (set for failed attempts only).
-    pub failure_class: Option<swarm_core::failure::FailureClass>,
-    pub retry_after: Option<Duration>,
-}
-
 /// Stderr lines kept for failure classification.
 const STDERR_TAIL_LINES: usize = 20;
 
 /// Lines of a failed check's output kept for the report and the retry prompt.
 const CHECK_TAIL_LINES: usize = 20;
 
-pub struct Executor {
-    /// Every process of the attempt carries it: how detached leftovers are found and ended.
-    pub marker: Marker,
-    pub report: Option<ReportSpec>,
+pub struct Supervisor {
+    task: u32,
+    attempt: u32,
+    /// Every process of the attempt carries it (the check's too).
+    marker: Marker,
+    report: ReportSpec,
     /// What git saw changed before the agent started, to compare with what it reports.
-    pub baseline: Option<std::collections::BTreeSet<String>>,
-    pub workdir: PathBuf,
-    pub check_tail: std::collections::VecDeque<String>,
-    pub task: u32,
-    pub attempt: u32,
-    pub limits: Limits,
-    /// The attempt's log: created on the first output, bounded by `[run] log_limit`.
-    pub log: crate::attempt_log::AttemptLog,
-    pub check: Option<(String, PathBuf)>,
-    pub check_timeout: Duration,
-    pub stdin: Option<String>,
-    pub tx: mpsc::UnboundedSender<ExecutorEvent>,
-    pub stop: watch::Receiver<StopRequest>,
+    baseline: Option<BTreeSet<String>>,
+    workdir: PathBuf,
+    check_tail: VecDeque<String>,
+    limits: Limits,
+    log: AttemptLog,
+    check: Option<String>,
+    check_timeout: Duration,
+    stdin: Option<String>,
+    tx: crate::executor::Events,
+    stop: watch::Receiver<StopRequest>,
     /// Reads the agent's output lines.
-    pub adapter: Arc<dyn swarm_agents::Adapter>,
+    adapter: Arc<dyn swarm_agents::Adapter>,
     /// Errors the agent reported, for classification at the end.
-    pub agent_errors: Vec<swarm_agents::AgentOutput>,
+    agent_errors: Vec<swarm_agents::AgentOutput>,
     /// The agent got a model answer after its last error.
-    pub recovered: bool,
+    recovered: bool,
     /// The agent reported usage (a run's result) at least once.
-    pub saw_usage: bool,
-    pub stderr_tail: std::collections::VecDeque<String>,
+    saw_usage: bool,
+    stderr_tail: VecDeque<String>,
     /// Last session id sent, so repeats are not sent again.
-    pub session: Option<String>,
+    session: Option<String>,
 }
 
 enum Ended {
@@ -133,7 +86,47 @@ enum Ended {
     Stopped(Reason, String),
 }
 
-impl Executor {
+impl Supervisor {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        job: &AttemptJob,
+        adapter: Arc<dyn swarm_agents::Adapter>,
+        workdir: PathBuf,
+        baseline: Option<BTreeSet<String>>,
+        stdin: Option<String>,
+        log: AttemptLog,
+        stop: watch::Receiver<StopRequest>,
+        tx: crate::executor::Events,
+    ) -> Supervisor {
+        let l = job.limits;
+        Supervisor {
+            task: job.task_index,
+            attempt: job.attempt,
+            marker: Marker::attempt(&job.run_id, &job.task.id, job.attempt),
+            report: job.report.clone(),
+            baseline,
+            workdir,
+            check_tail: VecDeque::new(),
+            limits: Limits { timeout: l.timeout, stall: l.stall, grace: l.grace },
+            log,
+            check: job.check.clone(),
+            check_timeout: l.check_timeout,
+            stdin,
+            tx,
+            stop,
+            adapter,
+            agent_errors: Vec::new(),
+            recovered: false,
+            saw_usage: false,
+            stderr_tail: VecDeque::new(),
+            session: None,
+        }
+    }
+
+    fn send(&self, ev: AttemptEvent) {
+        let _ = self.tx.send((self.task, self.attempt, ev));
+    }
+
     pub async fn run(mut self, mut child: Child) {
         let baseline = self.baseline.take();
         let (exit_code, mut outcome) = match self.supervise(&mut child, false).await {
@@ -191,12 +184,10 @@ impl Executor {
             }
         }
         // The exit code decides first; then the agent's own report; then the check.
-        if let Some(spec) = self.report.clone() {
-            self.read_report(&spec, &mut outcome, &mut evidence).await;
-        }
+        evidence::read_report(&self.report.clone(), &mut outcome, &mut evidence).await;
         if outcome.is_ok() {
-            if let Some((check, dir)) = self.check.take() {
-                outcome = self.run_check(&check, dir).await;
+            if let Some(check) = self.check.take() {
+                outcome = self.run_check(&check, self.workdir.clone()).await;
                 if outcome.is_err() && !self.check_tail.is_empty() {
                     evidence.check_output =
                         Some(self.check_tail.iter().cloned().collect::<Vec<_>>().join("\n"));
@@ -204,119 +195,13 @@ impl Executor {
             }
         }
         if let Some(before) = baseline {
-            compare_changes(&self.workdir, &before, &mut evidence).await;
+            evidence::compare_changes(&self.workdir, &before, &mut evidence).await;
         }
         self.log.finish();
         if let Some(e) = &self.log.error {
             evidence.warnings.push(e.clone());
         }
-        let _ = self.tx.send(ExecutorEvent::Finished {
-            task: self.task,
-            attempt: self.attempt,
-            exit_code,
-            outcome,
-            evidence: Box::new(evidence),
-        });
-    }
-
-    /// Reads completion.json (as untrusted input, off the runtime's threads): a valid one is
-    /// kept, bounded for the store (and a status other than `done` fails the attempt); an
-    /// invalid or unreadable one fails it with every problem found; a missing one fails it only
-    /// when the agent must report.
-    async fn read_report(
-        &self,
-        spec: &ReportSpec,
-        outcome: &mut Result<(), Failure>,
-        evidence: &mut Evidence,
-    ) {
-        use crate::agent_files::{self, UntrustedError};
-        use swarm_core::completion::CompletionStatus;
-        let path = spec.path.clone();
-        let read =
-            tokio::task::spawn_blocking(move || agent_files::read(&path, agent_files::COMPLETION_LIMIT))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(UntrustedError::Io { path: spec.path.clone(), source: std::io::Error::other(e) })
-                });
-        let path = spec.path.display();
-        let bytes = match read {
-            Ok(bytes) => bytes,
-            Err(UntrustedError::Missing(_)) => {
-                if spec.required && outcome.is_ok() {
-                    *outcome = Err(Failure {
-                        reason: Reason::NoReport,
-                        detail: Some(format!(
-                            "no completion report: the agent wrote no completion.json at {path} (write it, or run `swarm report`)"
-                        )),
-                    });
-                }
-                return;
-            }
-            Err(e) => {
-                if outcome.is_ok() {
-                    *outcome = Err(Failure { reason: Reason::InvalidReport, detail: Some(e.to_string()) });
-                } else {
-                    evidence.warnings.push(format!("unusable completion report: {e}"));
-                }
-                return;
-            }
-        };
-        match swarm_core::completion::parse_bytes(&bytes, Some(&spec.run_id), Some(&spec.task_id)) {
-            Ok(c) => {
-                let (c, cut) = agent_files::bounded(c);
-                if let Some(cut) = cut {
-                    evidence.warnings.push(format!(
-                        "completion report trimmed for the store ({cut}); the whole report is {path}"
-                    ));
-                }
-                if outcome.is_ok() && c.status != CompletionStatus::Done {
-                    let status =
-                        serde_json::to_value(c.status).ok().and_then(|v| v.as_str().map(String::from));
-                    let blockers = if c.blockers.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; blockers: {}", c.blockers.join("; "))
-                    };
-                    *outcome = Err(Failure {
-                        reason: Reason::ReportedFailure,
-                        detail: Some(format!(
-                            "the agent reported status `{}`: {}{blockers}",
-                            status.unwrap_or_default(),
-                            c.summary
-                        )),
-                    });
-                }
-                evidence.completion = Some(c);
-                // Only a valid report is mirrored: the mirror is no way to copy other files out.
-                evidence.completion_bytes = Some(bytes);
-            }
-            Err(mut errors) => {
-                // Every problem, within reason: a 1 MiB report can hold a million.
-                if errors.len() > 20 {
-                    let more = errors.len() - 20;
-                    errors.truncate(20);
-                    errors.push(format!("… and {more} more"));
-                }
-                for e in &mut errors {
-                    let mut at = e.len().min(500);
-                    while !e.is_char_boundary(at) {
-                        at -= 1;
-                    }
-                    e.truncate(at);
-                }
-                if outcome.is_ok() {
-                    *outcome = Err(Failure {
-                        reason: Reason::InvalidReport,
-                        detail: Some(format!(
-                            "{path} is not a valid completion report: {}",
-                            errors.join("; ")
-                        )),
-                    });
-                } else {
-                    evidence.warnings.push(format!("invalid completion report: {}", errors.join("; ")));
-                }
-            }
-        }
+        self.send(AttemptEvent::Finished { exit_code, outcome, evidence: Box::new(evidence) });
     }
 
     async fn run_check(&mut self, check: &str, dir: PathBuf) -> Result<(), Failure> {
@@ -340,11 +225,7 @@ impl Executor {
                 })
             }
         };
-        let _ = self.tx.send(ExecutorEvent::CheckStarted {
-            task: self.task,
-            attempt: self.attempt,
-            pgid: child.id(),
-        });
+        self.send(AttemptEvent::CheckStarted { pgid: child.id() });
         // The check has its own time limit, not what is left of the agent's.
         let agent_limits = self.limits;
         self.limits = Limits { timeout: Some(self.check_timeout), stall: None, grace: agent_limits.grace };
@@ -523,12 +404,7 @@ impl Executor {
 
     fn append_log(&mut self, bytes: &[u8]) {
         if let Some(message) = self.log.write(bytes) {
-            let _ = self.tx.send(ExecutorEvent::Output {
-                task: self.task,
-                attempt: self.attempt,
-                stream: Stream::Stderr,
-                line: format!("swarm: {message}"),
-            });
+            self.send(AttemptEvent::Output { stream: Stream::Stderr, line: format!("swarm: {message}") });
         }
     }
 
@@ -569,116 +445,38 @@ impl Executor {
                         }
                         text.truncate(cut);
                     }
-                    let _ = self.tx.send(ExecutorEvent::Output {
-                        task: self.task,
-                        attempt: self.attempt,
-                        stream,
-                        line: text,
-                    });
+                    self.send(AttemptEvent::Output { stream, line: text });
                 }
-                AgentOutput::Session(ref id) => {
+                AgentOutput::Session(id) => {
                     if self.session.as_deref() != Some(id.as_str()) {
                         self.session = Some(id.clone());
-                        let _ = self.tx.send(ExecutorEvent::Agent {
-                            task: self.task,
-                            attempt: self.attempt,
-                            output,
-                        });
+                        self.send(AttemptEvent::Session { id });
                     }
                 }
-                AgentOutput::Error { .. } => {
+                AgentOutput::Error { class, ref message, .. } => {
                     if let Some(text) = output.display_line() {
-                        let _ = self.tx.send(ExecutorEvent::Output {
-                            task: self.task,
-                            attempt: self.attempt,
+                        self.send(AttemptEvent::Output {
                             stream,
                             line: text.chars().take(MAX_EVENT_LINE).collect(),
                         });
                     }
+                    let message: String = message.chars().take(MAX_EVENT_LINE).collect();
                     if self.agent_errors.len() < 50 {
                         self.agent_errors.push(output.clone());
                     }
                     self.recovered = false;
-                    let _ =
-                        self.tx.send(ExecutorEvent::Agent { task: self.task, attempt: self.attempt, output });
+                    self.send(AttemptEvent::AgentError { class, message });
                 }
-                AgentOutput::Usage { .. } => {
+                AgentOutput::Usage { tokens_in, tokens_out, cost_usd } => {
                     self.saw_usage = true;
                     // Usage after an error means a retry got through (aider prints it per call).
                     if !self.agent_errors.is_empty() {
                         self.recovered = true;
                     }
-                    let _ =
-                        self.tx.send(ExecutorEvent::Agent { task: self.task, attempt: self.attempt, output });
+                    self.send(AttemptEvent::Usage { tokens_in, tokens_out, cost_usd });
                 }
             }
         }
-    }
-}
-
-/// Files git reports as changed or new under `workdir`, relative to it; `None` outside git.
-pub async fn git_changes(workdir: &std::path::Path) -> Option<std::collections::BTreeSet<String>> {
-    let dir = workdir.to_path_buf();
-    tokio::task::spawn_blocking(move || git_changes_now(&dir)).await.ok().flatten()
-}
-
-/// [`git_changes`], blocking: used for the baseline, taken before the agent starts.
-pub fn git_changes_now(workdir: &std::path::Path) -> Option<std::collections::BTreeSet<String>> {
-    // The short format gives paths relative to `workdir` and works before the first commit.
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(workdir)
-        .args(["status", "--short", "--untracked-files=all", "--", "."])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    Some(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.len() > 3)
-            .map(|l| {
-                let path = &l[3..];
-                let path = path.rsplit(" -> ").next().unwrap_or(path);
-                path.trim_matches('"').to_string()
-            })
-            .collect(),
-    )
-}
-
-/// Compares what git saw change during the attempt with what the report claims: mismatches
-/// are warnings, not failures.
-async fn compare_changes(
-    workdir: &std::path::Path,
-    before: &std::collections::BTreeSet<String>,
-    evidence: &mut Evidence,
-) {
-    let Some(after) = git_changes(workdir).await else { return };
-    let changed: Vec<&String> = after.difference(before).collect();
-    let Some(c) = &evidence.completion else {
-        if changed.is_empty() {
-            evidence.warnings.push("the attempt changed no files".into());
-        }
-        return;
-    };
-    let claimed: std::collections::BTreeSet<String> =
-        c.files_changed.iter().map(|f| f.trim_start_matches("./").to_string()).collect();
-    let unlisted: Vec<&str> =
-        changed.iter().filter(|f| !claimed.contains(f.as_str())).map(|f| f.as_str()).collect();
-    let phantom: Vec<&str> = claimed.iter().filter(|f| !after.contains(*f)).map(|f| f.as_str()).collect();
-    if changed.is_empty() && claimed.is_empty() {
-        evidence.warnings.push("the attempt changed no files".into());
-    }
-    if !unlisted.is_empty() {
-        evidence.warnings.push(format!("changed but not in files_changed: {}", unlisted.join(", ")));
-    }
-    if !phantom.is_empty() {
-        evidence
-            .warnings
-            .push(format!("listed in files_changed but unchanged per git: {}", phantom.join(", ")));
     }
 }
 

@@ -3,21 +3,17 @@
 use crate::cli::{ResumeArgs, RunArgs};
 use crate::error::{CliError, CliResult};
 use crate::output::{errln, outln};
+use crate::progress::{self, OutputMode, Reporter};
 use crate::project::Project;
 use anyhow::anyhow;
-use chrono::Utc;
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use swarm_agents::Registry;
-use swarm_core::report::{RunRecord, RunReport, TaskReport};
-use swarm_core::scheduler::Restored;
-use swarm_core::state::{Reason, RunState, TaskState};
+use swarm_core::report::RunReport;
+use swarm_core::state::TaskState;
 use swarm_core::{Plan, Workdir};
 use swarm_runner::paths::RunDir;
-use swarm_runner::process::{hostname, lease_holder_dead, lease_token, owner_status};
-use swarm_runner::reaper::{self, Marker, Scope};
-use swarm_runner::{progress, OutputMode, RunSetup};
-use swarm_store::StoreError;
+use swarm_runner::{Canceller, RunHandle, StartRequest};
 
 fn output_mode(json: bool, no_progress: bool) -> OutputMode {
     if json {
@@ -27,10 +23,6 @@ fn output_mode(json: bool, no_progress: bool) -> OutputMode {
     } else {
         OutputMode::Tty
     }
-}
-
-pub fn new_run_id() -> String {
-    format!("{}-{:04x}", Utc::now().format("%Y%m%d-%H%M%S"), fastrand::u16(..))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -99,75 +91,81 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
     } else {
         None
     };
-    let registry = Registry::from_config(&project.config).map_err(CliError::invalid)?;
+    // Checked before anything is created: bad input stores nothing.
+    Registry::from_config(&project.config).map_err(CliError::invalid)?;
     if args.concurrency == Some(0) {
         return Err(CliError::invalid(anyhow!("--concurrency must be at least 1")));
     }
-    let concurrency = args
-        .concurrency
-        .or(plan.concurrency.map(|c| c as usize))
-        .or(project.config.run.concurrency)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get()));
     project.ensure_state_dir();
-    let store = project.create_store()?;
-    let plan_file = std::fs::canonicalize(&args.plan).unwrap_or(args.plan.clone());
-    let workdir = plan_file.parent().map(Path::to_path_buf).unwrap_or_else(|| project.root.clone());
-    let run_id = new_run_id();
-    let record = RunRecord {
-        run_id: run_id.clone(),
-        plan: plan.name.clone(),
-        namespace: plan.namespace.clone(),
-        plan_file: plan_file.display().to_string(),
-        workdir: workdir.display().to_string(),
-        state: RunState::Running,
-        started_at: Utc::now(),
-        ended_at: None,
-        concurrency,
-        fail_fast: args.fail_fast,
-        owner: None,
-        spec: plan.clone(),
-    };
-    let tasks: Vec<TaskReport> = plan
-        .tasks
-        .iter()
-        .map(|t| TaskReport {
-            id: t.id.clone(),
-            title: t.title.clone(),
-            agent: t.agent.clone(),
-            depends: t.depends.clone(),
-            state: TaskState::Pending,
-            reason: None,
-            detail: None,
-            attempts: vec![],
-        })
-        .collect();
-    store.create_run(&record, &tasks).map_err(CliError::from_store)?;
-    let lease = lease_token();
-    store.acquire_lease(&run_id, &lease, swarm_runner::LEASE_TTL, None).map_err(CliError::from_store)?;
+    let engine = project.engine(project.create_store()?)?;
     let mode = output_mode(args.json, args.no_progress);
-    if mode != OutputMode::Json {
-        outln!("run {run_id}");
-    }
-    let setup = RunSetup {
-        store,
-        record,
-        tasks,
-        restored: None,
-        retry_failed: false,
-        registry,
-        config: project.config.clone(),
-        run_dir: RunDir::new(&project.state_dir, &run_id),
-        store_env: project.address.describe(),
-        store_secret: project.address.secret(),
-        reporter: progress::reporter(mode, plan.tasks.len()),
-        lease,
-        project_root: project.root.clone(),
+    let request = StartRequest {
+        plan: plan.clone(),
+        plan_file: args.plan.clone(),
+        concurrency: args.concurrency,
+        fail_fast: args.fail_fast,
     };
-    let report = runtime.block_on(swarm_runner::run(setup));
+    let _in_runtime = runtime.enter();
+    let handle = engine.start(request).map_err(CliError::from_engine)?;
     if mode != OutputMode::Json {
+        outln!("run {}", handle.run_id());
+    }
+    let run_dir = engine.run_dir(handle.run_id());
+    let report = runtime.block_on(follow(handle, progress::reporter(mode, plan.tasks.len()), &run_dir));
+    if mode != OutputMode::Json {
+        let workdir = PathBuf::from(&plan_dir(&args.plan, &project));
         print_outputs(&plan, &report, &workdir);
     }
     Ok(exit_code(&report, &project))
+}
+
+/// The directory tasks of a plan file work in.
+fn plan_dir(plan: &Path, project: &Project) -> PathBuf {
+    let file = std::fs::canonicalize(plan).unwrap_or(plan.to_path_buf());
+    file.parent().map(Path::to_path_buf).unwrap_or_else(|| project.root.clone())
+}
+
+/// Renders the run's events until it ends, turning Ctrl-C (and SIGTERM, SIGHUP) into a
+/// graceful cancel, a second one into a kill.
+async fn follow(mut handle: RunHandle, mut reporter: Box<dyn Reporter>, run_dir: &RunDir) -> RunReport {
+    let signals = tokio::spawn(forward_signals(handle.canceller()));
+    let mut events = handle.events().expect("a new handle has its events");
+    let printer = tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            reporter.event(&ev);
+        }
+        reporter
+    });
+    let report = handle.wait().await;
+    signals.abort();
+    let mut reporter = printer.await.expect("the reporter does not panic");
+    reporter.finish(&report, run_dir);
+    report
+}
+
+/// First Ctrl-C (or SIGTERM, or SIGHUP when the terminal goes away): graceful cancel. Second:
+/// kill every attempt now.
+async fn forward_signals(run: Canceller) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+    else {
+        return;
+    };
+    let mut count = 0;
+    loop {
+        let source = tokio::select! {
+            _ = int.recv() => "ctrl-c",
+            _ = term.recv() => "SIGTERM",
+            _ = hup.recv() => "SIGHUP",
+        };
+        count += 1;
+        if count == 1 {
+            run.cancel(source);
+        } else {
+            run.kill();
+        }
+    }
 }
 
 /// The run's exit code; a store that failed the run is also said on stderr, with where the
@@ -213,98 +211,25 @@ fn print_outputs(plan: &Plan, report: &RunReport, workdir: &Path) {
 
 pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> CliResult {
     let project = Project::discover(store, config)?;
-    let registry = Registry::from_config(&project.config).map_err(CliError::invalid)?;
-    let store = project.open_store()?;
-    let run_id = store.resolve(Some(&args.run)).map_err(CliError::from_store)?;
-    let mut record = store
-        .run(&run_id)
-        .map_err(CliError::from_store)?
-        .ok_or_else(|| CliError::invalid(anyhow!("no run `{run_id}`")))?;
-    let host = hostname();
-    // A live orchestrator keeps its run; a dead one's lease is taken over below (at once when
-    // it ran here, after it expired when it ran elsewhere).
-    if record.state == RunState::Running {
-        if let Some(owner) = record.owner.as_ref().filter(|o| owner_status(o).is_alive()) {
-            return Err(CliError::invalid(anyhow!(
-                "run {run_id} is still driven by swarm (pid {} on {}); cancel it or wait for it to end",
-                owner.pid,
-                owner.host
-            )));
-        }
-    }
-    // Take the lease before touching anything: of two `swarm resume` at once, one gets it and
-    // the other stops here, having changed nothing.
-    let lease = lease_token();
-    // Only from a holder known dead: another `swarm resume` may hold it by now.
-    let take_over =
-        store.lease_holder(&run_id).map_err(CliError::from_store)?.filter(|h| lease_holder_dead(h));
-    match store.acquire_lease(&run_id, &lease, swarm_runner::LEASE_TTL, take_over.as_deref()) {
-        Ok(()) => {}
-        Err(StoreError::Fenced { holder, .. }) => {
-            return Err(CliError::invalid(anyhow!(
-                "run {run_id} was taken over by another swarm process (lease {holder}) while this one \
-                 was getting ready to resume it; nothing was changed"
-            )));
-        }
-        Err(e) => return Err(CliError::from_store(e)),
-    }
-    let mut tasks = store.tasks(&run_id).map_err(CliError::from_store)?;
-    let mut restored = Vec::with_capacity(tasks.len());
-    let mut reaped = 0;
-    for t in &mut tasks {
-        if t.state == TaskState::Running {
-            for a in t.attempts.iter_mut().filter(|a| a.ended_at.is_none()) {
-                // The attempt's process group outlived its orchestrator: end it before retrying,
-                // if the recorded pid is still the attempt's (pids are reused).
-                if let (Some(pid), true) = (a.pid, a.host.as_deref() == Some(host.as_str())) {
-                    let marker = Marker::attempt(&run_id, &t.id, a.n);
-                    if reaper::signal_group_of(pid, &marker, nix::sys::signal::Signal::SIGKILL) {
-                        reaped += 1;
-                    }
-                }
-                a.ended_at = Some(Utc::now());
-                a.reason = Some(Reason::LeaseLost);
-                a.detail = Some("the orchestrator died while this attempt ran".into());
-            }
-        }
-        restored.push(Restored { state: t.state, attempts: t.attempts.len() as u32 });
-    }
-    // Whatever else of the run still runs here (detached from its group, or its group's leader
-    // gone) is found by the run's marker.
-    reaper::end(&Marker::run(&run_id), Scope::All, std::time::Duration::ZERO);
-    store.clear_cancel(&run_id).map_err(CliError::from_store)?;
-    if record.state != RunState::Running {
-        record.state = RunState::Running;
-    }
+    let engine = project.engine(project.open_store()?)?;
+    let runtime = runtime();
+    let _in_runtime = runtime.enter();
+    let (handle, info) = engine.resume(&args.run, args.retry_failed).map_err(CliError::from_engine)?;
     let mode = output_mode(args.json, args.no_progress);
     if mode != OutputMode::Json {
-        outln!("run {run_id}");
-        let done = tasks.iter().filter(|t| t.state == TaskState::Succeeded).count();
+        outln!("run {}", handle.run_id());
         outln!(
-            "resuming: {done} of {} tasks already succeeded; {reaped} interrupted attempt(s) stopped",
-            tasks.len()
+            "resuming: {} of {} tasks already succeeded; {} interrupted attempt(s) stopped",
+            info.succeeded,
+            info.total,
+            info.reaped
         );
     }
-    let total = tasks.len();
-    let (plan, workdir) = (record.spec.clone(), std::path::PathBuf::from(&record.workdir));
-    let setup = RunSetup {
-        store,
-        record,
-        tasks,
-        restored: Some(restored),
-        retry_failed: args.retry_failed,
-        registry,
-        config: project.config.clone(),
-        run_dir: RunDir::new(&project.state_dir, &run_id),
-        store_env: project.address.describe(),
-        store_secret: project.address.secret(),
-        reporter: progress::reporter(mode, total),
-        lease,
-        project_root: project.root.clone(),
-    };
-    let report = runtime().block_on(swarm_runner::run(setup));
+    let run_dir = engine.run_dir(handle.run_id());
+    let (record, _) = engine.status(Some(handle.run_id())).map_err(CliError::from_engine)?;
+    let report = runtime.block_on(follow(handle, progress::reporter(mode, info.total), &run_dir));
     if mode != OutputMode::Json {
-        print_outputs(&plan, &report, &workdir);
+        print_outputs(&record.spec, &report, Path::new(&record.workdir));
     }
     Ok(exit_code(&report, &project))
 }

@@ -1,7 +1,6 @@
 //! Reporters: renderings of the public event stream. A live TTY view (one line per running task
 //! and overall counts), plain log lines when not on a terminal, or JSON lines.
 
-use crate::paths::RunDir;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::Write;
@@ -9,6 +8,7 @@ use std::time::Duration;
 use swarm_core::event::{Event, EventKind};
 use swarm_core::report::RunReport;
 use swarm_core::state::TaskState;
+use swarm_runner::paths::RunDir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputMode {

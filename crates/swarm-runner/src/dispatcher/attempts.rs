@@ -1,0 +1,187 @@
+//! The dispatcher's side of attempts: starting one (its record, its job, its executor) and
+//! taking in what its executor says, until the attempt's end goes to the scheduler.
+
+use super::{Dispatcher, Running};
+use crate::job::{AttemptEvent, Evidence};
+use crate::launch::Launcher;
+use crate::reaper::Marker;
+use crate::supervise::StopRequest;
+use crate::sweeper::{Request, Swept};
+use chrono::Utc;
+use swarm_core::event::EventKind;
+use swarm_core::report::AttemptReport;
+use swarm_core::scheduler::{Failure, Input};
+use swarm_core::state::Reason;
+use tokio::sync::watch;
+
+impl Dispatcher {
+    /// Starts attempt `attempt` of task `task`: records it, builds its job and hands that to an
+    /// executor. Returns an input for the scheduler when the job could not even be built.
+    pub(super) fn start(&mut self, task: u32, attempt: u32) -> Option<Input> {
+        let i = task as usize;
+        let t = &self.plan.tasks[i];
+        let launcher = Launcher {
+            record: &self.record,
+            plan: &self.plan,
+            config: &self.config,
+            run_dir: &self.run_dir,
+            store_env: &self.store_env,
+            project_root: &self.project_root,
+        };
+        let job = launcher.job(task, attempt, self.docs[i].attempts.last());
+        let doc = AttemptReport {
+            n: attempt,
+            agent: t.agent.clone(),
+            model: t.model.clone(),
+            layer: t.tier,
+            exit_code: None,
+            started_at: Utc::now(),
+            ended_at: None,
+            tokens_in: 0,
+            tokens_out: 0,
+            cost_usd: 0.0,
+            fallback_reason: None,
+            reason: None,
+            detail: None,
+            pid: None,
+            host: Some(self.host.clone()),
+            log: Some(self.run_dir.log(&t.id, attempt).display().to_string()),
+            workdir: job.as_ref().ok().map(|j| j.workspace.workdir().display().to_string()),
+            completion: None,
+            check_output: None,
+            warnings: vec![],
+            failure_class: None,
+            retry_after_ms: None,
+            session_id: None,
+        };
+        let (id, agent, model) = (t.id.clone(), t.agent.clone(), t.model.clone());
+        self.docs[i].attempts.push(doc);
+        self.save_task(task);
+        self.emit(EventKind::AttemptStarted { task: id.clone(), attempt, agent, model, pid: None });
+        match job {
+            Ok(job) => {
+                let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
+                self.running.insert(task, Running { attempt, stop: stop_tx });
+                let run = crate::executor::run(job, self.executors.clone(), stop_rx, self.exec_tx.clone());
+                tokio::spawn(run);
+                None
+            }
+            Err(message) => {
+                let _ = std::fs::create_dir_all(self.run_dir.logs());
+                let log = self.run_dir.log(&id, attempt);
+                let _ = std::fs::write(&log, format!("swarm: could not start the attempt: {message}\n"));
+                let outcome = Err(Failure { reason: Reason::SpawnError, detail: Some(message) });
+                self.attempt_ended(task, attempt, None, outcome, Box::default())
+            }
+        }
+    }
+
+    /// What an attempt's executor said.
+    pub(super) fn on_attempt(&mut self, task: u32, attempt: u32, ev: AttemptEvent) -> Option<Input> {
+        let i = task as usize;
+        let a = self.docs[i].attempts.iter_mut().find(|a| a.n == attempt)?;
+        match ev {
+            AttemptEvent::Started { pid, workdir } => {
+                // `resume` and `cancel` stop the recorded group of an attempt left running.
+                a.pid = pid;
+                a.workdir = Some(workdir.display().to_string());
+            }
+            AttemptEvent::CheckStarted { pgid } => a.pid = pgid,
+            AttemptEvent::Usage { tokens_in, tokens_out, cost_usd } => {
+                a.tokens_in += tokens_in;
+                a.tokens_out += tokens_out;
+                if cost_usd.is_finite() && cost_usd > 0.0 {
+                    a.cost_usd += cost_usd;
+                }
+            }
+            AttemptEvent::Session { id } => {
+                if a.session_id.as_deref() == Some(id.as_str()) {
+                    return None;
+                }
+                a.session_id = Some(id);
+            }
+            AttemptEvent::AgentError { .. } => return None,
+            AttemptEvent::Output { stream, line } => {
+                let task = self.id(task).to_string();
+                self.emit(EventKind::Output { task, attempt, stream, line });
+                return None;
+            }
+            AttemptEvent::Finished { exit_code, outcome, evidence } => {
+                let id = self.id(task).to_string();
+                self.sweeper.sweep(Request {
+                    task,
+                    attempt,
+                    marker: Marker::attempt(&self.record.run_id, &id, attempt),
+                    grace: self.config.grace(),
+                    log: Some(self.run_dir.log(&id, attempt)),
+                });
+                if self.running.get(&task).is_some_and(|r| r.attempt == attempt) {
+                    self.running.remove(&task);
+                }
+                return self.attempt_ended(task, attempt, exit_code, outcome, evidence);
+            }
+        }
+        self.save_task(task);
+        None
+    }
+
+    /// Records how the attempt ended, mirrors its report and tells the scheduler.
+    fn attempt_ended(
+        &mut self,
+        task: u32,
+        attempt: u32,
+        exit_code: Option<i32>,
+        mut outcome: Result<(), Failure>,
+        evidence: Box<Evidence>,
+    ) -> Option<Input> {
+        if let (Some(message), Err(f)) = (&self.store_lost, &mut outcome) {
+            if f.reason == Reason::Cancelled {
+                // Stopped because the store was lost, not by a user.
+                *f = Failure { reason: Reason::LeaseLost, detail: Some(message.clone()) };
+            }
+        }
+        let i = task as usize;
+        let evidence = *evidence;
+        if let Some(a) = self.docs[i].attempts.iter_mut().find(|a| a.n == attempt) {
+            a.ended_at = Some(Utc::now());
+            a.exit_code = exit_code;
+            if let Err(f) = &outcome {
+                a.reason = Some(f.reason);
+                a.detail = f.detail.clone();
+            }
+            a.completion = evidence.completion;
+            a.check_output = evidence.check_output;
+            a.warnings.extend(evidence.warnings);
+            a.failure_class = evidence.failure_class;
+            a.retry_after_ms = evidence.retry_after.map(|d| d.as_millis() as u64);
+        }
+        let id = self.id(task).to_string();
+        if let Some(bytes) = &evidence.completion_bytes {
+            if let Err(e) = self.mirror.completion(&self.record.run_id, &id, bytes) {
+                self.emit(EventKind::Warning { message: e.to_string() });
+            }
+        }
+        self.save_task(task);
+        let (reason, detail) = match &outcome {
+            Ok(()) => (None, None),
+            Err(f) => (Some(f.reason), f.detail.clone()),
+        };
+        self.emit(EventKind::AttemptFinished { task: id, attempt, exit_code, reason, detail });
+        Some(Input::AttemptEnded { task, attempt, outcome })
+    }
+
+    /// An attempt left processes running outside its group; they are ended now.
+    pub(super) fn on_swept(&mut self, s: Swept) {
+        let warning = format!(
+            "swarm ended {} process(es) the attempt left running outside its process group{}",
+            s.ended.found,
+            if s.ended.killed > 0 { format!(" ({} needed SIGKILL)", s.ended.killed) } else { String::new() }
+        );
+        if let Some(a) = self.docs[s.task as usize].attempts.iter_mut().find(|a| a.n == s.attempt) {
+            a.warnings.push(warning.clone());
+        }
+        self.save_task(s.task);
+        let task = self.id(s.task).to_string();
+        self.emit(EventKind::Warning { message: format!("{task} (attempt {}): {warning}", s.attempt) });
+    }
+}

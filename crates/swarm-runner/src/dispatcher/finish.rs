@@ -1,0 +1,90 @@
+//! The end of a run: leftovers ended, the last writes stored (or counted lost), the report and
+//! mirror written, the run-end hook fired, the event stream closed. Blocking: it runs off the
+//! runtime's threads.
+
+use super::Dispatcher;
+use crate::hooks::HookKind;
+use crate::report_files;
+use crate::sweeper::Swept;
+use crate::writer::{Note, Write};
+use chrono::Utc;
+use std::time::Duration;
+use swarm_core::event::EventKind;
+use swarm_core::report::RunReport;
+use swarm_core::state::RunState;
+use tokio::sync::mpsc;
+
+impl Dispatcher {
+    pub(super) fn finish(
+        mut self,
+        notes: &mut mpsc::UnboundedReceiver<Note>,
+        swept: &mut mpsc::UnboundedReceiver<Swept>,
+    ) -> RunReport {
+        let mut state = self.finished.expect("finish after the scheduler finished");
+        // Every finished attempt's leftovers are ended (and recorded) before the run ends.
+        self.sweeper.flush();
+        while let Ok(s) = swept.try_recv() {
+            self.on_swept(s);
+        }
+        // Anything of the run still alive now escaped that (e.g. forked while its attempt was
+        // being stopped).
+        let run = crate::reaper::Marker::run(&self.record.run_id);
+        let left = crate::reaper::end(&run, crate::reaper::Scope::Mine, self.config.grace());
+        if left.found > 0 {
+            self.emit(EventKind::Warning {
+                message: format!("ended {} process(es) of the run still running at its end", left.found),
+            });
+        }
+        let counts = swarm_core::report::Counts::of(self.docs.iter().map(|t| &t.state));
+        self.record.state = state;
+        self.record.ended_at = Some(Utc::now());
+        self.emit(EventKind::RunFinished {
+            state,
+            succeeded: counts.succeeded,
+            failed: counts.failed,
+            blocked: counts.blocked,
+            cancelled: counts.cancelled,
+        });
+        self.writer.send(Write::Run(self.record.clone()));
+        // Everything is in the store (or known lost) before the report says how the run ended.
+        let closed = self.writer.close();
+        // What the writer said while saving the last writes (a store that came back, or not).
+        while let Ok(Note::Warning(message) | Note::LeaseLost(message)) = notes.try_recv() {
+            self.emit(EventKind::Warning { message });
+        }
+        let failure = closed.failure(&self.docs);
+        if let Some(f) = &failure {
+            // A run the store could not record did not succeed, whatever its tasks did.
+            if state == RunState::Succeeded {
+                state = RunState::Failed;
+                self.record.state = state;
+            }
+            self.emit(EventKind::StoreLost { message: f.message.clone(), lost_writes: f.lost_writes });
+        }
+        let mut report = RunReport::build(&self.record, self.docs.clone());
+        report.store_error = failure;
+        if let Err(e) = report_files::write(&self.run_dir, &report) {
+            self.emit(EventKind::Warning { message: format!("cannot write report: {e}") });
+        }
+        if let Err(e) = self.mirror.run_status(&self.record.run_id, &report) {
+            self.emit(EventKind::Warning { message: e.to_string() });
+        }
+        self.hooks.fire(HookKind::RunEnd, serde_json::to_value(&report).expect("report serializes"));
+        // Hooks never block the run, but the run does not end under them: they get their time —
+        // unless the run was cancelled, when they get the grace period and are then stopped.
+        let bound = match &self.cancelled_by {
+            Some(_) => self.config.grace(),
+            None => self.hooks.max_duration() + Duration::from_secs(1),
+        };
+        if !self.hooks.wait_idle(bound) {
+            self.hooks.abort();
+            self.hooks.wait_idle(Duration::from_secs(2));
+        }
+        // What the hooks said.
+        while let Ok(Note::Warning(message) | Note::LeaseLost(message)) = notes.try_recv() {
+            self.emit(EventKind::Warning { message });
+        }
+        self.bus.close();
+        report
+    }
+}

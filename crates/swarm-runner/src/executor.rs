@@ -1,0 +1,214 @@
+//! The executor: runs one [`AttemptJob`] end to end — its workspace (worktree, setup command),
+//! the agent's launch (through its adapter) and pre-steps, the process under supervision, and
+//! the evidence of how it ended — and says what happens only through [`AttemptEvent`]s. It is
+//! the seam a remote worker takes over: a job in, events out.
+
+use crate::attempt_log::AttemptLog;
+use crate::job::{AttemptEvent, AttemptJob, Evidence};
+use crate::reaper::Marker;
+use crate::supervise::{StopRequest, Supervisor};
+use crate::workspace::{run_bounded, Bounded, Workspaces};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use swarm_agents::{AttemptSpec, Launch, Registry};
+use swarm_core::scheduler::Failure;
+use swarm_core::state::Reason;
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+
+/// What every executor of this process shares.
+pub struct ExecutorContext {
+    pub registry: Registry,
+    pub workspaces: Workspaces,
+    /// PATH for agents: this swarm binary's directory first.
+    pub agent_path: OsString,
+    /// This swarm binary, so agents can call `swarm report` / `swarm state`.
+    pub swarm_bin: PathBuf,
+    /// The secrets masked in the store address agents get, so swarm's own commands inside a
+    /// task can connect (`SWARM_STORE_PASSWORD`): known to this host, never part of a job.
+    pub store_secret: Option<String>,
+}
+
+impl ExecutorContext {
+    pub fn new(registry: Registry, store_secret: Option<String>) -> ExecutorContext {
+        let swarm_bin = std::env::current_exe().unwrap_or_else(|_| "swarm".into());
+        let workspaces = Workspaces::default();
+        ExecutorContext { registry, workspaces, agent_path: agent_path(), swarm_bin, store_secret }
+    }
+}
+
+/// Where an executor's events go: `(task index, attempt, event)`.
+pub type Events = mpsc::UnboundedSender<(u32, u32, AttemptEvent)>;
+
+/// Runs `job` to its end; the last event sent is always `Finished`.
+pub async fn run(
+    job: AttemptJob,
+    ctx: Arc<ExecutorContext>,
+    mut stop: watch::Receiver<StopRequest>,
+    tx: Events,
+) {
+    let (task, attempt) = (job.task_index, job.attempt);
+    let send = |ev: AttemptEvent| {
+        let _ = tx.send((task, attempt, ev));
+    };
+    let mut log = AttemptLog::new(job.log.clone(), job.limits.log_limit);
+    match launch(&job, &ctx, &mut stop).await {
+        Ok((child, stdin, adapter, workdir, baseline)) => {
+            send(AttemptEvent::Started { pid: child.id(), workdir: workdir.clone() });
+            let supervisor = Supervisor::new(&job, adapter, workdir, baseline, stdin, log, stop, tx.clone());
+            supervisor.run(child).await;
+        }
+        Err(failure) => {
+            let detail = failure.detail.clone().unwrap_or_default();
+            log.write(format!("swarm: could not start the attempt: {detail}\n").as_bytes());
+            log.finish();
+            let evidence = Box::new(Evidence::default());
+            send(AttemptEvent::Finished { exit_code: None, outcome: Err(failure), evidence });
+        }
+    }
+}
+
+type Launched = (
+    tokio::process::Child,
+    Option<String>,
+    Arc<dyn swarm_agents::Adapter>,
+    PathBuf,
+    Option<std::collections::BTreeSet<String>>,
+);
+
+/// Everything before the agent's process runs: workspace, git baseline, launch, pre-steps, spawn.
+async fn launch(
+    job: &AttemptJob,
+    ctx: &ExecutorContext,
+    stop: &mut watch::Receiver<StopRequest>,
+) -> Result<Launched, Failure> {
+    let spawn_error = |detail: String| Failure { reason: Reason::SpawnError, detail: Some(detail) };
+    let marker = Marker::attempt(&job.run_id, &job.task.id, job.attempt);
+    let workdir = ctx.workspaces.prepare(&job.workspace, &job.limits, &marker, stop).await?;
+    let baseline = if job.report.required {
+        // Before the agent starts, so its first edits are never taken for old ones.
+        crate::evidence::git_changes(&workdir).await
+    } else {
+        None
+    };
+    if job.task.agent != "exec" {
+        // exec tasks rarely report; `swarm report` creates the directory when they do.
+        std::fs::create_dir_all(&job.attempt_dir)
+            .map_err(|e| spawn_error(format!("cannot create {}: {e}", job.attempt_dir.display())))?;
+    }
+    let adapter = ctx.registry.get(&job.task.agent).map_err(|e| spawn_error(e.to_string()))?;
+    let spec = AttemptSpec {
+        run_id: &job.run_id,
+        task: &job.task,
+        attempt: job.attempt,
+        prompt: &job.prompt,
+        model: job.model.as_deref(),
+        workdir: workdir.clone(),
+        provider: job.provider.clone(),
+        attempt_dir: job.attempt_dir.clone(),
+        project_root: job.project_root.clone(),
+    };
+    let launch = adapter.launch(&spec).map_err(|e| spawn_error(e.to_string()))?;
+    let env = environment(job, ctx, &launch);
+    let configured = job.pre_step.as_ref().map(|cmd| swarm_agents::SetupCommand {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), cmd.clone()],
+        env: vec![],
+    });
+    for step in configured.iter().chain(&launch.setup) {
+        pre_step(job, &launch, step, &env, stop).await?;
+    }
+    let mut cmd = Command::new(&launch.program);
+    cmd.args(&launch.args)
+        .current_dir(&launch.cwd)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(if launch.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let child = cmd.spawn().map_err(|e| {
+        spawn_error(if !launch.cwd.is_dir() {
+            format!(
+                "cannot start `{}`: working directory {} does not exist",
+                launch.program,
+                launch.cwd.display()
+            )
+        } else if e.raw_os_error() == Some(nix::errno::Errno::E2BIG as i32) {
+            format!(
+                "cannot start `{}`: its arguments and environment are over the system's limit (the `{}` \
+                 adapter passes something large, e.g. the prompt, as an argument)",
+                launch.program, job.task.agent
+            )
+        } else {
+            format!("cannot start `{}`: {e}", launch.program)
+        })
+    })?;
+    Ok((child, launch.stdin, adapter, workdir, baseline))
+}
+
+/// The agent's whole environment: swarm's own, the job's (`SWARM_*`, a placeholder key), the
+/// adapter's, `env_from` copies, and PATH with this swarm first.
+fn environment(job: &AttemptJob, ctx: &ExecutorContext, launch: &Launch) -> Vec<(OsString, OsString)> {
+    let mut env: std::collections::BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    for (k, v) in job.env.iter().chain(&launch.env) {
+        env.insert(k.into(), v.into());
+    }
+    for (var, from) in &launch.env_from {
+        if let Some(value) = env.get(&OsString::from(from)).cloned() {
+            env.insert(var.into(), value);
+        }
+    }
+    if let Some(secret) = &ctx.store_secret {
+        env.insert("SWARM_STORE_PASSWORD".into(), secret.into());
+    }
+    env.insert("SWARM_BIN".into(), ctx.swarm_bin.clone().into());
+    env.insert("PATH".into(), ctx.agent_path.clone());
+    env.into_iter().collect()
+}
+
+/// An adapter's pre-step (a login, a config step), bounded by `setup_timeout` and stoppable.
+async fn pre_step(
+    job: &AttemptJob,
+    launch: &Launch,
+    step: &swarm_agents::SetupCommand,
+    env: &[(OsString, OsString)],
+    stop: &mut watch::Receiver<StopRequest>,
+) -> Result<(), Failure> {
+    let agent = &job.task.agent;
+    let fail = |detail: String| Failure { reason: Reason::SpawnError, detail: Some(detail) };
+    let mut command = Command::new(&step.program);
+    command
+        .args(&step.args)
+        .current_dir(&launch.cwd)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(step.env.iter().map(|(k, v)| (k, v)));
+    let limits = &job.limits;
+    match run_bounded(command, limits.setup_timeout, limits.grace, stop).await {
+        Ok((status, _)) if status.success() => Ok(()),
+        // Never echo the step's output or arguments: they may name provider details.
+        Ok((status, _)) => Err(fail(format!("the {agent} pre-step `{}` failed ({status})", step.program))),
+        Err(Bounded::Spawn(e)) => {
+            Err(fail(format!("cannot run the {agent} pre-step `{}`: {e}", step.program)))
+        }
+        Err(Bounded::TimedOut) => Err(fail(format!(
+            "the {agent} pre-step `{}` timed out after {}",
+            step.program,
+            swarm_core::duration::format(limits.setup_timeout)
+        ))),
+        Err(Bounded::Stopped) => {
+            Err(Failure { reason: Reason::Cancelled, detail: Some("run cancelled".into()) })
+        }
+    }
+}
+
+/// PATH with the directory of this `swarm` binary first.
+fn agent_path() -> OsString {
+    let mut dirs: Vec<PathBuf> =
+        std::env::current_exe().ok().and_then(|e| e.parent().map(PathBuf::from)).into_iter().collect();
+    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    std::env::join_paths(dirs).unwrap_or_default()
+}

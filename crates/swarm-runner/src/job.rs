@@ -1,0 +1,184 @@
+//! An attempt as a job: everything needed to run one attempt of one task, serializable, so the
+//! executor that runs it today on this host can be a worker on another tomorrow; and the
+//! attempt's events, also serializable, which are all the executor ever says back.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+use swarm_agents::ProviderSpec;
+use swarm_core::completion::Completion;
+use swarm_core::event::Stream;
+use swarm_core::failure::FailureClass;
+use swarm_core::plan::Task;
+use swarm_core::scheduler::Failure;
+
+/// One attempt of one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptJob {
+    pub run_id: String,
+    /// The task's place in the plan: how the dispatcher names it in its scheduler.
+    pub task_index: u32,
+    pub task: Task,
+    pub attempt: u32,
+    /// What the agent is told: the brief, the task prompt, the last failure, the report footer.
+    pub prompt: String,
+    pub model: Option<String>,
+    /// The provider `model` names in swarm.toml, if any (never the key, only its variable).
+    pub provider: Option<ProviderSpec>,
+    /// Where the attempt runs.
+    pub workspace: WorkspaceSpec,
+    /// Environment the agent gets on top of the executor's own (`SWARM_*`, a placeholder key
+    /// for a local endpoint); never a real secret.
+    pub env: Vec<(String, String)>,
+    pub limits: Limits,
+    /// The task's `check`, run in the attempt's working directory after it succeeded.
+    pub check: Option<String>,
+    pub report: ReportSpec,
+    /// `[agents.NAME] setup`: run (`sh -c`) in the working directory before the agent starts.
+    pub pre_step: Option<String>,
+    /// The attempt's log file.
+    pub log: PathBuf,
+    /// A directory private to the attempt (agent config, isolated HOME, …).
+    pub attempt_dir: PathBuf,
+    /// The project's root: agent binaries are also looked up under it, hooks run in it.
+    pub project_root: PathBuf,
+}
+
+/// Where an attempt works.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WorkspaceSpec {
+    /// The plan's own directory, shared with the user and other tasks.
+    Shared { dir: PathBuf },
+    /// A git worktree of `repo` at `path` on `branch` (created if missing), the task working in
+    /// its `subdir` (where the plan lies inside the repository); `setup` runs in it first.
+    Worktree { repo: PathBuf, path: PathBuf, branch: String, subdir: PathBuf, setup: Option<String> },
+}
+
+impl WorkspaceSpec {
+    /// The directory the agent works in.
+    pub fn workdir(&self) -> PathBuf {
+        match self {
+            WorkspaceSpec::Shared { dir } => dir.clone(),
+            WorkspaceSpec::Worktree { path, subdir, .. } => path.join(subdir),
+        }
+    }
+}
+
+/// Time limits of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Wall clock for the agent.
+    #[serde(with = "opt_ms")]
+    pub timeout: Option<Duration>,
+    /// Longest time without output.
+    #[serde(with = "opt_ms")]
+    pub stall: Option<Duration>,
+    /// Between SIGTERM and SIGKILL.
+    #[serde(with = "ms")]
+    pub grace: Duration,
+    /// Wall clock for the check.
+    #[serde(with = "ms")]
+    pub check_timeout: Duration,
+    /// Wall clock for the workspace's setup command and the agent's pre-steps, each.
+    #[serde(with = "ms")]
+    pub setup_timeout: Duration,
+    /// Bytes of log kept.
+    pub log_limit: u64,
+}
+
+/// What the agent is expected to report, and where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportSpec {
+    pub path: PathBuf,
+    /// Whether a missing report fails the attempt (`no_report`).
+    pub required: bool,
+    pub run_id: String,
+    pub task_id: String,
+}
+
+/// What an executor says about the attempt it runs, in order: `Started` (or straight
+/// `Finished` when it could not start), any number of `Output`, `Usage`, `Session`,
+/// `AgentError` and `CheckStarted`, then `Finished`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AttemptEvent {
+    /// The agent's process runs: `pid` leads its process group.
+    Started {
+        pid: Option<u32>,
+        workdir: PathBuf,
+    },
+    /// A line worth showing (bounded; the log has everything).
+    Output {
+        stream: Stream,
+        line: String,
+    },
+    /// Tokens and cost to add to the attempt's totals.
+    Usage {
+        tokens_in: u64,
+        tokens_out: u64,
+        cost_usd: f64,
+    },
+    /// The agent's session or conversation id.
+    Session {
+        id: String,
+    },
+    /// The agent reported an error.
+    AgentError {
+        class: FailureClass,
+        message: String,
+    },
+    /// The check runs in its own process group `pgid` (the one to stop if the orchestrator dies).
+    CheckStarted {
+        pgid: Option<u32>,
+    },
+    Finished {
+        exit_code: Option<i32>,
+        outcome: Result<(), Failure>,
+        evidence: Box<Evidence>,
+    },
+}
+
+/// Everything beyond the exit code that decided (or annotates) an attempt's outcome.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The agent's completion report, bounded for the store.
+    pub completion: Option<Completion>,
+    /// The report file as written (valid ones only), for the mirror.
+    pub completion_bytes: Option<Vec<u8>>,
+    pub check_output: Option<String>,
+    pub warnings: Vec<String>,
+    /// Why the attempt failed per the agent's output (failed attempts only).
+    pub failure_class: Option<FailureClass>,
+    #[serde(with = "opt_ms")]
+    pub retry_after: Option<Duration>,
+}
+
+mod ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+mod opt_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}

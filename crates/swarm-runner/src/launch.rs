@@ -1,0 +1,108 @@
+//! Attempt launch: the dispatcher's side of starting an attempt — the job an executor runs (the
+//! prompt, the provider, the environment, the workspace, the limits), built from the plan, the
+//! config and how the task's previous attempt ended. Cheap and without effects: all slow work
+//! (git, setup commands, spawning) happens in the executor.
+
+use crate::job::{AttemptJob, Limits, ReportSpec, WorkspaceSpec};
+use crate::paths::RunDir;
+use crate::prompt::{compose_prompt, report_footer, retry_feedback, REPORT_FOOTER};
+use crate::provider::resolve_provider;
+use std::path::{Path, PathBuf};
+use swarm_core::config::Config;
+use swarm_core::plan::{Plan, Workdir};
+use swarm_core::report::{AttemptReport, RunRecord};
+
+/// What every job of a run is built from.
+pub struct Launcher<'a> {
+    pub record: &'a RunRecord,
+    pub plan: &'a Plan,
+    pub config: &'a Config,
+    pub run_dir: &'a RunDir,
+    /// The store address agents get as `SWARM_STORE` (never with a password).
+    pub store_env: &'a str,
+    pub project_root: &'a Path,
+}
+
+impl Launcher<'_> {
+    /// The job for attempt `attempt` of task `task`; `previous` is the task's last attempt, whose
+    /// failure the prompt explains. An error is a spawn error said in one line.
+    pub fn job(
+        &self,
+        task: u32,
+        attempt: u32,
+        previous: Option<&AttemptReport>,
+    ) -> Result<AttemptJob, String> {
+        let t = &self.plan.tasks[task as usize];
+        let run_id = &self.record.run_id;
+        let required = self.config.require_report(&t.agent);
+        let completion = self.run_dir.completion(&t.id, attempt);
+        let mut prompt = compose_prompt(&self.plan.brief, &t.prompt);
+        if let Some(previous) = previous {
+            prompt.push_str(&retry_feedback(previous));
+        }
+        if required {
+            let template = self.config.feedback.footer.as_deref().unwrap_or(REPORT_FOOTER);
+            prompt.push_str(&report_footer(template, run_id, &t.id, attempt, &completion));
+        }
+        let (provider, key_env) = match t.model.as_deref() {
+            Some(model) => resolve_provider(self.config, model)?,
+            None => (None, None),
+        };
+        let mut env = vec![
+            ("SWARM_RUN_ID".to_string(), run_id.clone()),
+            ("SWARM_TASK_ID".into(), t.id.clone()),
+            ("SWARM_ATTEMPT".into(), attempt.to_string()),
+            ("SWARM_STORE".into(), self.store_env.to_string()),
+            ("SWARM_NAMESPACE".into(), self.record.namespace.clone()),
+            ("SWARM_COMPLETION_FILE".into(), completion.display().to_string()),
+        ];
+        env.extend(key_env);
+        Ok(AttemptJob {
+            run_id: run_id.clone(),
+            task_index: task,
+            task: t.clone(),
+            attempt,
+            prompt,
+            model: t.model.clone(),
+            provider,
+            workspace: self.workspace(t)?,
+            env,
+            limits: Limits {
+                timeout: t.timeout,
+                stall: t.stall,
+                grace: self.config.grace(),
+                check_timeout: self.config.check_timeout(),
+                setup_timeout: self.config.setup_timeout(),
+                log_limit: self.config.log_limit(),
+            },
+            check: t.check.clone(),
+            report: ReportSpec { path: completion, required, run_id: run_id.clone(), task_id: t.id.clone() },
+            pre_step: self.config.agents.get(&t.agent).and_then(|a| a.setup.clone()),
+            log: self.run_dir.log(&t.id, attempt),
+            attempt_dir: self.run_dir.attempt_dir(&t.id, attempt),
+            project_root: self.project_root.to_path_buf(),
+        })
+    }
+
+    /// The plan's directory (`shared`), or the task's own git worktree on branch
+    /// `swarm/<RUN_ID>/<TASK_ID>` (the task works where the plan lies inside it).
+    fn workspace(&self, t: &swarm_core::Task) -> Result<WorkspaceSpec, String> {
+        let shared = PathBuf::from(&self.record.workdir);
+        if t.workdir == Workdir::Shared {
+            return Ok(WorkspaceSpec::Shared { dir: shared });
+        }
+        let Some(repo) = shared.ancestors().find(|d| d.join(".git").exists()) else {
+            return Err(format!(
+                "`workdir: worktree` needs the plan inside a git repository ({} is not)",
+                shared.display()
+            ));
+        };
+        Ok(WorkspaceSpec::Worktree {
+            repo: repo.to_path_buf(),
+            path: self.run_dir.root.join("worktrees").join(&t.id),
+            branch: format!("swarm/{}/{}", self.record.run_id, t.id),
+            subdir: shared.strip_prefix(repo).unwrap_or(Path::new("")).to_path_buf(),
+            setup: self.config.worktree.setup.clone(),
+        })
+    }
+}
