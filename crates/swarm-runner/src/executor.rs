@@ -179,6 +179,12 @@ async fn pre_step(
 ) -> Result<(), Failure> {
     let agent = &job.task.agent;
     let fail = |detail: String| Failure { reason: Reason::SpawnError, detail: Some(detail) };
+    // A configured pre-step is shown by its command, an adapter's by its program only (its
+    // arguments may name provider details).
+    let shown = match step.args.as_slice() {
+        [c, cmd] if step.program == "/bin/sh" && c == "-c" => cmd.as_str(),
+        _ => step.program.as_str(),
+    };
     let mut command = Command::new(&step.program);
     command
         .args(&step.args)
@@ -190,13 +196,10 @@ async fn pre_step(
     match run_bounded(command, limits.setup_timeout, limits.grace, stop).await {
         Ok((status, _)) if status.success() => Ok(()),
         // Never echo the step's output or arguments: they may name provider details.
-        Ok((status, _)) => Err(fail(format!("the {agent} pre-step `{}` failed ({status})", step.program))),
-        Err(Bounded::Spawn(e)) => {
-            Err(fail(format!("cannot run the {agent} pre-step `{}`: {e}", step.program)))
-        }
+        Ok((status, _)) => Err(fail(format!("the {agent} pre-step `{shown}` failed ({status})"))),
+        Err(Bounded::Spawn(e)) => Err(fail(format!("cannot run the {agent} pre-step `{shown}`: {e}"))),
         Err(Bounded::TimedOut) => Err(fail(format!(
-            "the {agent} pre-step `{}` timed out after {}",
-            step.program,
+            "the {agent} pre-step `{shown}` timed out after {}",
             swarm_core::duration::format(limits.setup_timeout)
         ))),
         Err(Bounded::Stopped) => {

@@ -10,6 +10,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+use swarm_core::backoff::Backoff;
 use swarm_core::event::Event;
 use swarm_core::report::{RunRecord, StoreFailure, TaskReport};
 use swarm_core::state::{Reason, TaskState};
@@ -204,7 +205,15 @@ fn write_loop(
     let mut pending = Pending::default();
     let mut failing_since: Option<std::time::Instant> = None;
     let mut closed_at: Option<std::time::Instant> = None;
-    let mut retry_delay = Duration::from_millis(100);
+    // Reconnects back off like task retries do, from 100 ms up to 5 s.
+    let backoff = Backoff {
+        initial: Duration::from_millis(100),
+        factor: 2.0,
+        max: Duration::from_secs(5),
+        jitter: 0.25,
+    };
+    let mut delays = backoff.iter(fastrand::u64(..));
+    let mut retry_delay = backoff.initial;
     let mut open = true;
     while open || !pending.is_empty() {
         if open {
@@ -253,7 +262,8 @@ fn write_loop(
                         since.elapsed().as_secs_f64()
                     ));
                 }
-                retry_delay = Duration::from_millis(100);
+                delays = backoff.iter(fastrand::u64(..));
+                retry_delay = backoff.initial;
                 for (id, t) in &pending.tasks {
                     known.insert(id.clone(), t.state);
                 }
@@ -282,7 +292,7 @@ fn write_loop(
                     }
                     std::thread::sleep(retry_delay.min(give_up_after.saturating_sub(closed.elapsed())));
                 }
-                retry_delay = (retry_delay * 2).min(Duration::from_secs(5));
+                retry_delay = delays.next().unwrap_or(backoff.max);
             }
         }
     }

@@ -50,81 +50,7 @@ fn run_keys(ns: &str, run_id: &str) -> RunKeys {
     }
 }
 
-const APPLY: &str = r#"
--- KEYS: run hash, tasks hash, events stream, announcement channel
--- ARGV: [1] lease token ("" = none), [2] run doc ("" = unchanged), [3] run state, [4] maxlen,
---       [5] n tasks, [6] the rejection event to record if the write is refused,
---       [7] m expected states, [8] batch id ("" = none), then m (task id, state it must be in
---       now) pairs, then n (task id, doc) pairs, then the event docs.
--- A batch id seen last is a replay (the client lost the answer, not the write): nothing is
--- written twice. Long argument lists are handled in chunks (Lua's unpack has a limit). A
--- batch of up to 1000 tasks and events is at most 9 commands whatever its size: its events
--- share one stream entry `0-<last seq>` whose fields are the events' sequence numbers.
-local CHUNK = 1000
-local run, tasks, events = KEYS[1], KEYS[2], KEYS[3]
-if redis.call('EXISTS', run) == 0 then return redis.error_reply('NORUN') end
-local batch = ARGV[8]
-if batch ~= '' and redis.call('HGET', run, 'batch') == batch then return -1 end
-local function refuse(reply)
-  local seq = redis.call('HINCRBY', run, 'seq', 1)
-  redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '0-' .. seq, tostring(seq), ARGV[6])
-  return redis.error_reply(reply)
-end
-local token = ARGV[1]
-if token ~= '' then
-  local held = redis.call('HGET', run, 'lease')
-  if held and held ~= token then return refuse('FENCED ' .. held) end
-end
-local m = tonumber(ARGV[7])
-local at = 9
-for start = 0, m - 1, CHUNK do
-  local stop = math.min(m - 1, start + CHUNK - 1)
-  local ids = {}
-  for k = start, stop do ids[#ids + 1] = ARGV[at + 2 * k] end
-  local docs = redis.call('HMGET', tasks, unpack(ids))
-  for k = start, stop do
-    local want = ARGV[at + 2 * k + 1]
-    local doc = docs[k - start + 1]
-    local found = 'absent'
-    if doc then found = cjson.decode(doc).state end
-    if found ~= want then
-      return refuse('CONFLICT ' .. ids[k - start + 1] .. ' ' .. want .. ' ' .. found)
-    end
-  end
-end
-local base = at + 2 * m
-if ARGV[2] ~= '' then
-  redis.call('HSET', run, 'doc', ARGV[2], 'state', ARGV[3], 'batch', batch)
-elseif batch ~= '' then
-  redis.call('HSET', run, 'batch', batch)
-end
-local n = tonumber(ARGV[5])
-for start = 0, n - 1, CHUNK do
-  local stop = math.min(n - 1, start + CHUNK - 1)
-  local pairs = {}
-  for k = start, stop do
-    pairs[#pairs + 1] = ARGV[base + 2 * k]
-    pairs[#pairs + 1] = ARGV[base + 2 * k + 1]
-  end
-  redis.call('HSET', tasks, unpack(pairs))
-end
-local first = base + 2 * n
-local count = #ARGV - first + 1
-if count <= 0 then return 0 end
-local last = redis.call('HINCRBY', run, 'seq', count)
-for start = 0, count - 1, CHUNK do
-  local stop = math.min(count - 1, start + CHUNK - 1)
-  local fields = {}
-  for k = start, stop do
-    fields[#fields + 1] = tostring(last - count + 1 + k)
-    fields[#fields + 1] = ARGV[first + k]
-  end
-  redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '0-' .. (last - count + 1 + stop), unpack(fields))
-end
--- Announce to live watchers: `<run_id> <last seq>` on the namespace's events channel.
-redis.call('PUBLISH', KEYS[4], string.match(run, ':run:(.*)$') .. ' ' .. last)
-return last
-"#;
+const APPLY: &str = include_str!("lua/apply.lua");
 
 /// Keys of one namespace's shared state.
 struct StateKeys {
@@ -150,59 +76,9 @@ fn state_keys(ns: &str) -> StateKeys {
 /// first `"field":<placeholder>` is always the document's own field.
 const PLACEHOLDER: u64 = u64::MAX;
 
-const STATE_WRITE: &str = r#"
--- KEYS: entries hash, changes stream, seq counter, [run hash, run events stream]
--- The run event is an entry of its own, `0-<seq>` with the field `<seq>`, as `apply` writes them.
--- ARGV: key, expected version ("" = any), entry doc ("" = delete), change doc, placeholder,
---       changes maxlen, run event doc ("" = none), events maxlen
-local entries, changes, counter = KEYS[1], KEYS[2], KEYS[3]
-local key, placeholder = ARGV[1], ARGV[5]
-local function fill(doc, field, n)
-  local marker = '"' .. field .. '":' .. placeholder
-  local s, e = string.find(doc, marker, 1, true)
-  return string.sub(doc, 1, s - 1) .. '"' .. field .. '":' .. string.format('%d', n) .. string.sub(doc, e + 1)
-end
-local cur = redis.call('HGET', entries, key)
-local found = 0
-if cur then found = tonumber(string.match(cur, '"version":(%d+)')) end
-if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= found then
-  return redis.error_reply('CONFLICT ' .. string.format('%d', found))
-end
-local version
-if ARGV[3] == '' then
-  if not cur then return 0 end
-  redis.call('HDEL', entries, key)
-  version = found
-else
-  version = found + 1
-  redis.call('HSET', entries, key, fill(ARGV[3], 'version', version))
-end
-local seq = redis.call('INCR', counter)
-local change = fill(fill(ARGV[4], 'seq', seq), 'version', version)
-redis.call('XADD', changes, 'MAXLEN', '~', ARGV[6], '0-' .. seq, 'doc', change)
-if #KEYS == 5 and ARGV[7] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
-  local n = redis.call('HINCRBY', KEYS[4], 'seq', 1)
-  local id = string.format('%d', n)
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '0-' .. id, id, fill(ARGV[7], 'version', version))
-end
-return version
-"#;
+const STATE_WRITE: &str = include_str!("lua/state_write.lua");
 
-const ACQUIRE: &str = r#"
--- KEYS: run hash. ARGV: token, ttl ms, the dead holder to take over from ("" = none). The
--- server's clock decides expiry.
--- A run that is gone (a flushed or emptied server) is not brought back as a bare lease.
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NORUN') end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local held = redis.call('HGET', KEYS[1], 'lease')
-local until_ms = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
-if held and held ~= ARGV[1] and until_ms > now and held ~= ARGV[3] then
-  return redis.error_reply('FENCED ' .. held)
-end
-redis.call('HSET', KEYS[1], 'lease', ARGV[1], 'lease_until', now + tonumber(ARGV[2]))
-return now
-"#;
+const ACQUIRE: &str = include_str!("lua/acquire.lua");
 
 impl RedisStore {
     /// Connects to the server at `url`, marking it as a swarm store if it is not yet.

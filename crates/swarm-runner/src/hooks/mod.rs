@@ -3,20 +3,20 @@
 //! thread and is bounded by its timeout; its outcome (ok or not) goes to a callback, so a hook
 //! that fails or hangs becomes a warning and never holds up the run.
 
-use crate::process::signal_group;
-use nix::sys::signal::Signal;
+mod command;
+mod webhook;
+
+use command::run_command;
 use serde_json::{json, Value};
 use std::fmt;
-use std::io::{Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use swarm_core::backoff::Backoff;
 use swarm_core::config::HooksConfig;
+use webhook::{longest_backoff, origin, post};
 
 /// Hook commands and webhook calls running at once; more wait their turn (on their own
 /// thread, so the caller never waits).
@@ -379,170 +379,10 @@ impl Drop for Leave<'_> {
     }
 }
 
-/// `sh -c CMD` in its own process group, the payload on stdin (plus a newline) and in the
-/// environment; killed with its whole group at `timeout`. Whatever the command leaves running in
-/// its group is killed when it exits, as for attempts.
-fn run_command(
-    cmd: &str,
-    kind: HookKind,
-    json: &str,
-    timeout: Duration,
-    dir: Option<PathBuf>,
-    aborted: &AtomicBool,
-) -> HookResult {
-    if aborted.load(Ordering::Relaxed) {
-        return HookResult::Aborted;
-    }
-    let mut command = Command::new("/bin/sh");
-    command
-        .arg("-c")
-        .arg(cmd)
-        .process_group(0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .env("SWARM_HOOK_EVENT", kind.as_str());
-    if json.len() <= MAX_ENV_PAYLOAD {
-        command.env("SWARM_HOOK_PAYLOAD", json);
-    } else {
-        command.env_remove("SWARM_HOOK_PAYLOAD");
-    }
-    if let Some(dir) = dir {
-        command.current_dir(dir);
-    }
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => return HookResult::SpawnFailed { error: e.to_string() },
-    };
-    let pgid = child.id();
-    // On their own threads: a hook that never reads its stdin must not stall the timeout. Both
-    // end once the group is gone (a write then fails with EPIPE, a read sees EOF).
-    if let Some(mut stdin) = child.stdin.take() {
-        let bytes = format!("{json}\n");
-        let _ = std::thread::Builder::new().name("swarm-hook-stdin".into()).spawn(move || {
-            let _ = stdin.write_all(bytes.as_bytes());
-        });
-    }
-    let stderr = child.stderr.take().map(tail_reader);
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if aborted.load(Ordering::Relaxed) => {
-                signal_group(pgid, Signal::SIGKILL);
-                let _ = child.wait();
-                return HookResult::Aborted;
-            }
-            Ok(None) if Instant::now() >= deadline => break None,
-            Ok(None) => std::thread::sleep((deadline - Instant::now()).min(Duration::from_millis(10))),
-            Err(e) => {
-                signal_group(pgid, Signal::SIGKILL);
-                let _ = child.wait();
-                return HookResult::SpawnFailed { error: format!("cannot wait for the hook: {e}") };
-            }
-        }
-    };
-    // The group outlives its leader as long as any member lives, so its id cannot have been
-    // reused for another group in between.
-    signal_group(pgid, Signal::SIGKILL);
-    let Some(status) = status else {
-        let _ = child.wait();
-        return HookResult::TimedOut { after: timeout };
-    };
-    if status.success() {
-        return HookResult::Ok;
-    }
-    let stderr_tail = stderr.map(|rx| rx.recv_timeout(STDERR_DRAIN).unwrap_or_default()).unwrap_or_default();
-    HookResult::Exited { code: status.code(), signal: status.signal(), stderr_tail }
-}
-
-/// Reads `pipe` to its end on a thread, then sends its last [`STDERR_TAIL`] bytes, trimmed.
-fn tail_reader(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let _ = std::thread::Builder::new().name("swarm-hook-stderr".into()).spawn(move || {
-        let mut kept = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = pipe.read(&mut buf) {
-            kept.extend_from_slice(&buf[..n]);
-            if kept.len() > 2 * STDERR_TAIL {
-                kept.drain(..kept.len() - STDERR_TAIL);
-            }
-        }
-        let start = kept.len().saturating_sub(STDERR_TAIL);
-        let text = String::from_utf8_lossy(&kept[start..]);
-        let _ = tx.send(text.trim().lines().map(str::trim_end).collect::<Vec<_>>().join(" | "));
-    });
-    rx
-}
-
-/// POSTs `body` to the webhook; retries connection errors, timeouts, 408, 429 and 5xx answers.
-fn post(hook: &Webhook, body: &[u8]) -> (HookResult, u32) {
-    // A proxy from the environment cannot reach this machine's loopback: talk to it directly.
-    let proxy = if is_loopback(&hook.url) { None } else { ureq::Proxy::try_from_env() };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(hook.timeout))
-        .http_status_as_error(false)
-        .proxy(proxy)
-        .user_agent(format!("swarm/{}", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent();
-    let mut delays = WEBHOOK_BACKOFF.iter(fastrand::u64(..));
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let answer = agent.post(&hook.url).header("content-type", "application/json").send(body);
-        let (error, retry) = match answer {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                if (200..300).contains(&status) {
-                    return (HookResult::Ok, tries);
-                }
-                (format!("HTTP {status}"), status >= 500 || status == 408 || status == 429)
-            }
-            Err(ureq::Error::Timeout(_)) => {
-                (format!("no answer within {}", swarm_core::duration::format(hook.timeout)), true)
-            }
-            // The URL may carry a secret; errors may quote it.
-            Err(e) => (e.to_string().replace(&hook.url, &hook.origin), !matches!(e, ureq::Error::BadUri(_))),
-        };
-        if !retry || tries > hook.retries {
-            return (HookResult::WebhookFailed { error }, tries);
-        }
-        std::thread::sleep(delays.next().unwrap_or_default());
-    }
-}
-
-/// The longest delay before webhook retry `n`, jitter included.
-fn longest_backoff(n: u32) -> Duration {
-    let b = WEBHOOK_BACKOFF;
-    let base = (b.initial.as_secs_f64() * b.factor.powi(n.saturating_sub(1).min(64) as i32))
-        .min(b.max.as_secs_f64());
-    Duration::from_secs_f64(base * (1.0 + b.jitter))
-}
-
-/// `scheme://host[:port]` of a URL: what messages show of it.
-fn origin(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    // Drop `user:password@`.
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    format!("{scheme}://{host}")
-}
-
-fn is_loopback(url: &str) -> bool {
-    let origin = origin(url);
-    let host_port = origin.split_once("://").map_or(origin.as_str(), |(_, h)| h);
-    let host = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use webhook::is_loopback;
 
     fn outcome(target: HookTarget, result: HookResult, tries: u32) -> String {
         HookOutcome { kind: HookKind::Failure, target, result, tries, elapsed: Duration::from_millis(1500) }
