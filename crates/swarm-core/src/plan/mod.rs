@@ -1,5 +1,6 @@
 //! The plan: a markdown (or JSON) file turned into a validated task graph (CONTRACT §1).
 
+mod front_matter;
 mod json;
 mod markdown;
 mod model;

@@ -3,17 +3,23 @@
 //! Every write is one Lua script: it checks the run's lease token (a stale orchestrator is
 //! rejected and the rejection recorded), then writes documents and appends events atomically.
 
+mod errors;
+mod state;
+
 use crate::address::mask;
-use crate::store::{state_event, Batch, Store, StoreError, STATE_CHANGES_MAXLEN};
+
+use crate::store::{Batch, Store, StoreError};
+use errors::{fenced, is_auth_error, password_from_query, scrub};
 use redis::{Commands, Connection, RedisResult, Script};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use state::state_keys;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 use swarm_core::event::Event;
 use swarm_core::report::{RunRecord, TaskReport};
-use swarm_core::state_doc::{Actor, StateChange, StateEntry, StateOp};
+use swarm_core::state_doc::{Actor, StateChange, StateEntry};
 
 /// Major version of the key schema; a store with a newer major is refused.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -51,32 +57,6 @@ fn run_keys(ns: &str, run_id: &str) -> RunKeys {
 }
 
 const APPLY: &str = include_str!("lua/apply.lua");
-
-/// Keys of one namespace's shared state.
-struct StateKeys {
-    /// HASH: key -> entry document.
-    entries: String,
-    /// STREAM: the change feed, entry ids `0-<seq>`.
-    changes: String,
-    /// STRING: the last `seq` handed out (kept when the stream is trimmed).
-    seq: String,
-}
-
-fn state_keys(ns: &str) -> StateKeys {
-    StateKeys {
-        entries: format!("swarm:{{{ns}}}:shared_state"),
-        changes: format!("swarm:{{{ns}}}:shared_state:changes"),
-        seq: format!("swarm:{{{ns}}}:shared_state:seq"),
-    }
-}
-
-/// Stands for a number only the script knows (the new version, the change's seq) in documents
-/// serialized in Rust; the script puts the number in its place. `key` (a JSON string, which
-/// cannot contain `"version":`) precedes these fields and the user's value follows them, so the
-/// first `"field":<placeholder>` is always the document's own field.
-const PLACEHOLDER: u64 = u64::MAX;
-
-const STATE_WRITE: &str = include_str!("lua/state_write.lua");
 
 const ACQUIRE: &str = include_str!("lua/acquire.lua");
 
@@ -228,83 +208,6 @@ impl RedisStore {
     }
 }
 
-impl RedisStore {
-    /// One shared-state write (`value: None` deletes) as one script: the version check, the
-    /// write, the change feed entry and the run event happen together or not at all. Returns
-    /// the new entry (`None` after a delete) and whether the key existed.
-    fn state_write(
-        &self,
-        ns: &str,
-        key: &str,
-        value: Option<&Value>,
-        if_version: Option<u64>,
-        by: Option<&Actor>,
-    ) -> Result<(Option<StateEntry>, bool), StoreError> {
-        let keys = state_keys(ns);
-        let now = chrono::Utc::now();
-        let op = if value.is_some() { StateOp::Set } else { StateOp::Delete };
-        let entry = value.map(|v| StateEntry {
-            key: key.into(),
-            version: PLACEHOLDER,
-            value: v.clone(),
-            updated_at: now,
-            updated_by: by.cloned(),
-        });
-        let change = StateChange {
-            seq: PLACEHOLDER,
-            namespace: ns.into(),
-            key: key.into(),
-            op,
-            version: PLACEHOLDER,
-            value: value.cloned(),
-            at: now,
-            by: by.cloned(),
-        };
-        // The run's keys carry its own namespace's hash tag. A run of another namespace cannot
-        // be written in the same script (on a cluster its keys live elsewhere), so it is not
-        // told; the change feed of `ns` still records who made the change.
-        let mut run = None;
-        if let Some((by, run_id)) = by.and_then(|b| b.run_id.as_deref().map(|r| (b, r))) {
-            if self.namespace_of(run_id)?.as_deref() == Some(ns) {
-                run = Some((run_keys(ns, run_id), encode(&state_event(run_id, key, op, PLACEHOLDER, by))));
-            }
-        }
-        let script = Script::new(STATE_WRITE);
-        let mut inv = script.key(&keys.entries);
-        inv.key(&keys.changes).key(&keys.seq);
-        if let Some((rk, _)) = &run {
-            inv.key(&rk.run).key(&rk.events);
-        }
-        inv.arg(key)
-            .arg(if_version.map(|v| v.to_string()).unwrap_or_default())
-            .arg(entry.as_ref().map(encode).unwrap_or_default())
-            .arg(encode(&change))
-            .arg(PLACEHOLDER)
-            .arg(STATE_CHANGES_MAXLEN)
-            .arg(run.as_ref().map(|(_, ev)| ev.as_str()).unwrap_or(""))
-            .arg(EVENTS_MAXLEN);
-        let version = self.with(|c| inv.invoke::<u64>(c)).map_err(|e| match &e {
-            StoreError::Backend { message, .. } if message.contains("CONFLICT") => {
-                let found = message
-                    .split("CONFLICT")
-                    .nth(1)
-                    .and_then(|rest| {
-                        let digits: String = rest
-                            .trim_start_matches(|c: char| !c.is_ascii_digit())
-                            .chars()
-                            .take_while(char::is_ascii_digit)
-                            .collect();
-                        digits.parse().ok()
-                    })
-                    .unwrap_or(0);
-                StoreError::VersionConflict { key: key.into(), expected: if_version.unwrap_or(0), found }
-            }
-            _ => e,
-        })?;
-        Ok((entry.map(|e| StateEntry { version, ..e }), version > 0))
-    }
-}
-
 /// The event recorded when a write is refused because its lease is not the run's.
 pub(crate) fn rejection(run_id: &str, batch: &Batch) -> Event {
     Event {
@@ -317,77 +220,6 @@ pub(crate) fn rejection(run_id: &str, batch: &Batch) -> Event {
             events: batch.events.len(),
         },
     }
-}
-
-fn fenced(e: StoreError, run_id: &str) -> StoreError {
-    if let StoreError::Backend { message, .. } = &e {
-        // The client shows a script error as `"CONFLICT": detail`; take the words after the code.
-        if let Some(rest) = message.split("CONFLICT").nth(1) {
-            let mut words = rest.trim_start_matches(['"', ':', ' ']).split_whitespace();
-            let (task, expected, found) = (words.next(), words.next(), words.next());
-            return StoreError::Conflict {
-                run_id: run_id.into(),
-                task: task.unwrap_or("?").into(),
-                expected: expected.unwrap_or("?").into(),
-                found: found
-                    .unwrap_or("?")
-                    .trim_end_matches(|c: char| !c.is_alphanumeric() && c != '_')
-                    .into(),
-            };
-        }
-    }
-    match &e {
-        StoreError::Backend { message, .. } if message.contains("FENCED") => StoreError::Fenced {
-            run_id: run_id.into(),
-            holder: message
-                .split("FENCED")
-                .nth(1)
-                .unwrap_or("")
-                .trim_start_matches(['"', ':', ' '])
-                .trim_end_matches(|c: char| !c.is_alphanumeric())
-                .to_string(),
-        },
-        _ => e,
-    }
-}
-
-/// A refused login (`NOAUTH`, `WRONGPASS`) or a command the ACL user may not run (`NOPERM`).
-fn is_auth_error(e: &redis::RedisError) -> bool {
-    e.kind() == redis::ErrorKind::AuthenticationFailed
-        || e.code().is_some_and(|c| matches!(c, "NOAUTH" | "WRONGPASS" | "NOPERM"))
-        || ["NOAUTH", "WRONGPASS", "NOPERM"].iter().any(|code| e.to_string().contains(code))
-}
-
-/// `redis://host:6379?password=pw` (also `pass=`, and `user=`/`username=`), a form other
-/// clients accept, as the `redis://user:pw@host:6379` the client library understands. A URL
-/// with credentials before the host is left as it is.
-fn password_from_query(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.into() };
-    let Some((before, query)) = rest.split_once('?') else { return url.into() };
-    let authority = before.split('/').next().unwrap_or("");
-    if authority.contains('@') {
-        return url.into();
-    }
-    let (query, fragment) = match query.split_once('#') {
-        Some((q, f)) => (q, format!("#{f}")),
-        None => (query, String::new()),
-    };
-    let (mut user, mut pass, mut kept) = (None, None, Vec::new());
-    for param in query.split('&') {
-        match param.split_once('=') {
-            Some(("password" | "pass", v)) => pass = Some(v),
-            Some(("user" | "username", v)) => user = Some(v),
-            _ => kept.push(param),
-        }
-    }
-    let Some(pass) = pass else { return url.into() };
-    let query = if kept.is_empty() { String::new() } else { format!("?{}", kept.join("&")) };
-    format!("{scheme}://{}:{pass}@{before}{query}{fragment}", user.unwrap_or(""))
-}
-
-/// Redis error texts may echo the URL; never let a password through.
-fn scrub(message: &str, url: &str) -> String {
-    message.replace(url, &mask(url))
 }
 
 fn decode<T: DeserializeOwned>(key: &str, doc: &str) -> Result<T, StoreError> {
@@ -675,23 +507,5 @@ impl Store for RedisStore {
         let keys = state_keys(ns);
         let seq: Option<u64> = self.with(|c| c.get(&keys.seq))?;
         Ok(seq.unwrap_or(0))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::password_from_query;
-
-    #[test]
-    fn a_password_in_the_query_moves_before_the_host() {
-        assert_eq!(password_from_query("redis://h:1?password=pw"), "redis://:pw@h:1");
-        assert_eq!(
-            password_from_query("redis://h:1/2?user=bob&pass=pw&protocol=resp3"),
-            "redis://bob:pw@h:1/2?protocol=resp3"
-        );
-        assert_eq!(password_from_query("rediss://h/?password=pw#x"), "rediss://:pw@h/#x");
-        for unchanged in ["redis://h:1", "redis://h:1?protocol=resp3", "redis://a:b@h:1?password=pw"] {
-            assert_eq!(password_from_query(unchanged), unchanged);
-        }
     }
 }

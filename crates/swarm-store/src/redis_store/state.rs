@@ -1,0 +1,111 @@
+//! Shared state on Redis: a namespace's entries, versions and change feed, each write one
+//! script (version check, write, feed entry and run event together or not at all).
+
+use super::{encode, run_keys, RedisStore, EVENTS_MAXLEN};
+use crate::store::{state_event, StoreError, STATE_CHANGES_MAXLEN};
+use redis::Script;
+use serde_json::Value;
+use swarm_core::state_doc::{Actor, StateChange, StateEntry, StateOp};
+
+/// Keys of one namespace's shared state.
+pub(super) struct StateKeys {
+    /// HASH: key -> entry document.
+    pub(super) entries: String,
+    /// STREAM: the change feed, entry ids `0-<seq>`.
+    pub(super) changes: String,
+    /// STRING: the last `seq` handed out (kept when the stream is trimmed).
+    pub(super) seq: String,
+}
+
+pub(super) fn state_keys(ns: &str) -> StateKeys {
+    StateKeys {
+        entries: format!("swarm:{{{ns}}}:shared_state"),
+        changes: format!("swarm:{{{ns}}}:shared_state:changes"),
+        seq: format!("swarm:{{{ns}}}:shared_state:seq"),
+    }
+}
+
+/// Stands for a number only the script knows (the new version, the change's seq) in documents
+/// serialized in Rust; the script puts the number in its place. `key` (a JSON string, which
+/// cannot contain `"version":`) precedes these fields and the user's value follows them, so the
+/// first `"field":<placeholder>` is always the document's own field.
+pub(super) const PLACEHOLDER: u64 = u64::MAX;
+
+const STATE_WRITE: &str = include_str!("lua/state_write.lua");
+
+impl RedisStore {
+    /// One shared-state write (`value: None` deletes) as one script: the version check, the
+    /// write, the change feed entry and the run event happen together or not at all. Returns
+    /// the new entry (`None` after a delete) and whether the key existed.
+    pub(super) fn state_write(
+        &self,
+        ns: &str,
+        key: &str,
+        value: Option<&Value>,
+        if_version: Option<u64>,
+        by: Option<&Actor>,
+    ) -> Result<(Option<StateEntry>, bool), StoreError> {
+        let keys = state_keys(ns);
+        let now = chrono::Utc::now();
+        let op = if value.is_some() { StateOp::Set } else { StateOp::Delete };
+        let entry = value.map(|v| StateEntry {
+            key: key.into(),
+            version: PLACEHOLDER,
+            value: v.clone(),
+            updated_at: now,
+            updated_by: by.cloned(),
+        });
+        let change = StateChange {
+            seq: PLACEHOLDER,
+            namespace: ns.into(),
+            key: key.into(),
+            op,
+            version: PLACEHOLDER,
+            value: value.cloned(),
+            at: now,
+            by: by.cloned(),
+        };
+        // The run's keys carry its own namespace's hash tag. A run of another namespace cannot
+        // be written in the same script (on a cluster its keys live elsewhere), so it is not
+        // told; the change feed of `ns` still records who made the change.
+        let mut run = None;
+        if let Some((by, run_id)) = by.and_then(|b| b.run_id.as_deref().map(|r| (b, r))) {
+            if self.namespace_of(run_id)?.as_deref() == Some(ns) {
+                run = Some((run_keys(ns, run_id), encode(&state_event(run_id, key, op, PLACEHOLDER, by))));
+            }
+        }
+        let script = Script::new(STATE_WRITE);
+        let mut inv = script.key(&keys.entries);
+        inv.key(&keys.changes).key(&keys.seq);
+        if let Some((rk, _)) = &run {
+            inv.key(&rk.run).key(&rk.events);
+        }
+        inv.arg(key)
+            .arg(if_version.map(|v| v.to_string()).unwrap_or_default())
+            .arg(entry.as_ref().map(encode).unwrap_or_default())
+            .arg(encode(&change))
+            .arg(PLACEHOLDER)
+            .arg(STATE_CHANGES_MAXLEN)
+            .arg(run.as_ref().map(|(_, ev)| ev.as_str()).unwrap_or(""))
+            .arg(EVENTS_MAXLEN);
+        let version = self.with(|c| inv.invoke::<u64>(c)).map_err(|e| match &e {
+            StoreError::Backend { message, .. } if message.contains("CONFLICT") => {
+                let found = message
+                    .split("CONFLICT")
+                    .nth(1)
+                    .and_then(|rest| {
+                        let digits: String = rest
+                            .trim_start_matches(|c: char| !c.is_ascii_digit())
+                            .chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect();
+                        digits.parse().ok()
+                    })
+                    .unwrap_or(0);
+                StoreError::VersionConflict { key: key.into(), expected: if_version.unwrap_or(0), found }
+            }
+            _ => e,
+        })?;
+        Ok((entry.map(|e| StateEntry { version, ..e }), version > 0))
+    }
+}
