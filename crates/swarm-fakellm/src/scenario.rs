@@ -32,6 +32,10 @@ pub struct ModelScript {
     /// Answer 429 with a `retry-after` header to this model's first `first` requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Enforce a provider's limits: requests per minute and per day, tokens per minute (sliding
+    /// windows); a request past one gets 429 with the seconds until the window frees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
     /// Answer with an HTTP error (to every request, or to the first `first` ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReply>,
@@ -68,6 +72,19 @@ pub enum Step {
         #[serde(default = "empty_object")]
         arguments: serde_json::Value,
     },
+}
+
+/// `limits = { rpm = 6, rpd = 100, tpm = 20000 }`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpd: Option<u64>,
+    /// Tokens per minute, counting a request's prompt at 4 bytes a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
 }
 
 /// `rate_limit = { first = 3, retry_after = 1 }`.

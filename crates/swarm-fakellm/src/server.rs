@@ -40,6 +40,8 @@ struct AppState {
     scenario: Scenario,
     /// Requests seen per model, for `rate_limit.first` and `error.first`.
     counters: HashMap<String, AtomicU64>,
+    /// Requests served per model in the last 24 h (when, tokens), for `limits`.
+    windows: HashMap<String, std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, u64)>>>,
     log: RequestLog,
     shutdown: watch::Receiver<bool>,
 }
@@ -53,7 +55,9 @@ pub async fn serve(scenario: Scenario, addr: SocketAddr) -> Result<FakeLlm, Erro
     let addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let counters = scenario.models.keys().map(|name| (name.clone(), AtomicU64::new(0))).collect();
-    let state = Arc::new(AppState { scenario, counters, log: log.clone(), shutdown: shutdown_rx.clone() });
+    let windows = scenario.models.keys().map(|name| (name.clone(), Default::default())).collect();
+    let state =
+        Arc::new(AppState { scenario, counters, windows, log: log.clone(), shutdown: shutdown_rx.clone() });
     // Base URLs are configured with or without `/v1`; answer both.
     let app = Router::new()
         .route("/v1/models", get(models))
@@ -160,7 +164,20 @@ async fn chat_completions(State(state): State<Arc<AppState>>, uri: Uri, body: By
         );
     };
     let nth = counter.fetch_add(1, Ordering::SeqCst) + 1;
-    let reply = turn::decide(&request.model, script, &request, nth);
+    let over = script.limits.and_then(|limits| {
+        let window = state.windows.get(&request.model)?;
+        over_limit(window, &limits, request.prompt_bytes.div_ceil(4) as u64)
+    });
+    let reply = match over {
+        Some((what, retry_after)) => Reply::RateLimited {
+            retry_after,
+            message: format!(
+                "Rate limit reached for model `{}` (fake-llm): {what}. Please try again in {retry_after}s.",
+                request.model
+            ),
+        },
+        None => turn::decide(&request.model, script, &request, nth),
+    };
     match reply {
         Reply::Hang => {
             state.log.push(record(&uri, model, request.stream, tools, None, ResponseKind::Hang));
@@ -272,4 +289,49 @@ fn record(
         user: Vec::new(),
         response,
     }
+}
+
+/// Whether one more request of `tokens` passes a limit of `limits` (sliding windows of a minute
+/// and a day); if not, it is recorded. `Some((what, seconds until enough of the window frees))`.
+fn over_limit(
+    window: &std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, u64)>>,
+    limits: &crate::scenario::Limits,
+    tokens: u64,
+) -> Option<(String, u64)> {
+    use std::time::{Duration, Instant};
+    let now = Instant::now();
+    let (minute, day) = (Duration::from_secs(60), Duration::from_secs(86_400));
+    let mut w = window.lock().unwrap_or_else(|e| e.into_inner());
+    while w.front().is_some_and(|(at, _)| now.duration_since(*at) >= day) {
+        w.pop_front();
+    }
+    let recent: Vec<(Instant, u64)> =
+        w.iter().copied().filter(|(at, _)| now.duration_since(*at) < minute).collect();
+    let secs_until = |at: Instant, span: Duration| {
+        (span.saturating_sub(now.duration_since(at)).as_millis() as u64).div_ceil(1000).max(1)
+    };
+    if let Some(rpm) = limits.rpm.filter(|&l| recent.len() as u64 >= l) {
+        let oldest = recent[recent.len() - rpm as usize].0;
+        return Some((format!("limit {rpm} requests per minute"), secs_until(oldest, minute)));
+    }
+    if let Some(rpd) = limits.rpd.filter(|&l| w.len() as u64 >= l) {
+        let oldest = w[w.len() - rpd as usize].0;
+        return Some((format!("limit {rpd} requests per day"), secs_until(oldest, day)));
+    }
+    if let Some(tpm) = limits.tpm {
+        let used: u64 = recent.iter().map(|(_, t)| t).sum();
+        if used + tokens > tpm {
+            // When enough of the minute's tokens have aged out.
+            let mut freed = 0;
+            let need = used + tokens - tpm;
+            let at = recent.iter().find(|(_, t)| {
+                freed += t;
+                freed >= need
+            });
+            let wait = at.map_or(60, |(at, _)| secs_until(*at, minute));
+            return Some((format!("limit {tpm} tokens per minute"), wait));
+        }
+    }
+    w.push_back((now, tokens));
+    None
 }

@@ -443,3 +443,24 @@ async fn concurrent_conversations_are_independent() {
     }
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn declared_limits_are_enforced_with_retry_after() {
+    let server = start("[models.paced]\nlimits = { rpm = 2 }\nsteps = [ { say = \"ok\" } ]\n[models.tokens]\nlimits = { tpm = 100 }\nsteps = [ { say = \"ok\" } ]\n").await;
+    let ask = |model: &str, text: &str| json!({ "model": model, "messages": [user(text)] });
+    for _ in 0..2 {
+        assert_eq!(post(&server, ask("paced", "hi")).await.status(), 200);
+    }
+    let third = post(&server, ask("paced", "hi")).await;
+    assert_eq!(third.status(), 429);
+    let retry: u64 = third.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "retry-after {retry}");
+    let body: Value = third.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("limit 2 requests per minute"), "{body}");
+    // Tokens: a prompt of ~400 bytes is ~100 tokens; the second one does not fit the minute.
+    let long = "x".repeat(300);
+    assert_eq!(post(&server, ask("tokens", &long)).await.status(), 200);
+    assert_eq!(post(&server, ask("tokens", &long)).await.status(), 429);
+    let kinds: Vec<_> = server.log().records().into_iter().map(|r| r.response).collect();
+    assert_eq!(kinds.iter().filter(|k| matches!(k, ResponseKind::RateLimited { .. })).count(), 2);
+}
