@@ -16,8 +16,12 @@ pub struct RunReport {
     pub counts: Counts,
     pub totals: Usage,
     /// Tokens and cost per model (attempts without a model count under `""`), by model name.
+    /// Attempts served through the gateway count per request, under the model that served it.
     #[serde(default)]
     pub by_model: Vec<ModelUsage>,
+    /// Gateway requests, tokens and cost per layer of the model hierarchy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_layer: Vec<LayerUsage>,
     pub tasks: Vec<TaskReport>,
     /// Set when the run's store failed it for good (see the `store_lost` event): the store
     /// does not hold the run as this report tells it.
@@ -37,6 +41,29 @@ pub struct StoreFailure {
 pub struct ModelUsage {
     pub model: String,
     pub attempts: u32,
+    /// Gateway requests this model served.
+    #[serde(default)]
+    pub requests: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LayerUsage {
+    pub layer: u8,
+    pub requests: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
+}
+
+/// What one model served for one attempt through the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ModelRequests {
+    pub model: String,
+    pub layer: u8,
+    pub count: u64,
     pub tokens_in: u64,
     pub tokens_out: u64,
     pub cost_usd: f64,
@@ -122,6 +149,9 @@ pub struct AttemptReport {
     /// The agent's own session/conversation id, when it reports one.
     #[serde(default)]
     pub session_id: Option<String>,
+    /// Requests the attempt made through the model gateway, per model that served them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<ModelRequests>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -210,22 +240,47 @@ impl RunReport {
         let counts = Counts::of(tasks.iter().map(|t| &t.state));
         let mut totals = Usage::default();
         let mut by_model: std::collections::BTreeMap<String, ModelUsage> = Default::default();
+        let mut by_layer: std::collections::BTreeMap<u8, LayerUsage> = Default::default();
+        let empty = |model: String| ModelUsage {
+            model,
+            attempts: 0,
+            requests: 0,
+            tokens_in: 0,
+            tokens_out: 0,
+            cost_usd: 0.0,
+        };
         for a in tasks.iter().flat_map(|t| &t.attempts) {
             totals.tokens_in += a.tokens_in;
             totals.tokens_out += a.tokens_out;
             totals.cost_usd += a.cost_usd;
-            let model = a.model.clone().unwrap_or_default();
-            let m = by_model.entry(model.clone()).or_insert(ModelUsage {
-                model,
-                attempts: 0,
-                tokens_in: 0,
-                tokens_out: 0,
-                cost_usd: 0.0,
-            });
-            m.attempts += 1;
-            m.tokens_in += a.tokens_in;
-            m.tokens_out += a.tokens_out;
-            m.cost_usd += a.cost_usd;
+            if a.requests.is_empty() {
+                let model = a.model.clone().unwrap_or_default();
+                let m = by_model.entry(model.clone()).or_insert_with(|| empty(model));
+                m.attempts += 1;
+                m.tokens_in += a.tokens_in;
+                m.tokens_out += a.tokens_out;
+                m.cost_usd += a.cost_usd;
+                continue;
+            }
+            for r in &a.requests {
+                let m = by_model.entry(r.model.clone()).or_insert_with(|| empty(r.model.clone()));
+                m.attempts += 1;
+                m.requests += r.count;
+                m.tokens_in += r.tokens_in;
+                m.tokens_out += r.tokens_out;
+                m.cost_usd += r.cost_usd;
+                let l = by_layer.entry(r.layer).or_insert(LayerUsage {
+                    layer: r.layer,
+                    requests: 0,
+                    tokens_in: 0,
+                    tokens_out: 0,
+                    cost_usd: 0.0,
+                });
+                l.requests += r.count;
+                l.tokens_in += r.tokens_in;
+                l.tokens_out += r.tokens_out;
+                l.cost_usd += r.cost_usd;
+            }
         }
         RunReport {
             run_id: run.run_id.clone(),
@@ -237,6 +292,7 @@ impl RunReport {
             counts,
             totals,
             by_model: by_model.into_values().collect(),
+            by_layer: by_layer.into_values().collect(),
             tasks,
             store_error: None,
         }

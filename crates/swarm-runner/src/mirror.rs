@@ -186,6 +186,7 @@ mod tests {
             counts: Counts::of(tasks.iter().map(|t| &t.state)),
             totals: Usage::default(),
             by_model: vec![],
+            by_layer: vec![],
             tasks,
             store_error: None,
         }

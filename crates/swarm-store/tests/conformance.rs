@@ -124,6 +124,7 @@ pub fn applies_batches_atomically_and_in_order(store: &dyn Store) {
         failure_class: None,
         retry_after_ms: None,
         session_id: None,
+        requests: vec![],
     });
     let mut run = record("r2", 0, &["a", "b"]);
     run.state = RunState::Failed;

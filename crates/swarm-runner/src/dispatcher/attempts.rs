@@ -53,6 +53,7 @@ impl Dispatcher {
             failure_class: None,
             retry_after_ms: None,
             session_id: None,
+            requests: vec![],
         };
         let (id, agent, model) = (t.id.clone(), t.agent.clone(), t.model.clone());
         self.docs[i].attempts.push(doc);
