@@ -90,6 +90,9 @@ pub struct RunArgs {
     /// Stop starting new tasks after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Let paid models of the hierarchy serve (overrides `[models] allow_paid = false`).
+    #[arg(long)]
+    pub allow_paid: bool,
     /// Plain log lines even on a terminal.
     #[arg(long)]
     pub no_progress: bool,

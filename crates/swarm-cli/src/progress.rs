@@ -77,6 +77,16 @@ fn describe(ev: &Event, width: usize) -> Option<String> {
             format!("cancel requested ({source}); stopping running tasks")
         }
         EventKind::Warning { message } => format!("warning: {message}"),
+        EventKind::ModelServing { task, model, layer, .. } => {
+            format!("{task:<width$} model      {model} (layer {layer})")
+        }
+        EventKind::ModelFallback { task, model, class, action, .. } => {
+            format!("{task:<width$} model      {model}: {class}, {action}; on to the next model")
+        }
+        EventKind::ModelWait { task, model, until, .. } => format!(
+            "{task:<width$} waiting    every allowed model is busy; {model} frees up at {}",
+            until.format("%H:%M:%S UTC")
+        ),
         EventKind::StoreLost { message, .. } => format!("error: {message}"),
         _ => return None,
     };
@@ -156,6 +166,12 @@ impl Reporter for TtyReporter {
                     if !line.trim().is_empty() {
                         bar.set_message(console::strip_ansi_codes(line).to_string());
                     }
+                }
+            }
+            EventKind::ModelServing { task, attempt, model, layer } => {
+                // The spinner line shows the model the task is on.
+                if let Some(bar) = self.bars.get(task) {
+                    bar.set_prefix(format!("{task:<w$} L{layer} {model} #{attempt}", w = self.width));
                 }
             }
             EventKind::AttemptFinished { task, .. } => {

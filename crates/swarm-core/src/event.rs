@@ -101,6 +101,32 @@ pub enum EventKind {
         message: String,
         lost_writes: u64,
     },
+    /// The model gateway absorbed a provider's refusal of one of the attempt's requests (a
+    /// rate limit, a quota, an overload, …) and sent the request on to the next model; `action`
+    /// says what became of `model` (cooling until …, disabled for the run).
+    ModelFallback {
+        task: String,
+        attempt: u32,
+        model: String,
+        class: crate::failure::FailureClass,
+        action: String,
+    },
+    /// The model gateway serves the attempt's requests with `model` (of hierarchy `layer`) now:
+    /// said at its first request and whenever the model changes.
+    ModelServing {
+        task: String,
+        attempt: u32,
+        model: String,
+        layer: u8,
+    },
+    /// Every allowed model is cooling down or at its limit: the attempt's request waits for
+    /// `model` until `until` (within `[models] max_wait`).
+    ModelWait {
+        task: String,
+        attempt: u32,
+        model: String,
+        until: DateTime<Utc>,
+    },
     RunFinished {
         state: RunState,
         succeeded: usize,
@@ -122,7 +148,10 @@ impl EventKind {
             | EventKind::AttemptStarted { task, .. }
             | EventKind::Output { task, .. }
             | EventKind::AttemptFinished { task, .. }
-            | EventKind::RetryScheduled { task, .. } => Some(task),
+            | EventKind::RetryScheduled { task, .. }
+            | EventKind::ModelFallback { task, .. }
+            | EventKind::ModelWait { task, .. }
+            | EventKind::ModelServing { task, .. } => Some(task),
             _ => None,
         }
     }

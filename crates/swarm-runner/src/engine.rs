@@ -5,6 +5,7 @@
 
 use crate::dispatcher::{self, RunSetup};
 use crate::executor::ExecutorContext;
+use crate::gateway::{Gateway, Ledger};
 use crate::handle::RunHandle;
 use crate::paths::RunDir;
 use crate::process::{hostname, lease_holder_dead, lease_token, owner_status};
@@ -49,6 +50,8 @@ pub struct Engine {
     /// The store address agents get as `SWARM_STORE` (any secret masked).
     pub store_env: String,
     executors: Arc<ExecutorContext>,
+    /// The model gateway, started with the first run that needs it.
+    gateway: std::sync::Mutex<Option<Arc<Gateway>>>,
 }
 
 /// What to start.
@@ -59,6 +62,8 @@ pub struct StartRequest {
     /// At most this many tasks at once (default: the plan's, the config's, the CPU count).
     pub concurrency: Option<usize>,
     pub fail_fast: bool,
+    /// Paid models may serve (`--allow-paid`), whatever `[models] allow_paid` says.
+    pub allow_paid: bool,
 }
 
 /// How a resumed run stood.
@@ -94,7 +99,7 @@ impl Engine {
         store_secret: Option<String>,
     ) -> Engine {
         let executors = Arc::new(ExecutorContext::new(registry, store_secret));
-        Engine { store, config, project_root, state_dir, store_env, executors }
+        Engine { store, config, project_root, state_dir, store_env, executors, gateway: Default::default() }
     }
 
     pub fn run_dir(&self, run_id: &str) -> RunDir {
@@ -131,10 +136,12 @@ impl Engine {
             spec: plan.clone(),
         };
         let tasks: Vec<TaskReport> = plan.tasks.iter().map(TaskReport::pending).collect();
+        // Everything that can fail before the run exists: a failure stores nothing.
+        let gateway = self.gateway_for(&plan)?;
         self.store.create_run(&record, &tasks)?;
         let lease = lease_token();
         self.store.acquire_lease(&run_id, &lease, crate::LEASE_TTL, None)?;
-        Ok(self.launch(record, tasks, None, false, lease))
+        Ok(self.launch(record, tasks, None, false, lease, gateway, req.allow_paid))
     }
 
     /// Continues a run whose orchestrator is gone: takes its lease from the dead holder before
@@ -149,6 +156,7 @@ impl Engine {
                 return Err(EngineError::StillDriven { run_id, pid: owner.pid, host: owner.host.clone() });
             }
         }
+        let gateway = self.gateway_for(&record.spec)?;
         let lease = self.take_over(&run_id).map_err(|e| match e {
             StoreError::Fenced { holder, .. } => EngineError::TakenOver { run_id: run_id.clone(), holder },
             e => EngineError::Store(e),
@@ -182,7 +190,7 @@ impl Engine {
         record.state = RunState::Running;
         let succeeded = tasks.iter().filter(|t| t.state == TaskState::Succeeded).count();
         let info = ResumeInfo { succeeded, total: tasks.len(), reaped };
-        Ok((self.launch(record, tasks, Some(restored), retry_failed, lease), info))
+        Ok((self.launch(record, tasks, Some(restored), retry_failed, lease, gateway, false), info))
     }
 
     /// Takes the run's lease, from its holder only if that one is known dead.
@@ -193,6 +201,22 @@ impl Engine {
         Ok(lease)
     }
 
+    /// The model gateway, started now if the config declares a hierarchy and a task of `plan`
+    /// gets its model from it.
+    fn gateway_for(&self, plan: &Plan) -> Result<Option<Arc<Gateway>>, EngineError> {
+        let needed = plan.tasks.iter().any(|t| t.model.is_none() && t.agent != "exec");
+        if !needed || self.config.models.layers.is_empty() {
+            return Ok(None);
+        }
+        let mut slot = self.gateway.lock().expect("gateway");
+        if slot.is_none() {
+            let gateway = Gateway::start(self.store.clone(), &self.config)
+                .map_err(|e| EngineError::Invalid(format!("cannot start the model gateway: {e}")))?;
+            *slot = Some(Arc::new(gateway));
+        }
+        Ok(slot.clone())
+    }
+
     fn launch(
         &self,
         record: RunRecord,
@@ -200,9 +224,14 @@ impl Engine {
         restored: Option<Vec<Restored>>,
         retry_failed: bool,
         lease: String,
+        gateway: Option<Arc<Gateway>>,
+        allow_paid: bool,
     ) -> RunHandle {
         let run_dir = self.run_dir(&record.run_id);
+        let ledger = Ledger::new(&self.config, allow_paid);
         dispatcher::spawn(RunSetup {
+            gateway,
+            ledger,
             store: self.store.clone(),
             record,
             tasks,

@@ -153,6 +153,9 @@ async fn launch(
 /// adapter's, `env_from` copies, and PATH with this swarm first.
 fn environment(job: &AttemptJob, ctx: &ExecutorContext, launch: &Launch) -> Vec<(OsString, OsString)> {
     let mut env: std::collections::BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    for var in &job.env_remove {
+        env.remove(&OsString::from(var));
+    }
     for (k, v) in job.env.iter().chain(&launch.env) {
         env.insert(k.into(), v.into());
     }

@@ -28,8 +28,12 @@ pub struct AttemptJob {
     /// Where the attempt runs.
     pub workspace: WorkspaceSpec,
     /// Environment the agent gets on top of the executor's own (`SWARM_*`, a placeholder key
-    /// for a local endpoint); never a real secret.
+    /// for a local endpoint, a per-attempt gateway token); never a real secret.
     pub env: Vec<(String, String)>,
+    /// Variables taken out of the executor's environment (the providers' keys, for an agent
+    /// that talks to the gateway instead).
+    #[serde(default)]
+    pub env_remove: Vec<String>,
     pub limits: Limits,
     /// The task's `check`, run in the attempt's working directory after it succeeded.
     pub check: Option<String>,

@@ -8,6 +8,7 @@ use crate::paths::RunDir;
 use crate::prompt::{compose_prompt, report_footer, retry_feedback, REPORT_FOOTER};
 use crate::provider::resolve_provider;
 use std::path::{Path, PathBuf};
+use swarm_agents::ProviderSpec;
 use swarm_core::config::Config;
 use swarm_core::plan::{Plan, Workdir};
 use swarm_core::report::{AttemptReport, RunRecord};
@@ -21,16 +22,32 @@ pub struct Launcher<'a> {
     /// The store address agents get as `SWARM_STORE` (never with a password).
     pub store_env: &'a str,
     pub project_root: &'a Path,
+    /// The model gateway's base URL, when the run has one.
+    pub gateway_url: Option<&'a str>,
 }
+
+/// The name agents know the gateway by, as a provider (`swarm/auto`).
+pub const GATEWAY_PROVIDER: &str = "swarm";
+/// The variable an agent of a hierarchy task finds its per-attempt gateway token in.
+pub const GATEWAY_TOKEN_ENV: &str = "SWARM_GATEWAY_TOKEN";
 
 impl Launcher<'_> {
     /// The job for attempt `attempt` of task `task`; `previous` is the task's last attempt, whose
     /// failure the prompt explains. An error is a spawn error said in one line.
+    /// Whether task `task` gets its models from the hierarchy through the gateway: it names no
+    /// model, the run has a gateway, and its agent talks to a model at all.
+    pub fn via_gateway(&self, task: u32) -> bool {
+        let t = &self.plan.tasks[task as usize];
+        t.model.is_none() && self.gateway_url.is_some() && t.agent != "exec"
+    }
+
+    /// `gateway_token`: the attempt's token when it goes through the gateway.
     pub fn job(
         &self,
         task: u32,
         attempt: u32,
         previous: Option<&AttemptReport>,
+        gateway_token: Option<&str>,
     ) -> Result<AttemptJob, String> {
         let t = &self.plan.tasks[task as usize];
         let run_id = &self.record.run_id;
@@ -44,9 +61,19 @@ impl Launcher<'_> {
             let template = self.config.feedback.footer.as_deref().unwrap_or(REPORT_FOOTER);
             prompt.push_str(&report_footer(template, run_id, &t.id, attempt, &completion));
         }
-        let (provider, key_env) = match t.model.as_deref() {
-            Some(model) => resolve_provider(self.config, model)?,
-            None => (None, None),
+        let (provider, key_env) = match (t.model.as_deref(), gateway_token, self.gateway_url) {
+            (Some(model), _, _) => resolve_provider(self.config, model)?,
+            (None, Some(_), Some(url)) => {
+                let gateway = ProviderSpec {
+                    name: GATEWAY_PROVIDER.into(),
+                    kind: "openai-compatible".into(),
+                    base_url: Some(url.to_string()),
+                    model: "auto".into(),
+                    api_key_env: GATEWAY_TOKEN_ENV.into(),
+                };
+                (Some(gateway), None)
+            }
+            _ => (None, None),
         };
         let mut env = vec![
             ("SWARM_RUN_ID".to_string(), run_id.clone()),
@@ -57,14 +84,22 @@ impl Launcher<'_> {
             ("SWARM_COMPLETION_FILE".into(), completion.display().to_string()),
         ];
         env.extend(key_env);
+        let mut env_remove = Vec::new();
+        if let (Some(token), Some(url)) = (gateway_token, self.gateway_url) {
+            env.push((GATEWAY_TOKEN_ENV.into(), token.to_string()));
+            env.push(("SWARM_GATEWAY_URL".into(), url.to_string()));
+            // The gateway holds the providers' keys: its agents never see them.
+            env_remove = self.config.providers.values().filter_map(|p| p.api_key_env.clone()).collect();
+        }
         Ok(AttemptJob {
             run_id: run_id.clone(),
             task_index: task,
             task: t.clone(),
             attempt,
             prompt,
-            model: t.model.clone(),
+            model: if gateway_token.is_some() { Some(format!("{GATEWAY_PROVIDER}/auto")) } else { t.model.clone() },
             provider,
+            env_remove,
             workspace: self.workspace(t)?,
             env,
             limits: Limits {

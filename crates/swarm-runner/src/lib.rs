@@ -10,6 +10,7 @@ mod dispatcher;
 mod engine;
 mod evidence;
 mod executor;
+pub mod gateway;
 mod handle;
 pub mod hooks;
 pub mod job;

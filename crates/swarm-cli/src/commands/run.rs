@@ -104,6 +104,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         plan_file: args.plan.clone(),
         concurrency: args.concurrency,
         fail_fast: args.fail_fast,
+        allow_paid: args.allow_paid,
     };
     let _in_runtime = runtime.enter();
     let handle = engine.start(request).map_err(CliError::from_engine)?;

@@ -2,6 +2,7 @@
 //! taking in what its executor says, until the attempt's end goes to the scheduler.
 
 use super::{Dispatcher, Running};
+use crate::gateway::Grant;
 use crate::job::{AttemptEvent, Evidence};
 use crate::launch::Launcher;
 use crate::reaper::Marker;
@@ -20,6 +21,7 @@ impl Dispatcher {
     pub(super) fn start(&mut self, task: u32, attempt: u32) -> Option<Input> {
         let i = task as usize;
         let t = &self.plan.tasks[i];
+        let gateway_url = self.gateway.as_ref().map(|g| g.base_url());
         let launcher = Launcher {
             record: &self.record,
             plan: &self.plan,
@@ -27,8 +29,27 @@ impl Dispatcher {
             run_dir: &self.run_dir,
             store_env: &self.store_env,
             project_root: &self.project_root,
+            gateway_url: gateway_url.as_deref(),
         };
-        let job = launcher.job(task, attempt, self.docs[i].attempts.last());
+        let via_gateway = launcher.via_gateway(task);
+        let token = match (&self.gateway, via_gateway) {
+            (Some(gateway), true) => Some(gateway.grant(Grant {
+                run_id: self.record.run_id.clone(),
+                namespace: self.record.namespace.clone(),
+                task,
+                attempt,
+                start_layer: t.tier.unwrap_or(1),
+                events: self.gw_tx.clone(),
+                ledger: self.ledger.clone(),
+            })),
+            _ => None,
+        };
+        // The spend gate: once the run's budget is spent, no new attempt starts on it.
+        let spent = via_gateway.then(|| self.ledger.budget_spent()).flatten();
+        let job = match spent {
+            Some(why) => Err(why),
+            None => launcher.job(task, attempt, self.docs[i].attempts.last(), token.as_deref()),
+        };
         let doc = AttemptReport {
             n: attempt,
             agent: t.agent.clone(),
@@ -62,16 +83,23 @@ impl Dispatcher {
         match job {
             Ok(job) => {
                 let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
-                self.running.insert(task, Running { attempt, stop: stop_tx });
+                if via_gateway {
+                    self.via_gateway.insert((task, attempt));
+                }
+                self.running.insert(task, Running { attempt, stop: stop_tx, token });
                 let run = crate::executor::run(job, self.executors.clone(), stop_rx, self.exec_tx.clone());
                 tokio::spawn(run);
                 None
             }
             Err(message) => {
+                if let (Some(gateway), Some(token)) = (&self.gateway, &token) {
+                    gateway.revoke(token);
+                }
+                let reason = if spent.is_some() { Reason::ModelsExhausted } else { Reason::SpawnError };
                 let _ = std::fs::create_dir_all(self.run_dir.logs());
                 let log = self.run_dir.log(&id, attempt);
                 let _ = std::fs::write(&log, format!("swarm: could not start the attempt: {message}\n"));
-                let outcome = Err(Failure { reason: Reason::SpawnError, detail: Some(message) });
+                let outcome = Err(Failure { reason, detail: Some(message) });
                 self.attempt_ended(task, attempt, None, outcome, Box::default())
             }
         }
@@ -88,6 +116,8 @@ impl Dispatcher {
                 a.workdir = Some(workdir.display().to_string());
             }
             AttemptEvent::CheckStarted { pgid } => a.pid = pgid,
+            // The gateway meters what its attempts use, request by request.
+            AttemptEvent::Usage { .. } if self.via_gateway.contains(&(task, attempt)) => return None,
             AttemptEvent::Usage { tokens_in, tokens_out, cost_usd } => {
                 a.tokens_in += tokens_in;
                 a.tokens_out += tokens_out;
@@ -117,7 +147,16 @@ impl Dispatcher {
                     log: Some(self.run_dir.log(&id, attempt)),
                 });
                 if self.running.get(&task).is_some_and(|r| r.attempt == attempt) {
-                    self.running.remove(&task);
+                    let running = self.running.remove(&task);
+                    if let (Some(gateway), Some(token)) = (&self.gateway, running.and_then(|r| r.token)) {
+                        gateway.revoke(&token);
+                    }
+                }
+                let mut outcome = outcome;
+                if let (Some(why), Err(f)) = (self.exhausted.remove(&(task, attempt)), &mut outcome) {
+                    if f.reason != Reason::Cancelled {
+                        *f = Failure { reason: Reason::ModelsExhausted, detail: Some(why) };
+                    }
                 }
                 return self.attempt_ended(task, attempt, exit_code, outcome, evidence);
             }

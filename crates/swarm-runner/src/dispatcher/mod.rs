@@ -6,6 +6,7 @@
 
 mod attempts;
 mod finish;
+mod models;
 
 use crate::executor::{Events, ExecutorContext};
 use crate::handle::{Canceller, Control, EventBus, RunHandle};
@@ -17,7 +18,8 @@ use crate::supervise::StopRequest;
 use crate::sweeper::Sweeper;
 use crate::writer::{Note, Write, Writer};
 use chrono::Utc;
-use std::collections::{HashMap, VecDeque};
+use crate::gateway::{Gateway, GatewayEvent, Ledger};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -48,11 +50,17 @@ pub(crate) struct RunSetup {
     pub lease: String,
     /// The project's root (git root or current directory): hooks run and the mirror lives there.
     pub project_root: PathBuf,
+    /// The model gateway hierarchy tasks talk to, when the config declares a hierarchy.
+    pub gateway: Option<Arc<Gateway>>,
+    /// What the run may spend through the gateway, and what it spent.
+    pub ledger: Arc<Ledger>,
 }
 
 struct Running {
     attempt: u32,
     stop: watch::Sender<StopRequest>,
+    /// The attempt's gateway token, revoked when it ends.
+    token: Option<String>,
 }
 
 struct Dispatcher {
@@ -81,6 +89,13 @@ struct Dispatcher {
     hooks: Hooks,
     mirror: Mirror,
     project_root: PathBuf,
+    gateway: Option<Arc<Gateway>>,
+    ledger: Arc<Ledger>,
+    gw_tx: mpsc::UnboundedSender<GatewayEvent>,
+    /// Attempts whose requests go through the gateway (their usage is the gateway's metering).
+    via_gateway: HashSet<(u32, u32)>,
+    /// Why no model could serve an attempt's request, once the gateway said so.
+    exhausted: HashMap<(u32, u32), String>,
 }
 
 /// Starts the run's dispatcher on the current tokio runtime.
@@ -112,6 +127,8 @@ async fn run(
         store_env,
         lease,
         project_root,
+        gateway,
+        ledger,
     } = setup;
     let plan = record.spec.clone();
     let (nodes, agents) = scheduler::nodes_for(&plan);
@@ -152,6 +169,7 @@ async fn run(
         let _ = note_tx.send(n);
     });
     let (exec_tx, mut exec_rx) = mpsc::unbounded_channel();
+    let (gw_tx, mut gw_rx) = mpsc::unbounded_channel();
     let (swept_tx, mut swept_rx) = mpsc::unbounded_channel();
     let sweeper = Sweeper::start(move |s| {
         let _ = swept_tx.send(s);
@@ -179,6 +197,11 @@ async fn run(
         hooks,
         mirror,
         project_root,
+        gateway,
+        ledger,
+        gw_tx,
+        via_gateway: HashSet::new(),
+        exhausted: HashMap::new(),
     };
     d.writer.send(Write::Run(d.record.clone()));
     d.emit(EventKind::RunStarted {
@@ -208,6 +231,7 @@ async fn run(
             Some((task, attempt, ev)) = exec_rx.recv() => d.on_attempt(task, attempt, ev),
             Some(ctl) = ctl_rx.recv() => d.on_control(ctl),
             Some(swept) = swept_rx.recv() => { d.on_swept(swept); None }
+            Some(ev) = gw_rx.recv() => { d.on_gateway(ev); None }
             Some(note) = note_rx.recv() => match note {
                 Note::Warning(message) => { d.emit(EventKind::Warning { message }); None }
                 Note::LeaseLost(message) => d.lease_lost(message),
