@@ -153,6 +153,7 @@ mod tests {
             full(&limits(Some(2), Some(2), Some(5)), 1, &w),
             Some(("rpd", 10 + DAY_MS))
         );
-        assert_eq!(full(&limits(Some(2), None, Some(15)), 1, &w), Some(("tpm", 20 + MINUTE_MS)));
+        assert_eq!(full(&limits(Some(2), None, Some(5)), 1, &w), Some(("tpm", 20 + MINUTE_MS)));
+        assert_eq!(full(&limits(Some(2), None, Some(15)), 1, &w), Some(("rpm", 10 + MINUTE_MS)), "a tie names rpm");
     }
 }
