@@ -8,7 +8,7 @@ mod sqlite;
 mod store;
 
 pub use address::{mask, open, unmask, Address, Options};
+pub use models::{ModelLimits, ModelStanding, Reservation, DAY_MS, MINUTE_MS, NEVER};
 pub use redis_store::RedisStore;
 pub use sqlite::SqliteStore;
-pub use models::{ModelLimits, ModelStanding, Reservation, DAY_MS, MINUTE_MS, NEVER};
 pub use store::{Batch, Health, Store, StoreError};

@@ -74,13 +74,13 @@ pub(crate) fn window_full<E>(
         None => None,
     };
     let tpm = limits.tpm.and_then(|tpm| {
-        let used: u64 = minute.iter().map(|(_, t)| t).sum();
+        let used = minute.iter().fold(0u64, |sum, (_, t)| sum.saturating_add(*t));
         if used.saturating_add(tokens) <= tpm {
             return None;
         }
         let mut left = used;
         for (at, t) in minute {
-            left -= t;
+            left = left.saturating_sub(*t);
             if left.saturating_add(tokens) <= tpm {
                 return Some(at.saturating_add(MINUTE_MS));
             }
@@ -149,11 +149,12 @@ mod tests {
     #[test]
     fn the_window_that_frees_last_is_named() {
         let w = [(10, 10), (20, 10)];
-        assert_eq!(
-            full(&limits(Some(2), Some(2), Some(5)), 1, &w),
-            Some(("rpd", 10 + DAY_MS))
-        );
+        assert_eq!(full(&limits(Some(2), Some(2), Some(5)), 1, &w), Some(("rpd", 10 + DAY_MS)));
         assert_eq!(full(&limits(Some(2), None, Some(5)), 1, &w), Some(("tpm", 20 + MINUTE_MS)));
-        assert_eq!(full(&limits(Some(2), None, Some(15)), 1, &w), Some(("rpm", 10 + MINUTE_MS)), "a tie names rpm");
+        assert_eq!(
+            full(&limits(Some(2), None, Some(15)), 1, &w),
+            Some(("rpm", 10 + MINUTE_MS)),
+            "a tie names rpm"
+        );
     }
 }
