@@ -9,6 +9,9 @@ pub const MINUTE_MS: u64 = 60_000;
 pub const DAY_MS: u64 = 86_400_000;
 /// `free_at_ms` of a request that no window can ever hold.
 pub const NEVER: u64 = u64::MAX;
+/// Times, token counts and limits are held to 2^53 (Redis scripts count in doubles), on both
+/// backends alike: a cooldown "until u64::MAX" lasts until 2^53 ms, some 285,000 years.
+pub(crate) const MAX_EXACT: u64 = 1 << 53;
 
 /// Declared limits of a model (None = not limited).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

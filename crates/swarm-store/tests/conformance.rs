@@ -669,6 +669,9 @@ pub fn model_cooldowns_keep_the_longer_and_end(store: &dyn Store) {
     assert!(after.now_ms >= short);
     assert_eq!((after.cooling_until_ms, after.cooling_reason.as_deref()), (None, None));
     assert_eq!(after.minute_requests, 1, "refusals while cooling are not recorded");
+    // "Until further notice" is as far as both backends count exactly.
+    store.model_cool("ns", "forever", u64::MAX, "auth").unwrap();
+    assert_eq!(cooling("forever"), Reservation::Cooling { until_ms: 1 << 53, reason: "auth".into() });
     // An ended cooldown is replaced by any new one.
     let again = store.now_ms().unwrap() + 30_000;
     store.model_cool("ns", FREE, again, "overloaded").unwrap();

@@ -3,7 +3,7 @@
 //! the server's clock (`lua/model_*.lua`).
 
 use super::RedisStore;
-use crate::models::{ModelLimits, ModelStanding, Reservation, NEVER};
+use crate::models::{ModelLimits, ModelStanding, Reservation, MAX_EXACT, NEVER};
 use crate::store::StoreError;
 use redis::Script;
 
@@ -28,11 +28,8 @@ const RESERVE: &str = include_str!("lua/model_reserve.lua");
 const COOL: &str = include_str!("lua/model_cool.lua");
 const STANDINGS: &str = include_str!("lua/model_standings.lua");
 
-/// Lua counts in doubles: numbers past 2^53 lose their units.
-const LUA_MAX: u64 = 1 << 53;
-
 fn limit_arg<T: Into<u64>>(limit: Option<T>) -> String {
-    limit.map(|l| l.into().min(LUA_MAX).to_string()).unwrap_or_default()
+    limit.map(|l| l.into().min(MAX_EXACT).to_string()).unwrap_or_default()
 }
 
 impl RedisStore {
@@ -47,7 +44,7 @@ impl RedisStore {
         let script = Script::new(RESERVE);
         let mut inv = script.key(&keys.cool);
         inv.key(&keys.requests)
-            .arg(tokens.min(LUA_MAX))
+            .arg(tokens.min(MAX_EXACT))
             .arg(limit_arg(limits.rpm))
             .arg(limit_arg(limits.rpd))
             .arg(limit_arg(limits.tpm));
@@ -74,7 +71,7 @@ impl RedisStore {
         let keys = model_keys(ns, model);
         let script = Script::new(COOL);
         let mut inv = script.key(&keys.cool);
-        inv.arg(until_ms.min(LUA_MAX)).arg(reason);
+        inv.arg(until_ms.min(MAX_EXACT)).arg(reason);
         self.with(|c| inv.invoke::<i64>(c)).map(|_| ())
     }
 

@@ -2,13 +2,13 @@
 //! a reservation or a cooldown is one IMMEDIATE transaction on SQLite's clock.
 
 use super::{SqliteStore, SELECT_NOW_MS};
-use crate::models::{window_full, ModelLimits, ModelStanding, Reservation, DAY_MS, MINUTE_MS};
+use crate::models::{window_full, ModelLimits, ModelStanding, Reservation, DAY_MS, MAX_EXACT, MINUTE_MS};
 use crate::store::StoreError;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-/// Times and token counts are kept as SQLite integers (i64).
+/// Times and token counts as SQLite integers, held to what the Redis store keeps exactly.
 fn to_db(v: u64) -> i64 {
-    v.min(i64::MAX as u64) as i64
+    v.min(MAX_EXACT) as i64
 }
 
 impl SqliteStore {
@@ -19,6 +19,8 @@ impl SqliteStore {
         tokens: u64,
         limits: &ModelLimits,
     ) -> Result<Reservation, StoreError> {
+        let tokens = tokens.min(MAX_EXACT);
+        let limits = &ModelLimits { tpm: limits.tpm.map(|t| t.min(MAX_EXACT)), ..*limits };
         self.check_file()?;
         let mut conn = self.conn.lock().unwrap();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
