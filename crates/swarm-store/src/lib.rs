@@ -2,11 +2,13 @@
 //! orchestrator is the only writer of a run, any number of processes may read it.
 
 mod address;
+mod models;
 mod redis_store;
 mod sqlite;
 mod store;
 
 pub use address::{mask, open, unmask, Address, Options};
+pub use models::{ModelLimits, ModelStanding, Reservation, DAY_MS, MINUTE_MS, NEVER};
 pub use redis_store::RedisStore;
 pub use sqlite::SqliteStore;
 pub use store::{Batch, Health, Store, StoreError};

@@ -1,6 +1,9 @@
 //! The embedded store: one SQLite file in WAL mode. Documents are kept as JSON next to the
 //! columns that are queried (ids, state, order), so every backend stores the same documents.
 
+mod models;
+
+use crate::models::{ModelLimits, ModelStanding, Reservation};
 use crate::store::{state_event, Batch, Store, StoreError, STATE_CHANGES_MAXLEN};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::de::DeserializeOwned;
@@ -14,6 +17,10 @@ use swarm_core::state_doc::{Actor, StateChange, StateEntry, StateOp};
 
 /// Version of the table layout; bump the major on incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The store's clock (ms since the Unix epoch) for leases and model pacing: every process on
+/// the file asks SQLite, never its own arithmetic.
+const SELECT_NOW_MS: &str = "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -135,7 +142,14 @@ impl SqliteStore {
                 PRIMARY KEY(namespace, key));
              CREATE TABLE IF NOT EXISTS state_changes(
                 namespace TEXT NOT NULL, seq INTEGER NOT NULL, doc TEXT NOT NULL,
-                PRIMARY KEY(namespace, seq));",
+                PRIMARY KEY(namespace, seq));
+             CREATE TABLE IF NOT EXISTS model_cooldowns(
+                namespace TEXT NOT NULL, model TEXT NOT NULL, until_ms INTEGER NOT NULL,
+                reason TEXT NOT NULL, PRIMARY KEY(namespace, model));
+             CREATE TABLE IF NOT EXISTS model_requests(
+                namespace TEXT NOT NULL, model TEXT NOT NULL, at_ms INTEGER NOT NULL,
+                tokens INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS model_requests_at ON model_requests(namespace, model, at_ms);",
         )
         .map_err(|e| self.err(e))?;
         let found: Option<String> = conn
@@ -531,9 +545,7 @@ impl Store for SqliteStore {
         self.check_file()?;
         let mut conn = self.conn.lock().unwrap();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
-        let now: i64 = tx
-            .query_row("SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)", [], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
+        let now: i64 = tx.query_row(SELECT_NOW_MS, [], |r| r.get(0)).map_err(|e| self.err(e))?;
         let row: Option<(Option<String>, i64)> = tx
             .query_row("SELECT lease, lease_until FROM runs WHERE run_id=?1", [run_id], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -649,6 +661,30 @@ impl Store for SqliteStore {
             out.push(decode(|| format!("state_changes[{ns}/{seq}]"), &doc)?);
         }
         Ok(out)
+    }
+
+    fn model_reserve(
+        &self,
+        ns: &str,
+        model: &str,
+        tokens: u64,
+        limits: &ModelLimits,
+    ) -> Result<Reservation, StoreError> {
+        self.reserve(ns, model, tokens, limits)
+    }
+
+    fn model_cool(&self, ns: &str, model: &str, until_ms: u64, reason: &str) -> Result<(), StoreError> {
+        self.cool(ns, model, until_ms, reason)
+    }
+
+    fn model_standings(&self, ns: &str, models: &[String]) -> Result<Vec<ModelStanding>, StoreError> {
+        self.standings(ns, models)
+    }
+
+    fn now_ms(&self) -> Result<u64, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let now: i64 = conn.query_row(SELECT_NOW_MS, [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        Ok(now.max(0) as u64)
     }
 
     fn state_last_seq(&self, ns: &str) -> Result<u64, StoreError> {

@@ -6,6 +6,8 @@ use swarm_core::event::Event;
 use swarm_core::report::{RunRecord, TaskReport};
 use swarm_core::state_doc::{Actor, StateChange, StateEntry, StateOp};
 
+use crate::models::{ModelLimits, ModelStanding, Reservation};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store `{address}` is unreachable: {message}")]
@@ -178,6 +180,30 @@ pub trait Store: Send + Sync {
 
     /// The `seq` of the namespace's latest change (0 if none): where a live watch starts.
     fn state_last_seq(&self, ns: &str) -> Result<u64, StoreError>;
+
+    /// In one atomic step: refuse if `model` is cooling (`Cooling`), or if one more request of
+    /// `tokens` would pass rpm (requests in the last 60 s), rpd (requests in the last 24 h) or
+    /// tpm (tokens in the last 60 s) (`Full`, with the time enough of the window frees); else
+    /// record the request and grant it. Sliding windows, store clock. Requests older than 24 h
+    /// are trimmed on every call, refused or not.
+    fn model_reserve(
+        &self,
+        ns: &str,
+        model: &str,
+        tokens: u64,
+        limits: &ModelLimits,
+    ) -> Result<Reservation, StoreError>;
+
+    /// Cools `model` down until `until_ms` (store clock) with `reason`; a longer cooldown
+    /// already in place is kept (and a time already past changes nothing).
+    fn model_cool(&self, ns: &str, model: &str, until_ms: u64, reason: &str) -> Result<(), StoreError>;
+
+    /// Each model's standing (cooldown if still in the future, usage in the windows), with the
+    /// store's `now_ms`, in the order asked. Writes nothing.
+    fn model_standings(&self, ns: &str, models: &[String]) -> Result<Vec<ModelStanding>, StoreError>;
+
+    /// The store's clock, in ms since the Unix epoch.
+    fn now_ms(&self) -> Result<u64, StoreError>;
 
     /// What `swarm doctor` reports about the store.
     fn health(&self) -> Result<Health, StoreError>;

@@ -9,7 +9,7 @@ use swarm_core::plan::{Plan, Task, Workdir};
 use swarm_core::report::{AttemptReport, RunRecord, TaskReport};
 use swarm_core::state::{Reason, RunState, TaskState};
 use swarm_core::state_doc::{Actor, StateOp};
-use swarm_store::{Batch, Store, StoreError};
+use swarm_store::{Batch, ModelLimits, Reservation, Store, StoreError, DAY_MS, MINUTE_MS, NEVER};
 
 /// Opens another handle on the same backing store (another connection, as another process would).
 type Reopen = Arc<dyn Fn() -> Arc<dyn Store> + Send + Sync>;
@@ -506,6 +506,285 @@ pub fn state_cas_has_no_lost_updates(reopen: &Reopen) {
     assert_eq!(versions, (1..=1 + wins).collect::<Vec<_>>(), "each version was written exactly once");
 }
 
+const FLASH: &str = "gemini/gemini-2.5-flash";
+const FREE: &str = "openrouter/deepseek/deepseek-chat-v3-0324:free";
+
+fn granted(r: Result<Reservation, StoreError>) -> u64 {
+    match r {
+        Ok(Reservation::Granted { at_ms }) => at_ms,
+        other => panic!("expected a grant, got {other:?}"),
+    }
+}
+
+fn rpm(n: u32) -> ModelLimits {
+    ModelLimits { rpm: Some(n), ..ModelLimits::default() }
+}
+
+pub fn model_rpm_is_a_sliding_minute(store: &dyn Store) {
+    let limits = rpm(3);
+    let ats: Vec<u64> = (0..3).map(|_| granted(store.model_reserve("ns", FLASH, 10, &limits))).collect();
+    let oldest = *ats.iter().min().unwrap();
+    assert_eq!(
+        store.model_reserve("ns", FLASH, 10, &limits).unwrap(),
+        Reservation::Full { limit: "rpm", free_at_ms: oldest + MINUTE_MS },
+        "the oldest request leaves the window a minute after it was made"
+    );
+    let standing = &store.model_standings("ns", &[FLASH.into()]).unwrap()[0];
+    assert_eq!(
+        (standing.minute_requests, standing.minute_tokens, standing.day_requests, standing.day_tokens),
+        (3, 30, 3, 30),
+        "a refused request is not recorded: {standing:?}"
+    );
+    assert!(standing.now_ms >= *ats.iter().max().unwrap());
+    // Limits come with each call: a higher one has room again.
+    granted(store.model_reserve("ns", FLASH, 10, &rpm(4)));
+    // Four recorded, room for two: the third oldest must leave too.
+    assert_eq!(
+        store.model_reserve("ns", FLASH, 10, &rpm(2)).unwrap(),
+        Reservation::Full { limit: "rpm", free_at_ms: ats[2] + MINUTE_MS },
+        "a lowered limit waits for enough requests to leave"
+    );
+    assert_eq!(
+        store.model_reserve("ns", FLASH, 10, &rpm(0)).unwrap(),
+        Reservation::Full { limit: "rpm", free_at_ms: NEVER }
+    );
+}
+
+pub fn model_tpm_sums_tokens(store: &dyn Store) {
+    let tpm = ModelLimits { tpm: Some(100), ..ModelLimits::default() };
+    let ats: Vec<u64> =
+        [10, 40, 50].iter().map(|t| granted(store.model_reserve("ns", FLASH, *t, &tpm))).collect();
+    assert_eq!(
+        store.model_reserve("ns", FLASH, 45, &tpm).unwrap(),
+        Reservation::Full { limit: "tpm", free_at_ms: ats[1] + MINUTE_MS },
+        "45 tokens fit once the first two requests (50 tokens) have left"
+    );
+    assert_eq!(
+        store.model_reserve("ns", FLASH, 5, &tpm).unwrap(),
+        Reservation::Full { limit: "tpm", free_at_ms: ats[0] + MINUTE_MS }
+    );
+    assert_eq!(
+        store.model_reserve("ns", FREE, 101, &tpm).unwrap(),
+        Reservation::Full { limit: "tpm", free_at_ms: NEVER },
+        "more tokens than the window holds never fit"
+    );
+    granted(store.model_reserve("ns", FLASH, 0, &tpm));
+    let standing = &store.model_standings("ns", &[FLASH.into()]).unwrap()[0];
+    assert_eq!((standing.minute_requests, standing.minute_tokens), (4, 100));
+}
+
+pub fn model_rpd_counts_the_day(store: &dyn Store) {
+    let limits = ModelLimits { rpm: Some(5), rpd: Some(2), tpm: None };
+    let ats: Vec<u64> = (0..2).map(|_| granted(store.model_reserve("ns", FLASH, 1, &limits))).collect();
+    assert_eq!(
+        store.model_reserve("ns", FLASH, 1, &limits).unwrap(),
+        Reservation::Full { limit: "rpd", free_at_ms: ats.iter().min().unwrap() + DAY_MS }
+    );
+    // Both full: the request waits for the window that frees last.
+    let both = ModelLimits { rpm: Some(2), rpd: Some(2), tpm: Some(2) };
+    assert!(matches!(
+        store.model_reserve("ns", FLASH, 1, &both).unwrap(),
+        Reservation::Full { limit: "rpd", .. }
+    ));
+    let standing = &store.model_standings("ns", &[FLASH.into()]).unwrap()[0];
+    assert_eq!((standing.day_requests, standing.day_tokens), (2, 2));
+}
+
+pub fn model_limits_none_are_unlimited(store: &dyn Store) {
+    for _ in 0..50 {
+        granted(store.model_reserve("ns", FLASH, 1_000_000, &ModelLimits::default()));
+    }
+    let standing = &store.model_standings("ns", &[FLASH.into()]).unwrap()[0];
+    assert_eq!((standing.minute_requests, standing.minute_tokens), (50, 50_000_000));
+}
+
+pub fn model_budgets_are_per_namespace_and_model(store: &dyn Store) {
+    let one = rpm(1);
+    let twin = format!("{FLASH}:free"); // its keys must not be FLASH's
+    granted(store.model_reserve("a", FLASH, 1, &one));
+    assert!(matches!(store.model_reserve("a", FLASH, 1, &one).unwrap(), Reservation::Full { .. }));
+    granted(store.model_reserve("b", FLASH, 1, &one));
+    granted(store.model_reserve("a", FREE, 1, &one));
+    granted(store.model_reserve("a", &twin, 1, &one));
+    let now = store.now_ms().unwrap();
+    store.model_cool("a", FREE, now + 60_000, "rate_limited").unwrap();
+    assert!(matches!(store.model_reserve("a", FREE, 1, &rpm(9)).unwrap(), Reservation::Cooling { .. }));
+    granted(store.model_reserve("b", FREE, 1, &one));
+    granted(store.model_reserve("a", "gemini/gemini-2.5-flash-lite", 1, &one));
+    let standings = store.model_standings("a", &[FLASH.into(), FREE.into(), twin.clone()]).unwrap();
+    let summary: Vec<(&str, u64, bool)> = standings
+        .iter()
+        .map(|s| (s.model.as_str(), s.minute_requests, s.cooling_until_ms.is_some()))
+        .collect();
+    assert_eq!(
+        summary,
+        [(FLASH, 1, false), (FREE, 1, true), (twin.as_str(), 1, false)],
+        "in the order asked"
+    );
+    assert!(store.model_standings("b", &[FREE.into()]).unwrap()[0].cooling_until_ms.is_none());
+    assert!(store.model_standings("a", &[]).unwrap().is_empty());
+}
+
+pub fn model_cooldowns_keep_the_longer_and_end(store: &dyn Store) {
+    let now = store.now_ms().unwrap();
+    store.model_cool("ns", FLASH, now + 60_000, "quota_exhausted").unwrap();
+    store.model_cool("ns", FLASH, now + 1_000, "rate_limited").unwrap();
+    let cooling = |model: &str| store.model_reserve("ns", model, 1, &ModelLimits::default()).unwrap();
+    assert_eq!(
+        cooling(FLASH),
+        Reservation::Cooling { until_ms: now + 60_000, reason: "quota_exhausted".into() },
+        "a shorter cooldown does not cut a longer one"
+    );
+    store.model_cool("ns", FLASH, now + 120_000, "overloaded").unwrap();
+    store.model_cool("ns", FLASH, now.saturating_sub(1), "over already").unwrap();
+    assert_eq!(cooling(FLASH), Reservation::Cooling { until_ms: now + 120_000, reason: "overloaded".into() });
+
+    let short = store.now_ms().unwrap() + 1_000;
+    store.model_cool("ns", FREE, short, "rate_limited").unwrap();
+    assert_eq!(cooling(FREE), Reservation::Cooling { until_ms: short, reason: "rate_limited".into() });
+    let standings = store.model_standings("ns", &[FLASH.into(), FREE.into(), "never/seen".into()]).unwrap();
+    assert_eq!(
+        (standings[0].cooling_until_ms, standings[0].cooling_reason.as_deref()),
+        (Some(now + 120_000), Some("overloaded"))
+    );
+    assert_eq!(
+        (standings[1].cooling_until_ms, standings[1].cooling_reason.as_deref()),
+        (Some(short), Some("rate_limited"))
+    );
+    assert_eq!(
+        standings[2],
+        swarm_store::ModelStanding {
+            model: "never/seen".into(),
+            now_ms: standings[2].now_ms,
+            ..Default::default()
+        }
+    );
+    assert!(
+        standings.iter().all(|s| s.now_ms >= now && s.now_ms == standings[0].now_ms),
+        "one clock reading"
+    );
+    swarm_testkit::wait_until(std::time::Duration::from_secs(5), "the short cooldown to end", || {
+        matches!(cooling(FREE), Reservation::Granted { .. })
+    });
+    let after = &store.model_standings("ns", &[FREE.into()]).unwrap()[0];
+    assert!(after.now_ms >= short);
+    assert_eq!((after.cooling_until_ms, after.cooling_reason.as_deref()), (None, None));
+    assert_eq!(after.minute_requests, 1, "refusals while cooling are not recorded");
+    // "Until further notice" is as far as both backends count exactly.
+    store.model_cool("ns", "forever", u64::MAX, "auth").unwrap();
+    assert_eq!(cooling("forever"), Reservation::Cooling { until_ms: 1 << 53, reason: "auth".into() });
+    // An ended cooldown is replaced by any new one.
+    let again = store.now_ms().unwrap() + 30_000;
+    store.model_cool("ns", FREE, again, "overloaded").unwrap();
+    assert_eq!(cooling(FREE), Reservation::Cooling { until_ms: again, reason: "overloaded".into() });
+}
+
+pub fn now_ms_is_the_wall_clock(store: &dyn Store) {
+    let wall =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let (before, now, after) = (wall(), store.now_ms().unwrap(), wall());
+    assert!(now + 5_000 >= before && now <= after + 5_000, "store {now}, system {before}..{after}");
+}
+
+const RACE_RPM: u32 = 25;
+const RACE_EACH: usize = 20;
+
+/// Reservations of one racer: how many were granted (every refusal must be the rpm window).
+fn race(store: &dyn Store) -> usize {
+    (0..RACE_EACH)
+        .filter(|_| match store.model_reserve("race", FLASH, 1, &rpm(RACE_RPM)).unwrap() {
+            Reservation::Granted { .. } => true,
+            Reservation::Full { limit: "rpm", .. } => false,
+            other => panic!("unexpected {other:?}"),
+        })
+        .count()
+}
+
+pub fn racing_reservers_share_one_budget(reopen: &Reopen) {
+    const THREADS: usize = 8;
+    let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+    let racers: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (mine, barrier) = (reopen(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                race(&*mine)
+            })
+        })
+        .collect();
+    let granted: usize = racers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert_eq!(granted, RACE_RPM as usize, "exactly the budget is granted");
+    let standing = &reopen().model_standings("race", &[FLASH.into()]).unwrap()[0];
+    assert_eq!(standing.minute_requests, u64::from(RACE_RPM));
+}
+
+/// Child processes of a test, killed if the test ends before they do.
+struct Racers(Vec<std::process::Child>);
+impl Drop for Racers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Two processes (this test binary again, running only `model_race_child`) race on `store`.
+pub fn racing_processes_share_one_budget(store: &dyn Store) {
+    const PROCESSES: usize = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let mut racers = Racers(
+        (0..PROCESSES)
+            .map(|me| {
+                std::process::Command::new(std::env::current_exe().unwrap())
+                    .args(["--exact", "model_race_child", "--test-threads=1", "--quiet"])
+                    .env("SWARM_RACE_STORE", store.describe())
+                    .env("SWARM_RACE_DIR", dir.path())
+                    .env("SWARM_RACE_ME", me.to_string())
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let ready = |me: usize| dir.path().join(format!("ready-{me}")).exists();
+    swarm_testkit::wait_until(std::time::Duration::from_secs(60), "both racers to be ready", || {
+        (0..PROCESSES).all(ready)
+    });
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    for c in &mut racers.0 {
+        assert!(c.wait().unwrap().success(), "a racer failed");
+    }
+    let granted: usize = (0..PROCESSES)
+        .map(|me| {
+            std::fs::read_to_string(dir.path().join(format!("granted-{me}")))
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(granted, RACE_RPM as usize, "exactly the budget is granted across processes");
+    assert_eq!(
+        store.model_standings("race", &[FLASH.into()]).unwrap()[0].minute_requests,
+        u64::from(RACE_RPM)
+    );
+}
+
+/// Not a check of its own: the body of a racing process that `racing_processes_share_one_budget`
+/// starts (this binary again with `SWARM_RACE_STORE` set); without it, it does nothing.
+#[test]
+fn model_race_child() {
+    let Ok(address) = std::env::var("SWARM_RACE_STORE") else { return };
+    let dir = std::path::PathBuf::from(std::env::var("SWARM_RACE_DIR").unwrap());
+    let me = std::env::var("SWARM_RACE_ME").unwrap();
+    let address = swarm_store::Address::parse(&address, std::path::Path::new("/")).unwrap();
+    let store = swarm_store::open(&address, swarm_store::Options::default()).unwrap();
+    store.now_ms().unwrap(); // connected
+    std::fs::write(dir.join(format!("ready-{me}")), "").unwrap();
+    swarm_testkit::wait_until(std::time::Duration::from_secs(60), "the go", || dir.join("go").exists());
+    std::fs::write(dir.join(format!("granted-{me}")), race(&*store).to_string()).unwrap();
+}
+
 trait TestExt {
     fn clone_with_started(&self, at: chrono::DateTime<Utc>) -> Self;
 }
@@ -603,6 +882,51 @@ macro_rules! backend_tests {
             fn state_cas_has_no_lost_updates() {
                 let (_s, _guard, reopen) = fixture();
                 super::state_cas_has_no_lost_updates(&reopen);
+            }
+            #[test]
+            fn model_rpm_is_a_sliding_minute() {
+                let (s, _guard) = open();
+                super::model_rpm_is_a_sliding_minute(&*s);
+            }
+            #[test]
+            fn model_tpm_sums_tokens() {
+                let (s, _guard) = open();
+                super::model_tpm_sums_tokens(&*s);
+            }
+            #[test]
+            fn model_rpd_counts_the_day() {
+                let (s, _guard) = open();
+                super::model_rpd_counts_the_day(&*s);
+            }
+            #[test]
+            fn model_limits_none_are_unlimited() {
+                let (s, _guard) = open();
+                super::model_limits_none_are_unlimited(&*s);
+            }
+            #[test]
+            fn model_budgets_are_per_namespace_and_model() {
+                let (s, _guard) = open();
+                super::model_budgets_are_per_namespace_and_model(&*s);
+            }
+            #[test]
+            fn model_cooldowns_keep_the_longer_and_end() {
+                let (s, _guard) = open();
+                super::model_cooldowns_keep_the_longer_and_end(&*s);
+            }
+            #[test]
+            fn now_ms_is_the_wall_clock() {
+                let (s, _guard) = open();
+                super::now_ms_is_the_wall_clock(&*s);
+            }
+            #[test]
+            fn racing_reservers_share_one_budget() {
+                let (_s, _guard, reopen) = fixture();
+                super::racing_reservers_share_one_budget(&reopen);
+            }
+            #[test]
+            fn racing_processes_share_one_budget() {
+                let (s, _guard) = open();
+                super::racing_processes_share_one_budget(&*s);
             }
         }
     };
@@ -796,4 +1120,130 @@ fn redis_refused_credentials_are_auth_errors() {
     }
     swarm_store::RedisStore::open(&format!("redis://:pw-1@{host}")).unwrap();
     swarm_store::RedisStore::open(&format!("redis://{host}/0?password=pw-1")).unwrap();
+}
+
+/// The tables of a store written by swarm before model pacing (schema version 1 without
+/// `model_cooldowns` and `model_requests`), verbatim.
+const SQLITE_BEFORE_MODEL_PACING: &str = "
+    CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE runs(
+        run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, state TEXT NOT NULL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0, doc TEXT NOT NULL,
+        lease TEXT, lease_until INTEGER NOT NULL DEFAULT 0, last_batch TEXT);
+    CREATE TABLE tasks(
+        run_id TEXT NOT NULL, task_id TEXT NOT NULL, ord INTEGER NOT NULL, state TEXT NOT NULL,
+        doc TEXT NOT NULL, PRIMARY KEY(run_id, task_id));
+    CREATE TABLE events(
+        run_id TEXT NOT NULL, seq INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY(run_id, seq));
+    CREATE INDEX runs_started ON runs(started_at);
+    CREATE TABLE shared_state(
+        namespace TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL, version INTEGER NOT NULL,
+        PRIMARY KEY(namespace, key));
+    CREATE TABLE state_changes(
+        namespace TEXT NOT NULL, seq INTEGER NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY(namespace, seq));
+    INSERT INTO meta(key, value) VALUES('schema_version', '1');";
+
+#[test]
+fn sqlite_a_store_from_before_model_pacing_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(SQLITE_BEFORE_MODEL_PACING).unwrap();
+        let run = record("old", 5, &["a"]);
+        conn.execute(
+            "INSERT INTO runs(run_id, started_at, state, doc) VALUES('old', ?1, 'running', ?2)",
+            rusqlite::params![run.started_at.to_rfc3339(), serde_json::to_string(&run).unwrap()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO tasks(run_id, task_id, ord, state, doc) VALUES('old', 'a', 0, 'pending', ?1)",
+            [serde_json::to_string(&task("a", TaskState::Pending)).unwrap()],
+        )
+        .unwrap();
+    }
+    // A reader (`swarm status`, `swarm models`) opens it first.
+    let reader = swarm_store::SqliteStore::open_existing(&path).unwrap();
+    assert_eq!(reader.run("old").unwrap().unwrap().run_id, "old");
+    assert_eq!(reader.tasks("old").unwrap()[0].state, TaskState::Pending);
+    let standing = &reader.model_standings("ns", &[FLASH.into()]).unwrap()[0];
+    assert_eq!((standing.minute_requests, standing.cooling_until_ms), (0, None));
+    let store = swarm_store::SqliteStore::open(&path).unwrap();
+    granted(store.model_reserve("ns", FLASH, 7, &rpm(1)));
+    assert!(matches!(reader.model_reserve("ns", FLASH, 7, &rpm(1)).unwrap(), Reservation::Full { .. }));
+    store.model_cool("ns", FLASH, store.now_ms().unwrap() + 60_000, "rate_limited").unwrap();
+    assert!(reader.model_standings("ns", &[FLASH.into()]).unwrap()[0].cooling_until_ms.is_some());
+    store.apply("old", &Batch { tasks: vec![task("a", TaskState::Running)], ..Batch::default() }).unwrap();
+    assert_eq!(reader.tasks("old").unwrap()[0].state, TaskState::Running);
+    assert_eq!(store.health().unwrap().schema_version, 1, "an additive change keeps the major version");
+}
+
+#[test]
+fn sqlite_requests_older_than_a_day_are_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = swarm_store::SqliteStore::open(&path).unwrap();
+    let now = store.now_ms().unwrap() as i64;
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for (ns, at) in [("ns", now - DAY_MS as i64 - 1), ("ns", now - DAY_MS as i64 + 60_000), ("other", 0)] {
+        conn.execute(
+            "INSERT INTO model_requests(namespace, model, at_ms, tokens) VALUES(?1, ?2, ?3, 5)",
+            rusqlite::params![ns, FLASH, at],
+        )
+        .unwrap();
+    }
+    granted(store.model_reserve("ns", FLASH, 1, &ModelLimits::default()));
+    let left: Vec<(String, i64)> = conn
+        .prepare("SELECT namespace, at_ms FROM model_requests WHERE namespace='ns' ORDER BY at_ms")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(left.len(), 2, "the day-old request is gone, the one still in the day kept: {left:?}");
+    assert_eq!(left[0].1, now - DAY_MS as i64 + 60_000);
+    let standing = &store.model_standings("ns", &[FLASH.into()]).unwrap()[0];
+    assert_eq!((standing.minute_requests, standing.day_requests, standing.day_tokens), (1, 2, 6));
+}
+
+#[test]
+fn redis_model_keys_live_under_the_namespace_and_stay_bounded() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = swarm_store::RedisStore::open(&server.url()).unwrap();
+    let mut conn = ::redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    let requests = format!("swarm:{{ns}}:model:{FREE}:req");
+    let now = store.now_ms().unwrap();
+    let old = now - DAY_MS - 1;
+    let _: () =
+        ::redis::cmd("ZADD").arg(&requests).arg(old).arg(format!("{old}-0:5")).query(&mut conn).unwrap();
+    let kept = now - DAY_MS + 60_000;
+    let _: () =
+        ::redis::cmd("ZADD").arg(&requests).arg(kept).arg(format!("{kept}-0:5")).query(&mut conn).unwrap();
+    granted(store.model_reserve("ns", FREE, 1, &ModelLimits::default()));
+    store.model_cool("ns", FREE, now + 60_000, "rate_limited").unwrap();
+    let mut keys: Vec<String> = ::redis::cmd("KEYS").arg("swarm:{ns}:*").query(&mut conn).unwrap();
+    keys.sort();
+    assert_eq!(keys, [format!("swarm:{{ns}}:model:{FREE}:cool"), requests.clone()]);
+    let members: Vec<(String, u64)> =
+        ::redis::cmd("ZRANGE").arg(&requests).arg(0).arg(-1).arg("WITHSCORES").query(&mut conn).unwrap();
+    assert_eq!(members.len(), 2, "the day-old request is trimmed: {members:?}");
+    assert_eq!(members[0], (format!("{kept}-0:5"), kept));
+    assert!(members[1].0.ends_with(":1"), "members carry their tokens: {members:?}");
+    for key in &keys {
+        let ttl: i64 = ::redis::cmd("PTTL").arg(key).query(&mut conn).unwrap();
+        assert!(ttl > 0 && ttl <= DAY_MS as i64, "{key} expires ({ttl} ms)");
+    }
+}
+
+#[test]
+fn redis_model_standings_write_nothing() {
+    let server = swarm_testkit::RedisServer::start();
+    let reader = swarm_store::RedisStore::connect(&server.url(), false).unwrap();
+    let standing = &reader.model_standings("ns", &[FLASH.into(), FREE.into()]).unwrap()[1];
+    assert_eq!((standing.model.as_str(), standing.day_requests), (FREE, 0));
+    let mut conn = ::redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    assert!(keys.is_empty(), "a reader wrote {keys:?}");
 }

@@ -4,10 +4,12 @@
 //! rejected and the rejection recorded), then writes documents and appends events atomically.
 
 mod errors;
+mod models;
 mod state;
 
 use crate::address::mask;
 
+use crate::models::{ModelLimits, ModelStanding, Reservation};
 use crate::store::{Batch, Store, StoreError};
 use errors::{fenced, is_auth_error, password_from_query, scrub};
 use redis::{Commands, Connection, RedisResult, Script};
@@ -501,6 +503,28 @@ impl Store for RedisStore {
             out.push(decode(&format!("{} {}", keys.changes, entry.id), &doc)?);
         }
         Ok(out)
+    }
+
+    fn model_reserve(
+        &self,
+        ns: &str,
+        model: &str,
+        tokens: u64,
+        limits: &ModelLimits,
+    ) -> Result<Reservation, StoreError> {
+        self.reserve(ns, model, tokens, limits)
+    }
+
+    fn model_cool(&self, ns: &str, model: &str, until_ms: u64, reason: &str) -> Result<(), StoreError> {
+        self.cool(ns, model, until_ms, reason)
+    }
+
+    fn model_standings(&self, ns: &str, models: &[String]) -> Result<Vec<ModelStanding>, StoreError> {
+        self.standings(ns, models)
+    }
+
+    fn now_ms(&self) -> Result<u64, StoreError> {
+        self.server_now_ms()
     }
 
     fn state_last_seq(&self, ns: &str) -> Result<u64, StoreError> {

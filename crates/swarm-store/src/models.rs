@@ -1,0 +1,163 @@
+//! Shared model pacing: the declared limits of a model, what a reservation answers, how a model
+//! stands, and the sliding-window rule both backends apply (SQLite in Rust with
+//! [`window_full`], Redis in `redis_store/lua/model_reserve.lua`; the conformance suite holds
+//! them to the same answers).
+
+/// Length of the per-minute window (rpm, tpm), ms.
+pub const MINUTE_MS: u64 = 60_000;
+/// Length of the per-day window (rpd), ms; requests older than this are trimmed.
+pub const DAY_MS: u64 = 86_400_000;
+/// `free_at_ms` of a request that no window can ever hold.
+pub const NEVER: u64 = u64::MAX;
+/// Times, token counts and limits are held to 2^53 (Redis scripts count in doubles), on both
+/// backends alike: a cooldown "until u64::MAX" lasts until 2^53 ms, some 285,000 years.
+pub(crate) const MAX_EXACT: u64 = 1 << 53;
+
+/// Declared limits of a model (None = not limited).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelLimits {
+    /// Requests in the last 60 s.
+    pub rpm: Option<u32>,
+    /// Requests in the last 24 h.
+    pub rpd: Option<u32>,
+    /// Tokens in the last 60 s.
+    pub tpm: Option<u64>,
+}
+
+/// The answer to [`crate::Store::model_reserve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// Recorded: one request of `tokens` at `at_ms` (store clock).
+    Granted { at_ms: u64 },
+    /// The model is cooling down until `until_ms` (store clock) for `reason`.
+    Cooling { until_ms: u64, reason: String },
+    /// One more request would pass `limit` ("rpm", "rpd" or "tpm"); the window frees enough at
+    /// `free_at_ms` (store clock). Of several full windows, the one that frees last (the
+    /// request fits only once all of them do). [`NEVER`] when no window can ever hold it (a
+    /// limit of 0, or one request of more tokens than `tpm`).
+    Full { limit: &'static str, free_at_ms: u64 },
+}
+
+/// How a model stands in a namespace now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ModelStanding {
+    pub model: String,
+    /// Set only while the cooldown lasts (later than `now_ms`).
+    pub cooling_until_ms: Option<u64>,
+    pub cooling_reason: Option<String>,
+    /// Requests and their tokens recorded in the last 60 s.
+    pub minute_requests: u64,
+    pub minute_tokens: u64,
+    /// Requests and their tokens recorded in the last 24 h.
+    pub day_requests: u64,
+    pub day_tokens: u64,
+    /// The store's clock when this was read.
+    pub now_ms: u64,
+}
+
+/// The limit one more request of `tokens` would pass, and when its window frees enough, if any.
+/// `minute` holds the requests `(at_ms, tokens)` recorded in the last 60 s, oldest first;
+/// `day_requests` counts those of the last 24 h, and `day_at(i)` gives the time of the i-th
+/// oldest of them (asked only when rpd is reached). A request is in a window while
+/// `now < at + window`, so it leaves at `at + window`.
+pub(crate) fn window_full<E>(
+    limits: &ModelLimits,
+    tokens: u64,
+    minute: &[(u64, u64)],
+    day_requests: u64,
+    day_at: impl FnOnce(u64) -> Result<u64, E>,
+) -> Result<Option<(&'static str, u64)>, E> {
+    let rpm = limits.rpm.and_then(|l| must_leave(l, minute.len() as u64)).map(|i| match i {
+        Some(i) => minute[i as usize].0.saturating_add(MINUTE_MS),
+        None => NEVER,
+    });
+    let rpd = match limits.rpd.and_then(|l| must_leave(l, day_requests)) {
+        Some(Some(i)) => Some(day_at(i)?.saturating_add(DAY_MS)),
+        Some(None) => Some(NEVER),
+        None => None,
+    };
+    let tpm = limits.tpm.and_then(|tpm| {
+        let used = minute.iter().fold(0u64, |sum, (_, t)| sum.saturating_add(*t));
+        if used.saturating_add(tokens) <= tpm {
+            return None;
+        }
+        let mut left = used;
+        for (at, t) in minute {
+            left = left.saturating_sub(*t);
+            if left.saturating_add(tokens) <= tpm {
+                return Some(at.saturating_add(MINUTE_MS));
+            }
+        }
+        Some(NEVER) // more tokens than even an empty window holds
+    });
+    // The request fits only once every full window has freed enough: name the last to.
+    Ok([("rpm", rpm), ("rpd", rpd), ("tpm", tpm)]
+        .into_iter()
+        .filter_map(|(limit, at)| at.map(|at| (limit, at)))
+        .fold(None, |last, (limit, at)| match last {
+            Some((_, seen)) if seen >= at => last,
+            _ => Some((limit, at)),
+        }))
+}
+
+/// For a window holding `n` requests with room for `limit`: `None` if one more fits, else
+/// `Some(index)` (oldest first) of the request whose leaving makes room, or `Some(None)` when
+/// nothing ever will (a limit of 0).
+fn must_leave(limit: u32, n: u64) -> Option<Option<u64>> {
+    let limit = u64::from(limit);
+    (n >= limit).then(|| (limit > 0).then(|| n - limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(rpm: Option<u32>, rpd: Option<u32>, tpm: Option<u64>) -> ModelLimits {
+        ModelLimits { rpm, rpd, tpm }
+    }
+
+    /// `window_full` with one list of requests for both windows.
+    fn full(limits: &ModelLimits, tokens: u64, w: &[(u64, u64)]) -> Option<(&'static str, u64)> {
+        window_full(limits, tokens, w, w.len() as u64, |i| Ok::<_, ()>(w[i as usize].0)).unwrap()
+    }
+
+    #[test]
+    fn unlimited_is_never_full() {
+        let many: Vec<(u64, u64)> = (0..1000).map(|i| (i, 1_000_000)).collect();
+        assert_eq!(full(&ModelLimits::default(), u64::MAX, &many), None);
+    }
+
+    #[test]
+    fn counts_free_with_the_request_that_must_leave() {
+        let w = [(10, 1), (20, 1), (30, 1)];
+        assert_eq!(full(&limits(Some(4), None, None), 1, &w), None);
+        assert_eq!(full(&limits(Some(3), None, None), 1, &w), Some(("rpm", 10 + MINUTE_MS)));
+        // A limit lowered below what is recorded: two must leave.
+        assert_eq!(full(&limits(Some(2), None, None), 1, &w), Some(("rpm", 20 + MINUTE_MS)));
+        assert_eq!(full(&limits(None, Some(3), None), 1, &w), Some(("rpd", 10 + DAY_MS)));
+        assert_eq!(full(&limits(Some(0), None, None), 1, &[]), Some(("rpm", NEVER)));
+    }
+
+    #[test]
+    fn tokens_free_once_enough_have_left() {
+        let w = [(10, 10), (20, 40), (30, 50)];
+        let tpm = limits(None, None, Some(100));
+        assert_eq!(full(&tpm, 0, &w), None, "exactly at the limit fits");
+        assert_eq!(full(&tpm, 10, &w), Some(("tpm", 10 + MINUTE_MS)));
+        assert_eq!(full(&tpm, 45, &w), Some(("tpm", 20 + MINUTE_MS)));
+        assert_eq!(full(&tpm, 100, &w), Some(("tpm", 30 + MINUTE_MS)));
+        assert_eq!(full(&tpm, 101, &[]), Some(("tpm", NEVER)));
+    }
+
+    #[test]
+    fn the_window_that_frees_last_is_named() {
+        let w = [(10, 10), (20, 10)];
+        assert_eq!(full(&limits(Some(2), Some(2), Some(5)), 1, &w), Some(("rpd", 10 + DAY_MS)));
+        assert_eq!(full(&limits(Some(2), None, Some(5)), 1, &w), Some(("tpm", 20 + MINUTE_MS)));
+        assert_eq!(
+            full(&limits(Some(2), None, Some(15)), 1, &w),
+            Some(("rpm", 10 + MINUTE_MS)),
+            "a tie names rpm"
+        );
+    }
+}
