@@ -188,4 +188,26 @@ mod tests {
             assert_eq!(why.starts_with("Paid"), paid, "layer {layer} says whether it is paid: {why}");
         }
     }
+
+    const DOC: &str = include_str!("../../../../docs/models.md");
+
+    #[test]
+    fn the_docs_configs_parse() {
+        let blocks: Vec<&str> = DOC.split("```toml config\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
+        assert!(blocks.len() >= 4);
+        for block in blocks {
+            if let Err(e) = Config::parse(block, Path::new("docs/models.md")) {
+                panic!("{e}\n{block}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_docs_show_the_default_layers_as_explained() {
+        for (layer, models, why) in explain() {
+            let models: Vec<String> = models.iter().map(|m| format!("`{m}`")).collect();
+            let row = format!("| {layer} | {} | {why} |", models.join(", "));
+            assert!(DOC.contains(&row), "docs/models.md lacks the row\n{row}");
+        }
+    }
 }
