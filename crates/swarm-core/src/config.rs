@@ -1,4 +1,5 @@
-//! `swarm.toml`: embedded defaults overlaid by the project's file. Unknown keys are errors.
+//! `swarm.toml` (and a `models.toml` beside it): embedded defaults overlaid by the project's
+//! files. Unknown keys are errors.
 
 use crate::backoff::Backoff;
 use crate::duration;
@@ -37,9 +38,14 @@ pub struct Config {
     pub feedback: FeedbackConfig,
     #[serde(default)]
     pub worktree: WorktreeConfig,
+    /// `[models]`: the model hierarchy, from `swarm.toml` or the `models.toml` beside it.
+    pub models: Option<ModelsConfig>,
     /// Where the config was read from, if anywhere.
     #[serde(skip)]
     pub path: Option<PathBuf>,
+    /// Where `[models]` was read from (`swarm.toml` or `models.toml`), if anywhere.
+    #[serde(skip)]
+    pub models_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -115,6 +121,140 @@ pub struct ProviderConfig {
     pub api_key_env: Option<String>,
     #[serde(default)]
     pub models: Vec<String>,
+    /// Whether this provider's models cost money (default: yes). A model's own
+    /// `[models.limits."ID"] paid` wins over it.
+    pub paid: Option<bool>,
+}
+
+/// Most layers a hierarchy may have (a task's `tier` is 1–7).
+pub const MAX_LAYERS: usize = 7;
+
+/// `[models]`: the model hierarchy (CONTRACT §8). Tasks without `model` get theirs from it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// The spend gate: paid models are used only when true (default false).
+    pub allow_paid: Option<bool>,
+    /// Longest a request waits for a model to free up before `models_exhausted` (default 1m).
+    #[serde(default, with = "duration::opt_serde")]
+    pub max_wait: Option<Duration>,
+    /// Per-run cap in USD: once spent, no new request or attempt starts.
+    pub budget_usd: Option<f64>,
+    /// Per-run cap in tokens (in + out).
+    pub budget_tokens: Option<u64>,
+    /// Model ids `PROVIDER/MODEL`, layer 1 first; within a layer in order.
+    #[serde(default)]
+    pub layers: Vec<Vec<String>>,
+    /// Declared limits, window and price of a model, by id.
+    #[serde(default)]
+    pub limits: BTreeMap<String, ModelLimitsConfig>,
+}
+
+/// `[models.limits."PROVIDER/MODEL"]`. Every key is optional; a missing limit is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelLimitsConfig {
+    /// Requests per minute.
+    pub rpm: Option<u32>,
+    /// Requests per day.
+    pub rpd: Option<u32>,
+    /// Tokens per minute.
+    pub tpm: Option<u64>,
+    /// Context window, tokens.
+    pub context: Option<u64>,
+    /// Whether the model costs money; unset: its provider's `paid`, else yes.
+    pub paid: Option<bool>,
+    /// USD per million input tokens (default 0).
+    pub price_in: Option<f64>,
+    /// USD per million output tokens (default 0).
+    pub price_out: Option<f64>,
+}
+
+/// `PROVIDER/MODEL` → (`PROVIDER`, `MODEL`): the provider is the part before the first `/`; the
+/// rest (which may hold `/` and `:`) is the provider's own model id. None unless both are there.
+pub fn split_model_id(id: &str) -> Option<(&str, &str)> {
+    id.split_once('/').filter(|(p, m)| !p.is_empty() && !m.is_empty())
+}
+
+/// What a `models.toml` may hold: `[models]`, and providers that `swarm.toml` does not declare.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelsFile {
+    models: Option<ModelsConfig>,
+    #[serde(default)]
+    providers: BTreeMap<String, ProviderConfig>,
+}
+
+impl ModelsConfig {
+    /// Every model of the hierarchy with its layer (1-based), in routing order.
+    pub fn models(&self) -> impl Iterator<Item = (u8, &str)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, layer)| layer.iter().map(move |m| ((i + 1) as u8, m.as_str())))
+    }
+
+    fn problems(&self, providers: &BTreeMap<String, ProviderConfig>) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.layers.len() > MAX_LAYERS {
+            out.push(format!(
+                "models.layers has {} layers; at most {MAX_LAYERS} are allowed (a task's tier is 1-{MAX_LAYERS})",
+                self.layers.len()
+            ));
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            if layer.is_empty() {
+                out.push(format!("models.layers: layer {} is empty (remove it or name a model)", i + 1));
+            }
+        }
+        let mut seen: BTreeMap<&str, u8> = BTreeMap::new();
+        for (layer, id) in self.models() {
+            if let Some(first) = seen.insert(id, layer) {
+                out.push(format!(
+                    "models.layers: `{id}` is listed twice (layers {first} and {layer}); a model has one place"
+                ));
+                continue;
+            }
+            match split_model_id(id) {
+                None => out.push(format!(
+                    "models.layers: `{id}` is not PROVIDER/MODEL (e.g. `gemini/gemini-2.5-flash`)"
+                )),
+                Some((provider, _)) if !providers.contains_key(provider) => {
+                    let known: Vec<&str> = providers.keys().map(String::as_str).collect();
+                    out.push(format!(
+                        "models.layers: `{id}` names the provider `{provider}`, which is not declared in [providers] ({})",
+                        if known.is_empty() { "none is".to_string() } else { format!("declared: {}", known.join(", ")) }
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        for (id, limits) in &self.limits {
+            let key = format!("models.limits.\"{id}\"");
+            if !seen.contains_key(id.as_str()) {
+                out.push(format!("{key}: `{id}` is in no layer of models.layers"));
+            }
+            for (name, value) in [
+                ("rpm", limits.rpm.map(u64::from)),
+                ("rpd", limits.rpd.map(u64::from)),
+                ("tpm", limits.tpm),
+                ("context", limits.context),
+            ] {
+                if value == Some(0) {
+                    out.push(format!("{key}.{name} must be at least 1 (to stop using the model, remove it from models.layers)"));
+                }
+            }
+            for (name, value) in [("price_in", limits.price_in), ("price_out", limits.price_out)] {
+                if value.is_some_and(|v| !(v >= 0.0 && v.is_finite())) {
+                    out.push(format!("{key}.{name} must be a price of 0 or more (USD per million tokens)"));
+                }
+            }
+        }
+        if self.budget_usd.is_some_and(|v| !(v >= 0.0 && v.is_finite())) {
+            out.push("models.budget_usd must be 0 or more (USD)".into());
+        }
+        out
+    }
 }
 
 /// `[hooks]`: shell commands run (and a webhook called) when tasks and runs end. A hook that
@@ -202,35 +342,83 @@ impl FeedbackConfig {
 }
 
 impl Config {
-    /// Reads `path`; a missing file is an error (the user named it).
+    /// Reads `path` and the `models.toml` beside it, if any; a missing `path` is an error (the
+    /// user named it).
     pub fn read(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        Config::parse(&text, path)
-    }
-
-    /// Parses and validates the text of a config file; `path` names it in errors.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let mut cfg: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Invalid { path: path.into(), message: e.to_string() })?;
-        cfg.path = Some(path.into());
+        let mut cfg = Config::parse_unchecked(&read_text(path)?, path)?;
+        cfg.merge_models_file(&path.with_file_name(MODELS_FILE))?;
         cfg.validate()?;
         Ok(cfg)
     }
 
-    /// `swarm.toml` in `dir` if present, else the embedded defaults.
+    /// Parses and validates the text of a config file; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg = Config::parse_unchecked(text, path)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn parse_unchecked(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Invalid { path: path.into(), message: e.to_string() })?;
+        cfg.path = Some(path.into());
+        cfg.models_path = cfg.models.is_some().then(|| path.into());
+        Ok(cfg)
+    }
+
+    /// `swarm.toml` in `dir` if present, else the embedded defaults; either way with the
+    /// `models.toml` in `dir`, if any.
     pub fn discover(dir: &Path) -> Result<Config, ConfigError> {
         let path = dir.join("swarm.toml");
         if path.is_file() {
-            Config::read(&path)
-        } else {
-            Ok(Config::default())
+            return Config::read(&path);
         }
+        let mut cfg = Config::default();
+        cfg.merge_models_file(&dir.join(MODELS_FILE))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Takes `[models]` (and providers) from `path` when that file exists. `[models]` may be
+    /// defined in one file only, and a provider declared once.
+    fn merge_models_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        if !path.is_file() || self.path.as_deref() == Some(path) {
+            return Ok(());
+        }
+        let invalid = |message: String| ConfigError::Invalid { path: path.into(), message };
+        let file: ModelsFile = toml::from_str(&read_text(path)?).map_err(|e| invalid(e.to_string()))?;
+        let here = path.display();
+        if let Some(models) = file.models {
+            if let Some(there) = &self.models_path {
+                return Err(invalid(format!(
+                    "[models] is defined both in `{}` and in `{here}`; keep one of them",
+                    there.display()
+                )));
+            }
+            self.models = Some(models);
+            self.models_path = Some(path.into());
+        }
+        for (name, provider) in file.providers {
+            if self.providers.contains_key(&name) {
+                let there = self.path.as_deref().unwrap_or(Path::new("swarm.toml")).display();
+                return Err(invalid(format!(
+                    "providers.{name} is declared both in `{there}` and in `{here}`; keep one of them"
+                )));
+            }
+            self.providers.insert(name, provider);
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid =
             |message: String| ConfigError::Invalid { path: self.path.clone().unwrap_or_default(), message };
+        if let Some(models) = &self.models {
+            if let Some(problem) = models.problems(&self.providers).into_iter().next() {
+                let path = self.models_path.clone().or_else(|| self.path.clone()).unwrap_or_default();
+                return Err(ConfigError::Invalid { path, message: problem });
+            }
+        }
         for (name, agent) in &self.agents {
             let builtin = crate::plan::AGENTS.contains(&name.as_str());
             if builtin && agent.command.is_some() {
@@ -302,6 +490,55 @@ impl Config {
     pub fn agent_limit(&self, agent: &str) -> Option<usize> {
         self.agents.get(agent).and_then(|a| a.concurrency)
     }
+
+    /// Whether a model hierarchy is configured (`[models] layers` names at least one model).
+    pub fn has_model_hierarchy(&self) -> bool {
+        !self.model_layers().is_empty()
+    }
+
+    /// `[models] layers`, layer 1 first (empty without a hierarchy).
+    pub fn model_layers(&self) -> &[Vec<String>] {
+        self.models.as_ref().map_or(&[], |m| m.layers.as_slice())
+    }
+
+    /// `[models.limits."ID"]`, if declared.
+    pub fn model_limits(&self, id: &str) -> Option<&ModelLimitsConfig> {
+        self.models.as_ref().and_then(|m| m.limits.get(id))
+    }
+
+    /// Whether a model costs money: unless it or its provider says `paid = false`, it does.
+    pub fn model_paid(&self, id: &str) -> bool {
+        let own = self.model_limits(id).and_then(|l| l.paid);
+        let provider = || split_model_id(id).and_then(|(p, _)| self.providers.get(p)).and_then(|p| p.paid);
+        own.or_else(provider).unwrap_or(true)
+    }
+
+    /// `[models] allow_paid` (default false); `swarm run --allow-paid` sets it.
+    pub fn allow_paid(&self) -> bool {
+        self.models.as_ref().and_then(|m| m.allow_paid).unwrap_or(false)
+    }
+
+    /// `[models] max_wait` (default 1m).
+    pub fn max_wait(&self) -> Duration {
+        self.models.as_ref().and_then(|m| m.max_wait).unwrap_or(Duration::from_secs(60))
+    }
+
+    /// `[models] budget_usd`: the run's spend cap, if any.
+    pub fn budget_usd(&self) -> Option<f64> {
+        self.models.as_ref().and_then(|m| m.budget_usd)
+    }
+
+    /// `[models] budget_tokens`: the run's token cap, if any.
+    pub fn budget_tokens(&self) -> Option<u64> {
+        self.models.as_ref().and_then(|m| m.budget_tokens)
+    }
+}
+
+/// The file beside `swarm.toml` that may hold `[models]` instead of it.
+pub const MODELS_FILE: &str = "models.toml";
+
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })
 }
 
 #[cfg(test)]
@@ -367,5 +604,188 @@ mod tests {
             let err = Config::read(&p).unwrap_err().to_string();
             assert!(err.contains(want), "{text:?}: {err}");
         }
+    }
+
+    /// A fresh directory for one test's files.
+    fn dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("swarm-cfg-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    const PROVIDERS: &str = "[providers.gemini]\nkind = \"openai-compatible\"\npaid = false\n\
+                             [providers.openrouter]\nkind = \"openai-compatible\"\n";
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("swarm.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn models_default_to_no_hierarchy() {
+        let cfg = Config::default();
+        assert!(!cfg.has_model_hierarchy());
+        assert!(cfg.model_layers().is_empty());
+        assert!(!cfg.allow_paid());
+        assert_eq!(cfg.max_wait(), Duration::from_secs(60));
+        assert_eq!((cfg.budget_usd(), cfg.budget_tokens()), (None, None));
+        let cfg = parse("[models]\nallow_paid = true\n").unwrap();
+        assert!(cfg.allow_paid() && !cfg.has_model_hierarchy());
+    }
+
+    #[test]
+    fn models_section_parses_every_key() {
+        let cfg = parse(&format!(
+            "{PROVIDERS}[models]\nallow_paid = true\nmax_wait = \"90s\"\nbudget_usd = 20.0\nbudget_tokens = 2000000\n\
+             layers = [[\"gemini/gemini-2.5-flash\", \"gemini/gemini-2.5-flash-lite\"], \
+             [\"openrouter/deepseek/deepseek-chat-v3-0324:free\"], [\"openrouter/anthropic/claude-sonnet-4.5\"]]\n\
+             [models.limits.\"gemini/gemini-2.5-flash\"]\nrpm = 10\nrpd = 250\ntpm = 250000\ncontext = 1048576\n\
+             paid = false\nprice_in = 0.0\nprice_out = 0.0\n\
+             [models.limits.\"openrouter/deepseek/deepseek-chat-v3-0324:free\"]\npaid = false\n\
+             [models.limits.\"openrouter/anthropic/claude-sonnet-4.5\"]\nprice_in = 3.0\nprice_out = 15.0\n"
+        ))
+        .unwrap();
+        assert!(cfg.has_model_hierarchy() && cfg.allow_paid());
+        assert_eq!(cfg.max_wait(), Duration::from_secs(90));
+        assert_eq!((cfg.budget_usd(), cfg.budget_tokens()), (Some(20.0), Some(2_000_000)));
+        assert_eq!(cfg.model_layers().len(), 3);
+        assert_eq!(cfg.model_layers()[0], ["gemini/gemini-2.5-flash", "gemini/gemini-2.5-flash-lite"]);
+        let flash = cfg.model_limits("gemini/gemini-2.5-flash").unwrap();
+        assert_eq!(
+            (flash.rpm, flash.rpd, flash.tpm, flash.context),
+            (Some(10), Some(250), Some(250_000), Some(1_048_576))
+        );
+        assert_eq!(cfg.model_limits("gemini/gemini-2.5-flash-lite"), None);
+        assert_eq!(cfg.models_path.as_deref(), Some(Path::new("swarm.toml")));
+        let models: Vec<(u8, &str)> = cfg.models.as_ref().unwrap().models().collect();
+        assert_eq!(models[2], (2, "openrouter/deepseek/deepseek-chat-v3-0324:free"));
+        assert_eq!(split_model_id("openrouter/deepseek/x:free"), Some(("openrouter", "deepseek/x:free")));
+        assert_eq!(split_model_id("flash"), None);
+        assert_eq!(split_model_id("/flash"), None);
+        assert_eq!(split_model_id("gemini/"), None);
+    }
+
+    #[test]
+    fn a_model_is_paid_unless_it_or_its_provider_says_otherwise() {
+        let cfg = parse(&format!(
+            "{PROVIDERS}[providers.local]\nkind = \"openai-compatible\"\npaid = true\n\
+             [models]\nlayers = [[\"gemini/a\", \"gemini/b\", \"openrouter/c\", \"openrouter/d:free\", \"local/e\"]]\n\
+             [models.limits.\"gemini/b\"]\npaid = true\n[models.limits.\"openrouter/d:free\"]\npaid = false\n"
+        ))
+        .unwrap();
+        let paid: Vec<bool> = ["gemini/a", "gemini/b", "openrouter/c", "openrouter/d:free", "local/e"]
+            .map(|m| cfg.model_paid(m))
+            .to_vec();
+        assert_eq!(paid, [false, true, true, false, true]);
+    }
+
+    #[test]
+    fn models_errors_name_the_key() {
+        let layer = |models: &str| format!("{PROVIDERS}[models]\nlayers = [{models}]\n");
+        let eight = (1..=8).map(|i| format!("[\"gemini/m{i}\"]")).collect::<Vec<_>>().join(", ");
+        let seven = (1..=7).map(|i| format!("[\"gemini/m{i}\"]")).collect::<Vec<_>>().join(", ");
+        assert!(parse(&layer(&seven)).is_ok());
+        let limits =
+            |body: &str| format!("{}[models.limits.\"gemini/a\"]\n{body}\n", layer("[\"gemini/a\"]"));
+        for (text, want) in [
+            (layer(&eight), "models.layers has 8 layers; at most 7 are allowed"),
+            (layer("[\"gemini/a\"], []"), "models.layers: layer 2 is empty"),
+            (layer("[\"gemini/a\", \"gemini/b\"], [\"gemini/a\"]"), "models.layers: `gemini/a` is listed twice (layers 1 and 2)"),
+            (layer("[\"gemini/a\", \"gemini/a\"]"), "`gemini/a` is listed twice (layers 1 and 1)"),
+            (
+                layer("[\"anthropic/claude\"]"),
+                "models.layers: `anthropic/claude` names the provider `anthropic`, which is not declared in [providers] (declared: gemini, openrouter)",
+            ),
+            ("[models]\nlayers = [[\"x/y\"]]\n".to_string(), "which is not declared in [providers] (none is)"),
+            (layer("[\"flash\"]"), "models.layers: `flash` is not PROVIDER/MODEL"),
+            (
+                format!("{}[models.limits.\"gemini/b\"]\nrpm = 5\n", layer("[\"gemini/a\"]")),
+                "models.limits.\"gemini/b\": `gemini/b` is in no layer of models.layers",
+            ),
+            (limits("price_in = -0.5"), "models.limits.\"gemini/a\".price_in must be a price of 0 or more"),
+            (limits("price_out = -1.0"), "models.limits.\"gemini/a\".price_out must be a price of 0 or more"),
+            (limits("price_out = nan"), "price_out must be a price of 0 or more"),
+            (limits("rpm = 0"), "models.limits.\"gemini/a\".rpm must be at least 1"),
+            (limits("rpd = 0"), "models.limits.\"gemini/a\".rpd must be at least 1"),
+            (limits("tpm = 0"), "models.limits.\"gemini/a\".tpm must be at least 1"),
+            (limits("context = 0"), "models.limits.\"gemini/a\".context must be at least 1"),
+            (limits("rpm = -3"), "rpm"),
+            (limits("rps = 3"), "rps"),
+            (format!("{}budget_usd = -1.0\n", layer("[\"gemini/a\"]")), "models.budget_usd must be 0 or more"),
+            ("[models]\nmax_wait = \"soon\"\n".to_string(), "soon"),
+            ("[models]\nallow_payed = true\n".to_string(), "allow_payed"),
+            ("[providers.x]\nkind = \"openai-compatible\"\npaid = \"no\"\n".to_string(), "paid"),
+        ] {
+            let err = parse(&text).unwrap_err();
+            assert!(err.contains(want), "{text:?}:\n{err}");
+            assert!(err.contains("swarm.toml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn models_toml_beside_swarm_toml() {
+        let d = dir("models-file");
+        let swarm = d.join("swarm.toml");
+        let models = d.join(MODELS_FILE);
+        std::fs::write(&swarm, format!("{PROVIDERS}[run]\ngrace = \"1s\"\n")).unwrap();
+        std::fs::write(
+            &models,
+            "[providers.local]\nkind = \"openai-compatible\"\npaid = false\n\
+             [models]\nmax_wait = \"10s\"\nlayers = [[\"gemini/a\"], [\"local/b\"]]\n\
+             [models.limits.\"gemini/a\"]\nrpm = 3\n",
+        )
+        .unwrap();
+        for cfg in [Config::read(&swarm).unwrap(), Config::discover(&d).unwrap()] {
+            assert_eq!(cfg.grace(), Duration::from_secs(1));
+            assert_eq!(cfg.max_wait(), Duration::from_secs(10));
+            assert_eq!(cfg.model_layers().len(), 2);
+            assert_eq!(cfg.model_limits("gemini/a").unwrap().rpm, Some(3));
+            assert!(!cfg.model_paid("local/b"), "a provider from models.toml");
+            assert_eq!(cfg.models_path.as_deref(), Some(models.as_path()));
+        }
+        // Without swarm.toml, models.toml alone (with its providers) still counts.
+        std::fs::remove_file(&swarm).unwrap();
+        let err = Config::discover(&d).unwrap_err().to_string();
+        assert!(
+            err.contains("models.toml") && err.contains("`gemini/a` names the provider `gemini`"),
+            "{err}"
+        );
+        std::fs::write(&models, format!("{PROVIDERS}[models]\nlayers = [[\"gemini/a\"]]\n")).unwrap();
+        assert_eq!(Config::discover(&d).unwrap().model_layers().len(), 1);
+
+        // Errors in models.toml name it.
+        std::fs::write(&swarm, PROVIDERS).unwrap();
+        for (text, want) in [
+            ("[models]\nlayers = [[]]\n", "models.layers: layer 1 is empty"),
+            ("[models]\nlayers = [[\"gemini/a\"]]\n[run]\ngrace = \"1s\"\n", "unknown field `run`"),
+            ("[models]\nlayerz = []\n", "layerz"),
+            ("[providers.gemini]\nkind = \"openai-compatible\"\n", "providers.gemini is declared both in"),
+        ] {
+            std::fs::write(&models, text).unwrap();
+            let err = Config::read(&swarm).unwrap_err().to_string();
+            assert!(err.contains(want) && err.contains(&models.display().to_string()), "{text:?}:\n{err}");
+        }
+
+        // [models] in both files: an error naming both.
+        std::fs::write(&swarm, format!("{PROVIDERS}[models]\nlayers = [[\"gemini/a\"]]\n")).unwrap();
+        std::fs::write(&models, "[models]\nlayers = [[\"gemini/b\"]]\n").unwrap();
+        let err = Config::read(&swarm).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "[models] is defined both in `{}` and in `{}`",
+                swarm.display(),
+                models.display()
+            )),
+            "{err}"
+        );
+        // models.toml without [models] (only providers) is fine next to swarm.toml's [models].
+        std::fs::write(&models, "[providers.local]\nkind = \"openai-compatible\"\n").unwrap();
+        let cfg = Config::read(&swarm).unwrap();
+        assert_eq!(cfg.models_path.as_deref(), Some(swarm.as_path()));
+        assert!(cfg.providers.contains_key("local"));
+        // --config naming models.toml itself does not read it twice.
+        std::fs::write(&models, format!("{PROVIDERS}[models]\nlayers = [[\"gemini/b\"]]\n")).unwrap();
+        assert_eq!(Config::read(&models).unwrap().model_layers()[0], ["gemini/b"]);
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -1,5 +1,5 @@
-//! swarm-core: the plan model, its parser and validator, the pure scheduler, and the public types
-//! (events, task states, reports) every other crate speaks.
+//! swarm-core: the plan model, its parser and validator, the pure scheduler and model router, and
+//! the public types (events, task states, reports) every other crate speaks.
 
 pub mod backoff;
 pub mod completion;
@@ -10,6 +10,7 @@ pub mod event;
 pub mod failure;
 pub mod plan;
 pub mod report;
+pub mod router;
 pub mod scheduler;
 pub mod schema;
 pub mod state;

@@ -141,7 +141,8 @@ impl Engine {
         self.store.create_run(&record, &tasks)?;
         let lease = lease_token();
         self.store.acquire_lease(&run_id, &lease, crate::LEASE_TTL, None)?;
-        Ok(self.launch(record, tasks, None, false, lease, gateway, req.allow_paid))
+        let ledger = Ledger::new(&self.config, req.allow_paid);
+        Ok(self.launch(record, tasks, None, false, lease, (gateway, ledger)))
     }
 
     /// Continues a run whose orchestrator is gone: takes its lease from the dead holder before
@@ -190,7 +191,8 @@ impl Engine {
         record.state = RunState::Running;
         let succeeded = tasks.iter().filter(|t| t.state == TaskState::Succeeded).count();
         let info = ResumeInfo { succeeded, total: tasks.len(), reaped };
-        Ok((self.launch(record, tasks, Some(restored), retry_failed, lease, gateway, false), info))
+        let ledger = Ledger::new(&self.config, false);
+        Ok((self.launch(record, tasks, Some(restored), retry_failed, lease, (gateway, ledger)), info))
     }
 
     /// Takes the run's lease, from its holder only if that one is known dead.
@@ -205,7 +207,7 @@ impl Engine {
     /// gets its model from it.
     fn gateway_for(&self, plan: &Plan) -> Result<Option<Arc<Gateway>>, EngineError> {
         let needed = plan.tasks.iter().any(|t| t.model.is_none() && t.agent != "exec");
-        if !needed || self.config.models.layers.is_empty() {
+        if !needed || self.config.models.as_ref().is_none_or(|m| m.layers.is_empty()) {
             return Ok(None);
         }
         let mut slot = self.gateway.lock().expect("gateway");
@@ -224,11 +226,9 @@ impl Engine {
         restored: Option<Vec<Restored>>,
         retry_failed: bool,
         lease: String,
-        gateway: Option<Arc<Gateway>>,
-        allow_paid: bool,
+        (gateway, ledger): (Option<Arc<Gateway>>, Arc<Ledger>),
     ) -> RunHandle {
         let run_dir = self.run_dir(&record.run_id);
-        let ledger = Ledger::new(&self.config, allow_paid);
         dispatcher::spawn(RunSetup {
             gateway,
             ledger,

@@ -97,7 +97,11 @@ impl Launcher<'_> {
             task: t.clone(),
             attempt,
             prompt,
-            model: if gateway_token.is_some() { Some(format!("{GATEWAY_PROVIDER}/auto")) } else { t.model.clone() },
+            model: if gateway_token.is_some() {
+                Some(format!("{GATEWAY_PROVIDER}/auto"))
+            } else {
+                t.model.clone()
+            },
             provider,
             env_remove,
             workspace: self.workspace(t)?,

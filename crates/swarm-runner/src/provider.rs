@@ -102,6 +102,7 @@ mod provider_tests {
                 base_url: Some(base_url.into()),
                 api_key_env: key_env.map(String::from),
                 models: vec!["ok".into()],
+                paid: None,
             },
         );
         c

@@ -127,6 +127,7 @@ fn an_attempt_job_and_its_events_survive_a_trip_through_json() {
             setup: Some("npm ci".into()),
         },
         env: vec![("SWARM_RUN_ID".into(), "r".into())],
+        env_remove: vec!["LOCAL_KEY".into()],
         limits: Limits {
             timeout: Some(Duration::from_secs(1200)),
             stall: None,

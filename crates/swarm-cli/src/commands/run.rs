@@ -67,6 +67,8 @@ fn rehearse(
             base_url: Some(server.base_url()),
             api_key_env: None,
             models: models.clone(),
+            // The fake model costs nothing.
+            paid: Some(false),
         },
     );
     for t in plan.tasks.iter_mut().filter(|t| t.agent != "exec") {

@@ -651,6 +651,7 @@ fn toml_value() -> impl Strategy<Value = String> {
             "inf", "nan", "-inf", "true", "false", "[]", "[1, \"a\"]", "{}", "{ a = 1 }", "\"\"", "\"5s\"", "\"0s\"",
             "\"\\u0000\"", "'''\nmulti\n'''", "\"\"\"\nmulti\n\"\"\"", "1979-05-27T07:32:00Z", "0x10", "1_000",
             "\"http://127.0.0.1:9/h\"", "\"example.com\"", "\"{prompt} {model}\"", "\"my-cli {prompt}\"",
+            "[[\"local/a\"], [\"local/b\", \"x/c:free\"]]", "[[]]", "[[\"local/a\", \"local/a\"]]", "-0.5",
         ][..])
         .prop_map(str::to_string),
         1 => (0usize..300, select(&["[", "{ a = "][..])).prop_map(|(n, open)| {
@@ -700,13 +701,23 @@ fn config() -> impl Strategy<Value = String> {
             "mirror",
             "mirror_dir",
             "footer",
+            "paid",
+            "allow_paid",
+            "max_wait",
+            "budget_usd",
+            "budget_tokens",
+            "layers",
+            "rpm",
+            "tpm",
+            "context",
+            "price_in",
             "unknown",
         ][..],
     );
     let section = prop_oneof![
         4 => select(&[
             "[run]", "[store]", "[hooks]", "[feedback]", "[agents.mine]", "[agents.exec]", "[agents.kilo]",
-            "[providers.local]", "[agents.mine.env]", "[models]", "", "[[run]]", "[run.x]", "[agents.\"a b\"]",
+            "[providers.local]", "[agents.mine.env]", "[models]", "[models.limits.\"local/a\"]", "", "[[run]]", "[run.x]", "[agents.\"a b\"]",
             "[agents.'x']", "[\"\"]", "[providers]",
         ][..])
         .prop_map(str::to_string),

@@ -127,7 +127,7 @@ fn check_config(bytes: &[u8]) -> Result<(), String> {
                 return Ok(());
             }
             // Checks after parsing name the key instead.
-            let keyed = ["run.", "agents.", "hooks.", "feedback.", "store.", "providers."];
+            let keyed = ["run.", "agents.", "hooks.", "feedback.", "store.", "providers.", "models."];
             if keyed.iter().any(|k| message.starts_with(k)) {
                 Ok(())
             } else {

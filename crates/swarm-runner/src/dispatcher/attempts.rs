@@ -46,8 +46,8 @@ impl Dispatcher {
         };
         // The spend gate: once the run's budget is spent, no new attempt starts on it.
         let spent = via_gateway.then(|| self.ledger.budget_spent()).flatten();
-        let job = match spent {
-            Some(why) => Err(why),
+        let job = match &spent {
+            Some(why) => Err(why.clone()),
             None => launcher.job(task, attempt, self.docs[i].attempts.last(), token.as_deref()),
         };
         let doc = AttemptReport {

@@ -9,6 +9,7 @@ mod finish;
 mod models;
 
 use crate::executor::{Events, ExecutorContext};
+use crate::gateway::{Gateway, GatewayEvent, Ledger};
 use crate::handle::{Canceller, Control, EventBus, RunHandle};
 use crate::hooks::{HookKind, HookOutcome, Hooks};
 use crate::mirror::Mirror;
@@ -18,7 +19,6 @@ use crate::supervise::StopRequest;
 use crate::sweeper::Sweeper;
 use crate::writer::{Note, Write, Writer};
 use chrono::Utc;
-use crate::gateway::{Gateway, GatewayEvent, Ledger};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -22,7 +22,9 @@ impl Dispatcher {
                 fallback,
                 ..
             } => {
-                let Some(a) = self.docs[task as usize].attempts.iter_mut().find(|a| a.n == attempt) else { return };
+                let Some(a) = self.docs[task as usize].attempts.iter_mut().find(|a| a.n == attempt) else {
+                    return;
+                };
                 let changed = a.model.as_deref() != Some(model.as_str());
                 a.model = Some(model.clone());
                 a.layer = Some(layer);

@@ -76,9 +76,9 @@ pub struct Ledger {
 impl Ledger {
     pub fn new(config: &Config, allow_paid: bool) -> Arc<Ledger> {
         Arc::new(Ledger {
-            allow_paid: allow_paid || config.models.allow_paid.unwrap_or(false),
-            budget_usd: config.models.budget_usd,
-            budget_tokens: config.models.budget_tokens,
+            allow_paid: allow_paid || config.allow_paid(),
+            budget_usd: config.budget_usd(),
+            budget_tokens: config.budget_tokens(),
             spent: Mutex::new((0.0, 0)),
             disabled: Mutex::new(HashMap::new()),
         })
@@ -135,7 +135,7 @@ impl Gateway {
             store,
             catalog: Catalog::from_config(config),
             providers: config.providers.clone(),
-            max_wait: config.models_max_wait(),
+            max_wait: config.max_wait(),
             grants: Mutex::new(HashMap::new()),
             client,
         });

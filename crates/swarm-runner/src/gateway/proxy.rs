@@ -32,7 +32,11 @@ pub(super) async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap
     }
     let mut data = vec![json!({ "id": "auto", "object": "model", "owned_by": "swarm" })];
     data.extend(
-        shared.catalog.models.iter().map(|m| json!({ "id": m.id, "object": "model", "owned_by": m.provider })),
+        shared
+            .catalog
+            .models
+            .iter()
+            .map(|m| json!({ "id": m.id, "object": "model", "owned_by": m.provider })),
     );
     Json(json!({ "object": "list", "data": data })).into_response()
 }
@@ -51,7 +55,11 @@ pub(super) async fn chat_completions(
         return error(StatusCode::UNAUTHORIZED, "swarm gateway: unknown or expired token", "invalid_api_key");
     };
     let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "swarm gateway: the body is not a JSON object", "invalid_request");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "swarm gateway: the body is not a JSON object",
+            "invalid_request",
+        );
     };
     let streaming = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let est_tokens = router::estimate_tokens(body.len());
@@ -72,7 +80,9 @@ pub(super) async fn chat_completions(
             Some(Err(e)) => {
                 return error(StatusCode::SERVICE_UNAVAILABLE, &format!("swarm gateway: store: {e}"), "store")
             }
-            None => return error(StatusCode::SERVICE_UNAVAILABLE, "swarm gateway: store call failed", "store"),
+            None => {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "swarm gateway: store call failed", "store")
+            }
         };
         let now_ms = standings.first().map_or_else(now_ms, |s| s.now_ms);
         let disabled = grant.ledger.disabled.lock().expect("ledger").clone();
@@ -86,6 +96,7 @@ pub(super) async fn chat_completions(
                 minute_requests: s.minute_requests,
                 minute_tokens: s.minute_tokens,
                 day_requests: s.day_requests,
+                minute_frees_at_ms: None,
             })
             .collect();
         let (spent_usd, spent_tokens) = grant.ledger.spent();
@@ -119,7 +130,11 @@ pub(super) async fn chat_completions(
             Route::Exhausted { why, .. } => {
                 send(GatewayEvent::Exhausted { task: grant.task, attempt: grant.attempt, why: why.clone() });
                 // Not a 429: an agent would only retry it, and nothing will free up in time.
-                return error(StatusCode::BAD_REQUEST, &format!("swarm: models_exhausted: {why}"), "models_exhausted");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("swarm: models_exhausted: {why}"),
+                    "models_exhausted",
+                );
             }
         };
         let entry = &catalog.models[model];
@@ -132,7 +147,9 @@ pub(super) async fn chat_completions(
             Some(Err(e)) => {
                 return error(StatusCode::SERVICE_UNAVAILABLE, &format!("swarm gateway: store: {e}"), "store")
             }
-            None => return error(StatusCode::SERVICE_UNAVAILABLE, "swarm gateway: store call failed", "store"),
+            None => {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "swarm gateway: store call failed", "store")
+            }
         }
         let sent = Instant::now();
         let answer = forward(&shared, entry, &request).await;
@@ -149,7 +166,13 @@ pub(super) async fn chat_completions(
             let h = r.headers();
             let v = h.get("retry-after-ms").or_else(|| h.get("retry-after"))?.to_str().ok()?;
             let ms = h.contains_key("retry-after-ms");
-            swarm_agents::classify::parse_retry_after(v).map(|d| if ms { d.as_millis() as u64 / 1000 } else { d.as_millis() as u64 })
+            swarm_agents::classify::parse_retry_after(v).map(|d| {
+                if ms {
+                    d.as_millis() as u64 / 1000
+                } else {
+                    d.as_millis() as u64
+                }
+            })
         });
         let (response, text) = match response {
             Some(r) => {

@@ -1,0 +1,16 @@
+//! The model hierarchy's decisions, pure: which model serves a request now ([`route`]), what a
+//! provider's failure does to a model ([`policy`]), and the built-in default hierarchy
+//! ([`defaults`]). No clock, store or socket lives here: the gateway feeds each model's
+//! [`Standing`] and the time, and carries out the answer.
+
+mod catalog;
+pub mod defaults;
+mod policy;
+mod route;
+
+pub use catalog::{Catalog, ModelEntry};
+pub use policy::{estimate_tokens, policy, Policy};
+pub use route::{route, Route, RouteRequest, Skip, Standing};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,201 @@
+//! What a provider's failure does to the model that answered it: cool it down (for how long),
+//! disable it for the run, look for a larger window, or pass the failure to the agent.
+
+use crate::failure::FailureClass;
+
+/// What the gateway does to a model after a failed request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Policy {
+    /// Use no more until then, in every process on the store; the request goes to the next model.
+    CoolUntil { until_ms: u64 },
+    /// Use no more in this run (say so once, loudly); `reason` is for people.
+    Disable { reason: String },
+    /// The request does not fit: route it again to a model with a larger window.
+    TryLarger,
+    /// Not the model's fault: the agent gets the failure.
+    PassThrough,
+}
+
+/// `rate_limited`: 30 s, doubling on each repeat, at most 10 min.
+const RATE_LIMITED: (u64, u64) = (30_000, 600_000);
+/// `overloaded`: 10 s, doubling on each repeat, at most 2 min.
+const OVERLOADED: (u64, u64) = (10_000, 120_000);
+/// Cooldowns are spread ±20% so processes sharing a model don't all come back at once.
+const JITTER: f64 = 0.2;
+/// A quota still used up after the first reset we assumed is probed again this often.
+const QUOTA_PROBE_MS: u64 = 3_600_000;
+const DAY_MS: u64 = 86_400_000;
+
+/// The policy for a failure of `class` on a model. `retry_after_ms` is the provider's
+/// `retry-after` (a duration), `repeats` how many times in a row the model failed this way
+/// before (0 the first time), `jitter` a random number in [0, 1).
+///
+/// - `rate_limited`: cool for max(retry-after, 30 s × 2^repeats up to 10 min, ±20%).
+/// - `quota_exhausted`: the day's quota is used up. Providers reset at different hours
+///   (Gemini at midnight Pacific time); we keep it simple: the first time, cool until
+///   `retry-after` if given, else the next 00:00 UTC. When the quota is still used up after
+///   that (a repeat), probe again hourly (or at retry-after, if later), so a provider that
+///   resets later in the day costs at most an hour, not another day.
+/// - `overloaded`: a short cooldown: max(retry-after, 10 s × 2^repeats up to 2 min, ±20%).
+/// - `billing`, `auth`, `model_not_found`: disable the model for the run.
+/// - `context_too_long`: a model with a larger window.
+/// - `agent_error`, `crashed`: passed through.
+pub fn policy(
+    class: FailureClass,
+    retry_after_ms: Option<u64>,
+    repeats: u32,
+    now_ms: u64,
+    jitter: f64,
+) -> Policy {
+    let after = |ms: u64| now_ms.saturating_add(ms);
+    let retry_after = retry_after_ms.unwrap_or(0);
+    match class {
+        FailureClass::RateLimited => {
+            Policy::CoolUntil { until_ms: after(grown(RATE_LIMITED, repeats, jitter).max(retry_after)) }
+        }
+        FailureClass::Overloaded => {
+            Policy::CoolUntil { until_ms: after(grown(OVERLOADED, repeats, jitter).max(retry_after)) }
+        }
+        FailureClass::QuotaExhausted => {
+            let midnight = (now_ms / DAY_MS + 1) * DAY_MS;
+            let until_ms = match (repeats, retry_after_ms) {
+                (0, Some(ms)) => after(ms),
+                (0, None) => midnight,
+                _ => midnight.min(after(QUOTA_PROBE_MS)).max(after(retry_after)),
+            };
+            Policy::CoolUntil { until_ms }
+        }
+        FailureClass::Billing => Policy::Disable {
+            reason: "billing: the provider asks for payment or credits before it serves this model".into(),
+        },
+        FailureClass::Auth => Policy::Disable {
+            reason: "auth: the provider refused the API key (check the provider's api_key_env)".into(),
+        },
+        FailureClass::ModelNotFound => Policy::Disable {
+            reason: "model_not_found: the provider does not know this model id (check [models] layers)"
+                .into(),
+        },
+        FailureClass::ContextTooLong => Policy::TryLarger,
+        FailureClass::AgentError | FailureClass::Crashed => Policy::PassThrough,
+    }
+}
+
+/// `base × 2^repeats`, at most `cap`, then spread by ±[`JITTER`] (`jitter` 0 → −20%, → 1 → +20%).
+fn grown((base, cap): (u64, u64), repeats: u32, jitter: f64) -> u64 {
+    let doubled = base.saturating_mul(1u64.checked_shl(repeats).unwrap_or(u64::MAX));
+    let capped = doubled.min(cap) as f64;
+    let spread = 1.0 - JITTER + 2.0 * JITTER * jitter.clamp(0.0, 1.0);
+    (capped * spread).round() as u64
+}
+
+/// A request's size in tokens, estimated from its bytes: about 4 bytes a token, rounded up.
+pub fn estimate_tokens(request_bytes: usize) -> u64 {
+    request_bytes.div_ceil(4) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use FailureClass::*;
+
+    const NOW: u64 = 1_750_000_000_000; // 2025-06-15T15:06:40Z
+
+    fn cool(p: Policy) -> u64 {
+        match p {
+            Policy::CoolUntil { until_ms } => until_ms - NOW,
+            other => panic!("expected a cooldown, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rate_limited_grows_doubling_up_to_ten_minutes() {
+        let mid = |repeats| cool(policy(RateLimited, None, repeats, NOW, 0.5));
+        assert_eq!(
+            [0, 1, 2, 3, 4, 5, 6, 40, u32::MAX].map(mid),
+            [30_000, 60_000, 120_000, 240_000, 480_000, 600_000, 600_000, 600_000, 600_000]
+        );
+    }
+
+    #[test]
+    fn rate_limited_honours_a_longer_retry_after() {
+        assert_eq!(cool(policy(RateLimited, Some(90_000), 0, NOW, 0.5)), 90_000);
+        // A shorter one does not shorten the policy's cooldown.
+        assert_eq!(cool(policy(RateLimited, Some(1_000), 0, NOW, 0.5)), 30_000);
+        assert_eq!(cool(policy(RateLimited, Some(3_600_000), 9, NOW, 0.99)), 3_600_000);
+    }
+
+    #[test]
+    fn jitter_stays_within_twenty_percent() {
+        for class in [RateLimited, Overloaded] {
+            for repeats in [0, 1, 3, 10] {
+                let at = |j| cool(policy(class, None, repeats, NOW, j));
+                let base = at(0.5) as f64;
+                let (lo, hi) = (at(0.0) as f64, at(0.999_999) as f64);
+                assert!((lo - base * 0.8).abs() <= 1.0, "{class} {repeats}: {lo} vs {base}");
+                assert!(hi <= base * 1.2 + 1.0 && hi >= base * 1.199, "{class} {repeats}: {hi} vs {base}");
+                for j in [0.1, 0.3, 0.7, 0.9] {
+                    let d = at(j) as f64;
+                    assert!(d >= lo && d <= hi, "{class} {repeats} {j}: {d}");
+                }
+                // Out-of-range jitter is clamped.
+                assert_eq!(at(-3.0), at(0.0));
+                assert!(at(7.0) as f64 <= base * 1.2 + 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn overloaded_is_short_and_capped_at_two_minutes() {
+        let mid = |repeats| cool(policy(Overloaded, None, repeats, NOW, 0.5));
+        assert_eq!(
+            [0, 1, 2, 3, 4, 63, 64].map(mid),
+            [10_000, 20_000, 40_000, 80_000, 120_000, 120_000, 120_000]
+        );
+        assert_eq!(cool(policy(Overloaded, Some(300_000), 0, NOW, 0.5)), 300_000);
+    }
+
+    #[test]
+    fn quota_cools_until_the_next_utc_midnight_or_retry_after() {
+        let midnight = 1_750_032_000_000; // 2025-06-16T00:00:00Z
+        assert_eq!(policy(QuotaExhausted, None, 0, NOW, 0.3), Policy::CoolUntil { until_ms: midnight });
+        assert_eq!(
+            policy(QuotaExhausted, Some(5_000), 0, NOW, 0.3),
+            Policy::CoolUntil { until_ms: NOW + 5_000 }
+        );
+        // Exactly at midnight: the next one.
+        assert_eq!(
+            policy(QuotaExhausted, None, 0, midnight, 0.3),
+            Policy::CoolUntil { until_ms: midnight + DAY_MS }
+        );
+        // Still used up after the reset we assumed: probe hourly, never past the next midnight.
+        assert_eq!(cool(policy(QuotaExhausted, None, 1, NOW, 0.3)), 3_600_000);
+        assert_eq!(cool(policy(QuotaExhausted, Some(7_200_000), 2, NOW, 0.3)), 7_200_000);
+        let late = midnight - 600_000;
+        assert_eq!(policy(QuotaExhausted, None, 3, late, 0.3), Policy::CoolUntil { until_ms: midnight });
+    }
+
+    #[test]
+    fn billing_auth_and_unknown_models_are_disabled_with_a_reason() {
+        for (class, word) in [(Billing, "billing"), (Auth, "auth"), (ModelNotFound, "model_not_found")] {
+            match policy(class, Some(1_000), 3, NOW, 0.5) {
+                Policy::Disable { reason } => {
+                    assert!(reason.starts_with(word), "{reason}");
+                    assert!(reason.len() > word.len() + 10, "a human reason: {reason}");
+                }
+                other => panic!("{class}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn context_wants_a_larger_model_and_agent_failures_pass_through() {
+        assert_eq!(policy(ContextTooLong, None, 0, NOW, 0.5), Policy::TryLarger);
+        assert_eq!(policy(AgentError, Some(1), 0, NOW, 0.5), Policy::PassThrough);
+        assert_eq!(policy(Crashed, None, 5, NOW, 0.5), Policy::PassThrough);
+    }
+
+    #[test]
+    fn tokens_are_about_four_bytes_rounded_up() {
+        assert_eq!([0, 1, 3, 4, 5, 8, 4001].map(estimate_tokens), [0, 1, 1, 1, 2, 2, 1001]);
+    }
+}
