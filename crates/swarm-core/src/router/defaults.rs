@@ -193,7 +193,8 @@ mod tests {
 
     #[test]
     fn the_docs_configs_parse() {
-        let blocks: Vec<&str> = DOC.split("```toml config\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
+        let blocks: Vec<&str> =
+            DOC.split("```toml config\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
         assert!(blocks.len() >= 4);
         for block in blocks {
             if let Err(e) = Config::parse(block, Path::new("docs/models.md")) {
