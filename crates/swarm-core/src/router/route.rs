@@ -240,7 +240,7 @@ fn exhausted_why(
     let mut why = if candidates == 0 {
         format!(
             "no model is in layer {} or later (the task's tier; the hierarchy has {} layers)",
-            req.start_layer,
+            req.start_layer.max(1),
             catalog.layers()
         )
     } else if count[4] == candidates {
@@ -265,7 +265,7 @@ fn exhausted_why(
         };
         format!(
             "no model of layer {} or later can take this request: {}{context}",
-            req.start_layer,
+            req.start_layer.max(1),
             parts.join(", ")
         )
     };
