@@ -44,6 +44,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// List the agent adapters: CLI found, version, pinned version.
     Agents(AgentsArgs),
+    /// The model hierarchy: every model's layer, state (ok, cooling until …, disabled), limits
+    /// and usage this minute and today, as every swarm process on the store sees it.
+    Models(ModelsArgs),
     /// Serve swarm's scripted fake model (OpenAI-compatible) for rehearsals and tests.
     FakeLlm(FakeLlmArgs),
     /// Print the JSON Schemas (2020-12) of stored documents and of completion.json.
@@ -69,6 +72,7 @@ impl Command {
             | Command::Logs(_)
             | Command::Doctor(_)
             | Command::Agents(_)
+            | Command::Models(_)
             | Command::Schema(_)
             | Command::Events(_)
             | Command::State(_)
@@ -194,6 +198,19 @@ pub struct EventsArgs {
 pub struct DoctorArgs {
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ModelsArgs {
+    #[arg(long)]
+    pub json: bool,
+    /// Print the built-in 7-layer default hierarchy (free Gemini first, paid last), why each
+    /// layer is where it is, and the swarm.toml snippet that declares it.
+    #[arg(long)]
+    pub defaults: bool,
+    /// The namespace whose cooldowns and usage to show (default: the project's).
+    #[arg(long)]
+    pub namespace: Option<String>,
 }
 
 #[derive(Args, Debug)]

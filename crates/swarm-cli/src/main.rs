@@ -43,6 +43,7 @@ fn dispatch(cli: Cli) -> error::CliResult {
         Command::Schema(args) => commands::schema::schema(args),
         Command::Doctor(args) => commands::doctor::doctor(store, config, args),
         Command::Agents(args) => commands::agents::agents(store, config, args),
+        Command::Models(args) => commands::models::models(store, config, args),
         Command::FakeLlm(args) => commands::fake_llm::fake_llm(args),
         Command::Events(args) => commands::events::events(store, config, args),
         Command::State(args) => commands::state::state(store, config, args),

@@ -8,45 +8,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 use support::*;
 
-fn tools_bin() -> PathBuf {
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/node_modules/.bin");
-    for agent in ["opencode", "kilo", "cline"] {
-        assert!(
-            bin.join(agent).exists(),
-            "{} is missing: run ./scripts/install-agents.sh to install the pinned agent CLIs",
-            bin.join(agent).display()
-        );
-    }
-    bin.canonicalize().expect("tools dir")
-}
-
-struct Fake {
-    rt: tokio::runtime::Runtime,
-    server: Option<swarm_fakellm::FakeLlm>,
-}
-
-impl Fake {
-    fn start(scenario: &str) -> Fake {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let scenario = swarm_fakellm::Scenario::from_toml(scenario).expect("scenario");
-        let server =
-            rt.block_on(swarm_fakellm::serve(scenario, "127.0.0.1:0".parse().unwrap())).expect("serve");
-        Fake { rt, server: Some(server) }
-    }
-
-    fn base_url(&self) -> String {
-        self.server.as_ref().unwrap().base_url()
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            let _ = self.rt.block_on(s.shutdown());
-        }
-    }
-}
-
 fn project(fake: &Fake, models: &str) -> Project {
     let p = Project::new();
     p.write(

@@ -34,6 +34,10 @@ pub struct RequestRecord {
     /// The text of every user message of the request, byte for byte as the agent sent it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub user: Vec<String>,
+    /// The bearer token the request carried (this is a fake provider: tests check which key
+    /// reached it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<String>,
     pub response: ResponseKind,
 }
 

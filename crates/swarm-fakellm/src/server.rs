@@ -133,7 +133,17 @@ async fn models(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
     Json(json!({ "object": "list", "data": data })).into_response()
 }
 
-async fn chat_completions(State(state): State<Arc<AppState>>, uri: Uri, body: Bytes) -> Response {
+async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(String::from);
     let request = match ChatRequest::parse(&body) {
         Ok(request) => request,
         Err(message) => {
@@ -150,6 +160,7 @@ async fn chat_completions(State(state): State<Arc<AppState>>, uri: Uri, body: By
     let user = request.user_messages.clone();
     let record = |uri: &Uri, model, stream, tools, turn, kind| RequestRecord {
         user: user.clone(),
+        bearer: bearer.clone(),
         ..record(uri, model, stream, tools, turn, kind)
     };
     let (Some(script), Some(counter)) =
@@ -287,6 +298,7 @@ fn record(
         tools,
         turn,
         user: Vec::new(),
+        bearer: None,
         response,
     }
 }

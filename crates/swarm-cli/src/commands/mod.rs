@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod events;
 pub mod fake_llm;
 pub mod logs;
+pub mod models;
 pub mod plan;
 pub mod report;
 pub mod run;

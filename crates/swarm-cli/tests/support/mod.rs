@@ -509,3 +509,44 @@ pub fn wait_status(p: &Project, run: &str, what: &str, pred: impl Fn(&Value) -> 
         pred(&v).then_some(v)
     })
 }
+
+/// The pinned agent CLIs' bin directory (`scripts/install-agents.sh` fills it).
+pub fn tools_bin() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/node_modules/.bin");
+    for agent in ["opencode", "kilo", "cline"] {
+        assert!(
+            bin.join(agent).exists(),
+            "{} is missing: run ./scripts/install-agents.sh to install the pinned agent CLIs",
+            bin.join(agent).display()
+        );
+    }
+    bin.canonicalize().expect("tools dir")
+}
+
+/// swarm's fake model server, started in the test process on its own runtime.
+pub struct Fake {
+    pub rt: tokio::runtime::Runtime,
+    pub server: Option<swarm_fakellm::FakeLlm>,
+}
+
+impl Fake {
+    pub fn start(scenario: &str) -> Fake {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let scenario = swarm_fakellm::Scenario::from_toml(scenario).expect("scenario");
+        let server =
+            rt.block_on(swarm_fakellm::serve(scenario, "127.0.0.1:0".parse().unwrap())).expect("serve");
+        Fake { rt, server: Some(server) }
+    }
+
+    pub fn base_url(&self) -> String {
+        self.server.as_ref().unwrap().base_url()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            let _ = self.rt.block_on(s.shutdown());
+        }
+    }
+}

@@ -112,10 +112,27 @@ pub(super) async fn chat_completions(
             budget_usd: grant.ledger.budget_usd,
             spent_tokens,
             budget_tokens: grant.ledger.budget_tokens,
-            max_wait_ms: (shared.max_wait.as_millis() as u64).saturating_sub(waited),
+            max_wait_ms: shared.max_wait.as_millis() as u64,
         };
         let model = match router::route(catalog, &standings, &req) {
             Route::Use { model, .. } => model,
+            Route::Wait { until_ms, model } if waited + until_ms.saturating_sub(now_ms) > req.max_wait_ms => {
+                // This request has waited already: all the waits together stay within max_wait.
+                let at = chrono::DateTime::from_timestamp_millis(until_ms as i64).unwrap_or_default();
+                let why = format!(
+                    "every allowed model is cooling down or at its limit; the first ({}) frees up at {} UTC, \
+                     past max_wait {}",
+                    ids[model],
+                    at.format("%H:%M:%S"),
+                    swarm_core::duration::format(shared.max_wait)
+                );
+                send(GatewayEvent::Exhausted { task: grant.task, attempt: grant.attempt, why: why.clone() });
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("swarm: models_exhausted: {why}"),
+                    "models_exhausted",
+                );
+            }
             Route::Wait { until_ms, model } => {
                 send(GatewayEvent::Waiting {
                     task: grant.task,
