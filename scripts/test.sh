@@ -19,6 +19,7 @@ say "checking tools"
 have git || apt_install git
 have redis-server || apt_install redis-server   # the Redis store's tests start their own servers
 have openssl || apt_install openssl             # the rediss:// test makes its own CA
+have curl || apt_install curl                   # a test agent calls the model gateway with it
 have cargo || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
 ./scripts/install-agents.sh   # the pinned agent CLIs, into .tools/ (the adapter tests run them for real)
 git --version

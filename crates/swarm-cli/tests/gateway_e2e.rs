@@ -1,0 +1,229 @@
+//! The model hierarchy through the gateway, with the real opencode and kilo CLIs against swarm's
+//! fake model server as the provider: a rate limit is absorbed before the agent sees it,
+//! cooldowns are shared with the next process, declared limits are kept without a single 429,
+//! the spend gate holds, and the provider's key never reaches an agent.
+
+mod support;
+
+use serde_json::Value;
+use std::time::Duration;
+use support::*;
+use swarm_fakellm::ResponseKind;
+
+const KEY: &str = "sk-provider-secret-0123456789";
+
+/// A project whose `[models]` hierarchy is `layers` over the fake provider `fake` (free unless
+/// `extra` says otherwise), with its key in the environment of every swarm command.
+fn project(fake: &Fake, layers: &str, extra: &str) -> Project {
+    let p = Project::new();
+    p.write(
+        "swarm.toml",
+        &format!(
+            "{FAST_CONFIG}\n[providers.fake]\nkind = \"openai-compatible\"\nbase_url = \"{}\"\napi_key_env = \"SWARM_TEST_PROVIDER_KEY\"\npaid = false\n\n[models]\nlayers = {layers}\n{extra}",
+            fake.base_url()
+        ),
+    );
+    p
+}
+
+/// `swarm ARGS` with the pinned CLIs on PATH and the provider key set.
+fn swarm(p: &Project, args: &[&str]) -> Out {
+    let mut cmd = p.command(args);
+    let mut dirs = vec![tools_bin()];
+    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    cmd.env("PATH", std::env::join_paths(dirs).unwrap()).env("SWARM_TEST_PROVIDER_KEY", KEY);
+    p.spawn_cmd(cmd).wait(Duration::from_secs(150))
+}
+
+/// One task of `agent` that needs no model named: it gets one from the hierarchy.
+fn plan(p: &Project, agent: &str, id: &str) {
+    p.write(
+        &format!("{id}.md"),
+        &format!(
+            "---\ndefaults:\n  timeout: 90s\n---\n\n## {id}: Uses whatever model the hierarchy gives\n- agent: {agent}\n\nWrite the file, report, say DONE.\n"
+        ),
+    );
+}
+
+const WORKER: &str = "steps = [ { write = { path = \"out.txt\", content = \"written\\n\" } }, { report = { status = \"done\", summary = \"wrote out.txt\" } }, { say = \"DONE\" } ]\n";
+
+fn requests_to(fake: &Fake, model: &str) -> Vec<ResponseKind> {
+    let log = fake.server.as_ref().unwrap().log().records();
+    log.into_iter().filter(|r| r.model.as_deref() == Some(model)).map(|r| r.response).collect()
+}
+
+fn attempt(report: &Value, id: &str) -> Value {
+    attempts(report, id).last().cloned().unwrap_or_else(|| panic!("{id} has an attempt: {report:#}"))
+}
+
+fn rate_limit_absorbed(agent: &str) {
+    let fake = Fake::start(&format!(
+        "[models.a]\nrate_limit = {{ first = 1000, retry_after = 30 }}\n{WORKER}[models.b]\n{WORKER}"
+    ));
+    let p = project(&fake, "[[\"fake/a\"], [\"fake/b\"]]", "");
+    plan(&p, agent, "first");
+    let out = swarm(&p, &["run", "first.md"]);
+    let report = p.report(&out.run_id());
+    let a = attempt(&report, "first");
+    assert_eq!(state(&report, "first"), "succeeded", "{}\n{a:#}\n{}", detail(&report, "first"), out.dump());
+    assert_eq!(attempts(&report, "first").len(), 1, "no retry was spent");
+    assert_eq!(a["model"], "fake/b", "{a:#}");
+    assert_eq!(a["layer"], 2, "{a:#}");
+    assert_eq!(a["fallback_reason"], "rate_limited", "{a:#}");
+    let served: Vec<&str> =
+        a["requests"].as_array().unwrap().iter().map(|r| r["model"].as_str().unwrap()).collect();
+    assert_eq!(served, ["fake/b"], "{a:#}");
+    assert!(a["requests"][0]["count"].as_u64().unwrap() >= 2, "{a:#}");
+    assert_eq!(p.read("out.txt"), "written\n");
+    // The fake provider saw one 429 for `a` — the gateway's first try — and nothing after.
+    let to_a = requests_to(&fake, "a");
+    assert_eq!(to_a.len(), 1, "{to_a:?}");
+    assert!(matches!(to_a[0], ResponseKind::RateLimited { retry_after: 30 }));
+    // Every request reached the provider with its real key; none with the agent's token.
+    let log = fake.server.as_ref().unwrap().log().records();
+    assert!(log
+        .iter()
+        .filter(|r| r.path.ends_with("chat/completions"))
+        .all(|r| r.bearer.as_deref() == Some(KEY)));
+    let events = swarm(&p, &["events", &out.run_id(), "--json"]).stdout;
+    assert!(events.contains("\"model_fallback\"") && events.contains("rate_limited"), "{events}");
+
+    // `swarm models` shows the live cooldown, from another process.
+    let models = swarm(&p, &["models", "--json"]);
+    models.expect_code(0);
+    let rows: Value = serde_json::from_str(&models.stdout).unwrap();
+    let row = |id: &str| rows.as_array().unwrap().iter().find(|r| r["model"] == id).cloned().unwrap();
+    assert_eq!(row("fake/a")["state"], "cooling", "{rows:#}");
+    assert_eq!(row("fake/a")["reason"], "rate_limited");
+    assert_eq!(row("fake/b")["state"], "ok");
+    assert!(row("fake/b")["usage"]["minute_requests"].as_u64().unwrap() >= 2);
+
+    // A second process, during `a`'s cooldown, never asks `a`.
+    plan(&p, agent, "second");
+    let out = swarm(&p, &["run", "second.md"]);
+    let report = p.report(&out.run_id());
+    assert_eq!(state(&report, "second"), "succeeded", "{}", out.dump());
+    assert_eq!(attempt(&report, "second")["fallback_reason"], Value::Null, "nothing to fall back from");
+    assert_eq!(requests_to(&fake, "a").len(), 1, "the cooling model was not asked again");
+}
+
+#[test]
+fn opencode_a_rate_limit_is_absorbed_and_the_cooldown_shared() {
+    rate_limit_absorbed("opencode");
+}
+
+#[test]
+fn kilo_a_rate_limit_is_absorbed_and_the_cooldown_shared() {
+    rate_limit_absorbed("kilo");
+}
+
+#[test]
+fn declared_rpm_is_kept_without_a_single_429() {
+    // The provider enforces 2 a minute on `a`; swarm is told the same and never passes it.
+    let fake = Fake::start(&format!("[models.a]\nlimits = {{ rpm = 2 }}\n{WORKER}[models.b]\n{WORKER}"));
+    let p = project(&fake, "[[\"fake/a\"], [\"fake/b\"]]", "[models.limits.\"fake/a\"]\nrpm = 2\n");
+    plan(&p, "opencode", "paced");
+    let out = swarm(&p, &["run", "paced.md"]);
+    let report = p.report(&out.run_id());
+    assert_eq!(state(&report, "paced"), "succeeded", "{}", out.dump());
+    let log = fake.server.as_ref().unwrap().log().records();
+    let limited = log.iter().filter(|r| matches!(r.response, ResponseKind::RateLimited { .. })).count();
+    assert_eq!(limited, 0, "no request passed the declared limit");
+    assert_eq!(requests_to(&fake, "a").len(), 2, "`a` served exactly its 2 a minute");
+    let a = attempt(&report, "paced");
+    let models: Vec<&str> =
+        a["requests"].as_array().unwrap().iter().map(|r| r["model"].as_str().unwrap()).collect();
+    assert_eq!(models, ["fake/a", "fake/b"], "{a:#}");
+}
+
+#[test]
+fn every_model_cooling_past_max_wait_is_models_exhausted() {
+    let fake = Fake::start(&format!(
+        "[models.a]\nrate_limit = {{ first = 1000, retry_after = 120 }}\n{WORKER}[models.b]\nrate_limit = {{ first = 1000, retry_after = 120 }}\n{WORKER}"
+    ));
+    let p = project(&fake, "[[\"fake/a\", \"fake/b\"]]", "max_wait = \"1s\"\n");
+    plan(&p, "opencode", "stuck");
+    let out = swarm(&p, &["run", "stuck.md"]);
+    out.expect_code(1);
+    let report = p.report(&out.run_id());
+    assert_task(&report, "stuck", "failed", Some("models_exhausted"));
+    assert!(detail(&report, "stuck").contains("frees up at"), "{}", detail(&report, "stuck"));
+    assert_eq!(
+        requests_to(&fake, "a").len() + requests_to(&fake, "b").len(),
+        2,
+        "each asked once, then left to cool"
+    );
+}
+
+#[test]
+fn a_paid_remainder_without_allow_paid_is_models_exhausted_and_never_asked() {
+    let fake = Fake::start(&format!(
+        "[models.free]\nrate_limit = {{ first = 1000, retry_after = 120 }}\n{WORKER}[models.paid]\n{WORKER}"
+    ));
+    let p = project(
+        &fake,
+        "[[\"fake/free\"], [\"fake/paid\"]]",
+        "[models.limits.\"fake/paid\"]\npaid = true\nprice_in = 3.0\nprice_out = 15.0\n",
+    );
+    plan(&p, "opencode", "frugal");
+    let out = swarm(&p, &["run", "frugal.md"]);
+    out.expect_code(1);
+    let report = p.report(&out.run_id());
+    assert_task(&report, "frugal", "failed", Some("models_exhausted"));
+    assert!(detail(&report, "frugal").contains("allow_paid"), "{}", detail(&report, "frugal"));
+    assert!(requests_to(&fake, "paid").is_empty(), "the paid model was never asked");
+}
+
+#[test]
+fn the_provider_key_never_reaches_an_agent_or_a_file() {
+    let fake = Fake::start(&format!("[models.a]\n{WORKER}"));
+    let p = project(&fake, "[[\"fake/a\"]]", "");
+    // A custom agent that records its environment and then calls the gateway the way it was told.
+    p.write(
+        "agent.sh",
+        "env > agent.env\ncurl -s -H \"Authorization: Bearer $SWARM_GATEWAY_TOKEN\" -H 'content-type: application/json' \
+         -d '{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}' \"$SWARM_GATEWAY_URL/chat/completions\" > answer.json\n\
+         swarm report --status done --summary called\n",
+    );
+    p.write(
+        "swarm.toml",
+        &format!("{}\n[agents.envdump]\ncommand = \"sh agent.sh\"\n", p.read("swarm.toml")),
+    );
+    p.write(
+        "probe.md",
+        "---\ndefaults:\n  timeout: 90s\n---\n\n## probe: Calls the gateway\n- agent: envdump\n\nCall it.\n\n\
+         ## later: Tries the ended attempt's token\n- agent: exec\n- depends: probe\n- command: curl -s -o /dev/null -w '%{http_code}' \
+         -H \"Authorization: Bearer $(sed -n 's/^SWARM_GATEWAY_TOKEN=//p' agent.env)\" \
+         \"$(sed -n 's/^SWARM_GATEWAY_URL=//p' agent.env)/models\" > revoked.code\n",
+    );
+    let out = swarm(&p, &["run", "probe.md"]);
+    let report = p.report(&out.run_id());
+    assert_eq!(state(&report, "probe"), "succeeded", "{}\n{}", detail(&report, "probe"), out.dump());
+    let env = p.read("agent.env");
+    assert!(!env.contains(KEY) && !env.contains("SWARM_TEST_PROVIDER_KEY"), "the key reached the agent");
+    assert!(env.contains("SWARM_GATEWAY_TOKEN=swarm-attempt-"), "{env}");
+    assert!(p.read("answer.json").contains("chat.completion"), "{}", p.read("answer.json"));
+    assert_eq!(attempt(&report, "probe")["model"], "fake/a");
+    // The token is worthless once its attempt ended.
+    assert_eq!(p.read("revoked.code"), "401", "the ended attempt's token was refused");
+    for f in walk(&p.file(".swarm")).into_iter().chain(walk(&p.file("plans"))) {
+        if let Ok(text) = std::fs::read(&f) {
+            assert!(!String::from_utf8_lossy(&text).contains(KEY), "{} holds the provider key", f.display());
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() && !path.is_symlink() {
+                out.extend(walk(&path));
+            } else if path.is_file() {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
