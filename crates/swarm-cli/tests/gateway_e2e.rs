@@ -213,6 +213,36 @@ fn the_provider_key_never_reaches_an_agent_or_a_file() {
     }
 }
 
+#[test]
+fn a_rejected_key_disables_the_model_loudly_and_the_request_goes_on() {
+    let fake = Fake::start(&format!(
+        "[models.bad]\nerror = {{ status = 401, message = \"Incorrect API key provided\" }}\n[models.good]\n{WORKER}"
+    ));
+    let p = project(&fake, "[[\"fake/bad\"], [\"fake/good\"]]", "");
+    p.write(
+        "agent.sh",
+        "curl -s -H \"Authorization: Bearer $SWARM_GATEWAY_TOKEN\" -H 'content-type: application/json' \
+         -d '{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}' \"$SWARM_GATEWAY_URL/chat/completions\" > answer.json\n\
+         swarm report --status done --summary called\n",
+    );
+    p.write("swarm.toml", &format!("{}\n[agents.caller]\ncommand = \"sh agent.sh\"\n", p.read("swarm.toml")));
+    plan(&p, "caller", "call");
+    let out = swarm(&p, &["run", "call.md"]);
+    let report = p.report(&out.run_id());
+    assert_eq!(state(&report, "call"), "succeeded", "{}", out.dump());
+    assert!(p.read("answer.json").contains("chat.completion"), "the agent got an answer");
+    let a = attempt(&report, "call");
+    assert_eq!(
+        (a["model"].as_str(), a["fallback_reason"].as_str()),
+        (Some("fake/good"), Some("auth")),
+        "{a:#}"
+    );
+    assert!(out.stdout.contains("model fake/bad disabled for the run"), "said loudly\n{}", out.dump());
+    let rows: Value = serde_json::from_str(&swarm(&p, &["models", "--json"]).stdout).unwrap();
+    let bad = rows.as_array().unwrap().iter().find(|r| r["model"] == "fake/bad").unwrap();
+    assert_eq!(bad["state"], "disabled", "{rows:#}");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {

@@ -47,10 +47,18 @@ pub fn markdown(r: &RunReport) -> String {
         r.totals.tokens_in, r.totals.tokens_out, r.totals.cost_usd
     );
     for m in r.by_model.iter().filter(|m| !m.model.is_empty()) {
+        let requests = if m.requests > 0 { format!(", {} request(s)", m.requests) } else { String::new() };
         let _ = writeln!(
             s,
-            "  - `{}`: {} attempt(s), {} in, {} out, ${:.4}",
+            "  - `{}`: {} attempt(s){requests}, {} in, {} out, ${:.4}",
             m.model, m.attempts, m.tokens_in, m.tokens_out, m.cost_usd
+        );
+    }
+    for l in &r.by_layer {
+        let _ = writeln!(
+            s,
+            "  - layer {}: {} request(s), {} in, {} out, ${:.4}",
+            l.layer, l.requests, l.tokens_in, l.tokens_out, l.cost_usd
         );
     }
     let _ = writeln!(s);

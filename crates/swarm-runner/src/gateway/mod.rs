@@ -59,7 +59,7 @@ pub struct Grant {
     /// The task's `tier`: the first layer it may use.
     pub start_layer: u8,
     pub events: mpsc::UnboundedSender<GatewayEvent>,
-    pub(crate) ledger: Arc<Ledger>,
+    pub ledger: Arc<Ledger>,
 }
 
 /// A run's side of the gateway: what it spent, what it may spend, what it gave up on.

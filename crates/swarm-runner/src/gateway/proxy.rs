@@ -15,6 +15,10 @@ use swarm_core::failure::FailureClass;
 use swarm_core::router::{self, Policy, Route, RouteRequest, Standing};
 use swarm_store::{ModelLimits, Reservation};
 
+/// How long a model disabled by one run (auth, billing, unknown model) is left alone by the
+/// others on the store.
+const DISABLED_FOR: Duration = Duration::from_secs(15 * 60);
+
 /// An OpenAI-shaped error answer.
 fn error(status: StatusCode, message: &str, code: &str) -> Response {
     let body = json!({ "error": { "message": message, "type": "swarm_gateway", "code": code } });
@@ -216,6 +220,16 @@ pub(super) async fn chat_completions(
             }
             Policy::Disable { reason } => {
                 grant.ledger.disabled.lock().expect("ledger").insert(model, reason.clone());
+                // Other runs on the store leave it alone for a while too (a bad key, a closed
+                // account and an unknown model do not mend themselves within minutes).
+                let until_ms = now_ms + DISABLED_FOR.as_millis() as u64;
+                let (store, ns, id, why) = (
+                    shared.store.clone(),
+                    grant.namespace.clone(),
+                    entry.id.clone(),
+                    format!("disabled: {reason}"),
+                );
+                let _ = blocking(move || store.model_cool(&ns, &id, until_ms, &why)).await;
                 format!("disabled for the run: {reason}")
             }
             Policy::TryLarger => {
