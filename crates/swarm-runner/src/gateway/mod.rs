@@ -114,6 +114,9 @@ pub(crate) struct Shared {
     max_wait: Duration,
     grants: Mutex<HashMap<String, Grant>>,
     client: reqwest::Client,
+    /// The models' standings per namespace, read from the store a moment ago (see
+    /// `proxy::standings`).
+    standings: Mutex<HashMap<String, (std::time::Instant, Vec<swarm_store::ModelStanding>)>>,
 }
 
 /// The gateway of this process: one loopback server for every run of the engine.
@@ -138,6 +141,7 @@ impl Gateway {
             max_wait: config.max_wait(),
             grants: Mutex::new(HashMap::new()),
             client,
+            standings: Mutex::new(HashMap::new()),
         });
         let app = Router::new()
             .route("/v1/models", get(proxy::models))

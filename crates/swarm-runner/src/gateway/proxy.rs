@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use swarm_core::failure::FailureClass;
 use swarm_core::router::{self, Policy, Route, RouteRequest, Standing};
-use swarm_store::{ModelLimits, Reservation};
+use swarm_store::{ModelLimits, ModelStanding, Reservation};
 
 /// How long a model disabled by one run (auth, billing, unknown model) is left alone by the
 /// others on the store.
@@ -43,6 +43,36 @@ pub(super) async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap
             .map(|m| json!({ "id": m.id, "object": "model", "owned_by": m.provider })),
     );
     Json(json!({ "object": "list", "data": data })).into_response()
+}
+
+/// How long the models' standings read from the store are reused for routing. Routing on a
+/// slightly old picture is safe: the reservation itself checks cooldowns and limits atomically,
+/// and a refused one sends the request back to routing with the picture forgotten.
+const STANDINGS_FRESH: Duration = Duration::from_millis(250);
+
+/// The standings of `ids` in namespace `ns`, from the store or the short-lived cache, with the
+/// store's clock moved on by the time the cached picture has aged.
+async fn standings(shared: &Arc<Shared>, ns: &str, ids: &[String]) -> Result<Vec<ModelStanding>, String> {
+    if let Some((at, cached)) = shared.standings.lock().expect("standings").get(ns) {
+        if at.elapsed() < STANDINGS_FRESH {
+            let aged = at.elapsed().as_millis() as u64;
+            return Ok(cached
+                .iter()
+                .map(|s| ModelStanding { now_ms: s.now_ms + aged, ..s.clone() })
+                .collect());
+        }
+    }
+    let (store, ns_owned, ids) = (shared.store.clone(), ns.to_string(), ids.to_vec());
+    let fresh = blocking(move || store.model_standings(&ns_owned, &ids))
+        .await
+        .ok_or_else(|| "the store call failed".to_string())?
+        .map_err(|e| e.to_string())?;
+    shared.standings.lock().expect("standings").insert(ns.to_string(), (Instant::now(), fresh.clone()));
+    Ok(fresh)
+}
+
+fn forget_standings(shared: &Shared, ns: &str) {
+    shared.standings.lock().expect("standings").remove(ns);
 }
 
 /// Runs `f` against the store off the runtime's threads.
@@ -78,14 +108,10 @@ pub(super) async fn chat_completions(
     let mut fallback: Option<FailureClass> = None;
     let mut repeats: std::collections::HashMap<usize, u32> = Default::default();
     loop {
-        let (store, ns, ids2) = (shared.store.clone(), grant.namespace.clone(), ids.clone());
-        let standings = match blocking(move || store.model_standings(&ns, &ids2)).await {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
+        let standings = match standings(&shared, &grant.namespace, &ids).await {
+            Ok(s) => s,
+            Err(e) => {
                 return error(StatusCode::SERVICE_UNAVAILABLE, &format!("swarm gateway: store: {e}"), "store")
-            }
-            None => {
-                return error(StatusCode::SERVICE_UNAVAILABLE, "swarm gateway: store call failed", "store")
             }
         };
         let now_ms = standings.first().map_or_else(now_ms, |s| s.now_ms);
@@ -163,8 +189,12 @@ pub(super) async fn chat_completions(
         let (store, ns, id) = (shared.store.clone(), grant.namespace.clone(), entry.id.clone());
         match blocking(move || store.model_reserve(&ns, &id, est_tokens, &limits)).await {
             Some(Ok(Reservation::Granted { .. })) => {}
-            // Another process took the last slot or cooled it down meanwhile: route again.
-            Some(Ok(Reservation::Cooling { .. } | Reservation::Full { .. })) => continue,
+            // Another process took the last slot or cooled it down meanwhile: route again, on
+            // fresh standings.
+            Some(Ok(Reservation::Cooling { .. } | Reservation::Full { .. })) => {
+                forget_standings(&shared, &grant.namespace);
+                continue;
+            }
             Some(Err(e)) => {
                 return error(StatusCode::SERVICE_UNAVAILABLE, &format!("swarm gateway: store: {e}"), "store")
             }
@@ -216,6 +246,7 @@ pub(super) async fn chat_completions(
                 let (store, ns, id, why) =
                     (shared.store.clone(), grant.namespace.clone(), entry.id.clone(), class.to_string());
                 let _ = blocking(move || store.model_cool(&ns, &id, until_ms, &why)).await;
+                forget_standings(&shared, &grant.namespace);
                 format!("cooling down for {}s", until_ms.saturating_sub(now_ms).div_ceil(1000))
             }
             Policy::Disable { reason } => {
@@ -230,6 +261,7 @@ pub(super) async fn chat_completions(
                     format!("disabled: {reason}"),
                 );
                 let _ = blocking(move || store.model_cool(&ns, &id, until_ms, &why)).await;
+                forget_standings(&shared, &grant.namespace);
                 format!("disabled for the run: {reason}")
             }
             Policy::TryLarger => {
