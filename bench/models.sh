@@ -3,8 +3,9 @@
 # requests a minute (swarm's fake model enforcing it, 429 + retry-after past it), run twice in
 # one go: (a) through swarm's gateway with the hierarchy and the limits declared, (b) every task
 # pinned to one model, as before the gateway. Prints, for both: makespan, provider 429s,
-# attempts used, failed tasks, and goodput = requests served / what the three models could serve
-# in the makespan. Targets for (a): zero 429s, every task done on its first attempt, goodput >= 0.9.
+# attempts used, failed tasks, and goodput = requests served / the three models' capacity over
+# the makespan (their declared rate times the makespan). Targets for (a): zero 429s, every task
+# done on its first attempt, goodput >= 0.9.
 #   bench/models.sh [TASKS=6]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,7 +78,9 @@ report = json.load(open(glob.glob(f"{d}/.swarm/runs/*/report.json")[0]))
 attempts = sum(len(t["attempts"]) for t in report["tasks"])
 failed = sum(1 for t in report["tasks"] if t["state"] != "succeeded")
 makespan = float(end) - float(start)
-bound = 3 * 6 * math.ceil(makespan / 60)
+# The providers' capacity over the makespan at their declared rate (3 models x 6 a minute). A
+# sliding window also allows one full window at the start, so a short run can pass 1.0.
+bound = 3 * 6 * makespan / 60
 print(f"  {label:<28} makespan {makespan:6.1f} s   429s {limited:3d}   attempts {attempts:2d}   failed {failed}   "
       f"served {served:3d}   goodput {served / bound:.2f}")
 PY

@@ -123,6 +123,13 @@ pub trait Adapter: Send + Sync {
 
     fn launch(&self, spec: &AttemptSpec<'_>) -> Result<Launch, AdapterError>;
 
+    /// Whether the agent can talk to swarm's model gateway (an OpenAI-compatible endpoint and a
+    /// key it is given). Agents that cannot (a CLI signed in with its own account) fall back per
+    /// attempt instead: a rate limit moves the next attempt to the next model.
+    fn speaks_gateway(&self) -> bool {
+        false
+    }
+
     /// Whether the CLI can exit 0 although it failed (aider): then errors it printed, and did not
     /// recover from, fail the attempt.
     fn exit_zero_may_fail(&self) -> bool {

@@ -45,6 +45,10 @@ impl Adapter for ClineAdapter {
         "cline"
     }
 
+    fn speaks_gateway(&self) -> bool {
+        true
+    }
+
     fn launch(&self, spec: &AttemptSpec<'_>) -> Result<Launch, AdapterError> {
         let program = locate_binary("cline", "cline", spec)?;
         let workdir = spec.workdir.display().to_string();

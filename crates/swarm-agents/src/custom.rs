@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 pub struct CustomAdapter {
     name: String,
+    /// Whether it reads `SWARM_GATEWAY_URL`/`SWARM_GATEWAY_TOKEN` (`[agents.NAME] gateway`).
+    gateway: bool,
     argv: Vec<String>,
     env: BTreeMap<String, String>,
 }
@@ -22,13 +24,24 @@ impl CustomAdapter {
             agent: name.into(),
             message: format!("cannot split command template `{template}` into words (unbalanced quotes?)"),
         })?;
-        Ok(CustomAdapter { name: name.into(), argv, env })
+        Ok(CustomAdapter { name: name.into(), gateway: true, argv, env })
+    }
+
+    /// `[agents.NAME] gateway = false`: the agent cannot use swarm's model gateway (it has its
+    /// own account); it falls back to the next model per attempt instead.
+    pub fn with_gateway(mut self, gateway: bool) -> CustomAdapter {
+        self.gateway = gateway;
+        self
     }
 }
 
 impl Adapter for CustomAdapter {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn speaks_gateway(&self) -> bool {
+        self.gateway
     }
 
     fn launch(&self, spec: &AttemptSpec<'_>) -> Result<Launch, AdapterError> {

@@ -99,6 +99,10 @@ impl Adapter for OpencodeAdapter {
         self.name
     }
 
+    fn speaks_gateway(&self) -> bool {
+        true
+    }
+
     fn launch(&self, spec: &AttemptSpec<'_>) -> Result<Launch, AdapterError> {
         let program = locate_binary(self.name, self.binary, spec)?;
         let mut env: Vec<(String, String)> = self.flags.iter().map(|f| (f.to_string(), "1".into())).collect();

@@ -23,8 +23,9 @@ impl Registry {
         adapters.insert("aider".into(), Arc::new(crate::AiderAdapter));
         for (name, agent) in &config.agents {
             if let Some(template) = &agent.command {
-                adapters
-                    .insert(name.clone(), Arc::new(CustomAdapter::new(name, template, agent.env.clone())?));
+                let adapter = CustomAdapter::new(name, template, agent.env.clone())?
+                    .with_gateway(agent.gateway.unwrap_or(true));
+                adapters.insert(name.clone(), Arc::new(adapter));
             }
         }
         Ok(Registry { adapters })

@@ -243,6 +243,43 @@ fn a_rejected_key_disables_the_model_loudly_and_the_request_goes_on() {
     assert_eq!(bad["state"], "disabled", "{rows:#}");
 }
 
+#[test]
+fn an_agent_with_its_own_account_falls_back_per_attempt_without_spending_a_retry() {
+    // No gateway for this agent: it is given one model per attempt; a rate limit on it moves
+    // the next attempt to the next model, and the task's retries (none here) are not touched.
+    let fake = Fake::start(&format!("[models.a]\n{WORKER}[models.b]\n{WORKER}"));
+    let p = project(&fake, "[[\"fake/a\"], [\"fake/b\"]]", "");
+    p.write(
+        "own.sh",
+        "echo \"$1\" >> models.seen\nif [ \"$1\" = fake/a ]; then echo 'Error: 429 Too Many Requests: rate limit reached' >&2; exit 1; fi\n\
+         swarm report --status done --summary \"served by $1\"\n",
+    );
+    p.write(
+        "swarm.toml",
+        &format!(
+            "{}\n[agents.own]\ncommand = \"sh own.sh {{model}}\"\ngateway = false\n",
+            p.read("swarm.toml")
+        ),
+    );
+    plan(&p, "own", "fallback");
+    let out = swarm(&p, &["run", "fallback.md"]);
+    let report = p.report(&out.run_id());
+    assert_eq!(state(&report, "fallback"), "succeeded", "{}\n{}", detail(&report, "fallback"), out.dump());
+    assert_eq!(p.read("models.seen"), "fake/a\nfake/b\n");
+    let tries = attempts(&report, "fallback");
+    assert_eq!(tries.len(), 2, "{report:#}");
+    assert_eq!(
+        (tries[0]["model"].as_str(), tries[0]["failure_class"].as_str()),
+        (Some("fake/a"), Some("rate_limited"))
+    );
+    assert_eq!((tries[1]["model"].as_str(), tries[1]["layer"].as_u64()), (Some("fake/b"), Some(2)));
+    assert_eq!(tries[1]["fallback_reason"], "rate_limited");
+    // The store knows `a` is cooling, for every process.
+    let rows: Value = serde_json::from_str(&swarm(&p, &["models", "--json"]).stdout).unwrap();
+    let a = rows.as_array().unwrap().iter().find(|r| r["model"] == "fake/a").unwrap();
+    assert_eq!(a["state"], "cooling", "{rows:#}");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {

@@ -99,6 +99,10 @@ pub struct AgentConfig {
     /// this agent: a login, an install. Bounded by `[worktree] setup_timeout`; a failure or
     /// timeout fails the attempt (`spawn_error`).
     pub setup: Option<String>,
+    /// For a custom agent: whether it uses swarm's model gateway (`SWARM_GATEWAY_URL`,
+    /// `SWARM_GATEWAY_TOKEN`; default yes). With `false` a task without a `model` gets one model
+    /// of the hierarchy per attempt, and a rate limit moves the next attempt to the next model.
+    pub gateway: Option<bool>,
 }
 
 /// `[worktree]`: how task worktrees are prepared.

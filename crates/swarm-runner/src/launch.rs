@@ -26,6 +26,17 @@ pub struct Launcher<'a> {
     pub gateway_url: Option<&'a str>,
 }
 
+/// Where an attempt's model comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum ModelRoute<'a> {
+    /// The task's own `model:` (or none: the agent's default).
+    Task,
+    /// The model gateway, per request; the attempt's token.
+    Gateway { token: &'a str },
+    /// One model of the hierarchy for the whole attempt (an agent that cannot use the gateway).
+    Picked { model: &'a str },
+}
+
 /// The name agents know the gateway by, as a provider (`swarm/auto`).
 pub const GATEWAY_PROVIDER: &str = "swarm";
 /// The variable an agent of a hierarchy task finds its per-attempt gateway token in.
@@ -33,22 +44,24 @@ pub const GATEWAY_TOKEN_ENV: &str = "SWARM_GATEWAY_TOKEN";
 
 impl Launcher<'_> {
     /// The job for attempt `attempt` of task `task`; `previous` is the task's last attempt, whose
-    /// failure the prompt explains. An error is a spawn error said in one line.
-    /// Whether task `task` gets its models from the hierarchy through the gateway: it names no
-    /// model, the run has a gateway, and its agent talks to a model at all.
-    pub fn via_gateway(&self, task: u32) -> bool {
-        let t = &self.plan.tasks[task as usize];
-        t.model.is_none() && self.gateway_url.is_some() && t.agent != "exec"
-    }
-
-    /// `gateway_token`: the attempt's token when it goes through the gateway.
+    /// failure the prompt explains; `route` says where its model comes from. An error is a
+    /// spawn error said in one line.
     pub fn job(
         &self,
         task: u32,
         attempt: u32,
         previous: Option<&AttemptReport>,
-        gateway_token: Option<&str>,
+        route: ModelRoute<'_>,
     ) -> Result<AttemptJob, String> {
+        let gateway_token = match route {
+            ModelRoute::Gateway { token } => Some(token),
+            _ => None,
+        };
+        let model = match route {
+            ModelRoute::Gateway { .. } => Some(format!("{GATEWAY_PROVIDER}/auto")),
+            ModelRoute::Picked { model } => Some(model.to_string()),
+            ModelRoute::Task => self.plan.tasks[task as usize].model.clone(),
+        };
         let t = &self.plan.tasks[task as usize];
         let run_id = &self.record.run_id;
         let required = self.config.require_report(&t.agent);
@@ -61,8 +74,8 @@ impl Launcher<'_> {
             let template = self.config.feedback.footer.as_deref().unwrap_or(REPORT_FOOTER);
             prompt.push_str(&report_footer(template, run_id, &t.id, attempt, &completion));
         }
-        let (provider, key_env) = match (t.model.as_deref(), gateway_token, self.gateway_url) {
-            (Some(model), _, _) => resolve_provider(self.config, model)?,
+        let (provider, key_env) = match (model.as_deref(), gateway_token, self.gateway_url) {
+            (Some(model), None, _) => resolve_provider(self.config, model)?,
             (None, Some(_), Some(url)) => {
                 let gateway = ProviderSpec {
                     name: GATEWAY_PROVIDER.into(),
@@ -97,11 +110,7 @@ impl Launcher<'_> {
             task: t.clone(),
             attempt,
             prompt,
-            model: if gateway_token.is_some() {
-                Some(format!("{GATEWAY_PROVIDER}/auto"))
-            } else {
-                t.model.clone()
-            },
+            model,
             provider,
             env_remove,
             workspace: self.workspace(t)?,

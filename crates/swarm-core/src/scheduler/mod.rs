@@ -30,6 +30,10 @@ pub struct Restored {
 pub enum Input {
     /// The attempt `attempt` of `task` ended; `Ok` when it succeeded.
     AttemptEnded { task: u32, attempt: u32, outcome: Result<(), Failure> },
+    /// The attempt failed on its model (a rate limit, a quota, …) and another model of the
+    /// hierarchy is left for it: the next attempt starts at once, on that model, without
+    /// spending one of the task's retries.
+    FellBack { task: u32, attempt: u32, failure: Failure },
     /// The backoff delay announced by `Action::RetryAfter` has passed.
     RetryDue { task: u32 },
     /// Stop: nothing new starts, running attempts are stopped, the rest is cancelled.
@@ -244,7 +248,12 @@ impl Scheduler {
             return;
         }
         match input {
-            Input::AttemptEnded { task, attempt, outcome } => self.attempt_ended(task, attempt, outcome, out),
+            Input::AttemptEnded { task, attempt, outcome } => {
+                self.attempt_ended(task, attempt, outcome, false, out)
+            }
+            Input::FellBack { task, attempt, failure } => {
+                self.attempt_ended(task, attempt, Err(failure), true, out)
+            }
             Input::RetryDue { task } => {
                 if let NodeState::Waiting { .. } = self.state[task as usize] {
                     self.waiting -= 1;
@@ -263,6 +272,7 @@ impl Scheduler {
         task: u32,
         attempt: u32,
         outcome: Result<(), Failure>,
+        fell_back: bool,
         out: &mut Vec<Action>,
     ) {
         let i = task as usize;
@@ -295,11 +305,19 @@ impl Scheduler {
                 }
             }
             Err(f) => {
-                let can_retry = f.reason.is_retryable()
+                if fell_back && self.stopping.is_none() {
+                    // A fallback to the next model is no retry: it never uses one up.
+                    self.nodes[i].max_attempts += 1;
+                }
+                let can_retry = (f.reason.is_retryable() || fell_back)
                     && attempt < self.nodes[i].max_attempts
                     && self.stopping.is_none();
                 if can_retry {
-                    let delay = self.opts.backoff.delay(attempt, &mut self.rng);
+                    let delay = if fell_back {
+                        Duration::ZERO
+                    } else {
+                        self.opts.backoff.delay(attempt, &mut self.rng)
+                    };
                     self.state[i] = NodeState::Waiting { next_attempt: attempt + 1 };
                     self.waiting += 1;
                     out.push(Action::SetState {

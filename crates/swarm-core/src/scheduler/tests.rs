@@ -408,3 +408,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_fallback_to_the_next_model_spends_no_retry_and_waits_no_backoff() {
+    // One task, no retries: two fallbacks, then a plain failure ends it.
+    let mut s = Scheduler::new(vec![node(&[], 1)], vec!["t".into()], opts(1));
+    let mut out = Vec::new();
+    s.start(&mut out);
+    assert!(out.contains(&Action::Start { task: 0, attempt: 1 }));
+    let limited = Failure { reason: Reason::ExitCode, detail: Some("rate_limited".into()) };
+    for attempt in 1..=2 {
+        out.clear();
+        s.handle(Input::FellBack { task: 0, attempt, failure: limited.clone() }, &mut out);
+        assert!(
+            out.contains(&Action::RetryAfter { task: 0, next_attempt: attempt + 1, delay: Duration::ZERO }),
+            "{out:?}"
+        );
+        out.clear();
+        s.handle(Input::RetryDue { task: 0 }, &mut out);
+        assert!(out.contains(&Action::Start { task: 0, attempt: attempt + 1 }), "{out:?}");
+    }
+    out.clear();
+    s.handle(Input::AttemptEnded { task: 0, attempt: 3, outcome: Err(limited) }, &mut out);
+    assert!(out.iter().any(|a| matches!(a, Action::SetState { state: TaskState::Failed, .. })), "{out:?}");
+}

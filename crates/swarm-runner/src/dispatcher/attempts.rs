@@ -4,7 +4,7 @@
 use super::{Dispatcher, Running};
 use crate::gateway::Grant;
 use crate::job::{AttemptEvent, Evidence};
-use crate::launch::Launcher;
+use crate::launch::{Launcher, ModelRoute};
 use crate::reaper::Marker;
 use crate::supervise::StopRequest;
 use crate::sweeper::{Request, Swept};
@@ -31,7 +31,13 @@ impl Dispatcher {
             project_root: &self.project_root,
             gateway_url: gateway_url.as_deref(),
         };
-        let via_gateway = launcher.via_gateway(task);
+        // Where the attempt's model comes from: the task's own, the gateway (per request), or
+        // one model of the hierarchy picked for the whole attempt (an agent that cannot use
+        // the gateway).
+        let hierarchy = t.model.is_none() && t.agent != "exec" && !self.catalog.is_empty();
+        let speaks = self.executors.registry.get(&t.agent).is_ok_and(|a| a.speaks_gateway());
+        let via_gateway = hierarchy && speaks && self.gateway.is_some();
+        let picked = (hierarchy && !speaks).then(|| self.pick_model(task));
         let token = match (&self.gateway, via_gateway) {
             (Some(gateway), true) => Some(gateway.grant(Grant {
                 run_id: self.record.run_id.clone(),
@@ -44,24 +50,39 @@ impl Dispatcher {
             })),
             _ => None,
         };
-        // The spend gate: once the run's budget is spent, no new attempt starts on it.
-        let spent = via_gateway.then(|| self.ledger.budget_spent()).flatten();
+        // The spend gate: once the run's budget is spent, no new attempt starts on it; nor one
+        // that has no model of the hierarchy left.
+        let spent = match &picked {
+            Some(Err(why)) => Some(why.clone()),
+            _ => hierarchy.then(|| self.ledger.budget_spent()).flatten(),
+        };
+        let route = match (&token, &picked) {
+            (Some(token), _) => ModelRoute::Gateway { token },
+            (None, Some(Ok((model, _)))) => ModelRoute::Picked { model },
+            _ => ModelRoute::Task,
+        };
         let job = match &spent {
             Some(why) => Err(why.clone()),
-            None => launcher.job(task, attempt, self.docs[i].attempts.last(), token.as_deref()),
+            None => launcher.job(task, attempt, self.docs[i].attempts.last(), route),
         };
         let doc = AttemptReport {
             n: attempt,
             agent: t.agent.clone(),
-            model: t.model.clone(),
-            layer: t.tier,
+            model: match &picked {
+                Some(Ok((model, _))) => Some(model.clone()),
+                _ => t.model.clone(),
+            },
+            layer: match &picked {
+                Some(Ok((_, layer))) => Some(*layer),
+                _ => t.tier,
+            },
             exit_code: None,
             started_at: Utc::now(),
             ended_at: None,
             tokens_in: 0,
             tokens_out: 0,
             cost_usd: 0.0,
-            fallback_reason: None,
+            fallback_reason: self.fell_back.remove(&task),
             reason: None,
             detail: None,
             pid: None,
@@ -76,7 +97,7 @@ impl Dispatcher {
             session_id: None,
             requests: vec![],
         };
-        let (id, agent, model) = (t.id.clone(), t.agent.clone(), t.model.clone());
+        let (id, agent, model) = (t.id.clone(), t.agent.clone(), doc.model.clone());
         self.docs[i].attempts.push(doc);
         self.save_task(task);
         self.emit(EventKind::AttemptStarted { task: id.clone(), attempt, agent, model, pid: None });
@@ -85,6 +106,9 @@ impl Dispatcher {
                 let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
                 if via_gateway {
                     self.via_gateway.insert((task, attempt));
+                }
+                if let Some(Ok((model, _))) = picked {
+                    self.picked.insert((task, attempt), model);
                 }
                 self.running.insert(task, Running { attempt, stop: stop_tx, token });
                 let run = crate::executor::run(job, self.executors.clone(), stop_rx, self.exec_tx.clone());
@@ -158,7 +182,15 @@ impl Dispatcher {
                         *f = Failure { reason: Reason::ModelsExhausted, detail: Some(why) };
                     }
                 }
-                return self.attempt_ended(task, attempt, exit_code, outcome, evidence);
+                let class = evidence.failure_class;
+                let retry_after = evidence.retry_after;
+                let input = self.attempt_ended(task, attempt, exit_code, outcome, evidence);
+                return match (self.picked.remove(&(task, attempt)), &input) {
+                    (Some(model), Some(Input::AttemptEnded { outcome: Err(f), .. })) => {
+                        self.fall_back(task, attempt, &model, f.clone(), class, retry_after).or(input)
+                    }
+                    _ => input,
+                };
             }
         }
         self.save_task(task);

@@ -96,6 +96,12 @@ struct Dispatcher {
     via_gateway: HashSet<(u32, u32)>,
     /// Why no model could serve an attempt's request, once the gateway said so.
     exhausted: HashMap<(u32, u32), String>,
+    /// The model hierarchy of the config (empty without one).
+    catalog: swarm_core::router::Catalog,
+    /// Attempts that got one model of the hierarchy for their whole run, and which.
+    picked: HashMap<(u32, u32), String>,
+    /// Tasks whose next attempt moves to the next model, and why (its `fallback_reason`).
+    fell_back: HashMap<u32, String>,
 }
 
 /// Starts the run's dispatcher on the current tokio runtime.
@@ -174,6 +180,7 @@ async fn run(
     let sweeper = Sweeper::start(move |s| {
         let _ = swept_tx.send(s);
     });
+    let config_for_catalog = config.clone();
     let mut d = Dispatcher {
         store,
         record,
@@ -202,6 +209,9 @@ async fn run(
         gw_tx,
         via_gateway: HashSet::new(),
         exhausted: HashMap::new(),
+        catalog: swarm_core::router::Catalog::from_config(&config_for_catalog),
+        picked: HashMap::new(),
+        fell_back: HashMap::new(),
     };
     d.writer.send(Write::Run(d.record.clone()));
     d.emit(EventKind::RunStarted {
