@@ -105,7 +105,7 @@ pub(crate) mod tests {
             check: None,
             command: None,
             paths: vec![],
-            workdir: Workdir::Shared,
+            workdir: Some(Workdir::Shared),
             prompt: String::new(),
         }
     }

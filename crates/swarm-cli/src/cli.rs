@@ -97,6 +97,9 @@ pub struct RunArgs {
     /// Let paid models of the hierarchy serve (overrides `[models] allow_paid = false`).
     #[arg(long)]
     pub allow_paid: bool,
+    /// Worktree tasks start from this commit, branch or tag (default: HEAD).
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
     /// Plain log lines even on a terminal.
     #[arg(long)]
     pub no_progress: bool,

@@ -115,6 +115,11 @@ pub struct WorktreeConfig {
     /// Longest the setup command (and an agent's pre-step) may take (default 10m).
     #[serde(default, with = "duration::opt_serde")]
     pub setup_timeout: Option<Duration>,
+    /// How a task's work goes into the run's integration branch: `merge` (default, a merge
+    /// commit per task), `squash` (one commit per task) or `rebase` (its commits replayed).
+    pub merge: Option<String>,
+    /// Author of the commits swarm makes, `Name <email>` (default `swarm <swarm@localhost>`).
+    pub author: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -442,6 +447,12 @@ impl Config {
         }
         if let Some(problem) = self.hooks.problems().into_iter().next() {
             return Err(invalid(problem));
+        }
+        if let Some(m) = self.worktree.merge.as_deref().filter(|m| !["merge", "squash", "rebase"].contains(m)) {
+            return Err(invalid(format!("worktree.merge is `{m}`: use `merge`, `squash` or `rebase`")));
+        }
+        if let Some(a) = self.worktree.author.as_deref().filter(|a| !(a.contains('<') && a.ends_with('>'))) {
+            return Err(invalid(format!("worktree.author is `{a}`: write it as `Name <email>`")));
         }
         if self.feedback.mirror_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
             return Err(invalid(

@@ -11,6 +11,12 @@ pub struct RunReport {
     pub plan: String,
     pub namespace: String,
     pub state: RunState,
+    /// The commit worktree tasks started from (runs inside a git repository).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_commit: Option<String>,
+    /// Where their work was merged: `swarm/<RUN_ID>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_branch: Option<String>,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub counts: Counts,
@@ -84,6 +90,36 @@ pub struct TaskReport {
     pub detail: Option<String>,
     #[serde(default)]
     pub attempts: Vec<AttemptReport>,
+    /// A worktree task's branch (`swarm/<RUN_ID>--<TASK_ID>`), kept after the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// The commit of its work on that branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The commit its worktree started from (the integration branch then): `swarm diff` shows
+    /// `start_commit..commit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_commit: Option<String>,
+    /// How its work came back: merged into the integration branch, a conflict, or nothing to
+    /// merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<MergeState>,
+    /// The paths that conflicted, for `merge: conflict`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflict_paths: Vec<String>,
+    /// What its work changed, per git (relative to the repository).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files_changed: Vec<String>,
+}
+
+/// How a worktree task's work came back into the run's integration branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeState {
+    Merged,
+    Conflict,
+    /// The task changed nothing: there was nothing to merge.
+    Skipped,
 }
 
 impl TaskReport {
@@ -98,6 +134,12 @@ impl TaskReport {
             reason: None,
             detail: None,
             attempts: vec![],
+            branch: None,
+            commit: None,
+            start_commit: None,
+            merge: None,
+            conflict_paths: vec![],
+            files_changed: vec![],
         }
     }
 }
@@ -225,6 +267,21 @@ pub struct RunRecord {
     pub owner: Option<Owner>,
     /// The validated plan, so `resume` does not depend on the file still being there.
     pub spec: crate::plan::Plan,
+    /// The run's git side when its plan lies in a repository: where worktree tasks start from
+    /// and where their work is merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<RunGit>,
+}
+
+/// A run inside a git repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RunGit {
+    /// The repository's top directory.
+    pub repo: String,
+    /// The commit the run started from (HEAD at `swarm run`, or `--base`).
+    pub base_commit: String,
+    /// `swarm/<RUN_ID>`: every worktree task's work is merged into it, in dependency order.
+    pub integration_branch: String,
 }
 
 /// The orchestrator process that drives a run.
@@ -287,6 +344,8 @@ impl RunReport {
             plan: run.plan.clone(),
             namespace: run.namespace.clone(),
             state: run.state,
+            base_commit: run.git.as_ref().map(|g| g.base_commit.clone()),
+            integration_branch: run.git.as_ref().map(|g| g.integration_branch.clone()),
             started_at: run.started_at,
             ended_at: run.ended_at,
             counts,

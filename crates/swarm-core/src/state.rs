@@ -98,7 +98,9 @@ impl Reason {
 
     /// Whether another attempt may fix it. A spawn error (missing binary) or a cancel will not.
     pub fn is_retryable(self) -> bool {
-        !matches!(self, Reason::SpawnError | Reason::Cancelled | Reason::DependencyFailed)
+        // A merge conflict keeps the task's branch for a person: running it again would only
+        // make the same edits on top of the same integration branch.
+        !matches!(self, Reason::SpawnError | Reason::Cancelled | Reason::DependencyFailed | Reason::MergeConflict)
     }
 }
 

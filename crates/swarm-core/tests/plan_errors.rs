@@ -286,7 +286,7 @@ fn contract_example_parses() {
     assert_eq!(schema.retries, 1, "from defaults");
     assert_eq!(schema.check.as_deref(), Some("cargo test -p schema"));
     assert!(schema.depends.is_empty());
-    assert_eq!(schema.workdir, Workdir::Shared);
+    assert_eq!(schema.workdir, None, "not set: the default depends on the agent and on git");
     assert_eq!(
         schema.prompt,
         "The task prompt: any markdown, kept verbatim (lists, code blocks, links).\n\n\
@@ -312,7 +312,7 @@ fn defaults_name_and_namespace_from_context() {
     assert_eq!(plan.concurrency, None);
     assert_eq!(plan.brief, "Brief only.");
     assert_eq!(plan.tasks[0].paths, vec!["src/**", "docs/*.md"]);
-    assert_eq!(plan.tasks[0].workdir, Workdir::Worktree);
+    assert_eq!(plan.tasks[0].workdir, Some(Workdir::Worktree));
     assert_eq!(plan.tasks[0].prompt, "");
 }
 

@@ -5,6 +5,7 @@
 
 use crate::dispatcher::{self, RunSetup};
 use crate::executor::ExecutorContext;
+use crate::git;
 use crate::gateway::{Gateway, Ledger};
 use crate::handle::RunHandle;
 use crate::paths::RunDir;
@@ -18,7 +19,8 @@ use swarm_agents::Registry;
 use swarm_core::config::Config;
 use swarm_core::event::{Event, EventKind};
 use swarm_core::plan::Plan;
-use swarm_core::report::{RunRecord, RunReport, TaskReport};
+use swarm_core::plan::Workdir;
+use swarm_core::report::{RunGit, RunRecord, RunReport, TaskReport};
 use swarm_core::scheduler::Restored;
 use swarm_core::state::{Reason, RunState, TaskState};
 use swarm_store::{Batch, Store, StoreError};
@@ -64,6 +66,8 @@ pub struct StartRequest {
     pub fail_fast: bool,
     /// Paid models may serve (`--allow-paid`), whatever `[models] allow_paid` says.
     pub allow_paid: bool,
+    /// Worktree tasks start from this commit (`--base REF`; default HEAD).
+    pub base: Option<String>,
 }
 
 /// How a resumed run stood.
@@ -121,6 +125,7 @@ impl Engine {
         let plan_file = std::fs::canonicalize(&req.plan_file).unwrap_or(req.plan_file);
         let workdir = plan_file.parent().map(Path::to_path_buf).unwrap_or_else(|| self.project_root.clone());
         let run_id = new_run_id();
+        let git = self.prepare_git(&plan, &workdir, &run_id, req.base.as_deref())?;
         let record = RunRecord {
             run_id: run_id.clone(),
             plan: plan.name.clone(),
@@ -134,6 +139,7 @@ impl Engine {
             fail_fast: req.fail_fast,
             owner: None,
             spec: plan.clone(),
+            git,
         };
         let tasks: Vec<TaskReport> = plan.tasks.iter().map(TaskReport::pending).collect();
         // Everything that can fail before the run exists: a failure stores nothing.
@@ -188,11 +194,57 @@ impl Engine {
         // leader gone) carries the run's marker.
         reaper::end(&Marker::run(&run_id), Scope::All, Duration::ZERO);
         self.store.clear_cancel(&run_id)?;
+        if let Some(g) = &record.git {
+            // Merges happen in the integration branch's worktree: back if it went away.
+            let tree = self.run_dir(&run_id).integration_worktree();
+            if !tree.is_dir() {
+                git::fresh_worktree(Path::new(&g.repo), &tree, &g.integration_branch, None)
+                    .map_err(|e| EngineError::Invalid(format!("cannot restore the integration worktree: {e}")))?;
+            }
+        }
         record.state = RunState::Running;
         let succeeded = tasks.iter().filter(|t| t.state == TaskState::Succeeded).count();
         let info = ResumeInfo { succeeded, total: tasks.len(), reaped };
         let ledger = Ledger::new(&self.config, false);
         Ok((self.launch(record, tasks, Some(restored), retry_failed, lease, (gateway, ledger)), info))
+    }
+
+    /// The run's git side, when its plan lies in a repository and a task works in a worktree:
+    /// the base commit, the integration branch `swarm/<RUN_ID>` made at it, and the worktree
+    /// merges happen in. The user's checkout is only read.
+    fn prepare_git(
+        &self,
+        plan: &Plan,
+        workdir: &Path,
+        run_id: &str,
+        base: Option<&str>,
+    ) -> Result<Option<RunGit>, EngineError> {
+        let Some(repo) = git::repo_of(workdir) else {
+            if base.is_some() {
+                return Err(EngineError::Invalid(format!("--base: {} is in no git repository", workdir.display())));
+            }
+            return Ok(None);
+        };
+        if !plan.tasks.iter().any(|t| t.workdir(true) == Workdir::Worktree) {
+            return Ok(None);
+        }
+        let base_commit = match git::commit_of(&repo, base.unwrap_or("HEAD")) {
+            Ok(c) => c,
+            // A repository without a commit yet: nothing to branch from.
+            Err(_) if base.is_none() && plan.tasks.iter().all(|t| t.workdir.is_none()) => return Ok(None),
+            Err(e) => {
+                return Err(EngineError::Invalid(format!(
+                    "worktree tasks start from a commit: {e} (commit first, or name one with --base)"
+                )))
+            }
+        };
+        let branch = format!("swarm/{run_id}");
+        let invalid = |e: String| EngineError::Invalid(format!("cannot prepare the run's git branch: {e}"));
+        git::git_ok(&repo, &["branch", &branch, &base_commit], git::DEFAULT_AUTHOR).map_err(invalid)?;
+        let tree = self.run_dir(run_id).integration_worktree();
+        git::fresh_worktree(&repo, &tree, &branch, None).map_err(invalid)?;
+        let repo = repo.display().to_string();
+        Ok(Some(RunGit { repo, base_commit, integration_branch: branch }))
     }
 
     /// Takes the run's lease, from its holder only if that one is known dead.

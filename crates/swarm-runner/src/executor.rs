@@ -55,10 +55,14 @@ pub async fn run(
     };
     let mut log = AttemptLog::new(job.log.clone(), job.limits.log_limit);
     match launch(&job, &ctx, &mut stop).await {
-        Ok((child, stdin, adapter, workdir, baseline)) => {
+        Ok(Launched { child, stdin, adapter, workdir, baseline, copied }) => {
             send(AttemptEvent::Started { pid: child.id(), workdir: workdir.clone() });
             let supervisor = Supervisor::new(&job, adapter, workdir, baseline, stdin, log, stop, tx.clone());
-            supervisor.run(child).await;
+            let (exit_code, mut outcome, mut evidence) = supervisor.run(child).await;
+            if outcome.is_ok() {
+                integrate(&job, &ctx, copied, &mut outcome, &mut evidence).await;
+            }
+            send(AttemptEvent::Finished { exit_code, outcome, evidence: Box::new(evidence) });
         }
         Err(failure) => {
             let detail = failure.detail.clone().unwrap_or_default();
@@ -70,13 +74,55 @@ pub async fn run(
     }
 }
 
-type Launched = (
-    tokio::process::Child,
-    Option<String>,
-    Arc<dyn swarm_agents::Adapter>,
-    PathBuf,
-    Option<std::collections::BTreeSet<String>>,
-);
+/// A started agent and what the rest of its attempt needs.
+struct Launched {
+    child: tokio::process::Child,
+    stdin: Option<String>,
+    adapter: Arc<dyn swarm_agents::Adapter>,
+    workdir: PathBuf,
+    /// What git saw changed before the agent started.
+    baseline: Option<std::collections::BTreeSet<String>>,
+    /// Files copied into its worktree (`.worktreeinclude`): never committed.
+    copied: Vec<String>,
+}
+
+/// A succeeded worktree task's work goes into the run's integration branch; a conflict fails
+/// the attempt (`merge_conflict`, naming the paths) and leaves the branch as it was.
+async fn integrate(
+    job: &AttemptJob,
+    ctx: &ExecutorContext,
+    copied: Vec<String>,
+    outcome: &mut Result<(), Failure>,
+    evidence: &mut Evidence,
+) {
+    let model = job.model.as_deref().unwrap_or("its agent's default model");
+    let message = format!(
+        "swarm: run {}, task {} (attempt {}, {}, {model})\n\n{}",
+        job.run_id, job.task.id, job.attempt, job.task.agent, job.task.title
+    );
+    let Some(merged) = ctx.workspaces.integrate(&job.workspace, message, copied).await else { return };
+    match merged {
+        Ok(m) => {
+            if let crate::git::MergeOutcome::Conflict { paths } = &m.outcome {
+                *outcome = Err(Failure {
+                    reason: Reason::MergeConflict,
+                    detail: Some(format!(
+                        "merging into the integration branch conflicts in {}; the task's work is kept on {}",
+                        paths.join(", "),
+                        m.branch
+                    )),
+                });
+            }
+            evidence.merged = Some(m);
+        }
+        Err(e) => {
+            *outcome = Err(Failure {
+                reason: Reason::MergeConflict,
+                detail: Some(format!("the task's work could not be merged: {e}")),
+            })
+        }
+    }
+}
 
 /// Everything before the agent's process runs: workspace, git baseline, launch, pre-steps, spawn.
 async fn launch(
@@ -86,7 +132,7 @@ async fn launch(
 ) -> Result<Launched, Failure> {
     let spawn_error = |detail: String| Failure { reason: Reason::SpawnError, detail: Some(detail) };
     let marker = Marker::attempt(&job.run_id, &job.task.id, job.attempt);
-    let workdir = ctx.workspaces.prepare(&job.workspace, &job.limits, &marker, stop).await?;
+    let (workdir, copied) = ctx.workspaces.prepare(&job.workspace, &job.limits, &marker, stop).await?;
     let baseline = if job.report.required {
         // Before the agent starts, so its first edits are never taken for old ones.
         crate::evidence::git_changes(&workdir).await
@@ -146,7 +192,7 @@ async fn launch(
             format!("cannot start `{}`: {e}", launch.program)
         })
     })?;
-    Ok((child, launch.stdin, adapter, workdir, baseline))
+    Ok(Launched { child, stdin: launch.stdin, adapter, workdir, baseline, copied })
 }
 
 /// The agent's whole environment: swarm's own, the job's (`SWARM_*`, a placeholder key), the

@@ -54,9 +54,19 @@ pub struct AttemptJob {
 pub enum WorkspaceSpec {
     /// The plan's own directory, shared with the user and other tasks.
     Shared { dir: PathBuf },
-    /// A git worktree of `repo` at `path` on `branch` (created if missing), the task working in
-    /// its `subdir` (where the plan lies inside the repository); `setup` runs in it first.
-    Worktree { repo: PathBuf, path: PathBuf, branch: String, subdir: PathBuf, setup: Option<String> },
+    /// A fresh git worktree of `repo` at `path` on `branch`, reset to `start` (the run's
+    /// integration branch: a task starts from its dependencies' merged work), the task working
+    /// in its `subdir` (where the plan lies inside the repository); `setup` runs in it first.
+    /// After a success its work is committed and brought into `integration`.
+    Worktree {
+        repo: PathBuf,
+        path: PathBuf,
+        branch: String,
+        start: String,
+        subdir: PathBuf,
+        setup: Option<String>,
+        integration: crate::git::Integration,
+    },
 }
 
 impl WorkspaceSpec {
@@ -156,6 +166,9 @@ pub struct Evidence {
     pub failure_class: Option<FailureClass>,
     #[serde(with = "opt_ms")]
     pub retry_after: Option<Duration>,
+    /// A worktree task's work brought back into the integration branch (or the conflict).
+    #[serde(default)]
+    pub merged: Option<crate::git::Merged>,
 }
 
 mod ms {

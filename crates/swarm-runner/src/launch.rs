@@ -3,6 +3,7 @@
 //! config and how the task's previous attempt ended. Cheap and without effects: all slow work
 //! (git, setup commands, spawning) happens in the executor.
 
+use crate::git::{Integration, Strategy};
 use crate::job::{AttemptJob, Limits, ReportSpec, WorkspaceSpec};
 use crate::paths::RunDir;
 use crate::prompt::{compose_prompt, report_footer, retry_feedback, REPORT_FOOTER};
@@ -75,8 +76,7 @@ impl Launcher<'_> {
             prompt.push_str(&report_footer(template, run_id, &t.id, attempt, &completion));
         }
         let (provider, key_env) = match (model.as_deref(), gateway_token, self.gateway_url) {
-            (Some(model), None, _) => resolve_provider(self.config, model)?,
-            (None, Some(_), Some(url)) => {
+            (_, Some(_), Some(url)) => {
                 let gateway = ProviderSpec {
                     name: GATEWAY_PROVIDER.into(),
                     kind: "openai-compatible".into(),
@@ -86,6 +86,7 @@ impl Launcher<'_> {
                 };
                 (Some(gateway), None)
             }
+            (Some(model), None, _) => resolve_provider(self.config, model)?,
             _ => (None, None),
         };
         let mut env = vec![
@@ -132,25 +133,37 @@ impl Launcher<'_> {
         })
     }
 
-    /// The plan's directory (`shared`), or the task's own git worktree on branch
-    /// `swarm/<RUN_ID>/<TASK_ID>` (the task works where the plan lies inside it).
+    /// The plan's directory (`shared`), or the task's own git worktree
+    /// `.swarm/worktrees/<RUN_ID>/<TASK_ID>` on branch `swarm/<RUN_ID>/<TASK_ID>`, made from the
+    /// run's integration branch (the task works where the plan lies inside it).
     fn workspace(&self, t: &swarm_core::Task) -> Result<WorkspaceSpec, String> {
         let shared = PathBuf::from(&self.record.workdir);
-        if t.workdir == Workdir::Shared {
+        let git = self.record.git.as_ref();
+        if t.workdir(git.is_some()) == Workdir::Shared {
             return Ok(WorkspaceSpec::Shared { dir: shared });
         }
-        let Some(repo) = shared.ancestors().find(|d| d.join(".git").exists()) else {
+        let Some(git) = git else {
             return Err(format!(
-                "`workdir: worktree` needs the plan inside a git repository ({} is not)",
+                "`workdir: worktree` needs the plan inside a git repository with a commit ({} is not)",
                 shared.display()
             ));
         };
+        let repo = PathBuf::from(&git.repo);
+        let subdir = shared.strip_prefix(&repo).map(Path::to_path_buf).unwrap_or_default();
+        let worktree = &self.config.worktree;
         Ok(WorkspaceSpec::Worktree {
-            repo: repo.to_path_buf(),
-            path: self.run_dir.root.join("worktrees").join(&t.id),
-            branch: format!("swarm/{}/{}", self.record.run_id, t.id),
-            subdir: shared.strip_prefix(repo).unwrap_or(Path::new("")).to_path_buf(),
-            setup: self.config.worktree.setup.clone(),
+            path: self.run_dir.worktrees().join(&t.id),
+            branch: crate::git::task_branch(&git.integration_branch, &t.id),
+            start: git.integration_branch.clone(),
+            subdir,
+            setup: worktree.setup.clone(),
+            integration: Integration {
+                branch: git.integration_branch.clone(),
+                worktree: self.run_dir.integration_worktree(),
+                strategy: worktree.merge.as_deref().and_then(Strategy::parse).unwrap_or_default(),
+                author: worktree.author.clone().unwrap_or_else(|| crate::git::DEFAULT_AUTHOR.into()),
+            },
+            repo,
         })
     }
 }

@@ -11,7 +11,9 @@ mod engine;
 mod evidence;
 mod executor;
 pub mod gateway;
+pub mod git;
 mod handle;
+pub mod integration;
 pub mod hooks;
 pub mod job;
 mod launch;
@@ -29,4 +31,5 @@ mod writer;
 
 pub use engine::{CancelOutcome, Engine, EngineError, ResumeInfo, StartRequest};
 pub use handle::{Canceller, RunHandle};
+pub use integration::{CleanResult, MergeResult, TaskDiff};
 pub use writer::LEASE_TTL;

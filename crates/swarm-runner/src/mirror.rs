@@ -172,6 +172,12 @@ mod tests {
             reason: None,
             detail: None,
             attempts: vec![],
+            branch: None,
+            commit: None,
+            start_commit: None,
+            merge: None,
+            conflict_paths: vec![],
+            files_changed: vec![],
         }
     }
 
@@ -181,6 +187,8 @@ mod tests {
             plan: "p".into(),
             namespace: "ns".into(),
             state: RunState::Succeeded,
+            base_commit: None,
+            integration_branch: None,
             started_at: Utc::now(),
             ended_at: Some(Utc::now()),
             counts: Counts::of(tasks.iter().map(|t| &t.state)),

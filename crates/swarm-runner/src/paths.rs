@@ -13,6 +13,19 @@ impl RunDir {
         RunDir { root: state_dir.join("runs").join(run_id) }
     }
 
+    /// `.swarm/worktrees/<RUN_ID>`: the run's worktrees (one per worktree task, and the
+    /// integration branch's own).
+    pub fn worktrees(&self) -> PathBuf {
+        let run = self.root.file_name().map(PathBuf::from).unwrap_or_default();
+        let state_dir = self.root.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+        state_dir.join("worktrees").join(run)
+    }
+
+    /// The worktree where the run's integration branch is checked out and merges happen.
+    pub fn integration_worktree(&self) -> PathBuf {
+        self.worktrees().join("_integration")
+    }
+
     pub fn logs(&self) -> PathBuf {
         self.root.join("logs")
     }

@@ -127,7 +127,8 @@ impl Supervisor {
         let _ = self.tx.send((self.task, self.attempt, ev));
     }
 
-    pub async fn run(mut self, mut child: Child) {
+    /// Supervises the agent, then gathers the evidence: how it ended, its report, its check.
+    pub async fn run(mut self, mut child: Child) -> (Option<i32>, Result<(), Failure>, Evidence) {
         let baseline = self.baseline.take();
         let (exit_code, mut outcome) = match self.supervise(&mut child, false).await {
             Ok(v) => v,
@@ -201,7 +202,7 @@ impl Supervisor {
         if let Some(e) = &self.log.error {
             evidence.warnings.push(e.clone());
         }
-        self.send(AttemptEvent::Finished { exit_code, outcome, evidence: Box::new(evidence) });
+        (exit_code, outcome, evidence)
     }
 
     async fn run_check(&mut self, check: &str, dir: PathBuf) -> Result<(), Failure> {

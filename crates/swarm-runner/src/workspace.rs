@@ -3,6 +3,7 @@
 //! the `[worktree] setup` command runs in a new one with its own time limit. All of it runs in
 //! the attempt's executor, never in the dispatcher's loop, and gives way to a stop request.
 
+use crate::git;
 use crate::job::{Limits, WorkspaceSpec};
 use crate::process::signal_group;
 use crate::reaper::Marker;
@@ -33,51 +34,58 @@ impl Workspaces {
         self.repos.lock().expect("repo locks").entry(repo.to_path_buf()).or_default().clone()
     }
 
-    /// Makes the workspace ready and returns the agent's working directory: the worktree is
-    /// created (or reused, when a resumed run's attempt finds it) and its setup command run.
+    /// Makes the workspace ready and returns the agent's working directory and the files
+    /// copied into it (`.worktreeinclude`, never committed): a worktree is made fresh from the
+    /// integration branch (so a re-run starts clean, and a dependent from its dependencies'
+    /// merged work), then its setup command runs.
     pub async fn prepare(
         &self,
         spec: &WorkspaceSpec,
         limits: &Limits,
         marker: &Marker,
         stop: &mut watch::Receiver<StopRequest>,
-    ) -> Result<PathBuf, Failure> {
-        let WorkspaceSpec::Worktree { repo, path, branch, setup, .. } = spec else {
-            return Ok(spec.workdir());
+    ) -> Result<(PathBuf, Vec<String>), Failure> {
+        let WorkspaceSpec::Worktree { repo, path, branch, start, setup, .. } = spec else {
+            return Ok((spec.workdir(), vec![]));
         };
         let fail = |detail: String| Failure { reason: Reason::SpawnError, detail: Some(detail) };
-        if !path.is_dir() {
+        let copied = {
             let lock = self.lock(repo);
             let _one_at_a_time = lock.lock().await;
-            let tree = path.display().to_string();
-            let git = |args: Vec<&str>| {
-                let mut cmd = Command::new("git");
-                cmd.arg("-C").arg(repo).args(args).stdin(Stdio::null()).kill_on_drop(true);
-                cmd
-            };
-            let mut out = git(vec!["worktree", "add", "--quiet", "-b", branch, &tree, "HEAD"])
-                .output()
-                .await
-                .map_err(|e| fail(format!("cannot run git: {e}")))?;
-            if !out.status.success() {
-                // The branch may exist already (a resumed run whose worktree was removed).
-                out = git(vec!["worktree", "add", "--quiet", &tree, branch])
-                    .output()
-                    .await
-                    .map_err(|e| fail(format!("cannot run git: {e}")))?;
-            }
-            if !out.status.success() {
-                return Err(fail(format!(
-                    "cannot create worktree {}: {}",
-                    path.display(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
-            if let Some(cmd) = setup.as_deref().filter(|c| !c.trim().is_empty()) {
-                run_setup(cmd, path, limits, marker, stop).await?;
-            }
+            let (repo, tree, branch, start) = (repo.clone(), path.clone(), branch.clone(), start.clone());
+            tokio::task::spawn_blocking(move || {
+                git::fresh_worktree(&repo, &tree, &branch, Some(&start))?;
+                git::copy_included(&repo, &tree)
+            })
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(format!("cannot make worktree {}: {e}", path.display())))?
+        };
+        if let Some(cmd) = setup.as_deref().filter(|c| !c.trim().is_empty()) {
+            run_setup(cmd, path, limits, marker, stop).await?;
         }
-        Ok(spec.workdir())
+        Ok((spec.workdir(), copied))
+    }
+
+    /// Brings a succeeded worktree task's work back: commits what it left (but `keep_out`),
+    /// then merges it into the integration branch, one merge per repository at a time.
+    pub async fn integrate(
+        &self,
+        spec: &WorkspaceSpec,
+        message: String,
+        keep_out: Vec<String>,
+    ) -> Option<Result<git::Merged, String>> {
+        let WorkspaceSpec::Worktree { repo, path, branch, integration, .. } = spec else { return None };
+        let lock = self.lock(repo);
+        let _one_at_a_time = lock.lock().await;
+        let (path, branch, integration) = (path.clone(), branch.clone(), integration.clone());
+        let merged = tokio::task::spawn_blocking(move || {
+            git::integrate(&path, &branch, &message, &keep_out, &integration)
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        Some(merged)
     }
 }
 

@@ -26,7 +26,7 @@ fn plan(dir: &Path, name: &str, text: &str) -> StartRequest {
     let file = dir.join(format!("{name}.md"));
     std::fs::write(&file, text).unwrap();
     let plan = parse_markdown(&file.display().to_string(), text, &ctx).expect("a valid plan");
-    StartRequest { plan, plan_file: file, concurrency: None, fail_fast: false, allow_paid: false }
+    StartRequest { plan, plan_file: file, concurrency: None, fail_fast: false, allow_paid: false, base: None }
 }
 
 #[test]
@@ -123,8 +123,15 @@ fn an_attempt_job_and_its_events_survive_a_trip_through_json() {
             repo: "/repo".into(),
             path: "/repo/.swarm/runs/r/worktrees/t".into(),
             branch: "swarm/r/t".into(),
+            start: "swarm/r".into(),
             subdir: "sub".into(),
             setup: Some("npm ci".into()),
+            integration: swarm_runner::git::Integration {
+                branch: "swarm/r".into(),
+                worktree: "/repo/.swarm/worktrees/r/_integration".into(),
+                strategy: swarm_runner::git::Strategy::Squash,
+                author: "swarm <swarm@localhost>".into(),
+            },
         },
         env: vec![("SWARM_RUN_ID".into(), "r".into())],
         env_remove: vec!["LOCAL_KEY".into()],

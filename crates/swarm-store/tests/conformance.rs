@@ -35,7 +35,7 @@ fn plan(ids: &[&str]) -> Plan {
                 check: None,
                 command: Some("true".into()),
                 paths: vec![],
-                workdir: Workdir::Shared,
+                workdir: Some(Workdir::Shared),
                 prompt: String::new(),
             })
             .collect(),
@@ -56,6 +56,7 @@ fn record(run_id: &str, minutes_ago: i64, ids: &[&str]) -> RunRecord {
         fail_fast: false,
         owner: None,
         spec: plan(ids),
+        git: None,
     }
 }
 
@@ -69,6 +70,12 @@ fn task(id: &str, state: TaskState) -> TaskReport {
         reason: None,
         detail: None,
         attempts: vec![],
+        branch: None,
+        commit: None,
+        start_commit: None,
+        merge: None,
+        conflict_paths: vec![],
+        files_changed: vec![],
     }
 }
 

@@ -107,6 +107,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         concurrency: args.concurrency,
         fail_fast: args.fail_fast,
         allow_paid: args.allow_paid,
+        base: args.base.clone(),
     };
     let _in_runtime = runtime.enter();
     let handle = engine.start(request).map_err(CliError::from_engine)?;
@@ -189,11 +190,12 @@ const MAX_OUTPUTS: usize = 20;
 /// paths; globs are skipped) that exists now: a run ends by saying where its results are.
 fn print_outputs(plan: &Plan, report: &RunReport, workdir: &Path) {
     let cwd = std::env::current_dir().and_then(std::fs::canonicalize).ok();
+    let in_git = report.integration_branch.is_some();
     let succeeded = |id: &str| report.tasks.iter().any(|t| t.id == id && t.state == TaskState::Succeeded);
     let outputs: Vec<String> = plan
         .tasks
         .iter()
-        .filter(|t| t.workdir == Workdir::Shared && succeeded(&t.id))
+        .filter(|t| t.workdir(in_git) == Workdir::Shared && succeeded(&t.id))
         .flat_map(|t| t.paths.iter().map(move |p| (t, p)))
         .filter(|(_, p)| !p.contains(['*', '?', '[', '{']))
         .filter_map(|(t, p)| {

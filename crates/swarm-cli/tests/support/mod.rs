@@ -318,6 +318,11 @@ impl Drop for Project {
     /// Best effort: SIGKILL whatever test agents a failed test left behind (found through the
     /// pid files tasks wrote), so a failing test does not leak hour-long sleepers.
     fn drop(&mut self) {
+        if let Some(keep) = std::env::var_os("SWARM_TEST_KEEP") {
+            // Debugging a failure: a copy of the project survives the test.
+            let to = Path::new(&keep).join(self.path().file_name().unwrap_or_default());
+            let _ = Command::new("cp").arg("-a").arg(self.path()).arg(&to).status();
+        }
         let Ok(entries) = std::fs::read_dir(self.path()) else { return };
         for e in entries.flatten() {
             if e.path().extension().is_none_or(|x| x != "pid") {

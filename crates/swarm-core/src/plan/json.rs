@@ -50,7 +50,7 @@ struct JsonTask {
     #[serde(default)]
     paths: Vec<String>,
     #[serde(default)]
-    workdir: Workdir,
+    workdir: Option<Workdir>,
     #[serde(default)]
     prompt: String,
 }

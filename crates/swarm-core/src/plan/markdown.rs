@@ -397,7 +397,7 @@ fn parse_section(src: &str, section: &Section, defaults: &Fields, sink: &mut Sin
         check: fields.check,
         command: fields.command,
         paths: fields.paths.unwrap_or_default(),
-        workdir: fields.workdir.unwrap_or_default(),
+        workdir: fields.workdir,
         prompt,
     })
 }

@@ -59,11 +59,25 @@ pub struct Task {
     pub command: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
-    #[serde(default)]
-    pub workdir: Workdir,
+    /// Where the task works; unset: its own git worktree for an AI agent inside a git
+    /// repository, the plan's directory otherwise (see [`Task::workdir`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<Workdir>,
     /// The task prompt, verbatim markdown.
     #[serde(default)]
     pub prompt: String,
+}
+
+impl Task {
+    /// Where the task works: `workdir` when the plan sets it; else a worktree for an AI agent
+    /// when the plan lies in a git repository (`in_git`), the shared directory otherwise.
+    pub fn workdir(&self, in_git: bool) -> Workdir {
+        match self.workdir {
+            Some(w) => w,
+            None if in_git && self.agent != "exec" => Workdir::Worktree,
+            None => Workdir::Shared,
+        }
+    }
 }
 
 impl Plan {

@@ -38,7 +38,7 @@ pub(crate) struct Draft {
     pub check: Option<String>,
     pub command: Option<String>,
     pub paths: Vec<String>,
-    pub workdir: Workdir,
+    pub workdir: Option<Workdir>,
     pub prompt: String,
 }
 

@@ -3,7 +3,9 @@
 
 use super::{Dispatcher, Running};
 use crate::gateway::Grant;
+use crate::git::MergeOutcome;
 use crate::job::{AttemptEvent, Evidence};
+use swarm_core::report::MergeState;
 use crate::launch::{Launcher, ModelRoute};
 use crate::reaper::Marker;
 use crate::supervise::StopRequest;
@@ -214,6 +216,18 @@ impl Dispatcher {
         }
         let i = task as usize;
         let evidence = *evidence;
+        if let Some(m) = &evidence.merged {
+            let doc = &mut self.docs[i];
+            doc.branch = Some(m.branch.clone());
+            doc.commit = Some(m.commit.clone());
+            doc.start_commit = Some(m.start.clone());
+            doc.files_changed = m.files_changed.clone();
+            (doc.merge, doc.conflict_paths) = match &m.outcome {
+                MergeOutcome::Merged => (Some(MergeState::Merged), vec![]),
+                MergeOutcome::Skipped => (Some(MergeState::Skipped), vec![]),
+                MergeOutcome::Conflict { paths } => (Some(MergeState::Conflict), paths.clone()),
+            };
+        }
         if let Some(a) = self.docs[i].attempts.iter_mut().find(|a| a.n == attempt) {
             a.ended_at = Some(Utc::now());
             a.exit_code = exit_code;

@@ -15,6 +15,25 @@ use swarm_core::state::RunState;
 use tokio::sync::mpsc;
 
 impl Dispatcher {
+    /// A worktree task whose work never reached the integration branch (it failed, was
+    /// blocked or cancelled) ends with `merge: skipped`, and its branch named when it has one.
+    fn mark_unmerged(&mut self) {
+        let Some(git) = self.record.git.clone() else { return };
+        for i in 0..self.docs.len() {
+            let id = &self.docs[i].id;
+            let Some(task) = self.record.spec.tasks.iter().find(|t| &t.id == id) else { continue };
+            if task.workdir(true) != swarm_core::plan::Workdir::Worktree || self.docs[i].merge.is_some() {
+                continue;
+            }
+            let doc = &mut self.docs[i];
+            doc.merge = Some(swarm_core::report::MergeState::Skipped);
+            if !doc.attempts.is_empty() {
+                doc.branch = Some(crate::git::task_branch(&git.integration_branch, &doc.id));
+            }
+            self.writer.send(Write::Task(doc.clone()));
+        }
+    }
+
     pub(super) fn finish(
         mut self,
         notes: &mut mpsc::UnboundedReceiver<Note>,
@@ -35,6 +54,7 @@ impl Dispatcher {
                 message: format!("ended {} process(es) of the run still running at its end", left.found),
             });
         }
+        self.mark_unmerged();
         let counts = swarm_core::report::Counts::of(self.docs.iter().map(|t| &t.state));
         self.record.state = state;
         self.record.ended_at = Some(Utc::now());

@@ -1,0 +1,377 @@
+//! Git for runs: the repository a plan lies in, the run's base commit and integration branch,
+//! task worktrees, and bringing a task's work back (commit, then merge, squash or rebase) with a
+//! conflict reported by its paths and the integration branch left as it was. Every command runs
+//! with `-C` on a swarm-owned directory: the user's checkout, index and branch are never used.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+/// How a task's work goes into the integration branch (`[worktree] merge`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    #[default]
+    Merge,
+    Squash,
+    Rebase,
+}
+
+impl Strategy {
+    pub fn parse(s: &str) -> Option<Strategy> {
+        match s {
+            "merge" => Some(Strategy::Merge),
+            "squash" => Some(Strategy::Squash),
+            "rebase" => Some(Strategy::Rebase),
+            _ => None,
+        }
+    }
+}
+
+/// The run's integration side, as an executor needs it to bring a task's work back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Integration {
+    /// `swarm/<RUN_ID>`.
+    pub branch: String,
+    /// The worktree where that branch is checked out and merges happen.
+    pub worktree: PathBuf,
+    pub strategy: Strategy,
+    /// Commit author and committer, `Name <email>`.
+    pub author: String,
+}
+
+/// A task's branch: `swarm/<RUN_ID>--<TASK_ID>`. (Not `swarm/<RUN_ID>/<TASK_ID>`: git cannot
+/// hold a branch `a/b` beside a branch `a/b/c`, and `swarm/<RUN_ID>` is the integration branch.)
+pub fn task_branch(integration_branch: &str, task: &str) -> String {
+    format!("{integration_branch}--{task}")
+}
+
+/// The author swarm's own commits carry unless `[worktree] author` says otherwise.
+pub const DEFAULT_AUTHOR: &str = "swarm <swarm@localhost>";
+
+fn identity(author: &str) -> (String, String) {
+    match author.rsplit_once('<') {
+        Some((name, email)) => (name.trim().to_string(), email.trim_end_matches('>').trim().to_string()),
+        None => (author.trim().to_string(), "swarm@localhost".to_string()),
+    }
+}
+
+/// `git -C dir ARGS` (blocking), with swarm's identity for any commit it makes.
+pub fn git(dir: &Path, args: &[&str], author: &str) -> Result<Output, String> {
+    let (name, email) = identity(author);
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", &format!("user.name={name}"), "-c", &format!("user.email={email}")])
+        .args(["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"])
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))
+}
+
+/// Like [`git`], failing with git's own words when it fails.
+pub fn git_ok(dir: &Path, args: &[&str], author: &str) -> Result<String, String> {
+    let out = git(dir, args, author)?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Like [`git_ok`], its output untrimmed (a patch).
+pub fn git_ok_raw(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = git(dir, args, DEFAULT_AUTHOR)?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// The top of the git repository `dir` lies in, if any.
+pub fn repo_of(dir: &Path) -> Option<PathBuf> {
+    let out = git(dir, &["rev-parse", "--show-toplevel"], DEFAULT_AUTHOR).ok()?;
+    out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// The commit `rev` names, in full.
+pub fn commit_of(repo: &Path, rev: &str) -> Result<String, String> {
+    git_ok(repo, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")], DEFAULT_AUTHOR)
+        .map_err(|_| format!("`{rev}` names no commit in {}", repo.display()))
+}
+
+/// Whether the checkout at `dir` has uncommitted changes (untracked files included).
+pub fn is_dirty(dir: &Path) -> bool {
+    git_ok(dir, &["status", "--porcelain"], DEFAULT_AUTHOR).is_ok_and(|s| !s.is_empty())
+}
+
+/// Makes a worktree of `branch` at `path`, the branch (re)set to `start` when given; an old
+/// worktree or directory at `path` goes first, so a task's re-run starts clean.
+pub fn fresh_worktree(repo: &Path, path: &Path, branch: &str, start: Option<&str>) -> Result<(), String> {
+    if path.exists() {
+        let _ = git(repo, &["worktree", "remove", "--force", &path.display().to_string()], DEFAULT_AUTHOR);
+        if path.exists() {
+            std::fs::remove_dir_all(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+        }
+    }
+    let _ = git(repo, &["worktree", "prune"], DEFAULT_AUTHOR);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    let tree = path.display().to_string();
+    let args: Vec<&str> = match start {
+        Some(start) => vec!["worktree", "add", "--quiet", "-B", branch, &tree, start],
+        None => vec!["worktree", "add", "--quiet", &tree, branch],
+    };
+    git_ok(repo, &args, DEFAULT_AUTHOR).map(drop)
+}
+
+/// What bringing a task's work back did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Merged {
+    pub branch: String,
+    /// The task's commit (its branch's head after committing what it left).
+    pub commit: String,
+    /// Where its work started: the integration branch's commit its worktree was made from.
+    pub start: String,
+    pub outcome: MergeOutcome,
+    /// What its work changed, relative to the repository.
+    pub files_changed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MergeOutcome {
+    Merged,
+    /// Nothing to bring back.
+    Skipped,
+    /// The integration branch is as it was; these paths conflicted.
+    Conflict { paths: Vec<String> },
+}
+
+/// Commits what the agent left in its worktree (but `keep_out`: files swarm copied in), then
+/// brings the task's branch into the integration branch. Blocking; call it with the
+/// repository's lock held.
+pub fn integrate(
+    tree: &Path,
+    branch: &str,
+    message: &str,
+    keep_out: &[String],
+    into: &Integration,
+) -> Result<Merged, String> {
+    let author = into.author.as_str();
+    let mut add = vec!["add", "-A", "--", "."];
+    let excludes: Vec<String> = keep_out.iter().map(|p| format!(":(exclude){p}")).collect();
+    add.extend(excludes.iter().map(String::as_str));
+    git_ok(tree, &add, author)?;
+    let staged = !git(tree, &["diff", "--cached", "--quiet"], author)?.status.success();
+    if staged {
+        git_ok(tree, &["commit", "--quiet", "--no-verify", "-m", message], author)?;
+    }
+    let commit = git_ok(tree, &["rev-parse", "HEAD"], author)?;
+    let target = &into.worktree;
+    let base = git_ok(target, &["merge-base", "HEAD", &commit], author)?;
+    let files: Vec<String> =
+        git_ok(target, &["diff", "--name-only", &base, &commit], author)?.lines().map(String::from).collect();
+    if files.is_empty() && git_ok(target, &["merge-base", "--is-ancestor", &commit, "HEAD"], author).is_ok() {
+        return Ok(Merged { branch: branch.into(), commit, start: base, outcome: MergeOutcome::Skipped, files_changed: files });
+    }
+    let done = |outcome| {
+        Ok(Merged { branch: branch.into(), commit: commit.clone(), start: base.clone(), outcome, files_changed: files.clone() })
+    };
+    let conflicted = |dir: &Path| -> Vec<String> {
+        git_ok(dir, &["diff", "--name-only", "--diff-filter=U"], author)
+            .map(|s| s.lines().map(String::from).collect())
+            .unwrap_or_default()
+    };
+    match into.strategy {
+        Strategy::Merge | Strategy::Squash => {
+            let squash = into.strategy == Strategy::Squash;
+            let mut args = vec!["merge", "--quiet", "--no-edit"];
+            if squash {
+                args.push("--squash");
+            } else {
+                args.extend(["--no-ff", "-m", message]);
+            }
+            args.push(&commit);
+            let out = git(target, &args, author)?;
+            if !out.status.success() {
+                let paths = conflicted(target);
+                // Leave the integration branch exactly as it was.
+                let _ = git(target, &["merge", "--abort"], author);
+                let _ = git(target, &["reset", "--hard", "--quiet", "HEAD"], author);
+                if paths.is_empty() {
+                    return Err(format!("git merge: {}", String::from_utf8_lossy(&out.stderr).trim()));
+                }
+                return done(MergeOutcome::Conflict { paths });
+            }
+            if squash {
+                git_ok(target, &["commit", "--quiet", "--no-verify", "-m", message], author)?;
+            }
+            done(MergeOutcome::Merged)
+        }
+        Strategy::Rebase => {
+            let onto = git_ok(target, &["rev-parse", "HEAD"], author)?;
+            let out = git(tree, &["rebase", "--quiet", &onto], author)?;
+            if !out.status.success() {
+                let paths = conflicted(tree);
+                let _ = git(tree, &["rebase", "--abort"], author);
+                if paths.is_empty() {
+                    return Err(format!("git rebase: {}", String::from_utf8_lossy(&out.stderr).trim()));
+                }
+                return done(MergeOutcome::Conflict { paths });
+            }
+            let rebased = git_ok(tree, &["rev-parse", "HEAD"], author)?;
+            git_ok(target, &["merge", "--quiet", "--ff-only", &rebased], author)?;
+            Ok(Merged { branch: branch.into(), commit: rebased, start: onto, outcome: MergeOutcome::Merged, files_changed: files })
+        }
+    }
+}
+
+/// Files matching `.worktreeinclude` (gitignore syntax) at the top of `repo` that git does not
+/// track (`.env`, local settings): copied into every new worktree. Returns what was copied,
+/// relative to the repository.
+pub fn copy_included(repo: &Path, tree: &Path) -> Result<Vec<String>, String> {
+    let list = repo.join(".worktreeinclude");
+    if !list.is_file() {
+        return Ok(vec![]);
+    }
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(repo);
+    if let Some(e) = builder.add(&list) {
+        return Err(format!("{}: {e}", list.display()));
+    }
+    let matcher = builder.build().map_err(|e| format!("{}: {e}", list.display()))?;
+    let mut untracked: Vec<String> = Vec::new();
+    for args in [
+        &["ls-files", "--others", "--exclude-standard", "-z"][..],
+        &["ls-files", "--others", "--ignored", "--exclude-standard", "-z"][..],
+    ] {
+        let out = git_ok(repo, args, DEFAULT_AUTHOR)?;
+        untracked.extend(out.split('\0').filter(|p| !p.is_empty() && !p.starts_with(".swarm/")).map(String::from));
+    }
+    untracked.sort();
+    untracked.dedup();
+    let mut copied = Vec::new();
+    for rel in untracked {
+        let from = repo.join(&rel);
+        if !matcher.matched_path_or_any_parents(&rel, false).is_ignore() {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+        if !meta.is_file() {
+            continue; // links are not followed out of the repository
+        }
+        let to = tree.join(&rel);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::copy(&from, &to).map_err(|e| format!("cannot copy {rel}: {e}"))?;
+        copied.push(rel);
+    }
+    Ok(copied)
+}
+
+/// Every worktree of `repo` (its main one first).
+pub fn worktrees(repo: &Path) -> Vec<PathBuf> {
+    git_ok(repo, &["worktree", "list", "--porcelain"], DEFAULT_AUTHOR)
+        .map(|s| s.lines().filter_map(|l| l.strip_prefix("worktree ")).map(PathBuf::from).collect())
+        .unwrap_or_default()
+}
+
+/// The worktree of `repo` where `branch` is checked out, if any.
+pub fn worktree_of_branch(repo: &Path, branch: &str) -> Option<PathBuf> {
+    let list = git_ok(repo, &["worktree", "list", "--porcelain"], DEFAULT_AUTHOR).ok()?;
+    let want = format!("branch refs/heads/{branch}");
+    let mut current: Option<PathBuf> = None;
+    for line in list.lines() {
+        if let Some(p) = line.strip_prefix("worktree ") {
+            current = Some(PathBuf::from(p));
+        } else if line == want {
+            return current;
+        }
+    }
+    None
+}
+
+/// Whether the checkout at `dir` has changes to tracked files, staged or not (untracked files
+/// do not count: git itself refuses a merge that would overwrite one).
+pub fn has_uncommitted(dir: &Path) -> bool {
+    git_ok(dir, &["status", "--porcelain", "--untracked-files=no"], DEFAULT_AUTHOR).is_ok_and(|s| !s.is_empty())
+}
+
+/// Removes the worktree at `tree` (forcefully: it is swarm's own).
+pub fn remove_worktree(repo: &Path, tree: &Path) {
+    let _ = git(repo, &["worktree", "remove", "--force", "--force", &tree.display().to_string()], DEFAULT_AUTHOR);
+    if tree.exists() {
+        let _ = std::fs::remove_dir_all(tree);
+    }
+    let _ = git(repo, &["worktree", "prune"], DEFAULT_AUTHOR);
+}
+
+/// What merging a branch into a checked-out one did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BranchMerge {
+    /// `merged`, `up_to_date` or `conflict`.
+    pub outcome: &'static str,
+    /// The checkout's head afterwards (unchanged on a conflict).
+    pub head: String,
+    pub files_changed: Vec<String>,
+    pub conflict_paths: Vec<String>,
+}
+
+/// Merges `branch` into what `tree` has checked out (`squash`: as one new commit), as the
+/// repository's own user when it has one configured, else as swarm. A conflict is aborted:
+/// the checkout is left as it was.
+pub fn merge_branch(tree: &Path, branch: &str, message: &str, squash: bool) -> Result<BranchMerge, String> {
+    let user = git_ok(tree, &["config", "user.email"], DEFAULT_AUTHOR).is_ok();
+    let run = |args: &[&str]| -> Result<Output, String> {
+        if user {
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(tree)
+                .args(["-c", "core.hooksPath=/dev/null"])
+                .args(args)
+                .env("GIT_TERMINAL_PROMPT", "0")
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("cannot run git: {e}"))
+        } else {
+            git(tree, args, DEFAULT_AUTHOR)
+        }
+    };
+    let before = git_ok(tree, &["rev-parse", "HEAD"], DEFAULT_AUTHOR)?;
+    if git_ok(tree, &["merge-base", "--is-ancestor", branch, "HEAD"], DEFAULT_AUTHOR).is_ok() {
+        return Ok(BranchMerge { outcome: "up_to_date", head: before, files_changed: vec![], conflict_paths: vec![] });
+    }
+    let mut args = vec!["merge", "--quiet", "--no-edit", "--no-verify"];
+    if squash {
+        args.push("--squash");
+    } else {
+        args.extend(["--no-ff", "-m", message]);
+    }
+    args.push(branch);
+    let out = run(&args)?;
+    if !out.status.success() {
+        let paths: Vec<String> = git_ok(tree, &["diff", "--name-only", "--diff-filter=U"], DEFAULT_AUTHOR)
+            .map(|s| s.lines().map(String::from).collect())
+            .unwrap_or_default();
+        let _ = git(tree, &["merge", "--abort"], DEFAULT_AUTHOR);
+        if paths.is_empty() {
+            return Err(format!("git merge: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        let _ = git(tree, &["reset", "--quiet", "--merge"], DEFAULT_AUTHOR);
+        return Ok(BranchMerge { outcome: "conflict", head: before, files_changed: vec![], conflict_paths: paths });
+    }
+    if squash {
+        let out = run(&["commit", "--quiet", "--no-verify", "-m", message])?;
+        if !out.status.success() {
+            return Err(format!("git commit: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+    }
+    let head = git_ok(tree, &["rev-parse", "HEAD"], DEFAULT_AUTHOR)?;
+    let files = git_ok(tree, &["diff", "--name-only", &before, &head], DEFAULT_AUTHOR)?.lines().map(String::from).collect();
+    Ok(BranchMerge { outcome: "merged", head, files_changed: files, conflict_paths: vec![] })
+}
