@@ -57,6 +57,14 @@ pub enum Command {
     State(crate::commands::state::StateArgs),
     /// Write this task's completion report (run by an agent inside a swarm task), or check one.
     Report(crate::commands::report::ReportArgs),
+    /// What a worktree task changed: its commit against where it started (or, while it works,
+    /// its worktree).
+    Diff(DiffArgs),
+    /// Bring a run's integration branch `swarm/RUN` into a branch of yours (only when asked; a
+    /// checkout with uncommitted changes is refused, a conflict changes nothing).
+    Merge(MergeArgs),
+    /// Remove a run's worktrees (`--branches`: its branches too).
+    Clean(CleanArgs),
 }
 
 impl Command {
@@ -76,7 +84,10 @@ impl Command {
             | Command::Schema(_)
             | Command::Events(_)
             | Command::State(_)
-            | Command::Report(_) => false,
+            | Command::Report(_)
+            | Command::Diff(_)
+            | Command::Merge(_)
+            | Command::Clean(_) => false,
         }
     }
 }
@@ -155,6 +166,43 @@ pub struct ResumeArgs {
     pub json: bool,
     #[arg(long)]
     pub no_progress: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// Run id, unique prefix/suffix, or `latest`.
+    pub run: String,
+    pub task: String,
+    /// A diffstat instead of the patch.
+    #[arg(long)]
+    pub stat: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Run id, unique prefix/suffix, or `latest`.
+    pub run: String,
+    /// The branch to merge into (default: the branch checked out in the repository).
+    #[arg(long, value_name = "BRANCH")]
+    pub into: Option<String>,
+    /// One new commit on the target instead of a merge commit.
+    #[arg(long)]
+    pub squash: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CleanArgs {
+    /// Run id, unique prefix/suffix, or `latest`.
+    pub run: String,
+    /// Also delete the run's branches: `swarm/RUN` and every `swarm/RUN--TASK`.
+    #[arg(long)]
+    pub branches: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -48,5 +48,8 @@ fn dispatch(cli: Cli) -> error::CliResult {
         Command::Events(args) => commands::events::events(store, config, args),
         Command::State(args) => commands::state::state(store, config, args),
         Command::Report(args) => commands::report::report(args),
+        Command::Diff(args) => commands::worktree::diff(store, config, args),
+        Command::Merge(args) => commands::worktree::merge(store, config, args),
+        Command::Clean(args) => commands::worktree::clean(store, config, args),
     }
 }

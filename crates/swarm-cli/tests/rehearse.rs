@@ -7,10 +7,18 @@ use support::*;
 
 #[test]
 fn the_three_agent_example_rehearses_green() {
-    let p = Project::git();
+    let p = Project::new();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git").arg("-C").arg(p.path()).args(args).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
     let plan = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/agents/plan.md"))
         .unwrap();
     p.write("plan.md", &plan);
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "plan.md", "swarm.toml"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "the plan"]);
     // The real CLIs installed by scripts/install-agents.sh, found through the project's .tools.
     let tools = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.tools"));
     assert!(
@@ -35,6 +43,25 @@ fn the_three_agent_example_rehearses_green() {
     let spread = *starts.iter().max().unwrap() - *starts.iter().min().unwrap();
     assert!(spread < chrono::Duration::seconds(2), "the agents started {spread} apart");
     assert_task(&st, "summary", "succeeded", None);
+    // Each agent worked in its own worktree; their work came together in the run's branch,
+    // where the summary (a worktree task after all three) saw it. The checkout is untouched.
+    let run_id = out.run_id();
+    let integration = format!("swarm/{run_id}");
+    let files = git(&["ls-tree", "-r", "--name-only", &integration]);
+    for id in ["notes", "faq", "changelog"] {
+        let file = format!("rehearsal/{id}.md");
+        assert!(files.lines().any(|f| f == file), "{file} is in {integration}: {files}");
+        assert_eq!(task(&st, id)["merge"], "merged");
+        assert_eq!(task(&st, id)["files_changed"], serde_json::json!([file]));
+        let shown = git(&["show", &format!("{integration}:{file}")]);
+        assert!(shown.contains(&format!("Task {id} of run {run_id}")), "{shown}");
+        assert!(!p.exists(&file), "the agents never wrote into the user's checkout");
+    }
+    let summary_log = p.read(&format!(".swarm/runs/{run_id}/logs/summary.1.log"));
+    for id in ["notes", "faq", "changelog"] {
+        assert!(summary_log.contains(&format!("{id}.md")), "the summary saw {id}'s file: {summary_log}");
+    }
+    assert_eq!(git(&["status", "--porcelain", "--untracked-files=no"]), "");
     // Usage rolls up per run and per model (the rehearsal scenario reports 1000 tokens in per request).
     assert!(st["totals"]["tokens_in"].as_u64().unwrap() > 0, "{}", st["totals"]);
     let by_model = st["by_model"].as_array().unwrap();

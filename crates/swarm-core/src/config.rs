@@ -448,7 +448,8 @@ impl Config {
         if let Some(problem) = self.hooks.problems().into_iter().next() {
             return Err(invalid(problem));
         }
-        if let Some(m) = self.worktree.merge.as_deref().filter(|m| !["merge", "squash", "rebase"].contains(m)) {
+        if let Some(m) = self.worktree.merge.as_deref().filter(|m| !["merge", "squash", "rebase"].contains(m))
+        {
             return Err(invalid(format!("worktree.merge is `{m}`: use `merge`, `squash` or `rebase`")));
         }
         if let Some(a) = self.worktree.author.as_deref().filter(|a| !(a.contains('<') && a.ends_with('>'))) {

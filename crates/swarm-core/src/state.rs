@@ -100,7 +100,10 @@ impl Reason {
     pub fn is_retryable(self) -> bool {
         // A merge conflict keeps the task's branch for a person: running it again would only
         // make the same edits on top of the same integration branch.
-        !matches!(self, Reason::SpawnError | Reason::Cancelled | Reason::DependencyFailed | Reason::MergeConflict)
+        !matches!(
+            self,
+            Reason::SpawnError | Reason::Cancelled | Reason::DependencyFailed | Reason::MergeConflict
+        )
     }
 }
 

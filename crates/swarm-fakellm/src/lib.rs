@@ -39,7 +39,9 @@
 //! ```
 //!
 //! Steps: `{ write = { path, content } }` calls the file-writing tool the agent offers (see
-//! [`tools`]), or answers with text quoting the content when it offers none; `{ say = "…" }`
+//! [`tools`]), or answers with text quoting the content when it offers none (`{task}` and
+//! `{run}` in either, and in a report's summary, are the swarm task and run the conversation's
+//! report footer names); `{ say = "…" }`
 //! answers with text (`finish_reason: stop`); `{ call = { name, arguments } }` calls any offered
 //! tool. The server keeps no conversation state: the step for a request is the number of
 //! assistant messages already in its `messages`; past the last step it repeats the last `say`

@@ -60,10 +60,18 @@ pub fn decide(model: &str, script: &ModelScript, request: &ChatRequest, nth: u64
     let answer = match script.steps.get(turn) {
         None => Answer::Text(script.final_text().to_string()),
         Some(Step::Say(text)) => Answer::Text(text.clone()),
-        Some(Step::Write { path, content }) => match tools::write_call(&request.tools, path, content) {
-            Some(call) => Answer::ToolCall(call),
-            None => Answer::Text(format!("Here is `{path}`:\n\n```\n{content}\n```\n")),
-        },
+        Some(Step::Write { path, content }) => {
+            // `{task}` and `{run}` name the swarm task the conversation is for (from its footer).
+            let fill = |s: &str| match &request.report_target {
+                Some(t) => s.replace("{task}", &t.task_id).replace("{run}", &t.run_id),
+                None => s.to_string(),
+            };
+            let (path, content) = (fill(path), fill(content));
+            match tools::write_call(&request.tools, &path, &content) {
+                Some(call) => Answer::ToolCall(call),
+                None => Answer::Text(format!("Here is `{path}`:\n\n```\n{content}\n```\n")),
+            }
+        }
         Some(Step::Report { status, summary }) => match &request.report_target {
             Some(target) => {
                 let report = serde_json::json!({
@@ -71,7 +79,7 @@ pub fn decide(model: &str, script: &ModelScript, request: &ChatRequest, nth: u64
                     "run_id": target.run_id,
                     "task_id": target.task_id,
                     "status": status,
-                    "summary": summary,
+                    "summary": summary.replace("{task}", &target.task_id).replace("{run}", &target.run_id),
                     "files_changed": [],
                     "tests": [],
                     "follow_ups": [],

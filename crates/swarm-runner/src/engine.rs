@@ -5,8 +5,8 @@
 
 use crate::dispatcher::{self, RunSetup};
 use crate::executor::ExecutorContext;
-use crate::git;
 use crate::gateway::{Gateway, Ledger};
+use crate::git;
 use crate::handle::RunHandle;
 use crate::paths::RunDir;
 use crate::process::{hostname, lease_holder_dead, lease_token, owner_status};
@@ -198,8 +198,9 @@ impl Engine {
             // Merges happen in the integration branch's worktree: back if it went away.
             let tree = self.run_dir(&run_id).integration_worktree();
             if !tree.is_dir() {
-                git::fresh_worktree(Path::new(&g.repo), &tree, &g.integration_branch, None)
-                    .map_err(|e| EngineError::Invalid(format!("cannot restore the integration worktree: {e}")))?;
+                git::fresh_worktree(Path::new(&g.repo), &tree, &g.integration_branch, None).map_err(|e| {
+                    EngineError::Invalid(format!("cannot restore the integration worktree: {e}"))
+                })?;
             }
         }
         record.state = RunState::Running;
@@ -221,7 +222,10 @@ impl Engine {
     ) -> Result<Option<RunGit>, EngineError> {
         let Some(repo) = git::repo_of(workdir) else {
             if base.is_some() {
-                return Err(EngineError::Invalid(format!("--base: {} is in no git repository", workdir.display())));
+                return Err(EngineError::Invalid(format!(
+                    "--base: {} is in no git repository",
+                    workdir.display()
+                )));
             }
             return Ok(None);
         };

@@ -111,6 +111,8 @@ pub fn git_changes_now(workdir: &std::path::Path) -> Option<std::collections::BT
         .arg("-C")
         .arg(workdir)
         .args(["status", "--short", "--untracked-files=all", "--", "."])
+        // A shared task's directory is the user's checkout: reading it must not write its index.
+        .env("GIT_OPTIONAL_LOCKS", "0")
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()

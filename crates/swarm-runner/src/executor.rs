@@ -95,10 +95,16 @@ async fn integrate(
     outcome: &mut Result<(), Failure>,
     evidence: &mut Evidence,
 ) {
-    let model = job.model.as_deref().unwrap_or("its agent's default model");
+    let who = match job.model.as_deref() {
+        Some(m) if m == format!("{}/auto", crate::launch::GATEWAY_PROVIDER) => {
+            format!("{}, models of the hierarchy", job.task.agent)
+        }
+        Some(model) => format!("{}, model {model}", job.task.agent),
+        None => job.task.agent.clone(),
+    };
     let message = format!(
-        "swarm: run {}, task {} (attempt {}, {}, {model})\n\n{}",
-        job.run_id, job.task.id, job.attempt, job.task.agent, job.task.title
+        "swarm: run {}, task {} (attempt {}, {who})\n\n{}",
+        job.run_id, job.task.id, job.attempt, job.task.title
     );
     let Some(merged) = ctx.workspaces.integrate(&job.workspace, message, copied).await else { return };
     match merged {

@@ -66,6 +66,8 @@ pub fn git(dir: &Path, args: &[&str], author: &str) -> Result<Output, String> {
         .args(["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"])
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
+        // Reading the user's checkout (`git status`) must not even refresh its index.
+        .env("GIT_OPTIONAL_LOCKS", "0")
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run git: {e}"))
@@ -149,7 +151,9 @@ pub enum MergeOutcome {
     /// Nothing to bring back.
     Skipped,
     /// The integration branch is as it was; these paths conflicted.
-    Conflict { paths: Vec<String> },
+    Conflict {
+        paths: Vec<String>,
+    },
 }
 
 /// Commits what the agent left in its worktree (but `keep_out`: files swarm copied in), then
@@ -163,10 +167,13 @@ pub fn integrate(
     into: &Integration,
 ) -> Result<Merged, String> {
     let author = into.author.as_str();
-    let mut add = vec!["add", "-A", "--", "."];
-    let excludes: Vec<String> = keep_out.iter().map(|p| format!(":(exclude){p}")).collect();
-    add.extend(excludes.iter().map(String::as_str));
-    git_ok(tree, &add, author)?;
+    git_ok(tree, &["add", "-A", "--", "."], author)?;
+    if !keep_out.is_empty() {
+        // Files swarm copied in stay out (`add` already skips the ignored ones).
+        let mut reset = vec!["reset", "--quiet", "--"];
+        reset.extend(keep_out.iter().map(String::as_str));
+        git_ok(tree, &reset, author)?;
+    }
     let staged = !git(tree, &["diff", "--cached", "--quiet"], author)?.status.success();
     if staged {
         git_ok(tree, &["commit", "--quiet", "--no-verify", "-m", message], author)?;
@@ -177,10 +184,22 @@ pub fn integrate(
     let files: Vec<String> =
         git_ok(target, &["diff", "--name-only", &base, &commit], author)?.lines().map(String::from).collect();
     if files.is_empty() && git_ok(target, &["merge-base", "--is-ancestor", &commit, "HEAD"], author).is_ok() {
-        return Ok(Merged { branch: branch.into(), commit, start: base, outcome: MergeOutcome::Skipped, files_changed: files });
+        return Ok(Merged {
+            branch: branch.into(),
+            commit,
+            start: base,
+            outcome: MergeOutcome::Skipped,
+            files_changed: files,
+        });
     }
     let done = |outcome| {
-        Ok(Merged { branch: branch.into(), commit: commit.clone(), start: base.clone(), outcome, files_changed: files.clone() })
+        Ok(Merged {
+            branch: branch.into(),
+            commit: commit.clone(),
+            start: base.clone(),
+            outcome,
+            files_changed: files.clone(),
+        })
     };
     let conflicted = |dir: &Path| -> Vec<String> {
         git_ok(dir, &["diff", "--name-only", "--diff-filter=U"], author)
@@ -226,7 +245,13 @@ pub fn integrate(
             }
             let rebased = git_ok(tree, &["rev-parse", "HEAD"], author)?;
             git_ok(target, &["merge", "--quiet", "--ff-only", &rebased], author)?;
-            Ok(Merged { branch: branch.into(), commit: rebased, start: onto, outcome: MergeOutcome::Merged, files_changed: files })
+            Ok(Merged {
+                branch: branch.into(),
+                commit: rebased,
+                start: onto,
+                outcome: MergeOutcome::Merged,
+                files_changed: files,
+            })
         }
     }
 }
@@ -250,7 +275,8 @@ pub fn copy_included(repo: &Path, tree: &Path) -> Result<Vec<String>, String> {
         &["ls-files", "--others", "--ignored", "--exclude-standard", "-z"][..],
     ] {
         let out = git_ok(repo, args, DEFAULT_AUTHOR)?;
-        untracked.extend(out.split('\0').filter(|p| !p.is_empty() && !p.starts_with(".swarm/")).map(String::from));
+        untracked
+            .extend(out.split('\0').filter(|p| !p.is_empty() && !p.starts_with(".swarm/")).map(String::from));
     }
     untracked.sort();
     untracked.dedup();
@@ -299,12 +325,14 @@ pub fn worktree_of_branch(repo: &Path, branch: &str) -> Option<PathBuf> {
 /// Whether the checkout at `dir` has changes to tracked files, staged or not (untracked files
 /// do not count: git itself refuses a merge that would overwrite one).
 pub fn has_uncommitted(dir: &Path) -> bool {
-    git_ok(dir, &["status", "--porcelain", "--untracked-files=no"], DEFAULT_AUTHOR).is_ok_and(|s| !s.is_empty())
+    git_ok(dir, &["status", "--porcelain", "--untracked-files=no"], DEFAULT_AUTHOR)
+        .is_ok_and(|s| !s.is_empty())
 }
 
 /// Removes the worktree at `tree` (forcefully: it is swarm's own).
 pub fn remove_worktree(repo: &Path, tree: &Path) {
-    let _ = git(repo, &["worktree", "remove", "--force", "--force", &tree.display().to_string()], DEFAULT_AUTHOR);
+    let _ =
+        git(repo, &["worktree", "remove", "--force", "--force", &tree.display().to_string()], DEFAULT_AUTHOR);
     if tree.exists() {
         let _ = std::fs::remove_dir_all(tree);
     }
@@ -344,7 +372,12 @@ pub fn merge_branch(tree: &Path, branch: &str, message: &str, squash: bool) -> R
     };
     let before = git_ok(tree, &["rev-parse", "HEAD"], DEFAULT_AUTHOR)?;
     if git_ok(tree, &["merge-base", "--is-ancestor", branch, "HEAD"], DEFAULT_AUTHOR).is_ok() {
-        return Ok(BranchMerge { outcome: "up_to_date", head: before, files_changed: vec![], conflict_paths: vec![] });
+        return Ok(BranchMerge {
+            outcome: "up_to_date",
+            head: before,
+            files_changed: vec![],
+            conflict_paths: vec![],
+        });
     }
     let mut args = vec!["merge", "--quiet", "--no-edit", "--no-verify"];
     if squash {
@@ -363,7 +396,12 @@ pub fn merge_branch(tree: &Path, branch: &str, message: &str, squash: bool) -> R
             return Err(format!("git merge: {}", String::from_utf8_lossy(&out.stderr).trim()));
         }
         let _ = git(tree, &["reset", "--quiet", "--merge"], DEFAULT_AUTHOR);
-        return Ok(BranchMerge { outcome: "conflict", head: before, files_changed: vec![], conflict_paths: paths });
+        return Ok(BranchMerge {
+            outcome: "conflict",
+            head: before,
+            files_changed: vec![],
+            conflict_paths: paths,
+        });
     }
     if squash {
         let out = run(&["commit", "--quiet", "--no-verify", "-m", message])?;
@@ -372,6 +410,9 @@ pub fn merge_branch(tree: &Path, branch: &str, message: &str, squash: bool) -> R
         }
     }
     let head = git_ok(tree, &["rev-parse", "HEAD"], DEFAULT_AUTHOR)?;
-    let files = git_ok(tree, &["diff", "--name-only", &before, &head], DEFAULT_AUTHOR)?.lines().map(String::from).collect();
+    let files = git_ok(tree, &["diff", "--name-only", &before, &head], DEFAULT_AUTHOR)?
+        .lines()
+        .map(String::from)
+        .collect();
     Ok(BranchMerge { outcome: "merged", head, files_changed: files, conflict_paths: vec![] })
 }

@@ -91,7 +91,8 @@ impl Engine {
         // Not brought back (yet): its worktree, as it stands, against where it started.
         let tree = self.run_dir(&run_id).worktrees().join(task);
         if !tree.is_dir() {
-            let why = if doc.attempts.is_empty() { "has not started" } else { "left no worktree and no commit" };
+            let why =
+                if doc.attempts.is_empty() { "has not started" } else { "left no worktree and no commit" };
             return Err(invalid(format!("task `{task}` of run {run_id} {why}: there is nothing to diff")));
         }
         let start = git::git_ok(&tree, &["merge-base", "HEAD", &g.integration_branch], git::DEFAULT_AUTHOR)
@@ -102,9 +103,10 @@ impl Engine {
         out.files_changed = git::git_ok(&tree, &["diff", "--name-only", &start], git::DEFAULT_AUTHOR)
             .map(|s| s.lines().map(String::from).collect())
             .unwrap_or_default();
-        out.untracked = git::git_ok(&tree, &["ls-files", "--others", "--exclude-standard"], git::DEFAULT_AUTHOR)
-            .map(|s| s.lines().map(String::from).collect())
-            .unwrap_or_default();
+        out.untracked =
+            git::git_ok(&tree, &["ls-files", "--others", "--exclude-standard"], git::DEFAULT_AUTHOR)
+                .map(|s| s.lines().map(String::from).collect())
+                .unwrap_or_default();
         Ok(out)
     }
 
@@ -131,7 +133,9 @@ impl Engine {
         let into = match into {
             Some(b) => b.to_string(),
             None => git::git_ok(&repo, &["symbolic-ref", "--quiet", "--short", "HEAD"], git::DEFAULT_AUTHOR)
-                .map_err(|_| invalid(format!("{} has no branch checked out: name one with --into", repo.display())))?,
+                .map_err(|_| {
+                    invalid(format!("{} has no branch checked out: name one with --into", repo.display()))
+                })?,
         };
         git::commit_of(&repo, &format!("refs/heads/{into}"))
             .map_err(|_| invalid(format!("--into: there is no branch `{into}` in {}", repo.display())))?;
@@ -180,7 +184,8 @@ impl Engine {
             )));
         }
         let dir = self.run_dir(&run_id).worktrees();
-        let mut out = CleanResult { run_id: run_id.clone(), worktrees_removed: vec![], branches_deleted: vec![] };
+        let mut out =
+            CleanResult { run_id: run_id.clone(), worktrees_removed: vec![], branches_deleted: vec![] };
         let Some(g) = record.git else {
             if dir.is_dir() {
                 std::fs::remove_dir_all(&dir)
@@ -201,8 +206,12 @@ impl Engine {
         let _ = git::git(&repo, &["worktree", "prune"], git::DEFAULT_AUTHOR);
         if branches {
             let prefix = format!("{}--", g.integration_branch);
-            let list = git::git_ok(&repo, &["for-each-ref", "--format=%(refname:short)", "refs/heads/swarm/"], git::DEFAULT_AUTHOR)
-                .unwrap_or_default();
+            let list = git::git_ok(
+                &repo,
+                &["for-each-ref", "--format=%(refname:short)", "refs/heads/swarm/"],
+                git::DEFAULT_AUTHOR,
+            )
+            .unwrap_or_default();
             for b in list.lines().filter(|b| *b == g.integration_branch || b.starts_with(&prefix)) {
                 git::git_ok(&repo, &["branch", "-D", "--quiet", b], git::DEFAULT_AUTHOR)
                     .map_err(|e| EngineError::Invalid(format!("cannot delete branch {b}: {e}")))?;

@@ -13,3 +13,4 @@ pub mod run;
 pub mod schema;
 pub mod state;
 pub mod status;
+pub mod worktree;

@@ -29,11 +29,13 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
-/// The rehearsal scenario when none is given: every model reports done, then says DONE.
+/// The rehearsal scenario when none is given: every model writes `rehearsal/<TASK_ID>.md`
+/// through its agent's file tool, reports done, then says DONE.
 pub const DEFAULT_SCENARIO: &str = r#"
 [models.rehearsal]
 steps = [
-  { report = { status = "done", summary = "rehearsal: the fake model did no real work" } },
+  { write = { path = "rehearsal/{task}.md", content = "Task {task} of run {run}: written by the agent's own file tool, steered by swarm's fake model.\n" } },
+  { report = { status = "done", summary = "rehearsal: the agent wrote rehearsal/{task}.md" } },
   { say = "DONE" },
 ]
 usage = { prompt_tokens = 1000, completion_tokens = 100 }
@@ -113,6 +115,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
     let handle = engine.start(request).map_err(CliError::from_engine)?;
     if mode != OutputMode::Json {
         outln!("run {}", handle.run_id());
+        say_where_work_goes(&engine, handle.run_id(), &plan, args.base.as_deref());
     }
     let run_dir = engine.run_dir(handle.run_id());
     let report = runtime.block_on(follow(handle, progress::reporter(mode, plan.tasks.len()), &run_dir));
@@ -121,6 +124,27 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         print_outputs(&plan, &report, &workdir);
     }
     Ok(exit_code(&report, &project))
+}
+
+/// Where the run's worktree tasks start and their work goes (or, outside git, that AI tasks
+/// share the plan's directory), said once at the start.
+fn say_where_work_goes(engine: &swarm_runner::Engine, run_id: &str, plan: &Plan, base: Option<&str>) {
+    let Ok(Some(record)) = engine.store.run(run_id) else { return };
+    match &record.git {
+        Some(g) => {
+            let short = &g.base_commit[..g.base_commit.len().min(12)];
+            errln!("base {short} ({}); work merges into {}", base.unwrap_or("HEAD"), g.integration_branch);
+            if swarm_runner::git::is_dirty(Path::new(&g.repo)) {
+                errln!("note: your checkout has uncommitted changes; they are not in the base, and the run leaves them alone");
+            }
+        }
+        None => {
+            let ai = plan.tasks.iter().any(|t| t.workdir(true) == Workdir::Worktree && t.workdir.is_none());
+            if ai && swarm_runner::git::repo_of(Path::new(&record.workdir)).is_none() {
+                errln!("note: not in a git repository: AI tasks share the plan's directory, and nothing is merged");
+            }
+        }
+    }
 }
 
 /// The directory tasks of a plan file work in.
