@@ -65,6 +65,11 @@ pub enum Command {
     Merge(MergeArgs),
     /// Remove a run's worktrees (`--branches`: its branches too).
     Clean(CleanArgs),
+    /// Serve MCP over stdio, for an orchestrating agent (Antigravity, Claude Code, Cursor …):
+    /// check plans, start runs, watch them, read logs, cancel, shared state, model cooldowns.
+    Mcp(McpArgs),
+    /// Serve the dashboard, the JSON API, live events (SSE) and MCP over HTTP (`/mcp`).
+    Serve(ServeArgs),
 }
 
 impl Command {
@@ -72,7 +77,11 @@ impl Command {
     /// goes on when its stdout is closed (see `output`). Every new command has to choose.
     pub fn outlives_its_stdout(&self) -> bool {
         match self {
-            Command::Run(_) | Command::Resume(_) | Command::FakeLlm(_) => true,
+            Command::Run(_)
+            | Command::Resume(_)
+            | Command::FakeLlm(_)
+            | Command::Mcp(_)
+            | Command::Serve(_) => true,
             Command::Plan(_)
             | Command::Status(_)
             | Command::Runs(_)
@@ -166,6 +175,22 @@ pub struct ResumeArgs {
     pub json: bool,
     #[arg(long)]
     pub no_progress: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct McpArgs {}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; anything but loopback needs `--token-env`.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub bind: String,
+    /// Name of the environment variable holding the bearer token every request must carry.
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+    /// Print `{"listening": "ADDR"}` on stdout once listening (useful with `--bind 127.0.0.1:0`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -7,6 +7,7 @@ mod output;
 mod progress;
 mod project;
 mod render;
+mod serve;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -51,5 +52,7 @@ fn dispatch(cli: Cli) -> error::CliResult {
         Command::Diff(args) => commands::worktree::diff(store, config, args),
         Command::Merge(args) => commands::worktree::merge(store, config, args),
         Command::Clean(args) => commands::worktree::clean(store, config, args),
+        Command::Mcp(args) => serve::mcp(store, config, args),
+        Command::Serve(args) => serve::serve(store, config, args),
     }
 }

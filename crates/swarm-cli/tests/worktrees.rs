@@ -136,6 +136,9 @@ fn a_same_line_conflict_fails_one_task_and_blocks_its_dependent() {
     let status = Command::new("git").arg("-C").arg(&tree).args(["status", "--porcelain"]).output().unwrap();
     assert!(status.stdout.is_empty(), "{}", String::from_utf8_lossy(&status.stdout));
     assert_eq!(task(&report, &format!("{loser}2"))["merge"], "skipped");
+    let md = p.read(&format!(".swarm/runs/{run_id}/report.md"));
+    assert!(md.contains("## Merge-back") && md.contains(&format!("| {loser} | conflict |")), "{md}");
+    assert!(md.contains(&format!("| {winner} | merged |")), "{md}");
 }
 
 #[test]

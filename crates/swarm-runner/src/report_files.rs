@@ -3,7 +3,7 @@
 use crate::paths::RunDir;
 use std::fmt::Write as _;
 use std::path::Path;
-use swarm_core::report::RunReport;
+use swarm_core::report::{MergeState, RunReport};
 
 pub fn write(dir: &RunDir, report: &RunReport) -> std::io::Result<()> {
     std::fs::create_dir_all(&dir.root)?;
@@ -16,6 +16,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(tmp, path)
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
 }
 
 pub fn markdown(r: &RunReport) -> String {
@@ -89,6 +93,33 @@ pub fn markdown(r: &RunReport) -> String {
             tin,
             tout,
             cost
+        );
+    }
+    if let (Some(base), Some(branch)) = (&r.base_commit, &r.integration_branch) {
+        let _ = writeln!(s, "\n## Merge-back\n");
+        let _ = writeln!(s, "Base `{}`; the tasks' work is merged into `{branch}`.\n", short(base));
+        let _ = writeln!(s, "| task | merge | branch | commit | files changed | conflicts |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        for t in r.tasks.iter().filter(|t| t.merge.is_some()) {
+            let merge = match t.merge {
+                Some(MergeState::Merged) => "merged",
+                Some(MergeState::Conflict) => "conflict",
+                _ => "skipped",
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {merge} | {} | {} | {} | {} |",
+                t.id,
+                t.branch.as_deref().map(|b| format!("`{b}`")).unwrap_or_default(),
+                t.commit.as_deref().map(short).unwrap_or_default(),
+                t.files_changed.len(),
+                t.conflict_paths.join(", ")
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nSee a task's work: `swarm diff {} TASK`; bring it home: `swarm merge {} --into BRANCH`.",
+            r.run_id, r.run_id
         );
     }
     let problems: Vec<_> = r.tasks.iter().filter(|t| t.reason.is_some()).collect();

@@ -16,8 +16,7 @@ pub fn models(store: Option<&str>, config: Option<&Path>, args: ModelsArgs) -> C
         return print_defaults(args.json);
     }
     let project = Project::discover(store, config)?;
-    let catalog = Catalog::from_config(&project.config);
-    if catalog.is_empty() {
+    if Catalog::from_config(&project.config).is_empty() {
         if args.json {
             println!("[]");
         } else {
@@ -27,6 +26,47 @@ pub fn models(store: Option<&str>, config: Option<&Path>, args: ModelsArgs) -> C
         return Ok(0);
     }
     let ns = args.namespace.clone().unwrap_or_else(|| project.default_namespace());
+    let rows = rows(&project, Some(&ns))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
+        return Ok(0);
+    }
+    println!("namespace {ns}");
+    println!("{:<5} {:<44} {:<34} {:<22} usage (minute / today)", "layer", "model", "state", "limits");
+    for r in &rows {
+        let state = match r["state"].as_str() {
+            Some("ok") => "ok".to_string(),
+            Some(s) => format!(
+                "{s} until {} ({})",
+                r["until"].as_str().and_then(|u| u.get(11..19)).unwrap_or("?"),
+                r["reason"].as_str().unwrap_or("")
+            ),
+            None => String::new(),
+        };
+        let limit = |k: &str| r["limits"][k].as_u64().map(|v| format!("{k} {v}"));
+        let limits: Vec<String> = ["rpm", "rpd", "tpm"].iter().filter_map(|k| limit(k)).collect();
+        let limits = if limits.is_empty() { "-".to_string() } else { limits.join(", ") };
+        let paid = if r["paid"] == true { " (paid)" } else { "" };
+        let u = &r["usage"];
+        println!(
+            "{:<5} {:<44} {:<34} {:<22} {} req, {} tok / {} req",
+            r["layer"],
+            format!("{}{paid}", r["model"].as_str().unwrap_or("")),
+            state,
+            limits,
+            u["minute_requests"],
+            u["minute_tokens"],
+            u["day_requests"]
+        );
+    }
+    Ok(0)
+}
+
+/// Every model of the project's hierarchy with its standing on the store (namespace `ns`, default
+/// the project's): what `swarm models --json` prints and the MCP `models` tool answers.
+pub fn rows(project: &Project, ns: Option<&str>) -> CliResult<Vec<serde_json::Value>> {
+    let catalog = Catalog::from_config(&project.config);
+    let ns = ns.map(String::from).unwrap_or_else(|| project.default_namespace());
     let ids: Vec<String> = catalog.models.iter().map(|m| m.id.clone()).collect();
     // Nothing recorded yet (no store here) is a hierarchy at rest, not an error.
     let standings = match project.open_store() {
@@ -64,39 +104,7 @@ pub fn models(store: Option<&str>, config: Option<&Path>, args: ModelsArgs) -> C
             })
         })
         .collect();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
-        return Ok(0);
-    }
-    println!("namespace {ns}");
-    println!("{:<5} {:<44} {:<34} {:<22} usage (minute / today)", "layer", "model", "state", "limits");
-    for r in &rows {
-        let state = match r["state"].as_str() {
-            Some("ok") => "ok".to_string(),
-            Some(s) => format!(
-                "{s} until {} ({})",
-                r["until"].as_str().and_then(|u| u.get(11..19)).unwrap_or("?"),
-                r["reason"].as_str().unwrap_or("")
-            ),
-            None => String::new(),
-        };
-        let limit = |k: &str| r["limits"][k].as_u64().map(|v| format!("{k} {v}"));
-        let limits: Vec<String> = ["rpm", "rpd", "tpm"].iter().filter_map(|k| limit(k)).collect();
-        let limits = if limits.is_empty() { "-".to_string() } else { limits.join(", ") };
-        let paid = if r["paid"] == true { " (paid)" } else { "" };
-        let u = &r["usage"];
-        println!(
-            "{:<5} {:<44} {:<34} {:<22} {} req, {} tok / {} req",
-            r["layer"],
-            format!("{}{paid}", r["model"].as_str().unwrap_or("")),
-            state,
-            limits,
-            u["minute_requests"],
-            u["minute_tokens"],
-            u["day_requests"]
-        );
-    }
-    Ok(0)
+    Ok(rows)
 }
 
 fn print_defaults(json: bool) -> CliResult {

@@ -1,0 +1,265 @@
+//! `swarm serve`: MCP (streamable HTTP) at `/mcp`, the JSON API under `/api/`, a run's events as
+//! Server-Sent Events, and the dashboard at `/`, on one axum server. Loopback by default; any
+//! other bind needs a bearer token. Browsers' requests from other origins are refused (DNS
+//! rebinding), and so are requests naming a host that is not this server's.
+
+use super::app::{App, OpError, PlanInput};
+use super::mcp::SwarmMcp;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde::Deserialize;
+use serde_json::json;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use swarm_core::state::RunState;
+
+/// Who may talk to the server.
+#[derive(Clone)]
+pub struct Guard {
+    /// `Authorization: Bearer <token>` required on every request when set.
+    pub token: Option<String>,
+    /// The addresses this server answers as (`Host`), loopback names included.
+    pub hosts: Vec<String>,
+    /// The browser origins allowed (the dashboard's own).
+    pub origins: Vec<String>,
+}
+
+impl Guard {
+    pub fn new(bind: SocketAddr, token: Option<String>) -> Guard {
+        let port = bind.port();
+        let mut hosts =
+            vec![format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")];
+        if !bind.ip().is_loopback() && !bind.ip().is_unspecified() {
+            hosts.push(bind.to_string());
+        }
+        let origins = hosts.iter().map(|h| format!("http://{h}")).collect();
+        Guard { token, hosts, origins }
+    }
+
+    /// Whether a request may pass: its bearer token (when one is required), its `Origin` (a
+    /// browser's request from a page this server did not serve is refused), and on a loopback
+    /// server its `Host` (a DNS-rebound name is refused).
+    fn check(&self, headers: &HeaderMap, open_bind: bool) -> Result<(), (StatusCode, &'static str)> {
+        if let Some(token) = &self.token {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            let ok: bool = subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.as_bytes()).into();
+            if !ok {
+                return Err((
+                    StatusCode::UNAUTHORIZED,
+                    "a bearer token is required (Authorization: Bearer …)",
+                ));
+            }
+        }
+        if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            if !open_bind && !self.origins.iter().any(|o| o == origin) {
+                return Err((StatusCode::FORBIDDEN, "requests from other origins are refused"));
+            }
+        }
+        if !open_bind {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !host.is_empty() && !self.hosts.iter().any(|h| h == host) {
+                return Err((StatusCode::FORBIDDEN, "unknown Host (this server answers on loopback only)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    app: Arc<App>,
+    guard: Guard,
+    open_bind: bool,
+}
+
+async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    match s.guard.check(req.headers(), s.open_bind) {
+        Ok(()) => next.run(req).await,
+        Err((status, why)) => (status, Json(json!({ "error": why }))).into_response(),
+    }
+}
+
+fn op_error(e: OpError) -> Response {
+    let status = if e.invalid { StatusCode::BAD_REQUEST } else { StatusCode::INTERNAL_SERVER_ERROR };
+    let status = if e.message.starts_with("no run") || e.message.contains("no such run") {
+        StatusCode::NOT_FOUND
+    } else {
+        status
+    };
+    (status, Json(json!({ "error": e.message }))).into_response()
+}
+
+async fn blocking<T: serde::Serialize + Send + 'static>(
+    app: &Arc<App>,
+    ok: StatusCode,
+    f: impl FnOnce(&Arc<App>) -> Result<T, OpError> + Send + 'static,
+) -> Response {
+    let app = app.clone();
+    match tokio::task::spawn_blocking(move || f(&app)).await {
+        Ok(Ok(v)) => (ok, Json(v)).into_response(),
+        Ok(Err(e)) => op_error(e),
+        Err(e) => op_error(OpError::failed(format!("internal error: {e}"))),
+    }
+}
+
+#[derive(Deserialize)]
+struct StartBody {
+    #[serde(flatten)]
+    plan: PlanInput,
+    #[serde(default)]
+    concurrency: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct TailQuery {
+    #[serde(default)]
+    tail: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct WaitQuery {
+    #[serde(default)]
+    wait_s: Option<f64>,
+}
+
+pub fn router(app: Arc<App>, guard_cfg: Guard, open_bind: bool) -> Router {
+    let shared = Shared { app: app.clone(), guard: guard_cfg.clone(), open_bind };
+    let mut mcp_config = StreamableHttpServerConfig::default();
+    // Our own guard checks Host and Origin for every route; rmcp's would refuse a non-loopback
+    // bind's own name.
+    mcp_config.allowed_hosts = vec![];
+    mcp_config.sse_keep_alive = Some(Duration::from_secs(15));
+    let mcp_app = app.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(SwarmMcp::new(mcp_app.clone())),
+        Arc::new(LocalSessionManager::default()),
+        mcp_config,
+    );
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/api/runs", get(list_runs).post(start_run))
+        .route("/api/runs/{run_id}", get(run_report))
+        .route("/api/runs/{run_id}/events", get(run_events))
+        .route("/api/runs/{run_id}/cancel", post(cancel_run))
+        .route("/api/runs/{run_id}/tasks/{task_id}/logs", get(task_logs))
+        .nest_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), guard))
+        .with_state(shared)
+}
+
+async fn dashboard() -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], Html(include_str!("dashboard.html"))).into_response()
+}
+
+async fn list_runs(State(s): State<Shared>) -> Response {
+    blocking(&s.app, StatusCode::OK, |app| app.runs_list(100).map(|runs| json!({ "runs": runs }))).await
+}
+
+async fn start_run(
+    State(s): State<Shared>,
+    body: Result<Json<StartBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return op_error(OpError::invalid(format!(
+                "a JSON body {{\"plan_path\" | \"plan\", \"concurrency\"?}} is required: {e}"
+            )))
+        }
+    };
+    blocking(&s.app, StatusCode::CREATED, move |app| {
+        app.run_start(&body.plan, body.concurrency).map(|run_id| json!({ "run_id": run_id }))
+    })
+    .await
+}
+
+async fn run_report(
+    State(s): State<Shared>,
+    Path(run_id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> Response {
+    let wait = Duration::from_secs_f64(q.wait_s.unwrap_or(0.0).clamp(0.0, 50.0));
+    blocking(&s.app, StatusCode::OK, move |app| app.run_status(Some(&run_id), wait)).await
+}
+
+async fn cancel_run(State(s): State<Shared>, Path(run_id): Path<String>) -> Response {
+    blocking(&s.app, StatusCode::OK, move |app| app.run_cancel(&run_id)).await
+}
+
+async fn task_logs(
+    State(s): State<Shared>,
+    Path((run_id, task_id)): Path<(String, String)>,
+    Query(q): Query<TailQuery>,
+) -> Response {
+    blocking(&s.app, StatusCode::OK, move |app| app.task_logs(&run_id, &task_id, q.tail.unwrap_or(200))).await
+}
+
+/// The run's events from the start (or after `Last-Event-ID`), then live until it ends: one
+/// `data: <event JSON>` per event, its id the event's sequence number in the store.
+async fn run_events(State(s): State<Shared>, Path(run): Path<String>, headers: HeaderMap) -> Response {
+    let after: u64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let app = s.app.clone();
+    let resolved = {
+        let app = app.clone();
+        tokio::task::spawn_blocking(move || -> Result<String, OpError> {
+            let id = app.store().resolve(Some(&run))?;
+            app.store().run(&id)?.ok_or_else(|| OpError::invalid(format!("no run `{id}`")))?;
+            Ok(id)
+        })
+        .await
+    };
+    let run_id = match resolved {
+        Ok(Ok(id)) => id,
+        Ok(Err(e)) => return op_error(e),
+        Err(e) => return op_error(OpError::failed(e.to_string())),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
+    tokio::spawn(async move {
+        let mut after = after;
+        loop {
+            let (app2, id) = (app.clone(), run_id.clone());
+            let polled = tokio::task::spawn_blocking(move || {
+                let events = app2.store().events(&id, after, 500)?;
+                let ended = app2.store().run(&id)?.is_none_or(|r| r.state != RunState::Running);
+                Ok::<_, OpError>((events, ended))
+            })
+            .await;
+            let Ok(Ok((events, ended))) = polled else { break };
+            let empty = events.is_empty();
+            for (seq, ev) in events {
+                after = seq;
+                let data = serde_json::to_string(&ev).unwrap_or_default();
+                if tx.send(Ok(SseEvent::default().id(seq.to_string()).data(data))).await.is_err() {
+                    return;
+                }
+            }
+            if ended && empty {
+                let _ = tx
+                    .send(Ok(SseEvent::default().event("end").data(json!({ "run_id": run_id }).to_string())))
+                    .await;
+                break;
+            }
+            if empty {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx)).keep_alive(KeepAlive::default()).into_response()
+}

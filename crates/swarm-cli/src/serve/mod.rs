@@ -1,0 +1,102 @@
+//! The orchestrator's face: `swarm mcp` (MCP over stdio) and `swarm serve` (MCP over streamable
+//! HTTP, the JSON API, live events and the dashboard), both on one [`app::App`] and its engine.
+
+pub mod app;
+pub mod http;
+pub mod mcp;
+
+use crate::cli::{McpArgs, ServeArgs};
+use crate::error::{CliError, CliResult};
+use crate::project::Project;
+use anyhow::anyhow;
+use std::net::SocketAddr;
+use std::path::Path;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+}
+
+fn app(
+    store: Option<&str>,
+    config: Option<&Path>,
+    rt: &tokio::runtime::Runtime,
+) -> CliResult<std::sync::Arc<app::App>> {
+    let project = Project::discover(store, config)?;
+    swarm_agents::Registry::from_config(&project.config).map_err(CliError::invalid)?;
+    // Runs start here: the store is created as `swarm run` would.
+    let engine = project.engine(project.create_store()?)?;
+    Ok(app::App::new(project, engine, rt.handle().clone()))
+}
+
+/// `swarm mcp`: MCP over stdio. stdout carries protocol messages only; everything else goes to
+/// stderr.
+pub fn mcp(store: Option<&str>, config: Option<&Path>, _args: McpArgs) -> CliResult {
+    let rt = runtime();
+    let app = app(store, config, &rt)?;
+    rt.block_on(async move {
+        use rmcp::ServiceExt;
+        let server = mcp::SwarmMcp::new(app.clone())
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| CliError::other(anyhow!("MCP over stdio: {e}")))?;
+        let _ = server.waiting().await;
+        app.shutdown().await;
+        Ok(0)
+    })
+}
+
+/// `swarm serve`: everything on one address.
+pub fn serve(store: Option<&str>, config: Option<&Path>, args: ServeArgs) -> CliResult {
+    let bind: SocketAddr = args.bind.parse().map_err(|e| {
+        CliError::invalid(anyhow!("--bind {}: not an address like 127.0.0.1:7878 ({e})", args.bind))
+    })?;
+    let token = match &args.token_env {
+        Some(var) => match std::env::var(var) {
+            Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            _ => {
+                return Err(CliError::invalid(anyhow!("--token-env {var}: the variable is not set or empty")))
+            }
+        },
+        None => None,
+    };
+    let open_bind = !bind.ip().is_loopback();
+    if open_bind && token.is_none() {
+        return Err(CliError::invalid(anyhow!(
+            "--bind {bind} is reachable from other hosts: give a bearer token with --token-env VAR (requests without it get 401)"
+        )));
+    }
+    let rt = runtime();
+    let app = app(store, config, &rt)?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|e| CliError::invalid(anyhow!("cannot listen on {bind}: {e}")))?;
+        let local = listener.local_addr().map_err(CliError::other)?;
+        let guard = http::Guard::new(local, token);
+        let router = http::router(app.clone(), guard, open_bind);
+        eprintln!(
+            "swarm serve: dashboard http://{local}/ · MCP http://{local}/mcp · API http://{local}/api/runs"
+        );
+        if args.json {
+            println!("{}", serde_json::json!({ "listening": local.to_string() }));
+        }
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| CliError::other(anyhow!("serve: {e}")))?;
+        app.shutdown().await;
+        Ok(0)
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {},
+        _ = term.recv() => {},
+    }
+}
