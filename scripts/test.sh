@@ -21,10 +21,17 @@ have redis-server || apt_install redis-server   # the Redis store's tests start 
 have openssl || apt_install openssl             # the rediss:// test makes its own CA
 have curl || apt_install curl                   # a test agent calls the model gateway with it
 have cargo || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
+have chromium || apt_install chromium             # the dashboard's test drives a real browser
+python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
 ./scripts/install-agents.sh   # the pinned agent CLIs, into .tools/ (the adapter tests run them for real)
+# The independent MCP client (the official Python SDK) and the browser driver, in a project venv.
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
 git --version
 redis-server --version
 cargo --version
+.venv/bin/python -c 'import importlib.metadata as m; print("mcp (python sdk)", m.version("mcp"), "· playwright", m.version("playwright"))'
+chromium --version
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

@@ -8,6 +8,7 @@ what it saw as one JSON document, which tests/mcp.rs asserts on.
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 
@@ -128,7 +129,10 @@ async def main():
     ap.add_argument("--mode", default="auto")
     a = ap.parse_args()
     if a.stdio:
-        server = StdioServerParameters(command=a.swarm, args=["mcp"], cwd=a.project, env={"NO_COLOR": "1"})
+        # The SDK gives the server a minimal environment; the store address is passed on.
+        env = {k: v for k, v in os.environ.items() if k.startswith("SWARM_")}
+        env["NO_COLOR"] = "1"
+        server = StdioServerParameters(command=a.swarm, args=["mcp"], cwd=a.project, env=env)
     else:
         server = a.url
     out = {}

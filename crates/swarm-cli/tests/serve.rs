@@ -1,0 +1,352 @@
+//! The orchestrator's face (CONTRACT §10): MCP driven by an independent client (the official MCP
+//! Python SDK, in the project's `.venv`) over stdio and streamable HTTP, in the current revision
+//! and the handshake ones; the JSON API and the run's events as SSE; the server's guards.
+
+mod support;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/client.py");
+
+fn python() -> std::path::PathBuf {
+    let py =
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python")).to_path_buf();
+    assert!(
+        py.exists(),
+        "the test venv is missing: run ./scripts/test.sh (it installs the MCP Python SDK into .venv)"
+    );
+    py
+}
+
+/// A project with a plan that succeeds (`good.md`) and one that sleeps (`slow.md`).
+fn project() -> Project {
+    let p = Project::new();
+    p.write("good.md", "---\ndefaults:\n  agent: exec\n---\n\n## hello: Says hello\n- command: echo \"hello from swarm\"; sleep 1\n");
+    p.write("slow.md", "## slow: Sleeps\n- agent: exec\n- command: sleep 60\n");
+    p
+}
+
+/// The Python client, run in the project with the project's store, its JSON answer.
+fn client(p: &Project, args: &[&str]) -> Value {
+    let mut cmd = Command::new(python());
+    cmd.arg(CLIENT).args(args).current_dir(p.path()).stdin(Stdio::null());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SWARM_") {
+            cmd.env_remove(k);
+        }
+    }
+    // The stdio server must find the same store as every other command here.
+    let env = p
+        .command(&[])
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+        .collect::<Vec<_>>();
+    cmd.envs(env);
+    let out = cmd.output().expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "client output is not JSON ({e}):\n{stdout}\n--- stderr ---\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// What every full client session must have seen.
+fn assert_scenario(p: &Project, d: &Value) {
+    assert!(d.get("exception").is_none_or(Value::is_null), "{d:#}");
+    let tools: Vec<&str> = d["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(
+        tools,
+        [
+            "models",
+            "plan_check",
+            "run_cancel",
+            "run_start",
+            "run_status",
+            "runs_list",
+            "state_get",
+            "state_list",
+            "state_set",
+            "task_logs"
+        ]
+    );
+    assert_eq!(d["tools_described"], true);
+    assert_eq!(d["tools_with_output_schema"].as_array().unwrap().len(), 10, "structured output everywhere");
+    // A bad plan is an answer, with where and what.
+    let bad = &d["bad_plan"];
+    assert_eq!(bad["is_error"], false);
+    assert_eq!(bad["data"]["ok"], false);
+    assert!(bad["data"]["errors"][0].as_str().unwrap().contains("inline-plan.md:1:4"), "{bad}");
+    assert_eq!(d["good_plan"]["data"]["ok"], true);
+    assert_eq!(d["no_plan"]["is_error"], true, "a missing plan is a tool error, not a crash");
+    // The run went to success in the server's engine, and is an ordinary run.
+    let run_id = d["run_id"].as_str().unwrap();
+    assert_eq!(d["final"]["data"]["state"], "succeeded", "{:#}", d["final"]);
+    assert_task(&d["final"]["data"], "hello", "succeeded", None);
+    assert_eq!(p.status(run_id)["state"], "succeeded", "`swarm status` sees the MCP-started run");
+    assert_eq!(d["logs"]["data"]["log"], "hello from swarm");
+    assert!(d["runs"]["data"]["runs"].as_array().unwrap().iter().any(|r| r["run_id"] == run_id));
+    assert_eq!(d["unknown_run"]["is_error"], true);
+    assert!(d["unknown_run"]["text"].as_str().unwrap().contains("no-such-run"));
+    // The second run was cancelled from the client.
+    let slow = d["slow_run_id"].as_str().unwrap();
+    assert_eq!(d["cancel"]["data"]["state"], "cancelled", "{:#}", d["cancel"]);
+    assert_eq!(p.status(slow)["state"], "cancelled");
+    // Shared state: compare-and-set.
+    assert_eq!(d["set1"]["data"]["version"], 1);
+    assert_eq!(d["set_stale"]["is_error"], true, "a stale if_version is refused");
+    assert!(d["set_stale"]["text"].as_str().unwrap().contains("version"));
+    assert_eq!(d["set2"]["data"]["version"], 2);
+    assert_eq!(d["get"]["data"]["value"], serde_json::json!({ "n": 2 }));
+    assert_eq!(d["get_missing"]["data"]["version"], 0);
+    assert_eq!(d["list"]["data"]["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(p.swarm(&["state", "get", "mcp/k", "--json"]).expect_code(0).json()["version"], 2);
+    assert_eq!(d["models"]["is_error"], false);
+}
+
+#[test]
+fn mcp_over_stdio_with_the_python_sdk() {
+    let p = project();
+    let d = client(&p, &["--swarm", SWARM, "--project", &p.path().display().to_string(), "--stdio"]);
+    assert_eq!(d["protocol_version"], "2026-07-28", "{d:#}");
+    assert_eq!(d["server_name"], "swarm");
+    assert_scenario(&p, &d);
+}
+
+/// `swarm serve` on a free loopback port; its address.
+fn serve(p: &Project, extra: &[&str]) -> (Bg, String) {
+    let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--json"];
+    args.extend(extra);
+    let bg = p.spawn(&args);
+    let addr = wait_for(Duration::from_secs(20), "swarm serve listens", || {
+        let out = bg.stdout();
+        out.lines()
+            .find_map(|l| serde_json::from_str::<Value>(l).ok()?["listening"].as_str().map(String::from))
+    });
+    (bg, addr)
+}
+
+#[test]
+fn mcp_over_streamable_http_in_every_revision() {
+    let p = project();
+    let (server, addr) = serve(&p, &[]);
+    let url = format!("http://{addr}/mcp");
+    let modern = client(&p, &["--url", &url]);
+    assert_eq!(modern["protocol_version"], "2026-07-28");
+    assert_scenario(&p, &modern);
+    // The legacy initialize handshake, as today's clients mostly still do it.
+    let legacy = client(&p, &["--url", &url, "--mode", "legacy", "--raw-initialize", "2025-11-25"]);
+    assert_eq!(legacy["protocol_version"], "2025-11-25", "{legacy:#}");
+    assert_eq!(legacy["tools"].as_array().unwrap().len(), 10);
+    assert_eq!(legacy["call"]["ok"], true);
+    let older = client(&p, &["--url", &url, "--raw-initialize", "2025-06-18"]);
+    assert_eq!(older["protocol_version"], "2025-06-18", "{older:#}");
+    assert_eq!(older["call"]["name"], "good");
+    let sdk_legacy = client(&p, &["--url", &url, "--mode", "legacy"]);
+    assert_eq!(sdk_legacy["protocol_version"], "2025-11-25");
+    assert!(sdk_legacy.get("exception").is_none_or(Value::is_null), "{sdk_legacy:#}");
+    assert_eq!(sdk_legacy["final"]["data"]["state"], "succeeded");
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server.wait(Duration::from_secs(30)).expect_code(0);
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+fn get(url: &str) -> (u16, Value) {
+    let mut r = agent().get(url).call().expect("GET");
+    let status = r.status().as_u16();
+    (status, serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).unwrap_or(Value::Null))
+}
+
+fn post(url: &str, body: &str) -> (u16, Value) {
+    let mut r = agent().post(url).header("Content-Type", "application/json").send(body).expect("POST");
+    let status = r.status().as_u16();
+    (status, serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).unwrap_or(Value::Null))
+}
+
+/// Reads an SSE stream to its `end` event: the events' ids and data.
+fn sse(url: &str, last_event_id: Option<u64>) -> Vec<(u64, Value)> {
+    let mut req = agent().get(url).header("Accept", "text/event-stream");
+    if let Some(id) = last_event_id {
+        req = req.header("Last-Event-ID", &id.to_string());
+    }
+    let mut r = req.call().expect("GET events");
+    assert_eq!(r.status().as_u16(), 200);
+    let reader = BufReader::new(r.body_mut().as_reader());
+    let (mut out, mut id, mut event) = (Vec::new(), 0u64, String::new());
+    for line in reader.lines() {
+        let line = line.expect("SSE line");
+        if let Some(v) = line.strip_prefix("id: ") {
+            id = v.parse().unwrap();
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            event = v.to_string();
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            if event == "end" {
+                return out;
+            }
+            out.push((id, serde_json::from_str(v).expect("event JSON")));
+        } else if line.is_empty() {
+            event.clear();
+        }
+    }
+    panic!("the stream ended without an `end` event after {} events", out.len());
+}
+
+#[test]
+fn the_json_api_starts_streams_and_cancels_runs() {
+    let p = project();
+    p.write("mixed.md", "---\ndefaults:\n  agent: exec\n---\n\n## ok: Fine\n- command: echo fine\n\n## broken: Fails\n- command: echo no >&2; exit 3\n\n## after: Blocked\n- depends: broken\n- command: true\n");
+    let (server, addr) = serve(&p, &[]);
+    let base = format!("http://{addr}");
+    let (status, started) = post(&format!("{base}/api/runs"), r#"{"plan_path": "mixed.md"}"#);
+    assert_eq!(status, 201, "{started}");
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    // From the start to the end, then live.
+    let events = sse(&format!("{base}/api/runs/{run_id}/events"), None);
+    let kinds: Vec<&str> = events.iter().map(|(_, e)| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"run_started"));
+    assert_eq!(kinds.last(), Some(&"run_finished"), "{kinds:?}");
+    let ids: Vec<u64> = events.iter().map(|(id, _)| *id).collect();
+    assert!(ids.windows(2).all(|w| w[1] > w[0]), "ids increase: {ids:?}");
+    assert!(events
+        .iter()
+        .any(|(_, e)| e["kind"] == "task_state" && e["task"] == "after" && e["state"] == "blocked"));
+    // Resuming from an id gives exactly what came after it.
+    let mid = ids[ids.len() / 2];
+    let resumed = sse(&format!("{base}/api/runs/{run_id}/events"), Some(mid));
+    assert_eq!(
+        resumed.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        ids.iter().copied().filter(|i| *i > mid).collect::<Vec<_>>()
+    );
+    // The report, as report.json has it.
+    let (status, report) = get(&format!("{base}/api/runs/{run_id}"));
+    assert_eq!(status, 200);
+    assert_eq!(report["state"], "failed");
+    assert_task(&report, "broken", "failed", Some("exit_code"));
+    assert_task(&report, "after", "blocked", Some("dependency_failed"));
+    assert_eq!(report, p.report(&run_id), "the API answers report.json's shape");
+    let (_, list) = get(&format!("{base}/api/runs"));
+    assert!(list["runs"].as_array().unwrap().iter().any(|r| r["run_id"] == run_id.as_str()));
+    // Cancel a live run.
+    let (_, slow) = post(&format!("{base}/api/runs"), r#"{"plan_path": "slow.md"}"#);
+    let slow_id = slow["run_id"].as_str().unwrap().to_string();
+    wait_status(&p, &slow_id, "slow runs", |st| st["tasks"][0]["state"] == "running");
+    let (status, cancelled) = post(&format!("{base}/api/runs/{slow_id}/cancel"), "");
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    assert_eq!(p.status(&slow_id)["state"], "cancelled");
+    // Bad input is a clear 4xx, never a crash.
+    let (status, err) = post(&format!("{base}/api/runs"), r###"{"plan": "## x: nothing\n"}"###);
+    assert_eq!(status, 400);
+    assert!(err["error"].as_str().unwrap().contains("no agent"), "{err}");
+    let (status, _) = post(&format!("{base}/api/runs"), "not json");
+    assert_eq!(status, 400);
+    let (status, _) = get(&format!("{base}/api/runs/nope"));
+    assert!(status == 404 || status == 400, "{status}");
+    let (status, logs) = get(&format!("{base}/api/runs/{run_id}/tasks/broken/logs?tail=10"));
+    assert_eq!(status, 200);
+    assert!(logs["log"].as_str().unwrap().contains("no"), "{logs}");
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server.wait(Duration::from_secs(30)).expect_code(0);
+}
+
+#[test]
+fn the_server_guards_its_door() {
+    let p = project();
+    // Reachable from other hosts: not without a token.
+    let refused = p.swarm(&["serve", "--bind", "0.0.0.0:0"]);
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("--token-env"), "{}", refused.dump());
+    let mut cmd = p.command(&["serve", "--bind", "0.0.0.0:0", "--token-env", "SERVE_TOKEN", "--json"]);
+    cmd.env("SERVE_TOKEN", "s3cret-token");
+    let bg = p.spawn_cmd(cmd);
+    let addr = wait_for(Duration::from_secs(20), "serve listens", || {
+        bg.stdout()
+            .lines()
+            .find_map(|l| serde_json::from_str::<Value>(l).ok()?["listening"].as_str().map(String::from))
+    });
+    let port = addr.rsplit(':').next().unwrap();
+    let url = format!("http://127.0.0.1:{port}/api/runs");
+    assert_eq!(agent().get(&url).call().unwrap().status().as_u16(), 401);
+    assert_eq!(
+        agent().get(&url).header("Authorization", "Bearer wrong").call().unwrap().status().as_u16(),
+        401
+    );
+    assert_eq!(agent().get(&format!("http://127.0.0.1:{port}/mcp")).call().unwrap().status().as_u16(), 401);
+    let ok = agent().get(&url).header("Authorization", "Bearer s3cret-token").call().unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    assert!(!bg.stdout().contains("s3cret") && !bg.stderr().contains("s3cret"), "the token is never printed");
+    bg.signal(nix::sys::signal::Signal::SIGTERM);
+    bg.wait(Duration::from_secs(30));
+
+    // On loopback: a page of another origin, or a DNS-rebound host name, is refused.
+    let (bg, addr) = serve(&p, &[]);
+    let url = format!("http://{addr}/api/runs");
+    let r = agent().get(&url).header("Origin", "http://evil.example").call().unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = agent().get(&url).header("Host", "evil.example").call().unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = agent()
+        .post(&format!("http://{addr}/mcp"))
+        .header("Origin", "http://evil.example")
+        .send("{}")
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = agent().get(&url).header("Origin", &format!("http://{addr}")).call().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "the dashboard's own origin passes");
+    let started = Instant::now();
+    let page = agent().get(&format!("http://{addr}/")).call().unwrap().body_mut().read_to_string().unwrap();
+    assert!(page.contains("<title>swarm</title>") && started.elapsed() < Duration::from_secs(5));
+    bg.signal(nix::sys::signal::Signal::SIGTERM);
+    bg.wait(Duration::from_secs(30));
+}
+
+#[test]
+fn the_dashboard_in_a_real_browser_shows_runs_live_and_cancels() {
+    let p = project();
+    p.write("mixed.md", "---\ndefaults:\n  agent: exec\n---\n\n## ok: Fine\n- command: echo fine\n\n## broken: Fails\n- command: echo no >&2; exit 3\n\n## after: Blocked\n- depends: broken\n- command: true\n");
+    let (server, addr) = serve(&p, &[]);
+    let base = format!("http://{addr}");
+    let (_, failed) = post(&format!("{base}/api/runs"), r#"{"plan_path": "mixed.md"}"#);
+    let failed = failed["run_id"].as_str().unwrap().to_string();
+    wait_status(&p, &failed, "the mixed run ends", |st| st["state"] == "failed");
+    let (_, live) = post(&format!("{base}/api/runs"), r#"{"plan_path": "slow.md"}"#);
+    let live = live["run_id"].as_str().unwrap().to_string();
+    // A test artifact: the dashboard with a live run.
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/dashboard.py");
+    let out = Command::new(python())
+        .args([script, &format!("{base}/"), &failed, &live, &shot.display().to_string()])
+        .output()
+        .expect("python runs");
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
+    assert!(seen.get("exception").is_none(), "{seen:#} (screenshot: {})", shot.display());
+    assert_eq!(seen["page_errors"], serde_json::json!([]));
+    assert_eq!(seen["run_state_failed"], "failed");
+    let broken = seen["broken_text"].as_str().unwrap();
+    assert!(broken.contains("failed") && broken.contains("exit_code"), "{broken}");
+    assert!(seen["after_text"].as_str().unwrap().contains("blocked"));
+    assert!(seen["ok_text"].as_str().unwrap().contains("succeeded"));
+    assert!(seen["log"].as_str().unwrap().contains("no"), "{seen:#}");
+    assert_eq!(seen["attempt_rows"], 1);
+    assert_eq!(seen["cancel_disabled_when_over"], true);
+    assert_eq!(seen["live_before"], "running");
+    assert_eq!(seen["live_after"], "cancelled");
+    assert_eq!(p.status(&live)["state"], "cancelled", "the button cancelled the run");
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 10_000).unwrap_or(false), "a screenshot was kept");
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server.wait(Duration::from_secs(30)).expect_code(0);
+}
