@@ -178,7 +178,12 @@ pub struct ResumeArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct McpArgs {}
+pub struct McpArgs {
+    /// The project to serve (a directory in it; default: the current directory). IDEs often
+    /// start MCP servers elsewhere.
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+}
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -191,6 +196,9 @@ pub struct ServeArgs {
     /// Print `{"listening": "ADDR"}` on stdout once listening (useful with `--bind 127.0.0.1:0`).
     #[arg(long)]
     pub json: bool,
+    /// The project to serve (a directory in it; default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -10,6 +10,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
+/// A provider key in the server's environment: no answer, event or page may carry it.
+const SECRET: &str = "sk-serve-secret-4242424242";
+
 const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/client.py");
 
 fn python() -> std::path::PathBuf {
@@ -107,6 +110,14 @@ fn assert_scenario(p: &Project, d: &Value) {
     assert_eq!(d["list"]["data"]["entries"].as_array().unwrap().len(), 1);
     assert_eq!(p.swarm(&["state", "get", "mcp/k", "--json"]).expect_code(0).json()["version"], 2);
     assert_eq!(d["models"]["is_error"], false);
+    // A wait that runs out takes its time (and no more), with progress notifications on the way.
+    let long = &d["long_wait"];
+    let secs = long["seconds"].as_f64().unwrap();
+    assert!((6.5..20.0).contains(&secs), "{long}");
+    assert_eq!(long["state"], "running");
+    let progress = long["progress"].as_array().unwrap();
+    assert!(!progress.is_empty(), "progress notifications during a long wait: {long}");
+    assert!(progress[0][2].as_str().unwrap().contains("waiting"), "{long}");
 }
 
 #[test]
@@ -122,7 +133,9 @@ fn mcp_over_stdio_with_the_python_sdk() {
 fn serve(p: &Project, extra: &[&str]) -> (Bg, String) {
     let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--json"];
     args.extend(extra);
-    let bg = p.spawn(&args);
+    let mut cmd = p.command(&args);
+    cmd.env("SERVE_TEST_PROVIDER_KEY", SECRET);
+    let bg = p.spawn_cmd(cmd);
     let addr = wait_for(Duration::from_secs(20), "swarm serve listens", || {
         let out = bg.stdout();
         out.lines()
@@ -207,6 +220,10 @@ fn sse(url: &str, last_event_id: Option<u64>) -> Vec<(u64, Value)> {
 fn the_json_api_starts_streams_and_cancels_runs() {
     let p = project();
     p.write("mixed.md", "---\ndefaults:\n  agent: exec\n---\n\n## ok: Fine\n- command: echo fine\n\n## broken: Fails\n- command: echo no >&2; exit 3\n\n## after: Blocked\n- depends: broken\n- command: true\n");
+    p.write(
+        "swarm.toml",
+        &format!("{FAST_CONFIG}\n[providers.paid]\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_env = \"SERVE_TEST_PROVIDER_KEY\"\n"),
+    );
     let (server, addr) = serve(&p, &[]);
     let base = format!("http://{addr}");
     let (status, started) = post(&format!("{base}/api/runs"), r#"{"plan_path": "mixed.md"}"#);
@@ -257,8 +274,20 @@ fn the_json_api_starts_streams_and_cancels_runs() {
     let (status, logs) = get(&format!("{base}/api/runs/{run_id}/tasks/broken/logs?tail=10"));
     assert_eq!(status, 200);
     assert!(logs["log"].as_str().unwrap().contains("no"), "{logs}");
+    // No secret in any answer, event or page.
+    let mut everything = String::new();
+    for path in ["/api/runs", &format!("/api/runs/{run_id}"), &format!("/api/runs/{slow_id}"), "/"] {
+        everything.push_str(
+            &agent().get(&format!("{base}{path}")).call().unwrap().body_mut().read_to_string().unwrap(),
+        );
+    }
+    everything.push_str(&format!("{:?}", sse(&format!("{base}/api/runs/{run_id}/events"), None)));
+    everything.push_str(&format!("{:?}", sse(&format!("{base}/api/runs/{slow_id}/events"), None)));
+    assert!(everything.len() > 2000 && !everything.contains(SECRET), "a provider key leaked");
     server.signal(nix::sys::signal::Signal::SIGTERM);
-    server.wait(Duration::from_secs(30)).expect_code(0);
+    let out = server.wait(Duration::from_secs(30));
+    out.expect_code(0);
+    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
 }
 
 #[test]
@@ -349,4 +378,166 @@ fn the_dashboard_in_a_real_browser_shows_runs_live_and_cancels() {
     assert!(std::fs::metadata(&shot).map(|m| m.len() > 10_000).unwrap_or(false), "a screenshot was kept");
     server.signal(nix::sys::signal::Signal::SIGTERM);
     server.wait(Duration::from_secs(30)).expect_code(0);
+}
+
+/// The README's MCP config entries, taken from the README and used as written (the `swarm` they
+/// name is this build's, found on PATH).
+#[test]
+fn the_readme_mcp_config_entries_work_as_written() {
+    let readme = include_str!("../../../README.md");
+    let mut blocks: Vec<(String, Value)> = Vec::new();
+    let mut open: Option<(String, String)> = None;
+    for line in readme.lines() {
+        match &mut open {
+            None => {
+                if let Some(kind) = line.strip_prefix("```json mcp=") {
+                    open = Some((kind.to_string(), String::new()));
+                }
+            }
+            Some((kind, body)) => {
+                if line == "```" {
+                    blocks
+                        .push((kind.clone(), serde_json::from_str(body).expect("README MCP block is JSON")));
+                    open = None;
+                } else {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+            }
+        }
+    }
+    assert_eq!(
+        blocks.iter().filter(|(k, _)| k == "stdio").count(),
+        2,
+        "Antigravity and Claude Code stdio entries"
+    );
+    assert_eq!(blocks.iter().filter(|(k, _)| k == "http").count(), 1);
+    let p = project();
+    let bin_dir = std::path::Path::new(SWARM).parent().unwrap().to_path_buf();
+    let path = std::env::join_paths(
+        std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .unwrap();
+    for (kind, block) in &blocks {
+        let entry = &block["mcpServers"]["swarm"];
+        let seen = if kind == "stdio" {
+            assert_eq!(entry["command"], "swarm");
+            let mut spec = entry.clone();
+            let args: Vec<Value> = spec["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| match a.as_str() {
+                    Some("/path/to/your/repo") => Value::String(p.path().display().to_string()),
+                    _ => a.clone(),
+                })
+                .collect();
+            spec["args"] = Value::Array(args);
+            let mut cmd = Command::new(python());
+            cmd.arg(CLIENT)
+                .args([
+                    "--light",
+                    "--project",
+                    &p.path().display().to_string(),
+                    "--stdio-json",
+                    &spec.to_string(),
+                ])
+                .current_dir(p.path())
+                .env("PATH", &path);
+            let env = p
+                .command(&[])
+                .get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+                .collect::<Vec<_>>();
+            cmd.envs(env);
+            let out = cmd.output().unwrap();
+            serde_json::from_slice::<Value>(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+        } else {
+            // "with `swarm serve` running in the repository": as written, on its default address.
+            let server = p.spawn(&["serve"]);
+            let url = entry["serverUrl"].as_str().unwrap().to_string();
+            wait_until(Duration::from_secs(20), "swarm serve listens on 7878", || {
+                std::net::TcpStream::connect("127.0.0.1:7878").is_ok()
+            });
+            let seen = client(&p, &["--light", "--url", &url]);
+            server.signal(nix::sys::signal::Signal::SIGTERM);
+            server.wait(Duration::from_secs(30)).expect_code(0);
+            seen
+        };
+        assert!(seen.get("exception").is_none(), "{kind} entry {entry}: {seen:#}");
+        assert_eq!(seen["tools"].as_array().map(Vec::len), Some(10), "{kind} entry: {seen:#}");
+        assert_eq!(seen["good_plan"]["data"]["ok"], true, "{kind} entry {entry}: {seen:#}");
+    }
+}
+
+/// In stdio mode stdout carries protocol messages only, even while a run's agents print (an
+/// older client's handshake, by hand: 2025-06-18).
+#[test]
+fn mcp_stdio_prints_nothing_but_protocol_messages() {
+    use std::io::Write;
+    let p = project();
+    let mut child = p
+        .command(&["mcp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("swarm mcp");
+    let mut stdin = child.stdin.take().unwrap();
+    let send = |stdin: &mut std::process::ChildStdin, v: Value| {
+        writeln!(stdin, "{v}").unwrap();
+        stdin.flush().unwrap();
+    };
+    send(
+        &mut stdin,
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}),
+    );
+    send(&mut stdin, serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    send(
+        &mut stdin,
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "run_start", "arguments": {"plan_path": "good.md"}}}),
+    );
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen: Vec<Value> = Vec::new();
+    let mut run_id = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let line = lines.next().expect("a line").expect("utf-8");
+        let msg: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a protocol message ({e}): {line}"));
+        assert_eq!(msg["jsonrpc"], "2.0", "{line}");
+        seen.push(msg.clone());
+        match msg["id"].as_u64() {
+            Some(1) => assert_eq!(msg["result"]["protocolVersion"], "2025-06-18"),
+            Some(2) => {
+                run_id = msg["result"]["structuredContent"]["run_id"].as_str().unwrap().to_string();
+                send(
+                    &mut stdin,
+                    serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                    "params": {"name": "run_status", "arguments": {"run_id": run_id, "wait_s": 30}}}),
+                );
+            }
+            Some(3) => {
+                let state = msg["result"]["structuredContent"]["state"].as_str().unwrap().to_string();
+                if state == "running" {
+                    send(
+                        &mut stdin,
+                        serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                        "params": {"name": "run_status", "arguments": {"run_id": run_id, "wait_s": 30}}}),
+                    );
+                } else {
+                    assert_eq!(state, "succeeded");
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(p.status(&run_id)["state"], "succeeded");
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "swarm mcp ends when its client closes stdin");
 }

@@ -19,8 +19,13 @@ fn runtime() -> tokio::runtime::Runtime {
 fn app(
     store: Option<&str>,
     config: Option<&Path>,
+    dir: Option<&Path>,
     rt: &tokio::runtime::Runtime,
 ) -> CliResult<std::sync::Arc<app::App>> {
+    if let Some(dir) = dir {
+        std::env::set_current_dir(dir)
+            .map_err(|e| CliError::invalid(anyhow!("--project {}: {e}", dir.display())))?;
+    }
     let project = Project::discover(store, config)?;
     swarm_agents::Registry::from_config(&project.config).map_err(CliError::invalid)?;
     // Runs start here: the store is created as `swarm run` would.
@@ -30,9 +35,9 @@ fn app(
 
 /// `swarm mcp`: MCP over stdio. stdout carries protocol messages only; everything else goes to
 /// stderr.
-pub fn mcp(store: Option<&str>, config: Option<&Path>, _args: McpArgs) -> CliResult {
+pub fn mcp(store: Option<&str>, config: Option<&Path>, args: McpArgs) -> CliResult {
     let rt = runtime();
-    let app = app(store, config, &rt)?;
+    let app = app(store, config, args.project.as_deref(), &rt)?;
     rt.block_on(async move {
         use rmcp::ServiceExt;
         let server = mcp::SwarmMcp::new(app.clone())
@@ -66,7 +71,7 @@ pub fn serve(store: Option<&str>, config: Option<&Path>, args: ServeArgs) -> Cli
         )));
     }
     let rt = runtime();
-    let app = app(store, config, &rt)?;
+    let app = app(store, config, args.project.as_deref(), &rt)?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(bind)
             .await

@@ -68,6 +68,13 @@ async def scenario(client, out):
         s = await call(client, "run_status", {"run_id": slow_id, "wait_s": 5})
         if any(t["state"] == "running" for t in s["data"]["tasks"]):
             break
+    # Nothing changes for 7 s: the wait runs out, telling the client how long it has waited.
+    slow_progress = []
+    t1 = time.monotonic()
+    waited = await call(client, "run_status", {"run_id": slow_id, "wait_s": 7},
+                        progress_callback=lambda p, total, msg: slow_progress.append([p, total, msg]))
+    out["long_wait"] = {"seconds": time.monotonic() - t1, "progress": slow_progress,
+                        "state": (waited["data"] or {}).get("state")}
     out["cancel"] = await call(client, "run_cancel", {"run_id": slow_id})
     out["cancelled"] = await call(client, "run_status", {"run_id": slow_id})
 
@@ -122,13 +129,19 @@ def raw_initialize(url, version):
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw-initialize", metavar="VERSION")
+    ap.add_argument("--stdio-json", metavar="JSON", help='{"command": …, "args": […]}, as an MCP config has it')
+    ap.add_argument("--light", action="store_true", help="list the tools and check a plan only")
     ap.add_argument("--swarm")
     ap.add_argument("--project")
     ap.add_argument("--stdio", action="store_true")
     ap.add_argument("--url")
     ap.add_argument("--mode", default="auto")
     a = ap.parse_args()
-    if a.stdio:
+    if a.stdio_json:
+        spec = json.loads(a.stdio_json)
+        env = {k: v for k, v in os.environ.items() if k.startswith("SWARM_") or k == "PATH"}
+        server = StdioServerParameters(command=spec["command"], args=spec.get("args", []), env=env, cwd=a.project)
+    elif a.stdio:
         # The SDK gives the server a minimal environment; the store address is passed on.
         env = {k: v for k, v in os.environ.items() if k.startswith("SWARM_")}
         env["NO_COLOR"] = "1"
@@ -142,7 +155,12 @@ async def main():
         return
     try:
         async with Client(server, mode=a.mode, read_timeout_seconds=60) as client:
-            await scenario(client, out)
+            if a.light:
+                out["protocol_version"] = client.protocol_version
+                out["tools"] = sorted(t.name for t in (await client.list_tools()).tools)
+                out["good_plan"] = await call(client, "plan_check", {"plan_path": "good.md"})
+            else:
+                await scenario(client, out)
     except Exception as e:  # the test prints what was seen up to the failure
         out["exception"] = f"{type(e).__name__}: {e}"
     json.dump(out, sys.stdout, default=str)
