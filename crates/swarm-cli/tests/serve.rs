@@ -541,3 +541,24 @@ fn mcp_stdio_prints_nothing_but_protocol_messages() {
     let status = child.wait().unwrap();
     assert!(status.success(), "swarm mcp ends when its client closes stdin");
 }
+
+/// A run started through the API is an ordinary run: when its server dies, `swarm resume`
+/// continues it.
+#[test]
+fn a_run_started_by_the_server_outlives_it_through_resume() {
+    let p = project();
+    p.write(
+        "twice.md",
+        "---\ndefaults:\n  agent: exec\n---\n\n## first: Quick\n- command: echo one >> first.count\n\n## second: Hangs the first time\n- depends: first\n- command: if [ -f marker ]; then echo done; else touch marker; sleep 60; fi\n",
+    );
+    let (server, addr) = serve(&p, &[]);
+    let (_, started) = post(&format!("http://{addr}/api/runs"), r#"{"plan_path": "twice.md"}"#);
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    wait_status(&p, &run_id, "second runs", |st| st["tasks"][1]["state"] == "running");
+    server.kill9();
+    let resumed = p.swarm(&["resume", &run_id]);
+    resumed.expect_code(0);
+    let st = p.status(&run_id);
+    assert_eq!(st["state"], "succeeded");
+    assert_eq!(p.read("first.count"), "one\n", "first is not run again");
+}
