@@ -21,7 +21,8 @@ have redis-server || apt_install redis-server   # the Redis store's tests start 
 have openssl || apt_install openssl             # the rediss:// test makes its own CA
 have curl || apt_install curl                   # a test agent calls the model gateway with it
 have cargo || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
-have chromium || apt_install chromium             # the dashboard's test drives a real browser
+have chromium || apt_install chromium             # the dashboard's test drives real browsers:
+have firefox-esr || have firefox || apt_install firefox-esr   # Chromium and Firefox
 python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
 ./scripts/install-agents.sh   # the pinned agent CLIs, into .tools/ (the adapter tests run them for real)
 # The independent MCP client (the official Python SDK) and the browser driver, in a project venv.
@@ -32,6 +33,7 @@ redis-server --version
 cargo --version
 .venv/bin/python -c 'import importlib.metadata as m; print("mcp (python sdk)", m.version("mcp"), "· playwright", m.version("playwright"))'
 chromium --version
+{ firefox-esr --version || firefox --version; } 2>/dev/null
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

@@ -342,7 +342,7 @@ fn the_server_guards_its_door() {
 }
 
 #[test]
-fn the_dashboard_in_a_real_browser_shows_runs_live_and_cancels() {
+fn the_dashboard_in_chromium_and_firefox_shows_runs_live_and_cancels() {
     let p = project();
     p.write("mixed.md", "---\ndefaults:\n  agent: exec\n---\n\n## ok: Fine\n- command: echo fine\n\n## broken: Fails\n- command: echo no >&2; exit 3\n\n## after: Blocked\n- depends: broken\n- command: true\n");
     let (server, addr) = serve(&p, &[]);
@@ -376,6 +376,24 @@ fn the_dashboard_in_a_real_browser_shows_runs_live_and_cancels() {
     assert_eq!(seen["live_after"], "cancelled");
     assert_eq!(p.status(&live)["state"], "cancelled", "the button cancelled the run");
     assert!(std::fs::metadata(&shot).map(|m| m.len() > 10_000).unwrap_or(false), "a screenshot was kept");
+    // The same in Firefox, over WebDriver BiDi.
+    let (_, live) = post(&format!("{base}/api/runs"), r#"{"plan_path": "slow.md"}"#);
+    let live = live["run_id"].as_str().unwrap().to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/dashboard_firefox.py");
+    let out = Command::new(python())
+        .args([script, &format!("{base}/"), &failed, &live])
+        .output()
+        .expect("python runs");
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
+    assert!(seen.get("exception").is_none(), "{seen:#}");
+    assert!(seen["browser"].as_str().unwrap().starts_with("firefox"), "{seen:#}");
+    assert!(seen["broken_text"].as_str().unwrap().contains("exit_code"), "{seen:#}");
+    assert!(seen["after_text"].as_str().unwrap().contains("blocked"));
+    assert_eq!(seen["live_before"], "running");
+    assert_eq!(seen["live_after"], "cancelled");
+    assert_eq!(p.status(&live)["state"], "cancelled", "Firefox's click cancelled the run");
     server.signal(nix::sys::signal::Signal::SIGTERM);
     server.wait(Duration::from_secs(30)).expect_code(0);
 }
