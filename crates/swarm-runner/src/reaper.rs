@@ -296,6 +296,11 @@ mod tests {
             .unwrap();
         let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
         let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+        // Its environment reads empty while it is between fork and exec: wait that out.
+        let until = Instant::now() + Duration::from_secs(5);
+        while !carries(pid, &marker) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert!(carries(pid, &marker));
         assert!(!carries(other.id(), &marker));
         // Once its loop runs (it has a `sleep` child), its trap is in place.
