@@ -580,3 +580,18 @@ fn a_run_started_by_the_server_outlives_it_through_resume() {
     assert_eq!(st["state"], "succeeded");
     assert_eq!(p.read("first.count"), "one\n", "first is not run again");
 }
+
+/// Stopping the server (SIGTERM) cancels the runs it drives gracefully and says how to go on.
+#[test]
+fn stopping_the_server_cancels_its_runs_and_says_how_to_resume() {
+    let p = project();
+    let (server, addr) = serve(&p, &[]);
+    let (_, started) = post(&format!("http://{addr}/api/runs"), r#"{"plan_path": "slow.md"}"#);
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    wait_status(&p, &run_id, "slow runs", |st| st["tasks"][0]["state"] == "running");
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    let out = server.wait(Duration::from_secs(30));
+    out.expect_code(0);
+    assert!(out.stderr.contains(&format!("swarm resume {run_id}")), "{}", out.dump());
+    assert_eq!(p.status(&run_id)["state"], "cancelled");
+}
