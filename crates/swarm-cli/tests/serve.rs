@@ -33,22 +33,29 @@ fn project() -> Project {
     p
 }
 
-/// The Python client, run in the project with the project's store, its JSON answer.
-fn client(p: &Project, args: &[&str]) -> Value {
+/// The test venv's Python, in the project, with the environment every swarm command here gets
+/// (the stdio server it starts must find the same store).
+fn python_in(p: &Project) -> Command {
     let mut cmd = Command::new(python());
-    cmd.arg(CLIENT).args(args).current_dir(p.path()).stdin(Stdio::null());
+    cmd.current_dir(p.path());
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("SWARM_") {
             cmd.env_remove(k);
         }
     }
-    // The stdio server must find the same store as every other command here.
     let env = p
         .command(&[])
         .get_envs()
         .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
         .collect::<Vec<_>>();
     cmd.envs(env);
+    cmd
+}
+
+/// The Python client, run in the project with the project's store, its JSON answer.
+fn client(p: &Project, args: &[&str]) -> Value {
+    let mut cmd = python_in(p);
+    cmd.arg(CLIENT).args(args).stdin(Stdio::null());
     let out = cmd.output().expect("python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
@@ -451,7 +458,7 @@ fn the_readme_mcp_config_entries_work_as_written() {
                 })
                 .collect();
             spec["args"] = Value::Array(args);
-            let mut cmd = Command::new(python());
+            let mut cmd = python_in(&p);
             cmd.arg(CLIENT)
                 .args([
                     "--light",
@@ -460,14 +467,7 @@ fn the_readme_mcp_config_entries_work_as_written() {
                     "--stdio-json",
                     &spec.to_string(),
                 ])
-                .current_dir(p.path())
                 .env("PATH", &path);
-            let env = p
-                .command(&[])
-                .get_envs()
-                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
-                .collect::<Vec<_>>();
-            cmd.envs(env);
             let out = cmd.output().unwrap();
             serde_json::from_slice::<Value>(&out.stdout)
                 .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))

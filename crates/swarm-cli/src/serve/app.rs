@@ -49,6 +49,18 @@ impl From<swarm_runner::EngineError> for OpError {
 
 pub type OpResult<T> = Result<T, OpError>;
 
+/// Runs a blocking operation of the app (store calls, waits) off the async threads: how every
+/// face calls it.
+pub async fn off_loop<T: Send + 'static>(
+    app: &Arc<App>,
+    f: impl FnOnce(&Arc<App>) -> OpResult<T> + Send + 'static,
+) -> OpResult<T> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || f(&app))
+        .await
+        .unwrap_or_else(|e| Err(OpError::failed(format!("internal error: {e}"))))
+}
+
 /// A plan given either as a file or inline.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct PlanInput {

@@ -3,7 +3,7 @@
 //! other bind needs a bearer token. Browsers' requests from other origins are refused (DNS
 //! rebinding), and so are requests naming a host that is not this server's.
 
-use super::app::{App, OpError, PlanInput};
+use super::app::{off_loop, App, OpError, PlanInput};
 use super::mcp::SwarmMcp;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -107,11 +107,9 @@ async fn blocking<T: serde::Serialize + Send + 'static>(
     ok: StatusCode,
     f: impl FnOnce(&Arc<App>) -> Result<T, OpError> + Send + 'static,
 ) -> Response {
-    let app = app.clone();
-    match tokio::task::spawn_blocking(move || f(&app)).await {
-        Ok(Ok(v)) => (ok, Json(v)).into_response(),
-        Ok(Err(e)) => op_error(e),
-        Err(e) => op_error(OpError::failed(format!("internal error: {e}"))),
+    match off_loop(app, f).await {
+        Ok(v) => (ok, Json(v)).into_response(),
+        Err(e) => op_error(e),
     }
 }
 
@@ -216,32 +214,28 @@ async fn run_events(State(s): State<Shared>, Path(run): Path<String>, headers: H
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     let app = s.app.clone();
-    let resolved = {
-        let app = app.clone();
-        tokio::task::spawn_blocking(move || -> Result<String, OpError> {
-            let id = app.store().resolve(Some(&run))?;
-            app.store().run(&id)?.ok_or_else(|| OpError::invalid(format!("no run `{id}`")))?;
-            Ok(id)
-        })
-        .await
-    };
+    let resolved = off_loop(&app, move |app| {
+        let id = app.store().resolve(Some(&run))?;
+        app.store().run(&id)?.ok_or_else(|| OpError::invalid(format!("no run `{id}`")))?;
+        Ok(id)
+    })
+    .await;
     let run_id = match resolved {
-        Ok(Ok(id)) => id,
-        Ok(Err(e)) => return op_error(e),
-        Err(e) => return op_error(OpError::failed(e.to_string())),
+        Ok(id) => id,
+        Err(e) => return op_error(e),
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
     tokio::spawn(async move {
         let mut after = after;
         loop {
-            let (app2, id) = (app.clone(), run_id.clone());
-            let polled = tokio::task::spawn_blocking(move || {
-                let events = app2.store().events(&id, after, 500)?;
-                let ended = app2.store().run(&id)?.is_none_or(|r| r.state != RunState::Running);
-                Ok::<_, OpError>((events, ended))
+            let id = run_id.clone();
+            let polled = off_loop(&app, move |app| {
+                let events = app.store().events(&id, after, 500)?;
+                let ended = app.store().run(&id)?.is_none_or(|r| r.state != RunState::Running);
+                Ok((events, ended))
             })
             .await;
-            let Ok(Ok((events, ended))) = polled else { break };
+            let Ok((events, ended)) = polled else { break };
             let empty = events.is_empty();
             for (seq, ev) in events {
                 after = seq;

@@ -25,11 +25,7 @@ async fn blocking<T: Send + 'static>(
     app: &Arc<App>,
     f: impl FnOnce(&Arc<App>) -> Result<T, OpError> + Send + 'static,
 ) -> Result<T, String> {
-    let app = app.clone();
-    match tokio::task::spawn_blocking(move || f(&app)).await {
-        Ok(r) => r.map_err(|e| e.message),
-        Err(e) => Err(format!("internal error: {e}")),
-    }
+    super::app::off_loop(app, f).await.map_err(|e| e.message)
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
