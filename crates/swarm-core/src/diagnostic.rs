@@ -94,12 +94,19 @@ impl Diagnostics {
         self.items.is_empty()
     }
 
+    /// Each item rendered rustc-style (file:line:column, the quoted line, a caret), one string
+    /// per item.
+    pub fn render_items(&self, color: bool) -> Vec<String> {
+        let renderer = if color { Renderer::styled() } else { Renderer::plain() };
+        self.items.iter().map(|d| renderer.render(&[self.group(d)])).collect()
+    }
+
     /// Renders every item rustc-style, then a summary line saying nothing was started.
     pub fn render(&self, color: bool) -> String {
         let renderer = if color { Renderer::styled() } else { Renderer::plain() };
         let mut out = String::new();
-        for d in &self.items {
-            out.push_str(&renderer.render(&[self.group(d)]));
+        for item in self.render_items(color) {
+            out.push_str(&item);
             out.push_str("\n\n");
         }
         let n = self.items.len();

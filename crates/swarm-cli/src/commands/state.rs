@@ -157,7 +157,7 @@ fn check_key(key: &str) -> Result<(), CliError> {
 }
 
 /// Who is writing: the agent attempt swarm started (its environment says so), and this process.
-fn actor() -> Actor {
+pub(crate) fn actor() -> Actor {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     Actor {
         run_id: var("SWARM_RUN_ID"),

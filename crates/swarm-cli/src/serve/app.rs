@@ -179,14 +179,7 @@ impl App {
         Ok(match parsed {
             Ok(plan) => Ok((plan, file)),
             Err(diags) => {
-                let rendered = diags.render(false);
-                let errors: Vec<String> = rendered
-                    .split("\nerror")
-                    .enumerate()
-                    .map(|(i, e)| if i == 0 { e.to_string() } else { format!("error{e}") })
-                    .map(|e| e.trim().to_string())
-                    .filter(|e| !e.is_empty() && !e.starts_with("error: could not load plan"))
-                    .collect();
+                let errors = diags.render_items(false);
                 Err(PlanCheck { ok: false, name: None, tasks: 0, errors })
             }
         })

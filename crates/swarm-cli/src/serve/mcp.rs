@@ -107,6 +107,12 @@ pub struct StateEntryOut {
     pub version: u64,
 }
 
+impl From<swarm_core::state_doc::StateEntry> for StateEntryOut {
+    fn from(e: swarm_core::state_doc::StateEntry) -> StateEntryOut {
+        StateEntryOut { key: e.key, value: Some(e.value), version: e.version }
+    }
+}
+
 #[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 pub struct StateListArgs {
     #[serde(default)]
@@ -213,7 +219,7 @@ impl SwarmMcp {
         blocking(&self.app, move |app| {
             let e = app.store().state_get(&app.namespace(), &args.key)?;
             Ok(match e {
-                Some(e) => StateEntryOut { key: e.key, value: Some(e.value), version: e.version },
+                Some(e) => e.into(),
                 None => StateEntryOut { key: args.key, value: None, version: 0 },
             })
         })
@@ -229,13 +235,7 @@ impl SwarmMcp {
         Parameters(args): Parameters<StateSetArgs>,
     ) -> Result<Json<StateEntryOut>, String> {
         blocking(&self.app, move |app| {
-            let actor = swarm_core::state_doc::Actor {
-                run_id: None,
-                task_id: None,
-                attempt: None,
-                host: Some(swarm_runner::process::hostname()),
-                pid: Some(std::process::id()),
-            };
+            let actor = crate::commands::state::actor();
             let e = app.store().state_set(
                 &app.namespace(),
                 &args.key,
@@ -243,7 +243,7 @@ impl SwarmMcp {
                 args.if_version,
                 Some(&actor),
             )?;
-            Ok(StateEntryOut { key: e.key, value: Some(e.value), version: e.version })
+            Ok(e.into())
         })
         .await
         .map(Json)
@@ -258,12 +258,7 @@ impl SwarmMcp {
     ) -> Result<Json<StateEntries>, String> {
         blocking(&self.app, move |app| {
             let entries = app.store().state_list(&app.namespace(), args.prefix.as_deref().unwrap_or(""))?;
-            Ok(StateEntries {
-                entries: entries
-                    .into_iter()
-                    .map(|e| StateEntryOut { key: e.key, value: Some(e.value), version: e.version })
-                    .collect(),
-            })
+            Ok(StateEntries { entries: entries.into_iter().map(StateEntryOut::from).collect() })
         })
         .await
         .map(Json)
