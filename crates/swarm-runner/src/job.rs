@@ -12,6 +12,19 @@ use swarm_core::failure::FailureClass;
 use swarm_core::plan::Task;
 use swarm_core::scheduler::Failure;
 
+/// What the dispatcher asks of a running attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StopRequest {
+    None,
+    /// SIGTERM, then SIGKILL after the grace period.
+    Terminate,
+    /// SIGKILL now.
+    Kill,
+}
+
+/// Where an executor sends its attempt's events: (task index, attempt, event).
+pub type Events = tokio::sync::mpsc::UnboundedSender<(u32, u32, AttemptEvent)>;
+
 /// One attempt of one task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptJob {
@@ -65,7 +78,7 @@ pub enum WorkspaceSpec {
         start: String,
         subdir: PathBuf,
         setup: Option<String>,
-        integration: crate::git::Integration,
+        integration: crate::os::git::Integration,
     },
 }
 
@@ -168,7 +181,7 @@ pub struct Evidence {
     pub retry_after: Option<Duration>,
     /// A worktree task's work brought back into the integration branch (or the conflict).
     #[serde(default)]
-    pub merged: Option<crate::git::Merged>,
+    pub merged: Option<crate::os::git::Merged>,
 }
 
 mod ms {

@@ -1,35 +1,30 @@
 //! swarm-runner: the run engine. [`Engine`] starts, resumes, cancels and reports on runs for
-//! every face (the CLI, later the MCP server, the HTTP API and workers). Inside a run, the
-//! dispatcher owns all run state, feeds the pure scheduler and is the only writer to the store;
-//! executors (one per attempt, each given a serializable [`job::AttemptJob`]) run attempts and
-//! report back through [`job::AttemptEvent`]s; reporters render the public event stream.
+//! every face (the CLI, the MCP server, the HTTP API, workers). Inside a run, the dispatcher
+//! owns all run state, feeds the pure scheduler and is the only writer of run state to the
+//! store; executors (one per attempt, each given a serializable [`job::AttemptJob`]) run
+//! attempts and report back through [`job::AttemptEvent`]s. ARCHITECTURE.md maps the folders.
+//!
+//! - `engine/`: the face API (start, resume, cancel, queries, live runs, merge-back).
+//! - `dispatcher/`: one run's owner: the scheduler's actions carried out, the store writer,
+//!   the mirror, the report files.
+//! - `executor/`: one attempt from job to events: workspace, launch, supervision, evidence.
+//! - `gateway/`: the model gateway agents talk to.
+//! - `hooks/`: on_task_end, on_failure, on_run_end.
+//! - `os/`: process groups, the reaper, the per-run file layout, git.
+//! - `job.rs`: the seam between dispatcher and executor.
 
-pub mod agent_files;
-mod attempt_log;
 mod dispatcher;
 mod engine;
-mod evidence;
 mod executor;
 pub mod gateway;
-pub mod git;
-mod handle;
 pub mod hooks;
-pub mod integration;
 pub mod job;
-mod launch;
-pub mod mirror;
-pub mod paths;
-pub mod process;
-pub mod prompt;
-pub mod provider;
-pub mod reaper;
-pub mod report_files;
-mod supervise;
-mod sweeper;
-mod workspace;
-mod writer;
+mod os;
 
+pub use dispatcher::writer::LEASE_TTL;
+pub use dispatcher::{mirror, report_files};
+pub use engine::handle::{Canceller, RunHandle};
+pub use engine::integration::{CleanResult, MergeResult, TaskDiff};
 pub use engine::{CancelOutcome, Engine, EngineError, ResumeInfo, StartRequest};
-pub use handle::{Canceller, RunHandle};
-pub use integration::{CleanResult, MergeResult, TaskDiff};
-pub use writer::LEASE_TTL;
+pub use executor::{agent_files, prompt, provider};
+pub use os::{git, paths, process, reaper};

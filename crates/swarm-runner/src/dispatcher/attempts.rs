@@ -2,13 +2,13 @@
 //! taking in what its executor says, until the attempt's end goes to the scheduler.
 
 use super::{Dispatcher, Running};
+use crate::dispatcher::launch::{Launcher, ModelRoute};
+use crate::dispatcher::sweeper::{Request, Swept};
 use crate::gateway::Grant;
-use crate::git::MergeOutcome;
+use crate::job::StopRequest;
 use crate::job::{AttemptEvent, Evidence};
-use crate::launch::{Launcher, ModelRoute};
-use crate::reaper::Marker;
-use crate::supervise::StopRequest;
-use crate::sweeper::{Request, Swept};
+use crate::os::git::MergeOutcome;
+use crate::os::reaper::Marker;
 use chrono::Utc;
 use swarm_core::event::EventKind;
 use swarm_core::report::AttemptReport;

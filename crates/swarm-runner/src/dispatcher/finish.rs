@@ -3,10 +3,10 @@
 //! runtime's threads.
 
 use super::Dispatcher;
+use crate::dispatcher::report_files;
+use crate::dispatcher::sweeper::Swept;
+use crate::dispatcher::writer::{Note, Write};
 use crate::hooks::HookKind;
-use crate::report_files;
-use crate::sweeper::Swept;
-use crate::writer::{Note, Write};
 use chrono::Utc;
 use std::time::Duration;
 use swarm_core::event::EventKind;
@@ -28,7 +28,7 @@ impl Dispatcher {
             let doc = &mut self.docs[i];
             doc.merge = Some(swarm_core::report::MergeState::Skipped);
             if !doc.attempts.is_empty() {
-                doc.branch = Some(crate::git::task_branch(&git.integration_branch, &doc.id));
+                doc.branch = Some(crate::os::git::task_branch(&git.integration_branch, &doc.id));
             }
             self.writer.send(Write::Task(doc.clone()));
         }
@@ -47,8 +47,8 @@ impl Dispatcher {
         }
         // Anything of the run still alive now escaped that (e.g. forked while its attempt was
         // being stopped).
-        let run = crate::reaper::Marker::run(&self.record.run_id);
-        let left = crate::reaper::end(&run, crate::reaper::Scope::Mine, self.config.grace());
+        let run = crate::os::reaper::Marker::run(&self.record.run_id);
+        let left = crate::os::reaper::end(&run, crate::os::reaper::Scope::Mine, self.config.grace());
         if left.found > 0 {
             self.emit(EventKind::Warning {
                 message: format!("ended {} process(es) of the run still running at its end", left.found),

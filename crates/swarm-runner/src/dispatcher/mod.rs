@@ -6,18 +6,24 @@
 
 mod attempts;
 mod finish;
+pub(crate) mod launch;
+pub mod mirror;
 mod models;
+pub mod report_files;
+pub(crate) mod sweeper;
+pub(crate) mod writer;
 
-use crate::executor::{Events, ExecutorContext};
+use crate::dispatcher::mirror::Mirror;
+use crate::dispatcher::sweeper::Sweeper;
+use crate::dispatcher::writer::{Note, Write, Writer};
+use crate::engine::handle::{Canceller, Control, EventBus, RunHandle};
+use crate::executor::ExecutorContext;
 use crate::gateway::{Gateway, GatewayEvent, Ledger};
-use crate::handle::{Canceller, Control, EventBus, RunHandle};
 use crate::hooks::{HookKind, HookOutcome, Hooks};
-use crate::mirror::Mirror;
-use crate::paths::RunDir;
-use crate::process::hostname;
-use crate::supervise::StopRequest;
-use crate::sweeper::Sweeper;
-use crate::writer::{Note, Write, Writer};
+use crate::job::Events;
+use crate::job::StopRequest;
+use crate::os::paths::RunDir;
+use crate::os::process::hostname;
 use chrono::Utc;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -153,7 +159,7 @@ async fn run(
         None => Scheduler::new(nodes, names, opts),
     };
     // Whatever an agent detaches re-parents to swarm, where its attempt's marker finds it.
-    crate::reaper::become_subreaper();
+    crate::os::reaper::become_subreaper();
     let host = hostname();
     record.owner = Some(Owner { pid: std::process::id(), host: host.clone(), heartbeat_at: Utc::now() });
     record.state = RunState::Running;
@@ -444,7 +450,7 @@ fn spawn_cancel_poller(
     std::thread::Builder::new()
         .name("swarm-cancel-poll".into())
         .spawn(move || {
-            crate::writer::block_signals();
+            crate::dispatcher::writer::block_signals();
             while !stop.load(Ordering::Relaxed) {
                 if let Ok(true) = store.cancel_requested(&run_id) {
                     let _ = tx.send(Control::Cancel("swarm cancel".into()));

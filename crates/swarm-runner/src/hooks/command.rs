@@ -2,7 +2,7 @@
 //! timeout and stopped when the run gives up on its hooks.
 
 use super::{HookKind, HookResult, MAX_ENV_PAYLOAD, STDERR_DRAIN, STDERR_TAIL};
-use crate::process::signal_group;
+use crate::os::process::signal_group;
 use nix::sys::signal::Signal;
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};

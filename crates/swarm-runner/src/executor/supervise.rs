@@ -3,11 +3,12 @@
 //! grace period), obeys stop requests, runs the task's `check`, gathers the evidence and says
 //! how the attempt ended.
 
-use crate::attempt_log::AttemptLog;
-use crate::evidence;
+use crate::executor::attempt_log::AttemptLog;
+use crate::executor::evidence;
+use crate::job::StopRequest;
 use crate::job::{AttemptEvent, AttemptJob, Evidence, ReportSpec};
-use crate::process::{group_alive, signal_group};
-use crate::reaper::Marker;
+use crate::os::process::{group_alive, signal_group};
+use crate::os::reaper::Marker;
 use nix::sys::signal::Signal;
 use std::collections::{BTreeSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;
@@ -35,16 +36,6 @@ struct Limits {
     grace: Duration,
 }
 
-/// What the dispatcher asks of a running attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum StopRequest {
-    None,
-    /// SIGTERM, then SIGKILL after the grace period.
-    Terminate,
-    /// SIGKILL now.
-    Kill,
-}
-
 /// Stderr lines kept for failure classification.
 const STDERR_TAIL_LINES: usize = 20;
 
@@ -66,7 +57,7 @@ pub struct Supervisor {
     check: Option<String>,
     check_timeout: Duration,
     stdin: Option<String>,
-    tx: crate::executor::Events,
+    tx: crate::job::Events,
     stop: watch::Receiver<StopRequest>,
     /// Reads the agent's output lines.
     adapter: Arc<dyn swarm_agents::Adapter>,
@@ -96,7 +87,7 @@ impl Supervisor {
         stdin: Option<String>,
         log: AttemptLog,
         stop: watch::Receiver<StopRequest>,
-        tx: crate::executor::Events,
+        tx: crate::job::Events,
     ) -> Supervisor {
         let l = job.limits;
         Supervisor {

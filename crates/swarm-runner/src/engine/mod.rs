@@ -3,14 +3,17 @@
 //! are decided here. Nothing here prints or installs a signal handler: a face turns its signals
 //! into [`Canceller`](crate::Canceller) calls and subscribes to the public events.
 
+pub(crate) mod handle;
+pub(crate) mod integration;
+
 use crate::dispatcher::{self, RunSetup};
+use crate::engine::handle::RunHandle;
 use crate::executor::ExecutorContext;
 use crate::gateway::{Gateway, Ledger};
-use crate::git;
-use crate::handle::RunHandle;
-use crate::paths::RunDir;
-use crate::process::{hostname, lease_holder_dead, lease_token, owner_status};
-use crate::reaper::{self, Marker, Scope};
+use crate::os::git;
+use crate::os::paths::RunDir;
+use crate::os::process::{hostname, lease_holder_dead, lease_token, owner_status};
+use crate::os::reaper::{self, Marker, Scope};
 use chrono::Utc;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

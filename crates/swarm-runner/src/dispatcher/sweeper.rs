@@ -4,7 +4,7 @@
 //! a leftover that ignores SIGTERM is killed after the grace period without holding up anything
 //! else. The dispatcher hears back only about attempts that did leave something.
 
-use crate::reaper::{self, Ended, Marker, Scope};
+use crate::os::reaper::{self, Ended, Marker, Scope};
 use nix::sys::signal::Signal;
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
@@ -94,7 +94,7 @@ struct Dying {
 }
 
 fn sweep_loop(rx: Receiver<Msg>, report: impl Fn(Swept)) {
-    crate::writer::block_signals();
+    crate::dispatcher::writer::block_signals();
     let mut queued: Vec<Request> = Vec::new();
     let mut flushes: Vec<Sender<()>> = Vec::new();
     let mut dying: Vec<Dying> = Vec::new();

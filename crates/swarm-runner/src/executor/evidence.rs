@@ -2,7 +2,7 @@
 //! (read as untrusted input, bounded for the store) and what git saw change compared with what
 //! the report claims.
 
-use crate::agent_files::{self, UntrustedError};
+use crate::executor::agent_files::{self, UntrustedError};
 use crate::job::{Evidence, ReportSpec};
 use std::collections::BTreeSet;
 use std::process::Stdio;

@@ -1,6 +1,6 @@
 //! `report.json` and `report.md` in the run directory, written atomically.
 
-use crate::paths::RunDir;
+use crate::os::paths::RunDir;
 use std::fmt::Write as _;
 use std::path::Path;
 use swarm_core::report::{MergeState, RunReport};

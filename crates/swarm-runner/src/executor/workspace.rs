@@ -3,11 +3,11 @@
 //! the `[worktree] setup` command runs in a new one with its own time limit. All of it runs in
 //! the attempt's executor, never in the dispatcher's loop, and gives way to a stop request.
 
-use crate::git;
+use crate::job::StopRequest;
 use crate::job::{Limits, WorkspaceSpec};
-use crate::process::signal_group;
-use crate::reaper::Marker;
-use crate::supervise::StopRequest;
+use crate::os::git;
+use crate::os::process::signal_group;
+use crate::os::reaper::Marker;
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

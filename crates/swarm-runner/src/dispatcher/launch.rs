@@ -3,11 +3,11 @@
 //! config and how the task's previous attempt ended. Cheap and without effects: all slow work
 //! (git, setup commands, spawning) happens in the executor.
 
-use crate::git::{Integration, Strategy};
+use crate::executor::prompt::{compose_prompt, report_footer, retry_feedback, REPORT_FOOTER};
+use crate::executor::provider::resolve_provider;
 use crate::job::{AttemptJob, Limits, ReportSpec, WorkspaceSpec};
-use crate::paths::RunDir;
-use crate::prompt::{compose_prompt, report_footer, retry_feedback, REPORT_FOOTER};
-use crate::provider::resolve_provider;
+use crate::os::git::{Integration, Strategy};
+use crate::os::paths::RunDir;
 use std::path::{Path, PathBuf};
 use swarm_agents::ProviderSpec;
 use swarm_core::config::Config;
@@ -153,7 +153,7 @@ impl Launcher<'_> {
         let worktree = &self.config.worktree;
         Ok(WorkspaceSpec::Worktree {
             path: self.run_dir.worktrees().join(&t.id),
-            branch: crate::git::task_branch(&git.integration_branch, &t.id),
+            branch: crate::os::git::task_branch(&git.integration_branch, &t.id),
             start: git.integration_branch.clone(),
             subdir,
             setup: worktree.setup.clone(),
@@ -161,7 +161,7 @@ impl Launcher<'_> {
                 branch: git.integration_branch.clone(),
                 worktree: self.run_dir.integration_worktree(),
                 strategy: worktree.merge.as_deref().and_then(Strategy::parse).unwrap_or_default(),
-                author: worktree.author.clone().unwrap_or_else(|| crate::git::DEFAULT_AUTHOR.into()),
+                author: worktree.author.clone().unwrap_or_else(|| crate::os::git::DEFAULT_AUTHOR.into()),
             },
             repo,
         })

@@ -3,11 +3,20 @@
 //! the evidence of how it ended — and says what happens only through [`AttemptEvent`]s. It is
 //! the seam a remote worker takes over: a job in, events out.
 
-use crate::attempt_log::AttemptLog;
+pub mod agent_files;
+mod attempt_log;
+mod evidence;
+pub mod prompt;
+pub mod provider;
+pub(crate) mod supervise;
+pub(crate) mod workspace;
+
+use crate::executor::attempt_log::AttemptLog;
+use crate::executor::supervise::Supervisor;
+use crate::executor::workspace::{run_bounded, Bounded, Workspaces};
 use crate::job::{AttemptEvent, AttemptJob, Evidence};
-use crate::reaper::Marker;
-use crate::supervise::{StopRequest, Supervisor};
-use crate::workspace::{run_bounded, Bounded, Workspaces};
+use crate::job::{Events, StopRequest};
+use crate::os::reaper::Marker;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -16,7 +25,7 @@ use swarm_agents::{AttemptSpec, Launch, Registry};
 use swarm_core::scheduler::Failure;
 use swarm_core::state::Reason;
 use tokio::process::Command;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 /// What every executor of this process shares.
 pub struct ExecutorContext {
@@ -40,7 +49,6 @@ impl ExecutorContext {
 }
 
 /// Where an executor's events go: `(task index, attempt, event)`.
-pub type Events = mpsc::UnboundedSender<(u32, u32, AttemptEvent)>;
 
 /// Runs `job` to its end; the last event sent is always `Finished`.
 pub async fn run(
@@ -96,7 +104,7 @@ async fn integrate(
     evidence: &mut Evidence,
 ) {
     let who = match job.model.as_deref() {
-        Some(m) if m == format!("{}/auto", crate::launch::GATEWAY_PROVIDER) => {
+        Some(m) if m == format!("{}/auto", crate::dispatcher::launch::GATEWAY_PROVIDER) => {
             format!("{}, models of the hierarchy", job.task.agent)
         }
         Some(model) => format!("{}, model {model}", job.task.agent),
@@ -109,7 +117,7 @@ async fn integrate(
     let Some(merged) = ctx.workspaces.integrate(&job.workspace, message, copied).await else { return };
     match merged {
         Ok(m) => {
-            if let crate::git::MergeOutcome::Conflict { paths } = &m.outcome {
+            if let crate::os::git::MergeOutcome::Conflict { paths } = &m.outcome {
                 *outcome = Err(Failure {
                     reason: Reason::MergeConflict,
                     detail: Some(format!(
@@ -141,7 +149,7 @@ async fn launch(
     let (workdir, copied) = ctx.workspaces.prepare(&job.workspace, &job.limits, &marker, stop).await?;
     let baseline = if job.report.required {
         // Before the agent starts, so its first edits are never taken for old ones.
-        crate::evidence::git_changes(&workdir).await
+        crate::executor::evidence::git_changes(&workdir).await
     } else {
         None
     };

@@ -3,7 +3,7 @@
 //! removed (`swarm clean`). Nothing here runs by itself: a run never touches the user's branches.
 
 use crate::engine::{Engine, EngineError};
-use crate::git;
+use crate::os::git;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use swarm_core::report::{RunGit, RunRecord, TaskReport};

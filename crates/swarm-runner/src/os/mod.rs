@@ -1,0 +1,7 @@
+//! The operating system's side: process groups and their supervision, the reaper of what
+//! attempts leave behind, the per-run file layout, and git.
+
+pub mod git;
+pub mod paths;
+pub mod process;
+pub mod reaper;
