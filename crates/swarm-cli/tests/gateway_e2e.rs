@@ -280,6 +280,45 @@ fn an_agent_with_its_own_account_falls_back_per_attempt_without_spending_a_retry
     assert_eq!(a["state"], "cooling", "{rows:#}");
 }
 
+#[test]
+fn an_agent_with_its_own_account_never_starts_on_a_model_cooling_or_spent_for_the_day() {
+    // opencode, through the gateway, meets `a`'s rate limit (cooling it for everyone) and uses
+    // `b`'s one request of the day; the dependent task's agent talks to providers itself and is
+    // given one model for its attempt: not `a` (cooling) nor `b` (spent today), but `c`.
+    let fake = Fake::start(&format!(
+        "[models.a]\nrate_limit = {{ first = 1000, retry_after = 30 }}\n{WORKER}[models.b]\n{WORKER}[models.c]\n{WORKER}"
+    ));
+    let p =
+        project(&fake, "[[\"fake/a\"], [\"fake/b\"], [\"fake/c\"]]", "[models.limits.\"fake/b\"]\nrpd = 1\n");
+    p.write("own.sh", "echo \"$1\" >> models.seen\nswarm report --status done --summary \"served by $1\"\n");
+    p.write(
+        "swarm.toml",
+        &format!(
+            "{}\n[agents.own]\ncommand = \"sh own.sh {{model}}\"\ngateway = false\n",
+            p.read("swarm.toml")
+        ),
+    );
+    p.write(
+        "mixed.md",
+        "---\ndefaults:\n  timeout: 90s\n---\n\n## warm: Through the gateway\n- agent: opencode\n\nWrite the file, report, say DONE.\n\n\
+         ## own: With its own account\n- agent: own\n- depends: warm\n\nReport.\n",
+    );
+    let out = swarm(&p, &["run", "mixed.md"]);
+    let report = p.report(&out.run_id());
+    assert_eq!(state(&report, "warm"), "succeeded", "{}\n{}", detail(&report, "warm"), out.dump());
+    assert_eq!(state(&report, "own"), "succeeded", "{}\n{}", detail(&report, "own"), out.dump());
+    assert_eq!(requests_to(&fake, "b").len(), 1, "b's one request of the day went to opencode");
+    assert_eq!(
+        p.read("models.seen"),
+        "fake/c\n",
+        "the own-account agent started on the one model free to serve"
+    );
+    let tries = attempts(&report, "own");
+    assert_eq!(tries.len(), 1, "{report:#}");
+    assert_eq!((tries[0]["model"].as_str(), tries[0]["layer"].as_u64()), (Some("fake/c"), Some(3)));
+    assert_eq!(tries[0]["fallback_reason"], Value::Null, "nothing failed: it was routed, not fallen back");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {

@@ -196,6 +196,43 @@ pub struct AttemptReport {
     pub requests: Vec<ModelRequests>,
 }
 
+impl AttemptReport {
+    /// Attempt `n` of `agent`, started at `started_at`; nothing known of it yet.
+    pub fn new(n: u32, agent: &str, started_at: DateTime<Utc>) -> AttemptReport {
+        AttemptReport {
+            n,
+            agent: agent.to_string(),
+            model: None,
+            layer: None,
+            exit_code: None,
+            started_at,
+            ended_at: None,
+            tokens_in: 0,
+            tokens_out: 0,
+            cost_usd: 0.0,
+            fallback_reason: None,
+            reason: None,
+            detail: None,
+            pid: None,
+            host: None,
+            log: None,
+            workdir: None,
+            completion: None,
+            check_output: None,
+            warnings: vec![],
+            failure_class: None,
+            retry_after_ms: None,
+            session_id: None,
+            requests: vec![],
+        }
+    }
+
+    /// Still running: it has not ended.
+    pub fn is_running(&self) -> bool {
+        self.ended_at.is_none()
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Counts {
     pub pending: usize,

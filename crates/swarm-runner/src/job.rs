@@ -35,9 +35,8 @@ pub struct AttemptJob {
     pub attempt: u32,
     /// What the agent is told: the brief, the task prompt, the last failure, the report footer.
     pub prompt: String,
-    pub model: Option<String>,
-    /// The provider `model` names in swarm.toml, if any (never the key, only its variable).
-    pub provider: Option<ProviderSpec>,
+    /// Where the attempt's model comes from.
+    pub route: ModelRoute,
     /// Where the attempt runs.
     pub workspace: WorkspaceSpec,
     /// Environment the agent gets on top of the executor's own (`SWARM_*`, a placeholder key
@@ -60,6 +59,53 @@ pub struct AttemptJob {
     /// The project's root: agent binaries are also looked up under it, hooks run in it.
     pub project_root: PathBuf,
 }
+
+/// Where an attempt's model comes from. Providers are named, never their keys (only the
+/// variables that hold them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelRoute {
+    /// The task's own `model:` (`None`: the agent's default), served by `provider` when
+    /// swarm.toml declares it.
+    Task { model: Option<String>, provider: Option<ProviderSpec> },
+    /// Every request through the model gateway at `url` (`http://127.0.0.1:PORT/v1`), each
+    /// routed on its own; the attempt's token is in its environment.
+    Gateway { url: String },
+    /// One model of the hierarchy for the whole attempt (an agent that talks to providers
+    /// itself), picked when the attempt starts from the standings every process on the store
+    /// shares, from layer `start_layer` on, leaving out the models in `exclude` (an earlier
+    /// attempt failed on them for the model's sake).
+    Hierarchy { namespace: String, start_layer: u8, exclude: Vec<String>, allow_paid: bool },
+}
+
+impl ModelRoute {
+    /// The model the agent is told to use, when the route fixes it before the attempt starts.
+    pub fn fixed_model(&self) -> Option<String> {
+        match self {
+            ModelRoute::Task { model, .. } => model.clone(),
+            ModelRoute::Gateway { .. } => Some(format!("{GATEWAY_PROVIDER}/{GATEWAY_MODEL}")),
+            ModelRoute::Hierarchy { .. } => None,
+        }
+    }
+
+    /// The provider an agent of a gateway route is given: the gateway itself, its key the
+    /// attempt's token.
+    pub fn gateway_provider(url: &str) -> ProviderSpec {
+        ProviderSpec {
+            name: GATEWAY_PROVIDER.into(),
+            kind: "openai-compatible".into(),
+            base_url: Some(url.to_string()),
+            model: GATEWAY_MODEL.into(),
+            api_key_env: GATEWAY_TOKEN_ENV.into(),
+        }
+    }
+}
+
+/// The name agents know the gateway by, as a provider, and its one model (`swarm/auto`).
+pub const GATEWAY_PROVIDER: &str = "swarm";
+pub const GATEWAY_MODEL: &str = "auto";
+/// The variable an agent of a gateway route finds its per-attempt token in.
+pub const GATEWAY_TOKEN_ENV: &str = "SWARM_GATEWAY_TOKEN";
 
 /// Where an attempt works.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,9 +170,10 @@ pub struct ReportSpec {
     pub task_id: String,
 }
 
-/// What an executor says about the attempt it runs, in order: `Started` (or straight
-/// `Finished` when it could not start), any number of `Output`, `Usage`, `Session`,
-/// `AgentError` and `CheckStarted`, then `Finished`.
+/// What an executor says about the attempt it runs, in order: for a hierarchy route any number
+/// of `ModelWait` then `ModelPicked`; `Started` (or straight `Finished` when it could not
+/// start); any number of `Output`, `Usage`, `Session`, `AgentError` and `CheckStarted`; then
+/// `Finished`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AttemptEvent {
@@ -154,6 +201,17 @@ pub enum AttemptEvent {
     AgentError {
         class: FailureClass,
         message: String,
+    },
+    /// A hierarchy route picked `model` (of `layer`) for the attempt.
+    ModelPicked {
+        model: String,
+        layer: u8,
+    },
+    /// Every model the attempt may use is cooling or at its limit: it waits until `until_ms`
+    /// (store clock) for `model`, the first to free up.
+    ModelWait {
+        model: String,
+        until_ms: u64,
     },
     /// The check runs in its own process group `pgid` (the one to stop if the orchestrator dies).
     CheckStarted {

@@ -17,6 +17,7 @@ mod dispatcher;
 mod engine;
 mod executor;
 pub mod gateway;
+mod hierarchy;
 pub mod hooks;
 pub mod job;
 mod os;

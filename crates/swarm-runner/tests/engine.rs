@@ -97,7 +97,9 @@ fn two_runs_in_one_process_one_cancelled_the_other_unharmed() {
 
 #[test]
 fn an_attempt_job_and_its_events_survive_a_trip_through_json() {
-    use swarm_runner::job::{AttemptEvent, AttemptJob, Evidence, Limits, ReportSpec, WorkspaceSpec};
+    use swarm_runner::job::{
+        AttemptEvent, AttemptJob, Evidence, Limits, ModelRoute, ReportSpec, WorkspaceSpec,
+    };
     let ctx = PlanContext { default_name: "p".into(), default_namespace: "n".into(), custom_agents: vec![] };
     let plan = parse_markdown(
         "p.md",
@@ -111,14 +113,16 @@ fn an_attempt_job_and_its_events_survive_a_trip_through_json() {
         task: plan.tasks[0].clone(),
         attempt: 2,
         prompt: "Do it. \"quoted\" $X".into(),
-        model: Some("local/ok".into()),
-        provider: Some(swarm_agents::ProviderSpec {
-            name: "local".into(),
-            kind: "openai-compatible".into(),
-            base_url: Some("http://127.0.0.1:1/v1".into()),
-            model: "ok".into(),
-            api_key_env: "LOCAL_KEY".into(),
-        }),
+        route: ModelRoute::Task {
+            model: Some("local/ok".into()),
+            provider: Some(swarm_agents::ProviderSpec {
+                name: "local".into(),
+                kind: "openai-compatible".into(),
+                base_url: Some("http://127.0.0.1:1/v1".into()),
+                model: "ok".into(),
+                api_key_env: "LOCAL_KEY".into(),
+            }),
+        },
         workspace: WorkspaceSpec::Worktree {
             repo: "/repo".into(),
             path: "/repo/.swarm/runs/r/worktrees/t".into(),
@@ -161,6 +165,19 @@ fn an_attempt_job_and_its_events_survive_a_trip_through_json() {
         "names, never keys"
     );
     assert_eq!(serde_json::from_str::<AttemptJob>(&text).unwrap(), job);
+    for route in [
+        ModelRoute::Gateway { url: "http://127.0.0.1:9/v1".into() },
+        ModelRoute::Hierarchy {
+            namespace: "n".into(),
+            start_layer: 2,
+            exclude: vec!["a/b".into()],
+            allow_paid: false,
+        },
+    ] {
+        let job = AttemptJob { route, ..job.clone() };
+        let text = serde_json::to_string(&job).unwrap();
+        assert_eq!(serde_json::from_str::<AttemptJob>(&text).unwrap(), job);
+    }
     assert_eq!(job.workspace.workdir(), Path::new("/repo/.swarm/runs/r/worktrees/t/sub"));
     let ev = AttemptEvent::Finished {
         exit_code: Some(1),

@@ -3,6 +3,8 @@
 //! [`window_full`], Redis in `redis_store/lua/model_reserve.lua`; the conformance suite holds
 //! them to the same answers).
 
+use swarm_core::router::{Cooldown, CooldownKind};
+
 /// Length of the per-minute window (rpm, tpm), ms.
 pub const MINUTE_MS: u64 = 60_000;
 /// Length of the per-day window (rpd), ms; requests older than this are trimmed.
@@ -12,6 +14,18 @@ pub const NEVER: u64 = u64::MAX;
 /// Times, token counts and limits are held to 2^53 (Redis scripts count in doubles), on both
 /// backends alike: a cooldown "until u64::MAX" lasts until 2^53 ms, some 285,000 years.
 pub(crate) const MAX_EXACT: u64 = 1 << 53;
+
+/// A cooldown as a backend holds it: `kind` is `cooling` or `disabled`; records written before
+/// kinds were stored said a disabled model's kind in its reason (`disabled: …`).
+pub(crate) fn stored_cooldown(until_ms: u64, kind: Option<&str>, reason: &str) -> Cooldown {
+    match (kind.and_then(CooldownKind::parse), reason.strip_prefix("disabled: ")) {
+        (Some(kind), _) => Cooldown { until_ms, kind, reason: reason.to_string() },
+        (None, Some(legacy)) => {
+            Cooldown { until_ms, kind: CooldownKind::Disabled, reason: legacy.to_string() }
+        }
+        (None, None) => Cooldown::cooling(until_ms, reason),
+    }
+}
 
 /// Declared limits of a model (None = not limited).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,8 +43,8 @@ pub struct ModelLimits {
 pub enum Reservation {
     /// Recorded: one request of `tokens` at `at_ms` (store clock).
     Granted { at_ms: u64 },
-    /// The model is cooling down until `until_ms` (store clock) for `reason`.
-    Cooling { until_ms: u64, reason: String },
+    /// The model is left alone until the cooldown ends (store clock).
+    Cooling(Cooldown),
     /// One more request would pass `limit` ("rpm", "rpd" or "tpm"); the window frees enough at
     /// `free_at_ms` (store clock). Of several full windows, the one that frees last (the
     /// request fits only once all of them do). [`NEVER`] when no window can ever hold it (a
@@ -39,12 +53,11 @@ pub enum Reservation {
 }
 
 /// How a model stands in a namespace now.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelStanding {
     pub model: String,
     /// Set only while the cooldown lasts (later than `now_ms`).
-    pub cooling_until_ms: Option<u64>,
-    pub cooling_reason: Option<String>,
+    pub cooldown: Option<Cooldown>,
     /// Requests and their tokens recorded in the last 60 s.
     pub minute_requests: u64,
     pub minute_tokens: u64,

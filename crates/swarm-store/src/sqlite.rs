@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use swarm_core::event::Event;
 use swarm_core::report::{RunRecord, TaskReport};
+use swarm_core::router::Cooldown;
 use swarm_core::state_doc::{Actor, StateChange, StateEntry, StateOp};
 
 /// Version of the table layout; bump the major on incompatible change.
@@ -145,13 +146,27 @@ impl SqliteStore {
                 PRIMARY KEY(namespace, seq));
              CREATE TABLE IF NOT EXISTS model_cooldowns(
                 namespace TEXT NOT NULL, model TEXT NOT NULL, until_ms INTEGER NOT NULL,
-                reason TEXT NOT NULL, PRIMARY KEY(namespace, model));
+                reason TEXT NOT NULL, kind TEXT, PRIMARY KEY(namespace, model));
              CREATE TABLE IF NOT EXISTS model_requests(
                 namespace TEXT NOT NULL, model TEXT NOT NULL, at_ms INTEGER NOT NULL,
                 tokens INTEGER NOT NULL);
              CREATE INDEX IF NOT EXISTS model_requests_at ON model_requests(namespace, model, at_ms);",
         )
         .map_err(|e| self.err(e))?;
+        // Stores made before cooldowns had kinds: the column is added (old rows say their kind
+        // in their reason; see `stored_cooldown`).
+        let has_kind: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('model_cooldowns') WHERE name='kind'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))?;
+        if !has_kind {
+            conn.execute_batch("ALTER TABLE model_cooldowns ADD COLUMN kind TEXT")
+                .map_err(|e| self.err(e))?;
+        }
         let found: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0))
             .optional()
@@ -673,8 +688,8 @@ impl Store for SqliteStore {
         self.reserve(ns, model, tokens, limits)
     }
 
-    fn model_cool(&self, ns: &str, model: &str, until_ms: u64, reason: &str) -> Result<(), StoreError> {
-        self.cool(ns, model, until_ms, reason)
+    fn model_cool(&self, ns: &str, model: &str, cooldown: &Cooldown) -> Result<(), StoreError> {
+        self.cool(ns, model, cooldown)
     }
 
     fn model_standings(&self, ns: &str, models: &[String]) -> Result<Vec<ModelStanding>, StoreError> {

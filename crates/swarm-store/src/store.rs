@@ -7,6 +7,7 @@ use swarm_core::report::{RunRecord, TaskReport};
 use swarm_core::state_doc::{Actor, StateChange, StateEntry, StateOp};
 
 use crate::models::{ModelLimits, ModelStanding, Reservation};
+use swarm_core::router::Cooldown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -196,7 +197,7 @@ pub trait Store: Send + Sync {
 
     /// Cools `model` down until `until_ms` (store clock) with `reason`; a longer cooldown
     /// already in place is kept (and a time already past changes nothing).
-    fn model_cool(&self, ns: &str, model: &str, until_ms: u64, reason: &str) -> Result<(), StoreError>;
+    fn model_cool(&self, ns: &str, model: &str, cooldown: &Cooldown) -> Result<(), StoreError>;
 
     /// Each model's standing (cooldown if still in the future, usage in the windows), with the
     /// store's `now_ms`, in the order asked. Writes nothing.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use swarm_core::event::{Event, EventKind};
 use swarm_core::plan::{Plan, Task, Workdir};
 use swarm_core::report::{AttemptReport, RunRecord, TaskReport};
+use swarm_core::router::Cooldown;
 use swarm_core::state::{Reason, RunState, TaskState};
 use swarm_core::state_doc::{Actor, StateOp};
 use swarm_store::{Batch, ModelLimits, Reservation, Store, StoreError, DAY_MS, MINUTE_MS, NEVER};
@@ -614,50 +615,42 @@ pub fn model_budgets_are_per_namespace_and_model(store: &dyn Store) {
     granted(store.model_reserve("a", FREE, 1, &one));
     granted(store.model_reserve("a", &twin, 1, &one));
     let now = store.now_ms().unwrap();
-    store.model_cool("a", FREE, now + 60_000, "rate_limited").unwrap();
-    assert!(matches!(store.model_reserve("a", FREE, 1, &rpm(9)).unwrap(), Reservation::Cooling { .. }));
+    store.model_cool("a", FREE, &Cooldown::cooling(now + 60_000, "rate_limited")).unwrap();
+    assert!(matches!(store.model_reserve("a", FREE, 1, &rpm(9)).unwrap(), Reservation::Cooling(_)));
     granted(store.model_reserve("b", FREE, 1, &one));
     granted(store.model_reserve("a", "gemini/gemini-2.5-flash-lite", 1, &one));
     let standings = store.model_standings("a", &[FLASH.into(), FREE.into(), twin.clone()]).unwrap();
-    let summary: Vec<(&str, u64, bool)> = standings
-        .iter()
-        .map(|s| (s.model.as_str(), s.minute_requests, s.cooling_until_ms.is_some()))
-        .collect();
+    let summary: Vec<(&str, u64, bool)> =
+        standings.iter().map(|s| (s.model.as_str(), s.minute_requests, s.cooldown.is_some())).collect();
     assert_eq!(
         summary,
         [(FLASH, 1, false), (FREE, 1, true), (twin.as_str(), 1, false)],
         "in the order asked"
     );
-    assert!(store.model_standings("b", &[FREE.into()]).unwrap()[0].cooling_until_ms.is_none());
+    assert!(store.model_standings("b", &[FREE.into()]).unwrap()[0].cooldown.is_none());
     assert!(store.model_standings("a", &[]).unwrap().is_empty());
 }
 
 pub fn model_cooldowns_keep_the_longer_and_end(store: &dyn Store) {
     let now = store.now_ms().unwrap();
-    store.model_cool("ns", FLASH, now + 60_000, "quota_exhausted").unwrap();
-    store.model_cool("ns", FLASH, now + 1_000, "rate_limited").unwrap();
+    store.model_cool("ns", FLASH, &Cooldown::cooling(now + 60_000, "quota_exhausted")).unwrap();
+    store.model_cool("ns", FLASH, &Cooldown::cooling(now + 1_000, "rate_limited")).unwrap();
     let cooling = |model: &str| store.model_reserve("ns", model, 1, &ModelLimits::default()).unwrap();
     assert_eq!(
         cooling(FLASH),
-        Reservation::Cooling { until_ms: now + 60_000, reason: "quota_exhausted".into() },
+        Reservation::Cooling(Cooldown::cooling(now + 60_000, "quota_exhausted")),
         "a shorter cooldown does not cut a longer one"
     );
-    store.model_cool("ns", FLASH, now + 120_000, "overloaded").unwrap();
-    store.model_cool("ns", FLASH, now.saturating_sub(1), "over already").unwrap();
-    assert_eq!(cooling(FLASH), Reservation::Cooling { until_ms: now + 120_000, reason: "overloaded".into() });
+    store.model_cool("ns", FLASH, &Cooldown::cooling(now + 120_000, "overloaded")).unwrap();
+    store.model_cool("ns", FLASH, &Cooldown::cooling(now.saturating_sub(1), "over already")).unwrap();
+    assert_eq!(cooling(FLASH), Reservation::Cooling(Cooldown::cooling(now + 120_000, "overloaded")));
 
     let short = store.now_ms().unwrap() + 1_000;
-    store.model_cool("ns", FREE, short, "rate_limited").unwrap();
-    assert_eq!(cooling(FREE), Reservation::Cooling { until_ms: short, reason: "rate_limited".into() });
+    store.model_cool("ns", FREE, &Cooldown::cooling(short, "rate_limited")).unwrap();
+    assert_eq!(cooling(FREE), Reservation::Cooling(Cooldown::cooling(short, "rate_limited")));
     let standings = store.model_standings("ns", &[FLASH.into(), FREE.into(), "never/seen".into()]).unwrap();
-    assert_eq!(
-        (standings[0].cooling_until_ms, standings[0].cooling_reason.as_deref()),
-        (Some(now + 120_000), Some("overloaded"))
-    );
-    assert_eq!(
-        (standings[1].cooling_until_ms, standings[1].cooling_reason.as_deref()),
-        (Some(short), Some("rate_limited"))
-    );
+    assert_eq!(standings[0].cooldown, Some(Cooldown::cooling(now + 120_000, "overloaded")));
+    assert_eq!(standings[1].cooldown, Some(Cooldown::cooling(short, "rate_limited")));
     assert_eq!(
         standings[2],
         swarm_store::ModelStanding {
@@ -675,15 +668,27 @@ pub fn model_cooldowns_keep_the_longer_and_end(store: &dyn Store) {
     });
     let after = &store.model_standings("ns", &[FREE.into()]).unwrap()[0];
     assert!(after.now_ms >= short);
-    assert_eq!((after.cooling_until_ms, after.cooling_reason.as_deref()), (None, None));
+    assert_eq!(after.cooldown, None);
     assert_eq!(after.minute_requests, 1, "refusals while cooling are not recorded");
     // "Until further notice" is as far as both backends count exactly.
-    store.model_cool("ns", "forever", u64::MAX, "auth").unwrap();
-    assert_eq!(cooling("forever"), Reservation::Cooling { until_ms: 1 << 53, reason: "auth".into() });
+    store.model_cool("ns", "forever", &Cooldown::cooling(u64::MAX, "auth")).unwrap();
+    assert_eq!(cooling("forever"), Reservation::Cooling(Cooldown::cooling(1 << 53, "auth")));
     // An ended cooldown is replaced by any new one.
     let again = store.now_ms().unwrap() + 30_000;
-    store.model_cool("ns", FREE, again, "overloaded").unwrap();
-    assert_eq!(cooling(FREE), Reservation::Cooling { until_ms: again, reason: "overloaded".into() });
+    store.model_cool("ns", FREE, &Cooldown::cooling(again, "overloaded")).unwrap();
+    assert_eq!(cooling(FREE), Reservation::Cooling(Cooldown::cooling(again, "overloaded")));
+}
+
+pub fn model_cooldowns_keep_their_kind(store: &dyn Store) {
+    let now = store.now_ms().unwrap();
+    let off = Cooldown::disabled(now, "auth: the provider refused the API key");
+    store.model_cool("ns", FLASH, &off).unwrap();
+    assert_eq!(store.model_standings("ns", &[FLASH.into()]).unwrap()[0].cooldown, Some(off.clone()));
+    assert_eq!(
+        store.model_reserve("ns", FLASH, 1, &ModelLimits::default()).unwrap(),
+        Reservation::Cooling(off),
+        "a reservation says the kind too"
+    );
 }
 
 pub fn now_ms_is_the_wall_clock(store: &dyn Store) {
@@ -919,6 +924,11 @@ macro_rules! backend_tests {
             fn model_cooldowns_keep_the_longer_and_end() {
                 let (s, _guard) = open();
                 super::model_cooldowns_keep_the_longer_and_end(&*s);
+            }
+            #[test]
+            fn model_cooldowns_keep_their_kind() {
+                let (s, _guard) = open();
+                super::model_cooldowns_keep_their_kind(&*s);
             }
             #[test]
             fn now_ms_is_the_wall_clock() {
@@ -1176,15 +1186,51 @@ fn sqlite_a_store_from_before_model_pacing_keeps_working() {
     assert_eq!(reader.run("old").unwrap().unwrap().run_id, "old");
     assert_eq!(reader.tasks("old").unwrap()[0].state, TaskState::Pending);
     let standing = &reader.model_standings("ns", &[FLASH.into()]).unwrap()[0];
-    assert_eq!((standing.minute_requests, standing.cooling_until_ms), (0, None));
+    assert_eq!((standing.minute_requests, &standing.cooldown), (0, &None));
     let store = swarm_store::SqliteStore::open(&path).unwrap();
     granted(store.model_reserve("ns", FLASH, 7, &rpm(1)));
     assert!(matches!(reader.model_reserve("ns", FLASH, 7, &rpm(1)).unwrap(), Reservation::Full { .. }));
-    store.model_cool("ns", FLASH, store.now_ms().unwrap() + 60_000, "rate_limited").unwrap();
-    assert!(reader.model_standings("ns", &[FLASH.into()]).unwrap()[0].cooling_until_ms.is_some());
+    store
+        .model_cool("ns", FLASH, &Cooldown::cooling(store.now_ms().unwrap() + 60_000, "rate_limited"))
+        .unwrap();
+    assert!(reader.model_standings("ns", &[FLASH.into()]).unwrap()[0].cooldown.is_some());
     store.apply("old", &Batch { tasks: vec![task("a", TaskState::Running)], ..Batch::default() }).unwrap();
     assert_eq!(reader.tasks("old").unwrap()[0].state, TaskState::Running);
     assert_eq!(store.health().unwrap().schema_version, 1, "an additive change keeps the major version");
+}
+
+#[test]
+fn sqlite_cooldowns_from_before_kinds_read_as_they_were_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let until = chrono::Utc::now().timestamp_millis() + 600_000;
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(SQLITE_BEFORE_MODEL_PACING).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE model_cooldowns(namespace TEXT NOT NULL, model TEXT NOT NULL, until_ms INTEGER NOT NULL,
+                reason TEXT NOT NULL, PRIMARY KEY(namespace, model));",
+        )
+        .unwrap();
+        for (model, reason) in
+            [(FLASH, "disabled: auth: the provider refused the API key"), (FREE, "rate_limited")]
+        {
+            conn.execute(
+                "INSERT INTO model_cooldowns VALUES('ns', ?1, ?2, ?3)",
+                rusqlite::params![model, until, reason],
+            )
+            .unwrap();
+        }
+    }
+    let store = swarm_store::SqliteStore::open_existing(&path).unwrap();
+    let standings = store.model_standings("ns", &[FLASH.into(), FREE.into()]).unwrap();
+    let off = Cooldown {
+        until_ms: until as u64,
+        kind: swarm_core::router::CooldownKind::Disabled,
+        reason: "auth: the provider refused the API key".into(),
+    };
+    assert_eq!(standings[0].cooldown, Some(off));
+    assert_eq!(standings[1].cooldown, Some(Cooldown::cooling(until as u64, "rate_limited")));
 }
 
 #[test]
@@ -1229,7 +1275,7 @@ fn redis_model_keys_live_under_the_namespace_and_stay_bounded() {
     let _: () =
         ::redis::cmd("ZADD").arg(&requests).arg(kept).arg(format!("{kept}-0:5")).query(&mut conn).unwrap();
     granted(store.model_reserve("ns", FREE, 1, &ModelLimits::default()));
-    store.model_cool("ns", FREE, now + 60_000, "rate_limited").unwrap();
+    store.model_cool("ns", FREE, &Cooldown::cooling(now + 60_000, "rate_limited")).unwrap();
     let mut keys: Vec<String> = ::redis::cmd("KEYS").arg("swarm:{ns}:*").query(&mut conn).unwrap();
     keys.sort();
     assert_eq!(keys, [format!("swarm:{{ns}}:model:{FREE}:cool"), requests.clone()]);

@@ -86,17 +86,12 @@ pub fn rows(project: &Project, ns: Option<&str>) -> CliResult<Vec<serde_json::Va
         .iter()
         .zip(&standings)
         .map(|(m, s)| {
-            let cooling = s.cooling_until_ms.filter(|u| *u > now);
-            let reason = s.cooling_reason.clone().unwrap_or_default();
-            let state = match cooling {
-                None => "ok",
-                Some(_) if reason.starts_with("disabled") => "disabled",
-                Some(_) => "cooling",
-            };
+            let cooldown = s.cooldown.as_ref().filter(|c| c.lasts(now));
+            let state = cooldown.map_or("ok", |c| c.kind.as_str());
             json!({
                 "model": m.id, "layer": m.layer, "state": state,
-                "until": cooling.and_then(|u| Utc.timestamp_millis_opt(u as i64).single()),
-                "reason": cooling.map(|_| reason),
+                "until": cooldown.and_then(|c| Utc.timestamp_millis_opt(c.until_ms as i64).single()),
+                "reason": cooldown.map(|c| c.reason.clone()),
                 "paid": m.paid,
                 "limits": { "rpm": m.rpm, "rpd": m.rpd, "tpm": m.tpm, "context": m.context },
                 "usage": { "minute_requests": s.minute_requests, "minute_tokens": s.minute_tokens,

@@ -4,13 +4,17 @@
 //! [`Standing`] and the time, and carries out the answer.
 
 mod catalog;
+mod cooldown;
 pub mod defaults;
 mod policy;
 mod route;
 
 pub use catalog::{Catalog, ModelEntry};
+pub use cooldown::{Cooldown, CooldownKind, DISABLED_FOR_MS};
 pub use policy::{estimate_tokens, policy, Policy};
-pub use route::{route, Route, RouteRequest, Skip, Standing};
+pub use route::{
+    budget_spent_why, route, route_attempt, AttemptRequest, Route, RouteRequest, Skip, Standing,
+};
 
 #[cfg(test)]
 mod tests;

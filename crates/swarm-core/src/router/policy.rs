@@ -1,15 +1,16 @@
 //! What a provider's failure does to the model that answered it: cool it down (for how long),
-//! disable it for the run, look for a larger window, or pass the failure to the agent.
+//! disable it, look for a larger window, or pass the failure to the agent.
 
+use super::cooldown::Cooldown;
 use crate::failure::FailureClass;
 
-/// What the gateway does to a model after a failed request.
+/// What happens to a model after a failed request (the gateway's) or attempt (an agent's own).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Policy {
-    /// Use no more until then, in every process on the store; the request goes to the next model.
-    CoolUntil { until_ms: u64 },
-    /// Use no more in this run (say so once, loudly); `reason` is for people.
-    Disable { reason: String },
+    /// Leave the model alone until the cooldown ends, in every process on the store; a disabled
+    /// one also for the rest of the run that saw it (say so once, loudly). The request (or the
+    /// next attempt) goes to the next model.
+    Cool(Cooldown),
     /// The request does not fit: route it again to a model with a larger window.
     TryLarger,
     /// Not the model's fault: the agent gets the failure.
@@ -37,7 +38,7 @@ const DAY_MS: u64 = 86_400_000;
 ///   that (a repeat), probe again hourly (or at retry-after, if later), so a provider that
 ///   resets later in the day costs at most an hour, not another day.
 /// - `overloaded`: a short cooldown: max(retry-after, 10 s × 2^repeats up to 2 min, ±20%).
-/// - `billing`, `auth`, `model_not_found`: disable the model for the run.
+/// - `billing`, `auth`, `model_not_found`: disable the model (see [`Cooldown::disabled`]).
 /// - `context_too_long`: a model with a larger window.
 /// - `agent_error`, `crashed`: passed through.
 pub fn policy(
@@ -49,13 +50,11 @@ pub fn policy(
 ) -> Policy {
     let after = |ms: u64| now_ms.saturating_add(ms);
     let retry_after = retry_after_ms.unwrap_or(0);
+    let cool = |until_ms: u64| Policy::Cool(Cooldown::cooling(until_ms, class.as_str()));
+    let disable = |reason: &str| Policy::Cool(Cooldown::disabled(now_ms, reason));
     match class {
-        FailureClass::RateLimited => {
-            Policy::CoolUntil { until_ms: after(grown(RATE_LIMITED, repeats, jitter).max(retry_after)) }
-        }
-        FailureClass::Overloaded => {
-            Policy::CoolUntil { until_ms: after(grown(OVERLOADED, repeats, jitter).max(retry_after)) }
-        }
+        FailureClass::RateLimited => cool(after(grown(RATE_LIMITED, repeats, jitter).max(retry_after))),
+        FailureClass::Overloaded => cool(after(grown(OVERLOADED, repeats, jitter).max(retry_after))),
         FailureClass::QuotaExhausted => {
             let midnight = (now_ms / DAY_MS + 1) * DAY_MS;
             let until_ms = match (repeats, retry_after_ms) {
@@ -63,18 +62,17 @@ pub fn policy(
                 (0, None) => midnight,
                 _ => midnight.min(after(QUOTA_PROBE_MS)).max(after(retry_after)),
             };
-            Policy::CoolUntil { until_ms }
+            cool(until_ms)
         }
-        FailureClass::Billing => Policy::Disable {
-            reason: "billing: the provider asks for payment or credits before it serves this model".into(),
-        },
-        FailureClass::Auth => Policy::Disable {
-            reason: "auth: the provider refused the API key (check the provider's api_key_env)".into(),
-        },
-        FailureClass::ModelNotFound => Policy::Disable {
-            reason: "model_not_found: the provider does not know this model id (check [models] layers)"
-                .into(),
-        },
+        FailureClass::Billing => {
+            disable("billing: the provider asks for payment or credits before it serves this model")
+        }
+        FailureClass::Auth => {
+            disable("auth: the provider refused the API key (check the provider's api_key_env)")
+        }
+        FailureClass::ModelNotFound => {
+            disable("model_not_found: the provider does not know this model id (check [models] layers)")
+        }
         FailureClass::ContextTooLong => Policy::TryLarger,
         FailureClass::AgentError | FailureClass::Crashed => Policy::PassThrough,
     }
@@ -96,13 +94,14 @@ pub fn estimate_tokens(request_bytes: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::{CooldownKind, DISABLED_FOR_MS};
     use FailureClass::*;
 
     const NOW: u64 = 1_750_000_000_000; // 2025-06-15T15:06:40Z
 
     fn cool(p: Policy) -> u64 {
         match p {
-            Policy::CoolUntil { until_ms } => until_ms - NOW,
+            Policy::Cool(c) if !c.is_disabled() => c.until_ms - NOW,
             other => panic!("expected a cooldown, got {other:?}"),
         }
     }
@@ -157,33 +156,47 @@ mod tests {
     #[test]
     fn quota_cools_until_the_next_utc_midnight_or_retry_after() {
         let midnight = 1_750_032_000_000; // 2025-06-16T00:00:00Z
-        assert_eq!(policy(QuotaExhausted, None, 0, NOW, 0.3), Policy::CoolUntil { until_ms: midnight });
-        assert_eq!(
-            policy(QuotaExhausted, Some(5_000), 0, NOW, 0.3),
-            Policy::CoolUntil { until_ms: NOW + 5_000 }
-        );
+        let quota = |until_ms| Policy::Cool(Cooldown::cooling(until_ms, "quota_exhausted"));
+        assert_eq!(policy(QuotaExhausted, None, 0, NOW, 0.3), quota(midnight));
+        assert_eq!(policy(QuotaExhausted, Some(5_000), 0, NOW, 0.3), quota(NOW + 5_000));
         // Exactly at midnight: the next one.
-        assert_eq!(
-            policy(QuotaExhausted, None, 0, midnight, 0.3),
-            Policy::CoolUntil { until_ms: midnight + DAY_MS }
-        );
+        assert_eq!(policy(QuotaExhausted, None, 0, midnight, 0.3), quota(midnight + DAY_MS));
         // Still used up after the reset we assumed: probe hourly, never past the next midnight.
         assert_eq!(cool(policy(QuotaExhausted, None, 1, NOW, 0.3)), 3_600_000);
         assert_eq!(cool(policy(QuotaExhausted, Some(7_200_000), 2, NOW, 0.3)), 7_200_000);
         let late = midnight - 600_000;
-        assert_eq!(policy(QuotaExhausted, None, 3, late, 0.3), Policy::CoolUntil { until_ms: midnight });
+        assert_eq!(policy(QuotaExhausted, None, 3, late, 0.3), quota(midnight));
     }
 
     #[test]
     fn billing_auth_and_unknown_models_are_disabled_with_a_reason() {
         for (class, word) in [(Billing, "billing"), (Auth, "auth"), (ModelNotFound, "model_not_found")] {
             match policy(class, Some(1_000), 3, NOW, 0.5) {
-                Policy::Disable { reason } => {
+                Policy::Cool(Cooldown { until_ms, kind: CooldownKind::Disabled, reason }) => {
                     assert!(reason.starts_with(word), "{reason}");
                     assert!(reason.len() > word.len() + 10, "a human reason: {reason}");
+                    assert_eq!(until_ms, NOW + DISABLED_FOR_MS);
                 }
                 other => panic!("{class}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn model_level_classes_are_exactly_those_the_policy_acts_on() {
+        for class in [
+            RateLimited,
+            QuotaExhausted,
+            Billing,
+            Overloaded,
+            Auth,
+            ContextTooLong,
+            ModelNotFound,
+            AgentError,
+            Crashed,
+        ] {
+            let acts = policy(class, None, 0, NOW, 0.5) != Policy::PassThrough;
+            assert_eq!(class.is_model_level(), acts, "{class}");
         }
     }
 

@@ -3,6 +3,7 @@
 //! else a wait for the one that frees up first (within `max_wait`), else `models_exhausted`.
 
 use super::catalog::Catalog;
+use super::cooldown::Cooldown;
 use std::time::Duration;
 
 /// Per-minute windows (rpm, tpm) hold at most a minute of requests, so a full one has room again
@@ -12,9 +13,9 @@ const MINUTE_MS: u64 = 60_000;
 /// How one model stands now (the gateway fills it from the store and its own run state).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Standing {
-    /// The model is cooling down until then (shared by every process on the store).
-    pub cooling_until_ms: Option<u64>,
-    pub cooling_reason: Option<String>,
+    /// The model is left alone until then (shared by every process on the store): cooling
+    /// down, or disabled by a run that saw it fail for good.
+    pub cooldown: Option<Cooldown>,
     /// Disabled for this run, with the reason (auth, billing, model_not_found).
     pub disabled: Option<String>,
     /// Requests and tokens in the current minute window, requests in the current day window.
@@ -99,8 +100,7 @@ impl std::fmt::Display for Skip {
 }
 
 const IDLE: Standing = Standing {
-    cooling_until_ms: None,
-    cooling_reason: None,
+    cooldown: None,
     disabled: None,
     minute_requests: 0,
     minute_tokens: 0,
@@ -141,6 +141,44 @@ pub fn route(catalog: &Catalog, standings: &[Standing], req: &RouteRequest) -> R
     }
 }
 
+/// One attempt of an agent that cannot use the gateway (it talks to a provider itself, for the
+/// whole attempt).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRequest {
+    /// The task's tier: the first layer it may use (default 1).
+    pub start_layer: u8,
+    pub now_ms: u64,
+    pub allow_paid: bool,
+    /// Models an earlier attempt of the task failed on for the model's sake.
+    pub failed: Vec<usize>,
+    pub max_wait_ms: u64,
+    pub spent_usd: f64,
+    pub budget_usd: Option<f64>,
+    pub spent_tokens: u64,
+    pub budget_tokens: Option<u64>,
+}
+
+/// The model for one whole attempt: the same rule as for a request ([`route`]) — shared
+/// cooldowns, disabled models, rpm/rpd limits, the spend gate, the task's tier — with the models
+/// that already failed the task for the model's sake left out. The attempt's size is unknown, so
+/// no token or context check applies.
+pub fn route_attempt(catalog: &Catalog, standings: &[Standing], req: &AttemptRequest) -> Route {
+    let request = RouteRequest {
+        start_layer: req.start_layer,
+        est_tokens: 0,
+        now_ms: req.now_ms,
+        allow_paid: req.allow_paid,
+        tried: req.failed.clone(),
+        needs_larger_than: None,
+        spent_usd: req.spent_usd,
+        budget_usd: req.budget_usd,
+        spent_tokens: req.spent_tokens,
+        budget_tokens: req.budget_tokens,
+        max_wait_ms: req.max_wait_ms,
+    };
+    route(catalog, standings, &request)
+}
+
 /// Why model `i` cannot take the request now, and when it can if only time stands in the way
 /// (None: usable now).
 fn assess(catalog: &Catalog, s: &Standing, req: &RouteRequest, i: usize) -> Option<(Skip, Option<u64>)> {
@@ -153,7 +191,8 @@ fn assess(catalog: &Catalog, s: &Standing, req: &RouteRequest, i: usize) -> Opti
     if req.tried.contains(&i) {
         return permanent(Skip::Tried);
     }
-    if s.disabled.is_some() {
+    let disabled_here = s.cooldown.as_ref().is_some_and(|c| c.is_disabled() && c.lasts(now));
+    if s.disabled.is_some() || disabled_here {
         return permanent(Skip::Disabled);
     }
     if m.paid && !req.allow_paid {
@@ -174,7 +213,7 @@ fn assess(catalog: &Catalog, s: &Standing, req: &RouteRequest, i: usize) -> Opti
         first.get_or_insert(skip);
         frees = frees.zip(at).map(|(a, b)| a.max(b));
     };
-    if let Some(until_ms) = s.cooling_until_ms.filter(|&t| t > now) {
+    if let Some(until_ms) = s.cooldown.as_ref().filter(|c| c.lasts(now)).map(|c| c.until_ms) {
         wait_until(Skip::Cooling { until_ms }, Some(until_ms));
     }
     let minute_free = s.minute_frees_at_ms.filter(|&t| t > now).unwrap_or(now.saturating_add(MINUTE_MS));
@@ -193,11 +232,22 @@ fn assess(catalog: &Catalog, s: &Standing, req: &RouteRequest, i: usize) -> Opti
 }
 
 fn budget_spent(req: &RouteRequest) -> Option<String> {
-    if let Some(budget) = req.budget_usd.filter(|&b| req.spent_usd >= b) {
-        return Some(format!("the run's budget of ${budget:.2} is spent (${:.2} used)", req.spent_usd));
+    budget_spent_why(req.spent_usd, req.budget_usd, req.spent_tokens, req.budget_tokens)
+}
+
+/// Why nothing more may be spent, once a run's budget (USD or tokens) is used up: the one
+/// wording of the spend gate, for the router and the run's ledger alike.
+pub fn budget_spent_why(
+    spent_usd: f64,
+    budget_usd: Option<f64>,
+    spent_tokens: u64,
+    budget_tokens: Option<u64>,
+) -> Option<String> {
+    if let Some(budget) = budget_usd.filter(|&b| spent_usd >= b) {
+        return Some(format!("the run's budget of ${budget:.2} is spent (${spent_usd:.2} used)"));
     }
-    if let Some(budget) = req.budget_tokens.filter(|&b| req.spent_tokens >= b) {
-        return Some(format!("the run's budget of {budget} tokens is spent ({} used)", req.spent_tokens));
+    if let Some(budget) = budget_tokens.filter(|&b| spent_tokens >= b) {
+        return Some(format!("the run's budget of {budget} tokens is spent ({spent_tokens} used)"));
     }
     None
 }

@@ -54,11 +54,7 @@ fn idle(n: usize) -> Vec<Standing> {
 }
 
 fn cooling(until_ms: u64) -> Standing {
-    Standing {
-        cooling_until_ms: Some(until_ms),
-        cooling_reason: Some("rate_limited".into()),
-        ..Standing::default()
-    }
+    Standing { cooldown: Some(Cooldown::cooling(until_ms, "rate_limited")), ..Standing::default() }
 }
 
 fn disabled() -> Standing {
@@ -212,6 +208,53 @@ fn skips_a_cooling_model_until_its_cooldown_ends() {
 fn skips_a_disabled_model() {
     let s = vec![disabled(), Standing::default(), Standing::default()];
     assert_eq!(route(&three(), &s, &req()), used(1, &[(0, Skip::Disabled)]));
+}
+
+#[test]
+fn a_model_disabled_by_another_run_is_not_waited_for() {
+    let mut s = idle(3);
+    s[0].cooldown = Some(Cooldown::disabled(NOW - 1_000, "auth: the provider refused the API key"));
+    assert_eq!(route(&three(), &s, &req()), used(1, &[(0, Skip::Disabled)]));
+    // Once its time is over it is a model like any other.
+    s[0].cooldown = Some(Cooldown::disabled(NOW - DISABLED_FOR_MS - 1, "auth"));
+    assert_eq!(route(&three(), &s, &req()), used(0, &[]));
+}
+
+fn attempt() -> AttemptRequest {
+    AttemptRequest {
+        start_layer: 1,
+        now_ms: NOW,
+        allow_paid: false,
+        failed: vec![],
+        max_wait_ms: 60_000,
+        spent_usd: 0.0,
+        budget_usd: None,
+        spent_tokens: 0,
+        budget_tokens: None,
+    }
+}
+
+#[test]
+fn an_attempt_honours_shared_cooldowns_limits_and_its_failures() {
+    let mut c = three();
+    c.models[1].rpd = Some(20);
+    let mut s = idle(3);
+    s[0] = cooling(NOW + 30_000);
+    s[1].day_requests = 20;
+    assert_eq!(
+        route_attempt(&c, &s, &attempt()),
+        used(2, &[(0, Skip::Cooling { until_ms: NOW + 30_000 }), (1, Skip::OverRpd)])
+    );
+    // The model an earlier attempt failed on is left out, whatever its standing.
+    let s = idle(3);
+    let req = AttemptRequest { failed: vec![0], ..attempt() };
+    assert_eq!(route_attempt(&c, &s, &req), used(1, &[(0, Skip::Tried)]));
+    // Everything cooling: wait for the first, within max_wait.
+    let s = vec![cooling(NOW + 5_000), cooling(NOW + 2_000), cooling(NOW + 9_000)];
+    assert_eq!(route_attempt(&c, &s, &attempt()), Route::Wait { until_ms: NOW + 2_000, model: 1 });
+    // A spent budget stops an attempt as it stops a request.
+    let req = AttemptRequest { spent_usd: 3.0, budget_usd: Some(3.0), ..attempt() };
+    assert!(exhausted(route_attempt(&c, &idle(3), &req)).0.contains("budget of $3.00 is spent"));
 }
 
 #[test]
@@ -494,8 +537,7 @@ fn arb_case() -> impl Strategy<Value = (Catalog, Vec<Standing>, RouteRequest)> {
                 proptest::option::of(NOW - 1_000..NOW + 90_000),
             )
                 .prop_map(|(cool, off, minute_requests, minute_tokens, day_requests, frees)| Standing {
-                    cooling_until_ms: cool,
-                    cooling_reason: cool.map(|_| "rate_limited".into()),
+                    cooldown: cool.map(|until| Cooldown::cooling(until, "rate_limited")),
                     disabled: off.then(|| "auth".into()),
                     minute_requests,
                     minute_tokens,
@@ -543,7 +585,7 @@ proptest! {
             Route::Use { model, skipped } => {
                 let (m, s) = (&catalog.models[model], &standings[model]);
                 prop_assert!(!ruled_out(model));
-                prop_assert!(s.cooling_until_ms.is_none_or(|t| t <= req.now_ms), "cooling");
+                prop_assert!(s.cooldown.as_ref().is_none_or(|c| c.until_ms <= req.now_ms), "cooling");
                 prop_assert!(m.rpm.is_none_or(|l| s.minute_requests < u64::from(l)), "over rpm");
                 prop_assert!(m.rpd.is_none_or(|l| s.day_requests < u64::from(l)), "over rpd");
                 prop_assert!(m.tpm.is_none_or(|l| s.minute_tokens + req.est_tokens <= l), "over tpm");
@@ -557,7 +599,7 @@ proptest! {
                 // Waiting only when nothing is usable now.
                 let blocked = |i: usize| {
                     let (m, s) = (&catalog.models[i], &standings[i]);
-                    s.cooling_until_ms.is_some_and(|t| t > req.now_ms)
+                    s.cooldown.as_ref().is_some_and(|c| c.until_ms > req.now_ms)
                         || m.rpm.is_some_and(|l| s.minute_requests >= u64::from(l))
                         || m.rpd.is_some_and(|l| s.day_requests >= u64::from(l))
                         || m.tpm.is_some_and(|l| s.minute_tokens + req.est_tokens > l)

@@ -1,15 +1,15 @@
 //! The dispatcher's side of attempts: starting one (its record, its job, its executor) and
 //! taking in what its executor says, until the attempt's end goes to the scheduler.
 
-use super::{Dispatcher, Running};
-use crate::dispatcher::launch::{Launcher, ModelRoute};
+use super::{Dispatcher, LiveAttempt, LiveRoute};
+use crate::dispatcher::launch::{Launcher, RouteChoice};
 use crate::dispatcher::sweeper::{Request, Swept};
 use crate::gateway::Grant;
 use crate::job::StopRequest;
 use crate::job::{AttemptEvent, Evidence};
 use crate::os::git::MergeOutcome;
 use crate::os::reaper::Marker;
-use chrono::Utc;
+use chrono::{TimeZone, Utc};
 use swarm_core::event::EventKind;
 use swarm_core::report::AttemptReport;
 use swarm_core::report::MergeState;
@@ -22,7 +22,7 @@ impl Dispatcher {
     /// executor. Returns an input for the scheduler when the job could not even be built.
     pub(super) fn start(&mut self, task: u32, attempt: u32) -> Option<Input> {
         let i = task as usize;
-        let t = &self.plan.tasks[i];
+        let (route, token) = self.route_for(task, attempt);
         let gateway_url = self.gateway.as_ref().map(|g| g.base_url());
         let launcher = Launcher {
             record: &self.record,
@@ -33,72 +33,30 @@ impl Dispatcher {
             project_root: &self.project_root,
             gateway_url: gateway_url.as_deref(),
         };
-        // Where the attempt's model comes from: the task's own, the gateway (per request), or
-        // one model of the hierarchy picked for the whole attempt (an agent that cannot use
-        // the gateway).
-        let hierarchy = t.model.is_none() && t.agent != "exec" && !self.catalog.is_empty();
-        let speaks = self.executors.registry.get(&t.agent).is_ok_and(|a| a.speaks_gateway());
-        let via_gateway = hierarchy && speaks && self.gateway.is_some();
-        let picked = (hierarchy && !speaks).then(|| self.pick_model(task));
-        let token = match (&self.gateway, via_gateway) {
-            (Some(gateway), true) => Some(gateway.grant(Grant {
-                run_id: self.record.run_id.clone(),
-                namespace: self.record.namespace.clone(),
-                task,
-                attempt,
-                start_layer: t.tier.unwrap_or(1),
-                events: self.gw_tx.clone(),
-                ledger: self.ledger.clone(),
-            })),
-            _ => None,
+        let choice = match (&route, &token) {
+            (LiveRoute::Gateway, Some(token)) => RouteChoice::Gateway { token },
+            (LiveRoute::Hierarchy { .. }, _) => RouteChoice::Hierarchy {
+                exclude: self.failed_models(task),
+                allow_paid: self.ledger.allow_paid,
+            },
+            _ => RouteChoice::Task,
         };
-        // The spend gate: once the run's budget is spent, no new attempt starts on it; nor one
-        // that has no model of the hierarchy left.
-        let spent = match &picked {
-            Some(Err(why)) => Some(why.clone()),
-            _ => hierarchy.then(|| self.ledger.budget_spent()).flatten(),
-        };
-        let route = match (&token, &picked) {
-            (Some(token), _) => ModelRoute::Gateway { token },
-            (None, Some(Ok((model, _)))) => ModelRoute::Picked { model },
-            _ => ModelRoute::Task,
-        };
+        // The spend gate: once the run's budget is spent, no new attempt starts on it.
+        let spent = (!matches!(route, LiveRoute::Task)).then(|| self.ledger.budget_spent()).flatten();
         let job = match &spent {
             Some(why) => Err(why.clone()),
-            None => launcher.job(task, attempt, self.docs[i].attempts.last(), route),
+            None => launcher.job(task, attempt, self.docs[i].attempts.last(), choice),
         };
-        let doc = AttemptReport {
-            n: attempt,
-            agent: t.agent.clone(),
-            model: match &picked {
-                Some(Ok((model, _))) => Some(model.clone()),
-                _ => t.model.clone(),
-            },
-            layer: match &picked {
-                Some(Ok((_, layer))) => Some(*layer),
-                _ => t.tier,
-            },
-            exit_code: None,
-            started_at: Utc::now(),
-            ended_at: None,
-            tokens_in: 0,
-            tokens_out: 0,
-            cost_usd: 0.0,
-            fallback_reason: self.fell_back.remove(&task),
-            reason: None,
-            detail: None,
-            pid: None,
-            host: Some(self.host.clone()),
-            log: Some(self.run_dir.log(&t.id, attempt).display().to_string()),
-            workdir: job.as_ref().ok().map(|j| j.workspace.workdir().display().to_string()),
-            completion: None,
-            check_output: None,
-            warnings: vec![],
-            failure_class: None,
-            retry_after_ms: None,
-            session_id: None,
-            requests: vec![],
+        let t = &self.plan.tasks[i];
+        let mut doc = AttemptReport::new(attempt, &t.agent, Utc::now());
+        (doc.model, doc.layer) = match route {
+            LiveRoute::Task => (t.model.clone(), t.tier),
+            _ => (None, t.tier),
         };
+        doc.fallback_reason = self.fell_back.remove(&task);
+        doc.host = Some(self.host.clone());
+        doc.log = Some(self.run_dir.log(&t.id, attempt).display().to_string());
+        doc.workdir = job.as_ref().ok().map(|j| j.workspace.workdir().display().to_string());
         let (id, agent, model) = (t.id.clone(), t.agent.clone(), doc.model.clone());
         self.docs[i].attempts.push(doc);
         self.save_task(task);
@@ -106,13 +64,8 @@ impl Dispatcher {
         match job {
             Ok(job) => {
                 let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
-                if via_gateway {
-                    self.via_gateway.insert((task, attempt));
-                }
-                if let Some(Ok((model, _))) = picked {
-                    self.picked.insert((task, attempt), model);
-                }
-                self.running.insert(task, Running { attempt, stop: stop_tx, token });
+                let live = LiveAttempt { n: attempt, stop: stop_tx, route, token, exhausted: None };
+                self.running.insert(task, live);
                 let run = crate::executor::run(job, self.executors.clone(), stop_rx, self.exec_tx.clone());
                 tokio::spawn(run);
                 None
@@ -122,19 +75,88 @@ impl Dispatcher {
                     gateway.revoke(token);
                 }
                 let reason = if spent.is_some() { Reason::ModelsExhausted } else { Reason::SpawnError };
-                let _ = std::fs::create_dir_all(self.run_dir.logs());
-                let log = self.run_dir.log(&id, attempt);
-                let _ = std::fs::write(&log, format!("swarm: could not start the attempt: {message}\n"));
+                let (logs, log) = (self.run_dir.logs(), self.run_dir.log(&id, attempt));
+                let line = format!("swarm: could not start the attempt: {message}\n");
+                // `swarm logs` says why; off the loop.
+                tokio::task::spawn_blocking(move || {
+                    let _ = std::fs::create_dir_all(logs);
+                    let _ = std::fs::write(log, line);
+                });
                 let outcome = Err(Failure { reason, detail: Some(message) });
                 self.attempt_ended(task, attempt, None, outcome, Box::default())
             }
         }
     }
 
+    /// Where attempt `attempt` of `task` gets its model: the task's own, the gateway (per
+    /// request; with the attempt's token), or one model of the hierarchy picked by its executor
+    /// (an agent that cannot use the gateway).
+    fn route_for(&self, task: u32, attempt: u32) -> (LiveRoute, Option<String>) {
+        let t = &self.plan.tasks[task as usize];
+        let hierarchy = t.model.is_none() && t.agent != "exec" && !self.catalog.is_empty();
+        if !hierarchy {
+            return (LiveRoute::Task, None);
+        }
+        let speaks = self.executors.registry.get(&t.agent).is_ok_and(|a| a.speaks_gateway());
+        match (&self.gateway, speaks) {
+            (Some(gateway), true) => {
+                let token = gateway.grant(Grant {
+                    run_id: self.record.run_id.clone(),
+                    namespace: self.record.namespace.clone(),
+                    task,
+                    attempt,
+                    start_layer: t.tier.unwrap_or(1),
+                    events: self.gw_tx.clone(),
+                    ledger: self.ledger.clone(),
+                });
+                (LiveRoute::Gateway, Some(token))
+            }
+            (None, true) => (LiveRoute::Task, None),
+            (_, false) => (LiveRoute::Hierarchy { picked: None }, None),
+        }
+    }
+
     /// What an attempt's executor said.
     pub(super) fn on_attempt(&mut self, task: u32, attempt: u32, ev: AttemptEvent) -> Option<Input> {
-        let i = task as usize;
-        let a = self.docs[i].attempts.iter_mut().find(|a| a.n == attempt)?;
+        match ev {
+            AttemptEvent::Finished { exit_code, outcome, evidence } => {
+                self.on_finished(task, attempt, exit_code, outcome, evidence)
+            }
+            AttemptEvent::Output { stream, line } => {
+                let task = self.id(task).to_string();
+                self.emit(EventKind::Output { task, attempt, stream, line });
+                None
+            }
+            AttemptEvent::ModelWait { model, until_ms } => {
+                let until = Utc.timestamp_millis_opt(until_ms as i64).single().unwrap_or_else(Utc::now);
+                let task = self.id(task).to_string();
+                self.emit(EventKind::ModelWait { task, attempt, model, until });
+                None
+            }
+            AttemptEvent::ModelPicked { model, layer } => {
+                if let Some(LiveRoute::Hierarchy { picked }) = self.live_route(task, attempt) {
+                    *picked = Some(model.clone());
+                }
+                if let Some(a) = self.docs[task as usize].attempts.iter_mut().find(|a| a.n == attempt) {
+                    (a.model, a.layer) = (Some(model.clone()), Some(layer));
+                }
+                self.save_task(task);
+                let task = self.id(task).to_string();
+                self.emit(EventKind::ModelServing { task, attempt, model, layer });
+                None
+            }
+            ev => {
+                self.note_attempt(task, attempt, ev);
+                None
+            }
+        }
+    }
+
+    /// What the attempt's record keeps of an event: its process group, usage, session.
+    fn note_attempt(&mut self, task: u32, attempt: u32, ev: AttemptEvent) {
+        // The gateway meters what its attempts use, request by request.
+        let metered = matches!(self.live_route(task, attempt), Some(LiveRoute::Gateway));
+        let Some(a) = self.docs[task as usize].attempts.iter_mut().find(|a| a.n == attempt) else { return };
         match ev {
             AttemptEvent::Started { pid, workdir } => {
                 // `resume` and `cancel` stop the recorded group of an attempt left running.
@@ -142,61 +164,58 @@ impl Dispatcher {
                 a.workdir = Some(workdir.display().to_string());
             }
             AttemptEvent::CheckStarted { pgid } => a.pid = pgid,
-            // The gateway meters what its attempts use, request by request.
-            AttemptEvent::Usage { .. } if self.via_gateway.contains(&(task, attempt)) => return None,
-            AttemptEvent::Usage { tokens_in, tokens_out, cost_usd } => {
+            AttemptEvent::Usage { tokens_in, tokens_out, cost_usd } if !metered => {
                 a.tokens_in += tokens_in;
                 a.tokens_out += tokens_out;
                 if cost_usd.is_finite() && cost_usd > 0.0 {
                     a.cost_usd += cost_usd;
                 }
             }
-            AttemptEvent::Session { id } => {
-                if a.session_id.as_deref() == Some(id.as_str()) {
-                    return None;
-                }
-                a.session_id = Some(id);
+            AttemptEvent::Session { id } if a.session_id.as_deref() != Some(id.as_str()) => {
+                a.session_id = Some(id)
             }
-            AttemptEvent::AgentError { .. } => return None,
-            AttemptEvent::Output { stream, line } => {
-                let task = self.id(task).to_string();
-                self.emit(EventKind::Output { task, attempt, stream, line });
-                return None;
-            }
-            AttemptEvent::Finished { exit_code, outcome, evidence } => {
-                let id = self.id(task).to_string();
-                self.sweeper.sweep(Request {
-                    task,
-                    attempt,
-                    marker: Marker::attempt(&self.record.run_id, &id, attempt),
-                    grace: self.config.grace(),
-                    log: Some(self.run_dir.log(&id, attempt)),
-                });
-                if self.running.get(&task).is_some_and(|r| r.attempt == attempt) {
-                    let running = self.running.remove(&task);
-                    if let (Some(gateway), Some(token)) = (&self.gateway, running.and_then(|r| r.token)) {
-                        gateway.revoke(&token);
-                    }
-                }
-                let mut outcome = outcome;
-                if let (Some(why), Err(f)) = (self.exhausted.remove(&(task, attempt)), &mut outcome) {
-                    if f.reason != Reason::Cancelled {
-                        *f = Failure { reason: Reason::ModelsExhausted, detail: Some(why) };
-                    }
-                }
-                let class = evidence.failure_class;
-                let retry_after = evidence.retry_after;
-                let input = self.attempt_ended(task, attempt, exit_code, outcome, evidence);
-                return match (self.picked.remove(&(task, attempt)), &input) {
-                    (Some(model), Some(Input::AttemptEnded { outcome: Err(f), .. })) => {
-                        self.fall_back(task, attempt, &model, f.clone(), class, retry_after).or(input)
-                    }
-                    _ => input,
-                };
-            }
+            _ => return,
         }
         self.save_task(task);
-        None
+    }
+
+    /// The attempt ended: its leftovers are swept, its token revoked, its outcome recorded and
+    /// told to the scheduler (or, when the model was to blame, the next attempt moves on).
+    fn on_finished(
+        &mut self,
+        task: u32,
+        attempt: u32,
+        exit_code: Option<i32>,
+        mut outcome: Result<(), Failure>,
+        evidence: Box<Evidence>,
+    ) -> Option<Input> {
+        let id = self.id(task).to_string();
+        self.sweeper.sweep(Request {
+            task,
+            attempt,
+            marker: Marker::attempt(&self.record.run_id, &id, attempt),
+            grace: self.config.grace(),
+            log: Some(self.run_dir.log(&id, attempt)),
+        });
+        let live = self.running.remove(&task).filter(|r| r.n == attempt);
+        let mut live = live.unwrap_or_else(|| LiveAttempt::ended(attempt));
+        if let (Some(gateway), Some(token)) = (&self.gateway, live.token.take()) {
+            gateway.revoke(&token);
+        }
+        if let (Some(why), Err(f)) = (live.exhausted, &mut outcome) {
+            if f.reason != Reason::Cancelled {
+                *f = Failure { reason: Reason::ModelsExhausted, detail: Some(why) };
+            }
+        }
+        let class = evidence.failure_class;
+        let input = self.attempt_ended(task, attempt, exit_code, outcome, evidence);
+        match (live.route, &input) {
+            (
+                LiveRoute::Hierarchy { picked: Some(model) },
+                Some(Input::AttemptEnded { outcome: Err(f), .. }),
+            ) => self.fall_back(task, attempt, &model, f.clone(), class).or(input),
+            _ => input,
+        }
     }
 
     /// Records how the attempt ended, mirrors its report and tells the scheduler.

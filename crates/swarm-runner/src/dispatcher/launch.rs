@@ -5,11 +5,10 @@
 
 use crate::executor::prompt::{compose_prompt, report_footer, retry_feedback, REPORT_FOOTER};
 use crate::executor::provider::resolve_provider;
-use crate::job::{AttemptJob, Limits, ReportSpec, WorkspaceSpec};
+use crate::job::{AttemptJob, Limits, ModelRoute, ReportSpec, WorkspaceSpec, GATEWAY_TOKEN_ENV};
 use crate::os::git::{Integration, Strategy};
 use crate::os::paths::RunDir;
 use std::path::{Path, PathBuf};
-use swarm_agents::ProviderSpec;
 use swarm_core::config::Config;
 use swarm_core::plan::{Plan, Workdir};
 use swarm_core::report::{AttemptReport, RunRecord};
@@ -27,42 +26,29 @@ pub struct Launcher<'a> {
     pub gateway_url: Option<&'a str>,
 }
 
-/// Where an attempt's model comes from.
-#[derive(Debug, Clone, Copy)]
-pub enum ModelRoute<'a> {
+/// Where the dispatcher wants an attempt's model to come from.
+#[derive(Debug, Clone)]
+pub enum RouteChoice<'a> {
     /// The task's own `model:` (or none: the agent's default).
     Task,
     /// The model gateway, per request; the attempt's token.
     Gateway { token: &'a str },
-    /// One model of the hierarchy for the whole attempt (an agent that cannot use the gateway).
-    Picked { model: &'a str },
+    /// One model of the hierarchy for the whole attempt (an agent that cannot use the gateway),
+    /// except the models in `exclude`.
+    Hierarchy { exclude: Vec<String>, allow_paid: bool },
 }
-
-/// The name agents know the gateway by, as a provider (`swarm/auto`).
-pub const GATEWAY_PROVIDER: &str = "swarm";
-/// The variable an agent of a hierarchy task finds its per-attempt gateway token in.
-pub const GATEWAY_TOKEN_ENV: &str = "SWARM_GATEWAY_TOKEN";
 
 impl Launcher<'_> {
     /// The job for attempt `attempt` of task `task`; `previous` is the task's last attempt, whose
-    /// failure the prompt explains; `route` says where its model comes from. An error is a
+    /// failure the prompt explains; `choice` says where its model comes from. An error is a
     /// spawn error said in one line.
     pub fn job(
         &self,
         task: u32,
         attempt: u32,
         previous: Option<&AttemptReport>,
-        route: ModelRoute<'_>,
+        choice: RouteChoice<'_>,
     ) -> Result<AttemptJob, String> {
-        let gateway_token = match route {
-            ModelRoute::Gateway { token } => Some(token),
-            _ => None,
-        };
-        let model = match route {
-            ModelRoute::Gateway { .. } => Some(format!("{GATEWAY_PROVIDER}/auto")),
-            ModelRoute::Picked { model } => Some(model.to_string()),
-            ModelRoute::Task => self.plan.tasks[task as usize].model.clone(),
-        };
         let t = &self.plan.tasks[task as usize];
         let run_id = &self.record.run_id;
         let required = self.config.require_report(&t.agent);
@@ -75,20 +61,6 @@ impl Launcher<'_> {
             let template = self.config.feedback.footer.as_deref().unwrap_or(REPORT_FOOTER);
             prompt.push_str(&report_footer(template, run_id, &t.id, attempt, &completion));
         }
-        let (provider, key_env) = match (model.as_deref(), gateway_token, self.gateway_url) {
-            (_, Some(_), Some(url)) => {
-                let gateway = ProviderSpec {
-                    name: GATEWAY_PROVIDER.into(),
-                    kind: "openai-compatible".into(),
-                    base_url: Some(url.to_string()),
-                    model: "auto".into(),
-                    api_key_env: GATEWAY_TOKEN_ENV.into(),
-                };
-                (Some(gateway), None)
-            }
-            (Some(model), None, _) => resolve_provider(self.config, model)?,
-            _ => (None, None),
-        };
         let mut env = vec![
             ("SWARM_RUN_ID".to_string(), run_id.clone()),
             ("SWARM_TASK_ID".into(), t.id.clone()),
@@ -97,22 +69,14 @@ impl Launcher<'_> {
             ("SWARM_NAMESPACE".into(), self.record.namespace.clone()),
             ("SWARM_COMPLETION_FILE".into(), completion.display().to_string()),
         ];
-        env.extend(key_env);
-        let mut env_remove = Vec::new();
-        if let (Some(token), Some(url)) = (gateway_token, self.gateway_url) {
-            env.push((GATEWAY_TOKEN_ENV.into(), token.to_string()));
-            env.push(("SWARM_GATEWAY_URL".into(), url.to_string()));
-            // The gateway holds the providers' keys: its agents never see them.
-            env_remove = self.config.providers.values().filter_map(|p| p.api_key_env.clone()).collect();
-        }
+        let (route, env_remove) = self.route(t, choice, &mut env)?;
         Ok(AttemptJob {
             run_id: run_id.clone(),
             task_index: task,
             task: t.clone(),
             attempt,
             prompt,
-            model,
-            provider,
+            route,
             env_remove,
             workspace: self.workspace(t)?,
             env,
@@ -131,6 +95,42 @@ impl Launcher<'_> {
             attempt_dir: self.run_dir.attempt_dir(&t.id, attempt),
             project_root: self.project_root.to_path_buf(),
         })
+    }
+
+    /// The job's model route, adding what its agent needs to `env` (a placeholder key for a
+    /// local endpoint, the gateway's token and URL); the variables to take out of the agent's
+    /// environment (a gateway's agents never see the providers' keys).
+    fn route(
+        &self,
+        t: &swarm_core::Task,
+        choice: RouteChoice<'_>,
+        env: &mut Vec<(String, String)>,
+    ) -> Result<(ModelRoute, Vec<String>), String> {
+        match (choice, self.gateway_url) {
+            (RouteChoice::Gateway { token }, Some(url)) => {
+                env.push((GATEWAY_TOKEN_ENV.into(), token.to_string()));
+                env.push(("SWARM_GATEWAY_URL".into(), url.to_string()));
+                let keys = self.config.providers.values().filter_map(|p| p.api_key_env.clone()).collect();
+                Ok((ModelRoute::Gateway { url: url.to_string() }, keys))
+            }
+            (RouteChoice::Hierarchy { exclude, allow_paid }, _) => {
+                let route = ModelRoute::Hierarchy {
+                    namespace: self.record.namespace.clone(),
+                    start_layer: t.tier.unwrap_or(1),
+                    exclude,
+                    allow_paid,
+                };
+                Ok((route, vec![]))
+            }
+            (RouteChoice::Task | RouteChoice::Gateway { .. }, _) => {
+                let (provider, key_env) = match t.model.as_deref() {
+                    Some(model) => resolve_provider(self.config, model)?,
+                    None => (None, None),
+                };
+                env.extend(key_env);
+                Ok((ModelRoute::Task { model: t.model.clone(), provider }, vec![]))
+            }
+        }
     }
 
     /// The plan's directory (`shared`), or the task's own git worktree

@@ -25,7 +25,7 @@ use crate::job::StopRequest;
 use crate::os::paths::RunDir;
 use crate::os::process::hostname;
 use chrono::Utc;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -62,11 +62,39 @@ pub(crate) struct RunSetup {
     pub ledger: Arc<Ledger>,
 }
 
-struct Running {
-    attempt: u32,
+/// One running attempt of a task, as the dispatcher holds it.
+struct LiveAttempt {
+    n: u32,
     stop: watch::Sender<StopRequest>,
+    route: LiveRoute,
     /// The attempt's gateway token, revoked when it ends.
     token: Option<String>,
+    /// Why no model could serve the attempt's requests, once the gateway said so.
+    exhausted: Option<String>,
+}
+
+/// Where a running attempt's model comes from.
+#[derive(Debug, Clone, PartialEq)]
+enum LiveRoute {
+    /// The task's own model (or the agent's default).
+    Task,
+    /// The gateway, per request: its usage is the gateway's metering.
+    Gateway,
+    /// One model of the hierarchy, picked by the executor (once it said which).
+    Hierarchy { picked: Option<String> },
+}
+
+impl LiveAttempt {
+    /// Stands in for an attempt no longer (or never) held: nothing to revoke or fall back from.
+    fn ended(n: u32) -> LiveAttempt {
+        LiveAttempt {
+            n,
+            stop: watch::channel(StopRequest::None).0,
+            route: LiveRoute::Task,
+            token: None,
+            exhausted: None,
+        }
+    }
 }
 
 struct Dispatcher {
@@ -87,7 +115,7 @@ struct Dispatcher {
     started: Instant,
     exec_tx: Events,
     ctl_tx: mpsc::UnboundedSender<Control>,
-    running: HashMap<u32, Running>,
+    running: HashMap<u32, LiveAttempt>,
     host: String,
     finished: Option<RunState>,
     /// Who asked to cancel, once someone did.
@@ -98,14 +126,8 @@ struct Dispatcher {
     gateway: Option<Arc<Gateway>>,
     ledger: Arc<Ledger>,
     gw_tx: mpsc::UnboundedSender<GatewayEvent>,
-    /// Attempts whose requests go through the gateway (their usage is the gateway's metering).
-    via_gateway: HashSet<(u32, u32)>,
-    /// Why no model could serve an attempt's request, once the gateway said so.
-    exhausted: HashMap<(u32, u32), String>,
     /// The model hierarchy of the config (empty without one).
     catalog: swarm_core::router::Catalog,
-    /// Attempts that got one model of the hierarchy for their whole run, and which.
-    picked: HashMap<(u32, u32), String>,
     /// Tasks whose next attempt moves to the next model, and why (its `fallback_reason`).
     fell_back: HashMap<u32, String>,
 }
@@ -213,10 +235,7 @@ async fn run(
         gateway,
         ledger,
         gw_tx,
-        via_gateway: HashSet::new(),
-        exhausted: HashMap::new(),
         catalog: swarm_core::router::Catalog::from_config(&config_for_catalog),
-        picked: HashMap::new(),
         fell_back: HashMap::new(),
     };
     d.writer.send(Write::Run(d.record.clone()));
@@ -291,6 +310,11 @@ impl Dispatcher {
 
     fn id(&self, task: u32) -> &str {
         &self.plan.tasks[task as usize].id
+    }
+
+    /// The route of attempt `attempt` of `task`, while it runs.
+    fn live_route(&mut self, task: u32, attempt: u32) -> Option<&mut LiveRoute> {
+        self.running.get_mut(&task).filter(|r| r.n == attempt).map(|r| &mut r.route)
     }
 
     fn carry_out(&mut self, sched: &mut Scheduler, actions: Vec<Action>) {

@@ -1,7 +1,7 @@
 //! The model hierarchy in a run: what the gateway says about its attempts (which model serves
 //! them, at which layer, for what tokens and cost, what it absorbed, when no model could serve),
-//! and, for agents that cannot use the gateway, one model per attempt with a fallback to the
-//! next when the model is to blame.
+//! and, for agents that cannot use the gateway (their executor picks one model per attempt),
+//! the move to the next model when the model is to blame.
 
 use super::Dispatcher;
 use crate::gateway::GatewayEvent;
@@ -9,7 +9,7 @@ use chrono::{TimeZone, Utc};
 use swarm_core::event::EventKind;
 use swarm_core::failure::FailureClass;
 use swarm_core::report::ModelRequests;
-use swarm_core::router::{self, Policy};
+use swarm_core::router::Policy;
 use swarm_core::scheduler::{Failure, Input};
 use swarm_core::state::Reason;
 
@@ -63,8 +63,9 @@ impl Dispatcher {
                     self.emit(EventKind::ModelServing { task, attempt, model, layer });
                 }
             }
-            GatewayEvent::Absorbed { task, attempt, model, class, action, .. } => {
-                if action.starts_with("disabled") {
+            GatewayEvent::Absorbed { task, attempt, model, class, policy, at_ms, .. } => {
+                let action = describe(&policy, at_ms);
+                if matches!(&policy, Policy::Cool(c) if c.is_disabled()) {
                     // Said once, loudly: this model is no use to the run.
                     self.emit(EventKind::Warning { message: format!("model {model} {action}") });
                 }
@@ -77,57 +78,39 @@ impl Dispatcher {
                 self.emit(EventKind::ModelWait { task, attempt, model, until });
             }
             GatewayEvent::Exhausted { task, attempt, why } => {
-                self.exhausted.insert((task, attempt), why);
+                if let Some(live) = self.running.get_mut(&task).filter(|r| r.n == attempt) {
+                    live.exhausted = Some(why);
+                }
             }
         }
     }
 }
 
-/// Failure classes that are the model's (or its provider's), not the task's: another model
-/// may well do.
-fn model_level(class: FailureClass) -> bool {
-    matches!(
-        class,
-        FailureClass::RateLimited
-            | FailureClass::QuotaExhausted
-            | FailureClass::Overloaded
-            | FailureClass::Billing
-            | FailureClass::Auth
-            | FailureClass::ModelNotFound
-            | FailureClass::ContextTooLong
-    )
+/// What became of a model, for people: "cooling down for 30s", "disabled for the run: …".
+fn describe(policy: &Policy, now_ms: u64) -> String {
+    match policy {
+        Policy::Cool(c) if c.is_disabled() => format!("disabled for the run: {}", c.reason),
+        Policy::Cool(c) => format!("cooling down for {}s", c.until_ms.saturating_sub(now_ms).div_ceil(1000)),
+        Policy::TryLarger => "the request needs a larger context window".into(),
+        Policy::PassThrough => "passed to the agent".into(),
+    }
 }
 
 impl Dispatcher {
-    /// The model of the hierarchy for the next attempt of `task`, for an agent that cannot use
-    /// the gateway: the first of the task's layers on that no earlier attempt of it failed on
-    /// for the model's sake, and that the run may pay for. `Err` says why none is left.
-    pub(super) fn pick_model(&self, task: u32) -> Result<(String, u8), String> {
-        let tier = self.plan.tasks[task as usize].tier.unwrap_or(1);
-        let failed: Vec<&str> = self.docs[task as usize]
+    /// The models of the hierarchy an earlier attempt of `task` failed on for the model's sake:
+    /// the next attempt leaves them out.
+    pub(super) fn failed_models(&self, task: u32) -> Vec<String> {
+        self.docs[task as usize]
             .attempts
             .iter()
-            .filter(|a| a.failure_class.is_some_and(model_level))
-            .filter_map(|a| a.model.as_deref())
-            .collect();
-        let mut paid_left = false;
-        for m in self.catalog.models.iter().filter(|m| m.layer >= tier && !failed.contains(&m.id.as_str())) {
-            if m.paid && !self.ledger.allow_paid {
-                paid_left = true;
-                continue;
-            }
-            return Ok((m.id.clone(), m.layer));
-        }
-        Err(if paid_left {
-            "every free model of the hierarchy failed this task and allow_paid is off".into()
-        } else {
-            "every model of the hierarchy from the task's tier on failed this task".into()
-        })
+            .filter(|a| a.failure_class.is_some_and(FailureClass::is_model_level))
+            .filter_map(|a| a.model.clone())
+            .collect()
     }
 
-    /// An attempt on a picked model failed: when the model is to blame, cool it down for every
-    /// process on the store (as the gateway would) and, if another model is left, move the
-    /// next attempt to it without spending a retry.
+    /// An attempt on a picked model failed. When the model is to blame (its executor cooled it
+    /// down on the store already) and another model of the task's layers is left, the next
+    /// attempt moves to it without spending a retry.
     pub(super) fn fall_back(
         &mut self,
         task: u32,
@@ -135,37 +118,22 @@ impl Dispatcher {
         model: &str,
         failure: Failure,
         class: Option<FailureClass>,
-        retry_after: Option<std::time::Duration>,
     ) -> Option<Input> {
-        let class = class.filter(|c| model_level(*c) && failure.reason != Reason::Cancelled)?;
-        let now_ms = Utc::now().timestamp_millis() as u64;
-        let cooling = match router::policy(
-            class,
-            retry_after.map(|d| d.as_millis() as u64),
-            0,
-            now_ms,
-            fastrand::f64(),
-        ) {
-            Policy::CoolUntil { until_ms } => Some((until_ms, class.to_string())),
-            Policy::Disable { reason } => Some((now_ms + 15 * 60 * 1000, format!("disabled: {reason}"))),
-            Policy::TryLarger | Policy::PassThrough => None,
-        };
-        if let Some((until_ms, why)) = cooling {
-            let (store, ns, id) = (self.store.clone(), self.record.namespace.clone(), model.to_string());
-            // Off the loop; the next attempt does not wait for it.
-            tokio::task::spawn_blocking(move || {
-                let _ = store.model_cool(&ns, &id, until_ms, &why);
-            });
+        let class = class.filter(|c| c.is_model_level() && failure.reason != Reason::Cancelled)?;
+        let tier = self.plan.tasks[task as usize].tier.unwrap_or(1);
+        let failed = self.failed_models(task);
+        let allow_paid = self.ledger.allow_paid;
+        let left = self
+            .catalog
+            .models
+            .iter()
+            .any(|m| m.layer >= tier && !failed.contains(&m.id) && (allow_paid || !m.paid));
+        if !left {
+            return None;
         }
-        let next = self.pick_model(task).ok()?;
         let id = self.id(task).to_string();
-        self.emit(EventKind::ModelFallback {
-            task: id,
-            attempt,
-            model: model.to_string(),
-            class,
-            action: format!("the next attempt moves to {}", next.0),
-        });
+        let action = "the next attempt moves to the next model of the hierarchy".to_string();
+        self.emit(EventKind::ModelFallback { task: id, attempt, model: model.to_string(), class, action });
         self.fell_back.insert(task, class.to_string());
         Some(Input::FellBack { task, attempt, failure })
     }

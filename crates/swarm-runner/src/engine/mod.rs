@@ -10,6 +10,7 @@ use crate::dispatcher::{self, RunSetup};
 use crate::engine::handle::RunHandle;
 use crate::executor::ExecutorContext;
 use crate::gateway::{Gateway, Ledger};
+use crate::hierarchy::Hierarchy;
 use crate::os::git;
 use crate::os::paths::RunDir;
 use crate::os::process::{hostname, lease_holder_dead, lease_token, owner_status};
@@ -105,7 +106,8 @@ impl Engine {
         store_env: String,
         store_secret: Option<String>,
     ) -> Engine {
-        let executors = Arc::new(ExecutorContext::new(registry, store_secret));
+        let hierarchy = Hierarchy::of(store.clone(), &config);
+        let executors = Arc::new(ExecutorContext::new(registry, store_secret, hierarchy));
         Engine { store, config, project_root, state_dir, store_env, executors, gateway: Default::default() }
     }
 

@@ -8,13 +8,15 @@ mod attempt_log;
 mod evidence;
 pub mod prompt;
 pub mod provider;
+mod route;
 pub(crate) mod supervise;
 pub(crate) mod workspace;
 
 use crate::executor::attempt_log::AttemptLog;
 use crate::executor::supervise::Supervisor;
 use crate::executor::workspace::{run_bounded, Bounded, Workspaces};
-use crate::job::{AttemptEvent, AttemptJob, Evidence};
+use crate::hierarchy::{self, Hierarchy};
+use crate::job::{AttemptEvent, AttemptJob, Evidence, ModelRoute};
 use crate::job::{Events, StopRequest};
 use crate::os::reaper::Marker;
 use std::ffi::OsString;
@@ -38,17 +40,21 @@ pub struct ExecutorContext {
     /// The secrets masked in the store address agents get, so swarm's own commands inside a
     /// task can connect (`SWARM_STORE_PASSWORD`): known to this host, never part of a job.
     pub store_secret: Option<String>,
+    /// The model hierarchy attempts of agents that talk to providers themselves pick from.
+    pub hierarchy: Option<Arc<Hierarchy>>,
 }
 
 impl ExecutorContext {
-    pub fn new(registry: Registry, store_secret: Option<String>) -> ExecutorContext {
+    pub fn new(
+        registry: Registry,
+        store_secret: Option<String>,
+        hierarchy: Option<Arc<Hierarchy>>,
+    ) -> ExecutorContext {
         let swarm_bin = std::env::current_exe().unwrap_or_else(|_| "swarm".into());
         let workspaces = Workspaces::default();
-        ExecutorContext { registry, workspaces, agent_path: agent_path(), swarm_bin, store_secret }
+        ExecutorContext { registry, workspaces, agent_path: agent_path(), swarm_bin, store_secret, hierarchy }
     }
 }
-
-/// Where an executor's events go: `(task index, attempt, event)`.
 
 /// Runs `job` to its end; the last event sent is always `Finished`.
 pub async fn run(
@@ -62,13 +68,20 @@ pub async fn run(
         let _ = tx.send((task, attempt, ev));
     };
     let mut log = AttemptLog::new(job.log.clone(), job.limits.log_limit);
-    match launch(&job, &ctx, &mut stop).await {
-        Ok(Launched { child, stdin, adapter, workdir, baseline, copied }) => {
+    let resolved = route::resolve(&job, ctx.hierarchy.as_deref(), &mut stop, send).await;
+    let launched = match resolved {
+        Ok(resolved) => launch(&job, &ctx, &resolved, &mut stop).await.map(|l| (l, resolved.model)),
+        Err(failure) => Err(failure),
+    };
+    match launched {
+        Ok((Launched { child, stdin, adapter, workdir, baseline, copied }, model)) => {
             send(AttemptEvent::Started { pid: child.id(), workdir: workdir.clone() });
             let supervisor = Supervisor::new(&job, adapter, workdir, baseline, stdin, log, stop, tx.clone());
             let (exit_code, mut outcome, mut evidence) = supervisor.run(child).await;
             if outcome.is_ok() {
-                integrate(&job, &ctx, copied, &mut outcome, &mut evidence).await;
+                integrate(&job, &ctx, model.as_deref(), copied, &mut outcome, &mut evidence).await;
+            } else if let (Some(h), Some(model)) = (&ctx.hierarchy, model) {
+                cool_picked(&job, h, model, &outcome, &evidence).await;
             }
             send(AttemptEvent::Finished { exit_code, outcome, evidence: Box::new(evidence) });
         }
@@ -94,21 +107,44 @@ struct Launched {
     copied: Vec<String>,
 }
 
+/// An attempt on a model of the hierarchy failed: when the model is to blame, it is cooled
+/// down (or disabled) for every process on the store, on the store's clock, before the
+/// dispatcher moves the next attempt to another model.
+async fn cool_picked(
+    job: &AttemptJob,
+    h: &Arc<Hierarchy>,
+    model: String,
+    outcome: &Result<(), Failure>,
+    evidence: &Evidence,
+) {
+    let ModelRoute::Hierarchy { namespace, .. } = &job.route else { return };
+    let Some(class) = evidence.failure_class.filter(|c| c.is_model_level()) else { return };
+    if matches!(outcome, Err(f) if f.reason == Reason::Cancelled) {
+        return;
+    }
+    let (h, ns, retry_after) = (h.clone(), namespace.clone(), evidence.retry_after);
+    let _ = tokio::task::spawn_blocking(move || {
+        let now_ms = h.store.now_ms()?;
+        let policy = hierarchy::policy_for(class, retry_after, 0, now_ms);
+        hierarchy::apply_policy(&*h.store, &ns, &model, &policy)
+    })
+    .await;
+}
+
 /// A succeeded worktree task's work goes into the run's integration branch; a conflict fails
 /// the attempt (`merge_conflict`, naming the paths) and leaves the branch as it was.
 async fn integrate(
     job: &AttemptJob,
     ctx: &ExecutorContext,
+    model: Option<&str>,
     copied: Vec<String>,
     outcome: &mut Result<(), Failure>,
     evidence: &mut Evidence,
 ) {
-    let who = match job.model.as_deref() {
-        Some(m) if m == format!("{}/auto", crate::dispatcher::launch::GATEWAY_PROVIDER) => {
-            format!("{}, models of the hierarchy", job.task.agent)
-        }
-        Some(model) => format!("{}, model {model}", job.task.agent),
-        None => job.task.agent.clone(),
+    let who = match (&job.route, model) {
+        (ModelRoute::Gateway { .. }, _) => format!("{}, models of the hierarchy", job.task.agent),
+        (_, Some(model)) => format!("{}, model {model}", job.task.agent),
+        (_, None) => job.task.agent.clone(),
     };
     let message = format!(
         "swarm: run {}, task {} (attempt {}, {who})\n\n{}",
@@ -142,6 +178,7 @@ async fn integrate(
 async fn launch(
     job: &AttemptJob,
     ctx: &ExecutorContext,
+    resolved: &route::Resolved,
     stop: &mut watch::Receiver<StopRequest>,
 ) -> Result<Launched, Failure> {
     let spawn_error = |detail: String| Failure { reason: Reason::SpawnError, detail: Some(detail) };
@@ -164,14 +201,14 @@ async fn launch(
         task: &job.task,
         attempt: job.attempt,
         prompt: &job.prompt,
-        model: job.model.as_deref(),
+        model: resolved.model.as_deref(),
         workdir: workdir.clone(),
-        provider: job.provider.clone(),
+        provider: resolved.provider.clone(),
         attempt_dir: job.attempt_dir.clone(),
         project_root: job.project_root.clone(),
     };
     let launch = adapter.launch(&spec).map_err(|e| spawn_error(e.to_string()))?;
-    let env = environment(job, ctx, &launch);
+    let env = environment(job, ctx, &resolved.env, &launch);
     let configured = job.pre_step.as_ref().map(|cmd| swarm_agents::SetupCommand {
         program: "/bin/sh".into(),
         args: vec!["-c".into(), cmd.clone()],
@@ -211,12 +248,17 @@ async fn launch(
 
 /// The agent's whole environment: swarm's own, the job's (`SWARM_*`, a placeholder key), the
 /// adapter's, `env_from` copies, and PATH with this swarm first.
-fn environment(job: &AttemptJob, ctx: &ExecutorContext, launch: &Launch) -> Vec<(OsString, OsString)> {
+fn environment(
+    job: &AttemptJob,
+    ctx: &ExecutorContext,
+    route_env: &[(String, String)],
+    launch: &Launch,
+) -> Vec<(OsString, OsString)> {
     let mut env: std::collections::BTreeMap<OsString, OsString> = std::env::vars_os().collect();
     for var in &job.env_remove {
         env.remove(&OsString::from(var));
     }
-    for (k, v) in job.env.iter().chain(&launch.env) {
+    for (k, v) in job.env.iter().chain(route_env).chain(&launch.env) {
         env.insert(k.into(), v.into());
     }
     for (var, from) in &launch.env_from {

@@ -8,18 +8,22 @@
 //! ended.
 
 mod proxy;
+#[cfg(test)]
+mod tests;
+mod upstream;
 mod usage;
 
+use crate::hierarchy::Hierarchy;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use swarm_core::config::{Config, ProviderConfig};
+use swarm_core::config::Config;
 use swarm_core::failure::FailureClass;
-use swarm_core::router::Catalog;
+use swarm_core::router::{self, Catalog, Policy};
 use swarm_store::Store;
 use tokio::sync::mpsc;
 
@@ -40,9 +44,18 @@ pub enum GatewayEvent {
         latency_ms: u64,
         fallback: Option<FailureClass>,
     },
-    /// A provider refused a request, which went on to the next model; `action` says what
-    /// happened to `model` (cooling until …, disabled for the run, …).
-    Absorbed { task: u32, attempt: u32, model: String, status: u16, class: FailureClass, action: String },
+    /// A provider refused a request, which went on to the next model; `policy` is what
+    /// happened to `model` (cooling until …, disabled, …) at `at_ms` (store clock).
+    Absorbed {
+        task: u32,
+        attempt: u32,
+        model: String,
+        status: u16,
+        class: FailureClass,
+        #[serde(skip)]
+        policy: Policy,
+        at_ms: u64,
+    },
     /// Every allowed model is cooling or at its limit: the request waits until `until_ms`.
     Waiting { task: u32, attempt: u32, model: String, until_ms: u64 },
     /// No allowed model could serve within `max_wait` (or the budget is spent).
@@ -88,16 +101,20 @@ impl Ledger {
         *self.spent.lock().expect("ledger")
     }
 
-    /// Why no new request or attempt may start, once the run's budget is spent.
+    /// Why no new request or attempt may start, once the run's budget is spent (the router's
+    /// spend gate, in its words).
     pub fn budget_spent(&self) -> Option<String> {
         let (usd, tokens) = self.spent();
-        if let Some(b) = self.budget_usd.filter(|b| usd >= *b) {
-            return Some(format!("the run's budget of ${b:.2} is spent (${usd:.2})"));
-        }
-        if let Some(b) = self.budget_tokens.filter(|b| tokens >= *b) {
-            return Some(format!("the run's budget of {b} tokens is spent ({tokens})"));
-        }
-        None
+        router::budget_spent_why(usd, self.budget_usd, tokens, self.budget_tokens)
+    }
+
+    /// The run no longer uses model `i` (auth, billing, unknown model), for `why`.
+    fn disable(&self, i: usize, why: String) {
+        self.disabled.lock().expect("ledger").insert(i, why);
+    }
+
+    fn disabled(&self) -> HashMap<usize, String> {
+        self.disabled.lock().expect("ledger").clone()
     }
 
     fn add(&self, usd: f64, tokens: u64) {
@@ -108,10 +125,7 @@ impl Ledger {
 }
 
 pub(crate) struct Shared {
-    store: Arc<dyn Store>,
-    catalog: Catalog,
-    providers: BTreeMap<String, ProviderConfig>,
-    max_wait: Duration,
+    hierarchy: Arc<Hierarchy>,
     grants: Mutex<HashMap<String, Grant>>,
     client: reqwest::Client,
     /// The models' standings per namespace, read from the store a moment ago (see
@@ -134,11 +148,11 @@ impl Gateway {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(std::io::Error::other)?;
+        let hierarchy = Hierarchy::of(store, config).ok_or_else(|| {
+            std::io::Error::other("the config declares no model hierarchy ([models] layers)")
+        })?;
         let shared = Arc::new(Shared {
-            store,
-            catalog: Catalog::from_config(config),
-            providers: config.providers.clone(),
-            max_wait: config.max_wait(),
+            hierarchy,
             grants: Mutex::new(HashMap::new()),
             client,
             standings: Mutex::new(HashMap::new()),
@@ -164,7 +178,7 @@ impl Gateway {
     }
 
     pub fn catalog(&self) -> &Catalog {
-        &self.shared.catalog
+        &self.shared.hierarchy.catalog
     }
 
     /// A token for one attempt; worthless outside it.

@@ -21,6 +21,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use swarm_core::event::Event;
 use swarm_core::report::{RunRecord, TaskReport};
+use swarm_core::router::Cooldown;
 use swarm_core::state_doc::{Actor, StateChange, StateEntry};
 
 /// Major version of the key schema; a store with a newer major is refused.
@@ -515,8 +516,8 @@ impl Store for RedisStore {
         self.reserve(ns, model, tokens, limits)
     }
 
-    fn model_cool(&self, ns: &str, model: &str, until_ms: u64, reason: &str) -> Result<(), StoreError> {
-        self.cool(ns, model, until_ms, reason)
+    fn model_cool(&self, ns: &str, model: &str, cooldown: &Cooldown) -> Result<(), StoreError> {
+        self.cool(ns, model, cooldown)
     }
 
     fn model_standings(&self, ns: &str, models: &[String]) -> Result<Vec<ModelStanding>, StoreError> {

@@ -3,15 +3,16 @@
 //! the server's clock (`lua/model_*.lua`).
 
 use super::RedisStore;
-use crate::models::{ModelLimits, ModelStanding, Reservation, MAX_EXACT, NEVER};
+use crate::models::{stored_cooldown, ModelLimits, ModelStanding, Reservation, MAX_EXACT, NEVER};
 use crate::store::StoreError;
 use redis::Script;
+use swarm_core::router::Cooldown;
 
 /// Keys of one model in one namespace. The model id (slashes, colons, dots) goes in as it is:
 /// the fixed suffixes keep two models' keys apart, and the namespace's `{…}` comes first, so it
 /// stays the hash tag.
 pub(super) struct ModelKeys {
-    /// HASH `until` (ms, server clock), `reason`; expires with the cooldown.
+    /// HASH `until` (ms, server clock), `kind`, `reason`; expires with the cooldown.
     pub(super) cool: String,
     /// SORTED SET of requests `<at_ms>-<n>:<tokens>` scored by `at_ms`, the last 24 h.
     pub(super) requests: String,
@@ -27,6 +28,8 @@ pub(super) fn model_keys(ns: &str, model: &str) -> ModelKeys {
 const RESERVE: &str = include_str!("lua/model_reserve.lua");
 const COOL: &str = include_str!("lua/model_cool.lua");
 const STANDINGS: &str = include_str!("lua/model_standings.lua");
+/// Fields per model in `model_standings.lua`'s answer.
+const FIELDS: usize = 7;
 
 fn limit_arg<T: Into<u64>>(limit: Option<T>) -> String {
     limit.map(|l| l.into().min(MAX_EXACT).to_string()).unwrap_or_default()
@@ -48,10 +51,14 @@ impl RedisStore {
             .arg(limit_arg(limits.rpm))
             .arg(limit_arg(limits.rpd))
             .arg(limit_arg(limits.tpm));
-        let (kind, at, text): (String, i64, String) = self.with(|c| inv.invoke(c))?;
-        match kind.as_str() {
+        let (answer, at, text, kind): (String, i64, String, String) = self.with(|c| inv.invoke(c))?;
+        match answer.as_str() {
             "granted" => Ok(Reservation::Granted { at_ms: at as u64 }),
-            "cooling" => Ok(Reservation::Cooling { until_ms: at as u64, reason: text }),
+            "cooling" => Ok(Reservation::Cooling(stored_cooldown(
+                at as u64,
+                Some(&kind).filter(|k| !k.is_empty()).map(String::as_str),
+                &text,
+            ))),
             "full" => Ok(Reservation::Full {
                 limit: match text.as_str() {
                     "rpm" => "rpm",
@@ -67,11 +74,11 @@ impl RedisStore {
         }
     }
 
-    pub(super) fn cool(&self, ns: &str, model: &str, until_ms: u64, reason: &str) -> Result<(), StoreError> {
+    pub(super) fn cool(&self, ns: &str, model: &str, cooldown: &Cooldown) -> Result<(), StoreError> {
         let keys = model_keys(ns, model);
         let script = Script::new(COOL);
         let mut inv = script.key(&keys.cool);
-        inv.arg(until_ms.min(MAX_EXACT)).arg(reason);
+        inv.arg(cooldown.until_ms.min(MAX_EXACT)).arg(&cooldown.reason).arg(cooldown.kind.as_str());
         self.with(|c| inv.invoke::<i64>(c)).map(|_| ())
     }
 
@@ -90,20 +97,20 @@ impl RedisStore {
             address: self.address.clone(),
             message: format!("model_standings answered {} fields for {} models", reply.len(), models.len()),
         };
-        if reply.len() != 1 + 6 * models.len() {
+        if reply.len() != 1 + FIELDS * models.len() {
             return Err(bad());
         }
         let num = |s: &str| s.parse::<u64>().map_err(|_| bad());
         let now_ms = num(&reply[0])?;
         models
             .iter()
-            .zip(reply[1..].chunks(6))
+            .zip(reply[1..].chunks(FIELDS))
             .map(|(model, f)| {
                 let until = num(&f[0])?;
+                let kind = Some(f[6].as_str()).filter(|k| !k.is_empty());
                 Ok(ModelStanding {
                     model: model.clone(),
-                    cooling_until_ms: (until > 0).then_some(until),
-                    cooling_reason: (until > 0).then(|| f[1].clone()),
+                    cooldown: (until > 0).then(|| stored_cooldown(until, kind, &f[1])),
                     minute_requests: num(&f[2])?,
                     minute_tokens: num(&f[3])?,
                     day_requests: num(&f[4])?,

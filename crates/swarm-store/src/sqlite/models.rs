@@ -2,9 +2,12 @@
 //! a reservation or a cooldown is one IMMEDIATE transaction on SQLite's clock.
 
 use super::{SqliteStore, SELECT_NOW_MS};
-use crate::models::{window_full, ModelLimits, ModelStanding, Reservation, DAY_MS, MAX_EXACT, MINUTE_MS};
+use crate::models::{
+    stored_cooldown, window_full, ModelLimits, ModelStanding, Reservation, DAY_MS, MAX_EXACT, MINUTE_MS,
+};
 use crate::store::StoreError;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use swarm_core::router::Cooldown;
 
 /// Times and token counts as SQLite integers, held to what the Redis store keeps exactly.
 fn to_db(v: u64) -> i64 {
@@ -31,17 +34,9 @@ impl SqliteStore {
             params![ns, model, day_start],
         )
         .map_err(|e| self.err(e))?;
-        let cooling: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT until_ms, reason FROM model_cooldowns WHERE namespace=?1 AND model=?2 AND until_ms>?3",
-                params![ns, model, now],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        if let Some((until, reason)) = cooling {
+        if let Some(cooldown) = self.cooldown_of(&tx, ns, model, now)? {
             tx.commit().map_err(|e| self.err(e))?;
-            return Ok(Reservation::Cooling { until_ms: until as u64, reason });
+            return Ok(Reservation::Cooling(cooldown));
         }
         let minute: Vec<(u64, u64)> = {
             let mut stmt = tx
@@ -87,21 +82,41 @@ impl SqliteStore {
         Ok(Reservation::Granted { at_ms: now as u64 })
     }
 
-    pub(super) fn cool(&self, ns: &str, model: &str, until_ms: u64, reason: &str) -> Result<(), StoreError> {
+    /// The cooldown of `model` still in force at `now`, if any.
+    fn cooldown_of(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        ns: &str,
+        model: &str,
+        now: i64,
+    ) -> Result<Option<Cooldown>, StoreError> {
+        let row: Option<(i64, Option<String>, String)> = tx
+            .query_row(
+                "SELECT until_ms, kind, reason FROM model_cooldowns WHERE namespace=?1 AND model=?2 AND until_ms>?3",
+                params![ns, model, now],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(row.map(|(until, kind, reason)| stored_cooldown(until as u64, kind.as_deref(), &reason)))
+    }
+
+    pub(super) fn cool(&self, ns: &str, model: &str, cooldown: &Cooldown) -> Result<(), StoreError> {
         self.check_file()?;
         let mut conn = self.conn.lock().unwrap();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         let now: i64 = tx.query_row(SELECT_NOW_MS, [], |r| r.get(0)).map_err(|e| self.err(e))?;
-        let until = to_db(until_ms);
+        let until = to_db(cooldown.until_ms);
         if until <= now {
             return Ok(()); // over already: nothing to keep
         }
         // An expired cooldown is replaced whatever its length; a live one only by a longer one.
         tx.execute(
-            "INSERT INTO model_cooldowns(namespace, model, until_ms, reason) VALUES(?1, ?2, ?3, ?4)
-             ON CONFLICT(namespace, model) DO UPDATE SET until_ms=excluded.until_ms, reason=excluded.reason
+            "INSERT INTO model_cooldowns(namespace, model, until_ms, reason, kind) VALUES(?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(namespace, model) DO UPDATE
+             SET until_ms=excluded.until_ms, reason=excluded.reason, kind=excluded.kind
              WHERE excluded.until_ms > model_cooldowns.until_ms",
-            params![ns, model, until, reason],
+            params![ns, model, until, cooldown.reason, cooldown.kind.as_str()],
         )
         .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
@@ -114,15 +129,7 @@ impl SqliteStore {
         let now: i64 = tx.query_row(SELECT_NOW_MS, [], |r| r.get(0)).map_err(|e| self.err(e))?;
         let mut out = Vec::with_capacity(models.len());
         for model in models {
-            let cooling: Option<(i64, String)> = tx
-                .query_row(
-                    "SELECT until_ms, reason FROM model_cooldowns
-                     WHERE namespace=?1 AND model=?2 AND until_ms>?3",
-                    params![ns, model, now],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(|e| self.err(e))?;
+            let cooldown = self.cooldown_of(&tx, ns, model, now)?;
             let (minute_requests, minute_tokens, day_requests, day_tokens): (i64, i64, i64, i64) = tx
                 .query_row(
                     "SELECT COALESCE(SUM(at_ms>?3), 0), COALESCE(SUM(CASE WHEN at_ms>?3 THEN tokens END), 0),
@@ -134,8 +141,7 @@ impl SqliteStore {
                 .map_err(|e| self.err(e))?;
             out.push(ModelStanding {
                 model: model.clone(),
-                cooling_until_ms: cooling.as_ref().map(|(until, _)| *until as u64),
-                cooling_reason: cooling.map(|(_, reason)| reason),
+                cooldown,
                 minute_requests: minute_requests as u64,
                 minute_tokens: minute_tokens as u64,
                 day_requests: day_requests as u64,

@@ -4,8 +4,8 @@
 -- request would pass a limit (`window_full` in src/models.rs is the same rule); else recorded.
 -- Requests are members `<at_ms>-<n>:<tokens>` scored by `at_ms`: `n` makes two requests of the
 -- same ms distinct. Requests older than 24 h are trimmed on every call.
--- Returns {'granted', at_ms, ''}, {'cooling', until_ms, reason} or {'full', free_at_ms (-1 =
--- never), limit}.
+-- Returns {'granted', at_ms, '', ''}, {'cooling', until_ms, reason, kind} or {'full', free_at_ms
+-- (-1 = never), limit, ''}.
 local cool, reqs = KEYS[1], KEYS[2]
 local MINUTE, DAY, NEVER = 60000, 86400000, math.huge
 local function ms(n) return string.format('%d', n) end
@@ -14,7 +14,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', reqs, '-inf', ms(now - DAY))
 local until_ms = tonumber(redis.call('HGET', cool, 'until') or '0')
 if until_ms > now then
-  return {'cooling', until_ms, redis.call('HGET', cool, 'reason') or ''}
+  return {'cooling', until_ms, redis.call('HGET', cool, 'reason') or '', redis.call('HGET', cool, 'kind') or ''}
 end
 local tokens = tonumber(ARGV[1])
 -- The last minute's requests: member, score, member, score, ... oldest first.
@@ -62,8 +62,8 @@ if ARGV[4] ~= '' then
   end
 end
 if full then
-  if free_at == NEVER then return {'full', -1, full} end
-  return {'full', free_at, full}
+  if free_at == NEVER then return {'full', -1, full, ''} end
+  return {'full', free_at, full, ''}
 end
 local k = redis.call('ZCOUNT', reqs, ms(now), ms(now))
 while redis.call('ZADD', reqs, 'NX', ms(now), ms(now) .. '-' .. ms(k) .. ':' .. ms(tokens)) == 0 do
@@ -71,4 +71,4 @@ while redis.call('ZADD', reqs, 'NX', ms(now), ms(now) .. '-' .. ms(k) .. ':' .. 
 end
 -- Every request in the set is older than a day once the model has been idle that long.
 redis.call('PEXPIRE', reqs, DAY)
-return {'granted', now, ''}
+return {'granted', now, '', ''}
