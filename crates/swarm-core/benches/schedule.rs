@@ -73,7 +73,7 @@ fn main() {
             }
         }
         let Some((task, attempt)) = running.pop() else { break };
-        sched.handle(Input::AttemptEnded { task, attempt, outcome: Ok(()) }, &mut out);
+        sched.handle(Input::AttemptEnded { task, attempt, outcome: Ok(()), retry_after: None }, &mut out);
     }
     let schedule = t1.elapsed();
     assert!(sched.is_finished(), "scheduler did not finish");

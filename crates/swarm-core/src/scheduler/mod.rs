@@ -28,8 +28,9 @@ pub struct Restored {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
-    /// The attempt `attempt` of `task` ended; `Ok` when it succeeded.
-    AttemptEnded { task: u32, attempt: u32, outcome: Result<(), Failure> },
+    /// The attempt `attempt` of `task` ended; `Ok` when it succeeded. A retry never starts
+    /// sooner than `retry_after` (a provider's `retry-after`) from now.
+    AttemptEnded { task: u32, attempt: u32, outcome: Result<(), Failure>, retry_after: Option<Duration> },
     /// The attempt failed on its model (a rate limit, a quota, …) and another model of the
     /// hierarchy is left for it: the next attempt starts at once, on that model, without
     /// spending one of the task's retries.
@@ -104,6 +105,15 @@ pub struct Scheduler {
     any_failed: bool,
     finished: bool,
     names: Vec<String>,
+}
+
+/// How a failed attempt may be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// After the backoff, and never sooner than this.
+    After(Duration),
+    /// At once, on another model, without using up one of the task's retries.
+    OnAnotherModel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,11 +258,11 @@ impl Scheduler {
             return;
         }
         match input {
-            Input::AttemptEnded { task, attempt, outcome } => {
-                self.attempt_ended(task, attempt, outcome, false, out)
+            Input::AttemptEnded { task, attempt, outcome, retry_after } => {
+                self.attempt_ended(task, attempt, outcome, Retry::After(retry_after.unwrap_or_default()), out)
             }
             Input::FellBack { task, attempt, failure } => {
-                self.attempt_ended(task, attempt, Err(failure), true, out)
+                self.attempt_ended(task, attempt, Err(failure), Retry::OnAnotherModel, out)
             }
             Input::RetryDue { task } => {
                 if let NodeState::Waiting { .. } = self.state[task as usize] {
@@ -272,7 +282,7 @@ impl Scheduler {
         task: u32,
         attempt: u32,
         outcome: Result<(), Failure>,
-        fell_back: bool,
+        retry: Retry,
         out: &mut Vec<Action>,
     ) {
         let i = task as usize;
@@ -304,41 +314,56 @@ impl Scheduler {
                     }
                 }
             }
-            Err(f) => {
-                if fell_back && self.stopping.is_none() {
-                    // A fallback to the next model is no retry: it never uses one up.
-                    self.nodes[i].max_attempts += 1;
-                }
-                let can_retry = (f.reason.is_retryable() || fell_back)
-                    && attempt < self.nodes[i].max_attempts
-                    && self.stopping.is_none();
-                if can_retry {
-                    let delay = if fell_back {
-                        Duration::ZERO
-                    } else {
-                        self.opts.backoff.delay(attempt, &mut self.rng)
-                    };
-                    self.state[i] = NodeState::Waiting { next_attempt: attempt + 1 };
-                    self.waiting += 1;
-                    out.push(Action::SetState {
-                        task,
-                        state: TaskState::Pending,
-                        reason: Some(f.reason),
-                        detail: f.detail,
-                    });
-                    out.push(Action::RetryAfter { task, next_attempt: attempt + 1, delay });
-                } else {
-                    self.any_failed = true;
-                    self.set(task, NodeState::Failed, Some(f.reason), f.detail, out);
-                    self.block_dependents_of(task, out);
-                    if self.opts.fail_fast && self.stopping.is_none() {
-                        self.stopping = Some(Stop::FailFast);
-                        let detail = format!("not started: --fail-fast after `{}` failed", self.names[i]);
-                        self.cancel_unstarted(&detail, out);
-                    }
-                }
-            }
+            Err(f) => self.attempt_failed(task, attempt, f, retry, out),
         }
+    }
+
+    /// A failed attempt: retried after the backoff (never sooner than the provider asked; at
+    /// once, and without using up a retry, on another model), or the task fails and blocks its
+    /// dependents.
+    fn attempt_failed(&mut self, task: u32, attempt: u32, f: Failure, retry: Retry, out: &mut Vec<Action>) {
+        let i = task as usize;
+        let fell_back = retry == Retry::OnAnotherModel;
+        if fell_back && self.stopping.is_none() {
+            // A fallback to the next model is no retry: it never uses one up.
+            self.nodes[i].max_attempts += 1;
+        }
+        let can_retry = (f.reason.is_retryable() || fell_back)
+            && attempt < self.nodes[i].max_attempts
+            && self.stopping.is_none();
+        if !can_retry {
+            self.any_failed = true;
+            self.set(task, NodeState::Failed, Some(f.reason), f.detail, out);
+            self.block_dependents_of(task, out);
+            if self.opts.fail_fast && self.stopping.is_none() {
+                self.stopping = Some(Stop::FailFast);
+                let detail = format!("not started: --fail-fast after `{}` failed", self.names[i]);
+                self.cancel_unstarted(
+                    NodeState::Cancelled,
+                    &Failure { reason: Reason::Cancelled, detail: Some(detail) },
+                    out,
+                );
+            }
+            return;
+        }
+        let delay = match retry {
+            Retry::OnAnotherModel => Duration::ZERO,
+            Retry::After(asked) => self.opts.backoff.delay(attempt, &mut self.rng).max(asked),
+        };
+        self.state[i] = NodeState::Waiting { next_attempt: attempt + 1 };
+        self.waiting += 1;
+        let detail = format!(
+            "attempt {attempt} failed ({}){}; retrying",
+            f.reason.as_str(),
+            f.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+        );
+        out.push(Action::SetState {
+            task,
+            state: TaskState::Pending,
+            reason: Some(f.reason),
+            detail: Some(detail),
+        });
+        out.push(Action::RetryAfter { task, next_attempt: attempt + 1, delay });
     }
 
     fn cancel(&mut self, out: &mut Vec<Action>) {
@@ -346,7 +371,8 @@ impl Scheduler {
             return;
         }
         self.stopping = Some(Stop::Cancel);
-        self.cancel_unstarted("run cancelled", out);
+        let why = Failure { reason: Reason::Cancelled, detail: Some("run cancelled".into()) };
+        self.cancel_unstarted(NodeState::Cancelled, &why, out);
         for i in 0..self.nodes.len() {
             if let NodeState::Running { .. } = self.state[i] {
                 out.push(Action::Stop { task: i as u32 });
@@ -360,45 +386,36 @@ impl Scheduler {
         }
         self.stopping = Some(Stop::Abort);
         self.aborted = Some(failure.clone());
-        for q in &mut self.ready {
-            q.clear();
+        if self.cancel_unstarted(NodeState::Failed, &failure, out) > 0 {
+            self.any_failed = true;
         }
         for i in 0..self.nodes.len() {
-            match self.state[i] {
-                NodeState::Pending | NodeState::Ready | NodeState::Waiting { .. } => {
-                    if let NodeState::Waiting { .. } = self.state[i] {
-                        self.waiting -= 1;
-                    }
-                    self.any_failed = true;
-                    self.set(i as u32, NodeState::Failed, Some(failure.reason), failure.detail.clone(), out);
-                }
-                NodeState::Running { .. } => out.push(Action::Stop { task: i as u32 }),
-                _ => {}
+            if let NodeState::Running { .. } = self.state[i] {
+                out.push(Action::Stop { task: i as u32 });
             }
         }
     }
 
-    fn cancel_unstarted(&mut self, detail: &str, out: &mut Vec<Action>) {
+    /// Ends every task that has not started (pending, ready or waiting for a retry) in `end`
+    /// for `why`; how many.
+    fn cancel_unstarted(&mut self, end: NodeState, why: &Failure, out: &mut Vec<Action>) -> usize {
         for q in &mut self.ready {
             q.clear();
         }
+        let mut ended = 0;
         for i in 0..self.nodes.len() {
             match self.state[i] {
                 NodeState::Pending | NodeState::Ready | NodeState::Waiting { .. } => {
                     if let NodeState::Waiting { .. } = self.state[i] {
                         self.waiting -= 1;
                     }
-                    self.set(
-                        i as u32,
-                        NodeState::Cancelled,
-                        Some(Reason::Cancelled),
-                        Some(detail.into()),
-                        out,
-                    );
+                    self.set(i as u32, end, Some(why.reason), why.detail.clone(), out);
+                    ended += 1;
                 }
                 _ => {}
             }
         }
+        ended
     }
 
     /// Marks every transitive dependent of `failed` that has not finished as blocked.
@@ -490,6 +507,27 @@ impl Scheduler {
             RunState::Succeeded
         };
         out.push(Action::Finished(state));
+    }
+}
+
+/// The outcome an attempt is recorded with. A failure while the run's store was lost (`store_lost`
+/// says why) is `lease_lost`, not a cancel by a user; a failure of an attempt the model gateway
+/// found no model for (`exhausted` says why) is `models_exhausted`, unless it was cancelled.
+pub fn settle(
+    outcome: Result<(), Failure>,
+    store_lost: Option<&str>,
+    exhausted: Option<String>,
+) -> Result<(), Failure> {
+    match outcome {
+        Err(f) if f.reason == Reason::Cancelled => match store_lost {
+            Some(why) => Err(Failure { reason: Reason::LeaseLost, detail: Some(why.to_string()) }),
+            None => Err(f),
+        },
+        Err(f) => match exhausted {
+            Some(why) => Err(Failure { reason: Reason::ModelsExhausted, detail: Some(why) }),
+            None => Err(f),
+        },
+        Ok(()) => Ok(()),
     }
 }
 

@@ -46,15 +46,15 @@ fn diamond_runs_branches_in_parallel() {
     s.start(&mut out);
     assert_eq!(starts(&out), vec![(0, 1)]);
     out.clear();
-    s.handle(Input::AttemptEnded { task: 0, attempt: 1, outcome: Ok(()) }, &mut out);
+    s.handle(Input::AttemptEnded { task: 0, attempt: 1, outcome: Ok(()), retry_after: None }, &mut out);
     assert_eq!(starts(&out), vec![(1, 1), (2, 1)]);
     out.clear();
-    s.handle(Input::AttemptEnded { task: 1, attempt: 1, outcome: Ok(()) }, &mut out);
+    s.handle(Input::AttemptEnded { task: 1, attempt: 1, outcome: Ok(()), retry_after: None }, &mut out);
     assert!(starts(&out).is_empty());
-    s.handle(Input::AttemptEnded { task: 2, attempt: 1, outcome: Ok(()) }, &mut out);
+    s.handle(Input::AttemptEnded { task: 2, attempt: 1, outcome: Ok(()), retry_after: None }, &mut out);
     assert_eq!(starts(&out), vec![(3, 1)]);
     out.clear();
-    s.handle(Input::AttemptEnded { task: 3, attempt: 1, outcome: Ok(()) }, &mut out);
+    s.handle(Input::AttemptEnded { task: 3, attempt: 1, outcome: Ok(()), retry_after: None }, &mut out);
     assert_eq!(out.last(), Some(&Action::Finished(RunState::Succeeded)));
 }
 
@@ -66,7 +66,10 @@ fn failure_blocks_transitive_dependents_and_names_the_failed_task() {
     let mut out = vec![];
     s.start(&mut out);
     out.clear();
-    s.handle(Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::ExitCode) }, &mut out);
+    s.handle(
+        Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::ExitCode), retry_after: None },
+        &mut out,
+    );
     let blocked: Vec<_> = out
         .iter()
         .filter_map(|a| match a {
@@ -81,7 +84,7 @@ fn failure_blocks_transitive_dependents_and_names_the_failed_task() {
     assert_eq!(blocked.len(), 2);
     assert_eq!(s.state_of(3), TaskState::Running, "independent branch keeps going");
     out.clear();
-    s.handle(Input::AttemptEnded { task: 3, attempt: 1, outcome: Ok(()) }, &mut out);
+    s.handle(Input::AttemptEnded { task: 3, attempt: 1, outcome: Ok(()), retry_after: None }, &mut out);
     assert_eq!(out.last(), Some(&Action::Finished(RunState::Failed)));
 }
 
@@ -94,7 +97,10 @@ fn fail_fast_stops_starting_new_tasks() {
     s.start(&mut out);
     assert_eq!(starts(&out), vec![(0, 1)]);
     out.clear();
-    s.handle(Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::Timeout) }, &mut out);
+    s.handle(
+        Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::Timeout), retry_after: None },
+        &mut out,
+    );
     assert!(starts(&out).is_empty());
     assert_eq!(s.state_of(1), TaskState::Cancelled);
     assert_eq!(out.last(), Some(&Action::Finished(RunState::Failed)));
@@ -107,7 +113,10 @@ fn retries_with_backoff_then_fails() {
     s.start(&mut out);
     for attempt in 1..=3 {
         out.clear();
-        s.handle(Input::AttemptEnded { task: 0, attempt, outcome: fail(Reason::ExitCode) }, &mut out);
+        s.handle(
+            Input::AttemptEnded { task: 0, attempt, outcome: fail(Reason::ExitCode), retry_after: None },
+            &mut out,
+        );
         if attempt < 3 {
             let delay = out.iter().find_map(|a| match a {
                 Action::RetryAfter { delay, next_attempt, .. } => {
@@ -131,7 +140,10 @@ fn spawn_errors_are_not_retried() {
     let mut s = Scheduler::new(vec![node(&[], 3)], names(1), opts(1));
     let mut out = vec![];
     s.start(&mut out);
-    s.handle(Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::SpawnError) }, &mut out);
+    s.handle(
+        Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::SpawnError), retry_after: None },
+        &mut out,
+    );
     assert_eq!(s.state_of(0), TaskState::Failed);
 }
 
@@ -146,8 +158,11 @@ fn cancel_stops_running_and_cancels_the_rest() {
     assert_eq!(stops.len(), 2);
     assert_eq!(s.state_of(1), TaskState::Cancelled);
     out.clear();
-    s.handle(Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::Cancelled) }, &mut out);
-    s.handle(Input::AttemptEnded { task: 2, attempt: 1, outcome: Ok(()) }, &mut out);
+    s.handle(
+        Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::Cancelled), retry_after: None },
+        &mut out,
+    );
+    s.handle(Input::AttemptEnded { task: 2, attempt: 1, outcome: Ok(()), retry_after: None }, &mut out);
     assert_eq!(s.state_of(2), TaskState::Cancelled);
     assert_eq!(out.last(), Some(&Action::Finished(RunState::Cancelled)));
 }
@@ -165,7 +180,10 @@ fn abort_fails_every_unfinished_task_with_its_reason_and_stops_the_running_ones(
     s.start(&mut out);
     assert_eq!(starts(&out), vec![(0, 1), (2, 1), (3, 1)]);
     out.clear();
-    s.handle(Input::AttemptEnded { task: 3, attempt: 1, outcome: fail(Reason::ExitCode) }, &mut out);
+    s.handle(
+        Input::AttemptEnded { task: 3, attempt: 1, outcome: fail(Reason::ExitCode), retry_after: None },
+        &mut out,
+    );
     assert_eq!(starts(&out), vec![(4, 1)]);
     assert_eq!(s.state_of(3), TaskState::Pending, "waiting for its retry");
     out.clear();
@@ -189,7 +207,10 @@ fn abort_fails_every_unfinished_task_with_its_reason_and_stops_the_running_ones(
     s.handle(Input::RetryDue { task: 3 }, &mut out);
     assert!(out.is_empty(), "{out:?}");
     // The stopped attempts fail with the abort's reason; one that succeeded meanwhile stays so.
-    s.handle(Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::Cancelled) }, &mut out);
+    s.handle(
+        Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::Cancelled), retry_after: None },
+        &mut out,
+    );
     assert_eq!(
         out[0],
         Action::SetState {
@@ -199,9 +220,12 @@ fn abort_fails_every_unfinished_task_with_its_reason_and_stops_the_running_ones(
             detail: Some("store gone".into())
         }
     );
-    s.handle(Input::AttemptEnded { task: 4, attempt: 1, outcome: fail(Reason::ExitCode) }, &mut out);
+    s.handle(
+        Input::AttemptEnded { task: 4, attempt: 1, outcome: fail(Reason::ExitCode), retry_after: None },
+        &mut out,
+    );
     assert_eq!(s.state_of(4), TaskState::Failed);
-    s.handle(Input::AttemptEnded { task: 2, attempt: 1, outcome: Ok(()) }, &mut out);
+    s.handle(Input::AttemptEnded { task: 2, attempt: 1, outcome: Ok(()), retry_after: None }, &mut out);
     assert_eq!(s.state_of(2), TaskState::Succeeded);
     assert_eq!(s.state_of(1), TaskState::Failed, "its dependent stays failed, not blocked");
     assert_eq!(out.last(), Some(&Action::Finished(RunState::Failed)));
@@ -217,7 +241,10 @@ fn abort_after_a_cancel_still_ends_failed_not_cancelled() {
     out.clear();
     let lost = Failure { reason: Reason::LeaseLost, detail: None };
     s.handle(Input::Abort(lost), &mut out);
-    s.handle(Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::Cancelled) }, &mut out);
+    s.handle(
+        Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::Cancelled), retry_after: None },
+        &mut out,
+    );
     assert_eq!(s.state_of(0), TaskState::Failed);
     assert_eq!(s.state_of(1), TaskState::Cancelled, "what the cancel decided stays");
     assert_eq!(out.last(), Some(&Action::Finished(RunState::Failed)));
@@ -247,7 +274,7 @@ fn resume_keeps_successes_and_reruns_interrupted_attempts() {
     s.start(&mut out);
     assert_eq!(starts(&out), vec![(1, 2)], "the interrupted task runs again as attempt 2");
     out.clear();
-    s.handle(Input::AttemptEnded { task: 1, attempt: 2, outcome: Ok(()) }, &mut out);
+    s.handle(Input::AttemptEnded { task: 1, attempt: 2, outcome: Ok(()), retry_after: None }, &mut out);
     assert_eq!(starts(&out), vec![(2, 1)]);
 }
 
@@ -334,7 +361,7 @@ proptest! {
             let Some((task, attempt)) = running.pop() else { break };
             let fails = fail_mask[task as usize % fail_mask.len()] as u32 > attempt;
             let outcome = if aborted || fails { fail(Reason::Cancelled) } else { Ok(()) };
-            s.handle(Input::AttemptEnded { task, attempt, outcome }, &mut out);
+            s.handle(Input::AttemptEnded { task, attempt, outcome, retry_after: None }, &mut out);
         }
         if aborted {
             prop_assert!(s.is_finished());
@@ -391,7 +418,7 @@ proptest! {
                 let (task, attempt) = running.remove(step % running.len());
                 let fails = fail_mask[task as usize % fail_mask.len()] as u32 > attempt;
                 let outcome = if fails { fail(Reason::ExitCode) } else { Ok(()) };
-                s.handle(Input::AttemptEnded { task, attempt, outcome }, &mut out);
+                s.handle(Input::AttemptEnded { task, attempt, outcome, retry_after: None }, &mut out);
                 step += 1;
             }
         }
@@ -429,6 +456,86 @@ fn a_fallback_to_the_next_model_spends_no_retry_and_waits_no_backoff() {
         assert!(out.contains(&Action::Start { task: 0, attempt: attempt + 1 }), "{out:?}");
     }
     out.clear();
-    s.handle(Input::AttemptEnded { task: 0, attempt: 3, outcome: Err(limited) }, &mut out);
+    s.handle(Input::AttemptEnded { task: 0, attempt: 3, outcome: Err(limited), retry_after: None }, &mut out);
     assert!(out.iter().any(|a| matches!(a, Action::SetState { state: TaskState::Failed, .. })), "{out:?}");
+}
+
+#[test]
+fn a_retry_waits_at_least_what_the_provider_asked_and_says_why() {
+    let mut s = Scheduler::new(vec![node(&[], 3)], names(1), opts(1));
+    let mut out = vec![];
+    s.start(&mut out);
+    out.clear();
+    let limited = Failure { reason: Reason::ExitCode, detail: Some("429 from the provider".into()) };
+    let asked = Some(Duration::from_secs(7));
+    s.handle(
+        Input::AttemptEnded { task: 0, attempt: 1, outcome: Err(limited), retry_after: asked },
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        vec![
+            Action::SetState {
+                task: 0,
+                state: TaskState::Pending,
+                reason: Some(Reason::ExitCode),
+                detail: Some("attempt 1 failed (exit_code): 429 from the provider; retrying".into()),
+            },
+            Action::RetryAfter { task: 0, next_attempt: 2, delay: Duration::from_secs(7) },
+        ]
+    );
+    // A backoff longer than what was asked stands.
+    out.clear();
+    s.handle(Input::RetryDue { task: 0 }, &mut out);
+    out.clear();
+    let short = Some(Duration::from_millis(1));
+    s.handle(
+        Input::AttemptEnded { task: 0, attempt: 2, outcome: fail(Reason::ExitCode), retry_after: short },
+        &mut out,
+    );
+    assert!(
+        out.contains(&Action::RetryAfter { task: 0, next_attempt: 3, delay: Duration::from_millis(20) }),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn an_abort_fails_what_has_not_started_and_stops_what_runs() {
+    let mut s = Scheduler::new(vec![node(&[], 1), node(&[0], 1), node(&[], 2)], names(3), opts(1));
+    let mut out = vec![];
+    s.start(&mut out);
+    out.clear();
+    let lost = Failure { reason: Reason::LeaseLost, detail: Some("the store is gone".into()) };
+    s.handle(Input::Abort(lost.clone()), &mut out);
+    assert!(out.contains(&Action::Stop { task: 0 }));
+    for task in [1, 2] {
+        assert!(out.contains(&Action::SetState {
+            task,
+            state: TaskState::Failed,
+            reason: Some(Reason::LeaseLost),
+            detail: lost.detail.clone()
+        }));
+    }
+    out.clear();
+    s.handle(
+        Input::AttemptEnded { task: 0, attempt: 1, outcome: fail(Reason::Cancelled), retry_after: None },
+        &mut out,
+    );
+    assert_eq!(s.state_of(0), TaskState::Failed, "stopped by the abort: failed for its reason");
+    assert_eq!(out.last(), Some(&Action::Finished(RunState::Failed)));
+}
+
+#[test]
+fn settling_an_outcome() {
+    let cancelled = Failure { reason: Reason::Cancelled, detail: Some("run cancelled".into()) };
+    let crashed = Failure { reason: Reason::ExitCode, detail: Some("exit 1".into()) };
+    let lost = |why: &str| Err(Failure { reason: Reason::LeaseLost, detail: Some(why.into()) });
+    let exhausted = |why: &str| Err(Failure { reason: Reason::ModelsExhausted, detail: Some(why.into()) });
+    // A stop because the store was lost is no user's cancel.
+    assert_eq!(settle(Err(cancelled.clone()), Some("store gone"), None), lost("store gone"));
+    assert_eq!(settle(Err(cancelled.clone()), None, Some("x".into())), Err(cancelled.clone()));
+    // The gateway's reason wins over the agent's giving up, but never over a cancel.
+    assert_eq!(settle(Err(crashed.clone()), None, Some("all cooling".into())), exhausted("all cooling"));
+    assert_eq!(settle(Err(crashed.clone()), Some("store gone"), None), Err(crashed));
+    assert_eq!(settle(Ok(()), Some("store gone"), Some("x".into())), Ok(()));
 }

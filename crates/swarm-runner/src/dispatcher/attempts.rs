@@ -13,7 +13,7 @@ use chrono::{TimeZone, Utc};
 use swarm_core::event::EventKind;
 use swarm_core::report::AttemptReport;
 use swarm_core::report::MergeState;
-use swarm_core::scheduler::{Failure, Input};
+use swarm_core::scheduler::{self, Failure, Input};
 use swarm_core::state::Reason;
 use tokio::sync::watch;
 
@@ -23,39 +23,39 @@ impl Dispatcher {
     pub(super) fn start(&mut self, task: u32, attempt: u32) -> Option<Input> {
         let i = task as usize;
         let (route, token) = self.route_for(task, attempt);
-        let gateway_url = self.gateway.as_ref().map(|g| g.base_url());
+        let gateway_url = self.models.gateway.as_ref().map(|g| g.base_url());
         let launcher = Launcher {
             record: &self.record,
-            plan: &self.plan,
-            config: &self.config,
-            run_dir: &self.run_dir,
-            store_env: &self.store_env,
-            project_root: &self.project_root,
+            plan: &self.record.spec,
+            config: &self.ctx.config,
+            run_dir: &self.ctx.run_dir,
+            store_env: &self.ctx.store_env,
+            project_root: &self.ctx.project_root,
             gateway_url: gateway_url.as_deref(),
         };
         let choice = match (&route, &token) {
             (LiveRoute::Gateway, Some(token)) => RouteChoice::Gateway { token },
             (LiveRoute::Hierarchy { .. }, _) => RouteChoice::Hierarchy {
                 exclude: self.failed_models(task),
-                allow_paid: self.ledger.allow_paid,
+                allow_paid: self.models.ledger.allow_paid,
             },
             _ => RouteChoice::Task,
         };
         // The spend gate: once the run's budget is spent, no new attempt starts on it.
-        let spent = (!matches!(route, LiveRoute::Task)).then(|| self.ledger.budget_spent()).flatten();
+        let spent = (!matches!(route, LiveRoute::Task)).then(|| self.models.ledger.budget_spent()).flatten();
         let job = match &spent {
             Some(why) => Err(why.clone()),
             None => launcher.job(task, attempt, self.docs[i].attempts.last(), choice),
         };
-        let t = &self.plan.tasks[i];
+        let t = &self.record.spec.tasks[i];
         let mut doc = AttemptReport::new(attempt, &t.agent, Utc::now());
         (doc.model, doc.layer) = match route {
             LiveRoute::Task => (t.model.clone(), t.tier),
             _ => (None, t.tier),
         };
-        doc.fallback_reason = self.fell_back.remove(&task);
-        doc.host = Some(self.host.clone());
-        doc.log = Some(self.run_dir.log(&t.id, attempt).display().to_string());
+        doc.fallback_reason = self.models.fell_back.remove(&task);
+        doc.host = Some(self.ctx.host.clone());
+        doc.log = Some(self.ctx.run_dir.log(&t.id, attempt).display().to_string());
         doc.workdir = job.as_ref().ok().map(|j| j.workspace.workdir().display().to_string());
         let (id, agent, model) = (t.id.clone(), t.agent.clone(), doc.model.clone());
         self.docs[i].attempts.push(doc);
@@ -66,16 +66,15 @@ impl Dispatcher {
                 let (stop_tx, stop_rx) = watch::channel(StopRequest::None);
                 let live = LiveAttempt { n: attempt, stop: stop_tx, route, token, exhausted: None };
                 self.running.insert(task, live);
-                let run = crate::executor::run(job, self.executors.clone(), stop_rx, self.exec_tx.clone());
-                tokio::spawn(run);
+                self.ctx.executors.spawn(job, stop_rx, self.tx.exec.clone());
                 None
             }
             Err(message) => {
-                if let (Some(gateway), Some(token)) = (&self.gateway, &token) {
+                if let (Some(gateway), Some(token)) = (&self.models.gateway, &token) {
                     gateway.revoke(token);
                 }
                 let reason = if spent.is_some() { Reason::ModelsExhausted } else { Reason::SpawnError };
-                let (logs, log) = (self.run_dir.logs(), self.run_dir.log(&id, attempt));
+                let (logs, log) = (self.ctx.run_dir.logs(), self.ctx.run_dir.log(&id, attempt));
                 let line = format!("swarm: could not start the attempt: {message}\n");
                 // `swarm logs` says why; off the loop.
                 tokio::task::spawn_blocking(move || {
@@ -83,7 +82,7 @@ impl Dispatcher {
                     let _ = std::fs::write(log, line);
                 });
                 let outcome = Err(Failure { reason, detail: Some(message) });
-                self.attempt_ended(task, attempt, None, outcome, Box::default())
+                self.attempt_ended(task, attempt, None, outcome, Box::default(), None)
             }
         }
     }
@@ -92,13 +91,13 @@ impl Dispatcher {
     /// request; with the attempt's token), or one model of the hierarchy picked by its executor
     /// (an agent that cannot use the gateway).
     fn route_for(&self, task: u32, attempt: u32) -> (LiveRoute, Option<String>) {
-        let t = &self.plan.tasks[task as usize];
-        let hierarchy = t.model.is_none() && t.agent != "exec" && !self.catalog.is_empty();
+        let t = &self.record.spec.tasks[task as usize];
+        let hierarchy = t.model.is_none() && t.agent != "exec" && !self.models.catalog.is_empty();
         if !hierarchy {
             return (LiveRoute::Task, None);
         }
-        let speaks = self.executors.registry.get(&t.agent).is_ok_and(|a| a.speaks_gateway());
-        match (&self.gateway, speaks) {
+        let speaks = self.ctx.executors.speaks_gateway(&t.agent);
+        match (&self.models.gateway, speaks) {
             (Some(gateway), true) => {
                 let token = gateway.grant(Grant {
                     run_id: self.record.run_id.clone(),
@@ -106,8 +105,8 @@ impl Dispatcher {
                     task,
                     attempt,
                     start_layer: t.tier.unwrap_or(1),
-                    events: self.gw_tx.clone(),
-                    ledger: self.ledger.clone(),
+                    events: self.tx.gw.clone(),
+                    ledger: self.models.ledger.clone(),
                 });
                 (LiveRoute::Gateway, Some(token))
             }
@@ -186,7 +185,7 @@ impl Dispatcher {
         task: u32,
         attempt: u32,
         exit_code: Option<i32>,
-        mut outcome: Result<(), Failure>,
+        outcome: Result<(), Failure>,
         evidence: Box<Evidence>,
     ) -> Option<Input> {
         let id = self.id(task).to_string();
@@ -194,21 +193,16 @@ impl Dispatcher {
             task,
             attempt,
             marker: Marker::attempt(&self.record.run_id, &id, attempt),
-            grace: self.config.grace(),
-            log: Some(self.run_dir.log(&id, attempt)),
+            grace: self.ctx.config.grace(),
+            log: Some(self.ctx.run_dir.log(&id, attempt)),
         });
         let live = self.running.remove(&task).filter(|r| r.n == attempt);
         let mut live = live.unwrap_or_else(|| LiveAttempt::ended(attempt));
-        if let (Some(gateway), Some(token)) = (&self.gateway, live.token.take()) {
+        if let (Some(gateway), Some(token)) = (&self.models.gateway, live.token.take()) {
             gateway.revoke(&token);
         }
-        if let (Some(why), Err(f)) = (live.exhausted, &mut outcome) {
-            if f.reason != Reason::Cancelled {
-                *f = Failure { reason: Reason::ModelsExhausted, detail: Some(why) };
-            }
-        }
         let class = evidence.failure_class;
-        let input = self.attempt_ended(task, attempt, exit_code, outcome, evidence);
+        let input = self.attempt_ended(task, attempt, exit_code, outcome, evidence, live.exhausted);
         match (live.route, &input) {
             (
                 LiveRoute::Hierarchy { picked: Some(model) },
@@ -224,17 +218,14 @@ impl Dispatcher {
         task: u32,
         attempt: u32,
         exit_code: Option<i32>,
-        mut outcome: Result<(), Failure>,
+        outcome: Result<(), Failure>,
         evidence: Box<Evidence>,
+        exhausted: Option<String>,
     ) -> Option<Input> {
-        if let (Some(message), Err(f)) = (&self.store_lost, &mut outcome) {
-            if f.reason == Reason::Cancelled {
-                // Stopped because the store was lost, not by a user.
-                *f = Failure { reason: Reason::LeaseLost, detail: Some(message.clone()) };
-            }
-        }
+        let outcome = scheduler::settle(outcome, self.ending.store_lost.as_deref(), exhausted);
         let i = task as usize;
         let evidence = *evidence;
+        let retry_after = evidence.retry_after;
         if let Some(m) = &evidence.merged {
             let doc = &mut self.docs[i];
             doc.branch = Some(m.branch.clone());
@@ -272,7 +263,7 @@ impl Dispatcher {
             Err(f) => (Some(f.reason), f.detail.clone()),
         };
         self.emit(EventKind::AttemptFinished { task: id, attempt, exit_code, reason, detail });
-        Some(Input::AttemptEnded { task, attempt, outcome })
+        Some(Input::AttemptEnded { task, attempt, outcome, retry_after })
     }
 
     /// An attempt left processes running outside its group; they are ended now.

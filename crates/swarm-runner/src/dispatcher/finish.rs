@@ -39,7 +39,7 @@ impl Dispatcher {
         notes: &mut mpsc::UnboundedReceiver<Note>,
         swept: &mut mpsc::UnboundedReceiver<Swept>,
     ) -> RunReport {
-        let mut state = self.finished.expect("finish after the scheduler finished");
+        let mut state = self.ending.finished.expect("finish after the scheduler finished");
         // Every finished attempt's leftovers are ended (and recorded) before the run ends.
         self.sweeper.flush();
         while let Ok(s) = swept.try_recv() {
@@ -48,7 +48,7 @@ impl Dispatcher {
         // Anything of the run still alive now escaped that (e.g. forked while its attempt was
         // being stopped).
         let run = crate::os::reaper::Marker::run(&self.record.run_id);
-        let left = crate::os::reaper::end(&run, crate::os::reaper::Scope::Mine, self.config.grace());
+        let left = crate::os::reaper::end(&run, crate::os::reaper::Scope::Mine, self.ctx.config.grace());
         if left.found > 0 {
             self.emit(EventKind::Warning {
                 message: format!("ended {} process(es) of the run still running at its end", left.found),
@@ -83,7 +83,7 @@ impl Dispatcher {
         }
         let mut report = RunReport::build(&self.record, self.docs.clone());
         report.store_error = failure;
-        if let Err(e) = report_files::write(&self.run_dir, &report) {
+        if let Err(e) = report_files::write(&self.ctx.run_dir, &report) {
             self.emit(EventKind::Warning { message: format!("cannot write report: {e}") });
         }
         if let Err(e) = self.mirror.run_status(&self.record.run_id, &report) {
@@ -92,8 +92,8 @@ impl Dispatcher {
         self.hooks.fire(HookKind::RunEnd, serde_json::to_value(&report).expect("report serializes"));
         // Hooks never block the run, but the run does not end under them: they get their time —
         // unless the run was cancelled, when they get the grace period and are then stopped.
-        let bound = match &self.cancelled_by {
-            Some(_) => self.config.grace(),
+        let bound = match &self.ending.cancelled_by {
+            Some(_) => self.ctx.config.grace(),
             None => self.hooks.max_duration() + Duration::from_secs(1),
         };
         if !self.hooks.wait_idle(bound) {

@@ -10,20 +10,22 @@ pub(crate) mod launch;
 pub mod mirror;
 mod models;
 pub mod report_files;
+mod setup;
 pub(crate) mod sweeper;
+#[cfg(test)]
+mod tests;
 pub(crate) mod writer;
 
 use crate::dispatcher::mirror::Mirror;
 use crate::dispatcher::sweeper::Sweeper;
+use crate::dispatcher::sweeper::Swept;
 use crate::dispatcher::writer::{Note, Write, Writer};
 use crate::engine::handle::{Canceller, Control, EventBus, RunHandle};
 use crate::executor::ExecutorContext;
 use crate::gateway::{Gateway, GatewayEvent, Ledger};
-use crate::hooks::{HookKind, HookOutcome, Hooks};
-use crate::job::Events;
-use crate::job::StopRequest;
+use crate::hooks::{HookKind, Hooks};
+use crate::job::{AttemptEvent, AttemptJob, Events, StopRequest};
 use crate::os::paths::RunDir;
-use crate::os::process::hostname;
 use chrono::Utc;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -32,9 +34,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use swarm_core::config::Config;
 use swarm_core::event::{Event, EventKind};
-use swarm_core::plan::Plan;
-use swarm_core::report::{Owner, RunRecord, RunReport, TaskReport};
-use swarm_core::scheduler::{self, Action, Failure, Input, Options, Restored, Scheduler};
+use swarm_core::report::{RunRecord, RunReport, TaskReport};
+use swarm_core::scheduler::{Action, Failure, Input, Restored, Scheduler};
 use swarm_core::state::{Reason, RunState, TaskState};
 use swarm_store::Store;
 use tokio::sync::{mpsc, watch};
@@ -47,7 +48,7 @@ pub(crate) struct RunSetup {
     /// How tasks stood when resuming; `None` for a fresh run.
     pub restored: Option<Vec<Restored>>,
     pub retry_failed: bool,
-    pub executors: Arc<ExecutorContext>,
+    pub executors: Arc<dyn Executors>,
     pub config: Config,
     pub run_dir: RunDir,
     /// Value given to agents as `SWARM_STORE` (never carries a password).
@@ -97,39 +98,90 @@ impl LiveAttempt {
     }
 }
 
-struct Dispatcher {
-    store: Arc<dyn Store>,
-    record: RunRecord,
-    plan: Plan,
-    docs: Vec<TaskReport>,
-    executors: Arc<ExecutorContext>,
+/// Where attempts run: this process's executor, or (in the dispatcher's unit tests) a stand-in
+/// that records the jobs it is given.
+pub(crate) trait Executors: Send + Sync {
+    /// Runs `job` to its end in the background; its events go to `events`.
+    fn spawn(&self, job: AttemptJob, stop: watch::Receiver<StopRequest>, events: Events);
+    /// Whether `agent` can talk to the model gateway.
+    fn speaks_gateway(&self, agent: &str) -> bool;
+}
+
+impl Executors for Arc<ExecutorContext> {
+    fn spawn(&self, job: AttemptJob, stop: watch::Receiver<StopRequest>, events: Events) {
+        tokio::spawn(crate::executor::run(job, self.clone(), stop, events));
+    }
+
+    fn speaks_gateway(&self, agent: &str) -> bool {
+        self.registry.get(agent).is_ok_and(|a| a.speaks_gateway())
+    }
+}
+
+/// What the run's jobs, hooks and records are built from; fixed for the run.
+struct Context {
     config: Config,
     run_dir: RunDir,
+    /// The store address agents get as `SWARM_STORE` (never with a password).
     store_env: String,
-    bus: EventBus,
-    writer: Writer,
-    /// Ends what finished attempts left running outside their process groups.
-    sweeper: Sweeper,
-    /// Why the store was lost to this run, once it was.
-    store_lost: Option<String>,
-    started: Instant,
-    exec_tx: Events,
-    ctl_tx: mpsc::UnboundedSender<Control>,
-    running: HashMap<u32, LiveAttempt>,
-    host: String,
-    finished: Option<RunState>,
-    /// Who asked to cancel, once someone did.
-    cancelled_by: Option<String>,
-    hooks: Hooks,
-    mirror: Mirror,
     project_root: PathBuf,
+    host: String,
+    started: Instant,
+    /// A resumed run (its `run_started` event says so).
+    resumed: bool,
+    executors: Arc<dyn Executors>,
+}
+
+/// The run's side of the model hierarchy.
+struct Models {
     gateway: Option<Arc<Gateway>>,
     ledger: Arc<Ledger>,
-    gw_tx: mpsc::UnboundedSender<GatewayEvent>,
     /// The model hierarchy of the config (empty without one).
     catalog: swarm_core::router::Catalog,
     /// Tasks whose next attempt moves to the next model, and why (its `fallback_reason`).
     fell_back: HashMap<u32, String>,
+}
+
+/// Where what happens comes back to the loop.
+struct Senders {
+    exec: Events,
+    ctl: mpsc::UnboundedSender<Control>,
+    gw: mpsc::UnboundedSender<GatewayEvent>,
+}
+
+/// The loop's inputs besides a face's control requests.
+struct Inbox {
+    exec: mpsc::UnboundedReceiver<(u32, u32, AttemptEvent)>,
+    gw: mpsc::UnboundedReceiver<GatewayEvent>,
+    swept: mpsc::UnboundedReceiver<Swept>,
+    notes: mpsc::UnboundedReceiver<Note>,
+}
+
+/// How the run is ending, once it is.
+#[derive(Default)]
+struct Ending {
+    finished: Option<RunState>,
+    /// Who asked to cancel, once someone did.
+    cancelled_by: Option<String>,
+    /// Why the store was lost to this run, once it was.
+    store_lost: Option<String>,
+}
+
+struct Dispatcher {
+    record: RunRecord,
+    /// The tasks' documents, in plan order.
+    docs: Vec<TaskReport>,
+    running: HashMap<u32, LiveAttempt>,
+    ctx: Context,
+    models: Models,
+    tx: Senders,
+    ending: Ending,
+    /// The only writer of run state to the store.
+    writer: Writer,
+    /// Ends what finished attempts left running outside their process groups.
+    sweeper: Sweeper,
+    bus: EventBus,
+    hooks: Hooks,
+    mirror: Mirror,
 }
 
 /// Starts the run's dispatcher on the current tokio runtime.
@@ -149,153 +201,65 @@ async fn run(
     ctl_tx: mpsc::UnboundedSender<Control>,
     mut ctl_rx: mpsc::UnboundedReceiver<Control>,
 ) -> RunReport {
-    let RunSetup {
-        store,
-        mut record,
-        tasks,
-        restored,
-        retry_failed,
-        executors,
-        config,
-        run_dir,
-        store_env,
-        lease,
-        project_root,
-        gateway,
-        ledger,
-    } = setup;
-    let plan = record.spec.clone();
-    let (nodes, agents) = scheduler::nodes_for(&plan);
-    let concurrency = record.concurrency.max(1);
-    let opts = Options {
-        concurrency,
-        agent_limits: agents.iter().map(|a| config.agent_limit(a)).collect(),
-        fail_fast: record.fail_fast,
-        backoff: config.backoff(),
-        seed: fastrand::u64(..),
-    };
-    let names: Vec<String> = plan.tasks.iter().map(|t| t.id.clone()).collect();
-    let resumed = restored.is_some();
-    let mut sched = match &restored {
-        Some(r) => Scheduler::restore(nodes, names, opts, r, retry_failed),
-        None => Scheduler::new(nodes, names, opts),
-    };
+    let store = setup.store.clone();
+    let (mut d, mut sched, mut inbox) = Dispatcher::new(setup, bus, ctl_tx.clone());
     // Whatever an agent detaches re-parents to swarm, where its attempt's marker finds it.
     crate::os::reaper::become_subreaper();
-    let host = hostname();
-    record.owner = Some(Owner { pid: std::process::id(), host: host.clone(), heartbeat_at: Utc::now() });
-    record.state = RunState::Running;
-    record.ended_at = None;
-
-    let (note_tx, mut note_rx) = mpsc::unbounded_channel::<Note>();
-    let hook_tx = note_tx.clone();
-    let hooks = Hooks::new(&config.hooks, move |outcome: HookOutcome| {
-        if !outcome.is_ok() {
-            let _ = hook_tx.send(Note::Warning(outcome.to_string()));
-        }
-    })
-    .in_dir(&project_root);
-    let mirror = Mirror::new(&project_root, &config.feedback);
-    // The states the store holds now: every write expects to find what this writer left.
-    let known = tasks.iter().map(|t| (t.id.clone(), t.state)).collect();
-    let give_up_after = config.store_give_up_after();
-    let writer = Writer::start(store.clone(), record.run_id.clone(), lease, known, give_up_after, move |n| {
-        let _ = note_tx.send(n);
-    });
-    let (exec_tx, mut exec_rx) = mpsc::unbounded_channel();
-    let (gw_tx, mut gw_rx) = mpsc::unbounded_channel();
-    let (swept_tx, mut swept_rx) = mpsc::unbounded_channel();
-    let sweeper = Sweeper::start(move |s| {
-        let _ = swept_tx.send(s);
-    });
-    let config_for_catalog = config.clone();
-    let mut d = Dispatcher {
-        store,
-        record,
-        plan,
-        docs: tasks,
-        executors,
-        config,
-        run_dir,
-        store_env,
-        bus,
-        writer,
-        sweeper,
-        store_lost: None,
-        started: Instant::now(),
-        exec_tx,
-        ctl_tx: ctl_tx.clone(),
-        running: HashMap::new(),
-        host,
-        finished: None,
-        cancelled_by: None,
-        hooks,
-        mirror,
-        project_root,
-        gateway,
-        ledger,
-        gw_tx,
-        catalog: swarm_core::router::Catalog::from_config(&config_for_catalog),
-        fell_back: HashMap::new(),
-    };
-    d.writer.send(Write::Run(d.record.clone()));
-    d.emit(EventKind::RunStarted {
-        plan: d.record.plan.clone(),
-        namespace: d.record.namespace.clone(),
-        tasks: d.plan.tasks.len(),
-        concurrency,
-        resumed,
-    });
-
     let poller_stop = Arc::new(AtomicBool::new(false));
-    spawn_cancel_poller(d.store.clone(), d.record.run_id.clone(), ctl_tx, poller_stop.clone());
-
-    for dir in [d.run_dir.logs(), d.run_dir.completions()] {
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            d.emit(EventKind::Warning { message: format!("cannot create {}: {e}", dir.display()) });
-        }
-    }
-    let mut actions = Vec::new();
-    sched.start(&mut actions);
-    d.carry_out(&mut sched, actions);
-
+    spawn_cancel_poller(store, d.record.run_id.clone(), ctl_tx, poller_stop.clone());
+    d.begin(&mut sched);
     let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while d.finished.is_none() {
+    while d.ending.finished.is_none() {
         let input = tokio::select! {
-            Some((task, attempt, ev)) = exec_rx.recv() => d.on_attempt(task, attempt, ev),
+            Some((task, attempt, ev)) = inbox.exec.recv() => d.on_attempt(task, attempt, ev),
             Some(ctl) = ctl_rx.recv() => d.on_control(ctl),
-            Some(swept) = swept_rx.recv() => { d.on_swept(swept); None }
-            Some(ev) = gw_rx.recv() => { d.on_gateway(ev); None }
-            Some(note) = note_rx.recv() => match note {
-                Note::Warning(message) => { d.emit(EventKind::Warning { message }); None }
-                Note::LeaseLost(message) => d.lease_lost(message),
-            },
-            _ = heartbeat.tick() => {
-                if let Some(o) = d.record.owner.as_mut() { o.heartbeat_at = Utc::now(); }
-                d.writer.send(Write::Run(d.record.clone()));
-                None
-            }
+            Some(swept) = inbox.swept.recv() => { d.on_swept(swept); None }
+            Some(ev) = inbox.gw.recv() => { d.on_gateway(ev); None }
+            Some(note) = inbox.notes.recv() => d.on_note(note),
+            _ = heartbeat.tick() => { d.heartbeat(); None }
         };
-        if let Some(input) = input {
-            let mut actions = Vec::new();
-            sched.handle(input, &mut actions);
-            d.carry_out(&mut sched, actions);
-        }
+        d.feed(&mut sched, input);
     }
     poller_stop.store(true, Ordering::Relaxed);
     // Finishing waits on the store, the sweeper and hooks: off the runtime's threads.
-    tokio::task::spawn_blocking(move || d.finish(&mut note_rx, &mut swept_rx))
+    tokio::task::spawn_blocking(move || d.finish(&mut inbox.notes, &mut inbox.swept))
         .await
         .expect("finishing a run does not panic")
 }
 
 impl Dispatcher {
+    /// Feeds the scheduler `input`, if any, and carries out what it answers.
+    fn feed(&mut self, sched: &mut Scheduler, input: Option<Input>) {
+        if let Some(input) = input {
+            let mut actions = Vec::new();
+            sched.handle(input, &mut actions);
+            self.carry_out(sched, actions);
+        }
+    }
+
+    fn heartbeat(&mut self) {
+        if let Some(o) = self.record.owner.as_mut() {
+            o.heartbeat_at = Utc::now();
+        }
+        self.writer.send(Write::Run(self.record.clone()));
+    }
+
+    fn on_note(&mut self, note: Note) -> Option<Input> {
+        match note {
+            Note::Warning(message) => {
+                self.emit(EventKind::Warning { message });
+                None
+            }
+            Note::LeaseLost(message) => self.lease_lost(message),
+        }
+    }
+
     fn emit(&mut self, kind: EventKind) {
         let ev = Event {
             run_id: self.record.run_id.clone(),
             timestamp: Utc::now(),
-            elapsed_ms: self.started.elapsed().as_millis() as u64,
+            elapsed_ms: self.ctx.started.elapsed().as_millis() as u64,
             kind,
         };
         if ev.kind.is_persistent() {
@@ -309,7 +273,7 @@ impl Dispatcher {
     }
 
     fn id(&self, task: u32) -> &str {
-        &self.plan.tasks[task as usize].id
+        &self.record.spec.tasks[task as usize].id
     }
 
     /// The route of attempt `attempt` of `task`, while it runs.
@@ -327,20 +291,12 @@ impl Dispatcher {
                 }
                 Action::Start { task, attempt } => self.start(task, attempt),
                 Action::RetryAfter { task, next_attempt, delay } => {
-                    // Never sooner than the provider asked (`retry-after` of a rate limit).
-                    let asked = self.docs[task as usize]
-                        .attempts
-                        .last()
-                        .and_then(|a| a.retry_after_ms)
-                        .map(Duration::from_millis)
-                        .unwrap_or_default();
-                    let delay = delay.max(asked);
                     self.emit(EventKind::RetryScheduled {
                         task: self.id(task).to_string(),
                         next_attempt,
                         delay_ms: delay.as_millis() as u64,
                     });
-                    let tx = self.ctl_tx.clone();
+                    let tx = self.tx.ctl.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
                         let _ = tx.send(Control::RetryDue(task));
@@ -354,7 +310,7 @@ impl Dispatcher {
                     None
                 }
                 Action::Finished(state) => {
-                    self.finished = Some(state);
+                    self.ending.finished = Some(state);
                     None
                 }
             };
@@ -373,14 +329,10 @@ impl Dispatcher {
             doc.reason = reason;
             doc.detail = detail.clone();
         } else if state == TaskState::Pending && reason.is_some() {
-            // A failed attempt that will be retried: the task is not failed, say why it waits.
+            // A failed attempt that will be retried: the task is not failed; the scheduler
+            // says why it waits.
             doc.reason = None;
-            doc.detail = Some(format!(
-                "attempt {} failed ({}){}; retrying",
-                doc.attempts.len(),
-                reason.map(|r| r.as_str()).unwrap_or("?"),
-                detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
-            ));
+            doc.detail = detail.clone();
         } else {
             doc.reason = None;
             if state != TaskState::Running {
@@ -417,7 +369,7 @@ impl Dispatcher {
     fn mirror_task(&mut self, task: u32) {
         let doc = &self.docs[task as usize];
         let reporting =
-            self.config.require_report(&doc.agent) || doc.attempts.iter().any(|a| a.completion.is_some());
+            self.ctx.config.require_report(&doc.agent) || doc.attempts.iter().any(|a| a.completion.is_some());
         if !reporting {
             return;
         }
@@ -430,10 +382,10 @@ impl Dispatcher {
         match ctl {
             Control::RetryDue(task) => Some(Input::RetryDue { task }),
             Control::Cancel(source) => {
-                if self.cancelled_by.is_some() {
+                if self.ending.cancelled_by.is_some() {
                     return None;
                 }
-                self.cancelled_by = Some(source.clone());
+                self.ending.cancelled_by = Some(source.clone());
                 self.emit(EventKind::CancelRequested { source });
                 Some(Input::Cancel)
             }
@@ -441,8 +393,8 @@ impl Dispatcher {
                 for r in self.running.values() {
                     let _ = r.stop.send(StopRequest::Kill);
                 }
-                if self.cancelled_by.is_none() {
-                    self.cancelled_by = Some("kill".into());
+                if self.ending.cancelled_by.is_none() {
+                    self.ending.cancelled_by = Some("kill".into());
                     return Some(Input::Cancel);
                 }
                 None
@@ -453,13 +405,13 @@ impl Dispatcher {
     /// The store is lost to this run (emptied, replaced, or taken by another orchestrator): stop
     /// the attempts and fail what did not finish with `lease_lost`. This is no user cancel.
     fn lease_lost(&mut self, message: String) -> Option<Input> {
-        if self.store_lost.is_some() {
+        if self.ending.store_lost.is_some() {
             return None;
         }
         self.emit(EventKind::Warning {
             message: format!("{message}; stopping this orchestrator's attempts"),
         });
-        self.store_lost = Some(message.clone());
+        self.ending.store_lost = Some(message.clone());
         Some(Input::Abort(Failure { reason: Reason::LeaseLost, detail: Some(message) }))
     }
 }

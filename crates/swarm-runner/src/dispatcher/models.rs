@@ -120,10 +120,11 @@ impl Dispatcher {
         class: Option<FailureClass>,
     ) -> Option<Input> {
         let class = class.filter(|c| c.is_model_level() && failure.reason != Reason::Cancelled)?;
-        let tier = self.plan.tasks[task as usize].tier.unwrap_or(1);
+        let tier = self.record.spec.tasks[task as usize].tier.unwrap_or(1);
         let failed = self.failed_models(task);
-        let allow_paid = self.ledger.allow_paid;
+        let allow_paid = self.models.ledger.allow_paid;
         let left = self
+            .models
             .catalog
             .models
             .iter()
@@ -134,7 +135,7 @@ impl Dispatcher {
         let id = self.id(task).to_string();
         let action = "the next attempt moves to the next model of the hierarchy".to_string();
         self.emit(EventKind::ModelFallback { task: id, attempt, model: model.to_string(), class, action });
-        self.fell_back.insert(task, class.to_string());
+        self.models.fell_back.insert(task, class.to_string());
         Some(Input::FellBack { task, attempt, failure })
     }
 }

@@ -298,7 +298,7 @@ impl Engine {
             tasks,
             restored,
             retry_failed,
-            executors: self.executors.clone(),
+            executors: Arc::new(self.executors.clone()),
             config: self.config.clone(),
             run_dir,
             store_env: self.store_env.clone(),
