@@ -22,10 +22,10 @@ pub mod hooks;
 pub mod job;
 mod os;
 
-pub use dispatcher::writer::LEASE_TTL;
 pub use dispatcher::{mirror, report_files};
 pub use engine::handle::{Canceller, RunHandle};
 pub use engine::integration::{CleanResult, MergeResult, TaskDiff};
 pub use engine::{CancelOutcome, Engine, EngineError, ResumeInfo, StartRequest};
 pub use executor::{agent_files, prompt, provider};
+pub use os::lease::LEASE_TTL;
 pub use os::{git, paths, process, reaper};

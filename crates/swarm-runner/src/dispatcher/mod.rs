@@ -426,7 +426,7 @@ fn spawn_cancel_poller(
     std::thread::Builder::new()
         .name("swarm-cancel-poll".into())
         .spawn(move || {
-            crate::dispatcher::writer::block_signals();
+            crate::os::process::block_signals();
             while !stop.load(Ordering::Relaxed) {
                 if let Ok(true) = store.cancel_requested(&run_id) {
                     let _ = tx.send(Control::Cancel("swarm cancel".into()));

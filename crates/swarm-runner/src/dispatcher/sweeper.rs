@@ -94,7 +94,7 @@ struct Dying {
 }
 
 fn sweep_loop(rx: Receiver<Msg>, report: impl Fn(Swept)) {
-    crate::dispatcher::writer::block_signals();
+    crate::os::process::block_signals();
     let mut queued: Vec<Request> = Vec::new();
     let mut flushes: Vec<Sender<()>> = Vec::new();
     let mut dying: Vec<Dying> = Vec::new();

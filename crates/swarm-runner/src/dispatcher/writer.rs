@@ -62,7 +62,7 @@ impl Closed {
 }
 
 impl Writer {
-    /// Every write carries `lease`, which the writer renews well before `LEASE_TTL` runs out.
+    /// Every write carries `lease`, which the writer renews well before `crate::os::lease::LEASE_TTL` runs out.
     /// `note` is called (from the writer thread) when the store fails, recovers, or the lease is
     /// lost. Once closed, writes the store refuses are retried for `give_up_after`, no longer.
     pub fn start(
@@ -154,9 +154,6 @@ impl Pending {
     }
 }
 
-/// How long a lease lasts without renewal; an orchestrator that died is taken over after this.
-pub const LEASE_TTL: Duration = Duration::from_secs(30);
-
 /// How long the writer gathers writes before a transaction.
 const LINGER: Duration = Duration::from_millis(3);
 
@@ -191,7 +188,7 @@ fn write_loop(
 ) -> Closed {
     // Child processes exit all the time; their SIGCHLD must not interrupt this thread's store
     // I/O (a socket read with a timeout is not restarted after a signal).
-    block_signals();
+    crate::os::process::block_signals();
     let warn = |m: String| note(Note::Warning(m));
     // The run is lost to this writer: whatever it holds or is still sent is never stored.
     let lost = |message: String, pending: &Pending| {
@@ -218,7 +215,7 @@ fn write_loop(
     while open || !pending.is_empty() {
         if open {
             // Block for work; while writes are pending (the store is failing), wake up to retry.
-            let wait = if pending.is_empty() { LEASE_TTL / 6 } else { retry_delay };
+            let wait = if pending.is_empty() { crate::os::lease::LEASE_TTL / 6 } else { retry_delay };
             match rx.recv_timeout(wait) {
                 Ok(w) => pending.add(w),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -239,8 +236,8 @@ fn write_loop(
                 closed_at = Some(std::time::Instant::now());
             }
         }
-        if renewed.elapsed() >= LEASE_TTL / 6 {
-            match store.acquire_lease(&run_id, &lease, LEASE_TTL, None) {
+        if renewed.elapsed() >= crate::os::lease::LEASE_TTL / 6 {
+            match store.acquire_lease(&run_id, &lease, crate::os::lease::LEASE_TTL, None) {
                 Ok(()) => renewed = std::time::Instant::now(),
                 Err(e) => {
                     if let Some(message) = lease_lost(&e, &run_id, &*store) {
@@ -297,15 +294,4 @@ fn write_loop(
         }
     }
     Closed::default()
-}
-
-/// Blocks the signals swarm handles elsewhere (SIGCHLD, SIGINT, SIGTERM, SIGHUP) in the calling
-/// thread, so they are delivered to the runtime's threads instead.
-pub fn block_signals() {
-    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
-    let mut set = SigSet::empty();
-    for s in [Signal::SIGCHLD, Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        set.add(s);
-    }
-    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
 }

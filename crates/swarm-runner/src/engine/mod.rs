@@ -12,8 +12,9 @@ use crate::executor::ExecutorContext;
 use crate::gateway::{Gateway, Ledger};
 use crate::hierarchy::Hierarchy;
 use crate::os::git;
+use crate::os::lease::{lease_holder_dead, lease_token, LEASE_TTL};
 use crate::os::paths::RunDir;
-use crate::os::process::{hostname, lease_holder_dead, lease_token, owner_status};
+use crate::os::process::{hostname, owner_status};
 use crate::os::reaper::{self, Marker, Scope};
 use chrono::Utc;
 use std::path::{Path, PathBuf};
@@ -151,7 +152,7 @@ impl Engine {
         let gateway = self.gateway_for(&plan)?;
         self.store.create_run(&record, &tasks)?;
         let lease = lease_token();
-        self.store.acquire_lease(&run_id, &lease, crate::LEASE_TTL, None)?;
+        self.store.acquire_lease(&run_id, &lease, LEASE_TTL, None)?;
         let ledger = Ledger::new(&self.config, req.allow_paid);
         Ok(self.launch(record, tasks, None, false, lease, (gateway, ledger)))
     }
@@ -260,7 +261,7 @@ impl Engine {
     fn take_over(&self, run_id: &str) -> Result<String, StoreError> {
         let lease = lease_token();
         let take_over = self.store.lease_holder(run_id)?.filter(|h| lease_holder_dead(h));
-        self.store.acquire_lease(run_id, &lease, crate::LEASE_TTL, take_over.as_deref())?;
+        self.store.acquire_lease(run_id, &lease, LEASE_TTL, take_over.as_deref())?;
         Ok(lease)
     }
 

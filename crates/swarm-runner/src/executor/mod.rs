@@ -14,10 +14,11 @@ pub(crate) mod workspace;
 
 use crate::executor::attempt_log::AttemptLog;
 use crate::executor::supervise::Supervisor;
-use crate::executor::workspace::{run_bounded, Bounded, Workspaces};
+use crate::executor::workspace::Workspaces;
 use crate::hierarchy::{self, Hierarchy};
 use crate::job::{AttemptEvent, AttemptJob, Evidence, ModelRoute};
 use crate::job::{Events, StopRequest};
+use crate::os::bounded::{run_bounded, Bounded};
 use crate::os::reaper::Marker;
 use std::ffi::OsString;
 use std::path::PathBuf;

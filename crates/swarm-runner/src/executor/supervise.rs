@@ -7,9 +7,7 @@ use crate::executor::attempt_log::AttemptLog;
 use crate::executor::evidence;
 use crate::job::StopRequest;
 use crate::job::{AttemptEvent, AttemptJob, Evidence, ReportSpec};
-use crate::os::process::{group_alive, signal_group};
 use crate::os::reaper::Marker;
-use nix::sys::signal::Signal;
 use std::collections::{BTreeSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -354,44 +352,7 @@ impl Supervisor {
         child: &mut Child,
         kill_now: bool,
     ) -> Option<std::process::ExitStatus> {
-        if pgid == 0 {
-            return child.wait().await.ok();
-        }
-        let mut status = child.try_wait().ok().flatten();
-        if status.is_none() || group_alive(pgid) {
-            if kill_now {
-                signal_group(pgid, Signal::SIGKILL);
-            } else {
-                signal_group(pgid, Signal::SIGTERM);
-                signal_group(pgid, Signal::SIGCONT);
-            }
-            let grace_end = Instant::now() + self.limits.grace;
-            loop {
-                if status.is_none() {
-                    status = child.try_wait().ok().flatten();
-                }
-                if status.is_some() && !group_alive(pgid) {
-                    break;
-                }
-                if Instant::now() >= grace_end {
-                    signal_group(pgid, Signal::SIGKILL);
-                    break;
-                }
-                // A second Ctrl-C during the grace period kills at once.
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                    _ = self.stop.changed() => {
-                        if *self.stop.borrow() == StopRequest::Kill {
-                            signal_group(pgid, Signal::SIGKILL);
-                        }
-                    }
-                }
-            }
-        }
-        match status {
-            Some(s) => Some(s),
-            None => child.wait().await.ok(),
-        }
+        crate::os::process::terminate_group(pgid, child, self.limits.grace, kill_now, &mut self.stop).await
     }
 
     fn append_log(&mut self, bytes: &[u8]) {

@@ -1,7 +1,9 @@
 //! The operating system's side: process groups and their supervision, the reaper of what
 //! attempts leave behind, the per-run file layout, and git.
 
+pub mod bounded;
 pub mod git;
+pub mod lease;
 pub mod paths;
 pub mod process;
 pub mod reaper;

@@ -52,21 +52,6 @@ pub fn is_swarm_process(pid: u32) -> bool {
     }
 }
 
-/// A lease token that says who holds it: `host:pid:random`.
-pub fn lease_token() -> String {
-    format!("{}:{}:{:08x}", hostname(), std::process::id(), fastrand::u32(..))
-}
-
-/// Whether the holder of lease `token` (see [`lease_token`]) is known dead: it ran on this host
-/// and its pid is no live swarm process. A holder elsewhere is never known dead; its lease must
-/// expire.
-pub fn lease_holder_dead(token: &str) -> bool {
-    let mut parts = token.rsplitn(3, ':');
-    let (Some(_), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else { return false };
-    host == hostname()
-        && pid.parse().is_ok_and(|pid: u32| pid != std::process::id() && !is_swarm_process(pid))
-}
-
 pub fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
 }
@@ -97,9 +82,82 @@ pub fn owner_status(owner: &swarm_core::report::Owner) -> OwnerStatus {
         } else {
             OwnerStatus::DeadHere
         }
-    } else if (chrono::Utc::now() - owner.heartbeat_at).to_std().unwrap_or_default() < crate::LEASE_TTL {
+    } else if (chrono::Utc::now() - owner.heartbeat_at).to_std().unwrap_or_default()
+        < crate::os::lease::LEASE_TTL
+    {
         OwnerStatus::FreshElsewhere
     } else {
         OwnerStatus::StaleElsewhere
+    }
+}
+
+/// Blocks the signals swarm handles elsewhere (SIGCHLD, SIGINT, SIGTERM, SIGHUP) in the calling
+/// thread, so they are delivered to the runtime's threads instead.
+pub fn block_signals() {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGCHLD, Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+}
+
+/// Ends process group `pgid` led by `child`: SIGTERM (SIGKILL at once with `kill_now`), up to
+/// `grace` for the whole group to go, then SIGKILL; a kill request on `stop` meanwhile kills at
+/// once (a second Ctrl-C). The leader's exit status.
+pub async fn terminate_group(
+    pgid: u32,
+    child: &mut tokio::process::Child,
+    grace: std::time::Duration,
+    kill_now: bool,
+    stop: &mut tokio::sync::watch::Receiver<crate::job::StopRequest>,
+) -> Option<std::process::ExitStatus> {
+    if pgid == 0 {
+        return child.wait().await.ok();
+    }
+    let mut status = child.try_wait().ok().flatten();
+    if status.is_none() || group_alive(pgid) {
+        if kill_now {
+            signal_group(pgid, Signal::SIGKILL);
+        } else {
+            signal_group(pgid, Signal::SIGTERM);
+            signal_group(pgid, Signal::SIGCONT);
+        }
+        let grace_end = std::time::Instant::now() + grace;
+        let kill_asked = async {
+            loop {
+                match stop.changed().await {
+                    // Nobody can ask any more: the grace period decides.
+                    Err(_) => std::future::pending::<()>().await,
+                    Ok(()) if *stop.borrow() == crate::job::StopRequest::Kill => return,
+                    Ok(()) => {}
+                }
+            }
+        };
+        tokio::pin!(kill_asked);
+        let mut killed = kill_now;
+        loop {
+            if status.is_none() {
+                status = child.try_wait().ok().flatten();
+            }
+            if status.is_some() && !group_alive(pgid) {
+                break;
+            }
+            if std::time::Instant::now() >= grace_end {
+                signal_group(pgid, Signal::SIGKILL);
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+                _ = &mut kill_asked, if !killed => {
+                    killed = true;
+                    signal_group(pgid, Signal::SIGKILL);
+                }
+            }
+        }
+    }
+    match status {
+        Some(s) => Some(s),
+        None => child.wait().await.ok(),
     }
 }
