@@ -1,5 +1,6 @@
 //! Errors at the binary edge, each mapped to the contract's exit code.
 
+use swarm_runner::ErrorKind;
 use swarm_store::StoreError;
 
 #[derive(Debug)]
@@ -24,24 +25,15 @@ impl CliError {
         CliError { code, error: anyhow::anyhow!("already reported"), printed: true }
     }
 
-    /// Engine refusals (bad input, a run still driven or taken over) are exit 2; store errors
-    /// as [`CliError::from_store`].
+    /// An engine error, with the exit code its kind has (the one mapping every face shares).
     pub fn from_engine(e: swarm_runner::EngineError) -> CliError {
-        match e {
-            swarm_runner::EngineError::Store(e) => CliError::from_store(e),
-            e => CliError::invalid(e),
-        }
+        CliError { code: e.kind().exit_code(), error: e.into(), printed: false }
     }
 
-    /// Store problems a user must fix (unreachable, unknown run, bad address) are exit 2; a lost
-    /// compare-and-set is exit 1.
+    /// A store error, with the exit code its kind has: a store a user must fix (unreachable,
+    /// unknown run, bad address) is exit 2, a lost compare-and-set exit 1.
     pub fn from_store(e: StoreError) -> CliError {
-        match e {
-            StoreError::Backend { .. } | StoreError::Corrupt { .. } | StoreError::VersionConflict { .. } => {
-                CliError::other(e)
-            }
-            _ => CliError::invalid(e),
-        }
+        CliError { code: ErrorKind::of_store(&e).exit_code(), error: e.into(), printed: false }
     }
 }
 

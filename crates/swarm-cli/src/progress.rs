@@ -8,7 +8,7 @@ use std::time::Duration;
 use swarm_core::event::{Event, EventKind};
 use swarm_core::report::RunReport;
 use swarm_core::state::TaskState;
-use swarm_runner::paths::RunDir;
+use swarm_runner::util::RunDir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputMode {

@@ -65,8 +65,6 @@ impl Project {
         }
     }
 
-    /// Opens the store for reading (and for writes to what it holds): a store that does not
-    /// exist yet is an error (exit 2), never created.
     /// The run engine for this project on `store`.
     pub fn engine(&self, store: Arc<dyn Store>) -> Result<swarm_runner::Engine, CliError> {
         let registry = swarm_agents::Registry::from_config(&self.config).map_err(CliError::invalid)?;
@@ -81,6 +79,8 @@ impl Project {
         ))
     }
 
+    /// Opens the store for reading (and for writes to what it holds): a store that does not
+    /// exist yet is an error (exit 2), never created.
     pub fn open_store(&self) -> Result<Arc<dyn Store>, CliError> {
         swarm_store::open(&self.address, self.store_options(false)).map_err(CliError::from_store)
     }

@@ -6,7 +6,7 @@ use swarm_core::duration;
 use swarm_core::plan::Plan;
 use swarm_core::report::{RunRecord, RunReport};
 use swarm_core::state::RunState;
-use swarm_runner::process::owner_status;
+use swarm_runner::util::owner_status;
 
 fn secs(from: DateTime<Utc>, to: Option<DateTime<Utc>>) -> String {
     let ms = (to.unwrap_or_else(Utc::now) - from).num_milliseconds().max(0);

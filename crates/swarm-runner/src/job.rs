@@ -2,6 +2,7 @@
 //! executor that runs it today on this host can be a worker on another tomorrow; and the
 //! attempt's events, also serializable, which are all the executor ever says back.
 
+pub use crate::os::git::{Integration, MergeOutcome, Merged, Strategy};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -124,7 +125,7 @@ pub enum WorkspaceSpec {
         start: String,
         subdir: PathBuf,
         setup: Option<String>,
-        integration: crate::os::git::Integration,
+        integration: Integration,
     },
 }
 
@@ -239,7 +240,7 @@ pub struct Evidence {
     pub retry_after: Option<Duration>,
     /// A worktree task's work brought back into the integration branch (or the conflict).
     #[serde(default)]
-    pub merged: Option<crate::os::git::Merged>,
+    pub merged: Option<Merged>,
 }
 
 mod ms {

@@ -21,11 +21,12 @@ mod hierarchy;
 pub mod hooks;
 pub mod job;
 mod os;
+pub mod util;
 
-pub use dispatcher::{mirror, report_files};
 pub use engine::handle::{Canceller, RunHandle};
 pub use engine::integration::{CleanResult, MergeResult, TaskDiff};
-pub use engine::{CancelOutcome, Engine, EngineError, ResumeInfo, StartRequest};
-pub use executor::{agent_files, prompt, provider};
+pub use engine::{
+    CancelOutcome, Engine, EngineError, ErrorKind, Follow, Followed, ModelRow, ModelState, ResumeInfo,
+    SharedState, StartRequest, TaskLog,
+};
 pub use os::lease::LEASE_TTL;
-pub use os::{git, paths, process, reaper};

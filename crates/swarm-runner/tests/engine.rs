@@ -33,17 +33,20 @@ fn plan(dir: &Path, name: &str, text: &str) -> StartRequest {
 fn two_runs_in_one_process_one_cancelled_the_other_unharmed() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let _in = rt.enter();
     let engine = engine(dir.path());
     let mut slow = engine
-        .start(plan(
+        .start(
+            rt.handle(),
+            plan(
             dir.path(),
             "slow",
             "## wait: Sleeps\n- agent: exec\n- command: sleep 30\n\n## after: Never starts\n- agent: exec\n- depends: wait\n- command: true\n",
         ))
         .unwrap();
     let mut quick = engine
-        .start(plan(
+        .start(
+            rt.handle(),
+            plan(
             dir.path(),
             "quick",
             "## one: Quick\n- agent: exec\n- command: sleep 1; echo one\n\n## two: After one\n- agent: exec\n- depends: one\n- command: echo two\n",
@@ -89,7 +92,7 @@ fn two_runs_in_one_process_one_cancelled_the_other_unharmed() {
         .iter()
         .any(|e| matches!(&e.kind, EventKind::CancelRequested { source } if source == "test")));
     // What the store says matches: the engine's runs are ordinary runs.
-    let (_, stored) = engine.status(Some(&quick_id)).unwrap();
+    let (_, stored) = engine.record(Some(&quick_id)).unwrap();
     assert_eq!(stored.state, RunState::Succeeded);
     assert!(engine.run_dir(&quick_id).report_json().is_file());
     let _ = Duration::ZERO;
@@ -130,10 +133,10 @@ fn an_attempt_job_and_its_events_survive_a_trip_through_json() {
             start: "swarm/r".into(),
             subdir: "sub".into(),
             setup: Some("npm ci".into()),
-            integration: swarm_runner::git::Integration {
+            integration: swarm_runner::job::Integration {
                 branch: "swarm/r".into(),
                 worktree: "/repo/.swarm/worktrees/r/_integration".into(),
-                strategy: swarm_runner::git::Strategy::Squash,
+                strategy: swarm_runner::job::Strategy::Squash,
                 author: "swarm <swarm@localhost>".into(),
             },
         },

@@ -122,7 +122,7 @@ fn a_hanging_hook_is_killed_at_the_timeout_with_everything_it_started() {
     // Its other members (the shell's own `sleep`) were killed too; under load they may take a
     // moment to finish exiting.
     wait_until(Duration::from_secs(5), "nothing is left in the hook's process group", || {
-        !swarm_runner::process::group_alive(leader)
+        !swarm_runner::util::group_alive(leader)
     });
     assert_eq!(seen.lock().unwrap().len(), 1);
 }

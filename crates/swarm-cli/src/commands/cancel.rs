@@ -5,21 +5,12 @@ use crate::cli::CancelArgs;
 use crate::error::{CliError, CliResult};
 use crate::project::Project;
 use std::path::Path;
-use swarm_core::state::RunState;
-use swarm_runner::CancelOutcome;
 
 pub fn cancel(store: Option<&str>, config: Option<&Path>, args: CancelArgs) -> CliResult {
     let project = Project::discover(store, config)?;
     let engine = project.engine(project.open_store()?)?;
-    let (run_id, outcome) = engine.cancel(&args.run).map_err(CliError::from_engine)?;
-    let (state, how) = match &outcome {
-        CancelOutcome::AlreadyFinished(s) => (*s, "already finished".to_string()),
-        CancelOutcome::Stopped(s) => (*s, "stopped by its orchestrator".to_string()),
-        CancelOutcome::Requested(why) => (RunState::Running, format!("cancel requested; {why}")),
-        CancelOutcome::Closed => {
-            (RunState::Cancelled, "orchestrator was gone; leftover attempts stopped".to_string())
-        }
-    };
+    let (run_id, outcome) = engine.cancel(&args.run, "swarm cancel").map_err(CliError::from_engine)?;
+    let (state, how) = (outcome.state(), outcome.how());
     if args.json {
         println!("{}", serde_json::json!({ "run_id": run_id, "state": state, "how": how }));
     } else {

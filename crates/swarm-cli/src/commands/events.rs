@@ -7,19 +7,22 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 use swarm_core::event::{Event, EventKind};
-use swarm_core::state::RunState;
+use swarm_runner::Followed;
 
 pub fn events(store: Option<&str>, config: Option<&Path>, args: EventsArgs) -> CliResult {
     let project = Project::discover(store, config)?;
-    let store = project.open_store()?;
-    let run_id = store.resolve(args.run.as_deref()).map_err(CliError::from_store)?;
-    let mut after = 0;
+    let engine = project.engine(project.open_store()?)?;
+    let mut follow = engine.follow(args.run.as_deref(), 0).map_err(CliError::from_engine)?;
     let mut out = std::io::stdout().lock();
     loop {
-        let batch = store.events(&run_id, after, 1000).map_err(CliError::from_store)?;
-        let finished = batch.iter().any(|(_, e)| matches!(e.kind, EventKind::RunFinished { .. }));
+        // Without -f: what is stored now, then done.
+        let wait = if args.follow { Duration::from_secs(1) } else { Duration::ZERO };
+        let batch = match follow.next(wait).map_err(CliError::from_engine)? {
+            Followed::Events(batch) => batch,
+            Followed::Idle if args.follow => continue,
+            Followed::Idle | Followed::Ended => return Ok(0),
+        };
         for (seq, ev) in &batch {
-            after = *seq;
             let line = if args.json {
                 serde_json::to_string(ev).expect("events serialize")
             } else {
@@ -30,18 +33,6 @@ pub fn events(store: Option<&str>, config: Option<&Path>, args: EventsArgs) -> C
             }
         }
         let _ = out.flush();
-        if batch.len() == 1000 {
-            continue;
-        }
-        if !args.follow || finished {
-            return Ok(0);
-        }
-        let running =
-            store.run(&run_id).map_err(CliError::from_store)?.is_some_and(|r| r.state == RunState::Running);
-        if !running && store.events(&run_id, after, 1).map_err(CliError::from_store)?.is_empty() {
-            return Ok(0);
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

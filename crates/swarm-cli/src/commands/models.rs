@@ -5,11 +5,11 @@
 use crate::cli::ModelsArgs;
 use crate::error::{CliError, CliResult};
 use crate::project::Project;
-use chrono::{TimeZone, Utc};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::Path;
 use swarm_core::router::{defaults, Catalog};
-use swarm_store::{ModelStanding, StoreError};
+use swarm_runner::{Engine, ModelRow, ModelState};
+use swarm_store::StoreError;
 
 pub fn models(store: Option<&str>, config: Option<&Path>, args: ModelsArgs) -> CliResult {
     if args.defaults {
@@ -26,80 +26,67 @@ pub fn models(store: Option<&str>, config: Option<&Path>, args: ModelsArgs) -> C
         return Ok(0);
     }
     let ns = args.namespace.clone().unwrap_or_else(|| project.default_namespace());
-    let rows = rows(&project, Some(&ns))?;
+    let rows = match project.open_store() {
+        Ok(store) => project.engine(store)?.models(&ns).map_err(CliError::from_engine)?,
+        // Nothing recorded yet (no store here) is a hierarchy at rest, not an error.
+        Err(e) if matches!(e.error.downcast_ref::<StoreError>(), Some(StoreError::Missing { .. })) => {
+            Engine::idle_models(&project.config)
+        }
+        Err(e) => return Err(e),
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
+        let json: Vec<Value> = rows.iter().map(row_json).collect();
+        println!("{}", serde_json::to_string_pretty(&json).expect("rows serialize"));
         return Ok(0);
     }
     println!("namespace {ns}");
     println!("{:<5} {:<44} {:<34} {:<22} usage (minute / today)", "layer", "model", "state", "limits");
     for r in &rows {
-        let state = match r["state"].as_str() {
-            Some("ok") => "ok".to_string(),
-            Some(s) => format!(
-                "{s} until {} ({})",
-                r["until"].as_str().and_then(|u| u.get(11..19)).unwrap_or("?"),
-                r["reason"].as_str().unwrap_or("")
-            ),
-            None => String::new(),
-        };
-        let limit = |k: &str| r["limits"][k].as_u64().map(|v| format!("{k} {v}"));
-        let limits: Vec<String> = ["rpm", "rpd", "tpm"].iter().filter_map(|k| limit(k)).collect();
-        let limits = if limits.is_empty() { "-".to_string() } else { limits.join(", ") };
-        let paid = if r["paid"] == true { " (paid)" } else { "" };
-        let u = &r["usage"];
-        println!(
-            "{:<5} {:<44} {:<34} {:<22} {} req, {} tok / {} req",
-            r["layer"],
-            format!("{}{paid}", r["model"].as_str().unwrap_or("")),
-            state,
-            limits,
-            u["minute_requests"],
-            u["minute_tokens"],
-            u["day_requests"]
-        );
+        println!("{}", row_line(r));
     }
     Ok(0)
 }
 
-/// Every model of the project's hierarchy with its standing on the store (namespace `ns`, default
-/// the project's): what `swarm models --json` prints and the MCP `models` tool answers.
-pub fn rows(project: &Project, ns: Option<&str>) -> CliResult<Vec<serde_json::Value>> {
-    let catalog = Catalog::from_config(&project.config);
-    let ns = ns.map(String::from).unwrap_or_else(|| project.default_namespace());
-    let ids: Vec<String> = catalog.models.iter().map(|m| m.id.clone()).collect();
-    // Nothing recorded yet (no store here) is a hierarchy at rest, not an error.
-    let standings = match project.open_store() {
-        Ok(store) => store.model_standings(&ns, &ids).map_err(CliError::from_store)?,
-        Err(e) if matches!(e.error.downcast_ref::<StoreError>(), Some(StoreError::Missing { .. })) => {
-            ids.iter().map(|id| ModelStanding { model: id.clone(), ..Default::default() }).collect()
+/// One model as `swarm models --json` and the MCP `models` tool show it.
+pub fn row_json(r: &ModelRow) -> Value {
+    let (until, reason) = match &r.state {
+        ModelState::Ok => (None, None),
+        ModelState::Cooling { until, reason } | ModelState::Disabled { until, reason } => {
+            (Some(until), Some(reason))
         }
-        Err(e) => return Err(e),
     };
-    let now = standings
-        .first()
-        .map(|s| s.now_ms)
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| Utc::now().timestamp_millis() as u64);
-    let rows: Vec<serde_json::Value> = catalog
-        .models
+    json!({
+        "model": r.model, "layer": r.layer, "state": r.state.as_str(), "until": until, "reason": reason,
+        "paid": r.paid,
+        "limits": { "rpm": r.rpm, "rpd": r.rpd, "tpm": r.tpm, "context": r.context },
+        "usage": { "minute_requests": r.minute_requests, "minute_tokens": r.minute_tokens,
+                   "day_requests": r.day_requests, "day_tokens": r.day_tokens },
+    })
+}
+
+fn row_line(r: &ModelRow) -> String {
+    let state = match &r.state {
+        ModelState::Ok => "ok".to_string(),
+        ModelState::Cooling { until, reason } | ModelState::Disabled { until, reason } => {
+            format!("{} until {} ({reason})", r.state.as_str(), until.format("%H:%M:%S"))
+        }
+    };
+    let limits: Vec<String> = [("rpm", r.rpm.map(u64::from)), ("rpd", r.rpd.map(u64::from)), ("tpm", r.tpm)]
         .iter()
-        .zip(&standings)
-        .map(|(m, s)| {
-            let cooldown = s.cooldown.as_ref().filter(|c| c.lasts(now));
-            let state = cooldown.map_or("ok", |c| c.kind.as_str());
-            json!({
-                "model": m.id, "layer": m.layer, "state": state,
-                "until": cooldown.and_then(|c| Utc.timestamp_millis_opt(c.until_ms as i64).single()),
-                "reason": cooldown.map(|c| c.reason.clone()),
-                "paid": m.paid,
-                "limits": { "rpm": m.rpm, "rpd": m.rpd, "tpm": m.tpm, "context": m.context },
-                "usage": { "minute_requests": s.minute_requests, "minute_tokens": s.minute_tokens,
-                           "day_requests": s.day_requests, "day_tokens": s.day_tokens },
-            })
-        })
+        .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
         .collect();
-    Ok(rows)
+    let limits = if limits.is_empty() { "-".to_string() } else { limits.join(", ") };
+    let paid = if r.paid { " (paid)" } else { "" };
+    format!(
+        "{:<5} {:<44} {:<34} {:<22} {} req, {} tok / {} req",
+        r.layer,
+        format!("{}{paid}", r.model),
+        state,
+        limits,
+        r.minute_requests,
+        r.minute_tokens,
+        r.day_requests
+    )
 }
 
 fn print_defaults(json: bool) -> CliResult {

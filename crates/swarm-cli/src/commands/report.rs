@@ -145,7 +145,7 @@ pub fn report(args: ReportArgs) -> CliResult {
     if let Err(errors) = completion::parse(&text, Some(&task.run_id), Some(&task.task_id)) {
         return Err(CliError::invalid(anyhow!("the report would not be valid:\n  {}", errors.join("\n  "))));
     }
-    swarm_runner::mirror::write_atomic(&task.file, text.as_bytes())
+    swarm_runner::util::write_atomic(&task.file, text.as_bytes())
         .with_context(|| format!("cannot write the completion report `{}`", task.file.display()))
         .map_err(CliError::other)?;
     if args.json {

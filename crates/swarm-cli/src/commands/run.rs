@@ -12,7 +12,7 @@ use swarm_agents::Registry;
 use swarm_core::report::RunReport;
 use swarm_core::state::TaskState;
 use swarm_core::{Plan, Workdir};
-use swarm_runner::paths::RunDir;
+use swarm_runner::util::RunDir;
 use swarm_runner::{Canceller, RunHandle, StartRequest};
 
 fn output_mode(json: bool, no_progress: bool) -> OutputMode {
@@ -97,9 +97,6 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
     };
     // Checked before anything is created: bad input stores nothing.
     Registry::from_config(&project.config).map_err(CliError::invalid)?;
-    if args.concurrency == Some(0) {
-        return Err(CliError::invalid(anyhow!("--concurrency must be at least 1")));
-    }
     project.ensure_state_dir();
     let engine = project.engine(project.create_store()?)?;
     let mode = output_mode(args.json, args.no_progress);
@@ -111,8 +108,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         allow_paid: args.allow_paid,
         base: args.base.clone(),
     };
-    let _in_runtime = runtime.enter();
-    let handle = engine.start(request).map_err(CliError::from_engine)?;
+    let handle = engine.start(runtime.handle(), request).map_err(CliError::from_engine)?;
     if mode != OutputMode::Json {
         outln!("run {}", handle.run_id());
         say_where_work_goes(&engine, handle.run_id(), &plan, args.base.as_deref());
@@ -129,18 +125,18 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
 /// Where the run's worktree tasks start and their work goes (or, outside git, that AI tasks
 /// share the plan's directory), said once at the start.
 fn say_where_work_goes(engine: &swarm_runner::Engine, run_id: &str, plan: &Plan, base: Option<&str>) {
-    let Ok(Some(record)) = engine.store.run(run_id) else { return };
+    let Ok((record, _)) = engine.record(Some(run_id)) else { return };
     match &record.git {
         Some(g) => {
             let short = &g.base_commit[..g.base_commit.len().min(12)];
             errln!("base {short} ({}); work merges into {}", base.unwrap_or("HEAD"), g.integration_branch);
-            if swarm_runner::git::is_dirty(Path::new(&g.repo)) {
+            if swarm_runner::util::is_dirty(Path::new(&g.repo)) {
                 errln!("note: your checkout has uncommitted changes; they are not in the base, and the run leaves them alone");
             }
         }
         None => {
             let ai = plan.tasks.iter().any(|t| t.workdir(true) == Workdir::Worktree && t.workdir.is_none());
-            if ai && swarm_runner::git::repo_of(Path::new(&record.workdir)).is_none() {
+            if ai && swarm_runner::util::repo_of(Path::new(&record.workdir)).is_none() {
                 errln!("note: not in a git repository: AI tasks share the plan's directory, and nothing is merged");
             }
         }
@@ -242,8 +238,8 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
     let project = Project::discover(store, config)?;
     let engine = project.engine(project.open_store()?)?;
     let runtime = runtime();
-    let _in_runtime = runtime.enter();
-    let (handle, info) = engine.resume(&args.run, args.retry_failed).map_err(CliError::from_engine)?;
+    let (handle, info) =
+        engine.resume(runtime.handle(), &args.run, args.retry_failed).map_err(CliError::from_engine)?;
     let mode = output_mode(args.json, args.no_progress);
     if mode != OutputMode::Json {
         outln!("run {}", handle.run_id());
@@ -255,7 +251,7 @@ pub fn resume(store: Option<&str>, config: Option<&Path>, args: ResumeArgs) -> C
         );
     }
     let run_dir = engine.run_dir(handle.run_id());
-    let (record, _) = engine.status(Some(handle.run_id())).map_err(CliError::from_engine)?;
+    let (record, _) = engine.record(Some(handle.run_id())).map_err(CliError::from_engine)?;
     let report = runtime.block_on(follow(handle, progress::reporter(mode, info.total), &run_dir));
     if mode != OutputMode::Json {
         print_outputs(&record.spec, &report, Path::new(&record.workdir));

@@ -8,10 +8,10 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 use swarm_core::state_doc::{Actor, StateChange};
-use swarm_store::{Store, StoreError};
+use swarm_runner::{EngineError, SharedState};
+use swarm_store::StoreError;
 
 #[derive(Args, Debug)]
 #[command(
@@ -88,12 +88,17 @@ pub fn state(store: Option<&str>, config: Option<&Path>, args: StateArgs) -> Cli
         None => project.default_namespace(),
     };
     // `set` creates the store (state may be seeded before any run); nothing else does.
-    let store = || -> Result<Arc<dyn Store>, CliError> { project.open_store() };
+    let store = match &args.command {
+        StateCommand::Set { .. } => project.create_store()?,
+        _ => project.open_store()?,
+    };
+    let engine = project.engine(store)?;
+    let state = engine.shared_state(&ns, actor());
+    let failed = CliError::from_engine;
     match args.command {
         StateCommand::Get { key, json } => {
             check_key(&key)?;
-            let entry = store()?.state_get(&ns, &key).map_err(CliError::from_store)?;
-            let Some(entry) = entry else {
+            let Some(entry) = state.get(&key).map_err(failed)? else {
                 return Err(CliError::other(anyhow!("no key `{key}` in namespace `{ns}`")));
             };
             if json {
@@ -101,52 +106,45 @@ pub fn state(store: Option<&str>, config: Option<&Path>, args: StateArgs) -> Cli
             } else {
                 println!("{}", serde_json::to_string_pretty(&entry.value).expect("JSON values serialize"));
             }
-            Ok(0)
         }
         StateCommand::Set { key, value, if_version, json } => {
             check_key(&key)?;
             let value = serde_json::from_str(&value).unwrap_or(Value::String(value));
-            let entry = project
-                .create_store()?
-                .state_set(&ns, &key, &value, if_version, Some(&actor()))
-                .map_err(CliError::from_store)?;
+            let entry = state.set(&key, &value, if_version).map_err(failed)?;
             if json {
                 println!("{}", to_json(&entry));
             } else {
                 println!("{key}: version {}", entry.version);
             }
-            Ok(0)
         }
         StateCommand::Delete { key, if_version, json } => {
             check_key(&key)?;
-            let existed =
-                store()?.state_delete(&ns, &key, if_version, Some(&actor())).map_err(CliError::from_store)?;
+            let existed = state.delete(&key, if_version).map_err(failed)?;
             if json {
                 println!("{}", json!({ "namespace": ns, "key": key, "deleted": existed }));
-            } else if existed {
-                println!("{key}: deleted");
             } else {
-                println!("{key}: no such key");
+                println!("{key}: {}", if existed { "deleted" } else { "no such key" });
             }
-            Ok(0)
         }
-        StateCommand::List { prefix, json } => {
-            let entries =
-                store()?.state_list(&ns, prefix.as_deref().unwrap_or("")).map_err(CliError::from_store)?;
-            if json {
-                println!("{}", to_json(&entries));
-            } else {
-                let width = entries.iter().map(|e| e.key.chars().count()).max().unwrap_or(0).min(40);
-                for e in &entries {
-                    println!("{:<width$}  v{:<4} {}", e.key, e.version, short(&e.value));
-                }
-            }
-            Ok(0)
-        }
+        StateCommand::List { prefix, json } => list(&state, prefix.as_deref().unwrap_or(""), json)?,
         StateCommand::Watch { prefix, json, from_start } => {
-            watch(&*store()?, &ns, prefix.as_deref().unwrap_or(""), json, from_start)
+            return watch(&state, prefix.as_deref().unwrap_or(""), json, from_start)
         }
     }
+    Ok(0)
+}
+
+fn list(state: &SharedState<'_>, prefix: &str, json: bool) -> CliResult<()> {
+    let entries = state.list(prefix).map_err(CliError::from_engine)?;
+    if json {
+        println!("{}", to_json(&entries));
+    } else {
+        let width = entries.iter().map(|e| e.key.chars().count()).max().unwrap_or(0).min(40);
+        for e in &entries {
+            println!("{:<width$}  v{:<4} {}", e.key, e.version, short(&e.value));
+        }
+    }
+    Ok(())
 }
 
 fn check_key(key: &str) -> Result<(), CliError> {
@@ -163,20 +161,20 @@ pub(crate) fn actor() -> Actor {
         run_id: var("SWARM_RUN_ID"),
         task_id: var("SWARM_TASK_ID"),
         attempt: var("SWARM_ATTEMPT").and_then(|a| a.parse().ok()),
-        host: Some(swarm_runner::process::hostname()),
+        host: Some(swarm_runner::util::hostname()),
         pid: Some(std::process::id()),
     }
 }
 
-fn watch(store: &dyn Store, ns: &str, prefix: &str, json: bool, from_start: bool) -> CliResult {
-    let mut after = if from_start { 0 } else { store.state_last_seq(ns).map_err(CliError::from_store)? };
+fn watch(state: &SharedState<'_>, prefix: &str, json: bool, from_start: bool) -> CliResult {
+    let mut after = if from_start { 0 } else { state.last_seq().map_err(CliError::from_engine)? };
     let mut out = std::io::stdout().lock();
     let mut outage = false;
     loop {
-        let batch = match store.state_changes(ns, after, 1000) {
+        let batch = match state.changes(after, 1000) {
             Ok(batch) => batch,
             // A long-lived watcher rides out a store restart instead of exiting.
-            Err(e @ StoreError::Unreachable { .. }) => {
+            Err(e @ EngineError::Store(StoreError::Unreachable { .. })) => {
                 if !outage {
                     eprintln!("warning: {e}; retrying");
                     outage = true;
@@ -184,7 +182,7 @@ fn watch(store: &dyn Store, ns: &str, prefix: &str, json: bool, from_start: bool
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             }
-            Err(e) => return Err(CliError::from_store(e)),
+            Err(e) => return Err(CliError::from_engine(e)),
         };
         outage = false;
         if let Some(first) = batch.first().filter(|c| after > 0 && c.seq > after + 1) {

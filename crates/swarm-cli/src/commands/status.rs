@@ -1,21 +1,14 @@
-//! `swarm status` and `swarm runs`: read-only views of the store, safe while a run is live.
+//! `swarm status` and `swarm runs`: read-only views of runs, safe while a run is live.
 
 use crate::cli::{RunsArgs, StatusArgs};
 use crate::error::{CliError, CliResult};
 use crate::project::Project;
 use std::path::Path;
-use swarm_core::report::RunReport;
 
 pub fn status(store: Option<&str>, config: Option<&Path>, args: StatusArgs) -> CliResult {
     let project = Project::discover(store, config)?;
-    let store = project.open_store()?;
-    let run_id = store.resolve(args.run.as_deref()).map_err(CliError::from_store)?;
-    let record = store
-        .run(&run_id)
-        .map_err(CliError::from_store)?
-        .ok_or_else(|| CliError::invalid(anyhow::anyhow!("no run `{run_id}`")))?;
-    let tasks = store.tasks(&run_id).map_err(CliError::from_store)?;
-    let report = RunReport::build(&record, tasks);
+    let engine = project.engine(project.open_store()?)?;
+    let (record, report) = engine.record(args.run.as_deref()).map_err(CliError::from_engine)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
     } else {
@@ -26,8 +19,8 @@ pub fn status(store: Option<&str>, config: Option<&Path>, args: StatusArgs) -> C
 
 pub fn runs(store: Option<&str>, config: Option<&Path>, args: RunsArgs) -> CliResult {
     let project = Project::discover(store, config)?;
-    let store = project.open_store()?;
-    let runs = store.runs(args.limit).map_err(CliError::from_store)?;
+    let engine = project.engine(project.open_store()?)?;
+    let runs = engine.runs(args.limit).map_err(CliError::from_engine)?;
     if args.json {
         let rows: Vec<_> = runs
             .iter()

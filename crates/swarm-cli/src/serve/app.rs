@@ -1,49 +1,38 @@
-//! What the orchestrator's faces (MCP tools, JSON API, dashboard) can do, once: every operation
-//! goes through the one engine; runs started here are ordinary runs (`swarm status` sees them,
-//! `swarm resume` continues them after this server is gone).
+//! What the orchestrator's faces (MCP tools, JSON API, dashboard) can do, once: input parsed
+//! (a plan given as a file or inline), the engine asked, its answers put in the faces' shapes.
+//! Runs started here are ordinary runs (`swarm status` sees them, `swarm resume` continues them
+//! after this server is gone).
 
 use crate::project::Project;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use swarm_core::plan::{Plan, PlanContext};
 use swarm_core::report::RunReport;
-use swarm_core::state::RunState;
-use swarm_runner::{CancelOutcome, Canceller, Engine, StartRequest};
-use swarm_store::{Store, StoreError};
+use swarm_runner::{Engine, EngineError, ErrorKind, StartRequest};
 
-/// An operation's failure, said in a sentence: invalid input, or something that went wrong.
+/// An operation's failure: its kind (how faces answer it) and a sentence.
 #[derive(Debug, Clone)]
 pub struct OpError {
-    pub invalid: bool,
+    pub kind: ErrorKind,
     pub message: String,
 }
 
 impl OpError {
     pub fn invalid(message: impl Into<String>) -> OpError {
-        OpError { invalid: true, message: message.into() }
+        OpError { kind: ErrorKind::Invalid, message: message.into() }
     }
+
     pub fn failed(message: impl Into<String>) -> OpError {
-        OpError { invalid: false, message: message.into() }
+        OpError { kind: ErrorKind::Failed { unavailable: false }, message: message.into() }
     }
 }
 
-impl From<StoreError> for OpError {
-    fn from(e: StoreError) -> OpError {
-        let invalid = !matches!(e, StoreError::Backend { .. } | StoreError::Corrupt { .. });
-        OpError { invalid, message: e.to_string() }
-    }
-}
-
-impl From<swarm_runner::EngineError> for OpError {
-    fn from(e: swarm_runner::EngineError) -> OpError {
-        match e {
-            swarm_runner::EngineError::Store(e) => e.into(),
-            e => OpError::invalid(e.to_string()),
-        }
+impl From<EngineError> for OpError {
+    fn from(e: EngineError) -> OpError {
+        OpError { kind: e.kind(), message: e.to_string() }
     }
 }
 
@@ -110,32 +99,29 @@ pub struct TaskLogs {
     pub truncated: bool,
 }
 
+/// `run_cancel`'s answer.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Cancelled {
+    pub run_id: String,
+    /// The run's state after the cancel (`cancelled`, or how it had already ended).
+    pub state: String,
+    pub how: String,
+}
+
 /// The longest a status call waits: MCP clients cut calls off at 60 s.
 pub const MAX_WAIT: Duration = Duration::from_secs(50);
 
 pub struct App {
     pub project: Project,
-    pub engine: Arc<Engine>,
-    /// Runs this process drives: their cancellers.
-    live: Mutex<HashMap<String, Canceller>>,
-    /// Their ends, awaited on shutdown.
+    pub engine: Engine,
+    /// The ends of the runs started here, awaited on shutdown.
     waiters: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     runtime: tokio::runtime::Handle,
 }
 
 impl App {
     pub fn new(project: Project, engine: Engine, runtime: tokio::runtime::Handle) -> Arc<App> {
-        Arc::new(App {
-            project,
-            engine: Arc::new(engine),
-            live: Mutex::new(HashMap::new()),
-            waiters: Mutex::new(Vec::new()),
-            runtime,
-        })
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.engine.store
+        Arc::new(App { project, engine, waiters: Mutex::new(Vec::new()), runtime })
     }
 
     fn plan_context(&self, file: &Path) -> PlanContext {
@@ -196,104 +182,37 @@ impl App {
 
     /// Starts a run in this process and returns its id at once; the run goes on in the
     /// background.
-    pub fn run_start(self: &Arc<Self>, input: &PlanInput, concurrency: Option<usize>) -> OpResult<String> {
+    pub fn run_start(&self, input: &PlanInput, concurrency: Option<usize>) -> OpResult<String> {
         let (plan, plan_file) = match self.load_plan(input)? {
             Ok(p) => p,
             Err(check) => {
                 return Err(OpError::invalid(format!("the plan is invalid:\n{}", check.errors.join("\n"))))
             }
         };
-        swarm_agents::Registry::from_config(&self.project.config)
-            .map_err(|e| OpError::invalid(e.to_string()))?;
-        if concurrency == Some(0) {
-            return Err(OpError::invalid("concurrency must be at least 1"));
-        }
         let request =
             StartRequest { plan, plan_file, concurrency, fail_fast: false, allow_paid: false, base: None };
-        let _in_runtime = self.runtime.enter();
-        let handle = self.engine.start(request)?;
+        let handle = self.engine.start(&self.runtime, request)?;
         let run_id = handle.run_id().to_string();
-        self.live.lock().expect("live runs").insert(run_id.clone(), handle.canceller());
-        let (app, id) = (self.clone(), run_id.clone());
         let waiter = self.runtime.spawn(async move {
             handle.wait().await;
-            app.live.lock().expect("live runs").remove(&id);
         });
         self.waiters.lock().expect("waiters").push(waiter);
         Ok(run_id)
     }
 
-    /// The run's report (report.json's shape), as the store has it now.
-    pub fn report(&self, run: Option<&str>) -> OpResult<RunReport> {
-        let store = self.store();
-        let run_id = store.resolve(run)?;
-        let record = store.run(&run_id)?.ok_or_else(|| OpError::invalid(format!("no run `{run_id}`")))?;
-        let tasks = store.tasks(&run_id)?;
-        Ok(RunReport::build(&record, tasks))
-    }
-
     /// The run's report once it changes (a task's or the run's state) or ends, or after
-    /// `wait` (at most [`MAX_WAIT`]); at once without a wait. `progress` hears of each change.
+    /// `wait` (at most [`MAX_WAIT`]); at once without a wait.
     pub fn run_status(&self, run: Option<&str>, wait: Duration) -> OpResult<RunReport> {
-        let first = self.report(run)?;
-        let deadline = Instant::now() + wait.min(MAX_WAIT);
-        if first.state != RunState::Running || wait.is_zero() {
-            return Ok(first);
-        }
-        let print = |r: &RunReport| -> Vec<(String, String)> {
-            r.tasks.iter().map(|t| (t.id.clone(), t.state.to_string())).collect()
-        };
-        let before = print(&first);
-        loop {
-            std::thread::sleep(Duration::from_millis(200));
-            let now = self.report(Some(&first.run_id))?;
-            if now.state != RunState::Running || print(&now) != before || Instant::now() >= deadline {
-                return Ok(now);
-            }
-        }
+        Ok(self.engine.wait_change(run, wait.min(MAX_WAIT))?)
     }
 
-    pub fn run_cancel(&self, run: &str) -> OpResult<Value> {
-        let run_id = self.store().resolve(Some(run))?;
-        let live = self.live.lock().expect("live runs").get(&run_id).cloned();
-        let Some(canceller) = live else {
-            // Driven by another process (or by none): through the store, as `swarm cancel`.
-            let (run_id, outcome) = self.engine.cancel(&run_id)?;
-            let (state, how) = match outcome {
-                CancelOutcome::AlreadyFinished(s) => (s, "already finished".to_string()),
-                CancelOutcome::Stopped(s) => (s, "stopped by its orchestrator".to_string()),
-                CancelOutcome::Requested(why) => (RunState::Running, format!("cancel requested; {why}")),
-                CancelOutcome::Closed => {
-                    (RunState::Cancelled, "orchestrator was gone; leftovers stopped".to_string())
-                }
-            };
-            return Ok(serde_json::json!({ "run_id": run_id, "state": state.to_string(), "how": how }));
-        };
-        // Driven here: stop it and wait (the grace period, and some) for it to end.
-        canceller.cancel("swarm serve");
-        let deadline = Instant::now() + self.engine.config.grace() + Duration::from_secs(15);
-        loop {
-            let state = self.store().run(&run_id)?.map(|r| r.state).unwrap_or(RunState::Cancelled);
-            if state != RunState::Running {
-                return Ok(
-                    serde_json::json!({ "run_id": run_id, "state": state.to_string(), "how": "stopped by this server" }),
-                );
-            }
-            if Instant::now() >= deadline {
-                return Ok(
-                    serde_json::json!({ "run_id": run_id, "state": "running", "how": "cancel requested; still stopping" }),
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    pub fn run_cancel(&self, run: &str) -> OpResult<Cancelled> {
+        let (run_id, outcome) = self.engine.cancel(run, "swarm serve")?;
+        Ok(Cancelled { run_id, state: outcome.state().to_string(), how: outcome.how() })
     }
 
     pub fn runs_list(&self, limit: usize) -> OpResult<Vec<RunRow>> {
-        let runs = match self.store().runs(limit) {
-            Ok(r) => r,
-            Err(StoreError::Missing { .. }) => vec![],
-            Err(e) => return Err(e.into()),
-        };
+        let runs = self.engine.runs(limit)?;
         Ok(runs
             .iter()
             .map(|r| RunRow {
@@ -309,25 +228,17 @@ impl App {
     }
 
     pub fn task_logs(&self, run: &str, task: &str, tail: usize) -> OpResult<TaskLogs> {
-        let store = self.store();
-        let run_id = store.resolve(Some(run))?;
-        let tasks = store.tasks(&run_id)?;
-        let t = tasks.iter().find(|t| t.id == task).ok_or_else(|| {
-            let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
-            OpError::invalid(format!("run {run_id} has no task `{task}` (tasks: {})", ids.join(", ")))
-        })?;
-        let last = t.attempts.last();
-        let text = last.and_then(|a| a.log.as_ref()).and_then(|p| std::fs::read(p).ok()).unwrap_or_default();
+        let log = self.engine.task_log(run, task, None)?;
+        let text = log.path.as_ref().and_then(|p| std::fs::read(p).ok()).unwrap_or_default();
         let text = String::from_utf8_lossy(&text);
         let lines: Vec<&str> = text.lines().collect();
-        let tail = tail.clamp(1, 5000);
-        let from = lines.len().saturating_sub(tail);
+        let from = lines.len().saturating_sub(tail.clamp(1, 5000));
         Ok(TaskLogs {
-            run_id: run_id.clone(),
-            task_id: task.to_string(),
-            attempt: last.map(|a| a.n).unwrap_or(0),
-            state: t.state.to_string(),
-            completion: last.and_then(|a| a.completion.as_ref()).and_then(|c| serde_json::to_value(c).ok()),
+            run_id: log.run_id,
+            task_id: log.task_id,
+            attempt: log.attempt,
+            state: log.task_state.to_string(),
+            completion: log.completion.as_ref().and_then(|c| serde_json::to_value(c).ok()),
             log: lines[from..].join("\n"),
             truncated: from > 0,
         })
@@ -336,9 +247,8 @@ impl App {
     /// The server is going away: its live runs are cancelled gracefully (a cancelled run can
     /// be continued with `swarm resume`) and awaited.
     pub async fn shutdown(&self) {
-        for (run_id, c) in self.live.lock().expect("live runs").iter() {
+        for run_id in self.engine.cancel_live("server shutdown") {
             eprintln!("swarm: cancelling run {run_id} (the server is stopping; `swarm resume {run_id}` continues it)");
-            c.cancel("server shutdown");
         }
         let waiters: Vec<_> = std::mem::take(&mut *self.waiters.lock().expect("waiters"));
         for w in waiters {

@@ -20,7 +20,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use swarm_core::state::RunState;
+use swarm_runner::Followed;
 
 /// Who may talk to the server.
 #[derive(Clone)]
@@ -93,12 +93,7 @@ async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
 }
 
 fn op_error(e: OpError) -> Response {
-    let status = if e.invalid { StatusCode::BAD_REQUEST } else { StatusCode::INTERNAL_SERVER_ERROR };
-    let status = if e.message.starts_with("no run") || e.message.contains("no such run") {
-        StatusCode::NOT_FOUND
-    } else {
-        status
-    };
+    let status = StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(json!({ "error": e.message }))).into_response()
 }
 
@@ -214,44 +209,38 @@ async fn run_events(State(s): State<Shared>, Path(run): Path<String>, headers: H
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     let app = s.app.clone();
-    let resolved = off_loop(&app, move |app| {
-        let id = app.store().resolve(Some(&run))?;
-        app.store().run(&id)?.ok_or_else(|| OpError::invalid(format!("no run `{id}`")))?;
-        Ok(id)
-    })
-    .await;
-    let run_id = match resolved {
-        Ok(id) => id,
+    let follow = off_loop(&app, move |app| Ok(app.engine.follow(Some(&run), after)?)).await;
+    let mut follow = match follow {
+        Ok(f) => f,
         Err(e) => return op_error(e),
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
     tokio::spawn(async move {
-        let mut after = after;
         loop {
-            let id = run_id.clone();
-            let polled = off_loop(&app, move |app| {
-                let events = app.store().events(&id, after, 500)?;
-                let ended = app.store().run(&id)?.is_none_or(|r| r.state != RunState::Running);
-                Ok((events, ended))
+            // The engine waits up to a second for events, off the async threads; between waits
+            // the client's leaving is noticed.
+            let next = tokio::task::spawn_blocking(move || {
+                let r = follow.next(Duration::from_secs(1));
+                (follow, r)
             })
             .await;
-            let Ok((events, ended)) = polled else { break };
-            let empty = events.is_empty();
+            let Ok((back, Ok(next))) = next else { break };
+            follow = back;
+            let events = match next {
+                Followed::Events(events) => events,
+                Followed::Idle if tx.is_closed() => break,
+                Followed::Idle => continue,
+                Followed::Ended => {
+                    let end = json!({ "run_id": follow.run_id });
+                    let _ = tx.send(Ok(SseEvent::default().event("end").data(end.to_string()))).await;
+                    break;
+                }
+            };
             for (seq, ev) in events {
-                after = seq;
                 let data = serde_json::to_string(&ev).unwrap_or_default();
                 if tx.send(Ok(SseEvent::default().id(seq.to_string()).data(data))).await.is_err() {
                     return;
                 }
-            }
-            if ended && empty {
-                let _ = tx
-                    .send(Ok(SseEvent::default().event("end").data(json!({ "run_id": run_id }).to_string())))
-                    .await;
-                break;
-            }
-            if empty {
-                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
     });

@@ -2,7 +2,8 @@
 //! Cursor …) drives swarm with, over stdio (`swarm mcp`) or streamable HTTP (`/mcp` of
 //! `swarm serve`). Every call answers within 50 s; a run goes on in the server's engine.
 
-use super::app::{App, OpError, PlanCheck, PlanInput, RunRow, TaskLogs, MAX_WAIT};
+use super::app::{App, Cancelled, OpError, PlanCheck, PlanInput, RunRow, TaskLogs, MAX_WAIT};
+use crate::commands::state::actor;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::{Implementation, ProgressNotificationParam, ServerCapabilities, ServerConfig};
@@ -55,14 +56,6 @@ pub struct RunStatusArgs {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct RunIdArgs {
     pub run_id: String,
-}
-
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct Cancelled {
-    pub run_id: String,
-    /// The run's state after the cancel (`cancelled`, or how it had already ended).
-    pub state: String,
-    pub how: String,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
@@ -189,13 +182,7 @@ impl SwarmMcp {
         description = "Cancel a run: its agents are stopped (SIGTERM, then SIGKILL after the grace period), nothing new starts."
     )]
     async fn run_cancel(&self, Parameters(args): Parameters<RunIdArgs>) -> Result<Json<Cancelled>, String> {
-        blocking(&self.app, move |app| app.run_cancel(&args.run_id)).await.map(|v| {
-            Json(Cancelled {
-                run_id: v["run_id"].as_str().unwrap_or_default().into(),
-                state: v["state"].as_str().unwrap_or_default().into(),
-                how: v["how"].as_str().unwrap_or_default().into(),
-            })
-        })
+        blocking(&self.app, move |app| app.run_cancel(&args.run_id)).await.map(Json)
     }
 
     #[tool(description = "List the project's runs, newest first (id, plan, state, times, task count).")]
@@ -217,7 +204,7 @@ impl SwarmMcp {
     )]
     async fn state_get(&self, Parameters(args): Parameters<KeyArgs>) -> Result<Json<StateEntryOut>, String> {
         blocking(&self.app, move |app| {
-            let e = app.store().state_get(&app.namespace(), &args.key)?;
+            let e = app.engine.shared_state(&app.namespace(), actor()).get(&args.key)?;
             Ok(match e {
                 Some(e) => e.into(),
                 None => StateEntryOut { key: args.key, value: None, version: 0 },
@@ -235,15 +222,8 @@ impl SwarmMcp {
         Parameters(args): Parameters<StateSetArgs>,
     ) -> Result<Json<StateEntryOut>, String> {
         blocking(&self.app, move |app| {
-            let actor = crate::commands::state::actor();
-            let e = app.store().state_set(
-                &app.namespace(),
-                &args.key,
-                &args.value,
-                args.if_version,
-                Some(&actor),
-            )?;
-            Ok(e.into())
+            let state = app.engine.shared_state(&app.namespace(), actor());
+            Ok(state.set(&args.key, &args.value, args.if_version)?.into())
         })
         .await
         .map(Json)
@@ -257,7 +237,8 @@ impl SwarmMcp {
         Parameters(args): Parameters<StateListArgs>,
     ) -> Result<Json<StateEntries>, String> {
         blocking(&self.app, move |app| {
-            let entries = app.store().state_list(&app.namespace(), args.prefix.as_deref().unwrap_or(""))?;
+            let state = app.engine.shared_state(&app.namespace(), actor());
+            let entries = state.list(args.prefix.as_deref().unwrap_or(""))?;
             Ok(StateEntries { entries: entries.into_iter().map(StateEntryOut::from).collect() })
         })
         .await
@@ -268,12 +249,9 @@ impl SwarmMcp {
         description = "The model hierarchy as every swarm process on the store sees it: each model's layer, state (ok, cooling until when and why, disabled), limits and usage."
     )]
     async fn models(&self, Parameters(_): Parameters<Empty>) -> Result<Json<Models>, String> {
-        blocking(&self.app, |app| {
-            crate::commands::models::rows(&app.project, None)
-                .map_err(|e| OpError::failed(e.error.to_string()))
-        })
-        .await
-        .map(|models| Json(Models { models }))
+        blocking(&self.app, |app| Ok(app.engine.models(&app.namespace())?))
+            .await
+            .map(|rows| Json(Models { models: rows.iter().map(crate::commands::models::row_json).collect() }))
     }
 }
 

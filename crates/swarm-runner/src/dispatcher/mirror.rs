@@ -42,11 +42,13 @@ impl Mirror {
     }
 
     /// A mirror that writes nothing.
+    #[cfg(test)]
     pub fn off() -> Mirror {
         Mirror { root: None, trusted: PathBuf::new() }
     }
 
     /// The mirror directory, when mirroring is on.
+    #[cfg(test)]
     pub fn root(&self) -> Option<&Path> {
         self.root.as_deref()
     }

@@ -38,6 +38,11 @@ impl Canceller {
     pub fn kill(&self) {
         let _ = self.tx.send(Control::Kill);
     }
+
+    /// Whether its run is over (its dispatcher is gone).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
 }
 
 /// Fans the run's public events out to every subscriber, in order; a subscriber that went
@@ -101,6 +106,10 @@ impl RunHandle {
     /// The run's events from now on.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Arc<Event>> {
         self.bus.subscribe()
+    }
+
+    pub(crate) fn bus(&self) -> EventBus {
+        self.bus.clone()
     }
 
     /// Waits for the run to end; its final report.

@@ -74,6 +74,7 @@ impl Engine {
         let repo = Path::new(&g.repo);
         let fmt = if stat { "--stat" } else { "--patch" };
         let invalid = |e: String| EngineError::Invalid(e);
+        let git_failed = |source| EngineError::Git { what: format!("run {run_id}, task {task}"), source };
         let mut out = TaskDiff {
             run_id: run_id.clone(),
             task: task.to_string(),
@@ -85,7 +86,7 @@ impl Engine {
             untracked: vec![],
         };
         if let (Some(start), Some(commit)) = (&doc.start_commit, &doc.commit) {
-            out.diff = git::git_ok_raw(repo, &["diff", fmt, start, commit]).map_err(invalid)?;
+            out.diff = git::git_ok_raw(repo, &["diff", fmt, start, commit]).map_err(git_failed)?;
             return Ok(out);
         }
         // Not brought back (yet): its worktree, as it stands, against where it started.
@@ -99,7 +100,7 @@ impl Engine {
             .unwrap_or_else(|_| g.base_commit.clone());
         out.start_commit = Some(start.clone());
         out.branch = Some(git::task_branch(&g.integration_branch, task));
-        out.diff = git::git_ok_raw(&tree, &["diff", fmt, &start]).map_err(invalid)?;
+        out.diff = git::git_ok_raw(&tree, &["diff", fmt, &start]).map_err(git_failed)?;
         out.files_changed = git::git_ok(&tree, &["diff", "--name-only", &start], git::DEFAULT_AUTHOR)
             .map(|s| s.lines().map(String::from).collect())
             .unwrap_or_default();
@@ -152,7 +153,8 @@ impl Engine {
             Some(t) => (t.clone(), false),
             None => {
                 let t = self.run_dir(&record.run_id).worktrees().join("_merge");
-                git::fresh_worktree(&repo, &t, &into, None).map_err(invalid)?;
+                git::fresh_worktree(&repo, &t, &into, None)
+                    .map_err(|source| EngineError::Git { what: format!("a worktree for {into}"), source })?;
                 (t, true)
             }
         };
@@ -161,7 +163,7 @@ impl Engine {
         if temporary {
             git::remove_worktree(&repo, &tree);
         }
-        let m = result.map_err(invalid)?;
+        let m = result.map_err(|source| EngineError::Git { what: format!("merging into {into}"), source })?;
         Ok(MergeResult {
             run_id: record.run_id,
             integration_branch: g.integration_branch,

@@ -3,8 +3,16 @@
 //! are decided here. Nothing here prints or installs a signal handler: a face turns its signals
 //! into [`Canceller`](crate::Canceller) calls and subscribes to the public events.
 
+mod cancel;
+mod error;
 pub(crate) mod handle;
 pub(crate) mod integration;
+mod live;
+mod queries;
+
+pub use cancel::CancelOutcome;
+pub use error::{EngineError, ErrorKind};
+pub use queries::{Follow, Followed, ModelRow, ModelState, SharedState, TaskLog};
 
 use crate::dispatcher::{self, RunSetup};
 use crate::engine::handle::RunHandle;
@@ -14,51 +22,36 @@ use crate::hierarchy::Hierarchy;
 use crate::os::git;
 use crate::os::lease::{lease_holder_dead, lease_token, LEASE_TTL};
 use crate::os::paths::RunDir;
-use crate::os::process::{hostname, owner_status};
+use crate::os::process::owner_status;
 use crate::os::reaper::{self, Marker, Scope};
 use chrono::Utc;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use swarm_agents::Registry;
 use swarm_core::config::Config;
-use swarm_core::event::{Event, EventKind};
 use swarm_core::plan::Plan;
 use swarm_core::plan::Workdir;
-use swarm_core::report::{RunGit, RunRecord, RunReport, TaskReport};
+use swarm_core::report::{RunGit, RunRecord, TaskReport};
 use swarm_core::scheduler::Restored;
 use swarm_core::state::{Reason, RunState, TaskState};
-use swarm_store::{Batch, Store, StoreError};
+use swarm_store::{Store, StoreError};
 
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// Bad input: the contract's exit code 2.
-    #[error("{0}")]
-    Invalid(String),
-    #[error("run {run_id} is still driven by swarm (pid {pid} on {host}); cancel it or wait for it to end")]
-    StillDriven { run_id: String, pid: u32, host: String },
-    #[error(
-        "run {run_id} was taken over by another swarm process (lease {holder}) while this one was \
-         getting ready to resume it; nothing was changed"
-    )]
-    TakenOver { run_id: String, holder: String },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Everything the engine works with: one project's store, config and agents.
+/// Everything the engine works with: one project's store, config and agents, and the runs this
+/// process drives.
 pub struct Engine {
-    pub store: Arc<dyn Store>,
-    pub config: Config,
+    store: Arc<dyn Store>,
+    config: Config,
     /// The project's root (git root or current directory): hooks run and the mirror lives there.
-    pub project_root: PathBuf,
+    project_root: PathBuf,
     /// The project's `.swarm` directory: per-run files live under `runs/`.
-    pub state_dir: PathBuf,
+    state_dir: PathBuf,
     /// The store address agents get as `SWARM_STORE` (any secret masked).
-    pub store_env: String,
+    store_env: String,
     executors: Arc<ExecutorContext>,
     /// The model gateway, started with the first run that needs it.
     gateway: std::sync::Mutex<Option<Arc<Gateway>>>,
+    live: live::LiveRuns,
 }
 
 /// What to start.
@@ -84,18 +77,6 @@ pub struct ResumeInfo {
     pub reaped: usize,
 }
 
-/// What `cancel` did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CancelOutcome {
-    AlreadyFinished(RunState),
-    /// Its orchestrator stopped it.
-    Stopped(RunState),
-    /// Asked; the orchestrator is still winding down (or another one took the run over).
-    Requested(String),
-    /// Nobody drove it: its leftovers were stopped and the cancel recorded here.
-    Closed,
-}
-
 impl Engine {
     /// `store_secret`: what the address agents get has masked, given to them separately.
     pub fn new(
@@ -109,19 +90,36 @@ impl Engine {
     ) -> Engine {
         let hierarchy = Hierarchy::of(store.clone(), &config);
         let executors = Arc::new(ExecutorContext::new(registry, store_secret, hierarchy));
-        Engine { store, config, project_root, state_dir, store_env, executors, gateway: Default::default() }
+        let (gateway, live) = Default::default();
+        Engine { store, config, project_root, state_dir, store_env, executors, gateway, live }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Cancels every run this process drives (`source` says why); their ids.
+    pub fn cancel_live(&self, source: &str) -> Vec<String> {
+        let ids = self.live.ids();
+        for id in &ids {
+            if let Some(c) = self.live.canceller(id) {
+                c.cancel(source);
+            }
+        }
+        ids
     }
 
     pub fn run_dir(&self, run_id: &str) -> RunDir {
         RunDir::new(&self.state_dir, run_id)
     }
 
-    /// Records a new run of `req.plan`, takes its lease and starts it (on the current tokio
-    /// runtime). The run goes on whether or not the handle is waited on.
-    pub fn start(&self, req: StartRequest) -> Result<RunHandle, EngineError> {
+    /// Records a new run of `req.plan`, takes its lease and starts it on runtime `rt`. The run
+    /// goes on whether or not the handle is waited on.
+    pub fn start(&self, rt: &tokio::runtime::Handle, req: StartRequest) -> Result<RunHandle, EngineError> {
         if req.concurrency == Some(0) {
-            return Err(EngineError::Invalid("--concurrency must be at least 1".into()));
+            return Err(EngineError::Invalid("concurrency must be at least 1".into()));
         }
+        let _on_rt = rt.enter();
         let plan = req.plan;
         let concurrency = req
             .concurrency
@@ -161,9 +159,15 @@ impl Engine {
     /// touching anything (of two resumes at once, one gets it, the other changes nothing), stops
     /// what it left running here, and runs what is not done (failed tasks too with
     /// `retry_failed`). Succeeded tasks never run again.
-    pub fn resume(&self, run: &str, retry_failed: bool) -> Result<(RunHandle, ResumeInfo), EngineError> {
-        let run_id = self.store.resolve(Some(run))?;
-        let mut record = self.store.run(&run_id)?.ok_or_else(|| StoreError::NoSuchRun(run_id.clone()))?;
+    pub fn resume(
+        &self,
+        rt: &tokio::runtime::Handle,
+        run: &str,
+        retry_failed: bool,
+    ) -> Result<(RunHandle, ResumeInfo), EngineError> {
+        let _on_rt = rt.enter();
+        let mut record = self.load(Some(run))?;
+        let run_id = record.run_id.clone();
         if record.state == RunState::Running {
             if let Some(owner) = record.owner.as_ref().filter(|o| owner_status(o).is_alive()) {
                 return Err(EngineError::StillDriven { run_id, pid: owner.pid, host: owner.host.clone() });
@@ -175,24 +179,13 @@ impl Engine {
             e => EngineError::Store(e),
         })?;
         let mut tasks = self.store.tasks(&run_id)?;
-        let host = hostname();
         let mut restored = Vec::with_capacity(tasks.len());
         let mut reaped = 0;
         for t in &mut tasks {
             if t.state == TaskState::Running {
-                for a in t.attempts.iter_mut().filter(|a| a.ended_at.is_none()) {
-                    // The attempt outlived its orchestrator: end it before retrying, if the
-                    // recorded pid is still the attempt's (pids are reused).
-                    if let (Some(pid), true) = (a.pid, a.host.as_deref() == Some(host.as_str())) {
-                        let marker = Marker::attempt(&run_id, &t.id, a.n);
-                        if reaper::signal_group_of(pid, &marker, nix::sys::signal::Signal::SIGKILL) {
-                            reaped += 1;
-                        }
-                    }
-                    a.ended_at = Some(Utc::now());
-                    a.reason = Some(Reason::LeaseLost);
-                    a.detail = Some("the orchestrator died while this attempt ran".into());
-                }
+                // Its attempt outlived its orchestrator: ended before the task runs again.
+                let why = "the orchestrator died while this attempt ran";
+                reaped += cancel::end_open_attempts(&run_id, t, Reason::LeaseLost, Some(why));
             }
             restored.push(Restored { state: t.state, attempts: t.attempts.len() as u32 });
         }
@@ -204,9 +197,12 @@ impl Engine {
             // Merges happen in the integration branch's worktree: back if it went away.
             let tree = self.run_dir(&run_id).integration_worktree();
             if !tree.is_dir() {
-                git::fresh_worktree(Path::new(&g.repo), &tree, &g.integration_branch, None).map_err(|e| {
-                    EngineError::Invalid(format!("cannot restore the integration worktree: {e}"))
-                })?;
+                git::fresh_worktree(Path::new(&g.repo), &tree, &g.integration_branch, None).map_err(
+                    |source| EngineError::Git {
+                        what: "cannot restore the integration worktree".into(),
+                        source,
+                    },
+                )?;
             }
         }
         record.state = RunState::Running;
@@ -249,7 +245,8 @@ impl Engine {
             }
         };
         let branch = format!("swarm/{run_id}");
-        let invalid = |e: String| EngineError::Invalid(format!("cannot prepare the run's git branch: {e}"));
+        let invalid =
+            |source| EngineError::Git { what: "cannot prepare the run's git branch".into(), source };
         git::git_ok(&repo, &["branch", &branch, &base_commit], git::DEFAULT_AUTHOR).map_err(invalid)?;
         let tree = self.run_dir(run_id).integration_worktree();
         git::fresh_worktree(&repo, &tree, &branch, None).map_err(invalid)?;
@@ -274,8 +271,7 @@ impl Engine {
         }
         let mut slot = self.gateway.lock().expect("gateway");
         if slot.is_none() {
-            let gateway = Gateway::start(self.store.clone(), &self.config)
-                .map_err(|e| EngineError::Invalid(format!("cannot start the model gateway: {e}")))?;
+            let gateway = Gateway::start(self.store.clone(), &self.config).map_err(EngineError::Gateway)?;
             *slot = Some(Arc::new(gateway));
         }
         Ok(slot.clone())
@@ -291,7 +287,7 @@ impl Engine {
         (gateway, ledger): (Option<Arc<Gateway>>, Arc<Ledger>),
     ) -> RunHandle {
         let run_dir = self.run_dir(&record.run_id);
-        dispatcher::spawn(RunSetup {
+        let handle = dispatcher::spawn(RunSetup {
             gateway,
             ledger,
             store: self.store.clone(),
@@ -305,84 +301,9 @@ impl Engine {
             store_env: self.store_env.clone(),
             lease,
             project_root: self.project_root.clone(),
-        })
-    }
-
-    /// Stops a run from anywhere: through the store when its orchestrator lives (waiting up to
-    /// the grace period and some for it to wind down); when none does, stops what the run left
-    /// running here and records the cancel itself. Blocking.
-    pub fn cancel(&self, run: &str) -> Result<(String, CancelOutcome), EngineError> {
-        let run_id = self.store.resolve(Some(run))?;
-        let mut record = self.store.run(&run_id)?.ok_or_else(|| StoreError::NoSuchRun(run_id.clone()))?;
-        if record.state != RunState::Running {
-            return Ok((run_id, CancelOutcome::AlreadyFinished(record.state)));
-        }
-        self.store.request_cancel(&run_id)?;
-        if record.owner.as_ref().is_some_and(|o| owner_status(o).is_alive()) {
-            let deadline = Instant::now() + self.config.grace() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-                if let Some(r) = self.store.run(&run_id)?.filter(|r| r.state != RunState::Running) {
-                    return Ok((run_id, CancelOutcome::Stopped(r.state)));
-                }
-            }
-            return Ok((run_id, CancelOutcome::Requested("the orchestrator is still stopping".into())));
-        }
-        // Nobody drives the run: take its lease from the dead holder (a resume racing us would
-        // otherwise write over what we record, or we over it).
-        let lease = match self.take_over(&run_id) {
-            Ok(lease) => lease,
-            Err(StoreError::Fenced { .. }) => {
-                // Someone drives it now (a resume won the race): it sees the cancel request.
-                let why = "another swarm process took the run over".to_string();
-                return Ok((run_id, CancelOutcome::Requested(why)));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let host = hostname();
-        let mut tasks = self.store.tasks(&run_id)?;
-        let mut batch = Batch { lease: Some(lease), ..Batch::default() };
-        let now = Utc::now();
-        for t in &mut tasks {
-            if t.state.is_terminal() {
-                continue;
-            }
-            for a in t.attempts.iter_mut().filter(|a| a.ended_at.is_none()) {
-                if let (Some(pid), true) = (a.pid, a.host.as_deref() == Some(host.as_str())) {
-                    // Only if the pid is still the attempt's: pids are reused.
-                    let marker = Marker::attempt(&run_id, &t.id, a.n);
-                    reaper::signal_group_of(pid, &marker, nix::sys::signal::Signal::SIGKILL);
-                }
-                a.ended_at = Some(now);
-                a.reason = Some(Reason::Cancelled);
-            }
-            t.state = TaskState::Cancelled;
-            t.reason = Some(Reason::Cancelled);
-            t.detail = Some("run cancelled (its orchestrator was gone)".into());
-            let kind = EventKind::TaskState {
-                task: t.id.clone(),
-                state: TaskState::Cancelled,
-                reason: t.reason,
-                detail: t.detail.clone(),
-            };
-            batch.events.push(Event { run_id: run_id.clone(), timestamp: now, elapsed_ms: 0, kind });
-            batch.tasks.push(t.clone());
-        }
-        reaper::end(&Marker::run(&run_id), Scope::All, Duration::ZERO);
-        record.state = RunState::Cancelled;
-        record.ended_at = Some(now);
-        batch.run = Some(record);
-        self.store.apply(&run_id, &batch)?;
-        Ok((run_id, CancelOutcome::Closed))
-    }
-
-    /// A run's record and its report as it stands (live while it runs).
-    pub fn status(&self, run: Option<&str>) -> Result<(RunRecord, RunReport), EngineError> {
-        let run_id = self.store.resolve(run)?;
-        let record = self.store.run(&run_id)?.ok_or_else(|| StoreError::NoSuchRun(run_id.clone()))?;
-        let tasks = self.store.tasks(&run_id)?;
-        let report = RunReport::build(&record, tasks);
-        Ok((record, report))
+        });
+        self.live.add(handle.run_id(), handle.canceller(), handle.bus());
+        handle
     }
 }
 

@@ -69,7 +69,7 @@ impl Workspaces {
         spec: &WorkspaceSpec,
         message: String,
         keep_out: Vec<String>,
-    ) -> Option<Result<git::Merged, String>> {
+    ) -> Option<Result<git::Merged, git::GitError>> {
         let WorkspaceSpec::Worktree { repo, path, branch, integration, .. } = spec else { return None };
         let lock = self.lock(repo);
         let _one_at_a_time = lock.lock().await;
@@ -78,7 +78,7 @@ impl Workspaces {
             git::integrate(&path, &branch, &message, &keep_out, &integration)
         })
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| git::GitError::Other(format!("the merge did not finish: {e}")))
         .and_then(|r| r);
         Some(merged)
     }

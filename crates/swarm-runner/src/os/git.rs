@@ -56,8 +56,32 @@ fn identity(author: &str) -> (String, String) {
     }
 }
 
+/// What went wrong with git.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot run git: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// git ran and refused, in its own words.
+    #[error("git {args}: {stderr}")]
+    Failed { args: String, stderr: String },
+    #[error("`{rev}` names no commit in {repo}")]
+    NoCommit { rev: String, repo: String },
+    /// Files around git (a worktree's directory, `.worktreeinclude` copies).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl GitError {
+    fn failed(args: &str, stderr: &[u8]) -> GitError {
+        GitError::Failed {
+            args: args.to_string(),
+            stderr: String::from_utf8_lossy(stderr).trim().to_string(),
+        }
+    }
+}
+
 /// `git -C dir ARGS` (blocking), with swarm's identity for any commit it makes.
-pub fn git(dir: &Path, args: &[&str], author: &str) -> Result<Output, String> {
+pub fn git(dir: &Path, args: &[&str], author: &str) -> Result<Output, GitError> {
     let (name, email) = identity(author);
     std::process::Command::new("git")
         .arg("-C")
@@ -70,26 +94,26 @@ pub fn git(dir: &Path, args: &[&str], author: &str) -> Result<Output, String> {
         .env("GIT_OPTIONAL_LOCKS", "0")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run git: {e}"))
+        .map_err(GitError::Spawn)
 }
 
 /// Like [`git`], failing with git's own words when it fails.
-pub fn git_ok(dir: &Path, args: &[&str], author: &str) -> Result<String, String> {
+pub fn git_ok(dir: &Path, args: &[&str], author: &str) -> Result<String, GitError> {
     let out = git(dir, args, author)?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
-        Err(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(GitError::failed(&args.join(" "), &out.stderr))
     }
 }
 
 /// Like [`git_ok`], its output untrimmed (a patch).
-pub fn git_ok_raw(dir: &Path, args: &[&str]) -> Result<String, String> {
+pub fn git_ok_raw(dir: &Path, args: &[&str]) -> Result<String, GitError> {
     let out = git(dir, args, DEFAULT_AUTHOR)?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(GitError::failed(&args.join(" "), &out.stderr))
     }
 }
 
@@ -100,9 +124,9 @@ pub fn repo_of(dir: &Path) -> Option<PathBuf> {
 }
 
 /// The commit `rev` names, in full.
-pub fn commit_of(repo: &Path, rev: &str) -> Result<String, String> {
+pub fn commit_of(repo: &Path, rev: &str) -> Result<String, GitError> {
     git_ok(repo, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")], DEFAULT_AUTHOR)
-        .map_err(|_| format!("`{rev}` names no commit in {}", repo.display()))
+        .map_err(|_| GitError::NoCommit { rev: rev.to_string(), repo: repo.display().to_string() })
 }
 
 /// Whether the checkout at `dir` has uncommitted changes (untracked files included).
@@ -112,16 +136,18 @@ pub fn is_dirty(dir: &Path) -> bool {
 
 /// Makes a worktree of `branch` at `path`, the branch (re)set to `start` when given; an old
 /// worktree or directory at `path` goes first, so a task's re-run starts clean.
-pub fn fresh_worktree(repo: &Path, path: &Path, branch: &str, start: Option<&str>) -> Result<(), String> {
+pub fn fresh_worktree(repo: &Path, path: &Path, branch: &str, start: Option<&str>) -> Result<(), GitError> {
     if path.exists() {
         let _ = git(repo, &["worktree", "remove", "--force", &path.display().to_string()], DEFAULT_AUTHOR);
         if path.exists() {
-            std::fs::remove_dir_all(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+            std::fs::remove_dir_all(path)
+                .map_err(|e| GitError::Other(format!("cannot remove {}: {e}", path.display())))?;
         }
     }
     let _ = git(repo, &["worktree", "prune"], DEFAULT_AUTHOR);
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| GitError::Other(format!("cannot create {}: {e}", parent.display())))?;
     }
     let tree = path.display().to_string();
     let args: Vec<&str> = match start {
@@ -165,7 +191,7 @@ pub fn integrate(
     message: &str,
     keep_out: &[String],
     into: &Integration,
-) -> Result<Merged, String> {
+) -> Result<Merged, GitError> {
     let author = into.author.as_str();
     git_ok(tree, &["add", "-A", "--", "."], author)?;
     if !keep_out.is_empty() {
@@ -223,7 +249,7 @@ pub fn integrate(
                 let _ = git(target, &["merge", "--abort"], author);
                 let _ = git(target, &["reset", "--hard", "--quiet", "HEAD"], author);
                 if paths.is_empty() {
-                    return Err(format!("git merge: {}", String::from_utf8_lossy(&out.stderr).trim()));
+                    return Err(GitError::failed("merge", &out.stderr));
                 }
                 return done(MergeOutcome::Conflict { paths });
             }
@@ -239,7 +265,7 @@ pub fn integrate(
                 let paths = conflicted(tree);
                 let _ = git(tree, &["rebase", "--abort"], author);
                 if paths.is_empty() {
-                    return Err(format!("git rebase: {}", String::from_utf8_lossy(&out.stderr).trim()));
+                    return Err(GitError::failed("rebase", &out.stderr));
                 }
                 return done(MergeOutcome::Conflict { paths });
             }
@@ -259,16 +285,16 @@ pub fn integrate(
 /// Files matching `.worktreeinclude` (gitignore syntax) at the top of `repo` that git does not
 /// track (`.env`, local settings): copied into every new worktree. Returns what was copied,
 /// relative to the repository.
-pub fn copy_included(repo: &Path, tree: &Path) -> Result<Vec<String>, String> {
+pub fn copy_included(repo: &Path, tree: &Path) -> Result<Vec<String>, GitError> {
     let list = repo.join(".worktreeinclude");
     if !list.is_file() {
         return Ok(vec![]);
     }
     let mut builder = ignore::gitignore::GitignoreBuilder::new(repo);
     if let Some(e) = builder.add(&list) {
-        return Err(format!("{}: {e}", list.display()));
+        return Err(GitError::Other(format!("{}: {e}", list.display())));
     }
-    let matcher = builder.build().map_err(|e| format!("{}: {e}", list.display()))?;
+    let matcher = builder.build().map_err(|e| GitError::Other(format!("{}: {e}", list.display())))?;
     let mut untracked: Vec<String> = Vec::new();
     for args in [
         &["ls-files", "--others", "--exclude-standard", "-z"][..],
@@ -286,15 +312,17 @@ pub fn copy_included(repo: &Path, tree: &Path) -> Result<Vec<String>, String> {
         if !matcher.matched_path_or_any_parents(&rel, false).is_ignore() {
             continue;
         }
-        let meta = std::fs::symlink_metadata(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+        let meta = std::fs::symlink_metadata(&from)
+            .map_err(|e| GitError::Other(format!("{}: {e}", from.display())))?;
         if !meta.is_file() {
             continue; // links are not followed out of the repository
         }
         let to = tree.join(&rel);
         if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| GitError::Other(format!("{}: {e}", parent.display())))?;
         }
-        std::fs::copy(&from, &to).map_err(|e| format!("cannot copy {rel}: {e}"))?;
+        std::fs::copy(&from, &to).map_err(|e| GitError::Other(format!("cannot copy {rel}: {e}")))?;
         copied.push(rel);
     }
     Ok(copied)
@@ -353,9 +381,9 @@ pub struct BranchMerge {
 /// Merges `branch` into what `tree` has checked out (`squash`: as one new commit), as the
 /// repository's own user when it has one configured, else as swarm. A conflict is aborted:
 /// the checkout is left as it was.
-pub fn merge_branch(tree: &Path, branch: &str, message: &str, squash: bool) -> Result<BranchMerge, String> {
+pub fn merge_branch(tree: &Path, branch: &str, message: &str, squash: bool) -> Result<BranchMerge, GitError> {
     let user = git_ok(tree, &["config", "user.email"], DEFAULT_AUTHOR).is_ok();
-    let run = |args: &[&str]| -> Result<Output, String> {
+    let run = |args: &[&str]| -> Result<Output, GitError> {
         if user {
             std::process::Command::new("git")
                 .arg("-C")
@@ -365,7 +393,7 @@ pub fn merge_branch(tree: &Path, branch: &str, message: &str, squash: bool) -> R
                 .env("GIT_TERMINAL_PROMPT", "0")
                 .stdin(Stdio::null())
                 .output()
-                .map_err(|e| format!("cannot run git: {e}"))
+                .map_err(GitError::Spawn)
         } else {
             git(tree, args, DEFAULT_AUTHOR)
         }
@@ -393,7 +421,7 @@ pub fn merge_branch(tree: &Path, branch: &str, message: &str, squash: bool) -> R
             .unwrap_or_default();
         let _ = git(tree, &["merge", "--abort"], DEFAULT_AUTHOR);
         if paths.is_empty() {
-            return Err(format!("git merge: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(GitError::failed("merge", &out.stderr));
         }
         let _ = git(tree, &["reset", "--quiet", "--merge"], DEFAULT_AUTHOR);
         return Ok(BranchMerge {
@@ -406,7 +434,7 @@ pub fn merge_branch(tree: &Path, branch: &str, message: &str, squash: bool) -> R
     if squash {
         let out = run(&["commit", "--quiet", "--no-verify", "-m", message])?;
         if !out.status.success() {
-            return Err(format!("git commit: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(GitError::failed("commit", &out.stderr));
         }
     }
     let head = git_ok(tree, &["rev-parse", "HEAD"], DEFAULT_AUTHOR)?;
