@@ -97,9 +97,6 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
     };
     // Checked before anything is created: bad input stores nothing.
     Registry::from_config(&project.config).map_err(CliError::invalid)?;
-    project.ensure_state_dir();
-    let engine = project.engine(project.create_store()?)?;
-    let mode = output_mode(args.json, args.no_progress);
     let request = StartRequest {
         plan: plan.clone(),
         plan_file: args.plan.clone(),
@@ -108,6 +105,10 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         allow_paid: args.allow_paid,
         base: args.base.clone(),
     };
+    request.check().map_err(CliError::from_engine)?;
+    project.ensure_state_dir();
+    let engine = project.engine(project.create_store()?)?;
+    let mode = output_mode(args.json, args.no_progress);
     let handle = engine.start(runtime.handle(), request).map_err(CliError::from_engine)?;
     if mode != OutputMode::Json {
         outln!("run {}", handle.run_id());

@@ -68,6 +68,17 @@ pub struct StartRequest {
     pub base: Option<String>,
 }
 
+impl StartRequest {
+    /// What makes a request impossible before anything is made (faces may ask first, so that
+    /// bad input creates no store).
+    pub fn check(&self) -> Result<(), EngineError> {
+        if self.concurrency == Some(0) {
+            return Err(EngineError::Invalid("concurrency must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
 /// How a resumed run stood.
 #[derive(Debug, Clone, Copy)]
 pub struct ResumeInfo {
@@ -116,9 +127,7 @@ impl Engine {
     /// Records a new run of `req.plan`, takes its lease and starts it on runtime `rt`. The run
     /// goes on whether or not the handle is waited on.
     pub fn start(&self, rt: &tokio::runtime::Handle, req: StartRequest) -> Result<RunHandle, EngineError> {
-        if req.concurrency == Some(0) {
-            return Err(EngineError::Invalid("concurrency must be at least 1".into()));
-        }
+        req.check()?;
         let _on_rt = rt.enter();
         let plan = req.plan;
         let concurrency = req
