@@ -2,17 +2,18 @@
 //! `SWARM_PROMPT` (at most [`ENV_PROMPT_LIMIT`](crate::adapter::ENV_PROMPT_LIMIT) bytes).
 
 use crate::adapter::{Adapter, AdapterError, AttemptSpec, Launch};
+use swarm_core::plan::AgentKind;
 
 pub struct ExecAdapter;
 
 impl Adapter for ExecAdapter {
     fn name(&self) -> &str {
-        "exec"
+        AgentKind::EXEC
     }
 
     fn launch(&self, spec: &AttemptSpec<'_>) -> Result<Launch, AdapterError> {
         let command = spec.task.command.as_deref().ok_or_else(|| AdapterError::Invalid {
-            agent: "exec".into(),
+            agent: AgentKind::EXEC.into(),
             message: format!("task `{}` has no `command`", spec.task.id),
         })?;
         Ok(Launch {

@@ -17,6 +17,7 @@ mod registry;
 
 pub use adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch, ProviderSpec, SetupCommand};
 pub use aider::AiderAdapter;
+pub use catalog::{agent_names, builtin_names};
 pub use claude::ClaudeAdapter;
 pub use cline::ClineAdapter;
 pub use codex::CodexAdapter;

@@ -42,6 +42,7 @@ impl Project {
             Some(p) => Config::read(p),
             None => Config::discover(&root),
         }
+        .and_then(|c| c.check_agents(&swarm_agents::builtin_names()).map(|()| c))
         .map_err(|e| CliError::invalid(anyhow::Error::new(e)))?;
         let state_dir = root.join(".swarm");
         let address = match store {

@@ -3,6 +3,7 @@
 
 use crate::backoff::Backoff;
 use crate::duration;
+use crate::plan::AgentKind;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -429,15 +430,6 @@ impl Config {
             }
         }
         for (name, agent) in &self.agents {
-            let builtin = crate::plan::AGENTS.contains(&name.as_str());
-            if builtin && agent.command.is_some() {
-                return Err(invalid(format!(
-                    "agents.{name}: `command` cannot override the built-in agent `{name}`; use another name"
-                )));
-            }
-            if !builtin && agent.command.is_none() {
-                return Err(invalid(format!("agents.{name}: a custom agent needs `command`")));
-            }
             if agent.concurrency == Some(0) {
                 return Err(invalid(format!("agents.{name}.concurrency must be at least 1")));
             }
@@ -459,6 +451,25 @@ impl Config {
             return Err(invalid(
                 "feedback.mirror_dir must not be empty (set `mirror = false` to turn it off)".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// Checks `[agents.NAME]` against the built-in agent names (swarm-agents' table): a built-in
+    /// agent's section only tunes it, any other name is a custom agent and needs `command`.
+    pub fn check_agents(&self, builtin: &[&str]) -> Result<(), ConfigError> {
+        let invalid =
+            |message: String| ConfigError::Invalid { path: self.path.clone().unwrap_or_default(), message };
+        for (name, agent) in &self.agents {
+            let builtin = builtin.contains(&name.as_str());
+            if builtin && agent.command.is_some() {
+                return Err(invalid(format!(
+                    "agents.{name}: `command` cannot override the built-in agent `{name}`; use another name"
+                )));
+            }
+            if !builtin && agent.command.is_none() {
+                return Err(invalid(format!("agents.{name}: a custom agent needs `command`")));
+            }
         }
         Ok(())
     }
@@ -500,7 +511,7 @@ impl Config {
     }
 
     pub fn require_report(&self, agent: &str) -> bool {
-        self.agents.get(agent).and_then(|a| a.require_report).unwrap_or(agent != "exec")
+        self.agents.get(agent).and_then(|a| a.require_report).unwrap_or(AgentKind::of(agent) == AgentKind::Ai)
     }
 
     pub fn agent_limit(&self, agent: &str) -> Option<usize> {

@@ -513,7 +513,11 @@ mod tests {
     use super::*;
 
     fn ctx() -> PlanContext {
-        PlanContext { default_name: "plan".into(), default_namespace: "ns".into(), custom_agents: vec![] }
+        PlanContext {
+            default_name: "plan".into(),
+            default_namespace: "ns".into(),
+            agents: ["kilo", "exec"].map(String::from).to_vec(),
+        }
     }
 
     #[test]

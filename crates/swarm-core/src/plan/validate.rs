@@ -1,7 +1,7 @@
 //! Checks shared by the markdown and JSON forms: ids, agents, tiers, dependencies and cycles.
 //! Every check reports into the same [`Sink`], so all problems come out at once.
 
-use super::model::{Task, Workdir, AGENTS};
+use super::model::{AgentKind, Task, Workdir};
 use super::PlanContext;
 use crate::diagnostic::{closest, Sink};
 use std::collections::{HashMap, VecDeque};
@@ -169,7 +169,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, ctx: &PlanContext, sink: &mut Sink, for
             }
             let agent = match d.agent {
                 Some(a) => a.value,
-                None if d.command.is_some() => "exec".to_string(),
+                None if d.command.is_some() => AgentKind::EXEC.to_string(),
                 None => String::new(),
             };
             Task {
@@ -193,7 +193,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, ctx: &PlanContext, sink: &mut Sink, for
 }
 
 fn check_agents(drafts: &[Draft], ctx: &PlanContext, sink: &mut Sink, defaults_broken: bool) {
-    let known = || AGENTS.iter().copied().chain(ctx.custom_agents.iter().map(String::as_str));
+    let known = || ctx.agents.iter().map(String::as_str);
     for d in drafts {
         match &d.agent {
             None if d.command.is_none() && !defaults_broken => {
@@ -211,7 +211,7 @@ fn check_agents(drafts: &[Draft], ctx: &PlanContext, sink: &mut Sink, defaults_b
                     diag.help(format!("did you mean `{s}`?"));
                 }
             }
-            Some(agent) if agent.value == "exec" && d.command.is_none() => {
+            Some(agent) if AgentKind::of(&agent.value) == AgentKind::Exec && d.command.is_none() => {
                 if d.agent_from_defaults {
                     sink.error(
                         d.id.span.clone(),
