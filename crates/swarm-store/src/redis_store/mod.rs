@@ -463,26 +463,15 @@ impl Store for RedisStore {
         doc.map(|d| decode(&format!("{} {key}", keys.entries), &d)).transpose()
     }
 
-    fn state_set(
+    fn state_write(
         &self,
         ns: &str,
         key: &str,
-        value: &Value,
+        value: Option<&Value>,
         if_version: Option<u64>,
         by: Option<&Actor>,
-    ) -> Result<StateEntry, StoreError> {
-        let (entry, _) = self.state_write(ns, key, Some(value), if_version, by)?;
-        Ok(entry.expect("a set returns its entry"))
-    }
-
-    fn state_delete(
-        &self,
-        ns: &str,
-        key: &str,
-        if_version: Option<u64>,
-        by: Option<&Actor>,
-    ) -> Result<bool, StoreError> {
-        self.state_write(ns, key, None, if_version, by).map(|(_, existed)| existed)
+    ) -> Result<(Option<StateEntry>, bool), StoreError> {
+        self.write_entry(ns, key, value, if_version, by)
     }
 
     fn state_list(&self, ns: &str, prefix: &str) -> Result<Vec<StateEntry>, StoreError> {

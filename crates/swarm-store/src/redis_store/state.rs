@@ -37,7 +37,7 @@ impl RedisStore {
     /// One shared-state write (`value: None` deletes) as one script: the version check, the
     /// write, the change feed entry and the run event happen together or not at all. Returns
     /// the new entry (`None` after a delete) and whether the key existed.
-    pub(super) fn state_write(
+    pub(super) fn write_entry(
         &self,
         ns: &str,
         key: &str,

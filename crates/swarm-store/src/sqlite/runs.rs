@@ -3,7 +3,7 @@
 
 use super::{decode, encode, SqliteStore};
 use crate::store::{Batch, StoreError};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use swarm_core::event::Event;
 use swarm_core::report::{RunRecord, TaskReport};
 
@@ -36,15 +36,34 @@ impl SqliteStore {
         self.check_file()?;
         let mut conn = self.conn.lock().unwrap();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
-        if let Some(id) = &batch.id {
-            let last: Option<Option<String>> = tx
-                .query_row("SELECT last_batch FROM runs WHERE run_id=?1", [run_id], |r| r.get(0))
-                .optional()
-                .map_err(|e| self.err(e))?;
-            if last.flatten().as_deref() == Some(id.as_str()) {
-                return Ok(()); // a replay of the batch applied last
-            }
+        if self.is_replay(&tx, run_id, batch)? {
+            return Ok(());
         }
+        if let Some(refused) = self.refusal(&tx, run_id, batch)? {
+            return self.refuse(tx, run_id, batch, refused);
+        }
+        self.write_batch(&tx, run_id, batch)?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Whether `batch` is the batch applied last, sent again after its answer was lost.
+    fn is_replay(&self, tx: &Transaction<'_>, run_id: &str, batch: &Batch) -> Result<bool, StoreError> {
+        let Some(id) = &batch.id else { return Ok(false) };
+        let last: Option<Option<String>> = tx
+            .query_row("SELECT last_batch FROM runs WHERE run_id=?1", [run_id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(last.flatten().as_deref() == Some(id.as_str()))
+    }
+
+    /// Why `batch` may not be written, if it may not: another writer holds the run's lease
+    /// (`Fenced`), or a task is not in the state the writer expects (`Conflict`).
+    fn refusal(
+        &self,
+        tx: &Transaction<'_>,
+        run_id: &str,
+        batch: &Batch,
+    ) -> Result<Option<StoreError>, StoreError> {
         if let Some(token) = &batch.lease {
             let held: Option<Option<String>> = tx
                 .query_row("SELECT lease FROM runs WHERE run_id=?1", [run_id], |r| r.get(0))
@@ -52,7 +71,7 @@ impl SqliteStore {
                 .map_err(|e| self.err(e))?;
             let Some(held) = held else { return Err(StoreError::NoSuchRun(run_id.into())) };
             if let Some(holder) = held.filter(|h| h != token) {
-                return self.refuse(tx, run_id, batch, StoreError::Fenced { run_id: run_id.into(), holder });
+                return Ok(Some(StoreError::Fenced { run_id: run_id.into(), holder }));
             }
         }
         for (task, expected) in &batch.expect {
@@ -66,19 +85,18 @@ impl SqliteStore {
                 .map_err(|e| self.err(e))?;
             let found = found.unwrap_or_else(|| "absent".into());
             if found != expected.as_str() {
-                return self.refuse(
-                    tx,
-                    run_id,
-                    batch,
-                    StoreError::Conflict {
-                        run_id: run_id.into(),
-                        task: task.clone(),
-                        expected: expected.as_str().into(),
-                        found,
-                    },
-                );
+                return Ok(Some(StoreError::Conflict {
+                    run_id: run_id.into(),
+                    task: task.clone(),
+                    expected: expected.as_str().into(),
+                    found,
+                }));
             }
         }
+        Ok(None)
+    }
+
+    fn write_batch(&self, tx: &Transaction<'_>, run_id: &str, batch: &Batch) -> Result<(), StoreError> {
         if let Some(id) = &batch.id {
             tx.execute("UPDATE runs SET last_batch=?2 WHERE run_id=?1", params![run_id, id])
                 .map_err(|e| self.err(e))?;
@@ -99,39 +117,42 @@ impl SqliteStore {
             }
         }
         if !batch.events.is_empty() {
-            let last: u64 = tx
-                .query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id=?1", [run_id], |r| r.get(0))
-                .map_err(|e| self.err(e))?;
-            let mut stmt = tx
-                .prepare_cached("INSERT INTO events(run_id, seq, doc) VALUES(?1, ?2, ?3)")
-                .map_err(|e| self.err(e))?;
-            for (i, ev) in batch.events.iter().enumerate() {
-                stmt.execute(params![run_id, last + 1 + i as u64, encode(ev)]).map_err(|e| self.err(e))?;
-            }
+            self.append_events(tx, run_id, &batch.events)?;
         }
-        tx.commit().map_err(|e| self.err(e))
+        Ok(())
     }
 
     /// Records why a batch was refused (as a `write_rejected` event), commits that alone, and
     /// returns `err`.
-    pub(super) fn refuse(
+    fn refuse(
         &self,
-        tx: rusqlite::Transaction<'_>,
+        tx: Transaction<'_>,
         run_id: &str,
         batch: &Batch,
         err: StoreError,
     ) -> Result<(), StoreError> {
+        self.append_events(&tx, run_id, &[crate::redis_store::rejection(run_id, batch)])?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Err(err)
+    }
+
+    /// Appends `events` to the run's events, after its last one.
+    pub(super) fn append_events(
+        &self,
+        tx: &Transaction<'_>,
+        run_id: &str,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         let last: u64 = tx
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id=?1", [run_id], |r| r.get(0))
             .map_err(|e| self.err(e))?;
-        let note = encode(&crate::redis_store::rejection(run_id, batch));
-        tx.execute(
-            "INSERT INTO events(run_id, seq, doc) VALUES(?1, ?2, ?3)",
-            params![run_id, last + 1, note],
-        )
-        .map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Err(err)
+        let mut stmt = tx
+            .prepare_cached("INSERT INTO events(run_id, seq, doc) VALUES(?1, ?2, ?3)")
+            .map_err(|e| self.err(e))?;
+        for (i, ev) in events.iter().enumerate() {
+            stmt.execute(params![run_id, last + 1 + i as u64, encode(ev)]).map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     pub(super) fn read_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {

@@ -3,7 +3,7 @@
 
 use super::{decode, encode, SqliteStore};
 use crate::store::{state_event, StoreError, STATE_CHANGES_MAXLEN};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::Value;
 use swarm_core::state_doc::{Actor, StateChange, StateEntry, StateOp};
 
@@ -11,7 +11,7 @@ impl SqliteStore {
     /// One shared-state write (`value: None` deletes) as one IMMEDIATE transaction: the version
     /// check, the write, the change feed entry and the run event commit together or not at all.
     /// Returns the new entry (`None` after a delete) and whether the key existed.
-    pub(super) fn state_write(
+    pub(super) fn write_entry(
         &self,
         ns: &str,
         key: &str,
@@ -56,13 +56,8 @@ impl SqliteStore {
                 (StateOp::Delete, found, None)
             }
         };
-        let seq: u64 = tx
-            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM state_changes WHERE namespace=?1", [ns], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map_err(|e| self.err(e))? as u64;
         let change = StateChange {
-            seq,
+            seq: 0, // the feed's next, given in `append_change`
             namespace: ns.into(),
             key: key.into(),
             op,
@@ -71,6 +66,23 @@ impl SqliteStore {
             at: now,
             by: by.cloned(),
         };
+        self.append_change(&tx, change)?;
+        if let Some(by) = by {
+            self.tell_run(&tx, ns, key, op, version, by)?;
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok((entry, true))
+    }
+
+    /// Appends `change` to its namespace's feed as the next `seq`, and trims the feed.
+    fn append_change(&self, tx: &Transaction<'_>, mut change: StateChange) -> Result<(), StoreError> {
+        let ns = change.namespace.as_str();
+        let seq: u64 = tx
+            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM state_changes WHERE namespace=?1", [ns], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(|e| self.err(e))? as u64;
+        change.seq = seq;
         tx.execute(
             "INSERT INTO state_changes(namespace, seq, doc) VALUES(?1, ?2, ?3)",
             params![ns, seq as i64, encode(&change)],
@@ -81,31 +93,31 @@ impl SqliteStore {
             params![ns, seq as i64 - STATE_CHANGES_MAXLEN as i64],
         )
         .map_err(|e| self.err(e))?;
-        if let Some((by, run_id)) = by.and_then(|b| b.run_id.as_deref().map(|r| (b, r))) {
-            // Only a run of this namespace hears about it, as on Redis (see `redis_store`).
-            let run_ns: Option<Option<String>> = tx
-                .query_row(
-                    "SELECT json_extract(doc, '$.namespace') FROM runs WHERE run_id=?1",
-                    [run_id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(|e| self.err(e))?;
-            if run_ns.flatten().as_deref() == Some(ns) {
-                let last: u64 = tx
-                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id=?1", [run_id], |r| {
-                        r.get(0)
-                    })
-                    .map_err(|e| self.err(e))?;
-                tx.execute(
-                    "INSERT INTO events(run_id, seq, doc) VALUES(?1, ?2, ?3)",
-                    params![run_id, last + 1, encode(&state_event(run_id, key, op, version, by))],
-                )
-                .map_err(|e| self.err(e))?;
-            }
+        Ok(())
+    }
+
+    /// A `state_changed` event for the run whose agent `by` wrote: only a run of this namespace
+    /// hears about it, as on Redis (see `redis_store`).
+    fn tell_run(
+        &self,
+        tx: &Transaction<'_>,
+        ns: &str,
+        key: &str,
+        op: StateOp,
+        version: u64,
+        by: &Actor,
+    ) -> Result<(), StoreError> {
+        let Some(run_id) = by.run_id.as_deref() else { return Ok(()) };
+        let run_ns: Option<Option<String>> = tx
+            .query_row("SELECT json_extract(doc, '$.namespace') FROM runs WHERE run_id=?1", [run_id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if run_ns.flatten().as_deref() == Some(ns) {
+            self.append_events(tx, run_id, &[state_event(run_id, key, op, version, by)])?;
         }
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok((entry, true))
+        Ok(())
     }
 
     pub(super) fn read_entry(&self, ns: &str, key: &str) -> Result<Option<StateEntry>, StoreError> {
