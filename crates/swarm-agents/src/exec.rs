@@ -16,13 +16,7 @@ impl Adapter for ExecAdapter {
             agent: AgentKind::EXEC.into(),
             message: format!("task `{}` has no `command`", spec.task.id),
         })?;
-        Ok(Launch {
-            program: "/bin/sh".into(),
-            args: vec!["-c".into(), command.into()],
-            env: vec![("SWARM_PROMPT".into(), crate::adapter::env_prompt(spec.prompt))],
-            cwd: spec.workdir.clone(),
-            stdin: Some(spec.prompt.into()),
-            ..Default::default()
-        })
+        let env = vec![("SWARM_PROMPT".into(), crate::adapter::env_prompt(spec.prompt))];
+        Ok(Launch::prompt_on_stdin(spec, "/bin/sh".into(), vec!["-c".into(), command.into()], env))
     }
 }
