@@ -1,7 +1,9 @@
 //! The plan: a markdown (or JSON) file turned into a validated task graph (CONTRACT §1).
 
+mod fields;
 mod front_matter;
 mod json;
+mod lines;
 mod markdown;
 mod model;
 mod validate;
