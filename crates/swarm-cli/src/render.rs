@@ -95,11 +95,7 @@ pub fn status(r: &RunReport, record: &RunRecord) -> String {
             r.totals.tokens_in, r.totals.tokens_out, r.totals.cost_usd
         );
         for m in r.by_model.iter().filter(|m| !m.model.is_empty()) {
-            let _ = writeln!(
-                s,
-                "  {}: {} attempt(s), {} in / {} out, ${:.4}",
-                m.model, m.attempts, m.tokens_in, m.tokens_out, m.cost_usd
-            );
+            let _ = writeln!(s, "  {}: {}", m.model, m.summary());
         }
     }
     let w = r.tasks.iter().map(|t| t.id.len()).max().unwrap_or(4).clamp(4, 32);

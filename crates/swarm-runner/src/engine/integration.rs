@@ -85,7 +85,8 @@ impl Engine {
             untracked: vec![],
         };
         if let (Some(start), Some(commit)) = (&doc.start_commit, &doc.commit) {
-            out.diff = git::git_ok_raw(repo, &["diff", fmt, start, commit]).map_err(invalid)?;
+            out.diff =
+                git::git_ok_raw(repo, &["diff", fmt, start, commit]).map_err(|e| invalid(e.to_string()))?;
             return Ok(out);
         }
         // Not brought back (yet): its worktree, as it stands, against where it started.
@@ -99,7 +100,7 @@ impl Engine {
             .unwrap_or_else(|_| g.base_commit.clone());
         out.start_commit = Some(start.clone());
         out.branch = Some(git::task_branch(&g.integration_branch, task));
-        out.diff = git::git_ok_raw(&tree, &["diff", fmt, &start]).map_err(invalid)?;
+        out.diff = git::git_ok_raw(&tree, &["diff", fmt, &start]).map_err(|e| invalid(e.to_string()))?;
         out.files_changed = git::git_ok(&tree, &["diff", "--name-only", &start], git::DEFAULT_AUTHOR)
             .map(|s| s.lines().map(String::from).collect())
             .unwrap_or_default();
@@ -152,7 +153,7 @@ impl Engine {
             Some(t) => (t.clone(), false),
             None => {
                 let t = self.run_dir(&record.run_id).worktrees().join("_merge");
-                git::fresh_worktree(&repo, &t, &into, None).map_err(invalid)?;
+                git::fresh_worktree(&repo, &t, &into, None).map_err(|e| invalid(e.to_string()))?;
                 (t, true)
             }
         };
@@ -161,7 +162,7 @@ impl Engine {
         if temporary {
             git::remove_worktree(&repo, &tree);
         }
-        let m = result.map_err(invalid)?;
+        let m = result.map_err(|e| invalid(e.to_string()))?;
         Ok(MergeResult {
             run_id: record.run_id,
             integration_branch: g.integration_branch,

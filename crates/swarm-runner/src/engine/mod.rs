@@ -248,7 +248,8 @@ impl Engine {
             }
         };
         let branch = format!("swarm/{run_id}");
-        let invalid = |e: String| EngineError::Invalid(format!("cannot prepare the run's git branch: {e}"));
+        let invalid =
+            |e: git::GitError| EngineError::Invalid(format!("cannot prepare the run's git branch: {e}"));
         git::git_ok(&repo, &["branch", &branch, &base_commit], git::DEFAULT_AUTHOR).map_err(invalid)?;
         let tree = self.run_dir(run_id).integration_worktree();
         git::fresh_worktree(&repo, &tree, &branch, None).map_err(invalid)?;

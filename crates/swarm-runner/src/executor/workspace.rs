@@ -84,7 +84,7 @@ impl Workspaces {
         })
         .await
         .map_err(|e| e.to_string())
-        .and_then(|r| r);
+        .and_then(|r| r.map_err(|e| e.to_string()));
         Some(merged)
     }
 }
