@@ -28,4 +28,4 @@ pub use engine::handle::{Canceller, RunHandle};
 pub use engine::integration::{CleanResult, MergeResult, TaskDiff};
 pub use engine::{CancelOutcome, Engine, EngineError, ResumeInfo, StartRequest};
 pub use executor::{agent_files, prompt, provider};
-pub use os::{git, paths, process, reaper};
+pub use os::{git, net, paths, process, reaper};
