@@ -1,5 +1,8 @@
 //! swarm-testkit: helpers shared by the test suites — a real `redis-server` on a free port in a
-//! temporary directory, and waiting on explicit conditions instead of sleeping.
+//! temporary directory, waiting on explicit conditions instead of sleeping, and a fixed run for
+//! the snapshot tests of its renderings.
+
+pub mod fixtures;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

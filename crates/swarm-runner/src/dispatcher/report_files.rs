@@ -159,3 +159,14 @@ fn problems(s: &mut String, r: &RunReport) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// report.md of the fixed finished run: summary, usage per model and layer, tasks, merge-back
+    /// and problems.
+    #[test]
+    fn report_md_of_a_finished_run() {
+        let (_, report) = swarm_testkit::fixtures::finished_run();
+        insta::assert_snapshot!(super::markdown(&report));
+    }
+}
