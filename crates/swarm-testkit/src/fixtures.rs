@@ -161,98 +161,10 @@ fn ui() -> TaskReport {
 /// What the run said as it went, one event of every kind the progress lines show (and a few
 /// they leave out), in order.
 pub fn run_events() -> Vec<Event> {
-    let ev = |ms: i64, kind: EventKind| Event {
-        run_id: RUN_ID.into(),
-        timestamp: at(ms),
-        elapsed_ms: ms as u64,
-        kind,
-    };
-    let started = |task: &str, attempt, agent: &str, model: Option<&str>| EventKind::AttemptStarted {
-        task: task.into(),
-        attempt,
-        agent: agent.into(),
-        model: model.map(String::from),
-        pid: Some(4242),
-    };
-    let state = |task: &str, state, reason, detail: Option<&str>| EventKind::TaskState {
-        task: task.into(),
-        state,
-        reason,
-        detail: detail.map(String::from),
-    };
-    vec![
-        ev(
-            0,
-            EventKind::RunStarted {
-                plan: "webapp".into(),
-                namespace: "webapp".into(),
-                tasks: 4,
-                concurrency: 4,
-                resumed: false,
-            },
-        ),
-        ev(1_200, started("schema", 1, "opencode", None)),
-        ev(1_300, started("ui", 1, "codex", Some("openai/gpt-5-mini"))),
-        ev(
-            2_000,
-            EventKind::ModelServing {
-                task: "schema".into(),
-                attempt: 1,
-                model: "gemini/gemini-2.5-flash".into(),
-                layer: 1,
-            },
-        ),
-        ev(
-            2_100,
-            EventKind::Output {
-                task: "schema".into(),
-                attempt: 1,
-                stream: swarm_core::event::Stream::Stdout,
-                line: "writing db/schema.sql".into(),
-            },
-        ),
-        ev(
-            60_000,
-            EventKind::ModelFallback {
-                task: "schema".into(),
-                attempt: 1,
-                model: "gemini/gemini-2.5-flash".into(),
-                class: FailureClass::RateLimited,
-                action: "cooling until 10:16:30 UTC".into(),
-            },
-        ),
-        ev(
-            60_100,
-            EventKind::ModelServing {
-                task: "schema".into(),
-                attempt: 1,
-                model: "groq/llama-3.3-70b".into(),
-                layer: 2,
-            },
-        ),
-        ev(
-            120_000,
-            EventKind::ModelWait {
-                task: "schema".into(),
-                attempt: 1,
-                model: "groq/llama-3.3-70b".into(),
-                until: at(125_000),
-            },
-        ),
-        ev(184_900, state("schema", TaskState::Succeeded, None, None)),
-        ev(185_000, started("api", 1, "claude", Some("anthropic/claude-sonnet-4"))),
-        ev(400_000, EventKind::RetryScheduled { task: "api".into(), next_attempt: 2, delay_ms: 2_000 }),
-        ev(402_000, started("api", 2, "claude", Some("anthropic/claude-sonnet-4"))),
-        ev(500_000, EventKind::Warning { message: "hook on_task_end `notify.sh` exited with code 3".into() }),
-        ev(
-            690_500,
-            state(
-                "api",
-                TaskState::Failed,
-                Some(Reason::CheckFailed),
-                Some("`cargo test` failed: 2 tests failed"),
-            ),
-        ),
+    let mut events = vec![ev(0, run_started())];
+    events.extend(schema_events());
+    events.extend(api_events());
+    events.extend([
         ev(690_600, state("docs", TaskState::Blocked, Some(Reason::DependencyFailed), Some("`api` failed"))),
         ev(
             752_000,
@@ -273,6 +185,98 @@ pub fn run_events() -> Vec<Event> {
                 blocked: 1,
                 cancelled: 0,
             },
+        ),
+    ]);
+    events
+}
+
+fn ev(ms: i64, kind: EventKind) -> Event {
+    Event { run_id: RUN_ID.into(), timestamp: at(ms), elapsed_ms: ms as u64, kind }
+}
+
+fn run_started() -> EventKind {
+    EventKind::RunStarted {
+        plan: "webapp".into(),
+        namespace: "webapp".into(),
+        tasks: 4,
+        concurrency: 4,
+        resumed: false,
+    }
+}
+
+fn started(task: &str, attempt: u32, agent: &str, model: Option<&str>) -> EventKind {
+    EventKind::AttemptStarted {
+        task: task.into(),
+        attempt,
+        agent: agent.into(),
+        model: model.map(String::from),
+        pid: Some(4242),
+    }
+}
+
+fn state(task: &str, state: TaskState, reason: Option<Reason>, detail: Option<&str>) -> EventKind {
+    EventKind::TaskState { task: task.into(), state, reason, detail: detail.map(String::from) }
+}
+
+fn serving(model: &str, layer: u8) -> EventKind {
+    EventKind::ModelServing { task: "schema".into(), attempt: 1, model: model.into(), layer }
+}
+
+/// `schema` (and `ui` beside it) starts; the gateway moves `schema` from layer 1 to layer 2.
+fn schema_events() -> Vec<Event> {
+    vec![
+        ev(1_200, started("schema", 1, "opencode", None)),
+        ev(1_300, started("ui", 1, "codex", Some("openai/gpt-5-mini"))),
+        ev(2_000, serving("gemini/gemini-2.5-flash", 1)),
+        ev(
+            2_100,
+            EventKind::Output {
+                task: "schema".into(),
+                attempt: 1,
+                stream: swarm_core::event::Stream::Stdout,
+                line: "writing db/schema.sql".into(),
+            },
+        ),
+        ev(
+            60_000,
+            EventKind::ModelFallback {
+                task: "schema".into(),
+                attempt: 1,
+                model: "gemini/gemini-2.5-flash".into(),
+                class: FailureClass::RateLimited,
+                action: "cooling until 10:16:30 UTC".into(),
+            },
+        ),
+        ev(60_100, serving("groq/llama-3.3-70b", 2)),
+        ev(
+            120_000,
+            EventKind::ModelWait {
+                task: "schema".into(),
+                attempt: 1,
+                model: "groq/llama-3.3-70b".into(),
+                until: at(125_000),
+            },
+        ),
+        ev(184_900, state("schema", TaskState::Succeeded, None, None)),
+    ]
+}
+
+/// `api` fails, is retried, and fails its check.
+fn api_events() -> Vec<Event> {
+    let sonnet = Some("anthropic/claude-sonnet-4");
+    vec![
+        ev(185_000, started("api", 1, "claude", sonnet)),
+        ev(400_000, EventKind::RetryScheduled { task: "api".into(), next_attempt: 2, delay_ms: 2_000 }),
+        ev(402_000, started("api", 2, "claude", sonnet)),
+        ev(500_000, EventKind::Warning { message: "hook on_task_end `notify.sh` exited with code 3".into() }),
+        ev(
+            690_500,
+            state(
+                "api",
+                TaskState::Failed,
+                Some(Reason::CheckFailed),
+                Some("`cargo test` failed: 2 tests failed"),
+            ),
         ),
     ]
 }
