@@ -138,11 +138,16 @@ pub enum MergeState {
 impl TaskReport {
     /// A task of a new run: pending, no attempt yet.
     pub fn pending(t: &crate::plan::Task) -> TaskReport {
+        TaskReport { title: t.title.clone(), depends: t.depends.clone(), ..TaskReport::new(&t.id, &t.agent) }
+    }
+
+    /// Task `id` of `agent`, pending, with nothing else known of it.
+    pub fn new(id: &str, agent: &str) -> TaskReport {
         TaskReport {
-            id: t.id.clone(),
-            title: t.title.clone(),
-            agent: t.agent.clone(),
-            depends: t.depends.clone(),
+            id: id.into(),
+            title: String::new(),
+            agent: agent.into(),
+            depends: vec![],
             state: TaskState::Pending,
             reason: None,
             detail: None,

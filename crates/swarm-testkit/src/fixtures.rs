@@ -56,22 +56,7 @@ pub fn finished_run() -> (RunRecord, RunReport) {
 }
 
 fn task(id: &str, title: &str, agent: &str, state: TaskState) -> TaskReport {
-    TaskReport {
-        id: id.into(),
-        title: title.into(),
-        agent: agent.into(),
-        depends: vec![],
-        state,
-        reason: None,
-        detail: None,
-        attempts: vec![],
-        branch: None,
-        commit: None,
-        start_commit: None,
-        merge: None,
-        conflict_paths: vec![],
-        files_changed: vec![],
-    }
+    TaskReport { title: title.into(), state, ..TaskReport::new(id, agent) }
 }
 
 fn attempt(n: u32, agent: &str, from_ms: i64, to_ms: i64) -> AttemptReport {
