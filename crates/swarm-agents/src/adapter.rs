@@ -72,6 +72,29 @@ pub struct Launch {
     pub setup: Vec<SetupCommand>,
 }
 
+impl Launch {
+    /// `program args…` with `env`, in the attempt's working directory.
+    pub fn in_workdir(
+        spec: &AttemptSpec<'_>,
+        program: String,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> Launch {
+        Launch { program, args, env, cwd: spec.workdir.clone(), ..Default::default() }
+    }
+
+    /// [`Launch::in_workdir`] with the prompt written to stdin: what most agents read, since an
+    /// argument is capped at 128 KiB.
+    pub fn prompt_on_stdin(
+        spec: &AttemptSpec<'_>,
+        program: String,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> Launch {
+        Launch { stdin: Some(spec.prompt.to_string()), ..Launch::in_workdir(spec, program, args, env) }
+    }
+}
+
 /// What one output line of an agent means.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentOutput {

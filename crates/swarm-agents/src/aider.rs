@@ -13,8 +13,8 @@
 //! never replace that key.
 
 use crate::adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch};
-use crate::claude::{error_from, make_dir, with_key_from_env};
-use crate::opencode::{isolated_home, locate_binary};
+use crate::launch::{isolated_home, locate_binary, make_dir, with_key_from_env};
+use crate::output::error_from;
 use swarm_core::event::Stream;
 use swarm_core::failure::FailureClass;
 
@@ -98,11 +98,29 @@ impl Adapter for AiderAdapter {
             }
         };
         args.push(format!("--message={}", spec.prompt));
-        Ok(Launch { program, args, env, cwd: spec.workdir.clone(), ..Default::default() })
+        Ok(Launch::in_workdir(spec, program, args, env))
     }
 
-    fn parse_line(&self, stream: Stream, line: &str) -> Vec<AgentOutput> {
-        parse_line(stream, line)
+    /// One line of aider's text output.
+    fn parse_line(&self, _stream: Stream, line: &str) -> Vec<AgentOutput> {
+        let t = line.trim();
+        if t.is_empty() {
+            return vec![];
+        }
+        if let Some(u) = usage_line(t) {
+            return vec![u];
+        }
+        if let Some(e) = litellm_error(t) {
+            return vec![e];
+        }
+        if t.starts_with("Model ") && t.contains("has hit a token limit") {
+            return vec![AgentOutput::Error {
+                class: FailureClass::ContextTooLong,
+                message: t.to_string(),
+                retry_after: None,
+            }];
+        }
+        vec![AgentOutput::Text(line.to_string())]
     }
 }
 
@@ -177,32 +195,10 @@ fn litellm_error(line: &str) -> Option<AgentOutput> {
     Some(AgentOutput::Error { class, message, retry_after })
 }
 
-/// One line of aider's text output.
-pub fn parse_line(_stream: Stream, line: &str) -> Vec<AgentOutput> {
-    let t = line.trim();
-    if t.is_empty() {
-        return vec![];
-    }
-    if let Some(u) = usage_line(t) {
-        return vec![u];
-    }
-    if let Some(e) = litellm_error(t) {
-        return vec![e];
-    }
-    if t.starts_with("Model ") && t.contains("has hit a token limit") {
-        return vec![AgentOutput::Error {
-            class: FailureClass::ContextTooLong,
-            message: t.to_string(),
-            retry_after: None,
-        }];
-    }
-    vec![AgentOutput::Text(line.to_string())]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claude::test_support::*;
+    use crate::test_support::*;
 
     #[test]
     fn launch_plain_and_with_a_provider() {

@@ -1,9 +1,13 @@
 //! What swarm knows about each agent CLI: its binary, npm package and pinned version, and how
 //! to find it (PATH, then the project-local `.tools/node_modules/.bin` the test setup fills).
 
+use crate::adapter::Adapter;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use swarm_core::config::Config;
+use swarm_core::plan::AgentKind;
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct AgentInfo {
@@ -12,17 +16,79 @@ pub struct AgentInfo {
     /// npm package and the version verified to work headless (CONTRACT §6), if pinned.
     pub package: Option<&'static str>,
     pub pinned: Option<&'static str>,
+    #[serde(skip)]
+    adapter: fn() -> Arc<dyn Adapter>,
 }
 
+/// The built-in agent CLIs: the one table of their names (with `exec`, see [`builtin_names`]),
+/// from which the registry, `swarm agents`, `swarm doctor` and plan validation all read.
 pub const CATALOG: [AgentInfo; 7] = [
-    AgentInfo { name: "opencode", binary: "opencode", package: Some("opencode-ai"), pinned: Some("1.18.33") },
-    AgentInfo { name: "kilo", binary: "kilo", package: Some("@kilocode/cli"), pinned: Some("7.7.7") },
-    AgentInfo { name: "cline", binary: "cline", package: Some("cline"), pinned: Some("3.0.65") },
-    AgentInfo { name: "claude", binary: "claude", package: Some("@anthropic-ai/claude-code"), pinned: None },
-    AgentInfo { name: "codex", binary: "codex", package: Some("@openai/codex"), pinned: None },
-    AgentInfo { name: "gemini", binary: "gemini", package: Some("@google/gemini-cli"), pinned: None },
-    AgentInfo { name: "aider", binary: "aider", package: None, pinned: None },
+    AgentInfo {
+        name: "opencode",
+        binary: "opencode",
+        package: Some("opencode-ai"),
+        pinned: Some("1.18.33"),
+        adapter: || Arc::new(crate::OpencodeAdapter::opencode()),
+    },
+    AgentInfo {
+        name: "kilo",
+        binary: "kilo",
+        package: Some("@kilocode/cli"),
+        pinned: Some("7.7.7"),
+        adapter: || Arc::new(crate::OpencodeAdapter::kilo()),
+    },
+    AgentInfo {
+        name: "cline",
+        binary: "cline",
+        package: Some("cline"),
+        pinned: Some("3.0.65"),
+        adapter: || Arc::new(crate::ClineAdapter),
+    },
+    AgentInfo {
+        name: "claude",
+        binary: "claude",
+        package: Some("@anthropic-ai/claude-code"),
+        pinned: None,
+        adapter: || Arc::new(crate::ClaudeAdapter),
+    },
+    AgentInfo {
+        name: "codex",
+        binary: "codex",
+        package: Some("@openai/codex"),
+        pinned: None,
+        adapter: || Arc::new(crate::CodexAdapter),
+    },
+    AgentInfo {
+        name: "gemini",
+        binary: "gemini",
+        package: Some("@google/gemini-cli"),
+        pinned: None,
+        adapter: || Arc::new(crate::GeminiAdapter),
+    },
+    AgentInfo {
+        name: "aider",
+        binary: "aider",
+        package: None,
+        pinned: None,
+        adapter: || Arc::new(crate::AiderAdapter),
+    },
 ];
+
+impl AgentInfo {
+    pub fn adapter(&self) -> Arc<dyn Adapter> {
+        (self.adapter)()
+    }
+}
+
+/// Every built-in agent name, in the order messages list them: the CLIs, then `exec`.
+pub fn builtin_names() -> Vec<&'static str> {
+    CATALOG.iter().map(|a| a.name).chain([AgentKind::EXEC]).collect()
+}
+
+/// Every agent name a plan may use with `config`: the built-in ones, then its custom agents.
+pub fn agent_names(config: &Config) -> Vec<String> {
+    builtin_names().into_iter().map(String::from).chain(config.custom_agents()).collect()
+}
 
 /// Directories searched after PATH: the project's own tool folder.
 pub fn local_bin_dirs(project_root: &Path) -> Vec<PathBuf> {
@@ -69,5 +135,21 @@ pub fn version(binary: &Path, timeout: Duration) -> Result<String, String> {
         Ok(line)
     } else {
         Err(format!("`--version` failed: {line}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_name_has_its_adapter_and_exec_comes_last() {
+        let registry = crate::Registry::from_config(&Config::default()).unwrap();
+        let names = builtin_names();
+        for name in &names {
+            assert_eq!(registry.get(name).unwrap().name(), *name);
+        }
+        assert_eq!(names.last(), Some(&AgentKind::EXEC));
+        assert_eq!(names.len(), CATALOG.len() + 1);
     }
 }

@@ -8,18 +8,12 @@
 
 use crate::adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch};
 use crate::classify;
-use crate::opencode::{isolated_home, locate_binary};
+use crate::launch::{isolated_home, locate_binary, valid_env_name};
 use serde_json::{json, Value};
 use swarm_core::event::Stream;
 use swarm_core::failure::FailureClass;
 
 pub struct ClineAdapter;
-
-fn valid_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
 
 /// cline's provider settings (the file `cline auth` writes), with no `apiKey`. `updatedAt` is
 /// required: cline silently replaces a file without it.
@@ -87,15 +81,7 @@ impl Adapter for ClineAdapter {
             }
         }
         args.extend(["-c".into(), workdir, "--".into(), " ".into()]);
-        Ok(Launch {
-            program,
-            args,
-            env,
-            env_from,
-            cwd: spec.workdir.clone(),
-            stdin: Some(spec.prompt.to_string()),
-            ..Default::default()
-        })
+        Ok(Launch { env_from, ..Launch::prompt_on_stdin(spec, program, args, env) })
     }
 
     /// cline 3.0.65 exits 0 without a word when a prompt holds ` @word` (it goes looking for a
@@ -104,8 +90,62 @@ impl Adapter for ClineAdapter {
         true
     }
 
-    fn parse_line(&self, stream: Stream, line: &str) -> Vec<AgentOutput> {
-        parse_line(stream, line)
+    /// One line of `cline --json`: `hook_event`, `agent_event` and `run_result` objects.
+    fn parse_line(&self, _stream: Stream, line: &str) -> Vec<AgentOutput> {
+        let trimmed = line.trim();
+        let Ok(Value::Object(v)) = serde_json::from_str::<Value>(trimmed) else {
+            return if trimmed.is_empty() { vec![] } else { vec![AgentOutput::Text(line.to_string())] };
+        };
+        let str_at = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(String::from);
+        let root = Value::Object(v);
+        let mut out = Vec::new();
+        match str_at(&root, "/type").as_deref().unwrap_or("") {
+            "hook_event" => {
+                if let Some(id) = str_at(&root, "/taskId") {
+                    out.push(AgentOutput::Session(id));
+                }
+            }
+            "agent_event" => {
+                let ev = root.get("event").cloned().unwrap_or(Value::Null);
+                match str_at(&ev, "/type").as_deref().unwrap_or("") {
+                    "content_start" if str_at(&ev, "/contentType").as_deref() == Some("tool") => {
+                        let name = str_at(&ev, "/toolName").unwrap_or_else(|| "tool".into());
+                        let detail = ["/input/path", "/input/command", "/input/file_path", "/input/query"]
+                            .iter()
+                            .find_map(|p| str_at(&ev, p))
+                            .unwrap_or_default();
+                        out.push(AgentOutput::Tool { name, detail });
+                    }
+                    "content_end" if str_at(&ev, "/contentType").as_deref() == Some("text") => {
+                        if let Some(t) = str_at(&ev, "/text").filter(|t| !t.trim().is_empty()) {
+                            out.push(AgentOutput::Text(t));
+                        }
+                    }
+                    "error" => {
+                        let message = str_at(&ev, "/error/message")
+                            .or_else(|| str_at(&ev, "/message"))
+                            .unwrap_or_else(|| "unknown error".into());
+                        out.push(error_from_message(&message));
+                    }
+                    _ => {}
+                }
+            }
+            "run_result" => {
+                let usage = root.get("aggregateUsage").or_else(|| root.get("usage"));
+                let n = |k: &str| usage.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
+                out.push(AgentOutput::Usage {
+                    tokens_in: n("inputTokens"),
+                    tokens_out: n("outputTokens"),
+                    cost_usd: usage.and_then(|u| u.get("totalCost")).and_then(Value::as_f64).unwrap_or(0.0),
+                });
+            }
+            "error" => {
+                let message = str_at(&root, "/message").unwrap_or_else(|| "unknown error".into());
+                out.push(error_from_message(&message));
+            }
+            _ => {}
+        }
+        out
     }
 }
 
@@ -117,67 +157,10 @@ fn error_from_message(message: &str) -> AgentOutput {
     }
 }
 
-/// One line of `cline --json`: `hook_event`, `agent_event` and `run_result` objects.
-pub fn parse_line(_stream: Stream, line: &str) -> Vec<AgentOutput> {
-    let trimmed = line.trim();
-    let Ok(Value::Object(v)) = serde_json::from_str::<Value>(trimmed) else {
-        return if trimmed.is_empty() { vec![] } else { vec![AgentOutput::Text(line.to_string())] };
-    };
-    let str_at = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(String::from);
-    let root = Value::Object(v);
-    let mut out = Vec::new();
-    match str_at(&root, "/type").as_deref().unwrap_or("") {
-        "hook_event" => {
-            if let Some(id) = str_at(&root, "/taskId") {
-                out.push(AgentOutput::Session(id));
-            }
-        }
-        "agent_event" => {
-            let ev = root.get("event").cloned().unwrap_or(Value::Null);
-            match str_at(&ev, "/type").as_deref().unwrap_or("") {
-                "content_start" if str_at(&ev, "/contentType").as_deref() == Some("tool") => {
-                    let name = str_at(&ev, "/toolName").unwrap_or_else(|| "tool".into());
-                    let detail = ["/input/path", "/input/command", "/input/file_path", "/input/query"]
-                        .iter()
-                        .find_map(|p| str_at(&ev, p))
-                        .unwrap_or_default();
-                    out.push(AgentOutput::Tool { name, detail });
-                }
-                "content_end" if str_at(&ev, "/contentType").as_deref() == Some("text") => {
-                    if let Some(t) = str_at(&ev, "/text").filter(|t| !t.trim().is_empty()) {
-                        out.push(AgentOutput::Text(t));
-                    }
-                }
-                "error" => {
-                    let message = str_at(&ev, "/error/message")
-                        .or_else(|| str_at(&ev, "/message"))
-                        .unwrap_or_else(|| "unknown error".into());
-                    out.push(error_from_message(&message));
-                }
-                _ => {}
-            }
-        }
-        "run_result" => {
-            let usage = root.get("aggregateUsage").or_else(|| root.get("usage"));
-            let n = |k: &str| usage.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
-            out.push(AgentOutput::Usage {
-                tokens_in: n("inputTokens"),
-                tokens_out: n("outputTokens"),
-                cost_usd: usage.and_then(|u| u.get("totalCost")).and_then(Value::as_f64).unwrap_or(0.0),
-            });
-        }
-        "error" => {
-            let message = str_at(&root, "/message").unwrap_or_else(|| "unknown error".into());
-            out.push(error_from_message(&message));
-        }
-        _ => {}
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::*;
     use std::time::Duration;
 
     #[test]
@@ -189,7 +172,7 @@ mod tests {
         let outs: Vec<_> = std::fs::read_to_string(path)
             .unwrap()
             .lines()
-            .flat_map(|l| parse_line(Stream::Stdout, l))
+            .flat_map(|l| ClineAdapter.parse_line(Stream::Stdout, l))
             .collect();
         assert!(outs.contains(&AgentOutput::Session("conv_1795524361510_bax9l83".into())));
         assert!(outs.contains(&AgentOutput::Tool { name: "editor".into(), detail: "hello.txt".into() }));
@@ -204,46 +187,24 @@ mod tests {
             r#"{"ts":"x","type":"agent_event","event":{"type":"error","error":{"message":"429 Rate limit reached for model `r429` (fake-llm): 429 Too Many Requests. Please try again in 1s."},"errorClass":"unknown","recoverable":false}}"#,
             r#"{"ts":"x","type":"run_result","finishReason":"error","usage":{"inputTokens":0,"outputTokens":0,"totalCost":0}}"#,
         ];
-        let outs: Vec<_> = lines.iter().flat_map(|l| parse_line(Stream::Stdout, l)).collect();
+        let outs: Vec<_> = lines.iter().flat_map(|l| ClineAdapter.parse_line(Stream::Stdout, l)).collect();
         let errors: Vec<_> =
             outs.iter().filter(|o| matches!(o, AgentOutput::Error { .. })).cloned().collect();
         assert_eq!(
             ClineAdapter.classify(Some(1), &errors, &[]),
             Some((FailureClass::RateLimited, Some(Duration::from_secs(1))))
         );
-        let stderr =
-            parse_line(Stream::Stderr, r#"{"type":"error","message":"Unauthorized: invalid api key"}"#);
+        let stderr = ClineAdapter
+            .parse_line(Stream::Stderr, r#"{"type":"error","message":"Unauthorized: invalid api key"}"#);
         assert!(matches!(stderr[0], AgentOutput::Error { class: FailureClass::Auth, .. }));
     }
 
     #[test]
     fn launch_keeps_the_key_out_of_argv_and_files_and_runs_without_the_hub() {
         let task = crate::custom::tests::task("t", "cline");
-        let dir = std::env::temp_dir().join(format!("swarm-agents-cline-{}", std::process::id()));
-        let bin = dir.join(".tools/node_modules/.bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        let fake = bin.join("cline");
-        std::fs::write(&fake, "#!/bin/sh\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let spec = AttemptSpec {
-            run_id: "r",
-            task: &task,
-            attempt: 1,
-            prompt: "- do it",
-            model: Some("local/ok"),
-            workdir: dir.clone(),
-            provider: Some(crate::adapter::ProviderSpec {
-                name: "local".into(),
-                kind: "openai-compatible".into(),
-                base_url: Some("http://127.0.0.1:9/v1".into()),
-                model: "ok".into(),
-                api_key_env: "MY_KEY".into(),
-            }),
-            attempt_dir: dir.join("attempt"),
-            project_root: dir.clone(),
-        };
-        let l = ClineAdapter.launch(&spec).unwrap();
+        let dir = project("cline");
+        let l =
+            ClineAdapter.launch(&spec(&dir, &task, "- do it", Some(provider("openai-compatible")))).unwrap();
         let config = dir.join("attempt/cline-config");
         let settings: Value =
             serde_json::from_slice(&std::fs::read(config.join("data/settings/providers.json")).unwrap())
@@ -272,10 +233,12 @@ mod tests {
     #[test]
     fn garbage_is_text() {
         assert_eq!(
-            parse_line(Stream::Stdout, "{\"type\":\"agent_ev"),
+            ClineAdapter.parse_line(Stream::Stdout, "{\"type\":\"agent_ev"),
             vec![AgentOutput::Text("{\"type\":\"agent_ev".into())]
         );
-        assert!(parse_line(Stream::Stdout, "{\"type\":\"agent_event\",\"event\":42}").is_empty());
-        assert!(parse_line(Stream::Stdout, "").is_empty());
+        assert!(ClineAdapter
+            .parse_line(Stream::Stdout, "{\"type\":\"agent_event\",\"event\":42}")
+            .is_empty());
+        assert!(ClineAdapter.parse_line(Stream::Stdout, "").is_empty());
     }
 }

@@ -13,8 +13,8 @@
 //! `turn.failed{error:{message}}` and `error{message}`.
 
 use crate::adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch};
-use crate::claude::{error_from, json_object, make_dir, str_at, u64_at, valid_env_name};
-use crate::opencode::{isolated_home, locate_binary};
+use crate::launch::{isolated_home, locate_binary, make_dir, valid_env_name};
+use crate::output::{error_from, json_object, str_at, u64_at};
 use serde_json::Value;
 use swarm_core::event::Stream;
 
@@ -85,18 +85,67 @@ impl Adapter for CodexAdapter {
             }
         }
         args.push("-".into());
-        Ok(Launch {
-            program,
-            args,
-            env,
-            cwd: spec.workdir.clone(),
-            stdin: Some(spec.prompt.to_string()),
-            ..Default::default()
-        })
+        Ok(Launch::prompt_on_stdin(spec, program, args, env))
     }
 
-    fn parse_line(&self, stream: Stream, line: &str) -> Vec<AgentOutput> {
-        parse_line(stream, line)
+    /// One line of `codex exec --json`.
+    fn parse_line(&self, _stream: Stream, line: &str) -> Vec<AgentOutput> {
+        let v = match json_object(line) {
+            Ok(v) => v,
+            Err(out) => return out,
+        };
+        let mut out = Vec::new();
+        let item = v.get("item").cloned().unwrap_or(Value::Null);
+        match str_at(&v, "/type").unwrap_or("") {
+            "thread.started" => {
+                if let Some(id) = str_at(&v, "/thread_id") {
+                    out.push(AgentOutput::Session(id.to_string()));
+                }
+            }
+            "turn.completed" => out.push(AgentOutput::Usage {
+                // OpenAI counts cached input inside input_tokens.
+                tokens_in: u64_at(&v, "/usage/input_tokens"),
+                tokens_out: u64_at(&v, "/usage/output_tokens"),
+                cost_usd: 0.0,
+            }),
+            "turn.failed" => {
+                let m = str_at(&v, "/error/message").unwrap_or("turn failed");
+                out.push(error_from(m, None));
+            }
+            "error" => {
+                let m = str_at(&v, "/message").unwrap_or("unknown error");
+                // Transient stream reconnects are reported as errors but are retried by codex.
+                if m.starts_with("Reconnecting") {
+                    out.push(AgentOutput::Text(format!("[codex] {m}")));
+                } else {
+                    out.push(error_from(m, None));
+                }
+            }
+            "item.started" => out.extend(item_tool(&item)),
+            "item.completed" => match str_at(&item, "/type").unwrap_or("") {
+                "agent_message" => {
+                    if let Some(t) = str_at(&item, "/text").filter(|t| !t.trim().is_empty()) {
+                        out.push(AgentOutput::Text(t.to_string()));
+                    }
+                }
+                "file_change" => {
+                    let paths: Vec<&str> = item
+                        .get("changes")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(|c| str_at(c, "/path")).collect())
+                        .unwrap_or_default();
+                    out.push(AgentOutput::Tool { name: "apply_patch".into(), detail: paths.join(", ") });
+                }
+                // Non-fatal, surfaced as an item: shown, not counted as the attempt's failure.
+                "error" => {
+                    let m = str_at(&item, "/message").unwrap_or("");
+                    out.push(AgentOutput::Text(format!("[codex warning] {m}")));
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+        out
     }
 }
 
@@ -118,70 +167,10 @@ fn item_tool(item: &Value) -> Option<AgentOutput> {
     Some(AgentOutput::Tool { name, detail: detail.lines().next().unwrap_or("").chars().take(200).collect() })
 }
 
-/// One line of `codex exec --json`.
-pub fn parse_line(_stream: Stream, line: &str) -> Vec<AgentOutput> {
-    let v = match json_object(line) {
-        Ok(v) => v,
-        Err(out) => return out,
-    };
-    let mut out = Vec::new();
-    let item = v.get("item").cloned().unwrap_or(Value::Null);
-    match str_at(&v, "/type").unwrap_or("") {
-        "thread.started" => {
-            if let Some(id) = str_at(&v, "/thread_id") {
-                out.push(AgentOutput::Session(id.to_string()));
-            }
-        }
-        "turn.completed" => out.push(AgentOutput::Usage {
-            // OpenAI counts cached input inside input_tokens.
-            tokens_in: u64_at(&v, "/usage/input_tokens"),
-            tokens_out: u64_at(&v, "/usage/output_tokens"),
-            cost_usd: 0.0,
-        }),
-        "turn.failed" => {
-            let m = str_at(&v, "/error/message").unwrap_or("turn failed");
-            out.push(error_from(m, None));
-        }
-        "error" => {
-            let m = str_at(&v, "/message").unwrap_or("unknown error");
-            // Transient stream reconnects are reported as errors but are retried by codex.
-            if m.starts_with("Reconnecting") {
-                out.push(AgentOutput::Text(format!("[codex] {m}")));
-            } else {
-                out.push(error_from(m, None));
-            }
-        }
-        "item.started" => out.extend(item_tool(&item)),
-        "item.completed" => match str_at(&item, "/type").unwrap_or("") {
-            "agent_message" => {
-                if let Some(t) = str_at(&item, "/text").filter(|t| !t.trim().is_empty()) {
-                    out.push(AgentOutput::Text(t.to_string()));
-                }
-            }
-            "file_change" => {
-                let paths: Vec<&str> = item
-                    .get("changes")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|c| str_at(c, "/path")).collect())
-                    .unwrap_or_default();
-                out.push(AgentOutput::Tool { name: "apply_patch".into(), detail: paths.join(", ") });
-            }
-            // Non-fatal, surfaced as an item: shown, not counted as the attempt's failure.
-            "error" => {
-                let m = str_at(&item, "/message").unwrap_or("");
-                out.push(AgentOutput::Text(format!("[codex warning] {m}")));
-            }
-            _ => {}
-        },
-        _ => {}
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claude::test_support::*;
+    use crate::test_support::*;
 
     #[test]
     fn launch_plain_and_with_a_provider() {

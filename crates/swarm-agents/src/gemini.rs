@@ -14,8 +14,8 @@
 //! `result{status,error?{type,message},stats{input_tokens,output_tokens,…}}`.
 
 use crate::adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch};
-use crate::claude::{error_from, json_object, make_dir, str_at, tool_detail, u64_at, with_key_from_env};
-use crate::opencode::{isolated_home, locate_binary};
+use crate::launch::{isolated_home, locate_binary, make_dir, with_key_from_env};
+use crate::output::{error_from, json_object, str_at, tool_detail, u64_at};
 use serde_json::{json, Value};
 use swarm_core::event::Stream;
 
@@ -69,11 +69,60 @@ impl Adapter for GeminiAdapter {
                 (program, args)
             }
         };
-        Ok(Launch { program, args, env, cwd: spec.workdir.clone(), ..Default::default() })
+        Ok(Launch::in_workdir(spec, program, args, env))
     }
 
-    fn parse_line(&self, stream: Stream, line: &str) -> Vec<AgentOutput> {
-        parse_line(stream, line)
+    /// One line of `gemini --output-format stream-json`. Gemini also prints plain text (banners,
+    /// "YOLO mode is enabled", stack traces) which is shown as is.
+    fn parse_line(&self, _stream: Stream, line: &str) -> Vec<AgentOutput> {
+        let v = match json_object(line) {
+            Ok(v) => v,
+            Err(out) => return out,
+        };
+        let mut out = Vec::new();
+        match str_at(&v, "/type").unwrap_or("") {
+            "init" => {
+                if let Some(s) = str_at(&v, "/session_id").or_else(|| str_at(&v, "/sessionId")) {
+                    out.push(AgentOutput::Session(s.to_string()));
+                }
+            }
+            "message" if str_at(&v, "/role") == Some("assistant") => {
+                if let Some(t) = str_at(&v, "/content").filter(|t| !t.trim().is_empty()) {
+                    out.push(AgentOutput::Text(t.to_string()));
+                }
+            }
+            "tool_use" => out.push(AgentOutput::Tool {
+                name: str_at(&v, "/tool_name").unwrap_or("tool").to_string(),
+                detail: tool_detail(v.get("parameters")),
+            }),
+            "tool_result" if str_at(&v, "/status") == Some("error") => {
+                let m = str_at(&v, "/error/message").unwrap_or("tool failed");
+                out.push(AgentOutput::Text(format!("[tool error] {m}")));
+            }
+            "error" => {
+                let m = str_at(&v, "/message").unwrap_or("unknown error");
+                if str_at(&v, "/severity") == Some("warning") {
+                    out.push(AgentOutput::Text(format!("[gemini warning] {m}")));
+                } else {
+                    out.push(gemini_error(&v, m));
+                }
+            }
+            "result" => {
+                if let Some(stats) = v.get("stats").filter(|s| s.is_object()) {
+                    out.push(AgentOutput::Usage {
+                        tokens_in: u64_at(stats, "/input_tokens"),
+                        tokens_out: u64_at(stats, "/output_tokens"),
+                        cost_usd: 0.0,
+                    });
+                }
+                if str_at(&v, "/status") == Some("error") {
+                    let e = v.get("error").cloned().unwrap_or(Value::Null);
+                    out.push(gemini_error(&e, "gemini ended with status `error`"));
+                }
+            }
+            _ => {}
+        }
+        out
     }
 }
 
@@ -91,63 +140,10 @@ fn gemini_error(e: &Value, fallback: &str) -> AgentOutput {
     out
 }
 
-/// One line of `gemini --output-format stream-json`. Gemini also prints plain text (banners,
-/// "YOLO mode is enabled", stack traces) which is shown as is.
-pub fn parse_line(_stream: Stream, line: &str) -> Vec<AgentOutput> {
-    let v = match json_object(line) {
-        Ok(v) => v,
-        Err(out) => return out,
-    };
-    let mut out = Vec::new();
-    match str_at(&v, "/type").unwrap_or("") {
-        "init" => {
-            if let Some(s) = str_at(&v, "/session_id").or_else(|| str_at(&v, "/sessionId")) {
-                out.push(AgentOutput::Session(s.to_string()));
-            }
-        }
-        "message" if str_at(&v, "/role") == Some("assistant") => {
-            if let Some(t) = str_at(&v, "/content").filter(|t| !t.trim().is_empty()) {
-                out.push(AgentOutput::Text(t.to_string()));
-            }
-        }
-        "tool_use" => out.push(AgentOutput::Tool {
-            name: str_at(&v, "/tool_name").unwrap_or("tool").to_string(),
-            detail: tool_detail(v.get("parameters")),
-        }),
-        "tool_result" if str_at(&v, "/status") == Some("error") => {
-            let m = str_at(&v, "/error/message").unwrap_or("tool failed");
-            out.push(AgentOutput::Text(format!("[tool error] {m}")));
-        }
-        "error" => {
-            let m = str_at(&v, "/message").unwrap_or("unknown error");
-            if str_at(&v, "/severity") == Some("warning") {
-                out.push(AgentOutput::Text(format!("[gemini warning] {m}")));
-            } else {
-                out.push(gemini_error(&v, m));
-            }
-        }
-        "result" => {
-            if let Some(stats) = v.get("stats").filter(|s| s.is_object()) {
-                out.push(AgentOutput::Usage {
-                    tokens_in: u64_at(stats, "/input_tokens"),
-                    tokens_out: u64_at(stats, "/output_tokens"),
-                    cost_usd: 0.0,
-                });
-            }
-            if str_at(&v, "/status") == Some("error") {
-                let e = v.get("error").cloned().unwrap_or(Value::Null);
-                out.push(gemini_error(&e, "gemini ended with status `error`"));
-            }
-        }
-        _ => {}
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claude::test_support::*;
+    use crate::test_support::*;
 
     #[test]
     fn launch_plain_and_with_a_provider() {

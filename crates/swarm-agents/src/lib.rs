@@ -12,11 +12,16 @@ pub mod codex;
 mod custom;
 mod exec;
 pub mod gemini;
+mod launch;
 pub mod opencode;
+mod output;
 mod registry;
+#[cfg(test)]
+mod test_support;
 
 pub use adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch, ProviderSpec, SetupCommand};
 pub use aider::AiderAdapter;
+pub use catalog::{agent_names, builtin_names};
 pub use claude::ClaudeAdapter;
 pub use cline::ClineAdapter;
 pub use codex::CodexAdapter;

@@ -6,6 +6,7 @@
 
 use crate::adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch};
 use crate::classify;
+use crate::launch::{isolated_home, locate_binary};
 use serde_json::{json, Value};
 use swarm_core::event::Stream;
 
@@ -52,46 +53,6 @@ fn npm_for(kind: &str) -> &'static str {
         "openrouter" => "@openrouter/ai-sdk-provider",
         _ => "@ai-sdk/openai-compatible",
     }
-}
-
-pub(crate) fn locate_binary(
-    agent: &str,
-    binary: &str,
-    spec: &AttemptSpec<'_>,
-) -> Result<String, AdapterError> {
-    crate::catalog::locate(binary, &crate::catalog::local_bin_dirs(&spec.project_root))
-        .map(|p| p.display().to_string())
-        .ok_or_else(|| AdapterError::Invalid {
-            agent: agent.into(),
-            message: format!(
-                "`{binary}` not found in PATH or {}/.tools/node_modules/.bin (install it, e.g. with scripts/install-agents.sh)",
-                spec.project_root.display()
-            ),
-        })
-}
-
-/// HOME and XDG dirs under the attempt's private directory (created here).
-pub(crate) fn isolated_home(
-    agent: &str,
-    spec: &AttemptSpec<'_>,
-) -> Result<Vec<(String, String)>, AdapterError> {
-    let base = spec.attempt_dir.join("agent-home");
-    let mut env = Vec::new();
-    for (var, sub) in [
-        ("HOME", "home"),
-        ("XDG_CONFIG_HOME", "config"),
-        ("XDG_DATA_HOME", "data"),
-        ("XDG_STATE_HOME", "state"),
-        ("XDG_CACHE_HOME", "cache"),
-    ] {
-        let dir = base.join(sub);
-        std::fs::create_dir_all(&dir).map_err(|e| AdapterError::Invalid {
-            agent: agent.into(),
-            message: format!("cannot create {}: {e}", dir.display()),
-        })?;
-        env.push((var.to_string(), dir.display().to_string()));
-    }
-    Ok(env)
 }
 
 impl Adapter for OpencodeAdapter {
@@ -141,62 +102,51 @@ impl Adapter for OpencodeAdapter {
         args.extend(["--format".into(), "json".into(), "--auto".into()]);
         // The prompt goes on stdin: as an argument opencode and kilo JSON-quote it (`say "hi"`
         // reaches the model as `"say \"hi\""`), and an argument is capped at 128 KiB.
-        Ok(Launch {
-            program,
-            args,
-            env,
-            cwd: spec.workdir.clone(),
-            stdin: Some(spec.prompt.to_string()),
-            ..Default::default()
-        })
+        Ok(Launch::prompt_on_stdin(spec, program, args, env))
     }
 
-    fn parse_line(&self, stream: Stream, line: &str) -> Vec<AgentOutput> {
-        parse_line(stream, line)
-    }
-}
-
-/// One line of `opencode run --format json` (also kilo's).
-pub fn parse_line(_stream: Stream, line: &str) -> Vec<AgentOutput> {
-    let trimmed = line.trim();
-    let Ok(Value::Object(v)) = serde_json::from_str::<Value>(trimmed) else {
-        return if trimmed.is_empty() { vec![] } else { vec![AgentOutput::Text(line.to_string())] };
-    };
-    let mut out = Vec::new();
-    if let Some(s) = v.get("sessionID").and_then(Value::as_str) {
-        out.push(AgentOutput::Session(s.to_string()));
-    }
-    let part = v.get("part").cloned().unwrap_or(Value::Null);
-    match v.get("type").and_then(Value::as_str).unwrap_or("") {
-        "text" => {
-            if let Some(t) = part.get("text").and_then(Value::as_str).filter(|t| !t.trim().is_empty()) {
-                out.push(AgentOutput::Text(t.to_string()));
+    /// One line of `opencode run --format json` (also kilo's).
+    fn parse_line(&self, _stream: Stream, line: &str) -> Vec<AgentOutput> {
+        let trimmed = line.trim();
+        let Ok(Value::Object(v)) = serde_json::from_str::<Value>(trimmed) else {
+            return if trimmed.is_empty() { vec![] } else { vec![AgentOutput::Text(line.to_string())] };
+        };
+        let mut out = Vec::new();
+        if let Some(s) = v.get("sessionID").and_then(Value::as_str) {
+            out.push(AgentOutput::Session(s.to_string()));
+        }
+        let part = v.get("part").cloned().unwrap_or(Value::Null);
+        match v.get("type").and_then(Value::as_str).unwrap_or("") {
+            "text" => {
+                if let Some(t) = part.get("text").and_then(Value::as_str).filter(|t| !t.trim().is_empty()) {
+                    out.push(AgentOutput::Text(t.to_string()));
+                }
             }
+            "tool_use" => {
+                let name = part.get("tool").and_then(Value::as_str).unwrap_or("tool").to_string();
+                let input = part.pointer("/state/input");
+                let detail = ["filePath", "path", "command", "pattern", "url", "description"]
+                    .iter()
+                    .find_map(|k| input.and_then(|i| i.get(*k)).and_then(Value::as_str))
+                    .or_else(|| part.pointer("/state/title").and_then(Value::as_str))
+                    .unwrap_or("")
+                    .to_string();
+                out.push(AgentOutput::Tool { name, detail });
+            }
+            "step_finish" => {
+                let tokens = part.get("tokens");
+                let n = |k: &str| tokens.and_then(|t| t.get(k)).and_then(Value::as_u64).unwrap_or(0);
+                out.push(AgentOutput::Usage {
+                    tokens_in: n("input"),
+                    tokens_out: n("output") + n("reasoning"),
+                    cost_usd: part.get("cost").and_then(Value::as_f64).unwrap_or(0.0),
+                });
+            }
+            "error" => out.push(parse_error(v.get("error").unwrap_or(&Value::Null))),
+            _ => {}
         }
-        "tool_use" => {
-            let name = part.get("tool").and_then(Value::as_str).unwrap_or("tool").to_string();
-            let input = part.pointer("/state/input");
-            let detail = ["filePath", "path", "command", "pattern", "url", "description"]
-                .iter()
-                .find_map(|k| input.and_then(|i| i.get(*k)).and_then(Value::as_str))
-                .or_else(|| part.pointer("/state/title").and_then(Value::as_str))
-                .unwrap_or("")
-                .to_string();
-            out.push(AgentOutput::Tool { name, detail });
-        }
-        "step_finish" => {
-            let tokens = part.get("tokens");
-            let n = |k: &str| tokens.and_then(|t| t.get(k)).and_then(Value::as_u64).unwrap_or(0);
-            out.push(AgentOutput::Usage {
-                tokens_in: n("input"),
-                tokens_out: n("output") + n("reasoning"),
-                cost_usd: part.get("cost").and_then(Value::as_f64).unwrap_or(0.0),
-            });
-        }
-        "error" => out.push(parse_error(v.get("error").unwrap_or(&Value::Null))),
-        _ => {}
+        out
     }
-    out
 }
 
 /// `{"name":"APIError","data":{"message","statusCode","responseHeaders":{"retry-after"}}}`.
@@ -227,7 +177,7 @@ fn parse_error(e: &Value) -> AgentOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapter::ProviderSpec;
+    use crate::test_support::*;
     use std::time::Duration;
     use swarm_core::failure::FailureClass;
 
@@ -237,7 +187,10 @@ mod tests {
     }
 
     fn all(name: &str) -> Vec<AgentOutput> {
-        fixture(name).lines().flat_map(|l| parse_line(Stream::Stdout, l)).collect()
+        fixture(name)
+            .lines()
+            .flat_map(|l| OpencodeAdapter::opencode().parse_line(Stream::Stdout, l))
+            .collect()
     }
 
     fn usage(outs: &[AgentOutput]) -> (u64, u64) {
@@ -290,17 +243,23 @@ mod tests {
             "{\"type\":\"error\"}",
             "\u{0}\u{1}",
         ] {
-            let outs = parse_line(Stream::Stdout, line);
+            let outs = OpencodeAdapter::opencode().parse_line(Stream::Stdout, line);
             assert!(!outs.is_empty() || line.trim().is_empty(), "{line}");
         }
-        assert_eq!(parse_line(Stream::Stderr, "INFO hello"), vec![AgentOutput::Text("INFO hello".into())]);
+        assert_eq!(
+            OpencodeAdapter::opencode().parse_line(Stream::Stderr, "INFO hello"),
+            vec![AgentOutput::Text("INFO hello".into())]
+        );
         assert!(matches!(
-            parse_line(Stream::Stdout, "{\"type\":\"error\"}")[0],
+            OpencodeAdapter::opencode().parse_line(Stream::Stdout, "{\"type\":\"error\"}")[0],
             AgentOutput::Error { class: FailureClass::AgentError, .. }
         ));
         // A step_finish without numbers is zero usage, not a panic.
         assert_eq!(
-            parse_line(Stream::Stdout, "{\"type\":\"step_finish\",\"part\":{\"tokens\":{\"input\":\"x\"}}}"),
+            OpencodeAdapter::opencode().parse_line(
+                Stream::Stdout,
+                "{\"type\":\"step_finish\",\"part\":{\"tokens\":{\"input\":\"x\"}}}"
+            ),
             vec![AgentOutput::Usage { tokens_in: 0, tokens_out: 0, cost_usd: 0.0 }]
         );
     }
@@ -308,31 +267,10 @@ mod tests {
     #[test]
     fn launch_with_a_provider_keeps_the_key_out_of_the_config() {
         let task = crate::custom::tests::task("t", "opencode");
-        let dir = std::env::temp_dir().join(format!("swarm-agents-oc-{}", std::process::id()));
-        let bin = dir.join(".tools/node_modules/.bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        let fake = bin.join("opencode");
-        std::fs::write(&fake, "#!/bin/sh\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let spec = AttemptSpec {
-            run_id: "r",
-            task: &task,
-            attempt: 1,
-            prompt: "- do it",
-            model: Some("local/ok"),
-            workdir: dir.clone(),
-            provider: Some(ProviderSpec {
-                name: "local".into(),
-                kind: "openai-compatible".into(),
-                base_url: Some("http://127.0.0.1:9/v1".into()),
-                model: "ok".into(),
-                api_key_env: "MY_KEY".into(),
-            }),
-            attempt_dir: dir.join("attempt"),
-            project_root: dir.clone(),
-        };
-        let l = OpencodeAdapter::opencode().launch(&spec).unwrap();
+        let dir = project("opencode");
+        let l = OpencodeAdapter::opencode()
+            .launch(&spec(&dir, &task, "- do it", Some(provider("openai-compatible"))))
+            .unwrap();
         std::fs::remove_dir_all(&dir).ok();
         assert!(l.program.ends_with("opencode"));
         assert_eq!(l.args, ["run", "--model", "local/ok", "--format", "json", "--auto"]);

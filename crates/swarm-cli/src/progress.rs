@@ -93,12 +93,19 @@ fn describe(ev: &Event, width: usize) -> Option<String> {
     Some(format!("{} {line}", stamp(ev)))
 }
 
-impl Reporter for PlainReporter {
-    fn event(&mut self, ev: &Event) {
+impl PlainReporter {
+    /// The line `ev` deserves, its task column as wide as the longest task seen so far.
+    fn line(&mut self, ev: &Event) -> Option<String> {
         if let Some(task) = ev.kind.task() {
             self.width = self.width.max(task.len()).min(32);
         }
-        if let Some(line) = describe(ev, self.width.max(8)) {
+        describe(ev, self.width.max(8))
+    }
+}
+
+impl Reporter for PlainReporter {
+    fn event(&mut self, ev: &Event) {
+        if let Some(line) = self.line(ev) {
             out(format_args!("{line}"));
         }
     }
@@ -213,20 +220,46 @@ fn out(line: std::fmt::Arguments<'_>) {
 }
 
 pub fn print_summary(r: &RunReport, dir: &RunDir) {
+    for line in summary(r, dir) {
+        out(format_args!("{line}"));
+    }
+}
+
+/// The lines that end a run's output: its outcome, each failed task, where the report is.
+fn summary(r: &RunReport, dir: &RunDir) -> Vec<String> {
     let secs = r.ended_at.map(|e| (e - r.started_at).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
     let c = &r.counts;
-    out(format_args!(
+    let mut lines = vec![format!(
         "run {} {} in {secs:.1}s: {} succeeded, {} failed, {} blocked, {} cancelled",
         r.run_id, r.state, c.succeeded, c.failed, c.blocked, c.cancelled
-    ));
+    )];
     for t in r.tasks.iter().filter(|t| matches!(t.state, TaskState::Failed)) {
         let log = t.attempts.last().and_then(|a| a.log.as_deref()).unwrap_or("-");
-        out(format_args!(
+        lines.push(format!(
             "  failed  {}: {}{} (log: {log})",
             t.id,
             t.reason.map(|r| r.as_str()).unwrap_or("?"),
             t.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
         ));
     }
-    out(format_args!("report: {}", dir.report_json().display()));
+    lines.push(format!("report: {}", dir.report_json().display()));
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarm_testkit::fixtures;
+
+    /// What `swarm run` prints off a terminal for the fixed run: a line per state change, then
+    /// the summary.
+    #[test]
+    fn plain_lines_of_a_run() {
+        let mut plain = PlainReporter::default();
+        let mut lines: Vec<String> = fixtures::run_events().iter().filter_map(|ev| plain.line(ev)).collect();
+        let (_, report) = fixtures::finished_run();
+        let dir = RunDir::new(std::path::Path::new("/work/webapp/.swarm"), fixtures::RUN_ID);
+        lines.extend(summary(&report, &dir));
+        insta::assert_snapshot!(lines.join("\n"));
+    }
 }

@@ -1,5 +1,5 @@
-//! Where the project is: its root (git root or current directory), `.swarm/` state directory,
-//! config and store.
+//! Where the project is: its root (the top of the git repository, as git sees it, or the current
+//! directory), `.swarm/` state directory, config and store.
 
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -14,11 +14,6 @@ pub struct Project {
     pub state_dir: PathBuf,
     pub config: Config,
     pub address: Address,
-}
-
-/// The nearest directory at or above `start` holding `.git`, if any.
-pub fn git_root(start: &Path) -> Option<PathBuf> {
-    start.ancestors().find(|d| d.join(".git").exists()).map(Path::to_path_buf)
 }
 
 /// Env var holding the secrets of a store address given with its password masked (`***`), as
@@ -37,11 +32,12 @@ impl Project {
     pub fn discover(store: Option<&str>, config: Option<&Path>) -> Result<Project, CliError> {
         let cwd =
             std::env::current_dir().context("cannot read the current directory").map_err(CliError::other)?;
-        let root = git_root(&cwd).unwrap_or_else(|| cwd.clone());
+        let root = swarm_runner::util::repo_of(&cwd).unwrap_or_else(|| cwd.clone());
         let config = match config {
             Some(p) => Config::read(p),
             None => Config::discover(&root),
         }
+        .and_then(|c| c.check_agents(&swarm_agents::builtin_names()).map(|()| c))
         .map_err(|e| CliError::invalid(anyhow::Error::new(e)))?;
         let state_dir = root.join(".swarm");
         let address = match store {

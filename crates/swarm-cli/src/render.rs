@@ -1,6 +1,6 @@
 //! Human renderings of plans, runs and statuses.
 
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Local, TimeZone, Utc};
 use std::fmt::Write as _;
 use swarm_core::duration;
 use swarm_core::plan::Plan;
@@ -60,8 +60,16 @@ fn orchestrator_note(record: &RunRecord) -> Option<String> {
 }
 
 pub fn status(r: &RunReport, record: &RunRecord) -> String {
+    status_in(r, record, &Local)
+}
+
+/// [`status`] with the start time shown in `tz`.
+fn status_in<Tz: TimeZone>(r: &RunReport, record: &RunRecord, tz: &Tz) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
     let mut s = String::new();
-    let started = r.started_at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S");
+    let started = r.started_at.with_timezone(tz).format("%Y-%m-%d %H:%M:%S");
     let _ = writeln!(
         s,
         "run {}  plan {}  {}  started {}  {}",
@@ -95,11 +103,7 @@ pub fn status(r: &RunReport, record: &RunRecord) -> String {
             r.totals.tokens_in, r.totals.tokens_out, r.totals.cost_usd
         );
         for m in r.by_model.iter().filter(|m| !m.model.is_empty()) {
-            let _ = writeln!(
-                s,
-                "  {}: {} attempt(s), {} in / {} out, ${:.4}",
-                m.model, m.attempts, m.tokens_in, m.tokens_out, m.cost_usd
-            );
+            let _ = writeln!(s, "  {}: {}", m.model, m.summary());
         }
     }
     let w = r.tasks.iter().map(|t| t.id.len()).max().unwrap_or(4).clamp(4, 32);
@@ -149,4 +153,17 @@ pub fn runs(runs: &[RunRecord]) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarm_testkit::fixtures;
+
+    /// `swarm status` of the fixed finished run (times in UTC).
+    #[test]
+    fn status_of_a_finished_run() {
+        let (record, report) = fixtures::finished_run();
+        insta::assert_snapshot!(status_in(&report, &record, &Utc));
+    }
 }

@@ -423,3 +423,33 @@ fn status_and_runs_without_any_run() {
     let status = p.swarm(&["status"]);
     assert_eq!(status.code(), Some(2), "no run to show is invalid input\n{}", status.dump());
 }
+
+#[test]
+fn agent_names_come_from_the_one_table_and_the_config() {
+    let p = Project::new();
+    p.write("swarm.toml", "[agents.mine]\ncommand = \"my-cli {prompt}\"\n[agents.claude]\nconcurrency = 1\n");
+    p.plan("## a: A\n- agent: mien\n");
+    let out = p.swarm(&["plan", "check", "plan.md"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("expected one of: opencode, kilo, cline, claude, codex, gemini, aider, exec, mine"),
+        "{}",
+        out.dump()
+    );
+    p.plan("## a: A\n- agent: mine\n");
+    p.swarm(&["plan", "check", "plan.md"]).expect_code(0);
+
+    for (config, message) in [
+        (
+            "[agents.claude]\ncommand = \"x {prompt}\"\n",
+            "agents.claude: `command` cannot override the built-in agent `claude`",
+        ),
+        ("[agents.mine]\nconcurrency = 2\n", "agents.mine: a custom agent needs `command`"),
+    ] {
+        p.write("swarm.toml", config);
+        let out = p.swarm(&["plan", "check", "plan.md"]);
+        out.expect_code(2);
+        assert!(out.stderr.contains("invalid config") && out.stderr.contains(message), "{}", out.dump());
+    }
+}

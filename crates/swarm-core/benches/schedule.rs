@@ -42,8 +42,11 @@ fn generate(n: usize, seed: u64) -> String {
 fn main() {
     let n: usize = std::env::var("SWARM_BENCH_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let src = generate(n, 42);
-    let ctx =
-        PlanContext { default_name: "big".into(), default_namespace: "bench".into(), custom_agents: vec![] };
+    let ctx = PlanContext {
+        default_name: "big".into(),
+        default_namespace: "bench".into(),
+        agents: vec!["exec".into()],
+    };
 
     let t0 = Instant::now();
     let plan = parse_markdown("big.md", &src, &ctx).unwrap_or_else(|d| panic!("{}", d.render(false)));

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::OnceLock;
 
+mod duplicates;
+
 /// The version of the completion format this swarm writes and reads.
 pub const COMPLETION_SCHEMA_VERSION: u32 = 1;
 
@@ -55,9 +57,6 @@ pub fn parse(
     parse_bytes(text.as_bytes(), expect_run, expect_task)
 }
 
-/// At most this many duplicate keys are listed.
-const MAX_DUPLICATES: usize = 20;
-
 /// Parses and validates completion.json as an agent wrote it. On failure, every problem found,
 /// one per entry: bytes that are not UTF-8 (at which offset), a JSON syntax error (with line and
 /// column), or else every key given twice in one object (`<json pointer>: duplicate key …`, at any
@@ -78,7 +77,7 @@ pub fn parse_bytes(
         )]
     })?;
     let value: Value = serde_json::from_str(text).map_err(|e| vec![format!("not valid JSON: {e}")])?;
-    let mut errors = duplicate_keys(text);
+    let mut errors = duplicates::duplicate_keys(text);
     errors.extend(schema_errors(&value));
     if !errors.is_empty() {
         return Err(errors);
@@ -107,163 +106,19 @@ pub fn parse_bytes(
 }
 
 /// 1-based line and char column just after `prefix` (which must be UTF-8 up to its end).
-fn line_col(prefix: &[u8]) -> (usize, usize) {
+pub(crate) fn line_col(prefix: &[u8]) -> (usize, usize) {
     let line_start = prefix.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
     let line = prefix.iter().filter(|&&c| c == b'\n').count() + 1;
     let column = String::from_utf8_lossy(&prefix[line_start..]).chars().count() + 1;
     (line, column)
 }
 
-/// Every key that appears twice in one object of `text`, which serde_json has accepted (so the
-/// walk can be lenient, and its depth is bounded by serde_json's recursion limit).
-fn duplicate_keys(text: &str) -> Vec<String> {
-    struct Walk<'s> {
-        text: &'s str,
-        pos: usize,
-        path: Vec<String>,
-        found: Vec<(String, String, usize, usize)>, // pointer, key, first offset, again offset
-        more: usize,
-    }
-    impl Walk<'_> {
-        fn skip_ws(&mut self) {
-            let b = self.text.as_bytes();
-            while b.get(self.pos).is_some_and(u8::is_ascii_whitespace) {
-                self.pos += 1;
-            }
-        }
-        /// At an opening quote: the string's decoded value; leaves `pos` after the closing quote.
-        fn string(&mut self) -> String {
-            let b = self.text.as_bytes();
-            let start = self.pos;
-            self.pos += 1;
-            let mut escaped = false;
-            while let Some(&c) = b.get(self.pos) {
-                self.pos += 1;
-                match c {
-                    b'\\' => {
-                        escaped = true;
-                        self.pos += 1;
-                    }
-                    b'"' => break,
-                    _ => {}
-                }
-            }
-            let raw = &self.text[start..self.pos.min(self.text.len())];
-            if escaped {
-                serde_json::from_str(raw).unwrap_or_default()
-            } else {
-                raw.trim_matches('"').to_string()
-            }
-        }
-        fn value(&mut self) {
-            self.skip_ws();
-            let b = self.text.as_bytes();
-            match b.get(self.pos) {
-                Some(b'{') => {
-                    self.pos += 1;
-                    let mut seen: std::collections::HashMap<String, usize> = Default::default();
-                    loop {
-                        self.skip_ws();
-                        match self.text.as_bytes().get(self.pos) {
-                            Some(b'"') => {
-                                let at = self.pos;
-                                let key = self.string();
-                                self.skip_ws();
-                                self.pos += 1; // the colon
-                                match seen.get(&key) {
-                                    Some(&first) if self.found.len() < MAX_DUPLICATES => {
-                                        let pointer: String = self
-                                            .path
-                                            .iter()
-                                            .chain([&key])
-                                            .map(|t| format!("/{}", escape(t)))
-                                            .collect();
-                                        self.found.push((pointer, key.clone(), first, at));
-                                    }
-                                    Some(_) => self.more += 1,
-                                    None => {
-                                        seen.insert(key.clone(), at);
-                                    }
-                                }
-                                self.path.push(key);
-                                self.value();
-                                self.path.pop();
-                            }
-                            Some(b',') => self.pos += 1,
-                            Some(b'}') | None => {
-                                self.pos += 1;
-                                return;
-                            }
-                            Some(_) => self.pos += 1, // never stall
-                        }
-                    }
-                }
-                Some(b'[') => {
-                    self.pos += 1;
-                    let mut index = 0;
-                    loop {
-                        self.skip_ws();
-                        match self.text.as_bytes().get(self.pos) {
-                            Some(b',') => self.pos += 1,
-                            Some(b']') | None => {
-                                self.pos += 1;
-                                return;
-                            }
-                            Some(_) => {
-                                self.path.push(index.to_string());
-                                self.value();
-                                self.path.pop();
-                                index += 1;
-                            }
-                        }
-                    }
-                }
-                Some(b'"') => {
-                    self.string();
-                }
-                Some(_) => {
-                    while b
-                        .get(self.pos)
-                        .is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
-                    {
-                        self.pos += 1;
-                    }
-                }
-                None => {}
-            }
-        }
-    }
-    /// RFC 6901: `~` and `/` inside a reference token.
-    fn escape(token: &str) -> String {
-        token.replace('~', "~0").replace('/', "~1")
-    }
-
-    let mut walk = Walk { text, pos: 0, path: Vec::new(), found: Vec::new(), more: 0 };
-    walk.value();
-    let b = text.as_bytes();
-    let mut out: Vec<String> = walk
-        .found
-        .into_iter()
-        .map(|(pointer, key, first, again)| {
-            let (l1, c1) = line_col(&b[..first]);
-            let (l2, c2) = line_col(&b[..again]);
-            format!(
-                "{pointer}: duplicate key {} at line {l2}, column {c2} (first at line {l1}, column {c1})",
-                Value::from(key)
-            )
-        })
-        .collect();
-    if walk.more > 0 {
-        out.push(format!(": {} more duplicate keys", walk.more));
-    }
-    out
-}
-
 /// Every violation of the completion schema by `value`, as `<json pointer>: <message>`.
 pub fn schema_errors(value: &Value) -> Vec<String> {
     static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
     let validator = VALIDATOR.get_or_init(|| {
-        let schema = crate::schema::get("completion").expect("the completion schema exists");
+        // The schema `swarm schema completion` prints (see `crate::schema`).
+        let schema = serde_json::to_value(schemars::schema_for!(Completion)).expect("schemas serialize");
         jsonschema::validator_for(&schema).expect("the generated completion schema compiles")
     });
     validator

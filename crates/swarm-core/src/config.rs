@@ -1,8 +1,17 @@
 //! `swarm.toml` (and a `models.toml` beside it): embedded defaults overlaid by the project's
 //! files. Unknown keys are errors.
 
+mod defaults;
+mod hooks;
+mod models;
+
+pub use hooks::HooksConfig;
+pub use models::{split_model_id, ModelLimitsConfig, ModelsConfig, MAX_LAYERS};
+
 use crate::backoff::Backoff;
 use crate::duration;
+use crate::plan::AgentKind;
+use models::ModelsFile;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -135,198 +144,6 @@ pub struct ProviderConfig {
     pub paid: Option<bool>,
 }
 
-/// Most layers a hierarchy may have (a task's `tier` is 1–7).
-pub const MAX_LAYERS: usize = 7;
-
-/// `[models]`: the model hierarchy (CONTRACT §8). Tasks without `model` get theirs from it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelsConfig {
-    /// The spend gate: paid models are used only when true (default false).
-    pub allow_paid: Option<bool>,
-    /// Longest a request waits for a model to free up before `models_exhausted` (default 1m).
-    #[serde(default, with = "duration::opt_serde")]
-    pub max_wait: Option<Duration>,
-    /// Per-run cap in USD: once spent, no new request or attempt starts.
-    pub budget_usd: Option<f64>,
-    /// Per-run cap in tokens (in + out).
-    pub budget_tokens: Option<u64>,
-    /// Model ids `PROVIDER/MODEL`, layer 1 first; within a layer in order.
-    #[serde(default)]
-    pub layers: Vec<Vec<String>>,
-    /// Declared limits, window and price of a model, by id.
-    #[serde(default)]
-    pub limits: BTreeMap<String, ModelLimitsConfig>,
-}
-
-/// `[models.limits."PROVIDER/MODEL"]`. Every key is optional; a missing limit is no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelLimitsConfig {
-    /// Requests per minute.
-    pub rpm: Option<u32>,
-    /// Requests per day.
-    pub rpd: Option<u32>,
-    /// Tokens per minute.
-    pub tpm: Option<u64>,
-    /// Context window, tokens.
-    pub context: Option<u64>,
-    /// Whether the model costs money; unset: its provider's `paid`, else yes.
-    pub paid: Option<bool>,
-    /// USD per million input tokens (default 0).
-    pub price_in: Option<f64>,
-    /// USD per million output tokens (default 0).
-    pub price_out: Option<f64>,
-}
-
-/// `PROVIDER/MODEL` → (`PROVIDER`, `MODEL`): the provider is the part before the first `/`; the
-/// rest (which may hold `/` and `:`) is the provider's own model id. None unless both are there.
-pub fn split_model_id(id: &str) -> Option<(&str, &str)> {
-    id.split_once('/').filter(|(p, m)| !p.is_empty() && !m.is_empty())
-}
-
-/// What a `models.toml` may hold: `[models]`, and providers that `swarm.toml` does not declare.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ModelsFile {
-    models: Option<ModelsConfig>,
-    #[serde(default)]
-    providers: BTreeMap<String, ProviderConfig>,
-}
-
-impl ModelsConfig {
-    /// Every model of the hierarchy with its layer (1-based), in routing order.
-    pub fn models(&self) -> impl Iterator<Item = (u8, &str)> {
-        self.layers
-            .iter()
-            .enumerate()
-            .flat_map(|(i, layer)| layer.iter().map(move |m| ((i + 1) as u8, m.as_str())))
-    }
-
-    fn problems(&self, providers: &BTreeMap<String, ProviderConfig>) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.layers.len() > MAX_LAYERS {
-            out.push(format!(
-                "models.layers has {} layers; at most {MAX_LAYERS} are allowed (a task's tier is 1-{MAX_LAYERS})",
-                self.layers.len()
-            ));
-        }
-        for (i, layer) in self.layers.iter().enumerate() {
-            if layer.is_empty() {
-                out.push(format!("models.layers: layer {} is empty (remove it or name a model)", i + 1));
-            }
-        }
-        let mut seen: BTreeMap<&str, u8> = BTreeMap::new();
-        for (layer, id) in self.models() {
-            if let Some(first) = seen.insert(id, layer) {
-                out.push(format!(
-                    "models.layers: `{id}` is listed twice (layers {first} and {layer}); a model has one place"
-                ));
-                continue;
-            }
-            match split_model_id(id) {
-                None => out.push(format!(
-                    "models.layers: `{id}` is not PROVIDER/MODEL (e.g. `gemini/gemini-2.5-flash`)"
-                )),
-                Some((provider, _)) if !providers.contains_key(provider) => {
-                    let known: Vec<&str> = providers.keys().map(String::as_str).collect();
-                    out.push(format!(
-                        "models.layers: `{id}` names the provider `{provider}`, which is not declared in [providers] ({})",
-                        if known.is_empty() { "none is".to_string() } else { format!("declared: {}", known.join(", ")) }
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        for (id, limits) in &self.limits {
-            let key = format!("models.limits.\"{id}\"");
-            if !seen.contains_key(id.as_str()) {
-                out.push(format!("{key}: `{id}` is in no layer of models.layers"));
-            }
-            for (name, value) in [
-                ("rpm", limits.rpm.map(u64::from)),
-                ("rpd", limits.rpd.map(u64::from)),
-                ("tpm", limits.tpm),
-                ("context", limits.context),
-            ] {
-                if value == Some(0) {
-                    out.push(format!("{key}.{name} must be at least 1 (to stop using the model, remove it from models.layers)"));
-                }
-            }
-            for (name, value) in [("price_in", limits.price_in), ("price_out", limits.price_out)] {
-                if value.is_some_and(|v| !(v >= 0.0 && v.is_finite())) {
-                    out.push(format!("{key}.{name} must be a price of 0 or more (USD per million tokens)"));
-                }
-            }
-        }
-        if self.budget_usd.is_some_and(|v| !(v >= 0.0 && v.is_finite())) {
-            out.push("models.budget_usd must be 0 or more (USD)".into());
-        }
-        out
-    }
-}
-
-/// `[hooks]`: shell commands run (and a webhook called) when tasks and runs end. A hook that
-/// fails or hangs is reported as a warning and never holds up the run.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HooksConfig {
-    /// Run (`sh -c`) after every task reaches a final state, with the task's JSON on stdin.
-    pub on_task_end: Option<String>,
-    /// Run after a task fails or is blocked.
-    pub on_failure: Option<String>,
-    /// Run when the run ends, with the run report's JSON on stdin.
-    pub on_run_end: Option<String>,
-    /// A hook command still running after this is killed with its whole process group (default 30s).
-    #[serde(default, with = "duration::opt_serde")]
-    pub timeout: Option<Duration>,
-    /// `http://` or `https://` URL that receives every hook event as a JSON POST.
-    pub webhook: Option<String>,
-    /// Time allowed for one webhook request (default 10s).
-    #[serde(default, with = "duration::opt_serde")]
-    pub webhook_timeout: Option<Duration>,
-    /// Extra tries after a connection error or a 5xx answer (default 3).
-    pub webhook_retries: Option<u32>,
-}
-
-impl HooksConfig {
-    pub fn timeout(&self) -> Duration {
-        self.timeout.unwrap_or(Duration::from_secs(30))
-    }
-
-    pub fn webhook_timeout(&self) -> Duration {
-        self.webhook_timeout.unwrap_or(Duration::from_secs(10))
-    }
-
-    pub fn webhook_retries(&self) -> u32 {
-        self.webhook_retries.unwrap_or(3)
-    }
-
-    fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for (key, value) in [
-            ("on_task_end", &self.on_task_end),
-            ("on_failure", &self.on_failure),
-            ("on_run_end", &self.on_run_end),
-        ] {
-            if value.as_deref().is_some_and(|c| c.trim().is_empty()) {
-                out.push(format!("hooks.{key} must not be empty (leave it out to run nothing)"));
-            }
-        }
-        for (key, value) in [("timeout", self.timeout), ("webhook_timeout", self.webhook_timeout)] {
-            if value == Some(Duration::ZERO) {
-                out.push(format!("hooks.{key} must be longer than 0s"));
-            }
-        }
-        if let Some(url) = &self.webhook {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                out.push(format!("hooks.webhook must be an http:// or https:// URL, not `{url}`"));
-            }
-        }
-        out
-    }
-}
-
 /// `[feedback]`: where agents' completion reports and task states are mirrored as plain files.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -342,11 +159,11 @@ pub struct FeedbackConfig {
 
 impl FeedbackConfig {
     pub fn mirror(&self) -> bool {
-        self.mirror.unwrap_or(true)
+        self.mirror.unwrap_or(defaults::MIRROR)
     }
 
     pub fn mirror_dir(&self) -> PathBuf {
-        self.mirror_dir.clone().unwrap_or_else(|| PathBuf::from("plans/agent-shared"))
+        self.mirror_dir.clone().unwrap_or_else(|| PathBuf::from(defaults::MIRROR_DIR))
     }
 }
 
@@ -429,15 +246,6 @@ impl Config {
             }
         }
         for (name, agent) in &self.agents {
-            let builtin = crate::plan::AGENTS.contains(&name.as_str());
-            if builtin && agent.command.is_some() {
-                return Err(invalid(format!(
-                    "agents.{name}: `command` cannot override the built-in agent `{name}`; use another name"
-                )));
-            }
-            if !builtin && agent.command.is_none() {
-                return Err(invalid(format!("agents.{name}: a custom agent needs `command`")));
-            }
             if agent.concurrency == Some(0) {
                 return Err(invalid(format!("agents.{name}.concurrency must be at least 1")));
             }
@@ -463,31 +271,50 @@ impl Config {
         Ok(())
     }
 
+    /// Checks `[agents.NAME]` against the built-in agent names (swarm-agents' table): a built-in
+    /// agent's section only tunes it, any other name is a custom agent and needs `command`.
+    pub fn check_agents(&self, builtin: &[&str]) -> Result<(), ConfigError> {
+        let invalid =
+            |message: String| ConfigError::Invalid { path: self.path.clone().unwrap_or_default(), message };
+        for (name, agent) in &self.agents {
+            let builtin = builtin.contains(&name.as_str());
+            if builtin && agent.command.is_some() {
+                return Err(invalid(format!(
+                    "agents.{name}: `command` cannot override the built-in agent `{name}`; use another name"
+                )));
+            }
+            if !builtin && agent.command.is_none() {
+                return Err(invalid(format!("agents.{name}: a custom agent needs `command`")));
+            }
+        }
+        Ok(())
+    }
+
     pub fn custom_agents(&self) -> Vec<String> {
         self.agents.iter().filter(|(_, a)| a.command.is_some()).map(|(n, _)| n.clone()).collect()
     }
 
     pub fn check_timeout(&self) -> Duration {
-        self.run.check_timeout.unwrap_or(Duration::from_secs(600))
+        self.run.check_timeout.unwrap_or(defaults::CHECK_TIMEOUT)
     }
 
     /// Bytes kept of one attempt's log (`[run] log_limit`).
     pub fn log_limit(&self) -> u64 {
-        self.run.log_limit.map_or(32 * 1024 * 1024, |b| b.as_u64())
+        self.run.log_limit.map_or(defaults::LOG_LIMIT, |b| b.as_u64())
     }
 
     /// `[worktree] setup_timeout`: the bound on setup commands and agent pre-steps.
     pub fn setup_timeout(&self) -> Duration {
-        self.worktree.setup_timeout.unwrap_or(Duration::from_secs(600))
+        self.worktree.setup_timeout.unwrap_or(defaults::SETUP_TIMEOUT)
     }
 
     pub fn grace(&self) -> Duration {
-        self.run.grace.unwrap_or(Duration::from_secs(5))
+        self.run.grace.unwrap_or(defaults::GRACE)
     }
 
     /// How long a finished run keeps retrying writes to a store that is away.
     pub fn store_give_up_after(&self) -> Duration {
-        self.store.give_up_after.unwrap_or(Duration::from_secs(30))
+        self.store.give_up_after.unwrap_or(defaults::STORE_GIVE_UP_AFTER)
     }
 
     pub fn backoff(&self) -> Backoff {
@@ -500,7 +327,7 @@ impl Config {
     }
 
     pub fn require_report(&self, agent: &str) -> bool {
-        self.agents.get(agent).and_then(|a| a.require_report).unwrap_or(agent != "exec")
+        self.agents.get(agent).and_then(|a| a.require_report).unwrap_or(AgentKind::of(agent) == AgentKind::Ai)
     }
 
     pub fn agent_limit(&self, agent: &str) -> Option<usize> {
@@ -526,17 +353,17 @@ impl Config {
     pub fn model_paid(&self, id: &str) -> bool {
         let own = self.model_limits(id).and_then(|l| l.paid);
         let provider = || split_model_id(id).and_then(|(p, _)| self.providers.get(p)).and_then(|p| p.paid);
-        own.or_else(provider).unwrap_or(true)
+        own.or_else(provider).unwrap_or(defaults::PAID)
     }
 
     /// `[models] allow_paid` (default false); `swarm run --allow-paid` sets it.
     pub fn allow_paid(&self) -> bool {
-        self.models.as_ref().and_then(|m| m.allow_paid).unwrap_or(false)
+        self.models.as_ref().and_then(|m| m.allow_paid).unwrap_or(defaults::ALLOW_PAID)
     }
 
     /// `[models] max_wait` (default 1m).
     pub fn max_wait(&self) -> Duration {
-        self.models.as_ref().and_then(|m| m.max_wait).unwrap_or(Duration::from_secs(60))
+        self.models.as_ref().and_then(|m| m.max_wait).unwrap_or(defaults::MAX_WAIT)
     }
 
     /// `[models] budget_usd`: the run's spend cap, if any.

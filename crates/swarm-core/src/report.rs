@@ -55,6 +55,19 @@ pub struct ModelUsage {
     pub cost_usd: f64,
 }
 
+impl ModelUsage {
+    /// What it served, for people: `2 attempt(s), 3 request(s), 120 in, 40 out, $0.0012` (the
+    /// requests only when the gateway served any). `swarm status` and report.md show this.
+    pub fn summary(&self) -> String {
+        let requests =
+            if self.requests > 0 { format!(", {} request(s)", self.requests) } else { String::new() };
+        format!(
+            "{} attempt(s){requests}, {} in, {} out, ${:.4}",
+            self.attempts, self.tokens_in, self.tokens_out, self.cost_usd
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LayerUsage {
     pub layer: u8,
@@ -125,11 +138,16 @@ pub enum MergeState {
 impl TaskReport {
     /// A task of a new run: pending, no attempt yet.
     pub fn pending(t: &crate::plan::Task) -> TaskReport {
+        TaskReport { title: t.title.clone(), depends: t.depends.clone(), ..TaskReport::new(&t.id, &t.agent) }
+    }
+
+    /// Task `id` of `agent`, pending, with nothing else known of it.
+    pub fn new(id: &str, agent: &str) -> TaskReport {
         TaskReport {
-            id: t.id.clone(),
-            title: t.title.clone(),
-            agent: t.agent.clone(),
-            depends: t.depends.clone(),
+            id: id.into(),
+            title: String::new(),
+            agent: agent.into(),
+            depends: vec![],
             state: TaskState::Pending,
             reason: None,
             detail: None,

@@ -9,7 +9,10 @@ fn ctx() -> PlanContext {
     PlanContext {
         default_name: "plan".into(),
         default_namespace: "repo".into(),
-        custom_agents: vec!["mybot".into()],
+        // swarm-agents' built-in names, then a custom one.
+        agents: ["opencode", "kilo", "cline", "claude", "codex", "gemini", "aider", "exec", "mybot"]
+            .map(String::from)
+            .to_vec(),
     }
 }
 

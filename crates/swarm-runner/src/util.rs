@@ -3,5 +3,6 @@
 
 pub use crate::dispatcher::mirror::write_atomic;
 pub use crate::os::git::{is_dirty, repo_of};
+pub use crate::os::net::is_loopback;
 pub use crate::os::paths::RunDir;
 pub use crate::os::process::{group_alive, hostname, owner_status};

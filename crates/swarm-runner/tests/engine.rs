@@ -21,7 +21,7 @@ fn plan(dir: &Path, name: &str, text: &str) -> StartRequest {
     let ctx = PlanContext {
         default_name: name.into(),
         default_namespace: "engine-test".into(),
-        custom_agents: vec![],
+        agents: swarm_agents::agent_names(&swarm_core::config::Config::default()),
     };
     let file = dir.join(format!("{name}.md"));
     std::fs::write(&file, text).unwrap();
@@ -103,7 +103,11 @@ fn an_attempt_job_and_its_events_survive_a_trip_through_json() {
     use swarm_runner::job::{
         AttemptEvent, AttemptJob, Evidence, Limits, ModelRoute, ReportSpec, WorkspaceSpec,
     };
-    let ctx = PlanContext { default_name: "p".into(), default_namespace: "n".into(), custom_agents: vec![] };
+    let ctx = PlanContext {
+        default_name: "p".into(),
+        default_namespace: "n".into(),
+        agents: vec!["opencode".into()],
+    };
     let plan = parse_markdown(
         "p.md",
         "## t: T\n- agent: opencode\n- model: local/ok\n- timeout: 20m\n\nDo it.\n",

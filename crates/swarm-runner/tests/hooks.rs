@@ -10,6 +10,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use swarm_core::config::HooksConfig;
 use swarm_runner::hooks::{HookKind, HookOutcome, HookResult, HookTarget, Hooks};
+use swarm_testkit::{pid_alive, wait_until};
 
 /// Hooks for `config`, and every outcome their callback received.
 fn hooks(config: HooksConfig) -> (Hooks, Arc<Mutex<Vec<HookOutcome>>>) {
@@ -21,25 +22,6 @@ fn hooks(config: HooksConfig) -> (Hooks, Arc<Mutex<Vec<HookOutcome>>>) {
 fn only(outcomes: Vec<HookOutcome>) -> HookOutcome {
     assert_eq!(outcomes.len(), 1, "{outcomes:#?}");
     outcomes.into_iter().next().unwrap()
-}
-
-/// Whether `pid` is a live (non-zombie) process.
-fn pid_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next())
-            .is_none_or(|state| !matches!(state, "Z" | "X" | "x")),
-        Err(_) => false,
-    }
-}
-
-fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn read_pid(dir: &Path, name: &str) -> u32 {

@@ -148,6 +148,18 @@ pub trait Store: Send + Sync {
     /// The shared-state entry `key` of namespace `ns`, if any.
     fn state_get(&self, ns: &str, key: &str) -> Result<Option<StateEntry>, StoreError>;
 
+    /// One shared-state write in one atomic step, which `state_set` and `state_delete` are made
+    /// of: `Some(value)` writes `key`, `None` deletes it. Returns the new entry (`None` after a
+    /// delete) and whether the key existed.
+    fn state_write(
+        &self,
+        ns: &str,
+        key: &str,
+        value: Option<&Value>,
+        if_version: Option<u64>,
+        by: Option<&Actor>,
+    ) -> Result<(Option<StateEntry>, bool), StoreError>;
+
     /// Writes `key` and returns the new entry: version 1 when created, +1 on every write. With
     /// `if_version`, only if the key is at that version now (`Some(0)`: only if it is absent),
     /// else `VersionConflict`. The change is appended to the namespace's change feed, and, when
@@ -160,7 +172,10 @@ pub trait Store: Send + Sync {
         value: &Value,
         if_version: Option<u64>,
         by: Option<&Actor>,
-    ) -> Result<StateEntry, StoreError>;
+    ) -> Result<StateEntry, StoreError> {
+        let (entry, _) = self.state_write(ns, key, Some(value), if_version, by)?;
+        Ok(entry.expect("a set returns its entry"))
+    }
 
     /// Deletes `key` (with `if_version`, only at that version); returns whether it existed.
     /// A key created again after a delete starts at version 1. Recorded like `state_set`.
@@ -170,7 +185,9 @@ pub trait Store: Send + Sync {
         key: &str,
         if_version: Option<u64>,
         by: Option<&Actor>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        self.state_write(ns, key, None, if_version, by).map(|(_, existed)| existed)
+    }
 
     /// Entries whose key starts with `prefix`, sorted by key.
     fn state_list(&self, ns: &str, prefix: &str) -> Result<Vec<StateEntry>, StoreError>;

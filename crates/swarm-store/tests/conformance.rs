@@ -62,22 +62,7 @@ fn record(run_id: &str, minutes_ago: i64, ids: &[&str]) -> RunRecord {
 }
 
 fn task(id: &str, state: TaskState) -> TaskReport {
-    TaskReport {
-        id: id.into(),
-        title: String::new(),
-        agent: "exec".into(),
-        depends: vec![],
-        state,
-        reason: None,
-        detail: None,
-        attempts: vec![],
-        branch: None,
-        commit: None,
-        start_commit: None,
-        merge: None,
-        conflict_paths: vec![],
-        files_changed: vec![],
-    }
+    TaskReport { state, ..TaskReport::new(id, "exec") }
 }
 
 fn event(run_id: &str, task: &str, state: TaskState) -> Event {

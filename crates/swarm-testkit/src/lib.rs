@@ -1,19 +1,47 @@
 //! swarm-testkit: helpers shared by the test suites — a real `redis-server` on a free port in a
-//! temporary directory, and waiting on explicit conditions instead of sleeping.
+//! temporary directory, waiting on explicit conditions instead of sleeping, and a fixed run for
+//! the snapshot tests of its renderings.
+
+pub mod fixtures;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Polls `cond` every 20 ms until it holds; panics with `what` after `timeout`.
+/// Polls `cond` every 20 ms until it holds; panics naming `what` after `timeout`.
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
-    while !cond() {
-        if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for: {what}");
+    loop {
+        if cond() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting until {what}");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Like [`wait_until`], but the condition yields a value.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let mut found = None;
+    wait_until(timeout, what, || {
+        found = probe();
+        found.is_some()
+    });
+    found.expect("wait_until returned")
+}
+
+/// Whether `pid` is a live (non-zombie) process.
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => match stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) {
+            Some(state) => !matches!(state, "Z" | "X" | "x"),
+            None => true,
+        },
+        Err(_) => false,
     }
 }
 

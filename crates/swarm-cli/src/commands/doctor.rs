@@ -5,38 +5,75 @@
 use crate::cli::DoctorArgs;
 use crate::error::CliResult;
 use crate::project::Project;
-use serde_json::json;
-use std::path::Path;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-use swarm_agents::catalog::{self, CATALOG};
+use swarm_agents::catalog::{self, AgentInfo, CATALOG};
+use swarm_store::{Health, StoreError};
 
 pub fn doctor(store: Option<&str>, config: Option<&Path>, args: DoctorArgs) -> CliResult {
-    let mut problems: Vec<String> = Vec::new();
-    let mut warnings: Vec<String> = Vec::new();
-    let mut lines: Vec<String> = Vec::new();
-
-    // Config and store: a broken config is itself the problem to report.
+    let mut f = Findings::default();
+    // A broken config is itself the problem to report.
     let project = match Project::discover(store, config) {
         Ok(p) => Some(p),
         Err(e) => {
-            problems.push(format!("{:#}", e.error));
-            lines.push(format!("config     FAIL  {:#}", e.error));
+            f.problems.push(format!("{:#}", e.error));
+            f.lines.push(format!("config     FAIL  {:#}", e.error));
             None
         }
     };
-    let mut store_json = json!(null);
+    let store_json = match &project {
+        Some(p) => {
+            f.config(p);
+            f.store(p)
+        }
+        None => json!(null),
+    };
+    let extra = project.as_ref().map(|p| catalog::local_bin_dirs(&p.root)).unwrap_or_default();
+    let agents_json: Vec<Value> = CATALOG.iter().map(|info| f.agent_cli(info, &extra)).collect();
+    f.lines.push("agent      exec      built in (sh -c)".into());
+    let mut providers_json = Vec::new();
     if let Some(p) = &project {
-        lines.push(format!(
-            "config     ok    {}",
-            p.config
-                .path
-                .as_ref()
-                .map_or("no swarm.toml (built-in defaults)".into(), |c| c.display().to_string())
-        ));
+        f.custom_agents(p, &extra);
+        providers_json = f.providers(p);
+    }
+    let healthy = f.problems.is_empty();
+    if args.json {
+        let v = json!({
+            "healthy": healthy, "problems": f.problems, "warnings": f.warnings,
+            "store": store_json, "agents": agents_json, "providers": providers_json,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        f.print();
+    }
+    Ok(if healthy { 0 } else { 1 })
+}
+
+/// What doctor found: the lines it prints, what is wrong (exit 1) and what is worth fixing.
+#[derive(Default)]
+struct Findings {
+    lines: Vec<String>,
+    problems: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Findings {
+    fn config(&mut self, p: &Project) {
+        let from = p
+            .config
+            .path
+            .as_ref()
+            .map_or("no swarm.toml (built-in defaults)".into(), |c| c.display().to_string());
+        self.lines.push(format!("config     ok    {from}"));
+    }
+
+    /// The store's health; the JSON `doctor --json` shows of it.
+    fn store(&mut self, p: &Project) -> Value {
         match swarm_store::open(&p.address, p.store_options(false)) {
             Ok(s) => match s.health() {
                 Ok(h) => {
-                    lines.push(format!(
+                    self.lines.push(format!(
                         "store      {}  {} ({} {}, schema v{}, {})",
                         if h.errors.is_empty() { "ok  " } else { "FAIL" },
                         h.address,
@@ -45,40 +82,43 @@ pub fn doctor(store: Option<&str>, config: Option<&Path>, args: DoctorArgs) -> C
                         h.schema_version,
                         h.persistence
                     ));
-                    problems.extend(h.errors.iter().cloned());
-                    warnings.extend(h.warnings.iter().cloned());
-                    store_json = serde_json::to_value(&h).expect("health serializes");
+                    self.problems.extend(h.errors.iter().cloned());
+                    self.warnings.extend(h.warnings.iter().cloned());
+                    health_json(&h)
                 }
                 Err(e) => {
-                    problems.push(e.to_string());
-                    lines.push(format!("store      FAIL  {e}"));
+                    self.fail_store(&e);
+                    json!(null)
                 }
             },
             // Not created yet: `swarm run` will, and doctor never creates a store.
-            Err(swarm_store::StoreError::Missing { .. }) => {
+            Err(StoreError::Missing { .. }) => {
                 let swarm_store::Address::Sqlite(path) = &p.address else {
                     unreachable!("only files go missing")
                 };
                 let h = swarm_store::SqliteStore::health_if_created(path);
-                lines.push(format!(
+                self.lines.push(format!(
                     "store      ok    {} (not created yet; `swarm run` creates it; {} {}, schema v{})",
                     h.address, h.backend, h.server_version, h.schema_version
                 ));
-                store_json = serde_json::to_value(&h).expect("health serializes");
+                health_json(&h)
             }
             Err(e) => {
-                problems.push(e.to_string());
-                lines.push(format!("store      FAIL  {e}"));
-                store_json = json!({ "address": p.address.describe(), "error": e.to_string() });
+                self.fail_store(&e);
+                json!({ "address": p.address.describe(), "error": e.to_string() })
             }
         }
     }
 
-    // Agent CLIs: a missing one is only a problem for plans that use it, so it is a warning.
-    let extra = project.as_ref().map(|p| catalog::local_bin_dirs(&p.root)).unwrap_or_default();
-    let mut agents_json = Vec::new();
-    for info in CATALOG {
-        let found = catalog::locate(info.binary, &extra);
+    fn fail_store(&mut self, e: &StoreError) {
+        self.problems.push(e.to_string());
+        self.lines.push(format!("store      FAIL  {e}"));
+    }
+
+    /// A built-in agent's CLI: a missing one is only a problem for plans that use it, so it is
+    /// a warning, as is a version other than the pinned one.
+    fn agent_cli(&mut self, info: &AgentInfo, extra: &[PathBuf]) -> Value {
+        let found = catalog::locate(info.binary, extra);
         let version = found.as_deref().map(|b| catalog::version(b, Duration::from_secs(15)));
         let pin = match (info.package, info.pinned) {
             (Some(pkg), Some(v)) => format!(" (pinned {pkg}@{v})"),
@@ -87,45 +127,41 @@ pub fn doctor(store: Option<&str>, config: Option<&Path>, args: DoctorArgs) -> C
         let status = match (&found, &version) {
             (Some(path), Some(Ok(v))) => {
                 if let Some(p) = info.pinned.filter(|p| !v.contains(*p)) {
-                    warnings.push(format!("{} {v} is not the pinned version {p}", info.name));
+                    self.warnings.push(format!("{} {v} is not the pinned version {p}", info.name));
                 }
                 format!("{v}  {}", path.display())
             }
             (Some(path), Some(Err(e))) => {
-                warnings.push(format!("{}: {e}", info.name));
+                self.warnings.push(format!("{}: {e}", info.name));
                 format!("found at {} but {e}", path.display())
             }
             _ => format!("not found{pin}"),
         };
-        lines.push(format!("agent      {:<9} {status}", info.name));
-        agents_json.push(json!({
+        self.lines.push(format!("agent      {:<9} {status}", info.name));
+        json!({
             "name": info.name, "binary": info.binary, "path": found.as_ref().map(|p| p.display().to_string()),
             "version": version.as_ref().and_then(|v| v.as_ref().ok()), "pinned": info.pinned, "package": info.package,
-        }));
+        })
     }
-    lines.push("agent      exec      built in (sh -c)".into());
-    if let Some(p) = &project {
+
+    /// Custom agents: their command must be there.
+    fn custom_agents(&mut self, p: &Project, extra: &[PathBuf]) {
         for (name, a) in p.config.agents.iter().filter(|(_, a)| a.command.is_some()) {
             let program = a.command.as_deref().and_then(|c| c.split_whitespace().next()).unwrap_or("");
-            let found = catalog::locate(program, &extra).is_some() || Path::new(program).is_file();
+            let found = catalog::locate(program, extra).is_some() || Path::new(program).is_file();
             if !found {
-                problems.push(format!("custom agent `{name}`: `{program}` not found"));
+                self.problems.push(format!("custom agent `{name}`: `{program}` not found"));
             }
-            lines.push(format!(
-                "agent      {name:<9} custom: {}",
-                if found { "ok" } else { "command not found" }
-            ));
+            let state = if found { "ok" } else { "command not found" };
+            self.lines.push(format!("agent      {name:<9} custom: {state}"));
         }
     }
 
-    // Provider credentials: names of variables only.
-    let mut providers_json = Vec::new();
-    if let Some(p) = &project {
+    /// Provider credentials: the names of their variables only, never values.
+    fn providers(&mut self, p: &Project) -> Vec<Value> {
+        let mut out = Vec::new();
         for (name, prov) in &p.config.providers {
-            let local = prov
-                .base_url
-                .as_deref()
-                .is_some_and(|u| u.contains("127.0.0.1") || u.contains("localhost") || u.contains("[::1]"));
+            let local = prov.base_url.as_deref().is_some_and(swarm_runner::util::is_loopback);
             let (state, ok) = match prov.api_key_env.as_deref() {
                 Some(var) if std::env::var_os(var).is_some_and(|v| !v.is_empty()) => {
                     (format!("{var} is set"), true)
@@ -140,36 +176,32 @@ pub fn doctor(store: Option<&str>, config: Option<&Path>, args: DoctorArgs) -> C
                 None => ("no api_key_env configured".into(), false),
             };
             if !ok {
-                problems.push(format!("provider `{name}`: {state}"));
+                self.problems.push(format!("provider `{name}`: {state}"));
             }
-            lines.push(format!("provider   {name:<9} {state}"));
-            providers_json
-                .push(json!({ "name": name, "kind": prov.kind, "credentials": ok, "detail": state }));
+            self.lines.push(format!("provider   {name:<9} {state}"));
+            out.push(json!({ "name": name, "kind": prov.kind, "credentials": ok, "detail": state }));
         }
+        out
     }
 
-    let healthy = problems.is_empty();
-    if args.json {
-        let v = json!({
-            "healthy": healthy, "problems": problems, "warnings": warnings,
-            "store": store_json, "agents": agents_json, "providers": providers_json,
-        });
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
-    } else {
-        for l in &lines {
+    fn print(&self) {
+        for l in &self.lines {
             println!("{l}");
         }
-        for w in &warnings {
+        for w in &self.warnings {
             println!("warning: {w}");
         }
-        if healthy {
+        if self.problems.is_empty() {
             println!("healthy");
         } else {
-            println!("{} problem(s):", problems.len());
-            for p in &problems {
+            println!("{} problem(s):", self.problems.len());
+            for p in &self.problems {
                 println!("  - {p}");
             }
         }
     }
-    Ok(if healthy { 0 } else { 1 })
+}
+
+fn health_json(h: &Health) -> Value {
+    serde_json::to_value(h).expect("health serializes")
 }

@@ -16,7 +16,7 @@ pub fn load(project: &Project, path: &Path, json: bool) -> CliResult<Plan> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "plan".into()),
         default_namespace: project.default_namespace(),
-        custom_agents: project.config.custom_agents(),
+        agents: swarm_agents::agent_names(&project.config),
     };
     swarm_core::plan::load(path, &ctx).map_err(|diags| {
         if json {

@@ -73,7 +73,7 @@ fn rehearse(
             paid: Some(false),
         },
     );
-    for t in plan.tasks.iter_mut().filter(|t| t.agent != "exec") {
+    for t in plan.tasks.iter_mut().filter(|t| t.runs_agent()) {
         // `model: local/ok` rehearses as the scenario's `ok` when it has one.
         let wanted =
             t.model.as_deref().and_then(|m| m.rsplit('/').next()).filter(|m| models.iter().any(|x| x == m));

@@ -131,7 +131,7 @@ impl App {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "plan".into()),
             default_namespace: self.project.default_namespace(),
-            custom_agents: self.project.config.custom_agents(),
+            agents: swarm_agents::agent_names(&self.project.config),
         }
     }
 

@@ -22,41 +22,7 @@ pub const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default `swarm.toml` of a test project: fast retries and a short grace period.
 pub const FAST_CONFIG: &str = "[run]\nretry_backoff = \"100ms\"\ngrace = \"1s\"\n";
 
-/// Polls `cond` every 20 ms until it holds; panics naming `what` after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting until {what}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Like [`wait_until`], but the condition yields a value.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let mut found = None;
-    wait_until(timeout, what, || {
-        found = probe();
-        found.is_some()
-    });
-    found.expect("wait_until returned")
-}
-
-/// Whether `pid` is a live (non-zombie) process.
-pub fn pid_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state is the first field after the parenthesised command name.
-        Ok(stat) => match stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) {
-            Some(state) => !matches!(state, "Z" | "X" | "x"),
-            None => true,
-        },
-        Err(_) => false,
-    }
-}
+pub use swarm_testkit::{pid_alive, wait_for, wait_until};
 
 /// Live processes whose environment says they belong to `run_id`.
 pub fn processes_of(run_id: &str) -> Vec<u32> {

@@ -17,8 +17,17 @@ fn unknown_keys_are_errors() {
     assert_eq!(cfg.custom_agents(), vec!["mine".to_string()]);
     assert_eq!(cfg.agent_limit("mine"), Some(2));
     assert_eq!(cfg.grace(), Duration::from_secs(2));
-    std::fs::write(&p, "[agents.mine]\nconcurrency = 2\n").unwrap();
-    assert!(Config::read(&p).unwrap_err().to_string().contains("needs `command`"));
+}
+
+#[test]
+fn agent_sections_are_checked_against_the_built_in_names() {
+    let builtin = ["claude", "exec"];
+    let check = |text: &str| Config::parse(text, Path::new("swarm.toml")).unwrap().check_agents(&builtin);
+    let err = check("[agents.mine]\nconcurrency = 2\n").unwrap_err().to_string();
+    assert!(err.contains("agents.mine: a custom agent needs `command`"), "{err}");
+    let err = check("[agents.claude]\ncommand = \"x {prompt}\"\n").unwrap_err().to_string();
+    assert!(err.contains("cannot override the built-in agent `claude`"), "{err}");
+    check("[agents.claude]\nconcurrency = 2\n[agents.mine]\ncommand = \"my-cli {prompt}\"\n").unwrap();
 }
 
 #[test]

@@ -1,12 +1,16 @@
 //! A markdown plan's YAML front matter (`name`, `namespace`, `concurrency`, `defaults`), read
 //! with positions so every error points at its line and column.
 
-use super::markdown::{line_end, next_line, set_field, Fields, RawValue, Seen, FRONT_MATTER_KEYS, KEYS};
+use super::fields::{set_field, Fields, RawValue, Seen, KEYS};
+use super::lines::{line_end, next_line};
 use super::validate::{self, Spanned};
 use crate::diagnostic::{closest, Sink};
 use std::ops::Range;
 use yaml_rust2::parser::{Event as YamlEvent, Parser as YamlParser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// Keys of the front matter itself; task fields go under `defaults`.
+const FRONT_MATTER_KEYS: [&str; 4] = ["name", "namespace", "concurrency", "defaults"];
 
 #[derive(Default)]
 pub(super) struct FrontMatter {
@@ -210,27 +214,34 @@ pub(super) fn parse_front_matter(src: &str, yaml: Range<usize>, sink: &mut Sink)
             continue;
         }
         seen[k] = Some(key_span.start);
-        if value.is_null() {
-            continue;
+        if !value.is_null() {
+            fm.set(name, key_span, value, sink);
         }
+    }
+    fm
+}
+
+impl FrontMatter {
+    /// Reads the front matter key `name` (known, first time, not null).
+    fn set(&mut self, name: &str, key_span: Range<usize>, value: Node, sink: &mut Sink) {
         match name {
             "name" | "namespace" => {
                 let Node::Scalar { value: text, span, .. } = &value else {
                     sink.error(key_span, format!("`{name}` must be a string")).label("not a string");
-                    continue;
+                    return;
                 };
                 if text.contains('\0') && !sink.src().get(span.clone()).is_some_and(|s| s.contains('\0')) {
                     validate::report_nul(sink, span.clone());
                 }
                 if name == "name" {
-                    fm.name = Some(text.clone());
+                    self.name = Some(text.clone());
                 } else {
-                    fm.namespace = Some(text.clone());
+                    self.namespace = Some(text.clone());
                 }
             }
             "concurrency" => match &value {
                 Node::Scalar { value: text, span, .. } => match text.trim().parse::<u32>() {
-                    Ok(n) if n >= 1 => fm.concurrency = Some(n),
+                    Ok(n) if n >= 1 => self.concurrency = Some(n),
                     _ => {
                         sink.error(span.clone(), format!("bad concurrency `{text}`"))
                             .label("expected a whole number of at least 1");
@@ -242,7 +253,7 @@ pub(super) fn parse_front_matter(src: &str, yaml: Range<usize>, sink: &mut Sink)
                 }
             },
             _ => match value {
-                Node::Map { entries, .. } => fm.defaults = parse_defaults(entries, sink),
+                Node::Map { entries, .. } => self.defaults = parse_defaults(entries, sink),
                 _ => {
                     sink.error(key_span, "`defaults` must be a mapping of task fields")
                         .label("expected `key: value` lines indented below `defaults:`");
@@ -250,12 +261,11 @@ pub(super) fn parse_front_matter(src: &str, yaml: Range<usize>, sink: &mut Sink)
             },
         }
     }
-    fm
 }
 
 fn parse_defaults(entries: Vec<(Node, Node)>, sink: &mut Sink) -> Fields {
     let mut fields = Fields::default();
-    let mut seen: Seen = [None; KEYS.len()];
+    let mut seen = Seen::default();
     for (key, value) in entries {
         let Some((name, key_span)) = scalar_key(&key, sink) else { continue };
         let raw = match value {

@@ -77,53 +77,12 @@ pub(super) fn parse(file: &str, src: &str, ctx: &PlanContext) -> Result<Plan, Di
         other => other,
     };
 
-    let mut drafts = Vec::with_capacity(parsed.tasks.len());
-    for (i, t) in parsed.tasks.into_iter().enumerate() {
-        let node = tasks_node.and_then(|n| n.item(i));
-        let field = |key: &str| node.and_then(|n| n.get(src, key));
-        let fallback = node.map_or(0..0, |n| n.span.start..n.span.start + 1);
-        let span_of = |key: &str| field(key).map_or(fallback.clone(), |n| n.span.clone());
-
-        let id = Spanned::new(t.id, span_of("id"));
-        let deps = field("depends");
-        let depends = t
-            .depends
-            .into_iter()
-            .enumerate()
-            .map(|(k, d)| {
-                let span =
-                    deps.and_then(|n| n.item(k)).map_or_else(|| span_of("depends"), |n| n.span.clone());
-                Spanned::new(d, span)
-            })
-            .collect();
-        let mut dur = |key: &str, text: Option<String>| {
-            let text = text?;
-            duration::parse(&text)
-                .map_err(|e| {
-                    sink.error(span_of(key), e).label("expected a duration like `45s`, `20m` or `1h30m`");
-                })
-                .ok()
-        };
-        let timeout = dur("timeout", t.timeout);
-        let stall = dur("stall", t.stall);
-        drafts.push(Draft {
-            agent: t.agent.map(|a| Spanned::new(a, span_of("agent"))),
-            agent_from_defaults: false,
-            tier: t.tier.map(|v| Spanned::new(v, span_of("tier"))),
-            id,
-            title: t.title,
-            model: t.model,
-            depends,
-            timeout,
-            stall,
-            retries: t.retries,
-            check: t.check,
-            command: t.command,
-            paths: t.paths,
-            workdir: t.workdir,
-            prompt: t.prompt,
-        });
-    }
+    let drafts = parsed
+        .tasks
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| draft(t, tasks_node.and_then(|n| n.item(i)), src, &mut sink))
+        .collect();
     let form = validate::Form {
         no_tasks: tasks_node.map_or(0..0, |n| n.span.clone()),
         no_tasks_help: "add at least one task to `tasks`",
@@ -137,6 +96,52 @@ pub(super) fn parse(file: &str, src: &str, ctx: &PlanContext) -> Result<Plan, Di
         brief: parsed.brief,
         tasks,
     })
+}
+
+/// A task as written, each value with its span (the task's first byte when the key is absent).
+fn draft(t: JsonTask, node: Option<&JNode>, src: &str, sink: &mut Sink) -> Draft {
+    let field = |key: &str| node.and_then(|n| n.get(src, key));
+    let fallback = node.map_or(0..0, |n| n.span.start..n.span.start + 1);
+    let span_of = |key: &str| field(key).map_or(fallback.clone(), |n| n.span.clone());
+
+    let id = Spanned::new(t.id, span_of("id"));
+    let deps = field("depends");
+    let depends = t
+        .depends
+        .into_iter()
+        .enumerate()
+        .map(|(k, d)| {
+            let span = deps.and_then(|n| n.item(k)).map_or_else(|| span_of("depends"), |n| n.span.clone());
+            Spanned::new(d, span)
+        })
+        .collect();
+    let mut dur = |key: &str, text: Option<String>| {
+        let text = text?;
+        duration::parse(&text)
+            .map_err(|e| {
+                sink.error(span_of(key), e).label("expected a duration like `45s`, `20m` or `1h30m`");
+            })
+            .ok()
+    };
+    let timeout = dur("timeout", t.timeout);
+    let stall = dur("stall", t.stall);
+    Draft {
+        agent: t.agent.map(|a| Spanned::new(a, span_of("agent"))),
+        agent_from_defaults: false,
+        tier: t.tier.map(|v| Spanned::new(v, span_of("tier"))),
+        id,
+        title: t.title,
+        model: t.model,
+        depends,
+        timeout,
+        stall,
+        retries: t.retries,
+        check: t.check,
+        command: t.command,
+        paths: t.paths,
+        workdir: t.workdir,
+        prompt: t.prompt,
+    }
 }
 
 /// Every `\u0000` escape (up to 20) in JSON that serde_json accepted: it can only be inside a

@@ -1,23 +1,15 @@
 //! The markdown form of a plan (CONTRACT §1): YAML front matter, a shared brief, then one
 //! `## <id>: <title>` section per task whose leading bullet list holds the task's fields.
 
+use super::fields::{set_field, Fields, RawValue, Seen};
 use super::front_matter::{parse_front_matter, split_front_matter, FrontMatter};
-use super::model::{Plan, Workdir};
+use super::lines::{line_at, line_end, next_line};
+use super::model::Plan;
 use super::validate::{self, Draft, Spanned};
 use super::PlanContext;
-use crate::diagnostic::{closest, Diagnostics, Sink};
-use crate::duration;
+use crate::diagnostic::{Diagnostics, Sink};
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use std::ops::Range;
-use std::time::Duration;
-
-/// Task fields, in the order error messages list them.
-pub(super) const KEYS: [&str; 11] = [
-    "agent", "model", "tier", "depends", "timeout", "stall", "retries", "check", "command", "paths",
-    "workdir",
-];
-
-pub(super) const FRONT_MATTER_KEYS: [&str; 4] = ["name", "namespace", "concurrency", "defaults"];
 
 const HEADING_FORM: &str = "a task heading is `## <id>: <title>`, e.g. `## schema: Define the schema`; \
                             use `###` for a heading inside a prompt";
@@ -57,177 +49,6 @@ pub(super) fn parse(file: &str, src: &str, ctx: &PlanContext) -> Result<Plan, Di
         tasks,
     };
     sink.finish(plan)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Task fields, shared by the bullet list under a heading and `defaults:` in the front matter.
-
-/// A field value as written, before it is interpreted.
-pub(super) struct RawValue {
-    pub(super) text: String,
-    pub(super) span: Range<usize>,
-    /// `text` is exactly `src[span]`, so positions inside it map to the source.
-    pub(super) exact: bool,
-    /// A YAML sequence (only meaningful for `depends` and `paths`).
-    pub(super) items: Option<Vec<Spanned<String>>>,
-}
-
-/// The fields one task (or `defaults`) sets; `None` = not set (or set to an invalid value, reported).
-#[derive(Debug, Clone, Default)]
-pub(super) struct Fields {
-    agent: Option<Spanned<String>>,
-    model: Option<String>,
-    tier: Option<Spanned<i64>>,
-    depends: Option<Vec<Spanned<String>>>,
-    timeout: Option<Duration>,
-    stall: Option<Duration>,
-    retries: Option<u32>,
-    check: Option<String>,
-    command: Option<String>,
-    paths: Option<Vec<String>>,
-    workdir: Option<Workdir>,
-}
-
-/// Where each key was first set in one field list, to report keys given twice.
-pub(super) type Seen = [Option<usize>; KEYS.len()];
-
-pub(super) fn set_field(
-    fields: &mut Fields,
-    seen: &mut Seen,
-    key: &str,
-    key_span: Range<usize>,
-    value: RawValue,
-    sink: &mut Sink,
-) {
-    let Some(k) = KEYS.iter().position(|&known| known == key) else {
-        let diag = sink
-            .error(key_span, format!("unknown key `{key}`"))
-            .label(format!("expected one of: {}", KEYS.join(", ")));
-        match closest(key, KEYS) {
-            Some(s) => diag.help(format!("did you mean `{s}`?")),
-            None => diag.help(
-                "the bullet list right after a task heading holds its fields; \
-                 put a paragraph before a list that belongs to the prompt",
-            ),
-        };
-        return;
-    };
-    if let Some(first) = seen[k] {
-        let (line, _) = sink.line_col(first);
-        sink.error(key_span, format!("`{key}` is set twice (first at line {line})")).label("set again here");
-        return;
-    }
-    seen[k] = Some(key_span.start);
-    // A YAML escape (`"\0"`) can make a NUL the source does not show; raw ones are reported
-    // where they are written.
-    let escaped_nul = |text: &str, span: &Range<usize>, sink: &Sink| {
-        text.contains('\0') && !sink.src().get(span.clone()).is_some_and(|s| s.contains('\0'))
-    };
-    let nul_span = std::iter::once((value.text.as_str(), &value.span))
-        .chain(value.items.iter().flatten().map(|i| (i.value.as_str(), &i.span)))
-        .find(|(text, span)| escaped_nul(text, span, sink))
-        .map(|(_, span)| span.clone());
-    if let Some(span) = nul_span {
-        // Reported; the field is still set, so nothing else (e.g. a missing command) cascades.
-        validate::report_nul(sink, span);
-    }
-
-    if matches!(key, "depends" | "paths") {
-        let items = match value.items {
-            Some(items) => items,
-            None => split_list(&value),
-        };
-        if key == "depends" {
-            fields.depends = Some(items);
-        } else {
-            fields.paths = Some(items.into_iter().map(|i| i.value).collect());
-        }
-        return;
-    }
-    if value.items.is_some() {
-        sink.error(value.span, format!("`{key}` takes a single value, not a list"));
-        return;
-    }
-    let text = value.text.trim();
-    if text.is_empty() {
-        sink.error(value.span, format!("`{key}` needs a value")).label("missing value");
-        return;
-    }
-    match key {
-        "agent" => fields.agent = Some(Spanned::new(text.to_string(), value.span)),
-        "model" => fields.model = Some(text.to_string()),
-        "check" => fields.check = Some(text.to_string()),
-        "command" => fields.command = Some(text.to_string()),
-        "tier" => match text.parse::<i64>() {
-            Ok(t) => fields.tier = Some(Spanned::new(t, value.span)),
-            Err(_) => {
-                sink.error(value.span, format!("bad tier `{text}`"))
-                    .label("expected a whole number from 1 to 7");
-            }
-        },
-        "retries" => match text.parse::<u32>() {
-            Ok(r) => fields.retries = Some(r),
-            Err(_) => {
-                sink.error(value.span, format!("bad retries `{text}`"))
-                    .label("expected a whole number (0 or more)");
-            }
-        },
-        "timeout" | "stall" => match duration::parse(text) {
-            Ok(d) if key == "timeout" => fields.timeout = Some(d),
-            Ok(d) => fields.stall = Some(d),
-            Err(e) => {
-                sink.error(value.span, e).label("expected a duration like `45s`, `20m` or `1h30m`");
-            }
-        },
-        "workdir" => match text {
-            "worktree" => fields.workdir = Some(Workdir::Worktree),
-            "shared" => fields.workdir = Some(Workdir::Shared),
-            _ => {
-                sink.error(value.span, format!("unknown workdir `{text}`"))
-                    .label("expected `worktree` or `shared`");
-            }
-        },
-        _ => unreachable!("every key in KEYS is handled"),
-    }
-}
-
-/// `a, b ,c` → `a`, `b`, `c` (empty items dropped), each with its own span when the text is exact.
-fn split_list(value: &RawValue) -> Vec<Spanned<String>> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    for part in value.text.split(',') {
-        let trimmed = part.trim();
-        if !trimmed.is_empty() {
-            let span = if value.exact {
-                let start = value.span.start + offset + (part.len() - part.trim_start().len());
-                start..start + trimmed.len()
-            } else {
-                value.span.clone()
-            };
-            out.push(Spanned::new(trimmed.to_string(), span));
-        }
-        offset += part.len() + 1;
-    }
-    out
-}
-
-impl Fields {
-    /// Fields this task does not set are taken from `defaults`.
-    fn or(self, defaults: &Fields) -> Fields {
-        Fields {
-            agent: self.agent.or_else(|| defaults.agent.clone()),
-            model: self.model.or_else(|| defaults.model.clone()),
-            tier: self.tier.or_else(|| defaults.tier.clone()),
-            depends: self.depends.or_else(|| defaults.depends.clone()),
-            timeout: self.timeout.or(defaults.timeout),
-            stall: self.stall.or(defaults.stall),
-            retries: self.retries.or(defaults.retries),
-            check: self.check.or_else(|| defaults.check.clone()),
-            command: self.command.or_else(|| defaults.command.clone()),
-            paths: self.paths.or_else(|| defaults.paths.clone()),
-            workdir: self.workdir.or(defaults.workdir),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,32 +146,11 @@ fn atx_line(src: &str, pos: usize) -> Option<Range<usize>> {
     (rest.is_empty() || rest.starts_with([' ', '\t'])).then_some(line)
 }
 
-/// The whole line containing `pos`, without its line break.
-fn line_at(src: &str, pos: usize) -> Range<usize> {
-    let start = src[..pos].rfind('\n').map_or(0, |i| i + 1);
-    start..line_end(src, pos)
-}
-
-/// End of the line containing `pos`, before `\r\n` or `\n`.
-pub(super) fn line_end(src: &str, pos: usize) -> usize {
-    let end = src[pos..].find('\n').map_or(src.len(), |i| pos + i);
-    if end > pos && src.as_bytes()[end - 1] == b'\r' {
-        end - 1
-    } else {
-        end
-    }
-}
-
-/// After the line containing `pos` (past its line break).
-pub(super) fn next_line(src: &str, pos: usize) -> usize {
-    src[pos..].find('\n').map_or(src.len(), |i| pos + i + 1)
-}
-
 fn parse_section(src: &str, section: &Section, defaults: &Fields, sink: &mut Sink) -> Option<Draft> {
     let heading = parse_heading(src, section.heading.clone(), sink);
 
     let mut fields = Fields::default();
-    let mut seen: Seen = [None; KEYS.len()];
+    let mut seen = Seen::default();
     let mut prompt_start = section.list_end.unwrap_or_else(|| next_line(src, section.heading.end));
     let n_items = section.items.len();
     for (i, item) in section.items.iter().enumerate() {
@@ -381,7 +181,7 @@ fn parse_section(src: &str, section: &Section, defaults: &Fields, sink: &mut Sin
 
     let (id, title) = heading?;
     let fields = fields.or(defaults);
-    let agent_from_defaults = seen[0].is_none() && fields.agent.is_some();
+    let agent_from_defaults = !seen.has("agent") && fields.agent.is_some();
     let prompt = trim_blank_lines(&src[prompt_start.min(section.end)..section.end]).to_string();
     Some(Draft {
         id,
@@ -513,7 +313,11 @@ mod tests {
     use super::*;
 
     fn ctx() -> PlanContext {
-        PlanContext { default_name: "plan".into(), default_namespace: "ns".into(), custom_agents: vec![] }
+        PlanContext {
+            default_name: "plan".into(),
+            default_namespace: "ns".into(),
+            agents: ["kilo", "exec"].map(String::from).to_vec(),
+        }
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The plan: a markdown (or JSON) file turned into a validated task graph (CONTRACT §1).
 
+mod fields;
 mod front_matter;
 mod json;
+mod lines;
 mod markdown;
 mod model;
 mod validate;
 
-pub use model::{Plan, Task, Workdir, AGENTS};
+pub use model::{AgentKind, Plan, Task, Workdir};
 
 use crate::diagnostic::Diagnostics;
 use std::path::Path;
@@ -18,8 +20,9 @@ pub struct PlanContext {
     pub default_name: String,
     /// Default `namespace`: the name of the git root directory (or of the current directory).
     pub default_namespace: String,
-    /// Agent names besides the built-in ones (custom agents from `swarm.toml`).
-    pub custom_agents: Vec<String>,
+    /// Every agent name a task may use, in the order messages list them: swarm-agents' built-in
+    /// table, then the custom agents of `swarm.toml` (`swarm_agents::agent_names`).
+    pub agents: Vec<String>,
 }
 
 /// The two ways to write a plan.

@@ -4,8 +4,30 @@ use crate::duration;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// Built-in agent names; custom agents come from `swarm.toml`.
-pub const AGENTS: [&str; 8] = ["opencode", "kilo", "cline", "claude", "codex", "gemini", "aider", "exec"];
+/// What does a task's work, as its agent name says. The names themselves (built in and custom)
+/// are swarm-agents' table; plan validation receives them in [`PlanContext`](super::PlanContext).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentKind {
+    /// `agent: exec`: the task's `command`, run by `sh`. No model, no completion report
+    /// expected, the plan's directory unless the plan says otherwise.
+    Exec,
+    /// An AI coding agent (built in or custom): it needs a model, is expected to write a
+    /// completion report, and works in its own worktree inside a git repository.
+    Ai,
+}
+
+impl AgentKind {
+    /// The name of the one agent that is no AI.
+    pub const EXEC: &'static str = "exec";
+
+    pub fn of(agent: &str) -> AgentKind {
+        if agent == AgentKind::EXEC {
+            AgentKind::Exec
+        } else {
+            AgentKind::Ai
+        }
+    }
+}
 
 /// A validated plan: tasks in file order, `defaults` already applied to each task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -69,12 +91,21 @@ pub struct Task {
 }
 
 impl Task {
+    pub fn kind(&self) -> AgentKind {
+        AgentKind::of(&self.agent)
+    }
+
+    /// Whether an AI agent does this task (not `exec`): it needs a model.
+    pub fn runs_agent(&self) -> bool {
+        self.kind() == AgentKind::Ai
+    }
+
     /// Where the task works: `workdir` when the plan sets it; else a worktree for an AI agent
     /// when the plan lies in a git repository (`in_git`), the shared directory otherwise.
     pub fn workdir(&self, in_git: bool) -> Workdir {
         match self.workdir {
             Some(w) => w,
-            None if in_git && self.agent != "exec" => Workdir::Worktree,
+            None if in_git && self.runs_agent() => Workdir::Worktree,
             None => Workdir::Shared,
         }
     }

@@ -1,7 +1,7 @@
 //! Checks shared by the markdown and JSON forms: ids, agents, tiers, dependencies and cycles.
 //! Every check reports into the same [`Sink`], so all problems come out at once.
 
-use super::model::{Task, Workdir, AGENTS};
+use super::model::{AgentKind, Task, Workdir};
 use super::PlanContext;
 use crate::diagnostic::{closest, Sink};
 use std::collections::{HashMap, VecDeque};
@@ -97,8 +97,17 @@ pub(crate) fn finish(drafts: Vec<Draft>, ctx: &PlanContext, sink: &mut Sink, for
         sink.error(form.no_tasks, "the plan has no tasks").help(form.no_tasks_help.to_string());
         return Vec::new();
     }
+    let index = check_ids(&drafts, sink);
+    check_agents(&drafts, ctx, sink, form.defaults_broken);
+    check_tiers(&drafts, sink);
+    let edges = dependency_edges(&drafts, &index, sink);
+    report_cycles(&drafts, &edges, sink);
+    drafts.into_iter().map(into_task).collect()
+}
 
-    // Ids: validity and uniqueness. Dependencies resolve to the first task with that id.
+/// Ids: validity and uniqueness. Returns each id's task; dependencies resolve to the first task
+/// with that id.
+fn check_ids<'d>(drafts: &'d [Draft], sink: &mut Sink) -> HashMap<&'d str, usize> {
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(drafts.len());
     for (i, d) in drafts.iter().enumerate() {
         if !is_valid_id(&d.id.value) {
@@ -116,22 +125,28 @@ pub(crate) fn finish(drafts: Vec<Draft>, ctx: &PlanContext, sink: &mut Sink, for
             index.insert(d.id.value.as_str(), i);
         }
     }
+    index
+}
 
-    check_agents(&drafts, ctx, sink, form.defaults_broken);
-
-    for d in &drafts {
-        if let Some(tier) = &d.tier {
-            if !(1..=7).contains(&tier.value) {
-                sink.error(tier.span.clone(), format!("tier {} is out of range", tier.value))
-                    .label("expected a tier from 1 to 7");
-            }
+fn check_tiers(drafts: &[Draft], sink: &mut Sink) {
+    for tier in drafts.iter().filter_map(|d| d.tier.as_ref()) {
+        if !(1..=7).contains(&tier.value) {
+            sink.error(tier.span.clone(), format!("tier {} is out of range", tier.value))
+                .label("expected a tier from 1 to 7");
         }
     }
+}
 
-    // Dependency edges (task -> the tasks it depends on), in the order written.
+/// Dependency edges (task -> `(target, index in depends)` of the tasks it depends on), in the
+/// order written; unknown dependencies are reported.
+fn dependency_edges(
+    drafts: &[Draft],
+    index: &HashMap<&str, usize>,
+    sink: &mut Sink,
+) -> Vec<Vec<(usize, usize)>> {
     let mut unknown = 0usize;
-    let mut edges: Vec<Vec<(usize, usize)>> = Vec::with_capacity(drafts.len()); // (target, index in depends)
-    for d in &drafts {
+    let mut edges: Vec<Vec<(usize, usize)>> = Vec::with_capacity(drafts.len());
+    for d in drafts {
         let mut out: Vec<(usize, usize)> = Vec::with_capacity(d.depends.len());
         for (k, dep) in d.depends.iter().enumerate() {
             match index.get(dep.value.as_str()) {
@@ -156,44 +171,42 @@ pub(crate) fn finish(drafts: Vec<Draft>, ctx: &PlanContext, sink: &mut Sink, for
         }
         edges.push(out);
     }
-    report_cycles(&drafts, &edges, sink);
+    edges
+}
 
-    drafts
-        .into_iter()
-        .map(|d| {
-            let mut depends: Vec<String> = Vec::with_capacity(d.depends.len());
-            for dep in d.depends {
-                if !depends.contains(&dep.value) {
-                    depends.push(dep.value);
-                }
-            }
-            let agent = match d.agent {
-                Some(a) => a.value,
-                None if d.command.is_some() => "exec".to_string(),
-                None => String::new(),
-            };
-            Task {
-                id: d.id.value,
-                title: d.title,
-                agent,
-                model: d.model,
-                tier: d.tier.and_then(|t| u8::try_from(t.value).ok()),
-                depends,
-                timeout: d.timeout,
-                stall: d.stall,
-                retries: d.retries,
-                check: d.check,
-                command: d.command,
-                paths: d.paths,
-                workdir: d.workdir,
-                prompt: d.prompt,
-            }
-        })
-        .collect()
+/// The task a draft becomes: dependencies without repeats, `exec` for a command without agent.
+fn into_task(d: Draft) -> Task {
+    let mut depends: Vec<String> = Vec::with_capacity(d.depends.len());
+    for dep in d.depends {
+        if !depends.contains(&dep.value) {
+            depends.push(dep.value);
+        }
+    }
+    let agent = match d.agent {
+        Some(a) => a.value,
+        None if d.command.is_some() => AgentKind::EXEC.to_string(),
+        None => String::new(),
+    };
+    Task {
+        id: d.id.value,
+        title: d.title,
+        agent,
+        model: d.model,
+        tier: d.tier.and_then(|t| u8::try_from(t.value).ok()),
+        depends,
+        timeout: d.timeout,
+        stall: d.stall,
+        retries: d.retries,
+        check: d.check,
+        command: d.command,
+        paths: d.paths,
+        workdir: d.workdir,
+        prompt: d.prompt,
+    }
 }
 
 fn check_agents(drafts: &[Draft], ctx: &PlanContext, sink: &mut Sink, defaults_broken: bool) {
-    let known = || AGENTS.iter().copied().chain(ctx.custom_agents.iter().map(String::as_str));
+    let known = || ctx.agents.iter().map(String::as_str);
     for d in drafts {
         match &d.agent {
             None if d.command.is_none() && !defaults_broken => {
@@ -211,7 +224,7 @@ fn check_agents(drafts: &[Draft], ctx: &PlanContext, sink: &mut Sink, defaults_b
                     diag.help(format!("did you mean `{s}`?"));
                 }
             }
-            Some(agent) if agent.value == "exec" && d.command.is_none() => {
+            Some(agent) if AgentKind::of(&agent.value) == AgentKind::Exec && d.command.is_none() => {
                 if d.agent_from_defaults {
                     sink.error(
                         d.id.span.clone(),

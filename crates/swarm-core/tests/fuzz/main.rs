@@ -29,7 +29,9 @@ fn ctx() -> PlanContext {
     PlanContext {
         default_name: "plan".into(),
         default_namespace: "ns".into(),
-        custom_agents: vec!["mybot".into()],
+        agents: ["opencode", "kilo", "cline", "claude", "codex", "gemini", "aider", "exec", "mybot"]
+            .map(String::from)
+            .to_vec(),
     }
 }
 

@@ -92,7 +92,7 @@ impl Dispatcher {
     /// (an agent that cannot use the gateway).
     fn route_for(&self, task: u32, attempt: u32) -> (LiveRoute, Option<String>) {
         let t = &self.record.spec.tasks[task as usize];
-        let hierarchy = t.model.is_none() && t.agent != "exec" && !self.models.catalog.is_empty();
+        let hierarchy = t.model.is_none() && t.runs_agent() && !self.models.catalog.is_empty();
         if !hierarchy {
             return (LiveRoute::Task, None);
         }

@@ -24,6 +24,15 @@ fn short(commit: &str) -> &str {
 
 pub fn markdown(r: &RunReport) -> String {
     let mut s = String::new();
+    summary(&mut s, r);
+    tasks_table(&mut s, r);
+    merge_back(&mut s, r);
+    problems(&mut s, r);
+    s
+}
+
+/// The title and the run's state, times, counts and usage.
+fn summary(s: &mut String, r: &RunReport) {
     let duration = r.ended_at.map(|e| (e - r.started_at).num_milliseconds() as f64 / 1000.0);
     let _ = writeln!(s, "# Run `{}` — {}\n", r.run_id, r.plan);
     let _ = writeln!(s, "- state: **{}**", r.state);
@@ -51,12 +60,7 @@ pub fn markdown(r: &RunReport) -> String {
         r.totals.tokens_in, r.totals.tokens_out, r.totals.cost_usd
     );
     for m in r.by_model.iter().filter(|m| !m.model.is_empty()) {
-        let requests = if m.requests > 0 { format!(", {} request(s)", m.requests) } else { String::new() };
-        let _ = writeln!(
-            s,
-            "  - `{}`: {} attempt(s){requests}, {} in, {} out, ${:.4}",
-            m.model, m.attempts, m.tokens_in, m.tokens_out, m.cost_usd
-        );
+        let _ = writeln!(s, "  - `{}`: {}", m.model, m.summary());
     }
     for l in &r.by_layer {
         let _ = writeln!(
@@ -65,6 +69,10 @@ pub fn markdown(r: &RunReport) -> String {
             l.layer, l.requests, l.tokens_in, l.tokens_out, l.cost_usd
         );
     }
+}
+
+/// One row per task: its state and its last attempt.
+fn tasks_table(s: &mut String, r: &RunReport) {
     let _ = writeln!(s);
     let _ =
         writeln!(s, "| task | state | reason | attempts | agent | model | duration | tokens in/out | cost |");
@@ -95,52 +103,70 @@ pub fn markdown(r: &RunReport) -> String {
             cost
         );
     }
-    if let (Some(base), Some(branch)) = (&r.base_commit, &r.integration_branch) {
-        let _ = writeln!(s, "\n## Merge-back\n");
-        let _ = writeln!(s, "Base `{}`; the tasks' work is merged into `{branch}`.\n", short(base));
-        let _ = writeln!(s, "| task | merge | branch | commit | files changed | conflicts |");
-        let _ = writeln!(s, "|---|---|---|---|---|---|");
-        for t in r.tasks.iter().filter(|t| t.merge.is_some()) {
-            let merge = match t.merge {
-                Some(MergeState::Merged) => "merged",
-                Some(MergeState::Conflict) => "conflict",
-                _ => "skipped",
-            };
-            let _ = writeln!(
-                s,
-                "| {} | {merge} | {} | {} | {} | {} |",
-                t.id,
-                t.branch.as_deref().map(|b| format!("`{b}`")).unwrap_or_default(),
-                t.commit.as_deref().map(short).unwrap_or_default(),
-                t.files_changed.len(),
-                t.conflict_paths.join(", ")
-            );
-        }
+}
+
+/// Where each task's work went, for a run with worktrees.
+fn merge_back(s: &mut String, r: &RunReport) {
+    let (Some(base), Some(branch)) = (&r.base_commit, &r.integration_branch) else { return };
+    let _ = writeln!(s, "\n## Merge-back\n");
+    let _ = writeln!(s, "Base `{}`; the tasks' work is merged into `{branch}`.\n", short(base));
+    let _ = writeln!(s, "| task | merge | branch | commit | files changed | conflicts |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for t in r.tasks.iter().filter(|t| t.merge.is_some()) {
+        let merge = match t.merge {
+            Some(MergeState::Merged) => "merged",
+            Some(MergeState::Conflict) => "conflict",
+            _ => "skipped",
+        };
         let _ = writeln!(
             s,
-            "\nSee a task's work: `swarm diff {} TASK`; bring it home: `swarm merge {} --into BRANCH`.",
-            r.run_id, r.run_id
+            "| {} | {merge} | {} | {} | {} | {} |",
+            t.id,
+            t.branch.as_deref().map(|b| format!("`{b}`")).unwrap_or_default(),
+            t.commit.as_deref().map(short).unwrap_or_default(),
+            t.files_changed.len(),
+            t.conflict_paths.join(", ")
         );
     }
+    let _ = writeln!(
+        s,
+        "\nSee a task's work: `swarm diff {} TASK`; bring it home: `swarm merge {} --into BRANCH`.",
+        r.run_id, r.run_id
+    );
+}
+
+/// Each task that did not succeed, why, and where its last log is.
+fn problems(s: &mut String, r: &RunReport) {
     let problems: Vec<_> = r.tasks.iter().filter(|t| t.reason.is_some()).collect();
-    if !problems.is_empty() {
-        let _ = writeln!(s, "\n## Problems\n");
-        for t in problems {
-            let log = t
-                .attempts
-                .last()
-                .and_then(|a| a.log.clone())
-                .map(|l| format!(" (log: `{l}`)"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                s,
-                "- **{}** {}: {}{}",
-                t.id,
-                t.reason.map(|r| r.to_string()).unwrap_or_default(),
-                t.detail.clone().unwrap_or_default(),
-                log
-            );
-        }
+    if problems.is_empty() {
+        return;
     }
-    s
+    let _ = writeln!(s, "\n## Problems\n");
+    for t in problems {
+        let log = t
+            .attempts
+            .last()
+            .and_then(|a| a.log.clone())
+            .map(|l| format!(" (log: `{l}`)"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "- **{}** {}: {}{}",
+            t.id,
+            t.reason.map(|r| r.to_string()).unwrap_or_default(),
+            t.detail.clone().unwrap_or_default(),
+            log
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// report.md of the fixed finished run: summary, usage per model and layer, tasks, merge-back
+    /// and problems.
+    #[test]
+    fn report_md_of_a_finished_run() {
+        let (_, report) = swarm_testkit::fixtures::finished_run();
+        insta::assert_snapshot!(super::markdown(&report));
+    }
 }

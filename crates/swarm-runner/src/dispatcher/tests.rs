@@ -43,7 +43,11 @@ const HIERARCHY: &str = "[providers.p]\nkind = \"openai-compatible\"\nbase_url =
 /// A dispatcher for the markdown plan `plan` under config `config`, begun.
 fn harness(plan: &str, config: &str) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = PlanContext { default_name: "p".into(), default_namespace: "ns".into(), custom_agents: vec![] };
+    let ctx = PlanContext {
+        default_name: "p".into(),
+        default_namespace: "ns".into(),
+        agents: ["exec", "opencode"].map(String::from).to_vec(),
+    };
     let plan = parse_markdown("p.md", plan, &ctx).expect("a valid plan");
     let config = Config::parse(config, std::path::Path::new("swarm.toml")).expect("a valid config");
     let store: Arc<dyn swarm_store::Store> = Arc::new(SqliteStore::open(&dir.path().join("s.db")).unwrap());

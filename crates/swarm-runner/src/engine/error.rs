@@ -41,7 +41,7 @@ pub enum ErrorKind {
     NotFound,
     /// Someone else got there first (a run still driven, a lost compare-and-set): exit 2 for a
     /// run, 1 for a version conflict (CONTRACT §12); HTTP 409.
-    Conflict { exit: i32 },
+    Conflict { exit: u8 },
     /// The store or the host failed: exit 1, HTTP 500 (503 when the store is unreachable).
     Failed { unavailable: bool },
 }
@@ -50,7 +50,7 @@ impl ErrorKind {
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorKind::Invalid | ErrorKind::NotFound => 2,
-            ErrorKind::Conflict { exit } => exit,
+            ErrorKind::Conflict { exit } => i32::from(exit),
             ErrorKind::Failed { unavailable: true } => 2,
             ErrorKind::Failed { unavailable: false } => 1,
         }

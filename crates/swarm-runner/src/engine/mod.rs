@@ -274,7 +274,7 @@ impl Engine {
     /// The model gateway, started now if the config declares a hierarchy and a task of `plan`
     /// gets its model from it.
     fn gateway_for(&self, plan: &Plan) -> Result<Option<Arc<Gateway>>, EngineError> {
-        let needed = plan.tasks.iter().any(|t| t.model.is_none() && t.agent != "exec");
+        let needed = plan.tasks.iter().any(|t| t.model.is_none() && t.runs_agent());
         if !needed || self.config.models.as_ref().is_none_or(|m| m.layers.is_empty()) {
             return Ok(None);
         }

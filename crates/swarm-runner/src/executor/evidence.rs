@@ -6,7 +6,7 @@ use crate::executor::agent_files::{self, UntrustedError};
 use crate::job::{Evidence, ReportSpec};
 use std::collections::BTreeSet;
 use std::process::Stdio;
-use swarm_core::completion::CompletionStatus;
+use swarm_core::completion::{Completion, CompletionStatus};
 use swarm_core::scheduler::Failure;
 use swarm_core::state::Reason;
 
@@ -45,57 +45,73 @@ pub async fn read_report(spec: &ReportSpec, outcome: &mut Result<(), Failure>, e
         }
     };
     match swarm_core::completion::parse_bytes(&bytes, Some(&spec.run_id), Some(&spec.task_id)) {
-        Ok(c) => {
-            let (c, cut) = agent_files::bounded(c);
-            if let Some(cut) = cut {
-                evidence.warnings.push(format!(
-                    "completion report trimmed for the store ({cut}); the whole report is {path}"
-                ));
-            }
-            if outcome.is_ok() && c.status != CompletionStatus::Done {
-                let status = serde_json::to_value(c.status).ok().and_then(|v| v.as_str().map(String::from));
-                let blockers = if c.blockers.is_empty() {
-                    String::new()
-                } else {
-                    format!("; blockers: {}", c.blockers.join("; "))
-                };
-                *outcome = Err(Failure {
-                    reason: Reason::ReportedFailure,
-                    detail: Some(format!(
-                        "the agent reported status `{}`: {}{blockers}",
-                        status.unwrap_or_default(),
-                        c.summary
-                    )),
-                });
-            }
-            evidence.completion = Some(c);
-            // Only a valid report is mirrored: the mirror is no way to copy other files out.
-            evidence.completion_bytes = Some(bytes);
-        }
-        Err(mut errors) => {
-            // Every problem, within reason: a 1 MiB report can hold a million.
-            if errors.len() > 20 {
-                let more = errors.len() - 20;
-                errors.truncate(20);
-                errors.push(format!("… and {more} more"));
-            }
-            for e in &mut errors {
-                let mut at = e.len().min(500);
-                while !e.is_char_boundary(at) {
-                    at -= 1;
-                }
-                e.truncate(at);
-            }
+        Ok(c) => keep_report(c, bytes, &path.to_string(), outcome, evidence),
+        Err(errors) => {
+            let errors = within_reason(errors).join("; ");
             if outcome.is_ok() {
                 *outcome = Err(Failure {
                     reason: Reason::InvalidReport,
-                    detail: Some(format!("{path} is not a valid completion report: {}", errors.join("; "))),
+                    detail: Some(format!("{path} is not a valid completion report: {errors}")),
                 });
             } else {
-                evidence.warnings.push(format!("invalid completion report: {}", errors.join("; ")));
+                evidence.warnings.push(format!("invalid completion report: {errors}"));
             }
         }
     }
+}
+
+/// A valid report: kept (bounded for the store), and a status other than `done` fails the
+/// attempt if nothing else did.
+fn keep_report(
+    c: Completion,
+    bytes: Vec<u8>,
+    path: &str,
+    outcome: &mut Result<(), Failure>,
+    evidence: &mut Evidence,
+) {
+    let (c, cut) = agent_files::bounded(c);
+    if let Some(cut) = cut {
+        evidence
+            .warnings
+            .push(format!("completion report trimmed for the store ({cut}); the whole report is {path}"));
+    }
+    if outcome.is_ok() && c.status != CompletionStatus::Done {
+        let status = serde_json::to_value(c.status).ok().and_then(|v| v.as_str().map(String::from));
+        let blockers = if c.blockers.is_empty() {
+            String::new()
+        } else {
+            format!("; blockers: {}", c.blockers.join("; "))
+        };
+        *outcome = Err(Failure {
+            reason: Reason::ReportedFailure,
+            detail: Some(format!(
+                "the agent reported status `{}`: {}{blockers}",
+                status.unwrap_or_default(),
+                c.summary
+            )),
+        });
+    }
+    evidence.completion = Some(c);
+    // Only a valid report is mirrored: the mirror is no way to copy other files out.
+    evidence.completion_bytes = Some(bytes);
+}
+
+/// Every problem, within reason: a 1 MiB report can hold a million. At most 20, each cut to
+/// 500 bytes.
+fn within_reason(mut errors: Vec<String>) -> Vec<String> {
+    if errors.len() > 20 {
+        let more = errors.len() - 20;
+        errors.truncate(20);
+        errors.push(format!("… and {more} more"));
+    }
+    for e in &mut errors {
+        let mut at = e.len().min(500);
+        while !e.is_char_boundary(at) {
+            at -= 1;
+        }
+        e.truncate(at);
+    }
+    errors
 }
 
 /// Files git reports as changed or new under `workdir`, relative to it; `None` outside git.

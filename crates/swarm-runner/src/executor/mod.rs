@@ -191,7 +191,7 @@ async fn launch(
     } else {
         None
     };
-    if job.task.agent != "exec" {
+    if job.task.runs_agent() {
         // exec tasks rarely report; `swarm report` creates the directory when they do.
         std::fs::create_dir_all(&job.attempt_dir)
             .map_err(|e| spawn_error(format!("cannot create {}: {e}", job.attempt_dir.display())))?;

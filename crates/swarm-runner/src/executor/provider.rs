@@ -35,7 +35,7 @@ pub fn resolve_provider(config: &Config, model: &str) -> Result<ResolvedProvider
     };
     let env_name = p.api_key_env.clone().unwrap_or_else(|| DEFAULT_KEY_ENV.into());
     let has_key = std::env::var_os(&env_name).is_some_and(|v| !v.is_empty());
-    let loopback = p.base_url.as_deref().is_some_and(is_loopback_url);
+    let loopback = p.base_url.as_deref().is_some_and(crate::os::net::is_loopback);
     let key_env = if has_key {
         None
     } else if loopback || p.api_key_env.is_none() {
@@ -77,17 +77,6 @@ const KNOWN_AGENT_PROVIDERS: &[&str] = &[
     "fireworks",
     "cerebras",
 ];
-
-fn is_loopback_url(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host_port = rest.split('/').next().unwrap_or("");
-    let host = if let Some(stripped) = host_port.strip_prefix('[') {
-        stripped.split(']').next().unwrap_or("")
-    } else {
-        host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
-    };
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
 
 #[cfg(test)]
 mod provider_tests {
@@ -133,15 +122,5 @@ mod provider_tests {
         assert_eq!(resolve_provider(&c, "anthropic/claude-sonnet-4").unwrap(), (None, None));
         assert_eq!(resolve_provider(&c, "gpt-5").unwrap(), (None, None));
         assert_eq!(resolve_provider(&Config::default(), "local/ok").unwrap(), (None, None));
-    }
-
-    #[test]
-    fn loopback_urls() {
-        for url in ["http://127.0.0.1:8999/v1", "http://localhost/v1", "http://[::1]:80/v1", "127.0.0.2:1"] {
-            assert!(is_loopback_url(url), "{url}");
-        }
-        for url in ["https://api.openai.com/v1", "http://10.0.0.1:8000/v1", "http://localhost.evil.com/"] {
-            assert!(!is_loopback_url(url), "{url}");
-        }
     }
 }

@@ -78,7 +78,10 @@ impl Workspaces {
             git::integrate(&path, &branch, &message, &keep_out, &integration)
         })
         .await
-        .map_err(|e| git::GitError::Other(format!("the merge did not finish: {e}")))
+        .map_err(|e| git::GitError::Io {
+            what: "the merge did not finish".into(),
+            source: std::io::Error::other(e),
+        })
         .and_then(|r| r);
         Some(merged)
     }

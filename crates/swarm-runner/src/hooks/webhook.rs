@@ -2,6 +2,7 @@
 //! 5xx answers; shown by its origin only (never its path or credentials).
 
 use super::{HookResult, Webhook, WEBHOOK_BACKOFF};
+use crate::os::net::is_loopback;
 use std::time::Duration;
 
 /// POSTs `body` to the webhook; retries connection errors, timeouts, 408, 429 and 5xx answers.
@@ -47,24 +48,4 @@ pub(super) fn longest_backoff(n: u32) -> Duration {
     let base = (b.initial.as_secs_f64() * b.factor.powi(n.saturating_sub(1).min(64) as i32))
         .min(b.max.as_secs_f64());
     Duration::from_secs_f64(base * (1.0 + b.jitter))
-}
-
-/// `scheme://host[:port]` of a URL: what messages show of it.
-pub(super) fn origin(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    // Drop `user:password@`.
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    format!("{scheme}://{host}")
-}
-
-pub(super) fn is_loopback(url: &str) -> bool {
-    let origin = origin(url);
-    let host_port = origin.split_once("://").map_or(origin.as_str(), |(_, h)| h);
-    let host = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }

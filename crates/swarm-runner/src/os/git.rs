@@ -7,6 +7,44 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
+/// Why a git step failed. The messages are what users read: git's own words where git spoke.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// git could not be started at all.
+    #[error("cannot run git: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// A git command failed: `git ARGS: STDERR`.
+    #[error("git {}: {stderr}", args.join(" "))]
+    Command { args: Vec<String>, stderr: String },
+    /// `rev` names no commit in the repository.
+    #[error("`{rev}` names no commit in {}", repo.display())]
+    NoCommit { rev: String, repo: PathBuf },
+    /// A file or directory swarm handles beside git (a worktree's, an included file).
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `.worktreeinclude` cannot be read as gitignore patterns.
+    #[error("{}: {message}", file.display())]
+    Include { file: PathBuf, message: String },
+}
+
+impl GitError {
+    fn command(args: &[&str], out: &Output) -> GitError {
+        GitError::Command {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }
+    }
+
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> GitError {
+        let what = what.into();
+        move |source| GitError::Io { what, source }
+    }
+}
+
 /// How a task's work goes into the integration branch (`[worktree] merge`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,30 +94,6 @@ fn identity(author: &str) -> (String, String) {
     }
 }
 
-/// What went wrong with git.
-#[derive(Debug, thiserror::Error)]
-pub enum GitError {
-    #[error("cannot run git: {0}")]
-    Spawn(#[source] std::io::Error),
-    /// git ran and refused, in its own words.
-    #[error("git {args}: {stderr}")]
-    Failed { args: String, stderr: String },
-    #[error("`{rev}` names no commit in {repo}")]
-    NoCommit { rev: String, repo: String },
-    /// Files around git (a worktree's directory, `.worktreeinclude` copies).
-    #[error("{0}")]
-    Other(String),
-}
-
-impl GitError {
-    fn failed(args: &str, stderr: &[u8]) -> GitError {
-        GitError::Failed {
-            args: args.to_string(),
-            stderr: String::from_utf8_lossy(stderr).trim().to_string(),
-        }
-    }
-}
-
 /// `git -C dir ARGS` (blocking), with swarm's identity for any commit it makes.
 pub fn git(dir: &Path, args: &[&str], author: &str) -> Result<Output, GitError> {
     let (name, email) = identity(author);
@@ -103,7 +117,7 @@ pub fn git_ok(dir: &Path, args: &[&str], author: &str) -> Result<String, GitErro
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
-        Err(GitError::failed(&args.join(" "), &out.stderr))
+        Err(GitError::command(args, &out))
     }
 }
 
@@ -113,7 +127,7 @@ pub fn git_ok_raw(dir: &Path, args: &[&str]) -> Result<String, GitError> {
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(GitError::failed(&args.join(" "), &out.stderr))
+        Err(GitError::command(args, &out))
     }
 }
 
@@ -126,7 +140,7 @@ pub fn repo_of(dir: &Path) -> Option<PathBuf> {
 /// The commit `rev` names, in full.
 pub fn commit_of(repo: &Path, rev: &str) -> Result<String, GitError> {
     git_ok(repo, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")], DEFAULT_AUTHOR)
-        .map_err(|_| GitError::NoCommit { rev: rev.to_string(), repo: repo.display().to_string() })
+        .map_err(|_| GitError::NoCommit { rev: rev.into(), repo: repo.into() })
 }
 
 /// Whether the checkout at `dir` has uncommitted changes (untracked files included).
@@ -141,13 +155,13 @@ pub fn fresh_worktree(repo: &Path, path: &Path, branch: &str, start: Option<&str
         let _ = git(repo, &["worktree", "remove", "--force", &path.display().to_string()], DEFAULT_AUTHOR);
         if path.exists() {
             std::fs::remove_dir_all(path)
-                .map_err(|e| GitError::Other(format!("cannot remove {}: {e}", path.display())))?;
+                .map_err(GitError::io(format!("cannot remove {}", path.display())))?;
         }
     }
     let _ = git(repo, &["worktree", "prune"], DEFAULT_AUTHOR);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
-            .map_err(|e| GitError::Other(format!("cannot create {}: {e}", parent.display())))?;
+            .map_err(GitError::io(format!("cannot create {}", parent.display())))?;
     }
     let tree = path.display().to_string();
     let args: Vec<&str> = match start {
@@ -193,6 +207,42 @@ pub fn integrate(
     into: &Integration,
 ) -> Result<Merged, GitError> {
     let author = into.author.as_str();
+    let commit = commit_work(tree, message, keep_out, author)?;
+    let target = &into.worktree;
+    let base = git_ok(target, &["merge-base", "HEAD", &commit], author)?;
+    let files: Vec<String> =
+        git_ok(target, &["diff", "--name-only", &base, &commit], author)?.lines().map(String::from).collect();
+    let merged = |commit: String, start: String, outcome| Merged {
+        branch: branch.into(),
+        commit,
+        start,
+        outcome,
+        files_changed: files.clone(),
+    };
+    if files.is_empty() && git_ok(target, &["merge-base", "--is-ancestor", &commit, "HEAD"], author).is_ok() {
+        return Ok(merged(commit, base, MergeOutcome::Skipped));
+    }
+    match into.strategy {
+        Strategy::Merge | Strategy::Squash => {
+            let outcome = merge_into(target, &commit, message, into.strategy == Strategy::Squash, author)?;
+            Ok(merged(commit, base, outcome))
+        }
+        Strategy::Rebase => {
+            let onto = git_ok(target, &["rev-parse", "HEAD"], author)?;
+            match rebase_onto(tree, &onto, author)? {
+                MergeOutcome::Merged => {
+                    let rebased = git_ok(tree, &["rev-parse", "HEAD"], author)?;
+                    git_ok(target, &["merge", "--quiet", "--ff-only", &rebased], author)?;
+                    Ok(merged(rebased, onto, MergeOutcome::Merged))
+                }
+                conflict => Ok(merged(commit, base, conflict)),
+            }
+        }
+    }
+}
+
+/// Commits everything in `tree` but `keep_out` (when anything changed); returns its head.
+fn commit_work(tree: &Path, message: &str, keep_out: &[String], author: &str) -> Result<String, GitError> {
     git_ok(tree, &["add", "-A", "--", "."], author)?;
     if !keep_out.is_empty() {
         // Files swarm copied in stay out (`add` already skips the ignored ones).
@@ -204,82 +254,60 @@ pub fn integrate(
     if staged {
         git_ok(tree, &["commit", "--quiet", "--no-verify", "-m", message], author)?;
     }
-    let commit = git_ok(tree, &["rev-parse", "HEAD"], author)?;
-    let target = &into.worktree;
-    let base = git_ok(target, &["merge-base", "HEAD", &commit], author)?;
-    let files: Vec<String> =
-        git_ok(target, &["diff", "--name-only", &base, &commit], author)?.lines().map(String::from).collect();
-    if files.is_empty() && git_ok(target, &["merge-base", "--is-ancestor", &commit, "HEAD"], author).is_ok() {
-        return Ok(Merged {
-            branch: branch.into(),
-            commit,
-            start: base,
-            outcome: MergeOutcome::Skipped,
-            files_changed: files,
-        });
+    git_ok(tree, &["rev-parse", "HEAD"], author)
+}
+
+/// Merges (or squashes) `commit` into what `target` has checked out. A conflict is aborted and
+/// the integration branch left exactly as it was.
+fn merge_into(
+    target: &Path,
+    commit: &str,
+    message: &str,
+    squash: bool,
+    author: &str,
+) -> Result<MergeOutcome, GitError> {
+    let mut args = vec!["merge", "--quiet", "--no-edit"];
+    if squash {
+        args.push("--squash");
+    } else {
+        args.extend(["--no-ff", "-m", message]);
     }
-    let done = |outcome| {
-        Ok(Merged {
-            branch: branch.into(),
-            commit: commit.clone(),
-            start: base.clone(),
-            outcome,
-            files_changed: files.clone(),
-        })
-    };
-    let conflicted = |dir: &Path| -> Vec<String> {
-        git_ok(dir, &["diff", "--name-only", "--diff-filter=U"], author)
-            .map(|s| s.lines().map(String::from).collect())
-            .unwrap_or_default()
-    };
-    match into.strategy {
-        Strategy::Merge | Strategy::Squash => {
-            let squash = into.strategy == Strategy::Squash;
-            let mut args = vec!["merge", "--quiet", "--no-edit"];
-            if squash {
-                args.push("--squash");
-            } else {
-                args.extend(["--no-ff", "-m", message]);
-            }
-            args.push(&commit);
-            let out = git(target, &args, author)?;
-            if !out.status.success() {
-                let paths = conflicted(target);
-                // Leave the integration branch exactly as it was.
-                let _ = git(target, &["merge", "--abort"], author);
-                let _ = git(target, &["reset", "--hard", "--quiet", "HEAD"], author);
-                if paths.is_empty() {
-                    return Err(GitError::failed("merge", &out.stderr));
-                }
-                return done(MergeOutcome::Conflict { paths });
-            }
-            if squash {
-                git_ok(target, &["commit", "--quiet", "--no-verify", "-m", message], author)?;
-            }
-            done(MergeOutcome::Merged)
+    args.push(commit);
+    let out = git(target, &args, author)?;
+    if !out.status.success() {
+        let paths = conflicted(target, author);
+        let _ = git(target, &["merge", "--abort"], author);
+        let _ = git(target, &["reset", "--hard", "--quiet", "HEAD"], author);
+        if paths.is_empty() {
+            return Err(GitError::command(&["merge"], &out));
         }
-        Strategy::Rebase => {
-            let onto = git_ok(target, &["rev-parse", "HEAD"], author)?;
-            let out = git(tree, &["rebase", "--quiet", &onto], author)?;
-            if !out.status.success() {
-                let paths = conflicted(tree);
-                let _ = git(tree, &["rebase", "--abort"], author);
-                if paths.is_empty() {
-                    return Err(GitError::failed("rebase", &out.stderr));
-                }
-                return done(MergeOutcome::Conflict { paths });
-            }
-            let rebased = git_ok(tree, &["rev-parse", "HEAD"], author)?;
-            git_ok(target, &["merge", "--quiet", "--ff-only", &rebased], author)?;
-            Ok(Merged {
-                branch: branch.into(),
-                commit: rebased,
-                start: onto,
-                outcome: MergeOutcome::Merged,
-                files_changed: files,
-            })
-        }
+        return Ok(MergeOutcome::Conflict { paths });
     }
+    if squash {
+        git_ok(target, &["commit", "--quiet", "--no-verify", "-m", message], author)?;
+    }
+    Ok(MergeOutcome::Merged)
+}
+
+/// Rebases the task's branch checked out in `tree` onto `onto`; a conflict is aborted.
+fn rebase_onto(tree: &Path, onto: &str, author: &str) -> Result<MergeOutcome, GitError> {
+    let out = git(tree, &["rebase", "--quiet", onto], author)?;
+    if out.status.success() {
+        return Ok(MergeOutcome::Merged);
+    }
+    let paths = conflicted(tree, author);
+    let _ = git(tree, &["rebase", "--abort"], author);
+    if paths.is_empty() {
+        return Err(GitError::command(&["rebase"], &out));
+    }
+    Ok(MergeOutcome::Conflict { paths })
+}
+
+/// The paths left in conflict in the checkout at `dir`.
+fn conflicted(dir: &Path, author: &str) -> Vec<String> {
+    git_ok(dir, &["diff", "--name-only", "--diff-filter=U"], author)
+        .map(|s| s.lines().map(String::from).collect())
+        .unwrap_or_default()
 }
 
 /// Files matching `.worktreeinclude` (gitignore syntax) at the top of `repo` that git does not
@@ -292,9 +320,10 @@ pub fn copy_included(repo: &Path, tree: &Path) -> Result<Vec<String>, GitError> 
     }
     let mut builder = ignore::gitignore::GitignoreBuilder::new(repo);
     if let Some(e) = builder.add(&list) {
-        return Err(GitError::Other(format!("{}: {e}", list.display())));
+        return Err(GitError::Include { file: list, message: e.to_string() });
     }
-    let matcher = builder.build().map_err(|e| GitError::Other(format!("{}: {e}", list.display())))?;
+    let matcher =
+        builder.build().map_err(|e| GitError::Include { file: list.clone(), message: e.to_string() })?;
     let mut untracked: Vec<String> = Vec::new();
     for args in [
         &["ls-files", "--others", "--exclude-standard", "-z"][..],
@@ -312,17 +341,15 @@ pub fn copy_included(repo: &Path, tree: &Path) -> Result<Vec<String>, GitError> 
         if !matcher.matched_path_or_any_parents(&rel, false).is_ignore() {
             continue;
         }
-        let meta = std::fs::symlink_metadata(&from)
-            .map_err(|e| GitError::Other(format!("{}: {e}", from.display())))?;
+        let meta = std::fs::symlink_metadata(&from).map_err(GitError::io(from.display().to_string()))?;
         if !meta.is_file() {
             continue; // links are not followed out of the repository
         }
         let to = tree.join(&rel);
         if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| GitError::Other(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(GitError::io(parent.display().to_string()))?;
         }
-        std::fs::copy(&from, &to).map_err(|e| GitError::Other(format!("cannot copy {rel}: {e}")))?;
+        std::fs::copy(&from, &to).map_err(GitError::io(format!("cannot copy {rel}")))?;
         copied.push(rel);
     }
     Ok(copied)
@@ -416,12 +443,10 @@ pub fn merge_branch(tree: &Path, branch: &str, message: &str, squash: bool) -> R
     args.push(branch);
     let out = run(&args)?;
     if !out.status.success() {
-        let paths: Vec<String> = git_ok(tree, &["diff", "--name-only", "--diff-filter=U"], DEFAULT_AUTHOR)
-            .map(|s| s.lines().map(String::from).collect())
-            .unwrap_or_default();
+        let paths = conflicted(tree, DEFAULT_AUTHOR);
         let _ = git(tree, &["merge", "--abort"], DEFAULT_AUTHOR);
         if paths.is_empty() {
-            return Err(GitError::failed("merge", &out.stderr));
+            return Err(GitError::command(&["merge"], &out));
         }
         let _ = git(tree, &["reset", "--quiet", "--merge"], DEFAULT_AUTHOR);
         return Ok(BranchMerge {
@@ -434,7 +459,7 @@ pub fn merge_branch(tree: &Path, branch: &str, message: &str, squash: bool) -> R
     if squash {
         let out = run(&["commit", "--quiet", "--no-verify", "-m", message])?;
         if !out.status.success() {
-            return Err(GitError::failed("commit", &out.stderr));
+            return Err(GitError::command(&["commit"], &out));
         }
     }
     let head = git_ok(tree, &["rev-parse", "HEAD"], DEFAULT_AUTHOR)?;
@@ -443,4 +468,23 @@ pub fn merge_branch(tree: &Path, branch: &str, message: &str, squash: bool) -> R
         .map(String::from)
         .collect();
     Ok(BranchMerge { outcome: "merged", head, files_changed: files, conflict_paths: vec![] })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_git_words_and_say_what_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        git_ok(dir.path(), &["init", "--quiet"], DEFAULT_AUTHOR).unwrap();
+        let e = commit_of(dir.path(), "HEAD").unwrap_err();
+        assert!(matches!(e, GitError::NoCommit { .. }), "{e:?}");
+        assert_eq!(e.to_string(), format!("`HEAD` names no commit in {}", dir.path().display()));
+        let e = git_ok(dir.path(), &["rev-parse", "--verify", "nowhere"], DEFAULT_AUTHOR).unwrap_err();
+        let GitError::Command { args, stderr } = &e else { panic!("{e:?}") };
+        assert_eq!(args, &["rev-parse", "--verify", "nowhere"]);
+        assert!(e.to_string().starts_with("git rev-parse --verify nowhere: fatal:"), "{e}");
+        assert!(stderr.starts_with("fatal:"), "{stderr}");
+    }
 }

@@ -1,9 +1,10 @@
 //! The operating system's side: process groups and their supervision, the reaper of what
-//! attempts leave behind, the per-run file layout, and git.
+//! attempts leave behind, the per-run file layout, git, and the URLs swarm is given.
 
 pub mod bounded;
 pub mod git;
 pub mod lease;
+pub mod net;
 pub mod paths;
 pub mod process;
 pub mod reaper;

@@ -4,6 +4,7 @@
 //! rejected and the rejection recorded), then writes documents and appends events atomically.
 
 mod errors;
+mod health;
 mod models;
 mod state;
 
@@ -15,7 +16,6 @@ use errors::{fenced, is_auth_error, password_from_query, scrub};
 use redis::{Commands, Connection, RedisResult, Script};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use state::state_keys;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -124,28 +124,6 @@ impl RedisStore {
     pub fn with_retention(mut self, entries: usize) -> RedisStore {
         self.retention = entries.max(1);
         self
-    }
-
-    fn check_schema(&self, create: bool) -> Result<(), StoreError> {
-        let found: Option<String> = self.with(|c| c.hget(META, "schema_version"))?;
-        match found {
-            None if !create => Ok(()),
-            None => {
-                let _: bool = self.with(|c| c.hset_nx(META, "schema_version", SCHEMA_VERSION))?;
-                Ok(())
-            }
-            Some(v) => {
-                let major: u32 =
-                    v.split('.').next().and_then(|m| m.parse().ok()).ok_or_else(|| StoreError::Corrupt {
-                        key: format!("{META} schema_version"),
-                        message: format!("not a version: {v:?}"),
-                    })?;
-                if major > SCHEMA_VERSION {
-                    return Err(StoreError::SchemaTooNew { found: major, known: SCHEMA_VERSION });
-                }
-                Ok(())
-            }
-        }
     }
 
     /// Runs `f` on the connection, reconnecting once if the connection broke.
@@ -410,46 +388,7 @@ impl Store for RedisStore {
     }
 
     fn health(&self) -> Result<crate::Health, StoreError> {
-        let info: redis::InfoDict = self.with(|c| redis::cmd("INFO").arg("server").query(c))?;
-        let version: String = info.get("redis_version").unwrap_or_else(|| "unknown".into());
-        let mut errors = Vec::new();
-        let mut warnings = Vec::new();
-        let parts: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
-        if parts.len() >= 2 && (parts[0], parts[1]) < (6, 2) {
-            errors.push(format!("Redis {version} is too old: swarm needs 6.2 or newer"));
-        }
-        // CONFIG may be forbidden to this user (ACL); then persistence is unknown, not wrong.
-        let config = |name: &str| -> Option<String> {
-            self.with(|c| redis::cmd("CONFIG").arg("GET").arg(name).query::<Vec<String>>(c))
-                .ok()
-                .and_then(|v| v.get(1).cloned())
-        };
-        let persistence = match (config("appendonly"), config("save")) {
-            (Some(aof), Some(save)) => {
-                if aof != "yes" && save.trim().is_empty() {
-                    warnings
-                        .push("neither AOF nor RDB snapshots are on: a Redis restart loses every run".into());
-                }
-                format!("appendonly={aof}, save=\"{save}\"")
-            }
-            _ => {
-                warnings
-                    .push("cannot read persistence settings (CONFIG GET not allowed for this user)".into());
-                "unknown".into()
-            }
-        };
-        let schema: Option<String> = self.with(|c| c.hget(META, "schema_version"))?;
-        Ok(crate::Health {
-            backend: "redis",
-            address: self.describe(),
-            server_version: version,
-            schema_version: schema
-                .and_then(|s| s.split('.').next().and_then(|m| m.parse().ok()))
-                .unwrap_or(SCHEMA_VERSION),
-            persistence,
-            errors,
-            warnings,
-        })
+        self.report_health()
     }
 
     fn clear_cancel(&self, run_id: &str) -> Result<(), StoreError> {
@@ -458,52 +397,26 @@ impl Store for RedisStore {
     }
 
     fn state_get(&self, ns: &str, key: &str) -> Result<Option<StateEntry>, StoreError> {
-        let keys = state_keys(ns);
-        let doc: Option<String> = self.with(|c| c.hget(&keys.entries, key))?;
-        doc.map(|d| decode(&format!("{} {key}", keys.entries), &d)).transpose()
+        self.read_entry(ns, key)
     }
 
-    fn state_set(
+    fn state_write(
         &self,
         ns: &str,
         key: &str,
-        value: &Value,
+        value: Option<&Value>,
         if_version: Option<u64>,
         by: Option<&Actor>,
-    ) -> Result<StateEntry, StoreError> {
-        let (entry, _) = self.state_write(ns, key, Some(value), if_version, by)?;
-        Ok(entry.expect("a set returns its entry"))
-    }
-
-    fn state_delete(
-        &self,
-        ns: &str,
-        key: &str,
-        if_version: Option<u64>,
-        by: Option<&Actor>,
-    ) -> Result<bool, StoreError> {
-        self.state_write(ns, key, None, if_version, by).map(|(_, existed)| existed)
+    ) -> Result<(Option<StateEntry>, bool), StoreError> {
+        self.write_entry(ns, key, value, if_version, by)
     }
 
     fn state_list(&self, ns: &str, prefix: &str) -> Result<Vec<StateEntry>, StoreError> {
-        let keys = state_keys(ns);
-        let docs: HashMap<String, String> = self.with(|c| c.hgetall(&keys.entries))?;
-        let mut hits: Vec<(&String, &String)> = docs.iter().filter(|(k, _)| k.starts_with(prefix)).collect();
-        hits.sort_by(|a, b| a.0.cmp(b.0));
-        hits.into_iter().map(|(k, doc)| decode(&format!("{} {k}", keys.entries), doc)).collect()
+        self.list_entries(ns, prefix)
     }
 
     fn state_changes(&self, ns: &str, after: u64, limit: usize) -> Result<Vec<StateChange>, StoreError> {
-        let keys = state_keys(ns);
-        let count = limit.min(1_000_000);
-        let reply: redis::streams::StreamRangeReply = self
-            .with(|c| c.xrange_count(&keys.changes, format!("0-{}", after.saturating_add(1)), "+", count))?;
-        let mut out = Vec::with_capacity(reply.ids.len());
-        for entry in reply.ids {
-            let Some(doc) = entry.get::<String>("doc") else { continue };
-            out.push(decode(&format!("{} {}", keys.changes, entry.id), &doc)?);
-        }
-        Ok(out)
+        self.read_changes(ns, after, limit)
     }
 
     fn model_reserve(
@@ -529,8 +442,6 @@ impl Store for RedisStore {
     }
 
     fn state_last_seq(&self, ns: &str) -> Result<u64, StoreError> {
-        let keys = state_keys(ns);
-        let seq: Option<u64> = self.with(|c| c.get(&keys.seq))?;
-        Ok(seq.unwrap_or(0))
+        self.read_last_seq(ns)
     }
 }

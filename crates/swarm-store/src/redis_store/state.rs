@@ -1,10 +1,11 @@
 //! Shared state on Redis: a namespace's entries, versions and change feed, each write one
 //! script (version check, write, feed entry and run event together or not at all).
 
-use super::{encode, run_keys, RedisStore, EVENTS_MAXLEN};
+use super::{decode, encode, run_keys, RedisStore, EVENTS_MAXLEN};
 use crate::store::{state_event, StoreError, STATE_CHANGES_MAXLEN};
-use redis::Script;
+use redis::{Commands, Script};
 use serde_json::Value;
+use std::collections::HashMap;
 use swarm_core::state_doc::{Actor, StateChange, StateEntry, StateOp};
 
 /// Keys of one namespace's shared state.
@@ -37,7 +38,7 @@ impl RedisStore {
     /// One shared-state write (`value: None` deletes) as one script: the version check, the
     /// write, the change feed entry and the run event happen together or not at all. Returns
     /// the new entry (`None` after a delete) and whether the key existed.
-    pub(super) fn state_write(
+    pub(super) fn write_entry(
         &self,
         ns: &str,
         key: &str,
@@ -107,5 +108,45 @@ impl RedisStore {
             _ => e,
         })?;
         Ok((entry.map(|e| StateEntry { version, ..e }), version > 0))
+    }
+}
+
+impl RedisStore {
+    pub(super) fn read_entry(&self, ns: &str, key: &str) -> Result<Option<StateEntry>, StoreError> {
+        let keys = state_keys(ns);
+        let doc: Option<String> = self.with(|c| c.hget(&keys.entries, key))?;
+        doc.map(|d| decode(&format!("{} {key}", keys.entries), &d)).transpose()
+    }
+
+    pub(super) fn list_entries(&self, ns: &str, prefix: &str) -> Result<Vec<StateEntry>, StoreError> {
+        let keys = state_keys(ns);
+        let docs: HashMap<String, String> = self.with(|c| c.hgetall(&keys.entries))?;
+        let mut hits: Vec<(&String, &String)> = docs.iter().filter(|(k, _)| k.starts_with(prefix)).collect();
+        hits.sort_by(|a, b| a.0.cmp(b.0));
+        hits.into_iter().map(|(k, doc)| decode(&format!("{} {k}", keys.entries), doc)).collect()
+    }
+
+    pub(super) fn read_changes(
+        &self,
+        ns: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StateChange>, StoreError> {
+        let keys = state_keys(ns);
+        let count = limit.min(1_000_000);
+        let reply: redis::streams::StreamRangeReply = self
+            .with(|c| c.xrange_count(&keys.changes, format!("0-{}", after.saturating_add(1)), "+", count))?;
+        let mut out = Vec::with_capacity(reply.ids.len());
+        for entry in reply.ids {
+            let Some(doc) = entry.get::<String>("doc") else { continue };
+            out.push(decode(&format!("{} {}", keys.changes, entry.id), &doc)?);
+        }
+        Ok(out)
+    }
+
+    pub(super) fn read_last_seq(&self, ns: &str) -> Result<u64, StoreError> {
+        let keys = state_keys(ns);
+        let seq: Option<u64> = self.with(|c| c.get(&keys.seq))?;
+        Ok(seq.unwrap_or(0))
     }
 }

@@ -1,0 +1,50 @@
+//! Test helpers shared by the adapters' launch tests: a project with a fake agent binary, a
+//! provider, an attempt spec.
+
+use crate::adapter::{AttemptSpec, ProviderSpec};
+use std::path::PathBuf;
+
+/// A project dir with an executable fake `binary` in `.tools/node_modules/.bin`.
+pub fn project(binary: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("swarm-agents-{binary}-{}", std::process::id()));
+    let bin = dir.join(".tools/node_modules/.bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join(binary);
+    std::fs::write(&fake, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+pub fn provider(kind: &str) -> ProviderSpec {
+    ProviderSpec {
+        name: "local".into(),
+        kind: kind.into(),
+        base_url: Some("http://127.0.0.1:9/v1".into()),
+        model: "ok".into(),
+        api_key_env: "MY_KEY".into(),
+    }
+}
+
+pub fn spec<'a>(
+    dir: &std::path::Path,
+    task: &'a swarm_core::plan::Task,
+    prompt: &'a str,
+    provider: Option<ProviderSpec>,
+) -> AttemptSpec<'a> {
+    AttemptSpec {
+        run_id: "r",
+        task,
+        attempt: 1,
+        prompt,
+        model: provider.as_ref().map(|_| "local/ok").or(Some("plain-model")),
+        workdir: dir.to_path_buf(),
+        provider,
+        attempt_dir: dir.join("attempt"),
+        project_root: dir.to_path_buf(),
+    }
+}
+
+pub fn env<'l>(l: &'l crate::adapter::Launch, k: &str) -> Option<&'l str> {
+    l.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
