@@ -272,12 +272,13 @@ fn read(incoming: &Incoming, counting: bool) -> (Value, Result<Request, String>)
     (body, request)
 }
 
-/// Reads a request and finds its model's script, or answers the 400 / 404 itself.
+/// Reads a request and finds its model's script; a 400 or 404 is logged here and returned as the
+/// failure to answer.
 fn admit<'a>(
     state: &'a AppState,
     incoming: &Incoming,
     counting: bool,
-) -> Result<(Request, &'a ModelScript, RequestRecord), Response> {
+) -> Result<(Request, &'a ModelScript, RequestRecord), Failure> {
     let (body, parsed) = read(incoming, counting);
     let request = match parsed {
         Ok(request) => request,
@@ -287,7 +288,7 @@ fn admit<'a>(
                 response: ResponseKind::BadRequest { message: message.clone() },
                 ..record
             });
-            return Err(failure_response(incoming.format, &Failure::BadRequest(message), None));
+            return Err(Failure::BadRequest(message));
         }
     };
     let record = incoming.record(&body, Some(&request));
@@ -295,7 +296,7 @@ fn admit<'a>(
         Some(script) => Ok((request, script, record)),
         None => {
             state.log.push(RequestRecord { response: ResponseKind::ModelNotFound, ..record });
-            Err(failure_response(incoming.format, &Failure::ModelNotFound(request.model), None))
+            Err(Failure::ModelNotFound(request.model))
         }
     }
 }
@@ -303,7 +304,7 @@ fn admit<'a>(
 async fn model_request(State(state): Shared, incoming: Incoming) -> Response {
     let (request, script, record) = match admit(&state, &incoming, false) {
         Ok(admitted) => admitted,
-        Err(response) => return response,
+        Err(failure) => return failure_response(incoming.format, &failure, None),
     };
     let nth = state.counters.get(&request.model).map_or(0, |c| c.fetch_add(1, Ordering::SeqCst) + 1);
     let over = script
@@ -397,7 +398,7 @@ fn answer_response(
 fn token_count(State(state): Shared, incoming: Incoming) -> Response {
     let (request, _, record) = match admit(&state, &incoming, true) {
         Ok(admitted) => admitted,
-        Err(response) => return response,
+        Err(failure) => return failure_response(incoming.format, &failure, None),
     };
     let tokens = estimate(request.prompt_bytes);
     state.log.push(RequestRecord { response: ResponseKind::TokenCount { tokens }, ..record });

@@ -71,12 +71,15 @@ fn check_message(i: usize, message: &Value) -> Result<Entry, String> {
     })
 }
 
+/// A required field and the check its value must pass.
+type Required = (&'static str, fn(&Value) -> bool);
+
 /// The required fields of the block types the API documents; `Err` names the missing field.
 fn check_block(block: &Value) -> Result<(), String> {
     let Some(kind) = block.get("type").and_then(Value::as_str) else {
         return Err("type: Field required".to_string());
     };
-    let required: &[(&str, fn(&Value) -> bool)] = match kind {
+    let required: &[Required] = match kind {
         "text" => &[("text", Value::is_string)],
         "tool_use" => &[("id", Value::is_string), ("name", Value::is_string), ("input", Value::is_object)],
         "tool_result" => &[("tool_use_id", Value::is_string)],
@@ -93,40 +96,34 @@ fn check_block(block: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Every `tool_use` has its `tool_result` in the next (user) message and every `tool_result`
-/// answers a `tool_use` of the previous (assistant) message; `system` messages are skipped.
+/// Every `tool_result` answers a `tool_use` of the previous (assistant) message, and every
+/// `tool_use` has its `tool_result` in the next (user) message; `system` messages are skipped.
 fn check_tool_pairing(messages: &[Value]) -> Result<(), String> {
     let turns: Vec<(usize, &Value)> =
         messages.iter().enumerate().filter(|(_, m)| m["role"] != "system").collect();
-    let ids = |message: &Value, kind: &str, field: &str| -> Vec<String> {
-        blocks(message)
-            .iter()
-            .filter(|b| b["type"] == kind)
-            .filter_map(|b| Some(b[field].as_str()?.to_string()))
-            .collect()
-    };
     for (n, (i, message)) in turns.iter().enumerate() {
-        let previous_uses = match n.checked_sub(1).map(|p| turns[p].1) {
-            Some(previous) if previous["role"] == "assistant" => ids(previous, "tool_use", "id"),
-            _ => Vec::new(),
-        };
-        if message["role"] == "user" {
-            let results = blocks(message);
-            for (j, block) in results.iter().enumerate().filter(|(_, b)| b["type"] == "tool_result") {
-                let id = block["tool_use_id"].as_str().unwrap_or_default();
-                if !previous_uses.iter().any(|u| u == id) {
-                    return Err(format!(
-                        "messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: {id}. \
-                         Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
-                    ));
-                }
-            }
+        let previous = n.checked_sub(1).map(|p| turns[p].1).filter(|p| p["role"] == "assistant");
+        let uses = previous.map(|p| ids(p, "tool_use", "id")).unwrap_or_default();
+        let results = blocks(message);
+        let stray = results
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b["type"] == "tool_result")
+            .find(|(_, b)| !uses.iter().any(|u| b["tool_use_id"].as_str() == Some(u.as_str())));
+        if let (Some((j, block)), true) = (stray, message["role"] == "user") {
+            return Err(format!(
+                "messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: {}. \
+                 Each `tool_result` block must have a corresponding `tool_use` block in the previous message.",
+                block["tool_use_id"].as_str().unwrap_or_default()
+            ));
         }
-        let uses = ids(message, "tool_use", "id");
+    }
+    for (n, (i, message)) in turns.iter().enumerate().filter(|(_, (_, m))| m["role"] == "assistant") {
         let answered =
             turns.get(n + 1).map(|(_, next)| ids(next, "tool_result", "tool_use_id")).unwrap_or_default();
-        let missing: Vec<&str> = uses.iter().filter(|u| !answered.contains(u)).map(String::as_str).collect();
-        if message["role"] == "assistant" && !missing.is_empty() {
+        let missing: Vec<String> =
+            ids(message, "tool_use", "id").into_iter().filter(|u| !answered.contains(u)).collect();
+        if !missing.is_empty() {
             return Err(format!(
                 "messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: {}. \
                  Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
@@ -135,6 +132,15 @@ fn check_tool_pairing(messages: &[Value]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The `field` of every block of type `kind` in a message.
+fn ids(message: &Value, kind: &str, field: &str) -> Vec<String> {
+    blocks(message)
+        .iter()
+        .filter(|b| b["type"] == kind)
+        .filter_map(|b| Some(b[field].as_str()?.to_string()))
+        .collect()
 }
 
 /// The tools offered: custom tools need `name` and `input_schema`; server tools (with a `type`
@@ -232,7 +238,6 @@ fn error_body(kind: &str, message: &str) -> Value {
 /// The Anthropic error `type` for an HTTP status.
 fn error_type(status: u16) -> &'static str {
     match status {
-        400 => "invalid_request_error",
         401 => "authentication_error",
         402 => "billing_error",
         403 => "permission_error",
@@ -241,7 +246,7 @@ fn error_type(status: u16) -> &'static str {
         429 => "rate_limit_error",
         504 => "timeout_error",
         529 => "overloaded_error",
-        400..=499 => "invalid_request_error",
+        _ if status < 500 => "invalid_request_error",
         _ => "api_error",
     }
 }

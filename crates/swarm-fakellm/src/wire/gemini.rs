@@ -261,7 +261,7 @@ fn status_name(code: u16) -> &'static str {
         501 => "NOT_IMPLEMENTED",
         503 => "UNAVAILABLE",
         504 => "DEADLINE_EXCEEDED",
-        400..=499 => "FAILED_PRECONDITION",
+        _ if code < 500 => "FAILED_PRECONDITION",
         _ => "INTERNAL",
     }
 }

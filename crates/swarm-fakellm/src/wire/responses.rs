@@ -77,9 +77,11 @@ fn check_item(i: usize, item: &Value) -> Result<Entry, String> {
         ("message", Some("user")) => Entry::User(content_text(&item["content"])),
         ("message", Some("assistant")) => Entry::Model,
         ("message", Some("system" | "developer")) => Entry::Other,
-        ("message", Some(role)) => return Err(format!(
+        ("message", Some(role)) => {
+            return Err(format!(
             "Invalid value: '{role}'. Supported values are: 'assistant', 'system', 'developer', and 'user'."
-        )),
+        ))
+        }
         ("function_call" | "custom_tool_call" | "reasoning" | "web_search_call" | "local_shell_call", _) => {
             Entry::Model
         }
