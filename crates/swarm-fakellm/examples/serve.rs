@@ -1,5 +1,6 @@
-//! Runs the fake model server from the command line until SIGINT/SIGTERM (what
-//! `swarm fake-llm` will do): `cargo run -p swarm-fakellm --example serve -- --scenario FILE --port N`.
+//! Runs the fake model server from the command line until SIGINT/SIGTERM (the server of
+//! `swarm fake-llm`, without the rest of swarm):
+//! `cargo run -p swarm-fakellm --example serve -- --scenario FILE --port N`.
 //! Prints `listening http://ADDR/v1` once it accepts requests (`--port 0` picks a free port).
 
 use std::net::{IpAddr, SocketAddr};

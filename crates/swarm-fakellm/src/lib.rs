@@ -1,6 +1,11 @@
-//! swarm's scripted fake model server: an OpenAI-compatible endpoint (`/v1/models`,
-//! `/v1/chat/completions`, streaming or not, tool calls, usage) whose answers come from a
-//! scenario file instead of a model, so agent CLIs can be run for real without tokens.
+//! swarm's scripted fake model server. It speaks the wire formats of the agents swarm runs —
+//! OpenAI Chat Completions (`/v1/chat/completions`), Anthropic Messages (`/v1/messages`,
+//! `/v1/messages/count_tokens`), OpenAI Responses (`/v1/responses`) and Gemini
+//! (`/v1beta/models/{m}:generateContent`, `:streamGenerateContent`, `:countTokens`), streaming or
+//! not, with tool calls and usage — and its answers come from a scenario file instead of a model,
+//! so agent CLIs can be run for real without tokens. Like a real provider it refuses malformed
+//! requests (a tool result that answers no tool call, a missing required field) with a 400 worded
+//! like the provider's.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), swarm_fakellm::Error> {
@@ -9,7 +14,7 @@
 //! println!("point the agent at {}", server.base_url()); // http://127.0.0.1:PORT/v1
 //! // … run the agent …
 //! for request in server.log().records() {
-//!     println!("{:?} stream={} tools={:?} → {:?}", request.model, request.stream, request.tools, request.response);
+//!     println!("{:?} {:?} stream={} tools={:?} → {:?}", request.format, request.model, request.stream, request.tools, request.response);
 //! }
 //! server.shutdown().await
 //! # }
@@ -24,7 +29,7 @@
 //! steps = [ { write = { path = "hello.txt", content = "hi\n" } }, { say = "DONE" } ]
 //!
 //! [models.r429]                 # 429 + `retry-after: 1` for the first 1000 requests to this model
-//! rate_limit = { first = 1000, retry_after = 1 }
+//! rate_limit = { first = 1000, retry_after = 1 }    # kind = "quota", header = false, stream = true
 //!
 //! [models.broken]               # always 500 (add `first = N` to fail only the first N requests)
 //! error = { status = 500, message = "upstream exploded" }
@@ -39,31 +44,27 @@
 //! ```
 //!
 //! Steps: `{ write = { path, content } }` calls the file-writing tool the agent offers (see
-//! [`tools`]), or answers with text quoting the content when it offers none (`{task}` and
-//! `{run}` in either, and in a report's summary, are the swarm task and run the conversation's
-//! report footer names); `{ say = "…" }`
-//! answers with text (`finish_reason: stop`); `{ call = { name, arguments } }` calls any offered
-//! tool. The server keeps no conversation state: the step for a request is the number of
-//! assistant messages already in its `messages`; past the last step it repeats the last `say`
-//! (or `DONE`). Per request the checks run in this order: `hang`, `rate_limit`, `error`,
-//! `delay_ms`, step. `rate_limit.first` and `error.first` count this model's requests since the
-//! server started. A model not in the scenario gets a 404 with
-//! `{"error":{…,"type":"invalid_request_error","code":"model_not_found"}}`.
-//!
-//! Unknown keys are errors. The full reference is `docs/fake-llm.md`.
+//! [`tools`]); `{ report = { status, summary } }` writes swarm's completion.json where the
+//! conversation's report footer says; `{ say = "…" }` answers with text; `{ call = { name,
+//! arguments } }` calls any offered tool. The server keeps no conversation state: the step for a
+//! request is the number of model turns since the last user message. The full reference is
+//! `docs/fake-llm.md`.
 
+mod limits;
 mod log;
-mod openai;
+mod request;
 mod scenario;
 mod server;
 pub mod tools;
 mod turn;
+mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use log::{RequestLog, RequestRecord, ResponseKind};
-pub use scenario::{ErrorReply, ModelScript, RateLimit, Scenario, Step, Usage};
+pub use request::Format;
+pub use scenario::{ErrorReply, LimitKind, Limits, ModelScript, RateLimit, Scenario, Step, Usage};
 pub use server::{serve, FakeLlm};
 
 /// Everything that can go wrong loading a scenario or running the server.

@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::request::Format;
 use crate::Error;
 
 /// One request as the server saw and answered it.
@@ -21,6 +23,12 @@ pub struct RequestRecord {
     pub at_ms: u64,
     /// The request path, e.g. `/v1/chat/completions`.
     pub path: String,
+    /// The query string, if any (`beta=true`, `alt=sse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The wire format of the path.
+    #[serde(default)]
+    pub format: Format,
     /// The requested model (absent for `/v1/models` and unparsable bodies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
@@ -34,11 +42,15 @@ pub struct RequestRecord {
     /// The text of every user message of the request, byte for byte as the agent sent it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub user: Vec<String>,
-    /// The bearer token the request carried (this is a fake provider: tests check which key
-    /// reached it).
+    /// The key the request carried (`Authorization: Bearer`, `x-api-key`, `x-goog-api-key` or
+    /// `?key=`; this is a fake provider: tests check which key reached it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer: Option<String>,
     pub response: ResponseKind,
+    /// The whole request body as received (a JSON string when it was not JSON), so tests can
+    /// assert on exactly what the model was sent.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub body: Value,
 }
 
 /// How a request was answered.
@@ -54,7 +66,12 @@ pub enum ResponseKind {
     Text {
         text: String,
     },
+    /// HTTP 429.
     RateLimited {
+        retry_after: u64,
+    },
+    /// A rate limit inside a 200 event stream (`response.failed`, Anthropic's `error` event).
+    RateLimitedInStream {
         retry_after: u64,
     },
     Error {
@@ -65,8 +82,12 @@ pub enum ResponseKind {
     BadRequest {
         message: String,
     },
-    /// The `/v1/models` list.
+    /// A model list (`/v1/models`, `/v1beta/models`).
     Models,
+    /// A token count (`count_tokens`, `countTokens`).
+    TokenCount {
+        tokens: u64,
+    },
 }
 
 /// A shared, cloneable handle on the log.

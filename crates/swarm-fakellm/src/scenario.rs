@@ -87,18 +87,48 @@ pub struct Limits {
     pub tpm: Option<u64>,
 }
 
-/// `rate_limit = { first = 3, retry_after = 1 }`.
+/// `rate_limit = { first = 3, retry_after = 1 }`: answered the way the request's provider says it
+/// (see `docs/fake-llm.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// How many requests (counted per model, from server start) get a 429.
     pub first: u64,
-    /// Seconds, sent as the `retry-after` header.
+    /// Seconds to wait: the `retry-after` header, "try again in Ns" in OpenAI messages, Gemini's
+    /// `RetryInfo.retryDelay`.
     #[serde(default = "one")]
     pub retry_after: u64,
-    /// The error message (default: an OpenAI-like "Rate limit reached …" naming the model).
+    /// The error message (default: the provider's own wording, naming the model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// A passing rate limit (`rate`, the default) or a spent quota (`quota`: OpenAI
+    /// `insufficient_quota`, a Gemini per-day quota without `RetryInfo`).
+    #[serde(default, skip_serializing_if = "LimitKind::is_rate")]
+    pub kind: LimitKind,
+    /// Send the `retry-after` header (default true; false for a bare 429).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub header: bool,
+    /// Fail inside a 200 event stream instead of with HTTP 429, where the provider does (OpenAI
+    /// Responses `response.failed`, Anthropic's `error` event) and the request streams.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
+}
+
+/// What a 429 says about the future.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    /// A per-minute limit: retrying after `retry_after` helps.
+    #[default]
+    Rate,
+    /// A spent quota (per day, or billing): retrying soon does not help.
+    Quota,
+}
+
+impl LimitKind {
+    fn is_rate(&self) -> bool {
+        *self == LimitKind::Rate
+    }
 }
 
 /// `error = { status = 500, message = "upstream exploded" }`.
@@ -235,6 +265,14 @@ fn one() -> u64 {
     1
 }
 
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
 fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(serde_json::Map::new())
 }
@@ -256,6 +294,8 @@ mod tests {
             steps = [ { write = { path = "hello.txt", content = "hi\n" } }, { say = "DONE" } ]
             [models.r429]
             rate_limit = { first = 1000, retry_after = 1 }
+            [models.quota]
+            rate_limit = { first = 1, kind = "quota", header = false, stream = true }
             [models.broken]
             error = { status = 500, message = "upstream exploded" }
             [models.hang]
@@ -269,7 +309,14 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(scenario.models.len(), 6);
+        assert_eq!(scenario.models.len(), 7);
+        let quota = scenario.models["quota"].rate_limit.as_ref().unwrap();
+        assert_eq!(
+            (quota.kind, quota.header, quota.stream, quota.retry_after),
+            (LimitKind::Quota, false, true, 1)
+        );
+        let rate = scenario.models["r429"].rate_limit.as_ref().unwrap();
+        assert_eq!((rate.kind, rate.header, rate.stream), (LimitKind::Rate, true, false));
         assert_eq!(scenario.models["ok"].steps[0], Step::write("hello.txt", "hi\n"));
         assert_eq!(scenario.models["r429"].rate_limit.as_ref().unwrap().first, 1000);
         assert_eq!(scenario.models["broken"].error.as_ref().unwrap().status, 500);

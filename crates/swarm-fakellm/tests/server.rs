@@ -464,3 +464,63 @@ async fn declared_limits_are_enforced_with_retry_after() {
     let kinds: Vec<_> = server.log().records().into_iter().map(|r| r.response).collect();
     assert_eq!(kinds.iter().filter(|k| matches!(k, ResponseKind::RateLimited { .. })).count(), 2);
 }
+
+#[tokio::test]
+async fn tool_messages_must_answer_the_tool_calls() {
+    let server = start(SCENARIO).await;
+    let mut stray = after_tool_call();
+    stray.remove(1); // the tool result no longer follows its call
+    let response =
+        post(&server, json!({ "model": "ok", "messages": stray, "tools": opencode_tools() })).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("must be a response to a preceeding message"),
+        "{body}"
+    );
+    let mut unanswered = after_tool_call();
+    unanswered[2] = user("never mind");
+    let body: Value =
+        post(&server, json!({ "model": "ok", "messages": unanswered })).await.json().await.unwrap();
+    assert!(
+        body["error"]["message"].as_str().unwrap().ends_with("did not have response messages: call_1"),
+        "{body}"
+    );
+    assert!(matches!(server.log().records()[0].response, ResponseKind::BadRequest { .. }));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_log_keeps_the_format_the_body_and_the_key_however_it_came() {
+    let server = start(SCENARIO).await;
+    let body = json!({ "model": "ok", "messages": [user("go")] });
+    let url = |path: &str| format!("http://{}{path}", server.addr());
+    client().post(url("/v1/chat/completions")).bearer_auth("k-bearer").json(&body).send().await.unwrap();
+    let anthropic = json!({ "model": "ok", "max_tokens": 5, "messages": [user("go")] });
+    client()
+        .post(url("/v1/messages"))
+        .header("x-api-key", "k-anthropic")
+        .json(&anthropic)
+        .send()
+        .await
+        .unwrap();
+    let gemini = json!({ "contents": [{ "role": "user", "parts": [{ "text": "go" }] }] });
+    client()
+        .post(url("/v1beta/models/ok:generateContent"))
+        .header("x-goog-api-key", "k-goog")
+        .json(&gemini)
+        .send()
+        .await
+        .unwrap();
+    client().post(url("/v1beta/models/ok:generateContent?key=k-query")).json(&gemini).send().await.unwrap();
+    let records = server.log().records();
+    let keys: Vec<_> = records.iter().map(|r| r.bearer.as_deref().unwrap()).collect();
+    assert_eq!(keys, ["k-bearer", "k-anthropic", "k-goog", "k-query"]);
+    let formats: Vec<_> = records.iter().map(|r| r.format).collect();
+    use swarm_fakellm::Format::{Anthropic, Chat, Gemini};
+    assert_eq!(formats, [Chat, Anthropic, Gemini, Gemini]);
+    assert_eq!((records[0].body.clone(), records[1].body.clone()), (body, anthropic));
+    assert_eq!(records[3].query.as_deref(), Some("key=k-query"));
+    server.shutdown().await.unwrap();
+}
