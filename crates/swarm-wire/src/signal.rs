@@ -1,0 +1,86 @@
+//! How to make each agent wait and retry, or give up, in the terms its own client understands.
+//!
+//! What each client does, from its sources (read 2026-12-05):
+//! - **Codex** (`openai/codex`): `codex-rs/core/src/model_provider_info.rs` builds its provider
+//!   retry policy with `retry_429: false`, and `codex-rs/codex-api/src/api_bridge.rs` maps an
+//!   HTTP 429 to `CodexErr::RetryLimit` (final, unless the body says `usage_limit_reached`).
+//!   `codex-rs/codex-api/src/sse/responses.rs` reads a streamed `response.failed` whose
+//!   `error.code` is `rate_limit_exceeded` with the message regex
+//!   `(?i)try again in\s*(\d+(?:\.\d+)?)\s*(s|ms|seconds?)` as `ApiError::Retryable { delay }`, and
+//!   the stream is retried after that delay (`stream_max_retries`, default 5);
+//!   `insufficient_quota` and `context_length_exceeded` there are final. So: wait = a 200
+//!   stream ending in that `response.failed`; give up = a plain 429.
+//! - **Gemini CLI** (`google-gemini/gemini-cli`): `packages/core/src/utils/googleQuotaErrors.ts`
+//!   classifies a 429 whose `QuotaFailure` quota id contains `PerDay`/`Daily` as
+//!   `TerminalQuotaError`; a `RetryInfo.retryDelay` up to `MAX_RETRYABLE_DELAY_SECONDS = 300`
+//!   (or a `PerMinute` quota id, 60 s) as `RetryableQuotaError`, and a longer delay as terminal;
+//!   a message matching `limit: 0` is terminal too. `packages/core/src/utils/retry.ts` waits at
+//!   least the delay (+0–20 % jitter) for up to `DEFAULT_MAX_ATTEMPTS = 10` attempts. So: wait =
+//!   429 `RESOURCE_EXHAUSTED` with a per-minute quota id and `RetryInfo` ≤ 300 s; give up = the
+//!   same with a per-day quota id.
+//! - **Claude Code** (closed source): it calls the API through `@anthropic-ai/sdk`, whose
+//!   `src/client.ts` (`anthropics/anthropic-sdk-typescript`) obeys `x-should-retry: true|false`
+//!   first, else retries 408, 409, 429 and ≥ 500, waiting `retry-after-ms`, else `retry-after`
+//!   (seconds or a date), else 0.5 s doubling to 8 s. Claude Code's own retry loop around the
+//!   SDK could not be read; that it honours `retry-after` on 429/529 is the claim, to be
+//!   checked live. So: wait = 429 `rate_limit_error` with `retry-after`, `retry-after-ms` and
+//!   `x-should-retry: true`; give up = 429 with `x-should-retry: false`.
+//! - **OpenAI Chat agents** (opencode, kilo, cline, aider): opencode and kilo retry a 429 for
+//!   about 14 s honouring `retry-after`, cline about 5 s (CONTRACT §7, observed). So: wait = 429
+//!   with `retry-after`; give up = 429 `insufficient_quota`.
+
+use crate::failure::{Failure, FailureKind, Reply};
+use crate::responses::stream::ResponsesWriter;
+use crate::route::Context;
+use crate::stream::Writer;
+use crate::Format;
+use std::time::Duration;
+
+/// Gemini CLI treats a longer `RetryInfo` delay as final.
+pub const GEMINI_MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// What to answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// An error answer.
+    Reply(Reply),
+    /// A `200 text/event-stream` answer with these bytes (Codex's retryable `response.failed`).
+    Stream(Vec<u8>),
+}
+
+/// The answer that makes `ctx.agent` wait `delay` and send the same request again.
+pub fn wait(ctx: &Context, delay: Duration, message: &str) -> Signal {
+    let mut failure = Failure::new(429, FailureKind::RateLimited, message);
+    match ctx.agent {
+        Format::Responses => {
+            failure.retry_after = Some(delay);
+            let mut out = Vec::new();
+            ResponsesWriter::new(ctx).fail(&failure, &mut out);
+            Signal::Stream(out)
+        }
+        Format::Gemini => {
+            failure.retry_after = Some(delay.min(GEMINI_MAX_RETRY_DELAY));
+            Signal::Reply(failure.reply(Format::Gemini))
+        }
+        Format::Anthropic => {
+            failure.retry_after = Some(delay);
+            let mut reply = failure.reply(Format::Anthropic);
+            reply.headers.push(("x-should-retry".into(), "true".into()));
+            Signal::Reply(reply)
+        }
+        Format::Chat => {
+            failure.retry_after = Some(delay);
+            Signal::Reply(failure.reply(Format::Chat))
+        }
+    }
+}
+
+/// The answer that makes `ctx.agent` stop retrying this request.
+pub fn give_up(ctx: &Context, message: &str) -> Signal {
+    let failure = Failure::new(429, FailureKind::QuotaExhausted, message);
+    let mut reply = failure.reply(ctx.agent);
+    if ctx.agent == Format::Anthropic {
+        reply.headers.push(("x-should-retry".into(), "false".into()));
+    }
+    Signal::Reply(reply)
+}
