@@ -56,6 +56,9 @@ fn system_text(system: &Value) -> Result<String, WireError> {
 fn message(m: &Value, out: &mut Vec<Value>) -> Result<(), WireError> {
     let m = obj(F, m, "message")?;
     let role = json::req_str(F, m, "role")?;
+    if role != "user" && role != "assistant" {
+        return Err(WireError::malformed(F, "message role", format!("unknown role {role:?}")));
+    }
     let blocks = match m.get("content") {
         Some(Value::String(s)) => {
             out.push(json!({ "role": role, "content": s }));
@@ -64,10 +67,10 @@ fn message(m: &Value, out: &mut Vec<Value>) -> Result<(), WireError> {
         Some(Value::Array(blocks)) => blocks,
         _ => return Err(WireError::malformed(F, "message content", "expected a string or blocks")),
     };
-    match role {
-        "user" => user(blocks, out),
-        "assistant" => assistant(blocks, out),
-        other => Err(WireError::malformed(F, "message role", format!("unknown role {other:?}"))),
+    if role == "user" {
+        user(blocks, out)
+    } else {
+        assistant(blocks, out)
     }
 }
 
