@@ -29,30 +29,46 @@ pub struct StreamConverter {
     writer: Option<Box<dyn Writer>>,
     usage: Option<Usage>,
     failed: Option<Failure>,
+    /// A passed-through stream the reader could not follow: its bytes still go to the agent.
+    blind: bool,
 }
 
 impl StreamConverter {
     pub(crate) fn new(reader: Box<dyn Reader>, writer: Option<Box<dyn Writer>>) -> Self {
-        StreamConverter { reader, writer, usage: None, failed: None }
+        StreamConverter { reader, writer, usage: None, failed: None, blind: false }
     }
 
     /// Upstream bytes in, agent bytes out.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<u8>, WireError> {
-        let deltas = self.reader.feed(bytes)?;
-        match self.writer {
-            None => {
-                self.observe(&deltas);
-                Ok(bytes.to_vec())
-            }
-            Some(_) => self.write(deltas),
+        if self.writer.is_some() {
+            let deltas = self.reader.feed(bytes)?;
+            return self.write(deltas);
         }
+        // Passed through, the upstream's bytes are the answer even where usage cannot be read.
+        if !self.blind {
+            match self.reader.feed(bytes) {
+                Ok(deltas) => {
+                    self.observe(&deltas);
+                }
+                Err(_) => self.blind = true,
+            }
+        }
+        Ok(bytes.to_vec())
     }
 
     /// The upstream body ended: the agent's closing events. An error means the upstream stopped
     /// without finishing; send [`StreamConverter::fail`]'s bytes then.
     pub fn finish(&mut self) -> Result<Vec<u8>, WireError> {
+        if self.writer.is_none() {
+            if !self.blind {
+                if let Ok(deltas) = self.reader.finish() {
+                    self.observe(&deltas);
+                }
+            }
+            return Ok(Vec::new());
+        }
         let deltas = self.reader.finish()?;
-        let mut out = if self.writer.is_some() { self.write(deltas)? } else { self.observe(&deltas) };
+        let mut out = self.write(deltas)?;
         if let Some(w) = &mut self.writer {
             w.end(&mut out)?;
         }

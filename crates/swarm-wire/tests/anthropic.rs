@@ -17,7 +17,10 @@ fn claude_code_request_becomes_an_acceptable_chat_request() {
     assert_chat_acceptable(&chat);
     assert_eq!((ctx.model.as_str(), ctx.stream), ("claude-sonnet-4-5", true));
     let m = chat["messages"].as_array().unwrap();
-    assert_eq!(m[0], json!({ "role": "system", "content": "You are Claude Code, Anthropic's official CLI for Claude.\nFollow the project's instructions." }));
+    assert_eq!(
+        m[0],
+        json!({ "role": "system", "content": "You are Claude Code, Anthropic's official CLI for Claude.\nFollow the project's instructions." })
+    );
     // Two text blocks stay two parts: the prompt reaches the model byte for byte.
     assert_eq!(m[1]["content"][1], json!({ "type": "text", "text": "Write hello.txt saying \"hi\"" }));
     assert_eq!(m[2]["content"], "Writing it.");
@@ -30,7 +33,10 @@ fn claude_code_request_becomes_an_acceptable_chat_request() {
     assert_eq!(m[5]["content"][1]["text"], "Thanks");
     assert_eq!(chat["tools"].as_array().unwrap().len(), 2, "the server tool is dropped");
     assert_eq!(chat["tools"][0]["function"]["parameters"]["required"], json!(["command"]));
-    assert_eq!((&chat["tool_choice"], &chat["max_tokens"], &chat["temperature"]), (&json!("auto"), &json!(32000), &json!(1)));
+    assert_eq!(
+        (&chat["tool_choice"], &chat["max_tokens"], &chat["temperature"]),
+        (&json!("auto"), &json!(32000), &json!(1))
+    );
     assert_eq!(chat["stream_options"], json!({ "include_usage": true }));
     assert!(chat.get("thinking").is_none() && chat.get("metadata").is_none());
 }
@@ -48,7 +54,10 @@ fn tool_choice_stop_sequences_and_strings() {
     assert_eq!(chat["messages"][0], json!({ "role": "system", "content": "be brief" }));
     assert_eq!(chat["messages"][1], json!({ "role": "user", "content": "hi" }));
     assert_eq!(chat["tool_choice"], json!({ "type": "function", "function": { "name": "t" } }));
-    assert_eq!((&chat["parallel_tool_calls"], &chat["stop"], &chat["top_p"]), (&json!(false), &json!(["END"]), &json!(0.5)));
+    assert_eq!(
+        (&chat["parallel_tool_calls"], &chat["stop"], &chat["top_p"]),
+        (&json!(false), &json!(["END"]), &json!(0.5))
+    );
     let any = json!({ "model": "m", "max_tokens": 1, "messages": [], "tools": [{ "name": "t" }], "tool_choice": { "type": "any" } });
     assert_eq!(request(Format::Anthropic, Format::Chat, &any).0["tool_choice"], "required");
 }
@@ -89,7 +98,10 @@ fn chat_answer_becomes_an_anthropic_message_with_usage_and_tool_use() {
     assert_eq!(out["model"], "claude-sonnet-4-5");
     assert_eq!(out["stop_reason"], "tool_use");
     assert_eq!(out["content"][0], json!({ "type": "text", "text": "Let me look." }));
-    assert_eq!(out["content"][1], json!({ "type": "tool_use", "id": "call_9", "name": "Bash", "input": { "command": "ls" } }));
+    assert_eq!(
+        out["content"][1],
+        json!({ "type": "tool_use", "id": "call_9", "name": "Bash", "input": { "command": "ls" } })
+    );
     assert_eq!(out["usage"]["input_tokens"], 60);
     assert_eq!(out["usage"]["cache_read_input_tokens"], 40);
     assert_eq!(out["usage"]["output_tokens"], 20);
@@ -110,10 +122,22 @@ fn chat_stream_becomes_claude_code_events_in_order() {
             chunk(json!({ "role": "assistant", "content": "" }), None),
             chunk(json!({ "content": "Writing" }), None),
             chunk(json!({ "content": " now." }), None),
-            chunk(json!({ "tool_calls": [{ "index": 0, "id": "call_a", "type": "function", "function": { "name": "Write", "arguments": "" } }] }), None),
-            chunk(json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "{\"file_path\":" } }] }), None),
-            chunk(json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "\"a.txt\",\"content\":\"é\"}" } }] }), None),
-            chunk(json!({ "tool_calls": [{ "index": 1, "id": "call_b", "type": "function", "function": { "name": "Bash", "arguments": "{\"command\":\"ls\"}" } }] }), None),
+            chunk(
+                json!({ "tool_calls": [{ "index": 0, "id": "call_a", "type": "function", "function": { "name": "Write", "arguments": "" } }] }),
+                None,
+            ),
+            chunk(
+                json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "{\"file_path\":" } }] }),
+                None,
+            ),
+            chunk(
+                json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "\"a.txt\",\"content\":\"é\"}" } }] }),
+                None,
+            ),
+            chunk(
+                json!({ "tool_calls": [{ "index": 1, "id": "call_b", "type": "function", "function": { "name": "Bash", "arguments": "{\"command\":\"ls\"}" } }] }),
+                None,
+            ),
             chunk(json!({}), Some("tool_calls")),
             usage_chunk(500, 42),
         ],
@@ -121,18 +145,36 @@ fn chat_stream_becomes_claude_code_events_in_order() {
     );
     let out = run_every_way(&translator(Format::Anthropic, Format::Chat), &ctx, &upstream);
     let expected = [
-        "message_start", "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-        "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-        "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop",
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
     ];
     assert_eq!(names(&out), expected);
     let d = datas(&out);
     assert_eq!(d[0]["message"]["role"], "assistant");
     assert_eq!(d[1]["content_block"], json!({ "type": "text", "text": "" }));
     assert_eq!(d[2]["delta"], json!({ "type": "text_delta", "text": "Writing" }));
-    assert_eq!(d[5], json!({ "type": "content_block_start", "index": 1, "content_block": { "type": "tool_use", "id": "call_a", "name": "Write", "input": {} } }));
-    let json_text: String = [&d[6], &d[7]].iter().map(|e| e["delta"]["partial_json"].as_str().unwrap()).collect();
-    assert_eq!(serde_json::from_str::<Value>(&json_text).unwrap(), json!({ "file_path": "a.txt", "content": "é" }));
+    assert_eq!(
+        d[5],
+        json!({ "type": "content_block_start", "index": 1, "content_block": { "type": "tool_use", "id": "call_a", "name": "Write", "input": {} } })
+    );
+    let json_text: String =
+        [&d[6], &d[7]].iter().map(|e| e["delta"]["partial_json"].as_str().unwrap()).collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&json_text).unwrap(),
+        json!({ "file_path": "a.txt", "content": "é" })
+    );
     assert_eq!(d[9]["index"], 2);
     assert_eq!(d[12]["delta"]["stop_reason"], "tool_use");
     assert_eq!(d[12]["usage"]["input_tokens"], 500);
@@ -149,7 +191,10 @@ fn chat_stream_cut_short_is_truncated_and_failure_is_an_error_event() {
     let failure = t.read_failure(529, br#"{"error":{"message":"Overloaded"}}"#, None);
     let out = conv.fail(&failure);
     assert_eq!(names(&out), ["error"]);
-    assert_eq!(datas(&out)[0], json!({ "type": "error", "error": { "type": "overloaded_error", "message": "Overloaded" } }));
+    assert_eq!(
+        datas(&out)[0],
+        json!({ "type": "error", "error": { "type": "overloaded_error", "message": "Overloaded" } })
+    );
 }
 
 #[test]
@@ -171,14 +216,26 @@ fn chat_agent_on_anthropic_upstream_request() {
     });
     let (a, _) = request(Format::Chat, Format::Anthropic, &body);
     assert_anthropic_acceptable(&a);
-    assert_eq!((&a["system"], &a["max_tokens"], &a["stop_sequences"]), (&json!("sys"), &json!(anthropic::DEFAULT_MAX_TOKENS), &json!(["X"])));
-    assert_eq!(a["messages"][0]["content"][1]["source"], json!({ "type": "base64", "media_type": "image/png", "data": "AAAA" }));
-    assert_eq!(a["messages"][1]["content"][1], json!({ "type": "tool_use", "id": "c2", "name": "read", "input": { "p": 2 } }));
+    assert_eq!(
+        (&a["system"], &a["max_tokens"], &a["stop_sequences"]),
+        (&json!("sys"), &json!(anthropic::DEFAULT_MAX_TOKENS), &json!(["X"]))
+    );
+    assert_eq!(
+        a["messages"][0]["content"][1]["source"],
+        json!({ "type": "base64", "media_type": "image/png", "data": "AAAA" })
+    );
+    assert_eq!(
+        a["messages"][1]["content"][1],
+        json!({ "type": "tool_use", "id": "c2", "name": "read", "input": { "p": 2 } })
+    );
     let results = &a["messages"][2]["content"];
     assert_eq!(results[0], json!({ "type": "tool_result", "tool_use_id": "c1", "content": "one" }));
     assert_eq!(results[2], json!({ "type": "text", "text": "go on" }));
     assert_eq!(a["tool_choice"], json!({ "type": "any", "disable_parallel_tool_use": true }));
-    assert_eq!(a["tools"][0], json!({ "name": "read", "description": "d", "input_schema": { "type": "object" } }));
+    assert_eq!(
+        a["tools"][0],
+        json!({ "name": "read", "description": "d", "input_schema": { "type": "object" } })
+    );
     let mut bad = body.clone();
     bad["messages"][2]["tool_calls"][0]["function"]["arguments"] = json!("{not json");
     assert!(translator(Format::Chat, Format::Anthropic).request(&bad, call("x")).is_err());
@@ -209,9 +266,14 @@ fn anthropic_answer_and_stream_become_chat() {
     let d = datas(&out);
     let content: String = d.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(content, "Okay, let's check the weather.");
-    let args: String = d.iter().filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()).collect();
+    let args: String = d
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+        .collect();
     assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({ "location": "San Francisco, CA" }));
-    assert!(d.iter().any(|c| c["choices"][0]["delta"]["tool_calls"][0]["id"] == "toolu_01T1x1fJ34qAmk2tNTrN7Up6"));
+    assert!(d
+        .iter()
+        .any(|c| c["choices"][0]["delta"]["tool_calls"][0]["id"] == "toolu_01T1x1fJ34qAmk2tNTrN7Up6"));
     assert!(d.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
     let usage = &d.last().unwrap()["usage"];
     assert_eq!((&usage["prompt_tokens"], &usage["completion_tokens"]), (&json!(572), &json!(89)));

@@ -9,16 +9,89 @@ use serde_json::{json, Map, Value};
 use swarm_wire::{ids, Call, Format, Translator};
 
 const KEYS: &[&str] = &[
-    "model", "messages", "role", "content", "type", "text", "tool_calls", "function", "name", "arguments", "id",
-    "tool_call_id", "tool_use_id", "input", "system", "tools", "tool_choice", "parts", "contents", "functionCall",
-    "functionResponse", "args", "response", "output", "call_id", "instructions", "choices", "message", "delta",
-    "candidates", "finish_reason", "stop_reason", "finishReason", "usage", "index", "source", "image_url", "url",
-    "stream", "max_tokens", "stop", "generationConfig", "functionDeclarations", "parameters", "thoughtSignature",
-    "extra_content", "error", "content_block", "partial_json", "input_schema",
+    "model",
+    "messages",
+    "role",
+    "content",
+    "type",
+    "text",
+    "tool_calls",
+    "function",
+    "name",
+    "arguments",
+    "id",
+    "tool_call_id",
+    "tool_use_id",
+    "input",
+    "system",
+    "tools",
+    "tool_choice",
+    "parts",
+    "contents",
+    "functionCall",
+    "functionResponse",
+    "args",
+    "response",
+    "output",
+    "call_id",
+    "instructions",
+    "choices",
+    "message",
+    "delta",
+    "candidates",
+    "finish_reason",
+    "stop_reason",
+    "finishReason",
+    "usage",
+    "index",
+    "source",
+    "image_url",
+    "url",
+    "stream",
+    "max_tokens",
+    "stop",
+    "generationConfig",
+    "functionDeclarations",
+    "parameters",
+    "thoughtSignature",
+    "extra_content",
+    "error",
+    "content_block",
+    "partial_json",
+    "input_schema",
 ];
-const STRINGS: &[&str] = &["user", "assistant", "model", "tool", "system", "developer", "text", "tool_use", "tool_result", "image",
-    "function", "function_call", "function_call_output", "custom_tool_call", "message", "auto", "any", "required", "none",
-    "stop", "tool_calls", "length", "STOP", "MAX_TOKENS", "{}", "{\"a\":1}", "{bad", "", "data:image/png;base64,AA", "base64"];
+const STRINGS: &[&str] = &[
+    "user",
+    "assistant",
+    "model",
+    "tool",
+    "system",
+    "developer",
+    "text",
+    "tool_use",
+    "tool_result",
+    "image",
+    "function",
+    "function_call",
+    "function_call_output",
+    "custom_tool_call",
+    "message",
+    "auto",
+    "any",
+    "required",
+    "none",
+    "stop",
+    "tool_calls",
+    "length",
+    "STOP",
+    "MAX_TOKENS",
+    "{}",
+    "{\"a\":1}",
+    "{bad",
+    "",
+    "data:image/png;base64,AA",
+    "base64",
+];
 
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -31,8 +104,9 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(5, 64, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            prop::collection::vec((proptest::sample::select(KEYS), inner), 0..6)
-                .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map<_, _>>())),
+            prop::collection::vec((proptest::sample::select(KEYS), inner), 0..6).prop_map(
+                |kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map<_, _>>())
+            ),
         ]
     })
 }
@@ -49,7 +123,7 @@ fn any_call() -> Call {
 
 /// Replaces the value at a pseudo-random place in `v` with `with`.
 fn mutate(v: &mut Value, pick: usize, with: Value) {
-    let descend = pick % 3 != 0;
+    let descend = !pick.is_multiple_of(3);
     match v {
         Value::Object(o) if descend && !o.is_empty() => {
             let key = o.keys().nth(pick % o.len()).unwrap().clone();
@@ -64,10 +138,14 @@ fn mutate(v: &mut Value, pick: usize, with: Value) {
 }
 
 fn fixtures() -> Vec<Value> {
-    [include_str!("fixtures/anthropic_request.json"), include_str!("fixtures/responses_request.json"), include_str!("fixtures/gemini_request.json")]
-        .iter()
-        .map(|s| serde_json::from_str(s).unwrap())
-        .collect()
+    [
+        include_str!("fixtures/anthropic_request.json"),
+        include_str!("fixtures/responses_request.json"),
+        include_str!("fixtures/gemini_request.json"),
+    ]
+    .iter()
+    .map(|s| serde_json::from_str(s).unwrap())
+    .collect()
 }
 
 proptest! {

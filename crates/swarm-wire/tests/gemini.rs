@@ -20,7 +20,10 @@ fn gemini_cli_request_becomes_an_acceptable_chat_request() {
     let t = translator(Format::Gemini, Format::Chat).request(&fixture_request(), gemini_call(true)).unwrap();
     let chat = t.body;
     assert_chat_acceptable(&chat);
-    assert_eq!((&chat["model"], &chat["stream"], &chat["stream_options"]), (&json!("gemini-3-pro-preview"), &json!(true), &json!({ "include_usage": true })));
+    assert_eq!(
+        (&chat["model"], &chat["stream"], &chat["stream_options"]),
+        (&json!("gemini-3-pro-preview"), &json!(true), &json!({ "include_usage": true }))
+    );
     let m = chat["messages"].as_array().unwrap();
     assert_eq!(m[0], json!({ "role": "system", "content": "You are Gemini CLI." }));
     assert_eq!(m[2], json!({ "role": "user", "content": "Write hello.txt saying \"hi\"" }));
@@ -30,13 +33,22 @@ fn gemini_cli_request_becomes_an_acceptable_chat_request() {
     assert_eq!(calls[0]["extra_content"], json!({ "google": { "thought_signature": "CiQB0e2Kb+/sig==" } }));
     assert_eq!(calls[1]["id"], "call_2_3", "an id made from the position");
     assert!(calls[1].get("extra_content").is_none());
-    assert_eq!(m[4], json!({ "role": "tool", "tool_call_id": "write_file__call_7", "content": "Wrote hello.txt" }));
+    assert_eq!(
+        m[4],
+        json!({ "role": "tool", "tool_call_id": "write_file__call_7", "content": "Wrote hello.txt" })
+    );
     assert_eq!(m[5]["tool_call_id"], "call_2_3");
     assert_eq!(m[5]["content"], r#"{"extra":1,"output":"hello.txt"}"#);
     let tools = chat["tools"].as_array().unwrap();
     assert_eq!(tools.len(), 2);
-    assert_eq!(tools[1]["function"]["parameters"], json!({ "type": "object", "properties": { "path": { "type": "string" } } }));
-    assert_eq!((&chat["tool_choice"], &chat["temperature"], &chat["max_tokens"]), (&json!("auto"), &json!(0), &json!(2048)));
+    assert_eq!(
+        tools[1]["function"]["parameters"],
+        json!({ "type": "object", "properties": { "path": { "type": "string" } } })
+    );
+    assert_eq!(
+        (&chat["tool_choice"], &chat["temperature"], &chat["max_tokens"]),
+        (&json!("auto"), &json!(0), &json!(2048))
+    );
 }
 
 #[test]
@@ -44,7 +56,12 @@ fn function_responses_must_answer_a_call() {
     let t = translator(Format::Gemini, Format::Chat);
     let orphan = json!({ "contents": [{ "role": "user", "parts": [{ "functionResponse": { "name": "f", "response": {} } }] }] });
     assert!(matches!(t.request(&orphan, gemini_call(false)), Err(WireError::Malformed { .. })));
-    for bad in [json!({ "contents": {} }), json!({ "contents": [{ "parts": "x" }] }), json!({ "contents": [{ "parts": [{ "text": 1 }] }] }), json!({ "contents": [], "tools": [{ "functionDeclarations": {} }] })] {
+    for bad in [
+        json!({ "contents": {} }),
+        json!({ "contents": [{ "parts": "x" }] }),
+        json!({ "contents": [{ "parts": [{ "text": 1 }] }] }),
+        json!({ "contents": [], "tools": [{ "functionDeclarations": {} }] }),
+    ] {
         assert!(matches!(t.request(&bad, gemini_call(false)), Err(WireError::Malformed { .. })), "{bad}");
     }
     let forced = json!({ "contents": [], "tools": [{ "functionDeclarations": [{ "name": "f" }] }], "toolConfig": { "functionCallingConfig": { "mode": "ANY", "allowedFunctionNames": ["f"] } } });
@@ -65,8 +82,14 @@ fn chat_answer_becomes_gemini_with_the_signature_on_its_part() {
     let c = &out["candidates"][0];
     assert_eq!(c["finishReason"], "STOP");
     assert_eq!(c["content"]["parts"][0], json!({ "text": "plan", "thought": true }));
-    assert_eq!(c["content"]["parts"][1], json!({ "functionCall": { "id": "fc_1", "name": "read_file", "args": { "path": "a" } }, "thoughtSignature": "SIG" }));
-    assert_eq!(out["usageMetadata"], json!({ "promptTokenCount": 10, "candidatesTokenCount": 4, "thoughtsTokenCount": 2, "totalTokenCount": 16 }));
+    assert_eq!(
+        c["content"]["parts"][1],
+        json!({ "functionCall": { "id": "fc_1", "name": "read_file", "args": { "path": "a" } }, "thoughtSignature": "SIG" })
+    );
+    assert_eq!(
+        out["usageMetadata"],
+        json!({ "promptTokenCount": 10, "candidatesTokenCount": 4, "thoughtsTokenCount": 2, "totalTokenCount": 16 })
+    );
     assert_eq!(out["modelVersion"], "gemini-3-pro-preview");
 }
 
@@ -78,8 +101,14 @@ fn chat_stream_becomes_gemini_chunks_with_whole_function_calls() {
         &[
             chunk(json!({ "role": "assistant", "content": "Wri" }), None),
             chunk(json!({ "content": "ting." }), None),
-            chunk(json!({ "tool_calls": [{ "index": 0, "id": "c1", "type": "function", "function": { "name": "write_file", "arguments": "{\"file_" } , "extra_content": { "google": { "thought_signature": "S1" } } }] }), None),
-            chunk(json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "path\":\"x\"}" } }] }), None),
+            chunk(
+                json!({ "tool_calls": [{ "index": 0, "id": "c1", "type": "function", "function": { "name": "write_file", "arguments": "{\"file_" } , "extra_content": { "google": { "thought_signature": "S1" } } }] }),
+                None,
+            ),
+            chunk(
+                json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "path\":\"x\"}" } }] }),
+                None,
+            ),
             chunk(json!({}), Some("tool_calls")),
             usage_chunk(70, 9),
         ],
@@ -90,7 +119,10 @@ fn chat_stream_becomes_gemini_chunks_with_whole_function_calls() {
     let d = datas(&out);
     assert_eq!(d.len(), 4);
     assert_eq!(d[0]["candidates"][0]["content"], json!({ "role": "model", "parts": [{ "text": "Wri" }] }));
-    assert_eq!(d[2]["candidates"][0]["content"]["parts"][0], json!({ "functionCall": { "id": "c1", "name": "write_file", "args": { "file_path": "x" } }, "thoughtSignature": "S1" }));
+    assert_eq!(
+        d[2]["candidates"][0]["content"]["parts"][0],
+        json!({ "functionCall": { "id": "c1", "name": "write_file", "args": { "file_path": "x" } }, "thoughtSignature": "S1" })
+    );
     assert_eq!(d[3]["candidates"][0]["finishReason"], "STOP");
     assert_eq!(d[3]["usageMetadata"]["totalTokenCount"], 79);
     assert!(String::from_utf8(out).unwrap().lines().all(|l| l.is_empty() || l.starts_with("data: {")));
@@ -114,14 +146,32 @@ fn chat_agent_on_gemini_upstream_keeps_the_signature_both_ways() {
     let tr = t.request(&body, call("t1")).unwrap();
     let g = &tr.body;
     assert_gemini_acceptable(g);
-    assert_eq!(gemini::upstream_path(&tr.ctx.model, tr.ctx.stream), "/models/gemini-3-pro-preview:streamGenerateContent?alt=sse");
+    assert_eq!(
+        gemini::upstream_path(&tr.ctx.model, tr.ctx.stream),
+        "/models/gemini-3-pro-preview:streamGenerateContent?alt=sse"
+    );
     assert_eq!(g["systemInstruction"], json!({ "parts": [{ "text": "sys" }] }));
-    assert_eq!(g["contents"][0]["parts"][1], json!({ "fileData": { "mimeType": "image/png", "fileUri": "https://x/y.png" } }));
-    assert_eq!(g["contents"][1]["parts"][0], json!({ "functionCall": { "id": "fc-1", "name": "read", "args": {} }, "thoughtSignature": "SIG1" }));
-    assert_eq!(g["contents"][2]["parts"][0], json!({ "functionResponse": { "id": "fc-1", "name": "read", "response": { "output": "data" } } }));
+    assert_eq!(
+        g["contents"][0]["parts"][1],
+        json!({ "fileData": { "mimeType": "image/png", "fileUri": "https://x/y.png" } })
+    );
+    assert_eq!(
+        g["contents"][1]["parts"][0],
+        json!({ "functionCall": { "id": "fc-1", "name": "read", "args": {} }, "thoughtSignature": "SIG1" })
+    );
+    assert_eq!(
+        g["contents"][2]["parts"][0],
+        json!({ "functionResponse": { "id": "fc-1", "name": "read", "response": { "output": "data" } } })
+    );
     assert_eq!(g["contents"][2]["parts"][1], json!({ "text": "more" }));
-    assert_eq!(g["toolConfig"], json!({ "functionCallingConfig": { "mode": "ANY", "allowedFunctionNames": ["read"] } }));
-    assert_eq!(g["generationConfig"], json!({ "maxOutputTokens": 99, "responseMimeType": "application/json", "responseJsonSchema": { "type": "object" } }));
+    assert_eq!(
+        g["toolConfig"],
+        json!({ "functionCallingConfig": { "mode": "ANY", "allowedFunctionNames": ["read"] } })
+    );
+    assert_eq!(
+        g["generationConfig"],
+        json!({ "maxOutputTokens": 99, "responseMimeType": "application/json", "responseJsonSchema": { "type": "object" } })
+    );
     let mut orphan = body.clone();
     orphan["messages"][3]["tool_call_id"] = json!("nope");
     assert!(matches!(t.request(&orphan, call("x")), Err(WireError::Malformed { .. })));
@@ -132,7 +182,10 @@ fn chat_agent_on_gemini_upstream_keeps_the_signature_both_ways() {
     let d = datas(&out);
     let start = d.iter().find(|c| c["choices"][0]["delta"]["tool_calls"][0]["id"].is_string()).unwrap();
     let call0 = &start["choices"][0]["delta"]["tool_calls"][0];
-    assert_eq!((&call0["id"], &call0["extra_content"]["google"]["thought_signature"]), (&json!("call_0"), &json!("EtQDCtED+/sig==")));
+    assert_eq!(
+        (&call0["id"], &call0["extra_content"]["google"]["thought_signature"]),
+        (&json!("call_0"), &json!("EtQDCtED+/sig=="))
+    );
     let text: String = d.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(text, "Let me write it.");
     assert!(d.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
@@ -149,8 +202,14 @@ fn chat_agent_on_gemini_upstream_keeps_the_signature_both_ways() {
 fn gemini_finish_reasons_and_blocked_prompts() {
     let ctx = ctx(Format::Chat, Format::Gemini, "g", false);
     let t = translator(Format::Chat, Format::Gemini);
-    for (reason, finish) in [("MAX_TOKENS", "length"), ("SAFETY", "content_filter"), ("STOP", "stop"), ("RECITATION", "content_filter")] {
-        let body = json!({ "candidates": [{ "content": { "parts": [{ "text": "x" }] }, "finishReason": reason }] });
+    for (reason, finish) in [
+        ("MAX_TOKENS", "length"),
+        ("SAFETY", "content_filter"),
+        ("STOP", "stop"),
+        ("RECITATION", "content_filter"),
+    ] {
+        let body =
+            json!({ "candidates": [{ "content": { "parts": [{ "text": "x" }] }, "finishReason": reason }] });
         assert_eq!(t.response(&body, &ctx).unwrap()["choices"][0]["finish_reason"], finish);
     }
     let blocked = json!({ "promptFeedback": { "blockReason": "SAFETY" } });

@@ -22,7 +22,10 @@ fn codex_request_becomes_an_acceptable_chat_request() {
     // The assistant's text and both calls are one turn; the reasoning item is gone.
     assert_eq!(m[4]["content"], "Creating the file.");
     assert_eq!(m[4]["tool_calls"][0]["function"]["name"], "shell");
-    assert_eq!(m[4]["tool_calls"][1]["function"]["arguments"], json!({ "input": "*** Begin Patch\n*** Add File: hello.txt\n+hi\n*** End Patch" }).to_string());
+    assert_eq!(
+        m[4]["tool_calls"][1]["function"]["arguments"],
+        json!({ "input": "*** Begin Patch\n*** Add File: hello.txt\n+hi\n*** End Patch" }).to_string()
+    );
     assert_eq!(m[5], json!({ "role": "tool", "tool_call_id": "call_1", "content": "README.md\n" }));
     assert_eq!(m[6]["tool_call_id"], "call_2");
     let tools = chat["tools"].as_array().unwrap();
@@ -40,7 +43,10 @@ fn plain_input_text_format_and_strictness() {
     let (chat, _) = request(Format::Responses, Format::Chat, &body);
     assert_eq!(chat["messages"], json!([{ "role": "user", "content": "hello" }]));
     assert_eq!(chat["max_tokens"], 50);
-    assert_eq!(chat["response_format"], json!({ "type": "json_schema", "json_schema": { "name": "x", "schema": { "type": "object" }, "strict": true } }));
+    assert_eq!(
+        chat["response_format"],
+        json!({ "type": "json_schema", "json_schema": { "name": "x", "schema": { "type": "object" }, "strict": true } })
+    );
     let t = translator(Format::Responses, Format::Chat);
     let err = t.request(&json!({ "input": "x", "previous_response_id": "resp_1" }), call("x")).unwrap_err();
     assert!(matches!(err, WireError::Unsupported { .. }), "{err}");
@@ -66,12 +72,24 @@ fn chat_answer_becomes_a_response_with_custom_and_function_calls() {
         "usage": { "prompt_tokens": 1000, "completion_tokens": 50, "prompt_tokens_details": { "cached_tokens": 800 }, "completion_tokens_details": { "reasoning_tokens": 10 } },
     });
     let out = translator(Format::Responses, Format::Chat).response(&answer, &ctx).unwrap();
-    assert_eq!((&out["object"], &out["status"], &out["model"]), (&json!("response"), &json!("completed"), &json!("gpt-5-codex")));
+    assert_eq!(
+        (&out["object"], &out["status"], &out["model"]),
+        (&json!("response"), &json!("completed"), &json!("gpt-5-codex"))
+    );
     let o = out["output"].as_array().unwrap();
     assert_eq!(o[0]["content"][0], json!({ "type": "output_text", "text": "Patching.", "annotations": [] }));
-    assert_eq!((&o[1]["type"], &o[1]["call_id"], &o[1]["input"]), (&json!("custom_tool_call"), &json!("call_p"), &json!("*** Begin Patch")));
-    assert_eq!((&o[2]["type"], &o[2]["arguments"]), (&json!("function_call"), &json!("{\"command\":[\"ls\"]}")));
-    assert_eq!(out["usage"], json!({ "input_tokens": 1000, "input_tokens_details": { "cached_tokens": 800 }, "output_tokens": 50, "output_tokens_details": { "reasoning_tokens": 10 }, "total_tokens": 1050 }));
+    assert_eq!(
+        (&o[1]["type"], &o[1]["call_id"], &o[1]["input"]),
+        (&json!("custom_tool_call"), &json!("call_p"), &json!("*** Begin Patch"))
+    );
+    assert_eq!(
+        (&o[2]["type"], &o[2]["arguments"]),
+        (&json!("function_call"), &json!("{\"command\":[\"ls\"]}"))
+    );
+    assert_eq!(
+        out["usage"],
+        json!({ "input_tokens": 1000, "input_tokens_details": { "cached_tokens": 800 }, "output_tokens": 50, "output_tokens_details": { "reasoning_tokens": 10 }, "total_tokens": 1050 })
+    );
 }
 
 #[test]
@@ -81,9 +99,18 @@ fn chat_stream_becomes_codex_events_in_order() {
         &[
             chunk(json!({ "role": "assistant", "content": "Hel" }), None),
             chunk(json!({ "content": "lo" }), None),
-            chunk(json!({ "tool_calls": [{ "index": 0, "id": "call_s", "type": "function", "function": { "name": "shell", "arguments": "{\"comm" } }] }), None),
-            chunk(json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "and\":[\"ls\"]}" } }] }), None),
-            chunk(json!({ "tool_calls": [{ "index": 1, "id": "call_p", "type": "function", "function": { "name": "apply_patch", "arguments": "{\"input\":\"*** Begin" } }] }), None),
+            chunk(
+                json!({ "tool_calls": [{ "index": 0, "id": "call_s", "type": "function", "function": { "name": "shell", "arguments": "{\"comm" } }] }),
+                None,
+            ),
+            chunk(
+                json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "and\":[\"ls\"]}" } }] }),
+                None,
+            ),
+            chunk(
+                json!({ "tool_calls": [{ "index": 1, "id": "call_p", "type": "function", "function": { "name": "apply_patch", "arguments": "{\"input\":\"*** Begin" } }] }),
+                None,
+            ),
             chunk(json!({ "tool_calls": [{ "index": 1, "function": { "arguments": " Patch\"}" } }] }), None),
             chunk(json!({}), Some("tool_calls")),
             usage_chunk(30, 12),
@@ -92,12 +119,22 @@ fn chat_stream_becomes_codex_events_in_order() {
     );
     let out = run_every_way(&translator(Format::Responses, Format::Chat), &ctx, &upstream);
     let expected = [
-        "response.created", "response.in_progress",
-        "response.output_item.added", "response.content_part.added", "response.output_text.delta", "response.output_text.delta",
-        "response.output_text.done", "response.content_part.done", "response.output_item.done",
-        "response.output_item.added", "response.function_call_arguments.delta", "response.function_call_arguments.delta",
-        "response.function_call_arguments.done", "response.output_item.done",
-        "response.output_item.added", "response.output_item.done",
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.output_item.done",
         "response.completed",
     ];
     assert_eq!(names(&out), expected);
@@ -112,7 +149,10 @@ fn chat_stream_becomes_codex_events_in_order() {
     assert_eq!(d[9]["item"]["type"], "function_call");
     assert_eq!(d[12]["arguments"], "{\"command\":[\"ls\"]}");
     assert_eq!(d[13]["item"]["status"], "completed");
-    assert_eq!(d[15]["item"], json!({ "type": "custom_tool_call", "id": "ctc_t1_1", "status": "completed", "call_id": "call_p", "name": "apply_patch", "input": "*** Begin Patch" }));
+    assert_eq!(
+        d[15]["item"],
+        json!({ "type": "custom_tool_call", "id": "ctc_t1_1", "status": "completed", "call_id": "call_p", "name": "apply_patch", "input": "*** Begin Patch" })
+    );
     let done = &d[16]["response"];
     assert_eq!((&done["status"], done["output"].as_array().unwrap().len()), (&json!("completed"), 3));
     assert_eq!(done["usage"]["total_tokens"], 42);
@@ -123,20 +163,28 @@ fn chat_stream_becomes_codex_events_in_order() {
 fn length_ends_as_completed_incomplete_and_failures_as_response_failed() {
     let (_, ctx) = request(Format::Responses, Format::Chat, &fixture_request());
     let t = translator(Format::Responses, Format::Chat);
-    let upstream = sse_data(&[chunk(json!({ "content": "cut" }), None), chunk(json!({}), Some("length"))], true);
+    let upstream =
+        sse_data(&[chunk(json!({ "content": "cut" }), None), chunk(json!({}), Some("length"))], true);
     let out = run_every_way(&t, &ctx, &upstream);
     let last = datas(&out).pop().unwrap();
-    assert_eq!((&last["type"], &last["response"]["status"]), (&json!("response.completed"), &json!("incomplete")));
+    assert_eq!(
+        (&last["type"], &last["response"]["status"]),
+        (&json!("response.completed"), &json!("incomplete"))
+    );
     assert_eq!(last["response"]["incomplete_details"]["reason"], "max_output_tokens");
 
     let mut conv = t.stream(&ctx);
     conv.feed(&sse_data(&[chunk(json!({ "content": "x" }), None)], false)).unwrap();
     assert!(matches!(conv.finish(), Err(WireError::Truncated { .. })));
-    let failure = t.read_failure(429, br#"{"error":{"message":"slow down"}}"#, Some(std::time::Duration::from_secs(7)));
+    let failure =
+        t.read_failure(429, br#"{"error":{"message":"slow down"}}"#, Some(std::time::Duration::from_secs(7)));
     let out = conv.fail(&failure);
     let failed = datas(&out).pop().unwrap();
     assert_eq!(failed["type"], "response.failed");
-    assert_eq!(failed["response"]["error"], json!({ "code": "rate_limit_exceeded", "message": "slow down Please try again in 7.000s." }));
+    assert_eq!(
+        failed["response"]["error"],
+        json!({ "code": "rate_limit_exceeded", "message": "slow down Please try again in 7.000s." })
+    );
 }
 
 #[test]
@@ -144,7 +192,10 @@ fn codex_on_anthropic_and_gemini_upstreams() {
     let body = fixture_request();
     let (a, ctx) = request(Format::Responses, Format::Anthropic, &body);
     assert_anthropic_acceptable(&a);
-    assert_eq!(a["system"], "You are Codex, a coding agent.\n\n<permissions instructions>never ask</permissions instructions>");
+    assert_eq!(
+        a["system"],
+        "You are Codex, a coding agent.\n\n<permissions instructions>never ask</permissions instructions>"
+    );
     let (g, _) = request(Format::Responses, Format::Gemini, &body);
     assert_gemini_acceptable(&g);
     assert_eq!(g["tools"][0]["functionDeclarations"][1]["name"], "apply_patch");

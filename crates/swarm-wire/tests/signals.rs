@@ -29,11 +29,18 @@ fn gemini_cli_waits(r: &Reply) -> Option<f64> {
         return None;
     }
     let details = e["details"].as_array().cloned().unwrap_or_default();
-    let ids: Vec<String> = details.iter().flat_map(|d| d["violations"].as_array().cloned().unwrap_or_default()).filter_map(|v| v["quotaId"].as_str().map(str::to_string)).collect();
+    let ids: Vec<String> = details
+        .iter()
+        .flat_map(|d| d["violations"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v["quotaId"].as_str().map(str::to_string))
+        .collect();
     if ids.iter().any(|q| q.contains("PerDay") || q.contains("Daily")) {
         return None;
     }
-    let delay = details.iter().find_map(|d| d["retryDelay"].as_str()).map(|d| d.trim_end_matches('s').parse::<f64>().unwrap());
+    let delay = details
+        .iter()
+        .find_map(|d| d["retryDelay"].as_str())
+        .map(|d| d.trim_end_matches('s').parse::<f64>().unwrap());
     match delay {
         Some(d) if d > 300.0 => None,
         Some(d) => Some(d),
@@ -59,7 +66,10 @@ fn codex_waits(bytes: &[u8]) -> Option<f64> {
 #[test]
 fn codex_waits_on_a_streamed_rate_limit_and_stops_on_a_plain_429() {
     let ctx = ctx(Format::Responses, Format::Chat, "m", true);
-    let Signal::Stream(bytes) = signal::wait(&ctx, Duration::from_millis(12_500), "Rate limit reached.") else { panic!("a stream") };
+    let Signal::Stream(bytes) = signal::wait(&ctx, Duration::from_millis(12_500), "Rate limit reached.")
+    else {
+        panic!("a stream")
+    };
     assert_eq!(names(&bytes), ["response.created", "response.in_progress", "response.failed"]);
     assert_eq!(codex_waits(&bytes), Some(12.5));
     let r = reply(signal::give_up(&ctx, "every model is exhausted"));
@@ -74,7 +84,11 @@ fn gemini_cli_waits_per_minute_up_to_300s_and_stops_per_day() {
     assert_eq!((r.status, &r.body["error"]["status"]), (429, &json!("RESOURCE_EXHAUSTED")));
     assert_eq!(gemini_cli_waits(&r), Some(30.0));
     let r = reply(signal::wait(&ctx, Duration::from_secs(3600), "long"));
-    assert_eq!(gemini_cli_waits(&r), Some(GEMINI_MAX_RETRY_DELAY.as_secs_f64()), "capped so it stays retryable");
+    assert_eq!(
+        gemini_cli_waits(&r),
+        Some(GEMINI_MAX_RETRY_DELAY.as_secs_f64()),
+        "capped so it stays retryable"
+    );
     assert_eq!(gemini_cli_waits(&reply(signal::give_up(&ctx, "done for today"))), None);
 }
 
@@ -83,8 +97,14 @@ fn claude_code_waits_on_retry_after_and_stops_when_told() {
     let ctx = ctx(Format::Anthropic, Format::Chat, "m", true);
     let r = reply(signal::wait(&ctx, Duration::from_millis(2500), "slow down"));
     assert_eq!(r.status, 429);
-    assert_eq!(r.body, json!({ "type": "error", "error": { "type": "rate_limit_error", "message": "slow down" } }));
-    assert_eq!((header(&r, "retry-after"), header(&r, "retry-after-ms"), header(&r, "x-should-retry")), (Some("3"), Some("2500"), Some("true")));
+    assert_eq!(
+        r.body,
+        json!({ "type": "error", "error": { "type": "rate_limit_error", "message": "slow down" } })
+    );
+    assert_eq!(
+        (header(&r, "retry-after"), header(&r, "retry-after-ms"), header(&r, "x-should-retry")),
+        (Some("3"), Some("2500"), Some("true"))
+    );
     let r = reply(signal::give_up(&ctx, "exhausted"));
     assert_eq!(header(&r, "x-should-retry"), Some("false"));
 }
@@ -103,9 +123,21 @@ fn upstream_failures_in_every_agent_format() {
     let f = Failure::from_upstream(Format::Gemini, 429, body, None);
     assert_eq!((f.kind, f.retry_after), (FailureKind::RateLimited, Some(Duration::from_secs(4))));
     let shapes: [(Format, u16, Value); 4] = [
-        (Format::Chat, 429, json!({ "error": { "message": f.message, "type": "rate_limit_exceeded", "code": "rate_limit_exceeded", "param": null } })),
-        (Format::Responses, 429, json!({ "error": { "message": f.message, "type": "rate_limit_exceeded", "code": "rate_limit_exceeded", "param": null } })),
-        (Format::Anthropic, 429, json!({ "type": "error", "error": { "type": "rate_limit_error", "message": f.message } })),
+        (
+            Format::Chat,
+            429,
+            json!({ "error": { "message": f.message, "type": "rate_limit_exceeded", "code": "rate_limit_exceeded", "param": null } }),
+        ),
+        (
+            Format::Responses,
+            429,
+            json!({ "error": { "message": f.message, "type": "rate_limit_exceeded", "code": "rate_limit_exceeded", "param": null } }),
+        ),
+        (
+            Format::Anthropic,
+            429,
+            json!({ "type": "error", "error": { "type": "rate_limit_error", "message": f.message } }),
+        ),
         (Format::Gemini, 429, Value::Null),
     ];
     for (agent, status, expected) in shapes {
@@ -120,9 +152,19 @@ fn upstream_failures_in_every_agent_format() {
     assert_eq!(overloaded.kind, FailureKind::Overloaded);
     assert_eq!(overloaded.reply(Format::Anthropic).status, 529);
     assert_eq!(overloaded.reply(Format::Gemini).body["error"]["status"], "UNAVAILABLE");
-    let auth = Failure::from_upstream(Format::Anthropic, 401, br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#, None);
+    let auth = Failure::from_upstream(
+        Format::Anthropic,
+        401,
+        br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+        None,
+    );
     assert_eq!((auth.kind, auth.message.as_str()), (FailureKind::Auth, "invalid x-api-key"));
-    let day = Failure::from_upstream(Format::Chat, 429, br#"{"error":{"message":"You exceeded your current quota","code":"insufficient_quota"}}"#, None);
+    let day = Failure::from_upstream(
+        Format::Chat,
+        429,
+        br#"{"error":{"message":"You exceeded your current quota","code":"insufficient_quota"}}"#,
+        None,
+    );
     assert_eq!(day.kind, FailureKind::QuotaExhausted);
     assert_eq!(gemini_cli_waits(&day.reply(Format::Gemini)), None);
 }

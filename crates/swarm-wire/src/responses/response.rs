@@ -65,7 +65,7 @@ pub(crate) fn output_text(text: &str) -> Value {
 /// A function call item, or a custom tool call when the tool was offered as freeform.
 pub(crate) fn call_item(ctx: &Context, index: usize, call: &ToolCall, status: &str) -> Value {
     let call_id = ids::to_agent(&call.id, call.extra.as_ref(), false);
-    if ctx.custom_tools.iter().any(|t| *t == call.name) {
+    if ctx.custom_tools.contains(&call.name) {
         let input = serde_json::from_str::<Value>(&call.arguments)
             .ok()
             .and_then(|v| v[CUSTOM_INPUT].as_str().map(str::to_string))

@@ -66,7 +66,11 @@ pub fn events(bytes: &[u8]) -> Vec<SseEvent> {
 
 /// The JSON of every event (skipping `[DONE]`).
 pub fn datas(bytes: &[u8]) -> Vec<Value> {
-    events(bytes).iter().filter(|e| e.data != "[DONE]").map(|e| serde_json::from_str(&e.data).unwrap()).collect()
+    events(bytes)
+        .iter()
+        .filter(|e| e.data != "[DONE]")
+        .map(|e| serde_json::from_str(&e.data).unwrap())
+        .collect()
 }
 
 /// Event names (`event:` lines) in order.
@@ -115,7 +119,10 @@ pub fn assert_chat_acceptable(body: &Value) {
         match role {
             "tool" => {
                 let id = m["tool_call_id"].as_str().expect("tool_call_id");
-                let at = open.iter().position(|o| o == id).unwrap_or_else(|| panic!("message {i}: tool result {id} answers no open call"));
+                let at = open
+                    .iter()
+                    .position(|o| o == id)
+                    .unwrap_or_else(|| panic!("message {i}: tool result {id} answers no open call"));
                 open.remove(at);
                 assert!(m["content"].is_string(), "message {i}: tool content must be text");
             }
@@ -127,7 +134,8 @@ pub fn assert_chat_acceptable(body: &Value) {
         if role == "assistant" {
             for c in m["tool_calls"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
                 let args = c["function"]["arguments"].as_str().expect("arguments are a string");
-                serde_json::from_str::<Value>(args).unwrap_or_else(|e| panic!("message {i}: arguments not JSON: {e}"));
+                serde_json::from_str::<Value>(args)
+                    .unwrap_or_else(|e| panic!("message {i}: arguments not JSON: {e}"));
                 open.push(c["id"].as_str().expect("call id").to_string());
             }
         }
@@ -144,7 +152,8 @@ pub fn assert_anthropic_acceptable(body: &Value) {
     for (i, pair) in messages.windows(2).enumerate() {
         assert_ne!(pair[0]["role"], pair[1]["role"], "turns {i} and {} share a role", i + 1);
         let (first, second) = (blocks(&pair[0]), blocks(&pair[1]));
-        let uses: Vec<&str> = first.iter().filter(|b| b["type"] == "tool_use").map(|b| b["id"].as_str().unwrap()).collect();
+        let uses: Vec<&str> =
+            first.iter().filter(|b| b["type"] == "tool_use").map(|b| b["id"].as_str().unwrap()).collect();
         let results: Vec<&str> = second
             .iter()
             .take_while(|b| b["type"] == "tool_result")
@@ -177,11 +186,17 @@ pub fn assert_gemini_acceptable(body: &Value) {
     for (i, c) in contents.iter().enumerate() {
         assert!(["user", "model"].contains(&c["role"].as_str().unwrap()), "content {i} role");
         let parts = c["parts"].as_array().expect("parts");
-        let responses: Vec<&str> = parts.iter().filter_map(|p| p["functionResponse"]["name"].as_str()).collect();
+        let responses: Vec<&str> =
+            parts.iter().filter_map(|p| p["functionResponse"]["name"].as_str()).collect();
         if responses.is_empty() {
             continue;
         }
-        let calls: Vec<&str> = contents[i - 1]["parts"].as_array().unwrap().iter().filter_map(|p| p["functionCall"]["name"].as_str()).collect();
+        let calls: Vec<&str> = contents[i - 1]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["functionCall"]["name"].as_str())
+            .collect();
         assert_eq!(calls.len(), responses.len(), "content {i} answers every call of content {}", i - 1);
     }
 }
