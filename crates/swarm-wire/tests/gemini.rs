@@ -172,6 +172,18 @@ fn chat_agent_on_gemini_upstream_keeps_the_signature_both_ways() {
         g["generationConfig"],
         json!({ "maxOutputTokens": 99, "responseMimeType": "application/json", "responseJsonSchema": { "type": "object" } })
     );
+    // An unsigned call in the active loop (since the last prompt that answers no call) gets the
+    // documented placeholder; calls before that loop stay bare.
+    let mut unsigned = body.clone();
+    unsigned["messages"][2]["tool_calls"][0]["extra_content"] = Value::Null;
+    let g2 = t.request(&unsigned, call("x")).unwrap().body;
+    assert_eq!(g2["contents"][1]["parts"][0]["thoughtSignature"], gemini::SYNTHETIC_SIGNATURE);
+    unsigned["messages"].as_array_mut().unwrap().extend([
+        json!({ "role": "assistant", "content": "ok" }),
+        json!({ "role": "user", "content": "again" }),
+    ]);
+    let g3 = t.request(&unsigned, call("x")).unwrap().body;
+    assert!(g3["contents"][1]["parts"][0].get("thoughtSignature").is_none());
     let mut orphan = body.clone();
     orphan["messages"][3]["tool_call_id"] = json!("nope");
     assert!(matches!(t.request(&orphan, call("x")), Err(WireError::Malformed { .. })));

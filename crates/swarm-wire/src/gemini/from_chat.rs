@@ -8,6 +8,9 @@ use serde_json::{json, Value};
 
 const F: Format = Format::Chat;
 
+/// The signature Gemini accepts in place of a lost one.
+pub const SYNTHETIC_SIGNATURE: &str = "skip_thought_signature_validator";
+
 /// Translates a `/v1/chat/completions` body. The model and streaming go in the URL (see
 /// [`super::upstream_path`]), not the body. System messages become `systemInstruction`; tool
 /// messages become `functionResponse` parts named after the call they answer (a result for an
@@ -38,6 +41,7 @@ pub fn request_from_chat(body: &Value) -> Result<Value, WireError> {
             None => contents.push(json!({ "role": role, "parts": parts })),
         }
     }
+    sign_active_loop(&mut contents);
     let mut out = Obj::new();
     if !system.is_empty() {
         out.insert("systemInstruction".into(), json!({ "parts": system }));
@@ -49,6 +53,28 @@ pub fn request_from_chat(body: &Value) -> Result<Value, WireError> {
         out.insert("generationConfig".into(), Value::Object(config));
     }
     Ok(Value::Object(out))
+}
+
+/// Gemini 3 refuses a turn whose model steps since the last prompt start with an unsigned
+/// function call; Chat agents that drop `extra_content` lose the signature. Such calls get the
+/// placeholder Google documents for this case, as Gemini CLI does
+/// (`ensureActiveLoopHasThoughtSignatures` in `packages/core/src/core/geminiChat.ts`).
+fn sign_active_loop(contents: &mut [Value]) {
+    let is_prompt = |c: &Value| {
+        let parts = c["parts"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        c["role"] == "user"
+            && parts.iter().any(|p| p.get("text").is_some())
+            && !parts.iter().any(|p| p.get("functionResponse").is_some())
+    };
+    let Some(start) = contents.iter().rposition(is_prompt) else { return };
+    for c in contents[start..].iter_mut().filter(|c| c["role"] == "model") {
+        let parts = c["parts"].as_array_mut().map(Vec::as_mut_slice).unwrap_or(&mut []);
+        if let Some(first) = parts.iter_mut().find(|p| p.get("functionCall").is_some()) {
+            if first.get("thoughtSignature").is_none() {
+                first["thoughtSignature"] = json!(SYNTHETIC_SIGNATURE);
+            }
+        }
+    }
 }
 
 fn user_parts(content: Option<&Value>) -> Result<Vec<Value>, WireError> {

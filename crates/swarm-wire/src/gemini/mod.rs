@@ -7,7 +7,7 @@ mod request;
 mod response;
 pub(crate) mod stream;
 
-pub use from_chat::request_from_chat;
+pub use from_chat::{request_from_chat, SYNTHETIC_SIGNATURE};
 pub use request::request_to_chat;
 pub use response::{turn_from_gemini, turn_to_gemini};
 
