@@ -3,7 +3,7 @@
 //! Responses agent without a detour through OpenAI Chat bytes.
 
 use crate::failure::Failure;
-use crate::model::Delta;
+use crate::model::{Delta, Finish};
 use crate::usage::Usage;
 use crate::WireError;
 
@@ -31,11 +31,13 @@ pub struct StreamConverter {
     failed: Option<Failure>,
     /// A passed-through stream the reader could not follow: its bytes still go to the agent.
     blind: bool,
+    /// The upstream said why it stopped.
+    finished: bool,
 }
 
 impl StreamConverter {
     pub(crate) fn new(reader: Box<dyn Reader>, writer: Option<Box<dyn Writer>>) -> Self {
-        StreamConverter { reader, writer, usage: None, failed: None, blind: false }
+        StreamConverter { reader, writer, usage: None, failed: None, blind: false, finished: false }
     }
 
     /// Upstream bytes in, agent bytes out.
@@ -100,6 +102,7 @@ impl StreamConverter {
             match d {
                 Delta::Usage(u) => self.usage = Some(*u),
                 Delta::Failed(f) => self.failed = Some(f.clone()),
+                Delta::Finish(_) => self.finished = true,
                 _ => {}
             }
         }
@@ -113,7 +116,13 @@ impl StreamConverter {
             for d in deltas {
                 match d {
                     Delta::Failed(f) => w.fail(&f, &mut out),
-                    Delta::Done => w.end(&mut out)?,
+                    Delta::Done => {
+                        // An upstream that ends its stream on purpose without a reason stopped.
+                        if !self.finished {
+                            w.write(Delta::Finish(Finish::Stop), &mut out)?;
+                        }
+                        w.end(&mut out)?;
+                    }
                     d => w.write(d, &mut out)?,
                 }
             }

@@ -294,3 +294,15 @@ fn anthropic_stream_error_event_reaches_a_chat_agent() {
     assert_eq!(datas(&out).last().unwrap()["error"]["message"], "Overloaded");
     assert_eq!(conv.upstream_failure().map(|f| f.status), Some(529));
 }
+
+#[test]
+fn a_stream_ended_on_purpose_without_a_reason_is_a_stop_and_one_cut_off_is_not() {
+    let ctx = ctx(Format::Anthropic, Format::Chat, "m", true);
+    let t = translator(Format::Anthropic, Format::Chat);
+    let out = run_every_way(&t, &ctx, &sse_data(&[chunk(json!({ "content": "hi" }), None)], true));
+    let delta = datas(&out).into_iter().find(|e| e["type"] == "message_delta").unwrap();
+    assert_eq!(delta["delta"]["stop_reason"], "end_turn");
+    let mut conv = t.stream(&ctx);
+    conv.feed(&sse_data(&[chunk(json!({ "content": "hi" }), None)], false)).unwrap();
+    assert!(matches!(conv.finish(), Err(WireError::Truncated { .. })));
+}
