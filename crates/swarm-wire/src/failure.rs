@@ -41,10 +41,10 @@ impl Failure {
         Failure { status, kind, message: message.into(), retry_after: None }
     }
 
-    /// Reads an upstream error answer of `format` (any body: JSON or not). `retry_after` is the
+    /// Reads an upstream error answer in any format (any body: JSON or not). `retry_after` is the
     /// answer's `retry-after` header when the caller has one; hints in the body (Gemini's
     /// `RetryInfo`, "retry in 17s") are used when it has not.
-    pub fn from_upstream(format: Format, status: u16, body: &[u8], retry_after: Option<Duration>) -> Failure {
+    pub fn from_upstream(status: u16, body: &[u8], retry_after: Option<Duration>) -> Failure {
         let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let err = if json.is_array() { &json[0]["error"] } else { &json["error"] };
         let message = err["message"]
@@ -60,7 +60,6 @@ impl Failure {
         let per_day = quota_ids(err).iter().any(|q| q.contains("PerDay") || q.contains("Daily"));
         let kind = classify(status, &format!("{code} {message}"), per_day);
         let retry_after = retry_after.or_else(|| retry_info(err)).or_else(|| retry_in(&message));
-        let _ = format;
         Failure { status, kind, message, retry_after }
     }
 
@@ -228,24 +227,23 @@ mod tests {
     #[test]
     fn gemini_per_day_quota_is_exhaustion_and_per_minute_waits() {
         let body = br#"{"error":{"code":429,"message":"Quota exceeded. Please retry in 17.75s.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"10s"}]}}"#;
-        let f = Failure::from_upstream(Format::Gemini, 429, body, None);
+        let f = Failure::from_upstream(429, body, None);
         assert_eq!((f.kind, f.retry_after), (FailureKind::RateLimited, Some(Duration::from_secs(10))));
         let day = String::from_utf8_lossy(body).replace("PerMinute", "PerDay");
-        let f = Failure::from_upstream(Format::Gemini, 429, day.as_bytes(), None);
+        let f = Failure::from_upstream(429, day.as_bytes(), None);
         assert_eq!(f.kind, FailureKind::QuotaExhausted);
     }
 
     #[test]
     fn retry_hints_in_messages_and_garbage_bodies() {
         let body = br#"{"error":{"message":"Rate limit reached. Please try again in 1.5s.","type":"requests","code":"rate_limit_exceeded"}}"#;
-        let f = Failure::from_upstream(Format::Chat, 429, body, None);
+        let f = Failure::from_upstream(429, body, None);
         assert_eq!(f.retry_after, Some(Duration::from_millis(1500)));
-        let f = Failure::from_upstream(Format::Anthropic, 529, b"\xff not json", None);
+        let f = Failure::from_upstream(529, b"\xff not json", None);
         assert_eq!(f.kind, FailureKind::Overloaded);
         assert_eq!(parse_delay("900ms"), Some(Duration::from_millis(900)));
         assert_eq!(parse_delay("-1s"), None);
         let f = Failure::from_upstream(
-            Format::Chat,
             400,
             br#"{"error":{"message":"This model's maximum context length is 8192"}}"#,
             None,

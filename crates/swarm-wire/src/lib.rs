@@ -16,6 +16,27 @@
 //! (agent, upstream) pair it translates the request, the whole answer, the stream and errors,
 //! passing bodies through untouched when both speak the same format.
 //!
+//! How the gateway uses it, for Claude Code served by an OpenAI-compatible upstream:
+//!
+//! ```
+//! use swarm_wire::{Call, Format, Translator};
+//! # fn main() -> Result<(), swarm_wire::WireError> {
+//! let t = Translator::new(Format::Anthropic, Format::Chat)?;
+//! let agent_body = br#"{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,
+//!     "messages":[{"role":"user","content":"hi"}]}"#;
+//! let body = swarm_wire::parse_body(t.agent, agent_body)?;
+//! let call = Call { id: "att1-7".into(), created: 1_765_000_000, ..Call::default() };
+//! let out = t.request(&body, call)?;           // out.body goes to /chat/completions
+//! let mut stream = t.stream(&out.ctx);
+//! let mut to_agent = stream.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"hel")?;
+//! to_agent.extend(stream.feed(b"lo\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")?);
+//! to_agent.extend(stream.finish()?);           // on Err: send stream.fail(&failure)
+//! let text = String::from_utf8(to_agent).unwrap();
+//! assert!(text.starts_with("event: message_start") && text.contains("\"text\":\"hello\""));
+//! assert!(text.trim_end().ends_with("{\"type\":\"message_stop\"}"));
+//! # Ok(()) }
+//! ```
+//!
 //! Module layout:
 //! - [`route`]: [`Translator`], [`Context`], [`Call`]: the pair-level API.
 //! - `chat`, `anthropic`, `responses`, `gemini`: one module per format, each with its request

@@ -156,7 +156,7 @@ impl Translator {
         body: &[u8],
         retry_after: Option<std::time::Duration>,
     ) -> Failure {
-        Failure::from_upstream(self.upstream, status, body, retry_after)
+        Failure::from_upstream(status, body, retry_after)
     }
 
     /// A failure as the agent's error answer.

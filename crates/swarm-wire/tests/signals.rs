@@ -120,7 +120,7 @@ fn chat_agents_get_retry_after() {
 #[test]
 fn upstream_failures_in_every_agent_format() {
     let body = br#"{"error":{"code":429,"message":"Resource exhausted. Please retry in 4s.","status":"RESOURCE_EXHAUSTED"}}"#;
-    let f = Failure::from_upstream(Format::Gemini, 429, body, None);
+    let f = Failure::from_upstream(429, body, None);
     assert_eq!((f.kind, f.retry_after), (FailureKind::RateLimited, Some(Duration::from_secs(4))));
     let shapes: [(Format, u16, Value); 4] = [
         (
@@ -148,19 +148,17 @@ fn upstream_failures_in_every_agent_format() {
             assert_eq!(r.body, expected, "{agent}");
         }
     }
-    let overloaded = Failure::from_upstream(Format::Chat, 503, b"upstream connect error", None);
+    let overloaded = Failure::from_upstream(503, b"upstream connect error", None);
     assert_eq!(overloaded.kind, FailureKind::Overloaded);
     assert_eq!(overloaded.reply(Format::Anthropic).status, 529);
     assert_eq!(overloaded.reply(Format::Gemini).body["error"]["status"], "UNAVAILABLE");
     let auth = Failure::from_upstream(
-        Format::Anthropic,
         401,
         br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
         None,
     );
     assert_eq!((auth.kind, auth.message.as_str()), (FailureKind::Auth, "invalid x-api-key"));
     let day = Failure::from_upstream(
-        Format::Chat,
         429,
         br#"{"error":{"message":"You exceeded your current quota","code":"insufficient_quota"}}"#,
         None,

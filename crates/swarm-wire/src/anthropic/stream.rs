@@ -60,7 +60,7 @@ impl AnthropicReader {
                     Some("api_error") => 500,
                     _ => 400,
                 };
-                out.push(Delta::Failed(Failure::from_upstream(F, status, data.as_bytes(), None)));
+                out.push(Delta::Failed(Failure::from_upstream(status, data.as_bytes(), None)));
             }
             _ => {} // ping, content_block_stop and events newer than this crate
         }

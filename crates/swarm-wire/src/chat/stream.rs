@@ -35,7 +35,7 @@ impl ChatReader {
         if let Some(err) = chunk.get("error").filter(|e| !e.is_null()) {
             let status = err["code"].as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(500);
             let body = json!({ "error": err }).to_string();
-            out.push(Delta::Failed(Failure::from_upstream(F, status, body.as_bytes(), None)));
+            out.push(Delta::Failed(Failure::from_upstream(status, body.as_bytes(), None)));
             return Ok(());
         }
         if let Some(choice) = chunk["choices"].get(0) {

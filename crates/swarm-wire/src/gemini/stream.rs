@@ -31,7 +31,7 @@ impl GeminiReader {
         let o = v.as_object().ok_or_else(|| WireError::malformed(F, "chunk", "expected an object"))?;
         if let Some(err) = o.get("error").filter(|e| !e.is_null()) {
             let status = err["code"].as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(500);
-            out.push(Delta::Failed(Failure::from_upstream(F, status, data.as_bytes(), None)));
+            out.push(Delta::Failed(Failure::from_upstream(status, data.as_bytes(), None)));
             return Ok(());
         }
         let candidate = o.get("candidates").and_then(|c| c.get(0)).and_then(Value::as_object);
