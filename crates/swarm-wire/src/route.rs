@@ -93,7 +93,9 @@ impl Translator {
         Ok(Translated { body, ctx })
     }
 
-    fn context(&self, body: &Value, call: Call) -> Context {
+    /// The context of a request without translating it (for a signal sent instead of
+    /// forwarding, say).
+    pub fn context(&self, body: &Value, call: Call) -> Context {
         let model = call.model.or_else(|| body["model"].as_str().map(str::to_string)).unwrap_or_default();
         Context {
             agent: self.agent,

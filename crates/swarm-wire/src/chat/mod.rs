@@ -1,5 +1,5 @@
-//! OpenAI Chat Completions, the hub: whole answers read and written here; streams in
-//! [`stream`].
+//! OpenAI Chat Completions, the hub: whole answers read and written here; streams in the
+//! `stream` submodule.
 
 pub(crate) mod stream;
 
