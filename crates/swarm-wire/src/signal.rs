@@ -18,12 +18,14 @@
 //!   least the delay (+0–20 % jitter) for up to `DEFAULT_MAX_ATTEMPTS = 10` attempts. So: wait =
 //!   429 `RESOURCE_EXHAUSTED` with a per-minute quota id and `RetryInfo` ≤ 300 s; give up = the
 //!   same with a per-day quota id.
-//! - **Claude Code** (closed source): it calls the API through `@anthropic-ai/sdk`, whose
-//!   `src/client.ts` (`anthropics/anthropic-sdk-typescript`) obeys `x-should-retry: true|false`
-//!   first, else retries 408, 409, 429 and ≥ 500, waiting `retry-after-ms`, else `retry-after`
-//!   (seconds or a date), else 0.5 s doubling to 8 s. Claude Code's own retry loop around the
-//!   SDK could not be read; that it honours `retry-after` on 429/529 is the claim, to be
-//!   checked live. So: wait = 429 `rate_limit_error` with `retry-after`, `retry-after-ms` and
+//! - **Claude Code** (closed source; read in the JavaScript bundled in its 2.1.332 Linux binary,
+//!   minified): its own retry predicate returns false for a 429 or 529 carrying
+//!   `x-should-retry: false`, true for `x-should-retry: true`, for `"type":"overloaded_error"`,
+//!   for a 429 of an API-key user and for any 5xx; a 429/529 whose `retry-after(-ms)` exceeds
+//!   its limit is rewritten to `x-should-retry: false` (header `x-cc-retry-after-too-long`). The
+//!   `@anthropic-ai/sdk` it bundles (`src/client.ts` of `anthropics/anthropic-sdk-typescript`)
+//!   waits `retry-after-ms`, else `retry-after` (seconds or a date), else 0.5 s doubling to 8 s.
+//!   So: wait = 429 `rate_limit_error` with `retry-after`, `retry-after-ms` and
 //!   `x-should-retry: true`; give up = 429 with `x-should-retry: false`.
 //! - **OpenAI Chat agents** (opencode, kilo, cline, aider): opencode and kilo retry a 429 for
 //!   about 14 s honouring `retry-after`, cline about 5 s (CONTRACT §7, observed). So: wait = 429
