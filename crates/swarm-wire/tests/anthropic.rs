@@ -306,3 +306,39 @@ fn a_stream_ended_on_purpose_without_a_reason_is_a_stop_and_one_cut_off_is_not()
     conv.feed(&sse_data(&[chunk(json!({ "content": "hi" }), None)], false)).unwrap();
     assert!(matches!(conv.finish(), Err(WireError::Truncated { .. })));
 }
+
+/// A request Claude Code 2.1.332 sent to a fake server (captured for issue 19; the device id in
+/// `metadata` zeroed): system blocks, a mid-conversation `system` turn, adaptive thinking,
+/// context management and a Write call answered by its result.
+#[test]
+fn captured_claude_code_request_becomes_an_acceptable_chat_request() {
+    let body: Value =
+        serde_json::from_str(include_str!("fixtures/claude-code-2.1.332-request.json")).unwrap();
+    let (chat, ctx) = request(Format::Anthropic, Format::Chat, &body);
+    assert_chat_acceptable(&chat);
+    assert_eq!((ctx.model.as_str(), ctx.stream), ("claude-opus-5-5", true));
+    let m = chat["messages"].as_array().unwrap();
+    let system: Vec<&Value> = m.iter().filter(|m| m["role"] == "system").collect();
+    assert_eq!(system.len(), 1, "one leading system message");
+    assert_eq!(m[0]["role"], "system");
+    let text = m[0]["content"].as_str().unwrap();
+    assert!(text.starts_with("x-anthropic-billing-header: cc_version=2.1.332"), "{}", &text[..80]);
+    assert!(
+        text.contains("\n\n# Environment\nYou have been invoked"),
+        "the system turn joins the system prompt"
+    );
+    assert_eq!(m[1]["role"], "user");
+    let call = &m[2]["tool_calls"][0];
+    assert_eq!((&call["id"], &call["function"]["name"]), (&json!("toolu_fake3"), &json!("Write")));
+    assert_eq!(m[3]["tool_call_id"], "toolu_fake3");
+    assert_eq!(chat["tools"].as_array().unwrap().len(), 12);
+    assert_eq!(chat["max_tokens"], 128000);
+    for dropped in ["thinking", "context_management", "output_config", "metadata"] {
+        assert!(chat.get(dropped).is_none(), "{dropped}");
+    }
+    let (a, _) = request(Format::Anthropic, Format::Anthropic, &body);
+    assert_eq!(a, body, "passed through untouched to an Anthropic upstream");
+    let (g, _) = request(Format::Anthropic, Format::Gemini, &body);
+    assert_gemini_acceptable(&g);
+    assert!(g["systemInstruction"]["parts"][0]["text"].as_str().unwrap().contains("# Environment"));
+}

@@ -16,18 +16,21 @@ fn codex_request_becomes_an_acceptable_chat_request() {
     assert_chat_acceptable(&chat);
     assert_eq!(ctx.custom_tools, ["apply_patch"]);
     let m = chat["messages"].as_array().unwrap();
-    assert_eq!(m[0], json!({ "role": "system", "content": "You are Codex, a coding agent." }));
-    assert_eq!(m[1]["role"], "system");
-    assert_eq!(m[3], json!({ "role": "user", "content": "Write hello.txt saying \"hi\"" }));
-    // The assistant's text and both calls are one turn; the reasoning item is gone.
-    assert_eq!(m[4]["content"], "Creating the file.");
-    assert_eq!(m[4]["tool_calls"][0]["function"]["name"], "shell");
+    // Instructions and developer messages make one leading system message.
     assert_eq!(
-        m[4]["tool_calls"][1]["function"]["arguments"],
+        m[0],
+        json!({ "role": "system", "content": "You are Codex, a coding agent.\n\n<permissions instructions>never ask</permissions instructions>" })
+    );
+    assert_eq!(m[2], json!({ "role": "user", "content": "Write hello.txt saying \"hi\"" }));
+    // The assistant's text and both calls are one turn; the reasoning item is gone.
+    assert_eq!(m[3]["content"], "Creating the file.");
+    assert_eq!(m[3]["tool_calls"][0]["function"]["name"], "shell");
+    assert_eq!(
+        m[3]["tool_calls"][1]["function"]["arguments"],
         json!({ "input": "*** Begin Patch\n*** Add File: hello.txt\n+hi\n*** End Patch" }).to_string()
     );
-    assert_eq!(m[5], json!({ "role": "tool", "tool_call_id": "call_1", "content": "README.md\n" }));
-    assert_eq!(m[6]["tool_call_id"], "call_2");
+    assert_eq!(m[4], json!({ "role": "tool", "tool_call_id": "call_1", "content": "README.md\n" }));
+    assert_eq!(m[5]["tool_call_id"], "call_2");
     let tools = chat["tools"].as_array().unwrap();
     assert_eq!(tools.len(), 2, "web_search is OpenAI's own");
     assert_eq!(tools[0]["function"]["strict"], false);

@@ -1,6 +1,6 @@
 //! An Anthropic Messages request as an OpenAI Chat request.
 
-use crate::chat::set_stream;
+use crate::chat::{hoist_system, set_stream};
 use crate::ids;
 use crate::json::{self, obj, opt_array, opt_str, Obj};
 use crate::{Format, WireError};
@@ -22,7 +22,7 @@ pub fn request_to_chat(body: &Value) -> Result<Value, WireError> {
     for m in opt_array(F, o, "messages")? {
         message(m, &mut messages)?;
     }
-    out.insert("messages".into(), Value::Array(messages));
+    out.insert("messages".into(), Value::Array(hoist_system(messages)));
     if let Some(n) = json::opt_u64(F, o, "max_tokens")? {
         out.insert("max_tokens".into(), json!(n));
     }
@@ -56,6 +56,12 @@ fn system_text(system: &Value) -> Result<String, WireError> {
 fn message(m: &Value, out: &mut Vec<Value>) -> Result<(), WireError> {
     let m = obj(F, m, "message")?;
     let role = json::req_str(F, m, "role")?;
+    if role == "system" {
+        // Claude Code's mid-conversation system turns (its environment, say).
+        let text = system_text(m.get("content").unwrap_or(&Value::Null))?;
+        out.push(json!({ "role": "system", "content": text }));
+        return Ok(());
+    }
     if role != "user" && role != "assistant" {
         return Err(WireError::malformed(F, "message role", format!("unknown role {role:?}")));
     }

@@ -117,3 +117,18 @@ pub(crate) fn data_url(url: &str) -> Option<(&str, &str)> {
     let (meta, data) = rest.split_once(',')?;
     Some((meta.strip_suffix(";base64")?, data))
 }
+
+/// Moves every system message into one leading system message (texts joined by a blank line):
+/// many chat templates of local models refuse a system message anywhere but first, and some
+/// refuse two. Claude Code sends mid-conversation system turns, Codex developer messages.
+pub(crate) fn hoist_system(messages: Vec<Value>) -> Vec<Value> {
+    let (system, rest): (Vec<Value>, Vec<Value>) = messages.into_iter().partition(|m| m["role"] == "system");
+    if system.len() <= 1 {
+        return system.into_iter().chain(rest).collect();
+    }
+    let texts: Vec<String> =
+        system.iter().map(|m| content_text(m.get("content")).unwrap_or_default()).collect();
+    let mut out = vec![json!({ "role": "system", "content": texts.join("\n\n") })];
+    out.extend(rest);
+    out
+}

@@ -1,7 +1,7 @@
 //! An OpenAI Responses request as an OpenAI Chat request.
 
 use super::CUSTOM_INPUT;
-use crate::chat::set_stream;
+use crate::chat::{hoist_system, set_stream};
 use crate::ids;
 use crate::json::{self, obj, opt_array, opt_str, Obj};
 use crate::{Format, WireError};
@@ -39,7 +39,7 @@ pub fn request_to_chat(body: &Value) -> Result<Value, WireError> {
         }
         Some(_) => return Err(WireError::malformed(F, "input", "expected a string or items")),
     }
-    out.insert("messages".into(), Value::Array(messages));
+    out.insert("messages".into(), Value::Array(hoist_system(messages)));
     if let Some(n) = json::opt_u64(F, o, "max_output_tokens")? {
         out.insert("max_tokens".into(), json!(n));
     }
