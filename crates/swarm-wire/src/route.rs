@@ -36,8 +36,9 @@ pub struct Context {
     pub include_usage: bool,
     pub id: String,
     pub created: u64,
-    /// Responses freeform tools, answered as `custom_tool_call` items.
-    pub custom_tools: Vec<String>,
+    /// Responses tools offered to a Chat model under another name or shape (freeform,
+    /// namespaced), to call them back as Codex expects.
+    pub tool_aliases: Vec<responses::ToolAlias>,
 }
 
 /// A request in the upstream's format, and the context to translate its answer with.
@@ -108,8 +109,8 @@ impl Translator {
                 .unwrap_or(false),
             id: call.id,
             created: call.created,
-            custom_tools: if self.agent == Format::Responses {
-                responses::custom_tools(body)
+            tool_aliases: if self.agent == Format::Responses {
+                responses::tool_aliases(body)
             } else {
                 Vec::new()
             },

@@ -142,6 +142,8 @@ fn fixtures() -> Vec<Value> {
         include_str!("fixtures/anthropic_request.json"),
         include_str!("fixtures/responses_request.json"),
         include_str!("fixtures/gemini_request.json"),
+        include_str!("fixtures/claude-code-2.1.332-request.json"),
+        include_str!("fixtures/codex-0.171.0-request.json"),
     ]
     .iter()
     .map(|s| serde_json::from_str(s).unwrap())
@@ -163,7 +165,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_real_requests_never_panic(which in 0usize..3, pick in any::<usize>(), with in json_value()) {
+    fn mutated_real_requests_never_panic(which in 0usize..5, pick in any::<usize>(), with in json_value()) {
         let mut body = fixtures().swap_remove(which);
         mutate(&mut body, pick, with);
         for t in pairs() {

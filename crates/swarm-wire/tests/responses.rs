@@ -14,7 +14,8 @@ fn fixture_request() -> Value {
 fn codex_request_becomes_an_acceptable_chat_request() {
     let (chat, ctx) = request(Format::Responses, Format::Chat, &fixture_request());
     assert_chat_acceptable(&chat);
-    assert_eq!(ctx.custom_tools, ["apply_patch"]);
+    assert_eq!(ctx.tool_aliases.len(), 1);
+    assert_eq!((ctx.tool_aliases[0].name.as_str(), ctx.tool_aliases[0].freeform), ("apply_patch", true));
     let m = chat["messages"].as_array().unwrap();
     // Instructions and developer messages make one leading system message.
     assert_eq!(
@@ -218,4 +219,71 @@ fn codex_on_anthropic_and_gemini_upstreams() {
     assert_eq!(done["output"][0]["input"], "P");
     assert_eq!(done["usage"]["input_tokens"], 9);
     assert_eq!(done["usage"]["output_tokens"], 4);
+}
+
+/// Requests Codex 0.171.0 sent to a fake server (captured for issue 19): an unknown model gets
+/// plain and namespaced function tools; a known OpenAI model gets its tools in an
+/// `additional_tools` input item, freeform `exec` included.
+#[test]
+fn captured_codex_requests_with_namespaced_tools() {
+    let body: Value = serde_json::from_str(include_str!("fixtures/codex-0.171.0-request.json")).unwrap();
+    let t = translator(Format::Responses, Format::Chat);
+    let out = t.request(&body, call("t1")).unwrap();
+    let chat = &out.body;
+    assert_chat_acceptable(chat);
+    let names: Vec<&str> =
+        chat["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"exec_command") && names.contains(&"multi_agent_v1__spawn_agent"), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("web_search")));
+    let spawn = chat["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["function"]["name"] == "multi_agent_v1__spawn_agent")
+        .unwrap();
+    assert!(spawn["function"]["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("Tools for spawning and managing sub-agents.\n\n"));
+    let m = chat["messages"].as_array().unwrap();
+    assert_eq!(m.iter().filter(|m| m["role"] == "system").count(), 1);
+    assert_eq!(m[m.len() - 2]["tool_calls"][0]["function"]["name"], "exec_command");
+    assert_eq!(m[m.len() - 1]["tool_call_id"], "call_fake1");
+    // A namespaced call comes back with its namespace, as Codex routes it.
+    let answer = json!({ "choices": [{ "finish_reason": "tool_calls", "message": { "role": "assistant", "content": null,
+        "tool_calls": [{ "id": "c9", "type": "function", "function": { "name": "multi_agent_v1__spawn_agent", "arguments": "{}" } }] } }] });
+    let item = &t.response(&answer, &out.ctx).unwrap()["output"][0];
+    assert_eq!(
+        (&item["name"], &item["namespace"], &item["type"]),
+        (&json!("spawn_agent"), &json!("multi_agent_v1"), &json!("function_call"))
+    );
+    // …and returns in the next request under its Chat name.
+    let mut next = body.clone();
+    next["input"].as_array_mut().unwrap().extend([
+        item.clone(),
+        json!({ "type": "function_call_output", "call_id": "c9", "output": "spawned" }),
+    ]);
+    let chat = t.request(&next, call("t2")).unwrap().body;
+    assert_chat_acceptable(&chat);
+    let m = chat["messages"].as_array().unwrap();
+    assert_eq!(m[m.len() - 2]["tool_calls"][0]["function"]["name"], "multi_agent_v1__spawn_agent");
+
+    let known: Value =
+        serde_json::from_str(include_str!("fixtures/codex-0.171.0-known-model-request.json")).unwrap();
+    let out = t.request(&known, call("t3")).unwrap();
+    let names: Vec<&str> = out.body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"exec")
+            && names.contains(&"clock__sleep")
+            && names.contains(&"collaboration__spawn_agent"),
+        "{names:?}"
+    );
+    let exec = out.ctx.tool_aliases.iter().find(|a| a.chat_name == "exec").unwrap();
+    assert!(exec.freeform && exec.namespace.is_none(), "the default namespace is no namespace");
+    assert!(out.body["messages"].as_array().unwrap().iter().all(|m| m["role"] != "developer"));
 }

@@ -1,9 +1,10 @@
 //! An OpenAI Responses request as an OpenAI Chat request.
 
+use super::tools::{self, ToolAlias};
 use super::CUSTOM_INPUT;
 use crate::chat::{hoist_system, set_stream};
 use crate::ids;
-use crate::json::{self, obj, opt_array, opt_str, Obj};
+use crate::json::{self, obj, opt_str, Obj};
 use crate::{Format, WireError};
 use serde_json::{json, Value};
 
@@ -11,8 +12,8 @@ const F: Format = Format::Responses;
 
 /// Translates a `/v1/responses` body. `instructions` become the system message; input items
 /// become messages (consecutive function calls merge into one assistant turn, each output
-/// becomes a `tool` message); `custom` (freeform) tools are offered as functions taking one
-/// string, and [`custom_tools`] names them so the answer can call them back as custom calls.
+/// becomes a `tool` message); freeform and namespaced tools are offered as flat functions, and
+/// [`tool_aliases`] says how the answer calls them back.
 /// Reasoning items, built-in tools and `previous_response_id` cannot be served by a Chat upstream.
 pub fn request_to_chat(body: &Value) -> Result<Value, WireError> {
     let o = obj(F, body, "request")?;
@@ -29,12 +30,13 @@ pub fn request_to_chat(body: &Value) -> Result<Value, WireError> {
     if let Some(i) = opt_str(F, o, "instructions")? {
         messages.push(json!({ "role": "system", "content": i }));
     }
+    let (tools, aliases) = tools::offered(o)?;
     match o.get("input") {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) => messages.push(json!({ "role": "user", "content": s })),
         Some(Value::Array(items)) => {
             for item in items {
-                input_item(item, &mut messages)?;
+                input_item(item, &aliases, &mut messages)?;
             }
         }
         Some(_) => return Err(WireError::malformed(F, "input", "expected a string or items")),
@@ -46,35 +48,35 @@ pub fn request_to_chat(body: &Value) -> Result<Value, WireError> {
     json::copy(o, "temperature", &mut out, "temperature");
     json::copy(o, "top_p", &mut out, "top_p");
     json::copy(o, "parallel_tool_calls", &mut out, "parallel_tool_calls");
-    tools(o, &mut out)?;
+    if !tools.is_empty() {
+        out.insert("tools".into(), Value::Array(tools));
+        if let Some(choice) = tools::choice(o, &aliases)? {
+            out.insert("tool_choice".into(), choice);
+        }
+    }
     text_format(o, &mut out)?;
     set_stream(&mut out, json::opt_bool(F, o, "stream")?.unwrap_or(false));
     Ok(Value::Object(out))
 }
 
-/// Names of the request's freeform tools.
-pub fn custom_tools(body: &Value) -> Vec<String> {
-    let tools = body["tools"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    tools
-        .iter()
-        .filter(|t| t["type"] == "custom")
-        .filter_map(|t| t["name"].as_str().map(str::to_string))
-        .collect()
+/// How the request's freeform and namespaced tools are offered to a Chat model (see
+/// [`ToolAlias`]); a request that cannot be read has none.
+pub fn tool_aliases(body: &Value) -> Vec<ToolAlias> {
+    body.as_object().and_then(|o| tools::offered(o).ok()).map(|(_, aliases)| aliases).unwrap_or_default()
 }
 
-fn input_item(item: &Value, out: &mut Vec<Value>) -> Result<(), WireError> {
+fn input_item(item: &Value, aliases: &[ToolAlias], out: &mut Vec<Value>) -> Result<(), WireError> {
     let o = obj(F, item, "input item")?;
     let kind = opt_str(F, o, "type")?.unwrap_or("message");
     match kind {
         "message" => message(o, out),
-        "function_call" => {
-            let arguments = json::req_str(F, o, "arguments")?;
-            call(out, json::req_str(F, o, "call_id")?, json::req_str(F, o, "name")?, arguments.to_string());
-            Ok(())
-        }
-        "custom_tool_call" => {
-            let input = json!({ CUSTOM_INPUT: json::req_str(F, o, "input")? }).to_string();
-            call(out, json::req_str(F, o, "call_id")?, json::req_str(F, o, "name")?, input);
+        "function_call" | "custom_tool_call" => {
+            let arguments = match kind {
+                "function_call" => json::req_str(F, o, "arguments")?.to_string(),
+                _ => json!({ CUSTOM_INPUT: json::req_str(F, o, "input")? }).to_string(),
+            };
+            let name = tools::chat_name(aliases, opt_str(F, o, "namespace")?, json::req_str(F, o, "name")?);
+            call(out, json::req_str(F, o, "call_id")?, &name, arguments);
             Ok(())
         }
         "function_call_output" | "custom_tool_call_output" => {
@@ -153,52 +155,6 @@ fn output_text(output: Option<&Value>) -> Result<String, WireError> {
         }
         _ => Err(WireError::malformed(F, "output", "expected a string or content items")),
     }
-}
-
-fn tools(o: &Obj, out: &mut Obj) -> Result<(), WireError> {
-    let mut tools = Vec::new();
-    for t in opt_array(F, o, "tools")? {
-        let t = obj(F, t, "tool")?;
-        let mut function = match json::req_str(F, t, "type")? {
-            "function" => {
-                let mut f = json!({ "name": json::req_str(F, t, "name")? });
-                f["parameters"] = t
-                    .get("parameters")
-                    .cloned()
-                    .unwrap_or_else(|| json!({ "type": "object", "properties": {} }));
-                json::copy(t, "strict", f.as_object_mut().expect("object"), "strict");
-                f
-            }
-            "custom" => json!({
-                "name": json::req_str(F, t, "name")?,
-                "parameters": {
-                    "type": "object",
-                    "properties": { CUSTOM_INPUT: { "type": "string", "description": "The tool's whole input, as free text in the format the description gives." } },
-                    "required": [CUSTOM_INPUT],
-                },
-            }),
-            _ => continue, // built-in tools (web_search, local_shell, …) only OpenAI runs
-        };
-        if let Some(d) = opt_str(F, t, "description")? {
-            function["description"] = json!(d);
-        }
-        tools.push(json!({ "type": "function", "function": function }));
-    }
-    if tools.is_empty() {
-        return Ok(());
-    }
-    out.insert("tools".into(), Value::Array(tools));
-    let choice = match o.get("tool_choice") {
-        None | Some(Value::Null) => return Ok(()),
-        Some(Value::String(s)) => json!(s),
-        Some(Value::Object(c)) => match opt_str(F, c, "name")? {
-            Some(name) => json!({ "type": "function", "function": { "name": name } }),
-            None => return Err(WireError::unsupported(F, "tool_choice", "only a function can be forced")),
-        },
-        Some(_) => return Err(WireError::malformed(F, "tool_choice", "expected a string or object")),
-    };
-    out.insert("tool_choice".into(), choice);
-    Ok(())
 }
 
 /// `text.format` (structured output) as Chat's `response_format`.

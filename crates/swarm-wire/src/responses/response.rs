@@ -62,21 +62,34 @@ pub(crate) fn output_text(text: &str) -> Value {
     json!({ "type": "output_text", "text": text, "annotations": [] })
 }
 
-/// A function call item, or a custom tool call when the tool was offered as freeform.
+/// A function call item (with its namespace when it has one), or a custom tool call when the
+/// tool was offered as freeform.
 pub(crate) fn call_item(ctx: &Context, index: usize, call: &ToolCall, status: &str) -> Value {
     let call_id = ids::to_agent(&call.id, call.extra.as_ref(), false);
-    if ctx.custom_tools.contains(&call.name) {
+    let alias = ctx.tool_aliases.iter().find(|a| a.chat_name == call.name);
+    let name = alias.map_or(call.name.as_str(), |a| a.name.as_str());
+    let mut item = if alias.is_some_and(|a| a.freeform) {
         let input = serde_json::from_str::<Value>(&call.arguments)
             .ok()
             .and_then(|v| v[CUSTOM_INPUT].as_str().map(str::to_string))
             .unwrap_or_else(|| call.arguments.clone());
-        return json!({
+        json!({
             "type": "custom_tool_call", "id": format!("ctc_{}_{index}", ctx.id), "status": status,
-            "call_id": call_id, "name": call.name, "input": input,
-        });
+            "call_id": call_id, "name": name, "input": input,
+        })
+    } else {
+        json!({
+            "type": "function_call", "id": format!("fc_{}_{index}", ctx.id), "status": status,
+            "call_id": call_id, "name": name, "arguments": call.arguments,
+        })
+    };
+    if let Some(ns) = alias.and_then(|a| a.namespace.as_ref()) {
+        item["namespace"] = json!(ns);
     }
-    json!({
-        "type": "function_call", "id": format!("fc_{}_{index}", ctx.id), "status": status,
-        "call_id": call_id, "name": call.name, "arguments": call.arguments,
-    })
+    item
+}
+
+/// Whether the Chat function `chat_name` stands for a freeform tool.
+pub(crate) fn is_freeform(ctx: &Context, chat_name: &str) -> bool {
+    ctx.tool_aliases.iter().any(|a| a.chat_name == chat_name && a.freeform)
 }

@@ -4,7 +4,7 @@
 //! `response.function_call_arguments.*`), then `response.completed` with usage, or
 //! `response.failed`.
 
-use super::response::{call_item, message_item, output_text, response_object};
+use super::response::{call_item, is_freeform, message_item, output_text, response_object};
 use crate::failure::{Failure, FailureKind};
 use crate::model::{Delta, Finish, ToolCall};
 use crate::sse;
@@ -70,7 +70,7 @@ impl ResponsesWriter {
     }
 
     fn is_custom(&self, name: &str) -> bool {
-        self.ctx.custom_tools.iter().any(|t| t == name)
+        is_freeform(&self.ctx, name)
     }
 
     fn open_text(&mut self, out: &mut Vec<u8>) {
@@ -131,7 +131,7 @@ impl ResponsesWriter {
         let (item_id, custom) = match &mut self.open {
             Open::Call { index: open, call } if *open == index => {
                 call.arguments.push_str(&args);
-                (format!("fc_{}_{index}", self.ctx.id), self.ctx.custom_tools.contains(&call.name))
+                (format!("fc_{}_{index}", self.ctx.id), is_freeform(&self.ctx, &call.name))
             }
             _ => {
                 return Err(WireError::unsupported(

@@ -29,7 +29,7 @@ pub fn ctx(agent: Format, upstream: Format, model: &str, stream: bool) -> Contex
         include_usage: true,
         id: "t1".to_string(),
         created: 1_700_000_000,
-        custom_tools: Vec::new(),
+        tool_aliases: Vec::new(),
     }
 }
 
