@@ -229,3 +229,46 @@ fn gemini_finish_reasons_and_blocked_prompts() {
     let out = run_split(&mut t.stream(&ctx), &sse_data(&[blocked], false), &[]);
     assert!(String::from_utf8(out).unwrap().contains("content_filter"));
 }
+
+fn captured(text: &str) -> (Call, Value) {
+    let v: Value = serde_json::from_str(text).unwrap();
+    let (model, method) = gemini::parse_path(v["path"].as_str().unwrap()).unwrap();
+    let stream = method == gemini::Method::StreamGenerate;
+    (Call { model: Some(model), stream: Some(stream), id: "t1".into(), created: 1 }, v["body"].clone())
+}
+
+/// Requests Gemini CLI 0.61.0 sent to a fake server (captured for issue 19): its turn after a
+/// `write_file` call (synthetic thought signature, an id the CLI made), and its model router's
+/// JSON classification call with capitalised schema types.
+#[test]
+fn captured_gemini_cli_requests() {
+    let t = translator(Format::Gemini, Format::Chat);
+    let (call, body) = captured(include_str!("fixtures/gemini-cli-0.61.0-request.json"));
+    let out = t.request(&body, call).unwrap();
+    let chat = &out.body;
+    assert_chat_acceptable(chat);
+    assert_eq!((&chat["model"], &chat["stream"]), (&json!("gemini-3.1-pro-preview"), &json!(true)));
+    assert_eq!(chat["tools"].as_array().unwrap().len(), 15);
+    let m = chat["messages"].as_array().unwrap();
+    assert!(m[0]["content"].as_str().unwrap().starts_with("You are Gemini CLI"));
+    let call = &m[m.len() - 2]["tool_calls"][0];
+    assert_eq!(call["id"], "write_file_1796456650334_0");
+    assert_eq!(call["extra_content"]["google"]["thought_signature"], gemini::SYNTHETIC_SIGNATURE);
+    assert_eq!(m[m.len() - 1]["tool_call_id"], "write_file_1796456650334_0");
+    assert!(chat.get("top_k").is_none() && chat.get("thinkingConfig").is_none());
+
+    let (call, body) = captured(include_str!("fixtures/gemini-cli-0.61.0-router-request.json"));
+    assert_eq!(call.model.as_deref(), Some("gemini-3.5-flash-lite"));
+    let chat = t.request(&body, call).unwrap().body;
+    assert!(chat.get("stream").is_none());
+    let schema = &chat["response_format"]["json_schema"]["schema"];
+    assert_eq!(
+        (&schema["type"], &schema["properties"]["complexity_score"]["type"]),
+        (&json!("object"), &json!("integer"))
+    );
+    assert_eq!(
+        gemini::parse_path("/v1beta/models/m:countTokens"),
+        Some(("m".into(), gemini::Method::CountTokens))
+    );
+    assert_eq!(gemini::parse_path("/v1beta/models/m:embedContent"), None);
+}

@@ -14,6 +14,28 @@ pub use response::{turn_from_gemini, turn_to_gemini};
 use crate::Finish;
 use serde_json::{json, Value};
 
+/// What a Gemini path asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Generate,
+    StreamGenerate,
+    CountTokens,
+}
+
+/// The model and method of an agent's Gemini path, e.g.
+/// `/v1beta/models/gemini-3.1-pro-preview:streamGenerateContent?alt=sse`.
+pub fn parse_path(path: &str) -> Option<(String, Method)> {
+    let path = path.split('?').next()?;
+    let (model, method) = path.rsplit_once("/models/")?.1.rsplit_once(':')?;
+    let method = match method {
+        "generateContent" => Method::Generate,
+        "streamGenerateContent" => Method::StreamGenerate,
+        "countTokens" => Method::CountTokens,
+        _ => return None,
+    };
+    (!model.is_empty() && !model.contains('/')).then(|| (model.to_string(), method))
+}
+
 /// The path of an upstream call, relative to a Gemini base URL ending in `/v1beta`.
 pub fn upstream_path(model: &str, stream: bool) -> String {
     let model = model.strip_prefix("models/").unwrap_or(model);

@@ -183,7 +183,7 @@ fn tools(o: &Obj, out: &mut Obj) -> Result<(), WireError> {
         for d in decls {
             let d = obj(F, d, "functionDeclaration")?;
             let schema = match either(d, "parametersJsonSchema", "parameters_json_schema") {
-                Some(s) => s.clone(),
+                Some(s) => lowercase_types(s),
                 None => either(d, "parameters", "parameters")
                     .map(lowercase_types)
                     .unwrap_or_else(|| json!({ "type": "object", "properties": {} })),
@@ -249,9 +249,10 @@ fn generation_config(c: &Obj, out: &mut Obj) -> Result<(), WireError> {
     }
     if either(c, "responseMimeType", "response_mime_type").and_then(Value::as_str) == Some("application/json")
     {
+        // Gemini CLI 0.61 writes even its JSON schemas with capitalised types (`OBJECT`).
         let schema = either(c, "responseJsonSchema", "response_json_schema")
-            .cloned()
-            .or_else(|| either(c, "responseSchema", "response_schema").map(lowercase_types));
+            .or_else(|| either(c, "responseSchema", "response_schema"))
+            .map(lowercase_types);
         let format = match schema {
             Some(schema) => {
                 json!({ "type": "json_schema", "json_schema": { "name": "response", "schema": schema } })
