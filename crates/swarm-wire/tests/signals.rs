@@ -74,6 +74,7 @@ fn codex_waits_on_a_streamed_rate_limit_and_stops_on_a_plain_429() {
     assert_eq!(codex_waits(&bytes), Some(12.5));
     let r = reply(signal::give_up(&ctx, "every model is exhausted"));
     assert_eq!(r.status, 429, "Codex does not retry a plain 429 (retry_429: false)");
+    assert!(header(&r, "retry-after").is_none(), "Codex 0.171 retries a 429 with retry-after");
     assert_eq!(r.body["error"]["code"], "insufficient_quota");
 }
 
@@ -105,6 +106,8 @@ fn claude_code_waits_on_retry_after_and_stops_when_told() {
         (header(&r, "retry-after"), header(&r, "retry-after-ms"), header(&r, "x-should-retry")),
         (Some("3"), Some("2500"), Some("true"))
     );
+    let r = reply(signal::wait(&ctx, Duration::from_secs(600), "long"));
+    assert_eq!(header(&r, "retry-after"), Some("60"), "Claude Code gives up past 60 s");
     let r = reply(signal::give_up(&ctx, "exhausted"));
     assert_eq!(header(&r, "x-should-retry"), Some("false"));
 }
