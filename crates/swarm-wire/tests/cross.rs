@@ -256,3 +256,20 @@ fn claude_code_on_a_native_gemini_upstream_gets_its_signature_back() {
     assert_eq!(g["contents"][1]["parts"][0]["thoughtSignature"], "NATIVE");
     assert_eq!(g["contents"][2]["parts"][0]["functionResponse"]["name"], "read");
 }
+
+/// A request aider 0.86.2 sent to a fake server (captured for issue 19): system, alternating
+/// example turns, the prompt; no tools. Anthropic and Gemini upstreams take it.
+#[test]
+fn captured_aider_request_on_anthropic_and_gemini_upstreams() {
+    let body: Value = serde_json::from_str(include_str!("fixtures/aider-0.86.2-request.json")).unwrap();
+    let (a, ctx) = request(Format::Chat, Format::Anthropic, &body);
+    assert_anthropic_acceptable(&a);
+    assert!(!ctx.stream);
+    assert!(a["system"].as_str().unwrap().starts_with("Act as an expert software developer."));
+    assert_eq!(a["temperature"], 0);
+    let last = a["messages"].as_array().unwrap().last().unwrap();
+    assert!(last["content"][0]["text"].as_str().unwrap().starts_with("write hello.txt\n"));
+    let (g, _) = request(Format::Chat, Format::Gemini, &body);
+    assert_gemini_acceptable(&g);
+    assert_eq!(g["contents"].as_array().unwrap().len(), a["messages"].as_array().unwrap().len());
+}
