@@ -1,6 +1,7 @@
 //! The scheduler's unit and property tests: fed inputs, checked actions.
 
 use super::*;
+use crate::backoff::Backoff;
 use proptest::prelude::*;
 
 fn opts(concurrency: usize) -> Options {

@@ -177,6 +177,44 @@ fn lease_lost(e: &StoreError, run_id: &str, store: &dyn Store) -> Option<String>
     }
 }
 
+/// After the run ended, the store failing for `give_up_after`: what is lost, said loudly.
+fn give_up(
+    closed: std::time::Instant,
+    give_up_after: Duration,
+    pending: &Pending,
+    e: &StoreError,
+    store: &dyn Store,
+) -> Option<Closed> {
+    (closed.elapsed() >= give_up_after).then(|| Closed {
+        lost_writes: pending.writes,
+        error: Some(format!(
+            "gave up on store {} {:.1}s after the run ended: {e}",
+            store.describe(),
+            closed.elapsed().as_secs_f64()
+        )),
+    })
+}
+
+/// Waits up to `wait` for writes, then lingers a moment so a burst of transitions becomes one
+/// transaction (one round trip on Redis; readers in other processes see changes a few
+/// milliseconds later). Whether the channel is still open.
+fn gather(rx: &Receiver<Write>, pending: &mut Pending, wait: Duration) -> bool {
+    match rx.recv_timeout(wait) {
+        Ok(w) => pending.add(w),
+        Err(RecvTimeoutError::Timeout) => return true,
+        Err(RecvTimeoutError::Disconnected) => return false,
+    }
+    let linger_until = std::time::Instant::now() + LINGER;
+    loop {
+        let left = linger_until.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(w) => pending.add(w),
+            Err(RecvTimeoutError::Timeout) => return true,
+            Err(RecvTimeoutError::Disconnected) => return false,
+        }
+    }
+}
+
 fn write_loop(
     store: Arc<dyn Store>,
     run_id: String,
@@ -216,22 +254,7 @@ fn write_loop(
         if open {
             // Block for work; while writes are pending (the store is failing), wake up to retry.
             let wait = if pending.is_empty() { crate::os::lease::LEASE_TTL / 6 } else { retry_delay };
-            match rx.recv_timeout(wait) {
-                Ok(w) => pending.add(w),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => open = false,
-            }
-            // Linger a moment so a burst of transitions becomes one transaction (one round trip
-            // on Redis); readers in other processes see changes a few milliseconds later.
-            let linger_until = std::time::Instant::now() + LINGER;
-            while open {
-                let left = linger_until.saturating_duration_since(std::time::Instant::now());
-                match rx.recv_timeout(left) {
-                    Ok(w) => pending.add(w),
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => open = false,
-                }
-            }
+            open = gather(&rx, &mut pending, wait);
             if !open {
                 closed_at = Some(std::time::Instant::now());
             }
@@ -277,15 +300,8 @@ fn write_loop(
                 });
                 if let Some(closed) = closed_at {
                     // Shutting down: keep trying for a bounded time, then give up loudly.
-                    if closed.elapsed() >= give_up_after {
-                        return Closed {
-                            lost_writes: pending.writes,
-                            error: Some(format!(
-                                "gave up on store {} {:.1}s after the run ended: {e}",
-                                store.describe(),
-                                closed.elapsed().as_secs_f64()
-                            )),
-                        };
+                    if let Some(given_up) = give_up(closed, give_up_after, &pending, &e, &*store) {
+                        return given_up;
                     }
                     std::thread::sleep(retry_delay.min(give_up_after.saturating_sub(closed.elapsed())));
                 }

@@ -251,28 +251,12 @@ impl Supervisor {
         if is_check {
             self.append_log(b"\n--- swarm: running check ---\n");
         }
-        if let Some(input) = self.stdin.take().filter(|_| !is_check) {
-            if let Some(mut stdin) = child.stdin.take() {
-                // A child that never reads its stdin must not block us: write in the background.
-                tokio::spawn(async move {
-                    let _ = stdin.write_all(input.as_bytes()).await;
-                });
-            }
+        if let (Some(input), Some(mut stdin)) = (self.stdin.take().filter(|_| !is_check), child.stdin.take())
+        {
+            // A child that never reads its stdin must not block us: write in the background.
+            tokio::spawn(async move { stdin.write_all(input.as_bytes()).await });
         }
-        let (line_tx, mut lines) = mpsc::channel::<(Stream, Vec<u8>)>(256);
-        // Output that does not end a line yet (progress dots, spinners) is activity too.
-        let activity = Arc::new(Notify::new());
-        let mut readers = 0;
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(read_lines(out, Stream::Stdout, line_tx.clone(), activity.clone()));
-            readers += 1;
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(read_lines(err, Stream::Stderr, line_tx.clone(), activity.clone()));
-            readers += 1;
-        }
-        drop(line_tx);
-
+        let (mut lines, activity, readers) = read_outputs(child);
         let started = Instant::now();
         let far = started + Duration::from_secs(100 * 365 * 86_400);
         let deadline = self.limits.timeout.map_or(far, |t| started + t);
@@ -435,6 +419,26 @@ impl Supervisor {
 
 /// Longest chunk read as one line: output without newlines is split rather than buffered whole.
 const MAX_LINE: usize = 256 * 1024;
+
+/// An attempt's output lines, from either stream.
+type Lines = mpsc::Receiver<(Stream, Vec<u8>)>;
+
+/// `child`'s stdout and stderr read line by line on their own tasks: the lines, a notice of
+/// any output (a partial line is activity too), and how many readers there are.
+fn read_outputs(child: &mut Child) -> (Lines, Arc<Notify>, usize) {
+    let (line_tx, lines) = mpsc::channel::<(Stream, Vec<u8>)>(256);
+    let activity = Arc::new(Notify::new());
+    let mut readers = 0;
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(read_lines(out, Stream::Stdout, line_tx.clone(), activity.clone()));
+        readers += 1;
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(read_lines(err, Stream::Stderr, line_tx, activity.clone()));
+        readers += 1;
+    }
+    (lines, activity, readers)
+}
 
 /// Reads raw lines (any bytes, newline-terminated or not) until EOF.
 async fn read_lines(
