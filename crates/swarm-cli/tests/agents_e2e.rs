@@ -85,7 +85,7 @@ steps = [ { write = { path = "cline.txt", content = "from cline\n" } }, { report
     }
     out.expect_code(0);
     // No agent left anything running (cline's hub daemon, say).
-    assert_eq!(processes_of(&run_id), Vec::<u32>::new(), "processes of the run outlived it");
+    assert_no_process_of(&run_id);
     // The key never lands in what swarm writes.
     let placeholder = "swarm-local-placeholder-key";
     for entry in walk(&p.file(".swarm")) {

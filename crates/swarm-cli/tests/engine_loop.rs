@@ -39,7 +39,7 @@ fn cancel_while_hanging(p: &Project, pidfile: &str) -> (Duration, Out, u32) {
     p.swarm(&["cancel", &run_id]);
     let out = run.wait(Duration::from_secs(30));
     let took = asked.elapsed();
-    assert_eq!(processes_of(&run_id), Vec::<u32>::new(), "no process of the run is left");
+    assert_no_process_of(&run_id);
     (took, out, hanging)
 }
 

@@ -319,6 +319,90 @@ fn an_agent_with_its_own_account_never_starts_on_a_model_cooling_or_spent_for_th
     assert_eq!(tries[0]["fallback_reason"], Value::Null, "nothing failed: it was routed, not fallen back");
 }
 
+#[test]
+fn three_models_of_a_group_share_its_one_rpm_budget_without_a_429() {
+    // Like OpenRouter's `:free` models: one account-wide bucket (here 4 a minute) for a, b and c,
+    // enforced by the provider. Three opencode tasks need 9 requests: 4 fit the group's minute,
+    // the rest go to d, outside it. Per-model limits alone would send 4 to each of a, b and c.
+    let group = "[groups.free]\nmodels = [\"a\", \"b\", \"c\"]\nlimits = { rpm = 4 }\n";
+    let fake = Fake::start(&format!(
+        "{group}[models.a]\n{WORKER}[models.b]\n{WORKER}[models.c]\n{WORKER}[models.d]\n{WORKER}"
+    ));
+    let p = project(
+        &fake,
+        "[[\"fake/a\", \"fake/b\", \"fake/c\"], [\"fake/d\"]]",
+        "[models.groups.free]\nmodels = [\"fake/a\", \"fake/b\", \"fake/c\"]\nrpm = 4\n",
+    );
+    let task = |id: &str| {
+        format!("## {id}: Uses whatever model the hierarchy gives\n- agent: opencode\n\nWrite the file, report, say DONE.\n\n")
+    };
+    p.write(
+        "team.md",
+        &format!("---\ndefaults:\n  timeout: 90s\n---\n\n{}{}{}", task("one"), task("two"), task("three")),
+    );
+    let out = swarm(&p, &["run", "team.md"]);
+    let report = p.report(&out.run_id());
+    for id in ["one", "two", "three"] {
+        assert_eq!(state(&report, id), "succeeded", "{}\n{}", detail(&report, id), out.dump());
+        assert_eq!(attempts(&report, id).len(), 1, "first attempt");
+    }
+    let log = fake.server.as_ref().unwrap().log().records();
+    let limited = log.iter().filter(|r| matches!(r.response, ResponseKind::RateLimited { .. })).count();
+    assert_eq!(limited, 0, "no request passed the group's budget");
+    let in_group: usize = ["a", "b", "c"].iter().map(|m| requests_to(&fake, m).len()).sum();
+    assert_eq!(in_group, 4, "the group served exactly its 4 a minute");
+    assert!(requests_to(&fake, "d").len() >= 5, "the rest went to d");
+    let rows: Value = serde_json::from_str(&swarm(&p, &["models", "--json"]).stdout).unwrap();
+    let a = rows.as_array().unwrap().iter().find(|r| r["model"] == "fake/a").unwrap();
+    assert_eq!(a["groups"], serde_json::json!(["free"]), "{rows:#}");
+}
+
+#[test]
+fn a_model_spent_for_the_day_is_not_asked_again_before_its_providers_midnight() {
+    // Gemini's answer to a spent free-tier day (its quotaId and `limit: N`; "retry in 1s" all the
+    // same, as Google says it): cool until midnight Pacific, keep the limit, ask b meanwhile.
+    let spent = "You exceeded your current quota. Quota exceeded for metric: \
+                 generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 20, model: \
+                 gemini-2.5-flash (quotaId GenerateRequestsPerDayPerProjectPerModel-FreeTier)";
+    let fake = Fake::start(&format!(
+        "[models.a]\nrate_limit = {{ first = 1000, kind = \"quota\", message = \"{spent}\" }}\n{WORKER}[models.b]\n{WORKER}"
+    ));
+    let p = project(
+        &fake,
+        "[[\"fake/a\"], [\"fake/b\"]]",
+        "[models.limits.\"fake/a\"]\nday_reset = \"America/Los_Angeles\"\n",
+    );
+    plan(&p, "opencode", "first");
+    let out = swarm(&p, &["run", "first.md"]);
+    let report = p.report(&out.run_id());
+    assert_eq!(state(&report, "first"), "succeeded", "{}\n{}", detail(&report, "first"), out.dump());
+    assert_eq!(attempt(&report, "first")["fallback_reason"], "quota_exhausted");
+    assert_eq!(requests_to(&fake, "a").len(), 1);
+
+    let rows: Value = serde_json::from_str(&swarm(&p, &["models", "--json"]).stdout).unwrap();
+    let a = rows.as_array().unwrap().iter().find(|r| r["model"] == "fake/a").unwrap().clone();
+    assert_eq!(
+        (a["state"].as_str(), a["reason"].as_str()),
+        (Some("cooling"), Some("quota_exhausted")),
+        "{a:#}"
+    );
+    assert_eq!(a["until"], a["resets_at"], "cooling until the provider's day ends: {a:#}");
+    assert_eq!(a["day_reset"], "America/Los_Angeles");
+    let until = chrono::DateTime::parse_from_rfc3339(a["until"].as_str().unwrap()).unwrap();
+    let pacific = until.with_timezone(&chrono_tz::America::Los_Angeles);
+    assert_eq!(pacific.format("%H:%M:%S").to_string(), "00:00:00", "midnight Pacific, not UTC: {a:#}");
+    assert_eq!(a["learned"]["rpd"], 20, "{a:#}");
+    assert!(a["learned"]["source"].as_str().unwrap().contains("limit: 20"), "{a:#}");
+    let human = swarm(&p, &["models"]).stdout;
+    assert!(human.contains("rpd 20 (learned)") && human.contains("America/Los_Angeles"), "{human}");
+
+    // Another process, later the same day, does not spend a request on it.
+    plan(&p, "opencode", "second");
+    let out = swarm(&p, &["run", "second.md"]);
+    assert_eq!(state(&p.report(&out.run_id()), "second"), "succeeded", "{}", out.dump());
+    assert_eq!(requests_to(&fake, "a").len(), 1, "a was not asked again before its reset");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {

@@ -27,7 +27,7 @@ fn a_double_forked_daemon_and_a_setsid_child_end_with_their_attempt() {
     let (daemon, setsid) = (p.pid("daemon.pid"), p.pid("setsid.pid"));
     assert_gone(daemon, "the double-forked daemon that ignores SIGTERM");
     assert_gone(setsid, "the setsid child");
-    assert_eq!(processes_of(&run_id), Vec::<u32>::new(), "no process of the run is left");
+    assert_no_process_of(&run_id);
     let report = p.report(&run_id);
     let warnings = attempts(&report, "detach")[0]["warnings"].to_string();
     assert!(warnings.contains("outside its process group"), "the attempt says so: {warnings}");
@@ -52,7 +52,7 @@ fn a_cancelled_run_takes_its_daemons_along() {
     p.swarm(&["cancel", &run_id]).expect_code(0);
     run.wait(Duration::from_secs(20)).expect_code(130);
     assert_gone(daemon, "the daemon of the cancelled attempt");
-    assert_eq!(processes_of(&run_id), Vec::<u32>::new());
+    assert_no_process_of(&run_id);
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod hooks;
 mod models;
 
 pub use hooks::HooksConfig;
-pub use models::{split_model_id, ModelLimitsConfig, ModelsConfig, MAX_LAYERS};
+pub use models::{glob_match, split_model_id, GroupConfig, ModelLimitsConfig, ModelsConfig, MAX_LAYERS};
 
 use crate::backoff::Backoff;
 use crate::duration;
@@ -142,7 +142,29 @@ pub struct ProviderConfig {
     /// Whether this provider's models cost money (default: yes). A model's own
     /// `[models.limits."ID"] paid` wins over it.
     pub paid: Option<bool>,
+    /// The time zone whose midnight starts the provider's day for daily quotas (an IANA name;
+    /// default `America/Los_Angeles` for Gemini's API, UTC otherwise).
+    pub day_reset: Option<String>,
 }
+
+impl ProviderConfig {
+    /// Where the provider's day begins: its `day_reset`, else Gemini's Pacific midnight for a
+    /// Gemini provider (by kind or by Google's API host), else UTC.
+    pub fn day_reset(&self) -> crate::router::DayReset {
+        if let Some(d) = self.day_reset.as_deref().and_then(crate::router::DayReset::parse) {
+            return d;
+        }
+        let google = self.kind == "gemini"
+            || self.base_url.as_deref().is_some_and(|u| u.contains("generativelanguage.googleapis.com"));
+        if google {
+            return crate::router::DayReset::parse(GEMINI_DAY_RESET).unwrap_or_default();
+        }
+        crate::router::DayReset::default()
+    }
+}
+
+/// Gemini API daily quotas reset at midnight Pacific time (ai.google.dev/gemini-api/docs/rate-limits).
+pub const GEMINI_DAY_RESET: &str = "America/Los_Angeles";
 
 /// `[feedback]`: where agents' completion reports and task states are mirrored as plain files.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -245,6 +267,13 @@ impl Config {
                 return Err(ConfigError::Invalid { path, message: problem });
             }
         }
+        for (name, p) in &self.providers {
+            if p.day_reset.as_deref().is_some_and(|z| crate::router::DayReset::parse(z).is_none()) {
+                return Err(invalid(format!(
+                    "providers.{name}.day_reset: not a time zone (an IANA name like America/Los_Angeles or UTC)"
+                )));
+            }
+        }
         for (name, agent) in &self.agents {
             if agent.concurrency == Some(0) {
                 return Err(invalid(format!("agents.{name}.concurrency must be at least 1")));
@@ -345,6 +374,24 @@ impl Config {
     }
 
     /// `[models.limits."ID"]`, if declared.
+    /// Where model `id`'s day begins: its own `day_reset`, else its provider's.
+    pub fn model_day_reset(&self, id: &str) -> crate::router::DayReset {
+        let own = self
+            .model_limits(id)
+            .and_then(|l| l.day_reset.as_deref())
+            .and_then(crate::router::DayReset::parse);
+        own.or_else(|| {
+            let provider = split_model_id(id).map(|(p, _)| p)?;
+            self.providers.get(provider).map(ProviderConfig::day_reset)
+        })
+        .unwrap_or_default()
+    }
+
+    /// The `[models.groups]`, by name.
+    pub fn model_groups(&self) -> impl Iterator<Item = (&String, &GroupConfig)> {
+        self.models.iter().flat_map(|m| m.groups.iter())
+    }
+
     pub fn model_limits(&self, id: &str) -> Option<&ModelLimitsConfig> {
         self.models.as_ref().and_then(|m| m.limits.get(id))
     }

@@ -115,6 +115,10 @@ const CODE_RULES: &[(u16, FailureClass)] = &[
 pub fn from_status(status: u16, message: &str) -> FailureClass {
     let by_text = from_text(message);
     match status {
+        // A quota the provider counts per minute passes within a minute: a rate limit, not a
+        // day's quota (Gemini says `quota` for both, and names the window in the quota id).
+        429 if quota_hint(message).is_some_and(|q| !q.per_day) => FailureClass::RateLimited,
+        429 if quota_hint(message).is_some_and(|q| q.per_day) => FailureClass::QuotaExhausted,
         429 => match by_text {
             Some(c @ (FailureClass::QuotaExhausted | FailureClass::Billing)) => c,
             _ => FailureClass::RateLimited,
@@ -128,6 +132,35 @@ pub fn from_status(status: u16, message: &str) -> FailureClass {
         501..=599 => FailureClass::Overloaded,
         _ => by_text.unwrap_or(FailureClass::AgentError),
     }
+}
+
+/// What a provider's quota answer says of the limit it enforces: per day or per minute, and the
+/// limit itself when it names it (Gemini: `quotaId` …`PerDay`… / …`PerMinute`… and `limit: 20`
+/// in the message; OpenRouter: `free-models-per-day` / `free-models-per-min`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaHint {
+    pub per_day: bool,
+    pub limit: Option<u64>,
+}
+
+/// The quota a 429's body names, if it names one.
+pub fn quota_hint(body: &str) -> Option<QuotaHint> {
+    let lower = body.to_lowercase();
+    let day =
+        ["perday", "per_day", "per-day", "per day", "requests per day"].iter().any(|m| lower.contains(m));
+    let minute = ["perminute", "per_minute", "per-min", "per minute"].iter().any(|m| lower.contains(m));
+    let per_day = match (day, minute) {
+        (true, _) => true,
+        (false, true) => false,
+        (false, false) => return None,
+    };
+    Some(QuotaHint { per_day, limit: limit_in(&lower) })
+}
+
+/// `limit: 20` (Gemini's "Quota exceeded for metric: …, limit: 20, model: …").
+fn limit_in(lower: &str) -> Option<u64> {
+    let rest = &lower[lower.find("limit: ")? + "limit: ".len()..];
+    rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
 }
 
 /// The class a message's text suggests, if any.
@@ -202,6 +235,27 @@ mod tests {
         assert_eq!(from_text("took 14290 ms"), None);
         assert_eq!(from_text("Rate limit reached for model"), Some(FailureClass::RateLimited));
         assert_eq!(from_text("all fine"), None);
+    }
+
+    #[test]
+    fn gemini_quota_bodies_say_which_window_and_the_limit() {
+        let day = r#"{"error":{"code":429,"message":"You exceeded your current quota ... Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 20, model: gemini-2.5-flash\nPlease retry in 17.7s.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]}]}}"#;
+        assert_eq!(quota_hint(day), Some(QuotaHint { per_day: true, limit: Some(20) }));
+        assert_eq!(from_status(429, day), FailureClass::QuotaExhausted);
+        let minute = day.replace("PerDay", "PerMinute").replace("limit: 20", "limit: 10");
+        assert_eq!(quota_hint(&minute), Some(QuotaHint { per_day: false, limit: Some(10) }));
+        assert_eq!(
+            from_status(429, &minute),
+            FailureClass::RateLimited,
+            "a minute's quota passes in a minute"
+        );
+        let none = day.replace("limit: 20", "limit: 0");
+        assert_eq!(quota_hint(&none).and_then(|q| q.limit), Some(0), "no free tier");
+        assert_eq!(
+            quota_hint("Rate limit exceeded: free-models-per-day"),
+            Some(QuotaHint { per_day: true, limit: None })
+        );
+        assert_eq!(quota_hint("slow down"), None);
     }
 
     #[test]

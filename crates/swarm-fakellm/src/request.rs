@@ -41,6 +41,10 @@ pub struct Request {
     pub user_messages: Vec<String>,
     /// The JSON schema the answer must follow (Gemini's `responseJsonSchema`), if any.
     pub json_schema: Option<Value>,
+    /// Chat: the Gemini 3 refusal for the first tool call of the current turn that came back
+    /// without the `extra_content.google.thought_signature` the model sent with it, if any (a
+    /// model with `thought_signatures = true` answers it with 400).
+    pub unsigned_call: Option<String>,
 }
 
 /// One message of a conversation, reduced to what decides the next step.

@@ -18,6 +18,18 @@ pub struct Scenario {
     /// Model name (what clients send as `model`) → its script.
     #[serde(default)]
     pub models: BTreeMap<String, ModelScript>,
+    /// Limits shared by several models, like OpenRouter's account-wide bucket for every `:free`
+    /// model: `[groups.free] models = ["a", "b"], limits = { rpm = 20, rpd = 50 }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, GroupScript>,
+}
+
+/// A bucket of limits several models draw on together.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupScript {
+    pub models: Vec<String>,
+    pub limits: Limits,
 }
 
 /// How one model behaves. Per request, in this order: `hang`, `rate_limit`, `error`, `delay_ms`,
@@ -51,6 +63,11 @@ pub struct ModelScript {
     /// Token counts to report; estimated from the text (4 bytes a token) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// Like Gemini 3 on its OpenAI-compatible endpoint (Chat format): each tool call carries
+    /// `extra_content.google.thought_signature`, and a request whose current-turn tool call came
+    /// back without it gets Google's 400.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub thought_signatures: bool,
 }
 
 /// One scripted turn.
@@ -216,6 +233,11 @@ impl Scenario {
                 if let Some(bad) = bad {
                     return Err(Error::InvalidScenario(format!("model `{name}`, step {index}: {bad}")));
                 }
+            }
+        }
+        for (group, script) in &self.groups {
+            if let Some(unknown) = script.models.iter().find(|m| !self.models.contains_key(*m)) {
+                return Err(Error::InvalidScenario(format!("group `{group}`: no model `{unknown}`")));
             }
         }
         Ok(())

@@ -45,6 +45,8 @@ struct AppState {
     counters: HashMap<String, AtomicU64>,
     /// Requests served per model in the last 24 h, for `limits`.
     windows: HashMap<String, Window>,
+    /// The same per group of models, for their shared limits.
+    group_windows: HashMap<String, Window>,
     log: RequestLog,
     shutdown: watch::Receiver<bool>,
 }
@@ -61,8 +63,15 @@ pub async fn serve(scenario: Scenario, addr: SocketAddr) -> Result<FakeLlm, Erro
     let (shutdown, shutdown_rx) = watch::channel(false);
     let counters = scenario.models.keys().map(|name| (name.clone(), AtomicU64::new(0))).collect();
     let windows = scenario.models.keys().map(|name| (name.clone(), Window::default())).collect();
-    let state =
-        Arc::new(AppState { scenario, counters, windows, log: log.clone(), shutdown: shutdown_rx.clone() });
+    let group_windows = scenario.groups.keys().map(|name| (name.clone(), Window::default())).collect();
+    let state = Arc::new(AppState {
+        scenario,
+        counters,
+        windows,
+        group_windows,
+        log: log.clone(),
+        shutdown: shutdown_rx.clone(),
+    });
     let app = router().layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(state);
     let mut stop = shutdown_rx;
     let task = tokio::spawn(async move {
@@ -306,10 +315,15 @@ async fn model_request(State(state): Shared, incoming: Incoming) -> Response {
         Ok(admitted) => admitted,
         Err(failure) => return failure_response(incoming.format, &failure, None),
     };
+    if let Some(message) = request.unsigned_call.clone().filter(|_| script.thought_signatures) {
+        state.log.push(RequestRecord {
+            response: ResponseKind::BadRequest { message: message.clone() },
+            ..record
+        });
+        return failure_response(incoming.format, &Failure::BadRequest(message), None);
+    }
     let nth = state.counters.get(&request.model).map_or(0, |c| c.fetch_add(1, Ordering::SeqCst) + 1);
-    let over = script
-        .limits
-        .and_then(|limits| state.windows.get(&request.model)?.admit(&limits, estimate(request.prompt_bytes)));
+    let over = over_limits(&state, script, &request);
     let reply = match over {
         Some((what, retry_after)) => Reply::RateLimited {
             retry_after,
@@ -337,7 +351,7 @@ async fn model_request(State(state): Shared, incoming: Incoming) -> Response {
             let failure = Failure::RateLimited { model: request.model.clone(), retry_after, message, kind };
             if stream && request.stream && incoming.sse && format.fails_in_stream() {
                 let seq = push(None, ResponseKind::RateLimitedInStream { retry_after });
-                let meta = Meta { seq, model: request.model.clone(), created: now() };
+                let meta = Meta { seq, model: request.model.clone(), created: now(), signed: false };
                 return stream_response(format.stream_failure(&meta, &failure), Duration::ZERO);
             }
             push(None, ResponseKind::RateLimited { retry_after });
@@ -353,9 +367,25 @@ async fn model_request(State(state): Shared, incoming: Incoming) -> Response {
                 tokio::time::sleep(delay).await;
             }
             let tokens = Tokens::of(script.usage, &request, &answer);
-            answer_response(&incoming, &request, seq, &answer, tokens, chunk_delay)
+            let meta =
+                Meta { seq, model: request.model.clone(), created: now(), signed: script.thought_signatures };
+            answer_response(&incoming, &request, &meta, &answer, tokens, chunk_delay)
         }
     }
+}
+
+/// What of the model's own limits or its groups' shared ones this request would pass, if any;
+/// else it is counted in all of them.
+fn over_limits(state: &AppState, script: &ModelScript, request: &Request) -> Option<(String, u64)> {
+    let own = script.limits.as_ref().and_then(|l| Some((state.windows.get(&request.model)?, l, "")));
+    let groups = state.scenario.groups.iter().filter(|(_, g)| g.models.contains(&request.model));
+    let shared =
+        groups.filter_map(|(name, g)| Some((state.group_windows.get(name)?, &g.limits, name.as_str())));
+    let windows: Vec<_> = own.into_iter().chain(shared).collect();
+    if windows.is_empty() {
+        return None;
+    }
+    crate::limits::admit_all(&windows, estimate(request.prompt_bytes))
 }
 
 fn answer_kind(answer: &Answer) -> ResponseKind {
@@ -378,14 +408,13 @@ fn now() -> u64 {
 fn answer_response(
     incoming: &Incoming,
     request: &Request,
-    seq: u64,
+    meta: &Meta,
     answer: &Answer,
     tokens: Tokens,
     chunk_delay: Duration,
 ) -> Response {
-    let meta = Meta { seq, model: request.model.clone(), created: now() };
     let events = request.stream && incoming.sse;
-    match incoming.format.answer(&meta, answer, tokens, request, events) {
+    match incoming.format.answer(meta, answer, tokens, request, events) {
         Body::Events(frames) => stream_response(frames, chunk_delay),
         // Gemini's `:streamGenerateContent` without `alt=sse` is a JSON array of chunks.
         Body::Json(value) if request.stream => Json(json!([value])).into_response(),

@@ -8,7 +8,10 @@ mod sqlite;
 mod store;
 
 pub use address::{mask, open, unmask, Address, Options};
-pub use models::{ModelLimits, ModelStanding, Reservation, DAY_MS, MINUTE_MS, NEVER};
+pub use models::{
+    Bucket, DayWindow, Learned, ModelLimits, ModelStanding, Reservation, StandingQuery, DAY_MS, MINUTE_MS,
+    NEVER, TRIM_MS,
+};
 pub use redis_store::RedisStore;
 pub use sqlite::SqliteStore;
 pub use store::{Batch, Health, Store, StoreError};

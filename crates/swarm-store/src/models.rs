@@ -32,11 +32,56 @@ pub(crate) fn stored_cooldown(until_ms: u64, kind: Option<&str>, reason: &str) -
 pub struct ModelLimits {
     /// Requests in the last 60 s.
     pub rpm: Option<u32>,
-    /// Requests in the last 24 h.
+    /// Requests in the day: the provider's day when `day` is given, else the last 24 h.
     pub rpd: Option<u32>,
     /// Tokens in the last 60 s.
     pub tpm: Option<u64>,
+    /// The provider's day now (store clock): rpd counts from its start and frees at its end.
+    pub day: Option<DayWindow>,
 }
+
+/// One provider day, `[start_ms, end_ms)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayWindow {
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+/// A limit several models share (a provider account's bucket), counted under its own key
+/// beside each model's: a reservation must fit every bucket it names, and is recorded in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub key: String,
+    pub limits: ModelLimits,
+}
+
+/// One window to read: a model's (its id) or a group's (its key), with the limits to say when
+/// it frees up by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandingQuery {
+    pub key: String,
+    pub limits: ModelLimits,
+}
+
+impl StandingQuery {
+    /// Usage only, no limits (nothing is ever full).
+    pub fn plain(key: impl Into<String>) -> StandingQuery {
+        StandingQuery { key: key.into(), limits: ModelLimits::default() }
+    }
+}
+
+/// Limits a provider said itself (a 429's `limit: 20`), kept for every process on the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Learned {
+    pub rpm: Option<u32>,
+    pub rpd: Option<u32>,
+    /// Where it was learned, for people (`429 from gemini/gemini-2.5-flash: limit: 20 per day`).
+    pub source: String,
+}
+
+/// Requests are kept this long: a provider's day is at most 25 hours (the day summer time
+/// ends), and a rolling day 24.
+pub const TRIM_MS: u64 = DAY_MS + 2 * 3_600_000;
 
 /// The answer to [`crate::Store::model_reserve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +106,13 @@ pub struct ModelStanding {
     /// Requests and their tokens recorded in the last 60 s.
     pub minute_requests: u64,
     pub minute_tokens: u64,
-    /// Requests and their tokens recorded in the last 24 h.
+    /// Requests and their tokens recorded in the day (the query's provider day, else 24 h).
     pub day_requests: u64,
     pub day_tokens: u64,
+    /// When one more request fits again, when one does not now (by the query's limits).
+    pub frees_at_ms: Option<u64>,
+    /// Limits the provider said itself.
+    pub learned: Option<Learned>,
     /// The store's clock when this was read.
     pub now_ms: u64,
 }
@@ -84,10 +133,12 @@ pub(crate) fn window_full<E>(
         Some(i) => minute[i as usize].0.saturating_add(MINUTE_MS),
         None => NEVER,
     });
-    let rpd = match limits.rpd.and_then(|l| must_leave(l, day_requests)) {
-        Some(Some(i)) => Some(day_at(i)?.saturating_add(DAY_MS)),
-        Some(None) => Some(NEVER),
-        None => None,
+    let rpd = match (limits.rpd.and_then(|l| must_leave(l, day_requests)), limits.day) {
+        // A provider's day frees all at once, at its end.
+        (Some(Some(_)), Some(day)) => Some(day.end_ms),
+        (Some(Some(i)), None) => Some(day_at(i)?.saturating_add(DAY_MS)),
+        (Some(None), _) => Some(NEVER),
+        (None, _) => None,
     };
     let tpm = limits.tpm.and_then(|tpm| {
         let used = minute.iter().fold(0u64, |sum, (_, t)| sum.saturating_add(*t));
@@ -126,7 +177,7 @@ mod tests {
     use super::*;
 
     fn limits(rpm: Option<u32>, rpd: Option<u32>, tpm: Option<u64>) -> ModelLimits {
-        ModelLimits { rpm, rpd, tpm }
+        ModelLimits { rpm, rpd, tpm, day: None }
     }
 
     /// `window_full` with one list of requests for both windows.

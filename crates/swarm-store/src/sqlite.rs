@@ -7,7 +7,7 @@ mod runs;
 mod schema;
 mod state;
 
-use crate::models::{ModelLimits, ModelStanding, Reservation};
+use crate::models::{Bucket, Learned, ModelLimits, ModelStanding, Reservation, StandingQuery};
 use crate::store::{Batch, Store, StoreError};
 use rusqlite::{Connection, OpenFlags};
 use serde::de::DeserializeOwned;
@@ -264,16 +264,21 @@ impl Store for SqliteStore {
         model: &str,
         tokens: u64,
         limits: &ModelLimits,
+        groups: &[Bucket],
     ) -> Result<Reservation, StoreError> {
-        self.reserve(ns, model, tokens, limits)
+        self.reserve(ns, model, tokens, limits, groups)
     }
 
     fn model_cool(&self, ns: &str, model: &str, cooldown: &Cooldown) -> Result<(), StoreError> {
         self.cool(ns, model, cooldown)
     }
 
-    fn model_standings(&self, ns: &str, models: &[String]) -> Result<Vec<ModelStanding>, StoreError> {
-        self.standings(ns, models)
+    fn model_standings(&self, ns: &str, queries: &[StandingQuery]) -> Result<Vec<ModelStanding>, StoreError> {
+        self.standings(ns, queries)
+    }
+
+    fn model_learn(&self, ns: &str, model: &str, learned: &Learned) -> Result<(), StoreError> {
+        self.learn(ns, model, learned)
     }
 
     fn now_ms(&self) -> Result<u64, StoreError> {

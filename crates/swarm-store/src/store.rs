@@ -6,7 +6,7 @@ use swarm_core::event::Event;
 use swarm_core::report::{RunRecord, TaskReport};
 use swarm_core::state_doc::{Actor, StateChange, StateEntry, StateOp};
 
-use crate::models::{ModelLimits, ModelStanding, Reservation};
+use crate::models::{Bucket, Learned, ModelLimits, ModelStanding, Reservation, StandingQuery};
 use swarm_core::router::Cooldown;
 
 #[derive(Debug, thiserror::Error)]
@@ -201,8 +201,10 @@ pub trait Store: Send + Sync {
 
     /// In one atomic step: refuse if `model` is cooling (`Cooling`), or if one more request of
     /// `tokens` would pass rpm (requests in the last 60 s), rpd (requests in the last 24 h) or
-    /// tpm (tokens in the last 60 s) (`Full`, with the time enough of the window frees); else
-    /// record the request and grant it. Sliding windows, store clock. Requests older than 24 h
+    /// tpm (tokens in the last 60 s) (`Full`, with the time enough of the window frees) — of
+    /// the model or of any of the `groups` it shares a bucket with; else record the request (in
+    /// the model's window and every group's) and grant it. Sliding windows, store clock; a day
+    /// window is the provider's day when the limits give one. Requests older than [`crate::TRIM_MS`]
     /// are trimmed on every call, refused or not.
     fn model_reserve(
         &self,
@@ -210,15 +212,21 @@ pub trait Store: Send + Sync {
         model: &str,
         tokens: u64,
         limits: &ModelLimits,
+        groups: &[Bucket],
     ) -> Result<Reservation, StoreError>;
 
     /// Cools `model` down until `until_ms` (store clock) with `reason`; a longer cooldown
     /// already in place is kept (and a time already past changes nothing).
     fn model_cool(&self, ns: &str, model: &str, cooldown: &Cooldown) -> Result<(), StoreError>;
 
-    /// Each model's standing (cooldown if still in the future, usage in the windows), with the
-    /// store's `now_ms`, in the order asked. Writes nothing.
-    fn model_standings(&self, ns: &str, models: &[String]) -> Result<Vec<ModelStanding>, StoreError>;
+    /// Each window's standing (a model's cooldown if still in the future, usage in the windows,
+    /// when it frees up if the query's limits say it is full, the limits learned for it), with
+    /// the store's `now_ms`, in the order asked. Writes nothing.
+    fn model_standings(&self, ns: &str, queries: &[StandingQuery]) -> Result<Vec<ModelStanding>, StoreError>;
+
+    /// Keeps limits a provider said for `model` (merged with what was learned before) for every
+    /// process on the store.
+    fn model_learn(&self, ns: &str, model: &str, learned: &Learned) -> Result<(), StoreError>;
 
     /// The store's clock, in ms since the Unix epoch.
     fn now_ms(&self) -> Result<u64, StoreError>;

@@ -10,7 +10,10 @@ use swarm_core::report::{AttemptReport, RunRecord, TaskReport};
 use swarm_core::router::Cooldown;
 use swarm_core::state::{Reason, RunState, TaskState};
 use swarm_core::state_doc::{Actor, StateOp};
-use swarm_store::{Batch, ModelLimits, Reservation, Store, StoreError, DAY_MS, MINUTE_MS, NEVER};
+use swarm_store::{
+    Batch, Bucket, DayWindow, Learned, ModelLimits, Reservation, StandingQuery, Store, StoreError, DAY_MS,
+    MINUTE_MS, NEVER, TRIM_MS,
+};
 
 /// Opens another handle on the same backing store (another connection, as another process would).
 type Reopen = Arc<dyn Fn() -> Arc<dyn Store> + Send + Sync>;
@@ -502,6 +505,11 @@ pub fn state_cas_has_no_lost_updates(reopen: &Reopen) {
 const FLASH: &str = "gemini/gemini-2.5-flash";
 const FREE: &str = "openrouter/deepseek/deepseek-chat-v3-0324:free";
 
+/// Usage-only queries of `keys`.
+fn plain(keys: &[&str]) -> Vec<StandingQuery> {
+    keys.iter().map(|k| StandingQuery::plain(*k)).collect()
+}
+
 fn granted(r: Result<Reservation, StoreError>) -> u64 {
     match r {
         Ok(Reservation::Granted { at_ms }) => at_ms,
@@ -515,14 +523,14 @@ fn rpm(n: u32) -> ModelLimits {
 
 pub fn model_rpm_is_a_sliding_minute(store: &dyn Store) {
     let limits = rpm(3);
-    let ats: Vec<u64> = (0..3).map(|_| granted(store.model_reserve("ns", FLASH, 10, &limits))).collect();
+    let ats: Vec<u64> = (0..3).map(|_| granted(store.model_reserve("ns", FLASH, 10, &limits, &[]))).collect();
     let oldest = *ats.iter().min().unwrap();
     assert_eq!(
-        store.model_reserve("ns", FLASH, 10, &limits).unwrap(),
+        store.model_reserve("ns", FLASH, 10, &limits, &[]).unwrap(),
         Reservation::Full { limit: "rpm", free_at_ms: oldest + MINUTE_MS },
         "the oldest request leaves the window a minute after it was made"
     );
-    let standing = &store.model_standings("ns", &[FLASH.into()]).unwrap()[0];
+    let standing = &store.model_standings("ns", &plain(&[FLASH])).unwrap()[0];
     assert_eq!(
         (standing.minute_requests, standing.minute_tokens, standing.day_requests, standing.day_tokens),
         (3, 30, 3, 30),
@@ -530,15 +538,15 @@ pub fn model_rpm_is_a_sliding_minute(store: &dyn Store) {
     );
     assert!(standing.now_ms >= *ats.iter().max().unwrap());
     // Limits come with each call: a higher one has room again.
-    granted(store.model_reserve("ns", FLASH, 10, &rpm(4)));
+    granted(store.model_reserve("ns", FLASH, 10, &rpm(4), &[]));
     // Four recorded, room for two: the third oldest must leave too.
     assert_eq!(
-        store.model_reserve("ns", FLASH, 10, &rpm(2)).unwrap(),
+        store.model_reserve("ns", FLASH, 10, &rpm(2), &[]).unwrap(),
         Reservation::Full { limit: "rpm", free_at_ms: ats[2] + MINUTE_MS },
         "a lowered limit waits for enough requests to leave"
     );
     assert_eq!(
-        store.model_reserve("ns", FLASH, 10, &rpm(0)).unwrap(),
+        store.model_reserve("ns", FLASH, 10, &rpm(0), &[]).unwrap(),
         Reservation::Full { limit: "rpm", free_at_ms: NEVER }
     );
 }
@@ -546,65 +554,65 @@ pub fn model_rpm_is_a_sliding_minute(store: &dyn Store) {
 pub fn model_tpm_sums_tokens(store: &dyn Store) {
     let tpm = ModelLimits { tpm: Some(100), ..ModelLimits::default() };
     let ats: Vec<u64> =
-        [10, 40, 50].iter().map(|t| granted(store.model_reserve("ns", FLASH, *t, &tpm))).collect();
+        [10, 40, 50].iter().map(|t| granted(store.model_reserve("ns", FLASH, *t, &tpm, &[]))).collect();
     assert_eq!(
-        store.model_reserve("ns", FLASH, 45, &tpm).unwrap(),
+        store.model_reserve("ns", FLASH, 45, &tpm, &[]).unwrap(),
         Reservation::Full { limit: "tpm", free_at_ms: ats[1] + MINUTE_MS },
         "45 tokens fit once the first two requests (50 tokens) have left"
     );
     assert_eq!(
-        store.model_reserve("ns", FLASH, 5, &tpm).unwrap(),
+        store.model_reserve("ns", FLASH, 5, &tpm, &[]).unwrap(),
         Reservation::Full { limit: "tpm", free_at_ms: ats[0] + MINUTE_MS }
     );
     assert_eq!(
-        store.model_reserve("ns", FREE, 101, &tpm).unwrap(),
+        store.model_reserve("ns", FREE, 101, &tpm, &[]).unwrap(),
         Reservation::Full { limit: "tpm", free_at_ms: NEVER },
         "more tokens than the window holds never fit"
     );
-    granted(store.model_reserve("ns", FLASH, 0, &tpm));
-    let standing = &store.model_standings("ns", &[FLASH.into()]).unwrap()[0];
+    granted(store.model_reserve("ns", FLASH, 0, &tpm, &[]));
+    let standing = &store.model_standings("ns", &plain(&[FLASH])).unwrap()[0];
     assert_eq!((standing.minute_requests, standing.minute_tokens), (4, 100));
 }
 
 pub fn model_rpd_counts_the_day(store: &dyn Store) {
-    let limits = ModelLimits { rpm: Some(5), rpd: Some(2), tpm: None };
-    let ats: Vec<u64> = (0..2).map(|_| granted(store.model_reserve("ns", FLASH, 1, &limits))).collect();
+    let limits = ModelLimits { rpm: Some(5), rpd: Some(2), tpm: None, day: None };
+    let ats: Vec<u64> = (0..2).map(|_| granted(store.model_reserve("ns", FLASH, 1, &limits, &[]))).collect();
     assert_eq!(
-        store.model_reserve("ns", FLASH, 1, &limits).unwrap(),
+        store.model_reserve("ns", FLASH, 1, &limits, &[]).unwrap(),
         Reservation::Full { limit: "rpd", free_at_ms: ats.iter().min().unwrap() + DAY_MS }
     );
     // Both full: the request waits for the window that frees last.
-    let both = ModelLimits { rpm: Some(2), rpd: Some(2), tpm: Some(2) };
+    let both = ModelLimits { rpm: Some(2), rpd: Some(2), tpm: Some(2), day: None };
     assert!(matches!(
-        store.model_reserve("ns", FLASH, 1, &both).unwrap(),
+        store.model_reserve("ns", FLASH, 1, &both, &[]).unwrap(),
         Reservation::Full { limit: "rpd", .. }
     ));
-    let standing = &store.model_standings("ns", &[FLASH.into()]).unwrap()[0];
+    let standing = &store.model_standings("ns", &plain(&[FLASH])).unwrap()[0];
     assert_eq!((standing.day_requests, standing.day_tokens), (2, 2));
 }
 
 pub fn model_limits_none_are_unlimited(store: &dyn Store) {
     for _ in 0..50 {
-        granted(store.model_reserve("ns", FLASH, 1_000_000, &ModelLimits::default()));
+        granted(store.model_reserve("ns", FLASH, 1_000_000, &ModelLimits::default(), &[]));
     }
-    let standing = &store.model_standings("ns", &[FLASH.into()]).unwrap()[0];
+    let standing = &store.model_standings("ns", &plain(&[FLASH])).unwrap()[0];
     assert_eq!((standing.minute_requests, standing.minute_tokens), (50, 50_000_000));
 }
 
 pub fn model_budgets_are_per_namespace_and_model(store: &dyn Store) {
     let one = rpm(1);
     let twin = format!("{FLASH}:free"); // its keys must not be FLASH's
-    granted(store.model_reserve("a", FLASH, 1, &one));
-    assert!(matches!(store.model_reserve("a", FLASH, 1, &one).unwrap(), Reservation::Full { .. }));
-    granted(store.model_reserve("b", FLASH, 1, &one));
-    granted(store.model_reserve("a", FREE, 1, &one));
-    granted(store.model_reserve("a", &twin, 1, &one));
+    granted(store.model_reserve("a", FLASH, 1, &one, &[]));
+    assert!(matches!(store.model_reserve("a", FLASH, 1, &one, &[]).unwrap(), Reservation::Full { .. }));
+    granted(store.model_reserve("b", FLASH, 1, &one, &[]));
+    granted(store.model_reserve("a", FREE, 1, &one, &[]));
+    granted(store.model_reserve("a", &twin, 1, &one, &[]));
     let now = store.now_ms().unwrap();
     store.model_cool("a", FREE, &Cooldown::cooling(now + 60_000, "rate_limited")).unwrap();
-    assert!(matches!(store.model_reserve("a", FREE, 1, &rpm(9)).unwrap(), Reservation::Cooling(_)));
-    granted(store.model_reserve("b", FREE, 1, &one));
-    granted(store.model_reserve("a", "gemini/gemini-2.5-flash-lite", 1, &one));
-    let standings = store.model_standings("a", &[FLASH.into(), FREE.into(), twin.clone()]).unwrap();
+    assert!(matches!(store.model_reserve("a", FREE, 1, &rpm(9), &[]).unwrap(), Reservation::Cooling(_)));
+    granted(store.model_reserve("b", FREE, 1, &one, &[]));
+    granted(store.model_reserve("a", "gemini/gemini-2.5-flash-lite", 1, &one, &[]));
+    let standings = store.model_standings("a", &plain(&[FLASH, FREE, &twin])).unwrap();
     let summary: Vec<(&str, u64, bool)> =
         standings.iter().map(|s| (s.model.as_str(), s.minute_requests, s.cooldown.is_some())).collect();
     assert_eq!(
@@ -612,15 +620,15 @@ pub fn model_budgets_are_per_namespace_and_model(store: &dyn Store) {
         [(FLASH, 1, false), (FREE, 1, true), (twin.as_str(), 1, false)],
         "in the order asked"
     );
-    assert!(store.model_standings("b", &[FREE.into()]).unwrap()[0].cooldown.is_none());
-    assert!(store.model_standings("a", &[]).unwrap().is_empty());
+    assert!(store.model_standings("b", &plain(&[FREE])).unwrap()[0].cooldown.is_none());
+    assert!(store.model_standings("a", &plain(&[])).unwrap().is_empty());
 }
 
 pub fn model_cooldowns_keep_the_longer_and_end(store: &dyn Store) {
     let now = store.now_ms().unwrap();
     store.model_cool("ns", FLASH, &Cooldown::cooling(now + 60_000, "quota_exhausted")).unwrap();
     store.model_cool("ns", FLASH, &Cooldown::cooling(now + 1_000, "rate_limited")).unwrap();
-    let cooling = |model: &str| store.model_reserve("ns", model, 1, &ModelLimits::default()).unwrap();
+    let cooling = |model: &str| store.model_reserve("ns", model, 1, &ModelLimits::default(), &[]).unwrap();
     assert_eq!(
         cooling(FLASH),
         Reservation::Cooling(Cooldown::cooling(now + 60_000, "quota_exhausted")),
@@ -633,7 +641,7 @@ pub fn model_cooldowns_keep_the_longer_and_end(store: &dyn Store) {
     let short = store.now_ms().unwrap() + 1_000;
     store.model_cool("ns", FREE, &Cooldown::cooling(short, "rate_limited")).unwrap();
     assert_eq!(cooling(FREE), Reservation::Cooling(Cooldown::cooling(short, "rate_limited")));
-    let standings = store.model_standings("ns", &[FLASH.into(), FREE.into(), "never/seen".into()]).unwrap();
+    let standings = store.model_standings("ns", &plain(&[FLASH, FREE, "never/seen"])).unwrap();
     assert_eq!(standings[0].cooldown, Some(Cooldown::cooling(now + 120_000, "overloaded")));
     assert_eq!(standings[1].cooldown, Some(Cooldown::cooling(short, "rate_limited")));
     assert_eq!(
@@ -651,7 +659,7 @@ pub fn model_cooldowns_keep_the_longer_and_end(store: &dyn Store) {
     swarm_testkit::wait_until(std::time::Duration::from_secs(5), "the short cooldown to end", || {
         matches!(cooling(FREE), Reservation::Granted { .. })
     });
-    let after = &store.model_standings("ns", &[FREE.into()]).unwrap()[0];
+    let after = &store.model_standings("ns", &plain(&[FREE])).unwrap()[0];
     assert!(after.now_ms >= short);
     assert_eq!(after.cooldown, None);
     assert_eq!(after.minute_requests, 1, "refusals while cooling are not recorded");
@@ -668,12 +676,76 @@ pub fn model_cooldowns_keep_their_kind(store: &dyn Store) {
     let now = store.now_ms().unwrap();
     let off = Cooldown::disabled(now, "auth: the provider refused the API key");
     store.model_cool("ns", FLASH, &off).unwrap();
-    assert_eq!(store.model_standings("ns", &[FLASH.into()]).unwrap()[0].cooldown, Some(off.clone()));
+    assert_eq!(store.model_standings("ns", &plain(&[FLASH])).unwrap()[0].cooldown, Some(off.clone()));
     assert_eq!(
-        store.model_reserve("ns", FLASH, 1, &ModelLimits::default()).unwrap(),
+        store.model_reserve("ns", FLASH, 1, &ModelLimits::default(), &[]).unwrap(),
         Reservation::Cooling(off),
         "a reservation says the kind too"
     );
+}
+
+pub fn model_day_window_counts_the_providers_day(store: &dyn Store) {
+    // Two requests of the rolling day, then a provider day that began after them.
+    granted(store.model_reserve("ns", FLASH, 1, &ModelLimits::default(), &[]));
+    granted(store.model_reserve("ns", FLASH, 1, &ModelLimits::default(), &[]));
+    let now = store.now_ms().unwrap();
+    let day = DayWindow { start_ms: now + 1, end_ms: now + 3_600_000 };
+    let limits = ModelLimits { rpd: Some(2), day: Some(day), ..ModelLimits::default() };
+    // Wait for the store's clock to enter the new day.
+    swarm_testkit::wait_until(std::time::Duration::from_secs(5), "the new day", || {
+        store.now_ms().unwrap() > now + 1
+    });
+    granted(store.model_reserve("ns", FLASH, 1, &limits, &[]));
+    granted(store.model_reserve("ns", FLASH, 1, &limits, &[]));
+    assert_eq!(
+        store.model_reserve("ns", FLASH, 1, &limits, &[]).unwrap(),
+        Reservation::Full { limit: "rpd", free_at_ms: day.end_ms },
+        "a provider's day frees at its end, all at once"
+    );
+    let q = StandingQuery { key: FLASH.into(), limits };
+    let s = &store.model_standings("ns", &[q]).unwrap()[0];
+    assert_eq!((s.day_requests, s.frees_at_ms), (2, Some(day.end_ms)));
+    assert_eq!(store.model_standings("ns", &plain(&[FLASH])).unwrap()[0].day_requests, 4, "the rolling day");
+}
+
+pub fn model_groups_share_one_budget(store: &dyn Store) {
+    let group = Bucket { key: "group:free".into(), limits: rpm(2) };
+    granted(store.model_reserve("ns", FLASH, 1, &rpm(5), std::slice::from_ref(&group)));
+    granted(store.model_reserve("ns", FREE, 1, &rpm(5), std::slice::from_ref(&group)));
+    let third = store.model_reserve("ns", "other/model", 1, &rpm(5), std::slice::from_ref(&group)).unwrap();
+    assert!(
+        matches!(third, Reservation::Full { limit: "rpm", .. }),
+        "the group's minute is spent: {third:?}"
+    );
+    // Nothing of the refused request was recorded anywhere; the models' own windows have room.
+    let s = store.model_standings("ns", &plain(&[FLASH, FREE, "other/model", "group:free"])).unwrap();
+    let counts: Vec<u64> = s.iter().map(|s| s.minute_requests).collect();
+    assert_eq!(counts, [1, 1, 0, 2]);
+    granted(store.model_reserve("ns", FLASH, 1, &rpm(5), &[]));
+}
+
+pub fn model_standings_say_when_a_full_window_frees(store: &dyn Store) {
+    let first = granted(store.model_reserve("ns", FLASH, 1, &rpm(2), &[]));
+    granted(store.model_reserve("ns", FLASH, 1, &rpm(2), &[]));
+    let q = StandingQuery { key: FLASH.into(), limits: rpm(2) };
+    let s = &store.model_standings("ns", &[q]).unwrap()[0];
+    assert_eq!(s.frees_at_ms, Some(first + MINUTE_MS), "when the oldest request leaves the minute");
+    let roomy = StandingQuery { key: FLASH.into(), limits: rpm(3) };
+    assert_eq!(store.model_standings("ns", &[roomy]).unwrap()[0].frees_at_ms, None);
+    assert_eq!(store.model_standings("ns", &plain(&[FLASH])).unwrap()[0].frees_at_ms, None);
+    let never = StandingQuery { key: FLASH.into(), limits: rpm(0) };
+    assert_eq!(store.model_standings("ns", &[never]).unwrap()[0].frees_at_ms, Some(NEVER));
+}
+
+pub fn model_learned_limits_are_kept_and_merged(store: &dyn Store) {
+    assert_eq!(store.model_standings("ns", &plain(&[FLASH])).unwrap()[0].learned, None);
+    let day = Learned { rpm: None, rpd: Some(20), source: "429: limit: 20 per day".into() };
+    store.model_learn("ns", FLASH, &day).unwrap();
+    let minute = Learned { rpm: Some(10), rpd: None, source: "429: limit: 10 per minute".into() };
+    store.model_learn("ns", FLASH, &minute).unwrap();
+    let learned = store.model_standings("ns", &plain(&[FLASH])).unwrap().remove(0).learned;
+    assert_eq!(learned, Some(Learned { rpm: Some(10), rpd: Some(20), source: minute.source.clone() }));
+    assert_eq!(store.model_standings("other", &plain(&[FLASH])).unwrap()[0].learned, None, "per namespace");
 }
 
 pub fn now_ms_is_the_wall_clock(store: &dyn Store) {
@@ -689,7 +761,7 @@ const RACE_EACH: usize = 20;
 /// Reservations of one racer: how many were granted (every refusal must be the rpm window).
 fn race(store: &dyn Store) -> usize {
     (0..RACE_EACH)
-        .filter(|_| match store.model_reserve("race", FLASH, 1, &rpm(RACE_RPM)).unwrap() {
+        .filter(|_| match store.model_reserve("race", FLASH, 1, &rpm(RACE_RPM), &[]).unwrap() {
             Reservation::Granted { .. } => true,
             Reservation::Full { limit: "rpm", .. } => false,
             other => panic!("unexpected {other:?}"),
@@ -711,7 +783,7 @@ pub fn racing_reservers_share_one_budget(reopen: &Reopen) {
         .collect();
     let granted: usize = racers.into_iter().map(|r| r.join().unwrap()).sum();
     assert_eq!(granted, RACE_RPM as usize, "exactly the budget is granted");
-    let standing = &reopen().model_standings("race", &[FLASH.into()]).unwrap()[0];
+    let standing = &reopen().model_standings("race", &plain(&[FLASH])).unwrap()[0];
     assert_eq!(standing.minute_requests, u64::from(RACE_RPM));
 }
 
@@ -762,7 +834,7 @@ pub fn racing_processes_share_one_budget(store: &dyn Store) {
         .sum();
     assert_eq!(granted, RACE_RPM as usize, "exactly the budget is granted across processes");
     assert_eq!(
-        store.model_standings("race", &[FLASH.into()]).unwrap()[0].minute_requests,
+        store.model_standings("race", &plain(&[FLASH])).unwrap()[0].minute_requests,
         u64::from(RACE_RPM)
     );
 }
@@ -914,6 +986,26 @@ macro_rules! backend_tests {
             fn model_cooldowns_keep_their_kind() {
                 let (s, _guard) = open();
                 super::model_cooldowns_keep_their_kind(&*s);
+            }
+            #[test]
+            fn model_day_window_counts_the_providers_day() {
+                let (s, _guard) = open();
+                super::model_day_window_counts_the_providers_day(&*s);
+            }
+            #[test]
+            fn model_groups_share_one_budget() {
+                let (s, _guard) = open();
+                super::model_groups_share_one_budget(&*s);
+            }
+            #[test]
+            fn model_standings_say_when_a_full_window_frees() {
+                let (s, _guard) = open();
+                super::model_standings_say_when_a_full_window_frees(&*s);
+            }
+            #[test]
+            fn model_learned_limits_are_kept_and_merged() {
+                let (s, _guard) = open();
+                super::model_learned_limits_are_kept_and_merged(&*s);
             }
             #[test]
             fn now_ms_is_the_wall_clock() {
@@ -1170,15 +1262,15 @@ fn sqlite_a_store_from_before_model_pacing_keeps_working() {
     let reader = swarm_store::SqliteStore::open_existing(&path).unwrap();
     assert_eq!(reader.run("old").unwrap().unwrap().run_id, "old");
     assert_eq!(reader.tasks("old").unwrap()[0].state, TaskState::Pending);
-    let standing = &reader.model_standings("ns", &[FLASH.into()]).unwrap()[0];
+    let standing = &reader.model_standings("ns", &plain(&[FLASH])).unwrap()[0];
     assert_eq!((standing.minute_requests, &standing.cooldown), (0, &None));
     let store = swarm_store::SqliteStore::open(&path).unwrap();
-    granted(store.model_reserve("ns", FLASH, 7, &rpm(1)));
-    assert!(matches!(reader.model_reserve("ns", FLASH, 7, &rpm(1)).unwrap(), Reservation::Full { .. }));
+    granted(store.model_reserve("ns", FLASH, 7, &rpm(1), &[]));
+    assert!(matches!(reader.model_reserve("ns", FLASH, 7, &rpm(1), &[]).unwrap(), Reservation::Full { .. }));
     store
         .model_cool("ns", FLASH, &Cooldown::cooling(store.now_ms().unwrap() + 60_000, "rate_limited"))
         .unwrap();
-    assert!(reader.model_standings("ns", &[FLASH.into()]).unwrap()[0].cooldown.is_some());
+    assert!(reader.model_standings("ns", &plain(&[FLASH])).unwrap()[0].cooldown.is_some());
     store.apply("old", &Batch { tasks: vec![task("a", TaskState::Running)], ..Batch::default() }).unwrap();
     assert_eq!(reader.tasks("old").unwrap()[0].state, TaskState::Running);
     assert_eq!(store.health().unwrap().schema_version, 1, "an additive change keeps the major version");
@@ -1208,7 +1300,7 @@ fn sqlite_cooldowns_from_before_kinds_read_as_they_were_meant() {
         }
     }
     let store = swarm_store::SqliteStore::open_existing(&path).unwrap();
-    let standings = store.model_standings("ns", &[FLASH.into(), FREE.into()]).unwrap();
+    let standings = store.model_standings("ns", &plain(&[FLASH, FREE])).unwrap();
     let off = Cooldown {
         until_ms: until as u64,
         kind: swarm_core::router::CooldownKind::Disabled,
@@ -1225,14 +1317,14 @@ fn sqlite_requests_older_than_a_day_are_trimmed() {
     let store = swarm_store::SqliteStore::open(&path).unwrap();
     let now = store.now_ms().unwrap() as i64;
     let conn = rusqlite::Connection::open(&path).unwrap();
-    for (ns, at) in [("ns", now - DAY_MS as i64 - 1), ("ns", now - DAY_MS as i64 + 60_000), ("other", 0)] {
+    for (ns, at) in [("ns", now - TRIM_MS as i64 - 1), ("ns", now - DAY_MS as i64 + 60_000), ("other", 0)] {
         conn.execute(
             "INSERT INTO model_requests(namespace, model, at_ms, tokens) VALUES(?1, ?2, ?3, 5)",
             rusqlite::params![ns, FLASH, at],
         )
         .unwrap();
     }
-    granted(store.model_reserve("ns", FLASH, 1, &ModelLimits::default()));
+    granted(store.model_reserve("ns", FLASH, 1, &ModelLimits::default(), &[]));
     let left: Vec<(String, i64)> = conn
         .prepare("SELECT namespace, at_ms FROM model_requests WHERE namespace='ns' ORDER BY at_ms")
         .unwrap()
@@ -1240,9 +1332,13 @@ fn sqlite_requests_older_than_a_day_are_trimmed() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(left.len(), 2, "the day-old request is gone, the one still in the day kept: {left:?}");
+    assert_eq!(
+        left.len(),
+        2,
+        "the request older than a provider day can be is gone, the one still in the day kept: {left:?}"
+    );
     assert_eq!(left[0].1, now - DAY_MS as i64 + 60_000);
-    let standing = &store.model_standings("ns", &[FLASH.into()]).unwrap()[0];
+    let standing = &store.model_standings("ns", &plain(&[FLASH])).unwrap()[0];
     assert_eq!((standing.minute_requests, standing.day_requests, standing.day_tokens), (1, 2, 6));
 }
 
@@ -1253,25 +1349,25 @@ fn redis_model_keys_live_under_the_namespace_and_stay_bounded() {
     let mut conn = ::redis::Client::open(server.url()).unwrap().get_connection().unwrap();
     let requests = format!("swarm:{{ns}}:model:{FREE}:req");
     let now = store.now_ms().unwrap();
-    let old = now - DAY_MS - 1;
+    let old = now - TRIM_MS - 1;
     let _: () =
         ::redis::cmd("ZADD").arg(&requests).arg(old).arg(format!("{old}-0:5")).query(&mut conn).unwrap();
     let kept = now - DAY_MS + 60_000;
     let _: () =
         ::redis::cmd("ZADD").arg(&requests).arg(kept).arg(format!("{kept}-0:5")).query(&mut conn).unwrap();
-    granted(store.model_reserve("ns", FREE, 1, &ModelLimits::default()));
+    granted(store.model_reserve("ns", FREE, 1, &ModelLimits::default(), &[]));
     store.model_cool("ns", FREE, &Cooldown::cooling(now + 60_000, "rate_limited")).unwrap();
     let mut keys: Vec<String> = ::redis::cmd("KEYS").arg("swarm:{ns}:*").query(&mut conn).unwrap();
     keys.sort();
     assert_eq!(keys, [format!("swarm:{{ns}}:model:{FREE}:cool"), requests.clone()]);
     let members: Vec<(String, u64)> =
         ::redis::cmd("ZRANGE").arg(&requests).arg(0).arg(-1).arg("WITHSCORES").query(&mut conn).unwrap();
-    assert_eq!(members.len(), 2, "the day-old request is trimmed: {members:?}");
+    assert_eq!(members.len(), 2, "the request older than a provider day can be is trimmed: {members:?}");
     assert_eq!(members[0], (format!("{kept}-0:5"), kept));
     assert!(members[1].0.ends_with(":1"), "members carry their tokens: {members:?}");
     for key in &keys {
         let ttl: i64 = ::redis::cmd("PTTL").arg(key).query(&mut conn).unwrap();
-        assert!(ttl > 0 && ttl <= DAY_MS as i64, "{key} expires ({ttl} ms)");
+        assert!(ttl > 0 && ttl <= TRIM_MS as i64, "{key} expires ({ttl} ms)");
     }
 }
 
@@ -1279,7 +1375,7 @@ fn redis_model_keys_live_under_the_namespace_and_stay_bounded() {
 fn redis_model_standings_write_nothing() {
     let server = swarm_testkit::RedisServer::start();
     let reader = swarm_store::RedisStore::connect(&server.url(), false).unwrap();
-    let standing = &reader.model_standings("ns", &[FLASH.into(), FREE.into()]).unwrap()[1];
+    let standing = &reader.model_standings("ns", &plain(&[FLASH, FREE])).unwrap()[1];
     assert_eq!((standing.model.as_str(), standing.day_requests), (FREE, 0));
     let mut conn = ::redis::Client::open(server.url()).unwrap().get_connection().unwrap();
     let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();

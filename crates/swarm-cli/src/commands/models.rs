@@ -40,7 +40,7 @@ pub fn models(store: Option<&str>, config: Option<&Path>, args: ModelsArgs) -> C
         return Ok(0);
     }
     println!("namespace {ns}");
-    println!("{:<5} {:<44} {:<34} {:<22} usage (minute / today)", "layer", "model", "state", "limits");
+    println!("{:<5} {:<44} {:<40} {:<22} usage (minute / today)", "layer", "model", "state", "limits");
     for r in &rows {
         println!("{}", row_line(r));
     }
@@ -55,38 +55,71 @@ pub fn row_json(r: &ModelRow) -> Value {
             (Some(until), Some(reason))
         }
     };
+    let learned = r.learned.as_ref().map(|l| json!({ "rpm": l.rpm, "rpd": l.rpd, "source": l.source }));
     json!({
         "model": r.model, "layer": r.layer, "state": r.state.as_str(), "until": until, "reason": reason,
-        "paid": r.paid,
+        "paid": r.paid, "free_tier": !no_free_tier(r),
         "limits": { "rpm": r.rpm, "rpd": r.rpd, "tpm": r.tpm, "context": r.context },
+        "learned": learned,
+        "groups": r.groups,
+        "day_reset": r.day_reset, "resets_at": r.resets_at,
         "usage": { "minute_requests": r.minute_requests, "minute_tokens": r.minute_tokens,
                    "day_requests": r.day_requests, "day_tokens": r.day_tokens },
     })
+}
+
+/// The provider said `limit: 0`: the model has no free tier for this project or account.
+fn no_free_tier(r: &ModelRow) -> bool {
+    r.learned.as_ref().is_some_and(|l| l.rpm == Some(0) || l.rpd == Some(0))
 }
 
 fn row_line(r: &ModelRow) -> String {
     let state = match &r.state {
         ModelState::Ok => "ok".to_string(),
         ModelState::Cooling { until, reason } | ModelState::Disabled { until, reason } => {
-            format!("{} until {} ({reason})", r.state.as_str(), until.format("%H:%M:%S"))
+            format!("{} until {} ({reason})", r.state.as_str(), until.format("%m-%d %H:%M:%SZ"))
         }
     };
-    let limits: Vec<String> = [("rpm", r.rpm.map(u64::from)), ("rpd", r.rpd.map(u64::from)), ("tpm", r.tpm)]
-        .iter()
-        .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
-        .collect();
-    let limits = if limits.is_empty() { "-".to_string() } else { limits.join(", ") };
     let paid = if r.paid { " (paid)" } else { "" };
-    format!(
-        "{:<5} {:<44} {:<34} {:<22} {} req, {} tok / {} req",
+    let mut line = format!(
+        "{:<5} {:<44} {:<40} {:<22} {} req, {} tok / {} req",
         r.layer,
         format!("{}{paid}", r.model),
         state,
-        limits,
+        limits_text(r),
         r.minute_requests,
         r.minute_tokens,
         r.day_requests
-    )
+    );
+    line += &format!("\n      day resets {} ({})", r.resets_at.format("%m-%d %H:%M:%SZ"), r.day_reset);
+    if !r.groups.is_empty() {
+        line += &format!("; counts against group {}", r.groups.join(", "));
+    }
+    if let Some(l) = &r.learned {
+        let what = if no_free_tier(r) { "no free tier: " } else { "paced by what " };
+        line += &format!("\n      {what}{}", l.source);
+    }
+    line
+}
+
+/// The limits routing goes by: the provider's own (`learned`) over the declared ones.
+fn limits_text(r: &ModelRow) -> String {
+    let learned = r.learned.as_ref();
+    let rpm = learned.and_then(|l| l.rpm).map(|v| format!("rpm {v} (learned)"));
+    let rpd = learned.and_then(|l| l.rpd).map(|v| format!("rpd {v} (learned)"));
+    let limits: Vec<String> = [
+        rpm.or(r.rpm.map(|v| format!("rpm {v}"))),
+        rpd.or(r.rpd.map(|v| format!("rpd {v}"))),
+        r.tpm.map(|v| format!("tpm {v}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if limits.is_empty() {
+        "-".to_string()
+    } else {
+        limits.join(", ")
+    }
 }
 
 fn print_defaults(json: bool) -> CliResult {

@@ -25,17 +25,39 @@ pub const FAST_CONFIG: &str = "[run]\nretry_backoff = \"100ms\"\ngrace = \"1s\"\
 pub use swarm_testkit::{pid_alive, wait_for, wait_until};
 
 /// Live processes whose environment says they belong to `run_id`.
-pub fn processes_of(run_id: &str) -> Vec<u32> {
+pub fn processes_of(run_id: &str) -> Vec<String> {
     let needle = format!("SWARM_RUN_ID={run_id}");
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
         let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
         if env.split(|b| *b == 0).any(|e| e == needle.as_bytes()) && pid_alive(pid) {
-            out.push(pid);
+            out.push(describe(pid));
         }
     }
     out
+}
+
+/// Waits (up to 5 s: a process SIGKILLed as its run ended may take a moment to go) until no
+/// process of run `run_id` is left; the failure names each one left, its command and state.
+pub fn assert_no_process_of(run_id: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = processes_of(run_id);
+        if left.is_empty() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "processes of run {run_id} outlived it: {left:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `pid`, its command line and its `/proc/PID/stat` line, to say what was left.
+fn describe(pid: u32) -> String {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    format!("{pid}: {} [{}]", cmdline.trim(), stat.trim())
 }
 
 /// Waits (up to 5 s) until `pid` is gone; a SIGKILLed process may take a moment to die.

@@ -29,10 +29,52 @@ pub struct ModelsConfig {
     /// Declared limits, window and price of a model, by id.
     #[serde(default)]
     pub limits: BTreeMap<String, ModelLimitsConfig>,
+    /// Limits several models share (one provider account's bucket), by group name.
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupConfig>,
+}
+
+/// `[models.groups.NAME]`: a limit the models matching `models` share, enforced together with
+/// each one's own (OpenRouter's `:free` models draw on one account-wide bucket).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Model ids or glob patterns (`openrouter/*:free`).
+    pub models: Vec<String>,
+    pub rpm: Option<u32>,
+    pub rpd: Option<u32>,
+    pub tpm: Option<u64>,
+    /// Whose midnight starts the group's day (default: its first model's provider's).
+    pub day_reset: Option<String>,
+}
+
+impl GroupConfig {
+    /// Whether model `id` is in the group.
+    pub fn holds(&self, id: &str) -> bool {
+        self.models.iter().any(|p| glob_match(p, id))
+    }
+}
+
+/// `*` matches any run of characters (slashes too), `?` one; nothing else is special.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            (pi, ti) = (pi + 1, ti + 1);
+        } else if pi < p.len() && p[pi] == '*' {
+            (star, mark, pi) = (Some(pi), ti, pi + 1);
+        } else if let Some(s) = star {
+            (pi, mark, ti) = (s + 1, mark + 1, mark + 1);
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// `[models.limits."PROVIDER/MODEL"]`. Every key is optional; a missing limit is no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelLimitsConfig {
     /// Requests per minute.
@@ -49,6 +91,8 @@ pub struct ModelLimitsConfig {
     pub price_in: Option<f64>,
     /// USD per million output tokens (default 0).
     pub price_out: Option<f64>,
+    /// Whose midnight starts the model's day (an IANA zone; default: its provider's).
+    pub day_reset: Option<String>,
 }
 
 /// `PROVIDER/MODEL` → (`PROVIDER`, `MODEL`): the provider is the part before the first `/`; the
@@ -67,6 +111,31 @@ pub(super) struct ModelsFile {
 }
 
 impl ModelsConfig {
+    fn group_problems(&self, seen: &BTreeMap<&str, u8>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, g) in &self.groups {
+            let key = format!("models.groups.{name}");
+            if g.models.is_empty() {
+                out.push(format!("{key}.models: name at least one model or pattern"));
+            } else if !seen.keys().any(|id| g.holds(id)) {
+                out.push(format!("{key}.models: no model of models.layers matches {:?}", g.models));
+            }
+            for (limit, value) in
+                [("rpm", g.rpm.map(u64::from)), ("rpd", g.rpd.map(u64::from)), ("tpm", g.tpm)]
+            {
+                if value == Some(0) {
+                    out.push(format!("{key}.{limit} must be at least 1"));
+                }
+            }
+            if g.day_reset.as_deref().is_some_and(|z| crate::router::DayReset::parse(z).is_none()) {
+                out.push(format!(
+                    "{key}.day_reset: not a time zone (an IANA name like America/Los_Angeles or UTC)"
+                ));
+            }
+        }
+        out
+    }
+
     /// Every model of the hierarchy with its layer (1-based), in routing order.
     pub fn models(&self) -> impl Iterator<Item = (u8, &str)> {
         self.layers
@@ -129,6 +198,12 @@ impl ModelsConfig {
                 if value.is_some_and(|v| !(v >= 0.0 && v.is_finite())) {
                     out.push(format!("{key}.{name} must be a price of 0 or more (USD per million tokens)"));
                 }
+            }
+        }
+        out.extend(self.group_problems(&seen));
+        for (id, limits) in &self.limits {
+            if limits.day_reset.as_deref().is_some_and(|z| crate::router::DayReset::parse(z).is_none()) {
+                out.push(format!("models.limits.\"{id}\".day_reset: not a time zone (an IANA name like America/Los_Angeles or UTC)"));
             }
         }
         if self.budget_usd.is_some_and(|v| !(v >= 0.0 && v.is_finite())) {

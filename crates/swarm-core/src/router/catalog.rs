@@ -1,6 +1,7 @@
 //! The hierarchy as routing sees it: every model of `[models] layers` in routing order, with its
 //! declared limits, window and price resolved.
 
+use super::day::DayReset;
 use crate::config::{split_model_id, Config};
 
 /// The models of the hierarchy in routing order: layer 1 first, within a layer in listed order.
@@ -8,6 +9,25 @@ use crate::config::{split_model_id, Config};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Catalog {
     pub models: Vec<ModelEntry>,
+    /// Limits shared by several models (`[models.groups]`); a model names its groups by index.
+    pub groups: Vec<GroupEntry>,
+}
+
+/// A limit several models share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupEntry {
+    pub name: String,
+    pub rpm: Option<u32>,
+    pub rpd: Option<u32>,
+    pub tpm: Option<u64>,
+    pub day_reset: DayReset,
+}
+
+impl GroupEntry {
+    /// The key its shared windows are kept under in the store, beside the models' own.
+    pub fn key(&self) -> String {
+        format!("group:{}", self.name)
+    }
 }
 
 /// One model of the hierarchy. Limits left out are no limits; an unknown context window is
@@ -33,6 +53,26 @@ pub struct ModelEntry {
     pub price_in: f64,
     /// USD per million output tokens.
     pub price_out: f64,
+    /// Where its daily quota's day begins.
+    pub day_reset: DayReset,
+    /// The groups whose shared limits it also counts against (indexes into `Catalog::groups`).
+    pub groups: Vec<usize>,
+}
+
+/// The config's groups, each model told which it belongs to.
+fn groups_of(c: &Config, models: &mut [ModelEntry]) -> Vec<GroupEntry> {
+    let mut out = Vec::new();
+    for (name, g) in c.model_groups() {
+        let members: Vec<usize> = (0..models.len()).filter(|&i| g.holds(&models[i].id)).collect();
+        let day_reset = g.day_reset.as_deref().and_then(DayReset::parse);
+        let day_reset =
+            day_reset.or_else(|| members.first().map(|&i| models[i].day_reset)).unwrap_or_default();
+        for &i in &members {
+            models[i].groups.push(out.len());
+        }
+        out.push(GroupEntry { name: name.clone(), rpm: g.rpm, rpd: g.rpd, tpm: g.tpm, day_reset });
+    }
+    out
 }
 
 impl Catalog {
@@ -42,7 +82,7 @@ impl Catalog {
         for (i, layer) in c.model_layers().iter().enumerate() {
             for id in layer {
                 let (provider, provider_model) = split_model_id(id).unwrap_or(("", id));
-                let limits = c.model_limits(id).copied().unwrap_or_default();
+                let limits = c.model_limits(id).cloned().unwrap_or_default();
                 models.push(ModelEntry {
                     id: id.clone(),
                     layer: (i + 1).min(u8::MAX as usize) as u8,
@@ -55,10 +95,13 @@ impl Catalog {
                     paid: c.model_paid(id),
                     price_in: limits.price_in.unwrap_or(0.0),
                     price_out: limits.price_out.unwrap_or(0.0),
+                    day_reset: c.model_day_reset(id),
+                    groups: vec![],
                 });
             }
         }
-        Catalog { models }
+        let groups = groups_of(c, &mut models);
+        Catalog { models, groups }
     }
 
     pub fn is_empty(&self) -> bool {

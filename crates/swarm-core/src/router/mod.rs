@@ -5,15 +5,17 @@
 
 mod catalog;
 mod cooldown;
+mod day;
 pub mod defaults;
 mod policy;
 mod route;
 
-pub use catalog::{Catalog, ModelEntry};
+pub use catalog::{Catalog, GroupEntry, ModelEntry};
 pub use cooldown::{Cooldown, CooldownKind, DISABLED_FOR_MS};
+pub use day::DayReset;
 pub use policy::{estimate_tokens, policy, Policy};
 pub use route::{
-    budget_spent_why, route, route_attempt, AttemptRequest, Route, RouteRequest, Skip, Standing,
+    budget_spent_why, route, route_attempt, AttemptRequest, GroupFull, Route, RouteRequest, Skip, Standing,
 };
 
 #[cfg(test)]

@@ -32,11 +32,13 @@ const DAY_MS: u64 = 86_400_000;
 /// before (0 the first time), `jitter` a random number in [0, 1).
 ///
 /// - `rate_limited`: cool for max(retry-after, 30 s × 2^repeats up to 10 min, ±20%).
-/// - `quota_exhausted`: the day's quota is used up. Providers reset at different hours
-///   (Gemini at midnight Pacific time); we keep it simple: the first time, cool until
-///   `retry-after` if given, else the next 00:00 UTC. When the quota is still used up after
-///   that (a repeat), probe again hourly (or at retry-after, if later), so a provider that
-///   resets later in the day costs at most an hour, not another day.
+/// - `quota_exhausted`: the day's quota is used up. The first time, cool until the provider's
+///   next midnight (`day_ends_ms`: Gemini resets at Pacific midnight, OpenRouter at UTC's; UTC
+///   midnight when unknown), or a later `retry-after`. A shorter one is not when the quota comes
+///   back: Gemini says "Please retry in 17.7s" on a spent per-day quota too (its 429 bodies in
+///   continuedev/continue#9645). When the quota is still used up
+///   after that (a repeat), probe again hourly (or at retry-after, if later), so a provider that
+///   resets later than we were told costs at most an hour, not another day.
 /// - `overloaded`: a short cooldown: max(retry-after, 10 s × 2^repeats up to 2 min, ±20%).
 /// - `billing`, `auth`, `model_not_found`: disable the model (see [`Cooldown::disabled`]).
 /// - `context_too_long`: a model with a larger window.
@@ -47,6 +49,7 @@ pub fn policy(
     repeats: u32,
     now_ms: u64,
     jitter: f64,
+    day_ends_ms: Option<u64>,
 ) -> Policy {
     let after = |ms: u64| now_ms.saturating_add(ms);
     let retry_after = retry_after_ms.unwrap_or(0);
@@ -56,10 +59,9 @@ pub fn policy(
         FailureClass::RateLimited => cool(after(grown(RATE_LIMITED, repeats, jitter).max(retry_after))),
         FailureClass::Overloaded => cool(after(grown(OVERLOADED, repeats, jitter).max(retry_after))),
         FailureClass::QuotaExhausted => {
-            let midnight = (now_ms / DAY_MS + 1) * DAY_MS;
+            let midnight = day_ends_ms.filter(|&t| t > now_ms).unwrap_or((now_ms / DAY_MS + 1) * DAY_MS);
             let until_ms = match (repeats, retry_after_ms) {
-                (0, Some(ms)) => after(ms),
-                (0, None) => midnight,
+                (0, _) => midnight.max(after(retry_after)),
                 _ => midnight.min(after(QUOTA_PROBE_MS)).max(after(retry_after)),
             };
             cool(until_ms)
@@ -108,7 +110,7 @@ mod tests {
 
     #[test]
     fn rate_limited_grows_doubling_up_to_ten_minutes() {
-        let mid = |repeats| cool(policy(RateLimited, None, repeats, NOW, 0.5));
+        let mid = |repeats| cool(policy(RateLimited, None, repeats, NOW, 0.5, None));
         assert_eq!(
             [0, 1, 2, 3, 4, 5, 6, 40, u32::MAX].map(mid),
             [30_000, 60_000, 120_000, 240_000, 480_000, 600_000, 600_000, 600_000, 600_000]
@@ -117,17 +119,17 @@ mod tests {
 
     #[test]
     fn rate_limited_honours_a_longer_retry_after() {
-        assert_eq!(cool(policy(RateLimited, Some(90_000), 0, NOW, 0.5)), 90_000);
+        assert_eq!(cool(policy(RateLimited, Some(90_000), 0, NOW, 0.5, None)), 90_000);
         // A shorter one does not shorten the policy's cooldown.
-        assert_eq!(cool(policy(RateLimited, Some(1_000), 0, NOW, 0.5)), 30_000);
-        assert_eq!(cool(policy(RateLimited, Some(3_600_000), 9, NOW, 0.99)), 3_600_000);
+        assert_eq!(cool(policy(RateLimited, Some(1_000), 0, NOW, 0.5, None)), 30_000);
+        assert_eq!(cool(policy(RateLimited, Some(3_600_000), 9, NOW, 0.99, None)), 3_600_000);
     }
 
     #[test]
     fn jitter_stays_within_twenty_percent() {
         for class in [RateLimited, Overloaded] {
             for repeats in [0, 1, 3, 10] {
-                let at = |j| cool(policy(class, None, repeats, NOW, j));
+                let at = |j| cool(policy(class, None, repeats, NOW, j, None));
                 let base = at(0.5) as f64;
                 let (lo, hi) = (at(0.0) as f64, at(0.999_999) as f64);
                 assert!((lo - base * 0.8).abs() <= 1.0, "{class} {repeats}: {lo} vs {base}");
@@ -145,33 +147,49 @@ mod tests {
 
     #[test]
     fn overloaded_is_short_and_capped_at_two_minutes() {
-        let mid = |repeats| cool(policy(Overloaded, None, repeats, NOW, 0.5));
+        let mid = |repeats| cool(policy(Overloaded, None, repeats, NOW, 0.5, None));
         assert_eq!(
             [0, 1, 2, 3, 4, 63, 64].map(mid),
             [10_000, 20_000, 40_000, 80_000, 120_000, 120_000, 120_000]
         );
-        assert_eq!(cool(policy(Overloaded, Some(300_000), 0, NOW, 0.5)), 300_000);
+        assert_eq!(cool(policy(Overloaded, Some(300_000), 0, NOW, 0.5, None)), 300_000);
     }
 
     #[test]
-    fn quota_cools_until_the_next_utc_midnight_or_retry_after() {
+    fn quota_cools_until_the_next_utc_midnight_or_a_later_retry_after() {
         let midnight = 1_750_032_000_000; // 2025-06-16T00:00:00Z
         let quota = |until_ms| Policy::Cool(Cooldown::cooling(until_ms, "quota_exhausted"));
-        assert_eq!(policy(QuotaExhausted, None, 0, NOW, 0.3), quota(midnight));
-        assert_eq!(policy(QuotaExhausted, Some(5_000), 0, NOW, 0.3), quota(NOW + 5_000));
+        assert_eq!(policy(QuotaExhausted, None, 0, NOW, 0.3, None), quota(midnight));
+        // Gemini's "retry in 17s" on a spent day is not the day's end.
+        assert_eq!(policy(QuotaExhausted, Some(17_000), 0, NOW, 0.3, None), quota(midnight));
+        let two_days = 2 * DAY_MS;
+        assert_eq!(policy(QuotaExhausted, Some(two_days), 0, NOW, 0.3, None), quota(NOW + two_days));
         // Exactly at midnight: the next one.
-        assert_eq!(policy(QuotaExhausted, None, 0, midnight, 0.3), quota(midnight + DAY_MS));
+        assert_eq!(policy(QuotaExhausted, None, 0, midnight, 0.3, None), quota(midnight + DAY_MS));
         // Still used up after the reset we assumed: probe hourly, never past the next midnight.
-        assert_eq!(cool(policy(QuotaExhausted, None, 1, NOW, 0.3)), 3_600_000);
-        assert_eq!(cool(policy(QuotaExhausted, Some(7_200_000), 2, NOW, 0.3)), 7_200_000);
+        assert_eq!(cool(policy(QuotaExhausted, None, 1, NOW, 0.3, None)), 3_600_000);
+        assert_eq!(cool(policy(QuotaExhausted, Some(7_200_000), 2, NOW, 0.3, None)), 7_200_000);
         let late = midnight - 600_000;
-        assert_eq!(policy(QuotaExhausted, None, 3, late, 0.3), quota(midnight));
+        assert_eq!(policy(QuotaExhausted, None, 3, late, 0.3, None), quota(midnight));
+    }
+
+    #[test]
+    fn quota_cools_until_the_providers_own_midnight() {
+        // Gemini's day ends at 08:00 UTC in winter: not at 00:00 UTC, 8 hours early.
+        let pacific_midnight = 1_750_057_200_000; // 2025-06-16T07:00:00Z (PDT)
+        let quota = |until_ms| Policy::Cool(Cooldown::cooling(until_ms, "quota_exhausted"));
+        assert_eq!(
+            policy(QuotaExhausted, None, 0, NOW, 0.3, Some(pacific_midnight)),
+            quota(pacific_midnight)
+        );
+        // A day end already past is no day end.
+        assert_eq!(policy(QuotaExhausted, None, 0, NOW, 0.3, Some(NOW - 1)), quota(1_750_032_000_000));
     }
 
     #[test]
     fn billing_auth_and_unknown_models_are_disabled_with_a_reason() {
         for (class, word) in [(Billing, "billing"), (Auth, "auth"), (ModelNotFound, "model_not_found")] {
-            match policy(class, Some(1_000), 3, NOW, 0.5) {
+            match policy(class, Some(1_000), 3, NOW, 0.5, None) {
                 Policy::Cool(Cooldown { until_ms, kind: CooldownKind::Disabled, reason }) => {
                     assert!(reason.starts_with(word), "{reason}");
                     assert!(reason.len() > word.len() + 10, "a human reason: {reason}");
@@ -195,16 +213,16 @@ mod tests {
             AgentError,
             Crashed,
         ] {
-            let acts = policy(class, None, 0, NOW, 0.5) != Policy::PassThrough;
+            let acts = policy(class, None, 0, NOW, 0.5, None) != Policy::PassThrough;
             assert_eq!(class.is_model_level(), acts, "{class}");
         }
     }
 
     #[test]
     fn context_wants_a_larger_model_and_agent_failures_pass_through() {
-        assert_eq!(policy(ContextTooLong, None, 0, NOW, 0.5), Policy::TryLarger);
-        assert_eq!(policy(AgentError, Some(1), 0, NOW, 0.5), Policy::PassThrough);
-        assert_eq!(policy(Crashed, None, 5, NOW, 0.5), Policy::PassThrough);
+        assert_eq!(policy(ContextTooLong, None, 0, NOW, 0.5, None), Policy::TryLarger);
+        assert_eq!(policy(AgentError, Some(1), 0, NOW, 0.5, None), Policy::PassThrough);
+        assert_eq!(policy(Crashed, None, 5, NOW, 0.5, None), Policy::PassThrough);
     }
 
     #[test]

@@ -26,6 +26,23 @@ pub struct Standing {
     /// reservation). None: a minute from now, when every request now in a minute window has
     /// left it.
     pub minute_frees_at_ms: Option<u64>,
+    /// Limits the provider itself said (in a 429: `limit: 20`), used instead of the declared.
+    pub learned_rpm: Option<u32>,
+    pub learned_rpd: Option<u32>,
+    /// When the model's day ends (the provider's next midnight): a spent daily quota frees then.
+    pub day_resets_at_ms: Option<u64>,
+    /// A group whose shared limit the model counts against is full.
+    pub group_full: Option<GroupFull>,
+}
+
+/// A group's shared limit, spent for now.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GroupFull {
+    pub group: String,
+    /// Its daily limit (else a per-minute one).
+    pub per_day: bool,
+    /// When it has room again, if known.
+    pub frees_at_ms: Option<u64>,
 }
 
 /// One request to route.
@@ -66,11 +83,19 @@ pub enum Route {
 /// tried, disabled, paid, too small, daily limit, cooling, per-minute limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {
-    Cooling { until_ms: u64 },
+    Cooling {
+        until_ms: u64,
+    },
     Disabled,
-    OverRpm { frees_at_ms: Option<u64> },
+    OverRpm {
+        frees_at_ms: Option<u64>,
+    },
     OverRpd,
     OverTpm,
+    /// A group's shared limit (per minute, or per day).
+    OverGroup {
+        per_day: bool,
+    },
     Paid,
     ContextTooSmall,
     Tried,
@@ -85,6 +110,7 @@ impl Skip {
             Skip::OverRpm { .. } => "over_rpm",
             Skip::OverRpd => "over_rpd",
             Skip::OverTpm => "over_tpm",
+            Skip::OverGroup { .. } => "over_group",
             Skip::Paid => "paid",
             Skip::ContextTooSmall => "context_too_small",
             Skip::Tried => "tried",
@@ -106,6 +132,10 @@ const IDLE: Standing = Standing {
     minute_tokens: 0,
     day_requests: 0,
     minute_frees_at_ms: None,
+    learned_rpm: None,
+    learned_rpd: None,
+    day_resets_at_ms: None,
+    group_full: None,
 };
 
 /// Picks the model for one request. `standings[i]` is how model `i` of `catalog` stands (a
@@ -203,8 +233,9 @@ fn assess(catalog: &Catalog, s: &Standing, req: &RouteRequest, i: usize) -> Opti
             return permanent(Skip::ContextTooSmall);
         }
     }
-    if m.rpd.is_some_and(|rpd| s.day_requests >= u64::from(rpd)) {
-        return permanent(Skip::OverRpd);
+    if s.learned_rpd.or(m.rpd).is_some_and(|rpd| s.day_requests >= u64::from(rpd)) {
+        // Spent for the day: it frees at the provider's next midnight (if that is known).
+        return Some((Skip::OverRpd, s.day_resets_at_ms.filter(|&t| t > now)));
     }
     // What is left passes with time; the model frees up once every one of them has.
     let mut first: Option<Skip> = None;
@@ -217,7 +248,7 @@ fn assess(catalog: &Catalog, s: &Standing, req: &RouteRequest, i: usize) -> Opti
         wait_until(Skip::Cooling { until_ms }, Some(until_ms));
     }
     let minute_free = s.minute_frees_at_ms.filter(|&t| t > now).unwrap_or(now.saturating_add(MINUTE_MS));
-    if m.rpm.is_some_and(|rpm| s.minute_requests >= u64::from(rpm)) {
+    if s.learned_rpm.or(m.rpm).is_some_and(|rpm| s.minute_requests >= u64::from(rpm)) {
         wait_until(Skip::OverRpm { frees_at_ms: Some(minute_free) }, Some(minute_free));
     }
     if let Some(tpm) = m.tpm {
@@ -227,6 +258,9 @@ fn assess(catalog: &Catalog, s: &Standing, req: &RouteRequest, i: usize) -> Opti
         } else if s.minute_tokens.saturating_add(req.est_tokens) > tpm {
             wait_until(Skip::OverTpm, Some(minute_free));
         }
+    }
+    if let Some(g) = &s.group_full {
+        wait_until(Skip::OverGroup { per_day: g.per_day }, g.frees_at_ms.filter(|&t| t > now));
     }
     first.map(|skip| (skip, frees))
 }
@@ -276,8 +310,8 @@ fn exhausted_why(
     for (_, skip) in skipped {
         let k = match skip {
             Skip::Cooling { .. } => 0,
-            Skip::OverRpm { .. } | Skip::OverTpm => 1,
-            Skip::OverRpd => 2,
+            Skip::OverRpm { .. } | Skip::OverTpm | Skip::OverGroup { per_day: false } => 1,
+            Skip::OverRpd | Skip::OverGroup { per_day: true } => 2,
             Skip::Disabled => 3,
             Skip::Paid => 4,
             Skip::ContextTooSmall => 5,

@@ -21,12 +21,14 @@ fn entry(id: &str, layer: u8) -> ModelEntry {
         paid: false,
         price_in: 0.0,
         price_out: 0.0,
+        day_reset: DayReset::default(),
+        groups: vec![],
     }
 }
 
 /// `[("p/a", 1), ("p/b", 1), ("p/c", 2)]`: free, unlimited models in those layers.
 fn catalog(models: &[(&str, u8)]) -> Catalog {
-    Catalog { models: models.iter().map(|(id, layer)| entry(id, *layer)).collect() }
+    Catalog { models: models.iter().map(|(id, layer)| entry(id, *layer)).collect(), groups: vec![] }
 }
 
 fn three() -> Catalog {
@@ -255,6 +257,58 @@ fn an_attempt_honours_shared_cooldowns_limits_and_its_failures() {
     // A spent budget stops an attempt as it stops a request.
     let req = AttemptRequest { spent_usd: 3.0, budget_usd: Some(3.0), ..attempt() };
     assert!(exhausted(route_attempt(&c, &idle(3), &req)).0.contains("budget of $3.00 is spent"));
+}
+
+#[test]
+fn a_model_spent_for_the_day_frees_at_its_providers_midnight() {
+    let mut c = three();
+    c.models[0].rpd = Some(20);
+    let reset = NOW + 5 * 3_600_000;
+    let mut s = idle(3);
+    s[0].day_requests = 20;
+    s[0].day_resets_at_ms = Some(reset);
+    assert_eq!(route(&c, &s, &req()), used(1, &[(0, Skip::OverRpd)]));
+    // Nothing else left: exhausted, naming when the day resets.
+    let only = catalog(&[("p/a", 1)]);
+    let mut one = vec![s[0].clone()];
+    one[0].day_resets_at_ms = Some(reset);
+    let mut c1 = only.clone();
+    c1.models[0].rpd = Some(20);
+    let (why, frees) = exhausted(route(&c1, &one, &req()));
+    assert_eq!(frees, Some(reset));
+    assert!(why.contains("daily limit") && why.contains("frees up at"), "{why}");
+}
+
+#[test]
+fn a_limit_the_provider_said_wins_over_the_declared_one() {
+    let mut c = three();
+    c.models[0].rpd = Some(250); // what the docs once said
+    let mut s = idle(3);
+    s[0].day_requests = 20;
+    assert_eq!(route(&c, &s, &req()), used(0, &[]), "250 declared: room left");
+    s[0].learned_rpd = Some(20); // the provider's 429 said `limit: 20`
+    assert_eq!(route(&c, &s, &req()), used(1, &[(0, Skip::OverRpd)]));
+    // `limit: 0`: no free tier at all, whatever was declared.
+    let mut s = idle(3);
+    s[0].learned_rpd = Some(0);
+    assert_eq!(route(&c, &s, &req()), used(1, &[(0, Skip::OverRpd)]));
+}
+
+#[test]
+fn a_full_group_blocks_every_model_in_it_until_it_frees() {
+    let c = three();
+    let mut s = idle(3);
+    let full = GroupFull { group: "openrouter-free".into(), per_day: false, frees_at_ms: Some(NOW + 4_000) };
+    s[0].group_full = Some(full.clone());
+    s[1].group_full = Some(full.clone());
+    assert_eq!(
+        route(&c, &s, &req()),
+        used(2, &[(0, Skip::OverGroup { per_day: false }), (1, Skip::OverGroup { per_day: false })])
+    );
+    // Everything in the group: wait for the group's slot.
+    let c2 = catalog(&[("p/a", 1), ("p/b", 1)]);
+    let s2 = vec![s[0].clone(), s[1].clone()];
+    assert_eq!(route(&c2, &s2, &req()), Route::Wait { until_ms: NOW + 4_000, model: 0 });
 }
 
 #[test]
@@ -543,6 +597,7 @@ fn arb_case() -> impl Strategy<Value = (Catalog, Vec<Standing>, RouteRequest)> {
                     minute_tokens,
                     day_requests,
                     minute_frees_at_ms: frees,
+                    ..Standing::default()
                 });
             (
                 Just(models),
@@ -564,6 +619,7 @@ fn arb_case() -> impl Strategy<Value = (Catalog, Vec<Standing>, RouteRequest)> {
                         ..entry(&format!("p/m{i}"), *layer)
                     })
                     .collect(),
+                groups: vec![],
             };
             let req = RouteRequest { start_layer, allow_paid, max_wait_ms, est_tokens, tried, ..req() };
             (catalog, standings, req)

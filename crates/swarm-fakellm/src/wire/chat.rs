@@ -27,7 +27,9 @@ pub fn parse(value: &Value) -> Result<Request, String> {
             _ => Entry::Other,
         })
         .collect();
+    let unsigned_call = unsigned_call(messages, &entries);
     let request = Request {
+        unsigned_call,
         model: model.to_string(),
         stream: value.get("stream").and_then(Value::as_bool).unwrap_or(false),
         include_usage: value
@@ -39,6 +41,35 @@ pub fn parse(value: &Value) -> Result<Request, String> {
         ..Request::default()
     };
     Ok(request.with_conversation(&entries))
+}
+
+/// Gemini 3 on its OpenAI-compatible endpoint: in the current turn (after the last user text),
+/// each assistant message's first tool call must carry back its
+/// `extra_content.google.thought_signature` (Google's "thought signatures" guide). The 400's
+/// message when one does not.
+fn unsigned_call(messages: &[Value], entries: &[Entry]) -> Option<String> {
+    let current = entries.iter().rposition(|e| matches!(e, Entry::User(_))).map_or(0, |at| at + 1);
+    let assistants =
+        messages[current..].iter().filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"));
+    let first_calls = assistants.filter_map(|m| m.get("tool_calls")?.as_array()?.first());
+    let unsigned = first_calls
+        .filter(|c| {
+            c.pointer("/extra_content/google/thought_signature")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        })
+        .find_map(|c| c.pointer("/function/name").and_then(Value::as_str))?;
+    Some(format!(
+        "Function call is missing a thought_signature in functionCall parts. This is required for tools to \
+         work correctly, and missing thought_signature may lead to degraded model performance. Additional \
+         data, function call `default_api:{unsigned}` , position 1. Please refer to \
+         https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+    ))
+}
+
+/// What Gemini 3 attaches to a tool call on its OpenAI-compatible endpoint.
+fn signature(meta: &Meta) -> Option<Value> {
+    meta.signed.then(|| json!({ "google": { "thought_signature": format!("fake-signature-{}", meta.seq) } }))
 }
 
 /// Every `tool` message answers a tool call of the assistant message before it, and every tool
@@ -94,13 +125,16 @@ fn call_id(meta: &Meta) -> String {
 pub fn completion(meta: &Meta, answer: &Answer, tokens: Tokens) -> Value {
     let (message, finish_reason) = match answer {
         Answer::Text(text) => (json!({ "role": "assistant", "content": text }), "stop"),
-        Answer::ToolCall(call) => (
-            json!({ "role": "assistant", "content": null, "tool_calls": [{
+        Answer::ToolCall(call) => {
+            let mut tool_call = json!({
                 "id": call_id(meta), "type": "function",
                 "function": { "name": call.name, "arguments": call.arguments.to_string() },
-            }] }),
-            "tool_calls",
-        ),
+            });
+            if let Some(signature) = signature(meta) {
+                tool_call["extra_content"] = signature;
+            }
+            (json!({ "role": "assistant", "content": null, "tool_calls": [tool_call] }), "tool_calls")
+        }
     };
     json!({
         "id": format!("chatcmpl-fake-{}", meta.seq),
@@ -129,11 +163,12 @@ pub fn frames(meta: &Meta, answer: &Answer, tokens: Option<Tokens>) -> Vec<Strin
             "stop"
         }
         Answer::ToolCall(ToolCall { name, arguments, .. }) => {
-            out.push(delta(
-                json!({ "tool_calls": [{ "index": 0, "id": call_id(meta), "type": "function",
-                        "function": { "name": name, "arguments": "" } }] }),
-                Value::Null,
-            ));
+            let mut first = json!({ "index": 0, "id": call_id(meta), "type": "function",
+                                    "function": { "name": name, "arguments": "" } });
+            if let Some(signature) = signature(meta) {
+                first["extra_content"] = signature;
+            }
+            out.push(delta(json!({ "tool_calls": [first] }), Value::Null));
             let arguments = arguments.to_string();
             out.extend(pieces(&arguments, 24).map(|piece| {
                 delta(
@@ -216,7 +251,7 @@ mod tests {
     use super::*;
 
     fn meta() -> Meta {
-        Meta { seq: 1, model: "m".into(), created: 7 }
+        Meta { seq: 1, model: "m".into(), created: 7, signed: false }
     }
 
     fn data(frames: &[String]) -> Vec<Value> {

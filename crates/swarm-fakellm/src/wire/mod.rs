@@ -21,6 +21,8 @@ pub struct Meta {
     pub model: String,
     /// Unix seconds.
     pub created: u64,
+    /// Chat: tool calls carry a Gemini 3 thought signature (`thought_signatures = true`).
+    pub signed: bool,
 }
 
 /// Token counts of one answer.

@@ -14,7 +14,7 @@ use swarm_core::report::{RunRecord, RunReport};
 use swarm_core::router::{Catalog, CooldownKind};
 use swarm_core::state::{RunState, TaskState};
 use swarm_core::state_doc::{Actor, StateChange, StateEntry};
-use swarm_store::{ModelStanding, Store, StoreError};
+use swarm_store::{Learned, ModelStanding, Store, StoreError};
 
 /// Events read from the store at a time.
 const FOLLOW_BATCH: usize = 1000;
@@ -46,8 +46,17 @@ pub struct ModelRow {
     pub context: Option<u64>,
     pub minute_requests: u64,
     pub minute_tokens: u64,
+    /// Requests and tokens in the provider's day.
     pub day_requests: u64,
     pub day_tokens: u64,
+    /// When the provider's day ends and its daily quota is whole again, and in which time zone
+    /// its days are counted (`America/Los_Angeles` for Gemini, `UTC` otherwise).
+    pub resets_at: DateTime<Utc>,
+    pub day_reset: &'static str,
+    /// The groups whose shared limits it counts against (`[models.groups.NAME]`).
+    pub groups: Vec<String>,
+    /// The provider's own word on its limits (from its 429s), which routing goes by.
+    pub learned: Option<Learned>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -207,17 +216,14 @@ impl Engine {
     /// Every model of the hierarchy with its standing in namespace `ns` (default: the
     /// project's); a store that does not exist yet is a hierarchy at rest.
     pub fn models(&self, ns: &str) -> Result<Vec<ModelRow>, EngineError> {
-        let catalog = Catalog::from_config(&self.config);
-        let ids: Vec<String> = catalog.models.iter().map(|m| m.id.clone()).collect();
-        let standings = match self.store.model_standings(ns, &ids) {
-            Err(StoreError::Missing { .. }) => {
-                ids.iter().map(|id| ModelStanding { model: id.clone(), ..Default::default() }).collect()
-            }
-            other => other?,
+        let Some(h) = &self.executors.hierarchy else { return Ok(vec![]) };
+        let standings = match h.read(ns) {
+            Err(StoreError::Missing { .. }) => return Ok(Engine::idle_models(&self.config)),
+            other => other?.models,
         };
         let now = standings.first().map(|s| s.now_ms).filter(|n| *n > 0);
         let now = now.unwrap_or_else(|| Utc::now().timestamp_millis() as u64);
-        Ok(catalog.models.iter().zip(standings).map(|(m, s)| row(m, s, now)).collect())
+        Ok(h.catalog.models.iter().zip(standings).map(|(m, s)| row(&h.catalog, m, s, now)).collect())
     }
 
     /// The hierarchy at rest, for a project with no store yet: every model ok, nothing used.
@@ -227,7 +233,7 @@ impl Engine {
         catalog
             .models
             .iter()
-            .map(|m| row(m, ModelStanding { model: m.id.clone(), ..Default::default() }, now))
+            .map(|m| row(&catalog, m, ModelStanding { model: m.id.clone(), ..Default::default() }, now))
             .collect()
     }
 
@@ -237,7 +243,7 @@ impl Engine {
     }
 }
 
-fn row(m: &swarm_core::router::ModelEntry, s: ModelStanding, now: u64) -> ModelRow {
+fn row(catalog: &Catalog, m: &swarm_core::router::ModelEntry, s: ModelStanding, now: u64) -> ModelRow {
     let state = match s.cooldown.filter(|c| c.lasts(now)) {
         None => ModelState::Ok,
         Some(c) => {
@@ -249,7 +255,12 @@ fn row(m: &swarm_core::router::ModelEntry, s: ModelStanding, now: u64) -> ModelR
             }
         }
     };
+    let resets = m.day_reset.next_reset(now);
     ModelRow {
+        resets_at: Utc.timestamp_millis_opt(resets.min(i64::MAX as u64) as i64).single().unwrap_or_default(),
+        day_reset: m.day_reset.name(),
+        groups: m.groups.iter().map(|&g| catalog.groups[g].name.clone()).collect(),
+        learned: s.learned,
         model: m.id.clone(),
         layer: m.layer,
         state,

@@ -69,7 +69,7 @@ pub async fn run(
         let _ = tx.send((task, attempt, ev));
     };
     let mut log = AttemptLog::new(job.log.clone(), job.limits.log_limit);
-    let resolved = route::resolve(&job, ctx.hierarchy.as_deref(), &mut stop, send).await;
+    let resolved = route::resolve(&job, ctx.hierarchy.as_ref(), &mut stop, send).await;
     let launched = match resolved {
         Ok(resolved) => launch(&job, &ctx, &resolved, &mut stop).await.map(|l| (l, resolved.model)),
         Err(failure) => Err(failure),
@@ -124,9 +124,10 @@ async fn cool_picked(
         return;
     }
     let (h, ns, retry_after) = (h.clone(), namespace.clone(), evidence.retry_after);
+    let Some(i) = h.catalog.index(&model) else { return };
     let _ = tokio::task::spawn_blocking(move || {
         let now_ms = h.store.now_ms()?;
-        let policy = hierarchy::policy_for(class, retry_after, 0, now_ms);
+        let policy = h.policy_for(i, class, retry_after, 0, now_ms);
         hierarchy::apply_policy(&*h.store, &ns, &model, &policy)
     })
     .await;

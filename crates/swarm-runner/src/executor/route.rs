@@ -4,9 +4,10 @@
 //! `max_wait` when every allowed model is cooling or full.
 
 use crate::executor::provider::resolve_provider;
-use crate::hierarchy::{self, Hierarchy};
+use crate::hierarchy::{Hierarchy, Picture};
 use crate::job::{AttemptEvent, AttemptJob, ModelRoute, StopRequest};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use swarm_agents::ProviderSpec;
 use swarm_core::router::{route_attempt, AttemptRequest, Route};
@@ -25,7 +26,7 @@ pub(super) struct Resolved {
 /// Resolves `job`'s route. `send` gets the hierarchy's `ModelWait`/`ModelPicked`.
 pub(super) async fn resolve(
     job: &AttemptJob,
-    hierarchy: Option<&Hierarchy>,
+    hierarchy: Option<&Arc<Hierarchy>>,
     stop: &mut watch::Receiver<StopRequest>,
     send: impl Fn(AttemptEvent),
 ) -> Result<Resolved, Failure> {
@@ -55,7 +56,7 @@ pub(super) async fn resolve(
 /// all waits together within `max_wait`) while every allowed model is cooling or full.
 async fn pick(
     job: &AttemptJob,
-    h: &Hierarchy,
+    h: &Arc<Hierarchy>,
     stop: &mut watch::Receiver<StopRequest>,
     send: &impl Fn(AttemptEvent),
 ) -> Result<(String, u8), Failure> {
@@ -66,14 +67,8 @@ async fn pick(
     let started = Instant::now();
     let max_wait_ms = h.max_wait.as_millis() as u64;
     loop {
-        let (store, ns, ids) = (h.store.clone(), namespace.clone(), h.ids());
-        let read = tokio::task::spawn_blocking(move || store.model_standings(&ns, &ids)).await;
-        let from_store = match read {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(spawn_error(format!("cannot read the models' standings: {e}"))),
-            Err(e) => return Err(spawn_error(format!("cannot read the models' standings: {e}"))),
-        };
-        let (now_ms, standings) = hierarchy::standings(from_store, &HashMap::new());
+        let picture = read(h, namespace).await?;
+        let (now_ms, standings) = h.standings(&picture, &HashMap::new());
         let waited = started.elapsed().as_millis() as u64;
         let req = AttemptRequest {
             start_layer: *start_layer,
@@ -103,6 +98,16 @@ async fn pick(
             }
             Route::Exhausted { why, .. } => return Err(exhausted(why)),
         }
+    }
+}
+
+/// The hierarchy's picture in `ns`, read off the runtime's threads.
+async fn read(h: &Arc<Hierarchy>, ns: &str) -> Result<Picture, Failure> {
+    let (h, ns) = (h.clone(), ns.to_string());
+    match tokio::task::spawn_blocking(move || h.read(&ns)).await {
+        Ok(Ok(picture)) => Ok(picture),
+        Ok(Err(e)) => Err(spawn_error(format!("cannot read the models' standings: {e}"))),
+        Err(e) => Err(spawn_error(format!("cannot read the models' standings: {e}"))),
     }
 }
 

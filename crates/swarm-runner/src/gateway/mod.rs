@@ -130,7 +130,7 @@ pub(crate) struct Shared {
     client: reqwest::Client,
     /// The models' standings per namespace, read from the store a moment ago (see
     /// `proxy::standings`).
-    standings: Mutex<HashMap<String, (std::time::Instant, Vec<swarm_store::ModelStanding>)>>,
+    standings: Mutex<HashMap<String, (std::time::Instant, crate::hierarchy::Picture)>>,
 }
 
 /// The gateway of this process: one loopback server for every run of the engine.

@@ -5,7 +5,7 @@
 
 use super::upstream::{self, Answer};
 use super::{GatewayEvent, Grant, Shared};
-use crate::hierarchy::{self, Hierarchy};
+use crate::hierarchy::{self, Hierarchy, Picture};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use swarm_core::failure::FailureClass;
 use swarm_core::router::{self, Policy, Route, RouteRequest};
-use swarm_store::{ModelLimits, ModelStanding, Reservation};
+use swarm_store::{ModelLimits, Reservation};
 
 /// An OpenAI-shaped error answer.
 pub(super) fn error(status: StatusCode, message: &str, code: &str) -> Response {
@@ -108,11 +108,11 @@ pub(super) async fn chat_completions(
     };
     let mut flight = Flight::new(grant, request, body.len());
     loop {
-        let model = match route(&shared, &flight).await {
-            Ok(model) => model,
+        let (model, limits) = match route(&shared, &flight).await {
+            Ok(chosen) => chosen,
             Err(answer) => return answer,
         };
-        match reserve(&shared, &flight, model).await {
+        match reserve(&shared, &flight, model, limits).await {
             Slot::Taken => {}
             Slot::Gone => continue,
             Slot::Failed(answer) => return answer,
@@ -125,19 +125,22 @@ pub(super) async fn chat_completions(
     }
 }
 
-/// The model for the request now, waiting while every allowed model is cooling or full (all
-/// the request's waits together within `max_wait`); `Err` is the agent's answer
-/// (`models_exhausted`, a store failure).
-pub(super) async fn route(shared: &Arc<Shared>, flight: &Flight) -> Result<usize, Response> {
+/// The model for the request now and the limits a request to it is held to, waiting while
+/// every allowed model is cooling or full (until the moment the first frees, all the request's
+/// waits together within `max_wait`); `Err` is the agent's answer (`models_exhausted`, a store
+/// failure).
+pub(super) async fn route(shared: &Arc<Shared>, flight: &Flight) -> Result<(usize, ModelLimits), Response> {
     let h = &shared.hierarchy;
     let max_wait_ms = h.max_wait.as_millis() as u64;
     loop {
-        let from_store = standings(shared, &flight.grant.namespace).await.map_err(store_error)?;
-        let (now_ms, standings) = hierarchy::standings(from_store, &flight.grant.ledger.disabled());
+        let picture = standings(shared, &flight.grant.namespace).await.map_err(store_error)?;
+        let (now_ms, standings) = h.standings(&picture, &flight.grant.ledger.disabled());
         let req = route_request(h, flight, now_ms);
         let waited = flight.started.elapsed().as_millis() as u64;
         match router::route(&h.catalog, &standings, &req) {
-            Route::Use { model, .. } => return Ok(model),
+            Route::Use { model, .. } => {
+                return Ok((model, h.limits(model, now_ms, picture.models[model].learned.as_ref())))
+            }
             Route::Wait { until_ms, model } if waited + until_ms.saturating_sub(now_ms) <= max_wait_ms => {
                 let model_id = h.catalog.models[model].id.clone();
                 let (task, attempt) = (flight.grant.task, flight.grant.attempt);
@@ -197,14 +200,24 @@ pub(super) enum Slot {
     Failed(Response),
 }
 
-/// Takes a slot of `model` on the store (its limits and cooldown are checked atomically there,
-/// shared by every process); when it is gone, the standings are read afresh for the next route.
-pub(super) async fn reserve(shared: &Arc<Shared>, flight: &Flight, model: usize) -> Slot {
-    let entry = &shared.hierarchy.catalog.models[model];
-    let limits = ModelLimits { rpm: entry.rpm, rpd: entry.rpd, tpm: entry.tpm };
-    let (store, ns, id, tokens) =
-        (shared.hierarchy.store.clone(), flight.grant.namespace.clone(), entry.id.clone(), flight.est_tokens);
-    match blocking(move || store.model_reserve(&ns, &id, tokens, &limits)).await {
+/// Takes a slot of `model` (and of the groups it shares a bucket with) on the store, held to
+/// `limits` (its limits and cooldown are checked atomically there, shared by every process);
+/// when it is gone, the standings are read afresh for the next route.
+pub(super) async fn reserve(
+    shared: &Arc<Shared>,
+    flight: &Flight,
+    model: usize,
+    limits: ModelLimits,
+) -> Slot {
+    let h = &shared.hierarchy;
+    let groups = h.buckets(model, limits.day.map_or(0, |d| d.start_ms));
+    let (store, ns, id, tokens) = (
+        h.store.clone(),
+        flight.grant.namespace.clone(),
+        h.catalog.models[model].id.clone(),
+        flight.est_tokens,
+    );
+    match blocking(move || store.model_reserve(&ns, &id, tokens, &limits, &groups)).await {
         Some(Ok(Reservation::Granted { .. })) => Slot::Taken,
         Some(Ok(Reservation::Cooling(_) | Reservation::Full { .. })) => {
             forget_standings(shared, &flight.grant.namespace);
@@ -235,8 +248,9 @@ pub(super) async fn absorb(
     let store = h.store.clone();
     let now_ms = blocking(move || store.now_ms()).await.and_then(Result::ok).unwrap_or_else(wall_ms);
     let repeats = flight.repeats.entry(model).or_insert(0);
-    let policy = hierarchy::policy_for(failed.class, failed.retry_after, *repeats, now_ms);
+    let policy = h.policy_for(model, failed.class, failed.retry_after, *repeats, now_ms);
     *repeats += 1;
+    learn(shared, flight, model, &failed).await;
     let entry = &h.catalog.models[model];
     match &policy {
         Policy::PassThrough => return Next::Answer(failed.into_response()),
@@ -268,25 +282,30 @@ pub(super) async fn absorb(
     Next::Retry
 }
 
+/// What a provider said of its limits in a quota answer is kept for every process.
+async fn learn(shared: &Arc<Shared>, flight: &Flight, model: usize, failed: &upstream::Failed) {
+    let h = &shared.hierarchy;
+    let Some(learned) = h.learned_from(model, &failed.text()) else { return };
+    let (store, ns, id) =
+        (h.store.clone(), flight.grant.namespace.clone(), h.catalog.models[model].id.clone());
+    let _ = blocking(move || store.model_learn(&ns, &id, &learned)).await;
+}
+
 /// How long the models' standings read from the store are reused for routing. Routing on a
 /// slightly old picture is safe: the reservation itself checks cooldowns and limits atomically,
 /// and a refused one sends the request back to routing with the picture forgotten.
 const STANDINGS_FRESH: Duration = Duration::from_millis(250);
 
-/// The standings of the hierarchy's models in namespace `ns`, from the store or the short-lived
-/// cache, with the store's clock moved on by the time the cached picture has aged.
-async fn standings(shared: &Arc<Shared>, ns: &str) -> Result<Vec<ModelStanding>, String> {
+/// The hierarchy's picture in namespace `ns`, from the store or the short-lived cache, with the
+/// store's clock moved on by the time the cached picture has aged.
+async fn standings(shared: &Arc<Shared>, ns: &str) -> Result<Picture, String> {
     if let Some((at, cached)) = shared.standings.lock().expect("standings").get(ns) {
         if at.elapsed() < STANDINGS_FRESH {
-            let aged = at.elapsed().as_millis() as u64;
-            return Ok(cached
-                .iter()
-                .map(|s| ModelStanding { now_ms: s.now_ms + aged, ..s.clone() })
-                .collect());
+            return Ok(cached.aged(at.elapsed().as_millis() as u64));
         }
     }
-    let (store, ns_owned, ids) = (shared.hierarchy.store.clone(), ns.to_string(), shared.hierarchy.ids());
-    let fresh = blocking(move || store.model_standings(&ns_owned, &ids))
+    let (h, ns_owned) = (shared.hierarchy.clone(), ns.to_string());
+    let fresh = blocking(move || h.read(&ns_owned))
         .await
         .ok_or_else(|| "the store call failed".to_string())?
         .map_err(|e| e.to_string())?;

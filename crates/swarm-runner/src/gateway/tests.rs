@@ -11,7 +11,7 @@ use std::time::Instant;
 use swarm_core::config::Config;
 use swarm_core::failure::FailureClass;
 use swarm_core::router::{Cooldown, CooldownKind, Policy};
-use swarm_store::{SqliteStore, Store};
+use swarm_store::{SqliteStore, StandingQuery, Store};
 use tokio::sync::mpsc;
 
 const SCENARIO: &str = r#"
@@ -23,6 +23,15 @@ rate_limit = { first = 1000, retry_after = 7 }
 error = { status = 401, message = "Incorrect API key provided" }
 [models.badreq]
 error = { status = 400, message = "messages: a tool result must follow a tool call" }
+[models.gday]
+rate_limit = { first = 1000, message = "You exceeded your current quota. Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 3, model: gemini-2.5-flash (quotaId GenerateRequestsPerDayPerProjectPerModel-FreeTier)" }
+[models.gem3]
+thought_signatures = true
+steps = [ { call = { name = "write_file", arguments = { path = "a.txt", content = "a" } } }, { say = "DONE" } ]
+[models.a1]
+steps = [ { say = "DONE" } ]
+[models.a2]
+steps = [ { say = "DONE" } ]
 "#;
 
 struct Fixture {
@@ -67,8 +76,8 @@ impl Fixture {
         &self.gateway.shared
     }
 
-    fn flight(&self, body: Value) -> Flight {
-        let grant = Grant {
+    fn grant(&self) -> Grant {
+        Grant {
             run_id: "r".into(),
             namespace: "ns".into(),
             task: 3,
@@ -76,10 +85,19 @@ impl Fixture {
             start_layer: 1,
             events: self.tx.clone(),
             ledger: Ledger::new(&self.config, false),
-        };
+        }
+    }
+
+    fn flight(&self, body: Value) -> Flight {
+        let grant = self.grant();
         let Value::Object(body) = body else { panic!("an object") };
         let size = serde_json::to_vec(&body).unwrap().len();
         Flight::new(grant, body, size)
+    }
+
+    /// What a request to model `i` is held to now.
+    fn limits(&self, i: usize) -> swarm_store::ModelLimits {
+        self.shared().hierarchy.limits(i, self.store.now_ms().unwrap(), None)
     }
 
     fn index(&self, model: &str) -> usize {
@@ -88,7 +106,7 @@ impl Fixture {
 
     fn cooldown(&self, model: &str) -> Option<Cooldown> {
         let id = format!("fake/{model}");
-        self.store.model_standings("ns", &[id]).unwrap().remove(0).cooldown
+        self.store.model_standings("ns", &[StandingQuery::plain(id)]).unwrap().remove(0).cooldown
     }
 }
 
@@ -106,12 +124,12 @@ async fn forward_and_absorb(f: &Fixture, flight: &mut Flight, model: usize) -> N
 async fn routing_takes_the_first_model_that_is_not_cooling() {
     let f = fixture(&[&["busy", "ok"]], "1m").await;
     let flight = f.flight(hello());
-    assert_eq!(route(f.shared(), &flight).await.ok(), Some(f.index("busy")));
+    assert_eq!(route(f.shared(), &flight).await.ok().map(|(m, _)| m), Some(f.index("busy")));
     let now = f.store.now_ms().unwrap();
     f.store.model_cool("ns", "fake/busy", &Cooldown::cooling(now + 60_000, "rate_limited")).unwrap();
     // The picture routing uses is a moment old at most: a fresh flight after it ages.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(route(f.shared(), &f.flight(hello())).await.ok(), Some(f.index("ok")));
+    assert_eq!(route(f.shared(), &f.flight(hello())).await.ok().map(|(m, _)| m), Some(f.index("ok")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +137,7 @@ async fn a_rate_limit_cools_the_model_for_everyone_and_the_request_moves_on() {
     let mut f = fixture(&[&["busy", "ok"]], "1m").await;
     let mut flight = f.flight(hello());
     let busy = f.index("busy");
-    assert!(matches!(reserve(f.shared(), &flight, busy).await, Slot::Taken));
+    assert!(matches!(reserve(f.shared(), &flight, busy, f.limits(busy)).await, Slot::Taken));
     assert!(matches!(forward_and_absorb(&f, &mut flight, busy).await, Next::Retry));
     let cooling = f.cooldown("busy").expect("cooled on the store");
     assert_eq!((cooling.kind, cooling.reason.as_str()), (CooldownKind::Cooling, "rate_limited"));
@@ -133,9 +151,9 @@ async fn a_rate_limit_cools_the_model_for_everyone_and_the_request_moves_on() {
         other => panic!("{other:?}"),
     }
     // The same request, routed again, goes to the next model, which answers.
-    let next = route(f.shared(), &flight).await.ok().unwrap();
+    let next = route(f.shared(), &flight).await.ok().map(|(m, _)| m).unwrap();
     assert_eq!(next, f.index("ok"));
-    assert!(matches!(reserve(f.shared(), &flight, next).await, Slot::Taken));
+    assert!(matches!(reserve(f.shared(), &flight, next, f.limits(next)).await, Slot::Taken));
     let Next::Answer(answer) = forward_and_absorb(&f, &mut flight, next).await else { panic!("an answer") };
     assert_eq!(answer.status(), 200);
     let body = axum::body::to_bytes(answer.into_body(), usize::MAX).await.unwrap();
@@ -195,7 +213,115 @@ async fn a_reservation_refused_at_the_limit_sends_the_request_back_to_routing() 
     assert_eq!(f.gateway.catalog().models[ok].rpm, Some(1));
     // Another process used the model's one request of the minute.
     let limits = swarm_store::ModelLimits { rpm: Some(1), ..Default::default() };
-    let taken = f.store.model_reserve("ns", "fake/ok", 1, &limits).unwrap();
+    let taken = f.store.model_reserve("ns", "fake/ok", 1, &limits, &[]).unwrap();
     assert!(matches!(taken, swarm_store::Reservation::Granted { .. }));
-    assert!(matches!(reserve(f.shared(), &flight, ok).await, Slot::Gone));
+    assert!(matches!(reserve(f.shared(), &flight, ok, f.limits(ok)).await, Slot::Gone));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_daily_quota_teaches_the_limit_and_cools_until_the_providers_midnight() {
+    let extra = "[models.limits.\"fake/gday\"]\nday_reset = \"America/Los_Angeles\"\n";
+    let f = fixture_with(&[&["gday", "ok"]], "1m", extra).await;
+    let mut flight = f.flight(hello());
+    let gday = f.index("gday");
+    assert!(matches!(forward_and_absorb(&f, &mut flight, gday).await, Next::Retry));
+    let now = f.store.now_ms().unwrap();
+    let la = swarm_core::router::DayReset::parse("America/Los_Angeles").unwrap();
+    let cooled = f.cooldown("gday").expect("cooled");
+    assert_eq!((cooled.reason.as_str(), cooled.until_ms), ("quota_exhausted", la.next_reset(now)));
+    let utc_midnight = (now / 86_400_000 + 1) * 86_400_000;
+    assert_ne!(cooled.until_ms, utc_midnight, "not UTC's midnight");
+    let q = StandingQuery::plain("fake/gday");
+    let learned = f.store.model_standings("ns", &[q]).unwrap().remove(0).learned.expect("learned");
+    assert_eq!((learned.rpm, learned.rpd), (None, Some(3)));
+    assert!(learned.source.contains("limit: 3") && learned.source.contains("per day"), "{}", learned.source);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_of_a_group_share_its_budget() {
+    let extra = "[models.groups.free]\nmodels = [\"fake/a*\"]\nrpm = 1\n";
+    let f = fixture_with(&[&["a1", "a2", "ok"]], "1m", extra).await;
+    let first = f.flight(hello());
+    let (model, limits) = route(f.shared(), &first).await.ok().unwrap();
+    assert_eq!(model, f.index("a1"));
+    assert!(matches!(reserve(f.shared(), &first, model, limits).await, Slot::Taken));
+    // The group's one request of the minute is used: a2 is as full as a1, whatever its own room.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let second = f.flight(hello());
+    assert_eq!(route(f.shared(), &second).await.ok().map(|(m, _)| m), Some(f.index("ok")));
+    // And a reservation racing past routing is refused by the store all the same.
+    let a2 = f.index("a2");
+    assert!(matches!(reserve(f.shared(), &second, a2, f.limits(a2)).await, Slot::Gone));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_minute_frees_exactly_when_its_oldest_request_leaves() {
+    let f = fixture_with(&[&["ok"]], "1m", "[models.limits.\"fake/ok\"]\nrpm = 1\n").await;
+    let limits = swarm_store::ModelLimits { rpm: Some(1), ..Default::default() };
+    let swarm_store::Reservation::Granted { at_ms } =
+        f.store.model_reserve("ns", "fake/ok", 1, &limits, &[]).unwrap()
+    else {
+        panic!("granted")
+    };
+    let h = &f.shared().hierarchy;
+    let (_, standings) = h.standings(&h.read("ns").unwrap(), &Default::default());
+    assert_eq!(standings[0].minute_frees_at_ms, Some(at_ms + 60_000), "not a minute from whenever we looked");
+}
+
+/// Gemini 3 on its OpenAI-compatible endpoint: each tool call carries a thought signature that
+/// must come back unchanged, or the provider answers 400. Whatever the gateway does not know
+/// (that signature, a provider's extension fields) passes through it both ways untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_fields_pass_through_the_gateway_both_ways_untouched() {
+    let f = fixture(&[&["gem3"]], "1m").await;
+    let token = f.gateway.grant(f.grant());
+    let url = format!("{}/chat/completions", f.gateway.base_url());
+    let post = |body: Value| {
+        let (url, token) = (url.clone(), token.clone());
+        async move {
+            let answer =
+                reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            (answer.status().as_u16(), answer.json::<Value>().await.unwrap())
+        }
+    };
+    let tools = json!([{ "type": "function", "function": { "name": "write_file", "parameters": { "type": "object" } } }]);
+    let user =
+        json!({ "role": "user", "content": "write a.txt", "x_user_tag": { "keep": [1, "two", null] } });
+    let first =
+        json!({ "model": "auto", "messages": [user], "tools": tools, "x_provider": { "cache": "on" } });
+    let (status, answer) = post(first.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    let call = answer["choices"][0]["message"]["tool_calls"][0].clone();
+    let signature = call.pointer("/extra_content/google/thought_signature").and_then(Value::as_str);
+    assert!(
+        signature.is_some_and(|s| s.starts_with("fake-signature-")),
+        "the signature reached the agent: {call}"
+    );
+
+    let result = json!({ "role": "tool", "tool_call_id": call["id"], "content": "written" });
+    let turn = |call: Value| {
+        let assistant = json!({ "role": "assistant", "content": null, "tool_calls": [call] });
+        json!({ "model": "auto", "messages": [user, assistant, result], "tools": tools, "x_provider": { "cache": "on" } })
+    };
+    let second = turn(call.clone());
+    let (status, answer) = post(second.clone()).await;
+    assert_eq!(status, 200, "the signature went back to the provider: {answer}");
+    assert_eq!(answer["choices"][0]["message"]["content"], "DONE");
+
+    // The provider saw each body exactly as the agent sent it, but for the model's id.
+    let bodies: Vec<Value> = f._fake.log().records().into_iter().map(|r| r.body).collect();
+    let upstream = |mut sent: Value| {
+        sent["model"] = json!("gem3");
+        sent
+    };
+    assert_eq!(bodies, [upstream(first), upstream(second)]);
+
+    // The fake is as strict as the provider: a signature lost on the way is Google's 400, passed
+    // to the agent as the provider said it (the agent's own mistake, not the model's).
+    let mut unsigned = call;
+    unsigned.as_object_mut().unwrap().remove("extra_content");
+    let (status, answer) = post(turn(unsigned)).await;
+    assert_eq!(status, 400);
+    assert!(answer.to_string().contains("missing a thought_signature"), "{answer}");
+    assert_eq!(f.cooldown("gem3"), None, "not the model's fault");
 }

@@ -30,6 +30,11 @@ pub(super) struct Failed {
 }
 
 impl Failed {
+    /// The provider's answer as text (empty when it could not be reached).
+    pub(super) fn text(&self) -> String {
+        self.reply.as_ref().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
+    }
+
     /// The failure as the agent gets it when it is its own (a bad request, say).
     pub(super) fn into_response(self) -> Response {
         let (headers, bytes) = self.reply.unwrap_or_default();

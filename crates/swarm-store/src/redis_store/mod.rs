@@ -10,7 +10,7 @@ mod state;
 
 use crate::address::mask;
 
-use crate::models::{ModelLimits, ModelStanding, Reservation};
+use crate::models::{Bucket, Learned, ModelLimits, ModelStanding, Reservation, StandingQuery};
 use crate::store::{Batch, Store, StoreError};
 use errors::{fenced, is_auth_error, password_from_query, scrub};
 use redis::{Commands, Connection, RedisResult, Script};
@@ -425,16 +425,21 @@ impl Store for RedisStore {
         model: &str,
         tokens: u64,
         limits: &ModelLimits,
+        groups: &[Bucket],
     ) -> Result<Reservation, StoreError> {
-        self.reserve(ns, model, tokens, limits)
+        self.reserve(ns, model, tokens, limits, groups)
     }
 
     fn model_cool(&self, ns: &str, model: &str, cooldown: &Cooldown) -> Result<(), StoreError> {
         self.cool(ns, model, cooldown)
     }
 
-    fn model_standings(&self, ns: &str, models: &[String]) -> Result<Vec<ModelStanding>, StoreError> {
-        self.standings(ns, models)
+    fn model_standings(&self, ns: &str, queries: &[StandingQuery]) -> Result<Vec<ModelStanding>, StoreError> {
+        self.standings(ns, queries)
+    }
+
+    fn model_learn(&self, ns: &str, model: &str, learned: &Learned) -> Result<(), StoreError> {
+        self.learn(ns, model, learned)
     }
 
     fn now_ms(&self) -> Result<u64, StoreError> {

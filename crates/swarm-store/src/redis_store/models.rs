@@ -3,7 +3,10 @@
 //! the server's clock (`lua/model_*.lua`).
 
 use super::RedisStore;
-use crate::models::{stored_cooldown, ModelLimits, ModelStanding, Reservation, MAX_EXACT, NEVER};
+use crate::models::{
+    stored_cooldown, Bucket, Learned, ModelLimits, ModelStanding, Reservation, StandingQuery, MAX_EXACT,
+    NEVER,
+};
 use crate::store::StoreError;
 use redis::Script;
 use swarm_core::router::Cooldown;
@@ -14,25 +17,41 @@ use swarm_core::router::Cooldown;
 pub(super) struct ModelKeys {
     /// HASH `until` (ms, server clock), `kind`, `reason`; expires with the cooldown.
     pub(super) cool: String,
-    /// SORTED SET of requests `<at_ms>-<n>:<tokens>` scored by `at_ms`, the last 24 h.
+    /// SORTED SET of requests `<at_ms>-<n>:<tokens>` scored by `at_ms`, the last 26 h.
     pub(super) requests: String,
+    /// HASH `rpm`, `rpd`, `source`, `at`: limits the provider said.
+    pub(super) learned: String,
 }
 
 pub(super) fn model_keys(ns: &str, model: &str) -> ModelKeys {
     ModelKeys {
         cool: format!("swarm:{{{ns}}}:model:{model}:cool"),
         requests: format!("swarm:{{{ns}}}:model:{model}:req"),
+        learned: format!("swarm:{{{ns}}}:model:{model}:learned"),
     }
 }
 
-const RESERVE: &str = include_str!("lua/model_reserve.lua");
+const RESERVE: &str = concat!(include_str!("lua/model_window.lua"), include_str!("lua/model_reserve.lua"));
 const COOL: &str = include_str!("lua/model_cool.lua");
-const STANDINGS: &str = include_str!("lua/model_standings.lua");
-/// Fields per model in `model_standings.lua`'s answer.
-const FIELDS: usize = 7;
+const STANDINGS: &str =
+    concat!(include_str!("lua/model_window.lua"), include_str!("lua/model_standings.lua"));
+const LEARN: &str = concat!(include_str!("lua/model_window.lua"), include_str!("lua/model_learn.lua"));
+/// Fields per window in `model_standings.lua`'s answer.
+const FIELDS: usize = 11;
 
 fn limit_arg<T: Into<u64>>(limit: Option<T>) -> String {
     limit.map(|l| l.into().min(MAX_EXACT).to_string()).unwrap_or_default()
+}
+
+/// A window's limits as the scripts take them: rpm, rpd, tpm, day_start, day_end.
+fn limit_args(l: &ModelLimits) -> [String; 5] {
+    [
+        limit_arg(l.rpm),
+        limit_arg(l.rpd),
+        limit_arg(l.tpm),
+        limit_arg(l.day.map(|d| d.start_ms)),
+        limit_arg(l.day.map(|d| d.end_ms)),
+    ]
 }
 
 impl RedisStore {
@@ -42,23 +61,22 @@ impl RedisStore {
         model: &str,
         tokens: u64,
         limits: &ModelLimits,
+        groups: &[Bucket],
     ) -> Result<Reservation, StoreError> {
         let keys = model_keys(ns, model);
         let script = Script::new(RESERVE);
         let mut inv = script.key(&keys.cool);
-        inv.key(&keys.requests)
-            .arg(tokens.min(MAX_EXACT))
-            .arg(limit_arg(limits.rpm))
-            .arg(limit_arg(limits.rpd))
-            .arg(limit_arg(limits.tpm));
+        inv.key(&keys.requests).arg(tokens.min(MAX_EXACT)).arg(&limit_args(limits)[..]);
+        for g in groups {
+            inv.key(model_keys(ns, &g.key).requests).arg(&limit_args(&g.limits)[..]);
+        }
         let (answer, at, text, kind): (String, i64, String, String) = self.with(|c| inv.invoke(c))?;
         match answer.as_str() {
             "granted" => Ok(Reservation::Granted { at_ms: at as u64 }),
-            "cooling" => Ok(Reservation::Cooling(stored_cooldown(
-                at as u64,
-                Some(&kind).filter(|k| !k.is_empty()).map(String::as_str),
-                &text,
-            ))),
+            "cooling" => {
+                let kind = Some(kind.as_str()).filter(|k| !k.is_empty());
+                Ok(Reservation::Cooling(stored_cooldown(at as u64, kind, &text)))
+            }
             "full" => Ok(Reservation::Full {
                 limit: match text.as_str() {
                     "rpm" => "rpm",
@@ -82,42 +100,40 @@ impl RedisStore {
         self.with(|c| inv.invoke::<i64>(c)).map(|_| ())
     }
 
-    pub(super) fn standings(&self, ns: &str, models: &[String]) -> Result<Vec<ModelStanding>, StoreError> {
-        if models.is_empty() {
+    pub(super) fn learn(&self, ns: &str, model: &str, learned: &Learned) -> Result<(), StoreError> {
+        let script = Script::new(LEARN);
+        let mut inv = script.key(model_keys(ns, model).learned);
+        inv.arg(limit_arg(learned.rpm)).arg(limit_arg(learned.rpd)).arg(&learned.source);
+        self.with(|c| inv.invoke::<i64>(c)).map(|_| ())
+    }
+
+    pub(super) fn standings(
+        &self,
+        ns: &str,
+        queries: &[StandingQuery],
+    ) -> Result<Vec<ModelStanding>, StoreError> {
+        if queries.is_empty() {
             return Ok(vec![]);
         }
         let script = Script::new(STANDINGS);
         let mut inv = script.prepare_invoke();
-        for model in models {
-            let keys = model_keys(ns, model);
-            inv.key(keys.cool).key(keys.requests);
+        for q in queries {
+            let keys = model_keys(ns, &q.key);
+            inv.key(keys.cool).key(keys.requests).key(keys.learned).arg(&limit_args(&q.limits)[..]);
         }
         let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
         let bad = || StoreError::Backend {
             address: self.address.clone(),
-            message: format!("model_standings answered {} fields for {} models", reply.len(), models.len()),
+            message: format!("model_standings answered {} fields for {} windows", reply.len(), queries.len()),
         };
-        if reply.len() != 1 + FIELDS * models.len() {
+        if reply.len() != 1 + FIELDS * queries.len() {
             return Err(bad());
         }
-        let num = |s: &str| s.parse::<u64>().map_err(|_| bad());
-        let now_ms = num(&reply[0])?;
-        models
+        let now_ms = reply[0].parse::<u64>().map_err(|_| bad())?;
+        queries
             .iter()
             .zip(reply[1..].chunks(FIELDS))
-            .map(|(model, f)| {
-                let until = num(&f[0])?;
-                let kind = Some(f[6].as_str()).filter(|k| !k.is_empty());
-                Ok(ModelStanding {
-                    model: model.clone(),
-                    cooldown: (until > 0).then(|| stored_cooldown(until, kind, &f[1])),
-                    minute_requests: num(&f[2])?,
-                    minute_tokens: num(&f[3])?,
-                    day_requests: num(&f[4])?,
-                    day_tokens: num(&f[5])?,
-                    now_ms,
-                })
-            })
+            .map(|(q, f)| standing(q, f, now_ms).ok_or_else(bad))
             .collect()
     }
 
@@ -125,4 +141,30 @@ impl RedisStore {
         let (secs, micros): (u64, u64) = self.with(|c| redis::cmd("TIME").query(c))?;
         Ok(secs * 1000 + micros / 1000)
     }
+}
+
+/// One window's fields of `model_standings.lua`'s answer.
+fn standing(q: &StandingQuery, f: &[String], now_ms: u64) -> Option<ModelStanding> {
+    let num = |s: &str| s.parse::<u64>().ok();
+    let limit = |s: &str| s.parse::<u32>().ok();
+    let until = num(&f[0])?;
+    let kind = Some(f[2].as_str()).filter(|k| !k.is_empty());
+    let frees: i64 = f[7].parse().ok()?;
+    let learned =
+        (!f[10].is_empty()).then(|| Learned { rpm: limit(&f[8]), rpd: limit(&f[9]), source: f[10].clone() });
+    Some(ModelStanding {
+        model: q.key.clone(),
+        cooldown: (until > 0).then(|| stored_cooldown(until, kind, &f[1])),
+        minute_requests: num(&f[3])?,
+        minute_tokens: num(&f[4])?,
+        day_requests: num(&f[5])?,
+        day_tokens: num(&f[6])?,
+        frees_at_ms: match frees {
+            -1 => None,
+            -2 => Some(NEVER),
+            at => Some(at as u64),
+        },
+        learned,
+        now_ms,
+    })
 }

@@ -1,9 +1,11 @@
-//! Model pacing on SQLite: cooldowns in `model_cooldowns`, recent requests in `model_requests`;
+//! Model pacing on SQLite: cooldowns in `model_cooldowns`, recent requests in `model_requests`
+//! (a group's shared window under the group's key), limits providers said in `model_learned`;
 //! a reservation or a cooldown is one IMMEDIATE transaction on SQLite's clock.
 
 use super::{SqliteStore, SELECT_NOW_MS};
 use crate::models::{
-    stored_cooldown, window_full, ModelLimits, ModelStanding, Reservation, DAY_MS, MAX_EXACT, MINUTE_MS,
+    stored_cooldown, window_full, Bucket, Learned, ModelLimits, ModelStanding, Reservation, StandingQuery,
+    DAY_MS, MAX_EXACT, MINUTE_MS, TRIM_MS,
 };
 use crate::store::StoreError;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
@@ -14,6 +16,14 @@ fn to_db(v: u64) -> i64 {
     v.min(MAX_EXACT) as i64
 }
 
+/// What one window holds now.
+struct Window {
+    /// The last minute's requests `(at_ms, tokens)`, oldest first.
+    minute: Vec<(u64, u64)>,
+    day_requests: u64,
+    day_tokens: u64,
+}
+
 impl SqliteStore {
     pub(super) fn reserve(
         &self,
@@ -21,65 +31,106 @@ impl SqliteStore {
         model: &str,
         tokens: u64,
         limits: &ModelLimits,
+        groups: &[Bucket],
     ) -> Result<Reservation, StoreError> {
         let tokens = tokens.min(MAX_EXACT);
-        let limits = &ModelLimits { tpm: limits.tpm.map(|t| t.min(MAX_EXACT)), ..*limits };
         self.check_file()?;
         let mut conn = self.conn.lock().unwrap();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         let now: i64 = tx.query_row(SELECT_NOW_MS, [], |r| r.get(0)).map_err(|e| self.err(e))?;
-        let (minute_start, day_start) = (now - MINUTE_MS as i64, now - DAY_MS as i64);
-        tx.execute(
-            "DELETE FROM model_requests WHERE namespace=?1 AND model=?2 AND at_ms<=?3",
-            params![ns, model, day_start],
-        )
-        .map_err(|e| self.err(e))?;
+        let buckets: Vec<(&str, &ModelLimits)> = std::iter::once((model, limits))
+            .chain(groups.iter().map(|g| (g.key.as_str(), &g.limits)))
+            .collect();
+        for (key, _) in &buckets {
+            tx.execute(
+                "DELETE FROM model_requests WHERE namespace=?1 AND model=?2 AND at_ms<=?3",
+                params![ns, key, now - TRIM_MS as i64],
+            )
+            .map_err(|e| self.err(e))?;
+        }
         if let Some(cooldown) = self.cooldown_of(&tx, ns, model, now)? {
             tx.commit().map_err(|e| self.err(e))?;
             return Ok(Reservation::Cooling(cooldown));
         }
-        let minute: Vec<(u64, u64)> = {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT at_ms, tokens FROM model_requests WHERE namespace=?1 AND model=?2 AND at_ms>?3
-                     ORDER BY at_ms, rowid",
-                )
-                .map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map(params![ns, model, minute_start], |r| {
-                    Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-                })
-                .map_err(|e| self.err(e))?;
-            rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
-        };
-        let day_requests: i64 = tx
-            .query_row(
-                "SELECT COUNT(*) FROM model_requests WHERE namespace=?1 AND model=?2 AND at_ms>?3",
-                params![ns, model, day_start],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))?;
-        let full = window_full(limits, tokens, &minute, day_requests as u64, |i| {
-            tx.query_row(
-                "SELECT at_ms FROM model_requests WHERE namespace=?1 AND model=?2 AND at_ms>?3
-                 ORDER BY at_ms, rowid LIMIT 1 OFFSET ?4",
-                params![ns, model, day_start, to_db(i)],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|at| at as u64)
-            .map_err(|e| self.err(e))
-        })?;
+        // Of several full windows, the one that frees last: the request fits only once all have.
+        let mut full: Option<(&'static str, u64)> = None;
+        for (key, limits) in &buckets {
+            if let Some((limit, at)) = self.full_at(&tx, ns, key, limits, tokens, now)? {
+                if full.is_none_or(|(_, seen)| at > seen) {
+                    full = Some((limit, at));
+                }
+            }
+        }
         if let Some((limit, free_at_ms)) = full {
             tx.commit().map_err(|e| self.err(e))?;
             return Ok(Reservation::Full { limit, free_at_ms });
         }
-        tx.execute(
-            "INSERT INTO model_requests(namespace, model, at_ms, tokens) VALUES(?1, ?2, ?3, ?4)",
-            params![ns, model, now, to_db(tokens)],
-        )
-        .map_err(|e| self.err(e))?;
+        for (key, _) in &buckets {
+            tx.execute(
+                "INSERT INTO model_requests(namespace, model, at_ms, tokens) VALUES(?1, ?2, ?3, ?4)",
+                params![ns, key, now, to_db(tokens)],
+            )
+            .map_err(|e| self.err(e))?;
+        }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(Reservation::Granted { at_ms: now as u64 })
+    }
+
+    /// The limit one more request of `tokens` would pass in window `key`, and when it frees.
+    fn full_at(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        ns: &str,
+        key: &str,
+        limits: &ModelLimits,
+        tokens: u64,
+        now: i64,
+    ) -> Result<Option<(&'static str, u64)>, StoreError> {
+        let limits = &ModelLimits { tpm: limits.tpm.map(|t| t.min(MAX_EXACT)), ..*limits };
+        let day_start = day_start(limits, now);
+        let w = self.window(tx, ns, key, now, day_start)?;
+        window_full(limits, tokens, &w.minute, w.day_requests, |i| {
+            tx.query_row(
+                "SELECT at_ms FROM model_requests WHERE namespace=?1 AND model=?2 AND at_ms>?3
+                 ORDER BY at_ms, rowid LIMIT 1 OFFSET ?4",
+                params![ns, key, day_start, to_db(i)],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|at| at as u64)
+            .map_err(|e| self.err(e))
+        })
+    }
+
+    /// Window `key`'s requests: the last minute's, and the day's (after `day_start`).
+    fn window(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        ns: &str,
+        key: &str,
+        now: i64,
+        day_start: i64,
+    ) -> Result<Window, StoreError> {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT at_ms, tokens FROM model_requests WHERE namespace=?1 AND model=?2 AND at_ms>?3
+                 ORDER BY at_ms, rowid",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![ns, key, now - MINUTE_MS as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(|e| self.err(e))?;
+        let minute: Vec<(u64, u64)> = rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
+        let (day_requests, day_tokens): (i64, i64) = tx
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(tokens), 0) FROM model_requests
+                 WHERE namespace=?1 AND model=?2 AND at_ms>?3",
+                params![ns, key, day_start],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(Window { minute, day_requests: day_requests as u64, day_tokens: day_tokens as u64 })
     }
 
     /// The cooldown of `model` still in force at `now`, if any.
@@ -122,34 +173,72 @@ impl SqliteStore {
         tx.commit().map_err(|e| self.err(e))
     }
 
-    pub(super) fn standings(&self, ns: &str, models: &[String]) -> Result<Vec<ModelStanding>, StoreError> {
+    pub(super) fn standings(
+        &self,
+        ns: &str,
+        queries: &[StandingQuery],
+    ) -> Result<Vec<ModelStanding>, StoreError> {
         let mut conn = self.conn.lock().unwrap();
-        // One read transaction: every model is read at the same `now`.
+        // One read transaction: every window is read at the same `now`.
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let now: i64 = tx.query_row(SELECT_NOW_MS, [], |r| r.get(0)).map_err(|e| self.err(e))?;
-        let mut out = Vec::with_capacity(models.len());
-        for model in models {
-            let cooldown = self.cooldown_of(&tx, ns, model, now)?;
-            let (minute_requests, minute_tokens, day_requests, day_tokens): (i64, i64, i64, i64) = tx
-                .query_row(
-                    "SELECT COALESCE(SUM(at_ms>?3), 0), COALESCE(SUM(CASE WHEN at_ms>?3 THEN tokens END), 0),
-                            COUNT(*), COALESCE(SUM(tokens), 0)
-                     FROM model_requests WHERE namespace=?1 AND model=?2 AND at_ms>?4",
-                    params![ns, model, now - MINUTE_MS as i64, now - DAY_MS as i64],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(queries.len());
+        for q in queries {
+            let w = self.window(&tx, ns, &q.key, now, day_start(&q.limits, now))?;
+            let frees_at_ms = self.full_at(&tx, ns, &q.key, &q.limits, 1, now)?.map(|(_, at)| at);
             out.push(ModelStanding {
-                model: model.clone(),
-                cooldown,
-                minute_requests: minute_requests as u64,
-                minute_tokens: minute_tokens as u64,
-                day_requests: day_requests as u64,
-                day_tokens: day_tokens as u64,
+                model: q.key.clone(),
+                cooldown: self.cooldown_of(&tx, ns, &q.key, now)?,
+                minute_requests: w.minute.len() as u64,
+                minute_tokens: w.minute.iter().map(|(_, t)| t).sum(),
+                day_requests: w.day_requests,
+                day_tokens: w.day_tokens,
+                frees_at_ms,
+                learned: self.learned_of(&tx, ns, &q.key)?,
                 now_ms: now as u64,
             });
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(out)
+    }
+
+    fn learned_of(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        ns: &str,
+        model: &str,
+    ) -> Result<Option<Learned>, StoreError> {
+        tx.query_row(
+            "SELECT rpm, rpd, source FROM model_learned WHERE namespace=?1 AND model=?2",
+            params![ns, model],
+            |r| {
+                let limit = |v: Option<i64>| v.map(|v| v.clamp(0, u32::MAX as i64) as u32);
+                Ok(Learned { rpm: limit(r.get(0)?), rpd: limit(r.get(1)?), source: r.get(2)? })
+            },
+        )
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
+    pub(super) fn learn(&self, ns: &str, model: &str, learned: &Learned) -> Result<(), StoreError> {
+        self.check_file()?;
+        let conn = self.conn.lock().unwrap();
+        let now: i64 = conn.query_row(SELECT_NOW_MS, [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        conn.execute(
+            "INSERT INTO model_learned(namespace, model, rpm, rpd, source, at_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(namespace, model) DO UPDATE SET rpm=COALESCE(excluded.rpm, rpm),
+             rpd=COALESCE(excluded.rpd, rpd), source=excluded.source, at_ms=excluded.at_ms",
+            params![ns, model, learned.rpm, learned.rpd, learned.source, now],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+/// Where window `limits`' day begins (exclusive): the provider's day start, else 24 h ago.
+fn day_start(limits: &ModelLimits, now: i64) -> i64 {
+    match limits.day {
+        Some(d) => to_db(d.start_ms) - 1,
+        None => now - DAY_MS as i64,
     }
 }

@@ -31,7 +31,10 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS model_requests(
                 namespace TEXT NOT NULL, model TEXT NOT NULL, at_ms INTEGER NOT NULL,
                 tokens INTEGER NOT NULL);
-             CREATE INDEX IF NOT EXISTS model_requests_at ON model_requests(namespace, model, at_ms);",
+             CREATE INDEX IF NOT EXISTS model_requests_at ON model_requests(namespace, model, at_ms);
+             CREATE TABLE IF NOT EXISTS model_learned(
+                namespace TEXT NOT NULL, model TEXT NOT NULL, rpm INTEGER, rpd INTEGER,
+                source TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY(namespace, model));",
         )
         .map_err(|e| self.err(e))?;
         // Stores made before cooldowns had kinds: the column is added (old rows say their kind

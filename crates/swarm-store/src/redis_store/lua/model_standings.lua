@@ -1,13 +1,12 @@
--- KEYS: per model, its cooldown hash and its requests sorted set. Reads only.
--- Returns, all as strings: the server's now (ms), then per model: cooling until (0 = not
--- cooling), reason, requests and tokens of the last minute, requests and tokens of the last day,
--- kind ('' for a cooldown stored before kinds were).
-local MINUTE, DAY = 60000, 86400000
-local function ms(n) return string.format('%d', n) end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- KEYS: per window, its cooldown hash, its requests sorted set and its learned-limits hash.
+-- ARGV: per window rpm, rpd, tpm, day_start, day_end ("" = none). Reads only.
+-- Returns, all as strings: the server's now (ms), then per window: cooling until (0 = not
+-- cooling), reason, kind, requests and tokens of the last minute, requests and tokens of the
+-- day, when it frees up if full now (-1: not full; -2: never), learned rpm, learned rpd ('' =
+-- none), learned source.
+local now = server_now()
 local out = {ms(now)}
-for i = 1, #KEYS, 2 do
+for i = 1, #KEYS, 3 do
   local until_ms = tonumber(redis.call('HGET', KEYS[i], 'until') or '0')
   local reason, kind = '', ''
   if until_ms > now then
@@ -16,13 +15,16 @@ for i = 1, #KEYS, 2 do
   else
     until_ms = 0
   end
-  local mr, mt, dr, dt = 0, 0, 0, 0
-  local day = redis.call('ZRANGEBYSCORE', KEYS[i + 1], '(' .. ms(now - DAY), '+inf', 'WITHSCORES')
-  for j = 1, #day, 2 do
-    local tokens = tonumber(string.match(day[j], ':(%d+)$')) or 0
-    dr, dt = dr + 1, dt + tokens
-    if tonumber(day[j + 1]) > now - MINUTE then mr, mt = mr + 1, mt + tokens end
+  local a = (i - 1) / 3 * 5 + 1
+  local full, at, mr, mt, dr, dt = window(KEYS[i + 1], now, 1, {ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]})
+  local frees = -1
+  if full then
+    if at == NEVER then frees = -2 else frees = at end
   end
-  for _, v in ipairs({ms(until_ms), reason, ms(mr), ms(mt), ms(dr), ms(dt), kind}) do out[#out + 1] = v end
+  local learned = redis.call('HMGET', KEYS[i + 2], 'rpm', 'rpd', 'source')
+  for _, v in ipairs({ms(until_ms), reason, kind, ms(mr), ms(mt), ms(dr), ms(dt), ms(frees),
+                      learned[1] or '', learned[2] or '', learned[3] or ''}) do
+    out[#out + 1] = v
+  end
 end
 return out

@@ -1,0 +1,66 @@
+-- Shared by model_reserve.lua and model_standings.lua (prepended to each): one window's rule,
+-- the same as `window_full` in src/models.rs (the conformance suite holds them to the same
+-- answers). Requests are members `<at_ms>-<n>:<tokens>` scored by `at_ms`.
+local MINUTE, DAY, TRIM, NEVER = 60000, 86400000, 93600000, math.huge
+local function ms(n) return string.format('%d', n) end
+local function server_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function tokens_of(member) return tonumber(string.match(member, ':(%d+)$')) or 0 end
+-- The day's first score (exclusive): the provider's day start when given, else 24 h ago.
+local function day_floor(now, day_start)
+  if day_start ~= '' then return tonumber(day_start) - 1 end
+  return now - DAY
+end
+-- `lim` = {rpm, rpd, tpm, day_start, day_end} as strings ('' = none). Returns the limit one
+-- more request of `tokens` would pass and when enough of the window frees (NEVER: never), or
+-- nil; and the window's usage: minute requests, minute tokens, day requests, day tokens.
+local function window(reqs, now, tokens, lim)
+  local minute = redis.call('ZRANGEBYSCORE', reqs, '(' .. ms(now - MINUTE), '+inf', 'WITHSCORES')
+  local n, used = #minute / 2, 0
+  for i = 1, #minute, 2 do used = used + tokens_of(minute[i]) end
+  local floor = day_floor(now, lim[4])
+  local day = redis.call('ZRANGEBYSCORE', reqs, '(' .. ms(floor), '+inf')
+  local dt = 0
+  for i = 1, #day do dt = dt + tokens_of(day[i]) end
+  local full, free_at = nil, nil
+  local function note(limit, at)
+    if free_at == nil or at > free_at then full, free_at = limit, at end
+  end
+  if lim[1] ~= '' then
+    local limit = tonumber(lim[1])
+    if n >= limit then
+      if limit == 0 then note('rpm', NEVER) else note('rpm', tonumber(minute[2 * (n - limit) + 2]) + MINUTE) end
+    end
+  end
+  if lim[2] ~= '' then
+    local limit = tonumber(lim[2])
+    if #day >= limit then
+      if limit == 0 then
+        note('rpd', NEVER)
+      elseif lim[5] ~= '' then
+        note('rpd', tonumber(lim[5])) -- a provider's day frees all at once, at its end
+      else
+        local leaving = redis.call('ZRANGEBYSCORE', reqs, '(' .. ms(floor), '+inf', 'WITHSCORES',
+          'LIMIT', #day - limit, 1)
+        note('rpd', tonumber(leaving[2]) + DAY)
+      end
+    end
+  end
+  if lim[3] ~= '' then
+    local tpm = tonumber(lim[3])
+    if used + tokens > tpm then
+      local at, left = NEVER, used
+      for i = 1, #minute, 2 do
+        left = left - tokens_of(minute[i])
+        if left + tokens <= tpm then
+          at = tonumber(minute[i + 1]) + MINUTE
+          break
+        end
+      end
+      note('tpm', at)
+    end
+  end
+  return full, free_at, n, used, #day, dt
+end
