@@ -86,6 +86,10 @@ pub struct ModelRequests {
     pub tokens_in: u64,
     pub tokens_out: u64,
     pub cost_usd: f64,
+    /// How long these requests waited in the gateway, all together, before going to this model
+    /// (for a free slot within the limits, and on models that refused them first).
+    #[serde(default)]
+    pub wait_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -104,7 +104,7 @@ impl Hierarchy {
                 minute_tokens: s.minute_tokens,
                 day_requests: s.day_requests,
                 // When the store says a full minute window frees (not a day's, which is the day's end).
-                minute_frees_at_ms: s.frees_at_ms.filter(|&t| t < now_ms + 61_000),
+                minute_frees_at_ms: s.frees_at_ms.filter(|&t| t <= now_ms + swarm_store::MINUTE_MS),
                 learned_rpm: s.learned.as_ref().and_then(|l| l.rpm),
                 learned_rpd: s.learned.as_ref().and_then(|l| l.rpd),
                 day_resets_at_ms: Some(m.day_reset.next_reset(now_ms)),

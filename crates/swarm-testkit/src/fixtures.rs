@@ -79,6 +79,7 @@ fn schema() -> TaskReport {
             tokens_in: 4_000,
             tokens_out: 600,
             cost_usd: 0.0,
+            wait_ms: 0,
         },
         ModelRequests {
             model: "groq/llama-3.3-70b".into(),
@@ -87,6 +88,7 @@ fn schema() -> TaskReport {
             tokens_in: 1_200,
             tokens_out: 230,
             cost_usd: 0.0,
+            wait_ms: 0,
         },
     ];
     t.attempts = vec![a];

@@ -4,7 +4,7 @@
 //! the move to the next model when the model is to blame.
 
 use super::Dispatcher;
-use crate::gateway::GatewayEvent;
+use crate::gateway::{GatewayEvent, Served};
 use chrono::{TimeZone, Utc};
 use swarm_core::event::EventKind;
 use swarm_core::failure::FailureClass;
@@ -16,53 +16,7 @@ use swarm_core::state::Reason;
 impl Dispatcher {
     pub(super) fn on_gateway(&mut self, ev: GatewayEvent) {
         match ev {
-            GatewayEvent::Served {
-                task,
-                attempt,
-                model,
-                layer,
-                tokens_in,
-                tokens_out,
-                cost_usd,
-                fallback,
-                ..
-            } => {
-                let Some(a) = self.docs[task as usize].attempts.iter_mut().find(|a| a.n == attempt) else {
-                    return;
-                };
-                let changed = a.model.as_deref() != Some(model.as_str());
-                a.model = Some(model.clone());
-                a.layer = Some(layer);
-                a.tokens_in += tokens_in;
-                a.tokens_out += tokens_out;
-                if cost_usd.is_finite() && cost_usd > 0.0 {
-                    a.cost_usd += cost_usd;
-                }
-                if let Some(class) = fallback {
-                    a.fallback_reason = Some(class.to_string());
-                }
-                match a.requests.iter_mut().find(|r| r.model == model) {
-                    Some(r) => {
-                        r.count += 1;
-                        r.tokens_in += tokens_in;
-                        r.tokens_out += tokens_out;
-                        r.cost_usd += cost_usd;
-                    }
-                    None => a.requests.push(ModelRequests {
-                        model: model.clone(),
-                        layer,
-                        count: 1,
-                        tokens_in,
-                        tokens_out,
-                        cost_usd,
-                    }),
-                }
-                self.save_task(task);
-                if changed {
-                    let task = self.id(task).to_string();
-                    self.emit(EventKind::ModelServing { task, attempt, model, layer });
-                }
-            }
+            GatewayEvent::Served(served) => self.served(served),
             GatewayEvent::Absorbed { task, attempt, model, class, policy, at_ms, .. } => {
                 let action = describe(&policy, at_ms);
                 if matches!(&policy, Policy::Cool(c) if c.is_disabled()) {
@@ -82,6 +36,69 @@ impl Dispatcher {
                     live.exhausted = Some(why);
                 }
             }
+        }
+    }
+}
+
+impl Dispatcher {
+    /// A request answered for an attempt: metered on the attempt (per model), said when the
+    /// model changed, and logged in the run's request log.
+    fn served(&mut self, s: Served) {
+        let Some(a) = self.docs[s.task as usize].attempts.iter_mut().find(|a| a.n == s.attempt) else {
+            return;
+        };
+        let changed = a.model.as_deref() != Some(s.model.as_str());
+        a.model = Some(s.model.clone());
+        a.layer = Some(s.layer);
+        a.tokens_in += s.tokens_in;
+        a.tokens_out += s.tokens_out;
+        let cost = if s.cost_usd.is_finite() && s.cost_usd > 0.0 { s.cost_usd } else { 0.0 };
+        a.cost_usd += cost;
+        if let Some(class) = s.fallback {
+            a.fallback_reason = Some(class.to_string());
+        }
+        match a.requests.iter_mut().find(|r| r.model == s.model) {
+            Some(r) => {
+                r.count += 1;
+                r.tokens_in += s.tokens_in;
+                r.tokens_out += s.tokens_out;
+                r.cost_usd += cost;
+                r.wait_ms += s.waited_ms;
+            }
+            None => a.requests.push(ModelRequests {
+                model: s.model.clone(),
+                layer: s.layer,
+                count: 1,
+                tokens_in: s.tokens_in,
+                tokens_out: s.tokens_out,
+                cost_usd: cost,
+                wait_ms: s.waited_ms,
+            }),
+        }
+        self.save_task(s.task);
+        let task = self.id(s.task).to_string();
+        self.log_request(&task, &s);
+        if changed {
+            let (attempt, model, layer) = (s.attempt, s.model, s.layer);
+            self.emit(EventKind::ModelServing { task, attempt, model, layer });
+        }
+    }
+
+    /// One line in `.swarm/runs/<RUN_ID>/requests.jsonl` per request a model answered: when it
+    /// arrived, how long it waited for a model, which one answered, at what cost. Best effort: a
+    /// full disk costs the log, not the run.
+    fn log_request(&self, task: &str, s: &Served) {
+        use std::io::Write;
+        let line = serde_json::json!({
+            "arrived_ms": s.arrived_ms, "task": task, "attempt": s.attempt, "model": s.model,
+            "layer": s.layer, "status": s.status, "waited_ms": s.waited_ms, "latency_ms": s.latency_ms,
+            "tokens_in": s.tokens_in, "tokens_out": s.tokens_out, "cost_usd": s.cost_usd,
+            "fallback": s.fallback,
+        });
+        let path = self.ctx.run_dir.requests_log();
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+        if let Ok(mut file) = file {
+            let _ = writeln!(file, "{line}");
         }
     }
 }

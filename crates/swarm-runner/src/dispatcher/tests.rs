@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::dispatcher::sweeper::Swept;
-use crate::gateway::GatewayEvent;
+use crate::gateway::{GatewayEvent, Served};
 use crate::job::{AttemptJob, Evidence, ModelRoute};
 use crate::os::reaper::Ended;
 use std::sync::Mutex;
@@ -212,7 +212,7 @@ async fn usage_is_counted_once_whoever_meters_it() {
     // An attempt whose requests go through the gateway: the gateway's metering is the count.
     h.d.running.get_mut(&0).unwrap().route = LiveRoute::Gateway;
     h.say(0, 1, AttemptEvent::Usage { tokens_in: 1000, tokens_out: 1000, cost_usd: 9.0 });
-    h.d.on_gateway(GatewayEvent::Served {
+    h.d.on_gateway(GatewayEvent::Served(Served {
         task: 0,
         attempt: 1,
         model: "p/a".into(),
@@ -221,12 +221,20 @@ async fn usage_is_counted_once_whoever_meters_it() {
         tokens_in: 7,
         tokens_out: 3,
         cost_usd: 0.0,
+        arrived_ms: 1,
+        waited_ms: 2,
         latency_ms: 5,
         fallback: None,
-    });
+    }));
     let a = &h.d.docs[0].attempts[0];
     assert_eq!((a.tokens_in, a.tokens_out, a.model.as_deref()), (17, 8, Some("p/a")));
-    assert_eq!(a.requests.len(), 1);
+    assert_eq!((a.requests.len(), a.requests[0].wait_ms), (1, 2));
+    let log = std::fs::read_to_string(h.d.ctx.run_dir.requests_log()).expect("the request log");
+    let line: serde_json::Value = serde_json::from_str(log.trim()).unwrap();
+    assert_eq!(
+        (line["task"].as_str(), line["waited_ms"].as_u64(), line["arrived_ms"].as_u64()),
+        (Some("a"), Some(2), Some(1))
+    );
 }
 
 #[tokio::test]

@@ -27,23 +27,34 @@ use swarm_core::router::{self, Catalog, Policy};
 use swarm_store::Store;
 use tokio::sync::mpsc;
 
+/// One request of an attempt a model answered (after failing over from `fallback`, if any),
+/// metered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Served {
+    pub task: u32,
+    pub attempt: u32,
+    pub model: String,
+    pub layer: u8,
+    pub status: u16,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
+    /// When the request reached the gateway (ms since the epoch, this host's clock) and how long
+    /// it waited there before it went to the model that answered (for a free slot, and on models
+    /// that refused it first).
+    pub arrived_ms: u64,
+    pub waited_ms: u64,
+    /// From forwarding to the model until its answer ended.
+    pub latency_ms: u64,
+    pub fallback: Option<FailureClass>,
+}
+
 /// What the gateway tells a run about its attempts' requests.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum GatewayEvent {
-    /// A request was answered by `model` (after failing over from `fallback`, if any).
-    Served {
-        task: u32,
-        attempt: u32,
-        model: String,
-        layer: u8,
-        status: u16,
-        tokens_in: u64,
-        tokens_out: u64,
-        cost_usd: f64,
-        latency_ms: u64,
-        fallback: Option<FailureClass>,
-    },
+    /// A request was answered.
+    Served(Served),
     /// A provider refused a request, which went on to the next model; `policy` is what
     /// happened to `model` (cooling until …, disabled, …) at `at_ms` (store clock).
     Absorbed {

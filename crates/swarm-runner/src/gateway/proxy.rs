@@ -56,7 +56,9 @@ pub(super) struct Flight {
     pub body: Map<String, Value>,
     pub streaming: bool,
     pub est_tokens: u64,
-    started: Instant,
+    pub started: Instant,
+    /// `started` on this host's wall clock (ms since the epoch), for the request log.
+    pub arrived_ms: u64,
     /// Models that failed this very request.
     tried: Vec<usize>,
     /// After `context_too_long`: only models with a window larger than this.
@@ -76,6 +78,7 @@ impl Flight {
             streaming,
             est_tokens: router::estimate_tokens(size),
             started: Instant::now(),
+            arrived_ms: wall_ms(),
             tried: vec![],
             needs_larger_than: None,
             fallback: None,

@@ -159,8 +159,8 @@ async fn a_rate_limit_cools_the_model_for_everyone_and_the_request_moves_on() {
     let body = axum::body::to_bytes(answer.into_body(), usize::MAX).await.unwrap();
     assert!(String::from_utf8_lossy(&body).contains("DONE"));
     match f.events.recv().await.unwrap() {
-        GatewayEvent::Served { model, fallback, .. } => {
-            assert_eq!((model.as_str(), fallback), ("fake/ok", Some(FailureClass::RateLimited)))
+        GatewayEvent::Served(s) => {
+            assert_eq!((s.model.as_str(), s.fallback), ("fake/ok", Some(FailureClass::RateLimited)))
         }
         other => panic!("{other:?}"),
     }
@@ -265,7 +265,11 @@ async fn a_full_minute_frees_exactly_when_its_oldest_request_leaves() {
     };
     let h = &f.shared().hierarchy;
     let (_, standings) = h.standings(&h.read("ns").unwrap(), &Default::default());
-    assert_eq!(standings[0].minute_frees_at_ms, Some(at_ms + 60_000), "not a minute from whenever we looked");
+    assert_eq!(
+        standings[0].minute_frees_at_ms,
+        Some(at_ms + swarm_store::MINUTE_MS),
+        "not a minute from whenever we looked"
+    );
 }
 
 /// Gemini 3 on its OpenAI-compatible endpoint: each tool call carries a thought signature that

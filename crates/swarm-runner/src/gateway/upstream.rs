@@ -3,7 +3,7 @@
 
 use super::proxy::Flight;
 use super::usage::{self, Usage};
-use super::{GatewayEvent, Shared};
+use super::{GatewayEvent, Served, Shared};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -108,10 +108,11 @@ pub(super) async fn pass_through(
     let content_type = response.headers().get(reqwest::header::CONTENT_TYPE).cloned();
     let entry = shared.hierarchy.catalog.models[model].clone();
     let (grant, shared, fallback) = (flight.grant.clone(), shared.clone(), flight.fallback);
+    let (arrived_ms, waited_ms) = (flight.arrived_ms, sent.duration_since(flight.started).as_millis() as u64);
     let meter = move |u: Usage| {
         let cost = shared.hierarchy.catalog.cost_usd(model, u.tokens_in, u.tokens_out);
         grant.ledger.add(cost, u.tokens_in + u.tokens_out);
-        let _ = grant.events.send(GatewayEvent::Served {
+        let _ = grant.events.send(GatewayEvent::Served(Served {
             task: grant.task,
             attempt: grant.attempt,
             model: entry.id.clone(),
@@ -120,9 +121,11 @@ pub(super) async fn pass_through(
             tokens_in: u.tokens_in,
             tokens_out: u.tokens_out,
             cost_usd: cost,
+            arrived_ms,
+            waited_ms,
             latency_ms: sent.elapsed().as_millis() as u64,
             fallback,
-        });
+        }));
     };
     let mut out = if flight.streaming {
         Response::new(Body::from_stream(stream(response, meter)))

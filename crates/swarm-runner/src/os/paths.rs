@@ -48,6 +48,11 @@ impl RunDir {
         self.root.join("tasks").join(task).join(attempt.to_string())
     }
 
+    /// The gateway's request log: one JSON line per request a model answered.
+    pub fn requests_log(&self) -> PathBuf {
+        self.root.join("requests.jsonl")
+    }
+
     pub fn report_json(&self) -> PathBuf {
         self.root.join("report.json")
     }
