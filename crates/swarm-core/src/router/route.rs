@@ -247,15 +247,19 @@ fn assess(catalog: &Catalog, s: &Standing, req: &RouteRequest, i: usize) -> Opti
     if let Some(until_ms) = s.cooldown.as_ref().filter(|c| c.lasts(now)).map(|c| c.until_ms) {
         wait_until(Skip::Cooling { until_ms }, Some(until_ms));
     }
+    // A picture a moment old may show a full minute whose oldest request has left since: the
+    // model has room now (the reservation checks it for sure). Assuming a whole minute instead
+    // left slots idle for up to 60 s while requests waited (bench/models.sh).
+    let freed = s.minute_frees_at_ms.is_some_and(|t| t <= now);
     let minute_free = s.minute_frees_at_ms.filter(|&t| t > now).unwrap_or(now.saturating_add(MINUTE_MS));
-    if s.learned_rpm.or(m.rpm).is_some_and(|rpm| s.minute_requests >= u64::from(rpm)) {
+    if !freed && s.learned_rpm.or(m.rpm).is_some_and(|rpm| s.minute_requests >= u64::from(rpm)) {
         wait_until(Skip::OverRpm { frees_at_ms: Some(minute_free) }, Some(minute_free));
     }
     if let Some(tpm) = m.tpm {
         if req.est_tokens > tpm {
             // No minute will ever hold it.
             wait_until(Skip::OverTpm, None);
-        } else if s.minute_tokens.saturating_add(req.est_tokens) > tpm {
+        } else if !freed && s.minute_tokens.saturating_add(req.est_tokens) > tpm {
             wait_until(Skip::OverTpm, Some(minute_free));
         }
     }
