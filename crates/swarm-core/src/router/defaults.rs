@@ -42,36 +42,42 @@ layers = [
   ["openrouter/anthropic/claude-sonnet-4.5"],
 ]
 
-# Gemini API free tier, as published at the time of writing.
+# Gemini API free tier. Google no longer publishes one table: the live figures are per project
+# and model in AI Studio (ai.google.dev/gemini-api/docs/rate-limits), and its 2026 429 bodies show
+# Flash models at about 20 requests a day (`limit: 20`, quotaId GenerateRequestsPerDay...).
+# These are guesses to start from: swarm learns the real limit from the first 429 that names it
+# and paces by that. Days reset at midnight Pacific time (the gemini provider's default).
 [models.limits."gemini/gemini-2.5-flash"]
 rpm = 10
-rpd = 250
+rpd = 20
 tpm = 250000
 context = 1048576
 
 [models.limits."gemini/gemini-2.5-flash-lite"]
 rpm = 15
-rpd = 1000
+rpd = 20
 tpm = 250000
 context = 1048576
 
 [models.limits."gemini/gemini-2.5-pro"]
 rpm = 5
-rpd = 100
+rpd = 20
 tpm = 250000
 context = 1048576
 
-# OpenRouter `:free` models, as published at the time of writing: 20 requests a minute; 50 a
-# day per account (1000 once you bought 10 credits), shared by all :free models.
-[models.limits."openrouter/qwen/qwen3-coder:free"]
+# OpenRouter `:free` models share one bucket per account (openrouter.ai/docs, free model
+# variants): 20 requests a minute and 50 a day (1000 once the account bought 10 credits), the
+# day in UTC. One group holds it for all of them.
+[models.groups.openrouter-free]
+models = ["openrouter/*:free"]
 rpm = 20
 rpd = 50
+
+[models.limits."openrouter/qwen/qwen3-coder:free"]
 context = 262144
 paid = false
 
 [models.limits."openrouter/deepseek/deepseek-chat-v3-0324:free"]
-rpm = 20
-rpd = 50
 context = 163840
 paid = false
 
@@ -96,26 +102,28 @@ const LAYERS: [(u8, &[&str], &str); 7] = [
     (
         1,
         &["gemini/gemini-2.5-flash"],
-        "Free (about 10 requests a minute, 250 a day), a strong coder with a 1M-token window: \
-         the best free everyday model, so it goes first.",
+        "Free (about 10 requests a minute and 20 a day per project, reset at midnight Pacific), a \
+         strong coder with a 1M-token window: the best free everyday model, so it goes first.",
     ),
     (
         2,
         &["gemini/gemini-2.5-flash-lite"],
-        "Free with more room (about 15 a minute, 1,000 a day) but weaker: it takes the overflow \
-         while Flash is cooling down.",
+        "Free with its own quota (about 15 a minute, 20 a day) but weaker: it takes the overflow \
+         while Flash is cooling down or spent for the day.",
     ),
     (
         3,
         &["gemini/gemini-2.5-pro"],
-        "Free and the strongest free model, but its free tier is tiny (about 5 a minute, 100 a day), \
-         so it is a scarce reserve behind the two Flash models (a task with tier 3 starts here).",
+        "Free and the strongest free model, but its free tier is tiny (about 5 a minute, 20 a day \
+         at most), so it is a scarce reserve behind the two Flash models (a task with tier 3 starts \
+         here).",
     ),
     (
         4,
         &["openrouter/qwen/qwen3-coder:free", "openrouter/deepseek/deepseek-chat-v3-0324:free"],
-        "Free on another provider, so Google's limits don't stop them (about 20 a minute, but only \
-         50 a day per account without credits), Qwen3 Coder first as the coding specialist.",
+        "Free on another provider, so Google's limits don't stop them; they share one account-wide \
+         bucket (20 a minute, 50 a day without credits, UTC days), held by one group. Qwen3 Coder \
+         first as the coding specialist.",
     ),
     (
         5,
