@@ -1,7 +1,7 @@
 -- Shared by model_reserve.lua and model_standings.lua (prepended to each): one window's rule,
 -- the same as `window_full` in src/models.rs (the conformance suite holds them to the same
 -- answers). Requests are members `<at_ms>-<n>:<tokens>` scored by `at_ms`.
-local MINUTE, DAY, TRIM, NEVER = 60500, 86400000, 93600000, math.huge
+local MINUTE, DAY, TRIM, NEVER = 60200, 86400000, 93600000, math.huge
 local function ms(n) return string.format('%d', n) end
 local function server_now()
   local t = redis.call('TIME')
