@@ -642,9 +642,11 @@ proptest! {
                 let (m, s) = (&catalog.models[model], &standings[model]);
                 prop_assert!(!ruled_out(model));
                 prop_assert!(s.cooldown.as_ref().is_none_or(|c| c.until_ms <= req.now_ms), "cooling");
-                prop_assert!(m.rpm.is_none_or(|l| s.minute_requests < u64::from(l)), "over rpm");
+                // A full minute whose free time has passed has room by now (a moment-old picture).
+                let freed = s.minute_frees_at_ms.is_some_and(|t| t <= req.now_ms);
+                prop_assert!(freed || m.rpm.is_none_or(|l| s.minute_requests < u64::from(l)), "over rpm");
                 prop_assert!(m.rpd.is_none_or(|l| s.day_requests < u64::from(l)), "over rpd");
-                prop_assert!(m.tpm.is_none_or(|l| s.minute_tokens + req.est_tokens <= l), "over tpm");
+                prop_assert!(freed || m.tpm.is_none_or(|l| s.minute_tokens + req.est_tokens <= l), "over tpm");
                 // Every model before it was passed over, in order, and none after it.
                 let passed: Vec<usize> = skipped.iter().map(|(i, _)| *i).collect();
                 prop_assert_eq!(passed, (0..model).collect::<Vec<_>>());
@@ -655,10 +657,11 @@ proptest! {
                 // Waiting only when nothing is usable now.
                 let blocked = |i: usize| {
                     let (m, s) = (&catalog.models[i], &standings[i]);
+                    let full = !s.minute_frees_at_ms.is_some_and(|t| t <= req.now_ms);
                     s.cooldown.as_ref().is_some_and(|c| c.until_ms > req.now_ms)
-                        || m.rpm.is_some_and(|l| s.minute_requests >= u64::from(l))
+                        || (full && m.rpm.is_some_and(|l| s.minute_requests >= u64::from(l)))
                         || m.rpd.is_some_and(|l| s.day_requests >= u64::from(l))
-                        || m.tpm.is_some_and(|l| s.minute_tokens + req.est_tokens > l)
+                        || (full && m.tpm.is_some_and(|l| s.minute_tokens + req.est_tokens > l))
                 };
                 prop_assert!((0..catalog.models.len()).all(|i| ruled_out(i) || blocked(i)));
             }
