@@ -131,7 +131,7 @@ pub struct WorktreeConfig {
     pub author: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     pub kind: String,
@@ -145,9 +145,36 @@ pub struct ProviderConfig {
     /// The time zone whose midnight starts the provider's day for daily quotas (an IANA name;
     /// default `America/Los_Angeles` for Gemini's API, UTC otherwise).
     pub day_reset: Option<String>,
+    /// How long the gateway waits for the provider's first byte (the answer's headers, and for
+    /// a stream its first chunk) before the model counts as overloaded and the request moves on.
+    #[serde(default, with = "duration::opt_serde")]
+    pub first_byte_timeout: Option<Duration>,
+    /// How long an answer may stall between two chunks before it is given up.
+    #[serde(default, with = "duration::opt_serde")]
+    pub idle_timeout: Option<Duration>,
 }
 
+/// A streamed answer's first chunk comes within seconds from a healthy provider.
+pub const FIRST_BYTE_TIMEOUT_STREAM: Duration = Duration::from_secs(60);
+/// A whole answer at once may take minutes to generate: Codex waits 300 s for one
+/// (OPENAI_TIMEOUT_MS in codex-rs/core/src/flags.rs).
+pub const FIRST_BYTE_TIMEOUT_WHOLE: Duration = Duration::from_secs(300);
+/// A stream that stops for two minutes has stalled (Codex allows 300 s before it reconnects:
+/// OPENAI_STREAM_IDLE_TIMEOUT_MS; the gateway can move a request on, so it gives up sooner).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl ProviderConfig {
+    /// How long to wait for the first byte of an answer (streamed or whole).
+    pub fn first_byte_timeout(&self, streaming: bool) -> Duration {
+        let default = if streaming { FIRST_BYTE_TIMEOUT_STREAM } else { FIRST_BYTE_TIMEOUT_WHOLE };
+        self.first_byte_timeout.unwrap_or(default)
+    }
+
+    /// How long an answer may stall between chunks.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout.unwrap_or(IDLE_TIMEOUT)
+    }
+
     /// Where the provider's day begins: its `day_reset`, else Gemini's Pacific midnight for a
     /// Gemini provider (by kind or by Google's API host), else UTC.
     pub fn day_reset(&self) -> crate::router::DayReset {
@@ -373,7 +400,6 @@ impl Config {
         self.models.as_ref().map_or(&[], |m| m.layers.as_slice())
     }
 
-    /// `[models.limits."ID"]`, if declared.
     /// Where model `id`'s day begins: its own `day_reset`, else its provider's.
     pub fn model_day_reset(&self, id: &str) -> crate::router::DayReset {
         let own = self

@@ -71,7 +71,7 @@ fn rehearse(
             models: models.clone(),
             // The fake model costs nothing.
             paid: Some(false),
-            day_reset: None,
+            ..Default::default()
         },
     );
     for t in plan.tasks.iter_mut().filter(|t| t.runs_agent()) {

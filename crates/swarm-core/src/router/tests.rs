@@ -657,7 +657,7 @@ proptest! {
                 // Waiting only when nothing is usable now.
                 let blocked = |i: usize| {
                     let (m, s) = (&catalog.models[i], &standings[i]);
-                    let full = !s.minute_frees_at_ms.is_some_and(|t| t <= req.now_ms);
+                    let full = s.minute_frees_at_ms.is_none_or(|t| t > req.now_ms);
                     s.cooldown.as_ref().is_some_and(|c| c.until_ms > req.now_ms)
                         || (full && m.rpm.is_some_and(|l| s.minute_requests >= u64::from(l)))
                         || m.rpd.is_some_and(|l| s.day_requests >= u64::from(l))

@@ -107,7 +107,13 @@ impl Dispatcher {
 fn describe(policy: &Policy, now_ms: u64) -> String {
     match policy {
         Policy::Cool(c) if c.is_disabled() => format!("disabled for the run: {}", c.reason),
-        Policy::Cool(c) => format!("cooling down for {}s", c.until_ms.saturating_sub(now_ms).div_ceil(1000)),
+        Policy::Cool(c) => {
+            let how_long = format!("cooling down for {}s", c.until_ms.saturating_sub(now_ms).div_ceil(1000));
+            match c.reason.split_once(": ") {
+                Some((_, cause)) => format!("{how_long}: {cause}"),
+                None => how_long,
+            }
+        }
         Policy::TryLarger => "the request needs a larger context window".into(),
         Policy::PassThrough => "passed to the agent".into(),
     }

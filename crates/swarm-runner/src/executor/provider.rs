@@ -92,7 +92,7 @@ mod provider_tests {
                 api_key_env: key_env.map(String::from),
                 models: vec!["ok".into()],
                 paid: None,
-                day_reset: None,
+                ..Default::default()
             },
         );
         c

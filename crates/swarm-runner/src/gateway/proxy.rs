@@ -54,7 +54,6 @@ pub(super) async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap
 pub(super) struct Flight {
     pub grant: Grant,
     pub body: Map<String, Value>,
-    pub streaming: bool,
     pub est_tokens: u64,
     pub started: Instant,
     /// `started` on this host's wall clock (ms since the epoch), for the request log.
@@ -71,11 +70,9 @@ pub(super) struct Flight {
 
 impl Flight {
     pub(super) fn new(grant: Grant, body: Map<String, Value>, size: usize) -> Flight {
-        let streaming = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
         Flight {
             grant,
             body,
-            streaming,
             est_tokens: router::estimate_tokens(size),
             started: Instant::now(),
             arrived_ms: wall_ms(),
@@ -242,8 +239,8 @@ pub(super) async fn absorb(
     sent: Instant,
 ) -> Next {
     let failed = match answer {
-        Answer::Success(response) => {
-            return Next::Answer(upstream::pass_through(response, flight, shared, model, sent).await)
+        Answer::Success(success) => {
+            return Next::Answer(upstream::pass_through(success, flight, shared, model, sent).await)
         }
         Answer::Failed(failed) => failed,
     };
@@ -251,7 +248,11 @@ pub(super) async fn absorb(
     let store = h.store.clone();
     let now_ms = blocking(move || store.now_ms()).await.and_then(Result::ok).unwrap_or_else(wall_ms);
     let repeats = flight.repeats.entry(model).or_insert(0);
-    let policy = h.policy_for(model, failed.class, failed.retry_after, *repeats, now_ms);
+    let mut policy = h.policy_for(model, failed.class, failed.retry_after, *repeats, now_ms);
+    if let (Policy::Cool(cooldown), Some(cause)) = (&mut policy, &failed.cause) {
+        // Said where people look (`swarm models`, the run's events): "connection refused".
+        cooldown.reason = format!("{}: {cause}", failed.class);
+    }
     *repeats += 1;
     learn(shared, flight, model, &failed).await;
     let entry = &h.catalog.models[model];

@@ -25,6 +25,13 @@ error = { status = 401, message = "Incorrect API key provided" }
 error = { status = 400, message = "messages: a tool result must follow a tool call" }
 [models.gday]
 rate_limit = { first = 1000, message = "You exceeded your current quota. Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 3, model: gemini-2.5-flash (quotaId GenerateRequestsPerDayPerProjectPerModel-FreeTier)" }
+[models.hang]
+hang = true
+[models.slow]
+chunk_delay_ms = 3000
+steps = [ { say = "a long answer that streams slowly" } ]
+[models.leaky]
+error = { status = 400, message = "messages[1]: unexpected text near sk-proj-abcdefghijklmnop0123456789" }
 [models.gem3]
 thought_signatures = true
 steps = [ { call = { name = "write_file", arguments = { path = "a.txt", content = "a" } } }, { say = "DONE" } ]
@@ -51,17 +58,23 @@ async fn fixture(layers: &[&[&str]], max_wait: &str) -> Fixture {
 
 /// The same, with `extra` TOML after the `[models]` table (model limits).
 async fn fixture_with(layers: &[&[&str]], max_wait: &str, extra: &str) -> Fixture {
-    let scenario = swarm_fakellm::Scenario::from_toml(SCENARIO).unwrap();
-    let fake = swarm_fakellm::serve(scenario, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let layers: Vec<String> = layers
         .iter()
         .map(|l| format!("[{}]", l.iter().map(|m| format!("\"fake/{m}\"")).collect::<Vec<_>>().join(", ")))
         .collect();
+    let extra = format!("max_wait = \"{max_wait}\"\n{extra}");
+    fixture_raw(&format!("[{}]", layers.join(", ")), "", &extra).await
+}
+
+/// The same with `layers` as written (other providers' models too), `provider` lines in the
+/// fake's `[providers.fake]` and `extra` TOML after the layers.
+async fn fixture_raw(layers: &str, provider: &str, extra: &str) -> Fixture {
+    let scenario = swarm_fakellm::Scenario::from_toml(SCENARIO).unwrap();
+    let fake = swarm_fakellm::serve(scenario, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let toml = format!(
-        "[providers.fake]\nkind = \"openai-compatible\"\nbase_url = \"{}\"\npaid = false\n\n\
-         [models]\nmax_wait = \"{max_wait}\"\nlayers = [{}]\n{extra}",
+        "[providers.fake]\nkind = \"openai-compatible\"\nbase_url = \"{}\"\npaid = false\n{provider}\n\
+         [models]\nlayers = {layers}\n{extra}",
         fake.base_url(),
-        layers.join(", ")
     );
     let config = Config::parse(&toml, std::path::Path::new("test.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -328,4 +341,126 @@ async fn unknown_fields_pass_through_the_gateway_both_ways_untouched() {
     assert_eq!(status, 400);
     assert!(answer.to_string().contains("missing a thought_signature"), "{answer}");
     assert_eq!(f.cooldown("gem3"), None, "not the model's fault");
+}
+
+/// A request through the gateway's HTTP door with a fresh token: status and body text.
+async fn post(f: &Fixture, body: Value) -> (u16, String) {
+    let token = f.gateway.grant(f.grant());
+    let url = format!("{}/chat/completions", f.gateway.base_url());
+    match reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await {
+        Ok(answer) => {
+            let status = answer.status().as_u16();
+            (status, answer.text().await.unwrap_or_else(|e| format!("<broken: {e}>")))
+        }
+        Err(e) => (0, format!("<failed: {e}>")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_never_answers_is_left_for_the_next_model_in_time() {
+    let f = fixture_raw("[[\"fake/hang\"], [\"fake/ok\"]]", "first_byte_timeout = \"1s\"", "").await;
+    let started = Instant::now();
+    let (status, body) = post(&f, hello()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("DONE"), "the next model answered: {body}");
+    assert!(started.elapsed().as_secs() < 10, "within the timeout, not the task's: {:?}", started.elapsed());
+    let cooled = f.cooldown("hang").expect("the silent model is cooled for everyone");
+    assert!(
+        cooled.reason.starts_with("overloaded: no answer from") && cooled.reason.contains("within 1s"),
+        "{cooled:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_stalls_after_its_first_chunk_ends_with_an_error_and_cools_the_model() {
+    let f = fixture_raw("[[\"fake/slow\"], [\"fake/ok\"]]", "idle_timeout = \"1s\"", "").await;
+    let mut streamed = hello();
+    streamed["stream"] = json!(true);
+    let (status, body) = post(&f, streamed).await;
+    // The agent read the first chunk: the answer cannot move to another model any more.
+    assert_eq!(status, 200);
+    assert!(body.contains("<broken"), "the stream ends with an error, not as if complete: {body}");
+    let cooled = f.cooldown("slow").expect("cooled");
+    assert_eq!(cooled.reason, "overloaded");
+}
+
+/// A provider on a raw socket that answers `head` and then `body`, then closes.
+async fn raw_provider(head: &'static str, body: Vec<u8>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(&body).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_cut_off_midway_moves_the_request_on_instead_of_an_empty_200() {
+    let cut = raw_provider(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n",
+        b"{\"id\":".to_vec(),
+    )
+    .await;
+    let extra =
+        format!("[providers.cut]\nkind = \"openai-compatible\"\nbase_url = \"{cut}\"\npaid = false\n");
+    let f = fixture_raw("[[\"cut/m\"], [\"fake/ok\"]]", "", &extra).await;
+    let (status, body) = post(&f, hello()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("DONE"), "the next model answered, not an empty body: {body}");
+    let h = &f.shared().hierarchy;
+    let cooled = f.store.model_standings("ns", &[StandingQuery::plain("cut/m")]).unwrap().remove(0).cooldown;
+    assert!(cooled.is_some_and(|c| c.reason.contains("broke off")), "{:?}", h.catalog.models[0].id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_error_body_reaches_the_agent_capped() {
+    let huge = vec![b'x'; 8 << 20];
+    let url = raw_provider(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 8388608\r\n\r\n",
+        huge,
+    )
+    .await;
+    let extra =
+        format!("[providers.big]\nkind = \"openai-compatible\"\nbase_url = \"{url}\"\npaid = false\n");
+    let f = fixture_raw("[[\"big/m\"]]", "", &extra).await;
+    let (status, body) = post(&f, hello()).await;
+    assert_eq!(status, 400);
+    assert_eq!(body.len(), 1 << 20, "read and passed on up to 1 MiB, not 8");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_provider_and_an_unset_key_are_said_as_such() {
+    let extra = "[providers.down]\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:1/v1\"\npaid = false\n\
+                 [providers.remote]\nkind = \"openai-compatible\"\nbase_url = \"https://api.example.invalid/v1\"\n\
+                 api_key_env = \"SWARM_TEST_SURELY_UNSET_KEY\"\npaid = false\n";
+    let f = fixture_raw("[[\"down/m\"], [\"remote/m\"], [\"fake/ok\"]]", "", extra).await;
+    let (status, body) = post(&f, hello()).await;
+    assert_eq!(status, 200, "{body}");
+    let cooldown =
+        |id: &str| f.store.model_standings("ns", &[StandingQuery::plain(id)]).unwrap().remove(0).cooldown;
+    let down = cooldown("down/m").expect("cooled");
+    assert!(
+        down.reason.contains("cannot connect to http://127.0.0.1:1/v1")
+            && down.reason.to_lowercase().contains("refused"),
+        "{down:?}"
+    );
+    let remote = cooldown("remote/m").expect("disabled");
+    assert_eq!(remote.kind, CooldownKind::Disabled);
+    assert_eq!(remote.reason, "auth: `SWARM_TEST_SURELY_UNSET_KEY` is not set in swarm's environment");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_providers_error_reaches_the_agent_without_anything_shaped_like_a_key() {
+    let f = fixture(&[&["leaky"]], "1m").await;
+    let (status, body) = post(&f, hello()).await;
+    assert_eq!(status, 400);
+    assert!(!body.contains("abcdefghijklmnop0123456789"), "{body}");
+    assert!(body.contains("unexpected text near sk-[redacted]"), "{body}");
 }
