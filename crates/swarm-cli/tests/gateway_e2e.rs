@@ -58,7 +58,8 @@ fn attempt(report: &Value, id: &str) -> Value {
 
 fn rate_limit_absorbed(agent: &str) {
     let fake = Fake::start(&format!(
-        "[models.a]\nrate_limit = {{ first = 1000, retry_after = 30 }}\n{WORKER}[models.b]\n{WORKER}"
+        // Cooling longer than both runs take, however slow the machine.
+        "[models.a]\nrate_limit = {{ first = 1000, retry_after = 300 }}\n{WORKER}[models.b]\n{WORKER}"
     ));
     let p = project(&fake, "[[\"fake/a\"], [\"fake/b\"]]", "");
     plan(&p, agent, "first");
@@ -78,7 +79,7 @@ fn rate_limit_absorbed(agent: &str) {
     // The fake provider saw one 429 for `a` — the gateway's first try — and nothing after.
     let to_a = requests_to(&fake, "a");
     assert_eq!(to_a.len(), 1, "{to_a:?}");
-    assert!(matches!(to_a[0], ResponseKind::RateLimited { retry_after: 30 }));
+    assert!(matches!(to_a[0], ResponseKind::RateLimited { retry_after: 300 }));
     // Every request reached the provider with its real key; none with the agent's token.
     let log = fake.server.as_ref().unwrap().log().records();
     assert!(log
@@ -286,7 +287,7 @@ fn an_agent_with_its_own_account_never_starts_on_a_model_cooling_or_spent_for_th
     // `b`'s one request of the day; the dependent task's agent talks to providers itself and is
     // given one model for its attempt: not `a` (cooling) nor `b` (spent today), but `c`.
     let fake = Fake::start(&format!(
-        "[models.a]\nrate_limit = {{ first = 1000, retry_after = 30 }}\n{WORKER}[models.b]\n{WORKER}[models.c]\n{WORKER}"
+        "[models.a]\nrate_limit = {{ first = 1000, retry_after = 300 }}\n{WORKER}[models.b]\n{WORKER}[models.c]\n{WORKER}"
     ));
     let p =
         project(&fake, "[[\"fake/a\"], [\"fake/b\"], [\"fake/c\"]]", "[models.limits.\"fake/b\"]\nrpd = 1\n");
