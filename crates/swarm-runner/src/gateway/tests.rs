@@ -50,7 +50,6 @@ struct Fixture {
     _fake: swarm_fakellm::FakeLlm,
     gateway: Gateway,
     store: Arc<dyn Store>,
-    config: Config,
     events: mpsc::UnboundedReceiver<GatewayEvent>,
     tx: mpsc::UnboundedSender<GatewayEvent>,
     /// The run's one ledger, shared by its requests.
@@ -88,7 +87,7 @@ async fn fixture_raw(layers: &str, provider: &str, extra: &str) -> Fixture {
     let gateway = Gateway::start(store.clone(), &config).unwrap();
     let (tx, events) = mpsc::unbounded_channel();
     let ledger = Ledger::new(&config, false);
-    Fixture { _dir: dir, _fake: fake, gateway, store, config, events, tx, ledger }
+    Fixture { _dir: dir, _fake: fake, gateway, store, events, tx, ledger }
 }
 
 impl Fixture {
@@ -520,7 +519,8 @@ async fn twenty_requests_at_once_never_spend_past_the_budget() {
     assert!((1..=3).contains(&served), "at most what the budget holds went out: {served}");
     let (spent, _) = f.ledger.spent();
     assert!(spent <= 3.0 + 1.02, "spent ${spent} of $3: over by one request at most");
-    let refused = answers.iter().find(|(status, _)| *status != 200).map(|(_, b)| b.clone()).unwrap_or_default();
+    let refused =
+        answers.iter().find(|(status, _)| *status != 200).map(|(_, b)| b.clone()).unwrap_or_default();
     assert!(refused.contains("models_exhausted") && refused.contains("no room"), "{refused}");
     let log = f._fake.log().records().len();
     assert_eq!(log, served, "the provider saw only the requests the budget held");
