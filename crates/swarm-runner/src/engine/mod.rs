@@ -217,7 +217,12 @@ impl Engine {
         record.state = RunState::Running;
         let succeeded = tasks.iter().filter(|t| t.state == TaskState::Succeeded).count();
         let info = ResumeInfo { succeeded, total: tasks.len(), reaped };
-        let ledger = Ledger::new(&self.config, false);
+        // What the run spent before counts against its budget still.
+        let spent = tasks
+            .iter()
+            .flat_map(|t| &t.attempts)
+            .fold((0.0, 0), |(usd, tokens), a| (usd + a.cost_usd, tokens + a.tokens_in + a.tokens_out));
+        let ledger = Ledger::seeded(&self.config, false, spent);
         Ok((self.launch(record, tasks, Some(restored), retry_failed, lease, (gateway, ledger)), info))
     }
 

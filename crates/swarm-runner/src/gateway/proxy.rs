@@ -4,6 +4,7 @@
 //! to blame for (cool it down for everyone, go on to the next model) before the agent sees it.
 
 use super::upstream::{self, Answer};
+use super::Hold;
 use super::{GatewayEvent, Grant, Shared};
 use crate::hierarchy::{self, Hierarchy, Picture};
 use axum::body::Bytes;
@@ -117,9 +118,13 @@ pub(super) async fn chat_completions(
             Slot::Gone => continue,
             Slot::Failed(answer) => return answer,
         }
+        let hold = match hold(&shared, &flight, model) {
+            Ok(hold) => hold,
+            Err(why) => return exhausted(&flight, why),
+        };
         let sent = Instant::now();
         let answer = upstream::forward(&shared, model, &flight.body).await;
-        if let Next::Answer(answer) = absorb(&shared, &mut flight, model, answer, sent).await {
+        if let Next::Answer(answer) = absorb(&shared, &mut flight, model, answer, (sent, hold)).await {
             return answer;
         }
     }
@@ -182,6 +187,21 @@ fn route_request(h: &Hierarchy, flight: &Flight, now_ms: u64) -> RouteRequest {
     }
 }
 
+/// Output tokens assumed for a request that sets no `max_tokens` / `max_completion_tokens`,
+/// to hold its cost before it is known.
+const ASSUMED_OUTPUT_TOKENS: u64 = 4096;
+
+/// Holds the request's estimated cost on model `model` (its prompt, and its output at most
+/// `max_tokens`) against the run's budget until the answer is metered.
+fn hold(shared: &Shared, flight: &Flight, model: usize) -> Result<Hold, String> {
+    let out = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| flight.body.get(*k).and_then(Value::as_u64))
+        .unwrap_or(ASSUMED_OUTPUT_TOKENS);
+    let usd = shared.hierarchy.catalog.cost_usd(model, flight.est_tokens, out);
+    flight.grant.ledger.hold(usd, flight.est_tokens + out)
+}
+
 /// No model can serve the request in time: the run hears why, the agent gets a final error
 /// (not a 429: an agent would only retry it, and nothing will free up in time).
 fn exhausted(flight: &Flight, why: String) -> Response {
@@ -236,11 +256,11 @@ pub(super) async fn absorb(
     flight: &mut Flight,
     model: usize,
     answer: Answer,
-    sent: Instant,
+    (sent, hold): (Instant, Hold),
 ) -> Next {
     let failed = match answer {
         Answer::Success(success) => {
-            return Next::Answer(upstream::pass_through(success, flight, shared, model, sent).await)
+            return Next::Answer(upstream::pass_through(success, flight, shared, model, (sent, hold)).await)
         }
         Answer::Failed(failed) => failed,
     };

@@ -32,6 +32,10 @@ chunk_delay_ms = 3000
 steps = [ { say = "a long answer that streams slowly" } ]
 [models.leaky]
 error = { status = 400, message = "messages[1]: unexpected text near sk-proj-abcdefghijklmnop0123456789" }
+[models.pricey]
+usage = { prompt_tokens = 10, completion_tokens = 1000 }
+delay_ms = 300
+steps = [ { say = "DONE" } ]
 [models.gem3]
 thought_signatures = true
 steps = [ { call = { name = "write_file", arguments = { path = "a.txt", content = "a" } } }, { say = "DONE" } ]
@@ -46,9 +50,10 @@ struct Fixture {
     _fake: swarm_fakellm::FakeLlm,
     gateway: Gateway,
     store: Arc<dyn Store>,
-    config: Config,
     events: mpsc::UnboundedReceiver<GatewayEvent>,
     tx: mpsc::UnboundedSender<GatewayEvent>,
+    /// The run's one ledger, shared by its requests.
+    ledger: Arc<Ledger>,
 }
 
 /// A gateway over the fake provider, whose hierarchy is `layers` (model names of the scenario).
@@ -81,7 +86,8 @@ async fn fixture_raw(layers: &str, provider: &str, extra: &str) -> Fixture {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
     let gateway = Gateway::start(store.clone(), &config).unwrap();
     let (tx, events) = mpsc::unbounded_channel();
-    Fixture { _dir: dir, _fake: fake, gateway, store, config, events, tx }
+    let ledger = Ledger::new(&config, false);
+    Fixture { _dir: dir, _fake: fake, gateway, store, events, tx, ledger }
 }
 
 impl Fixture {
@@ -97,7 +103,7 @@ impl Fixture {
             attempt: 1,
             start_layer: 1,
             events: self.tx.clone(),
-            ledger: Ledger::new(&self.config, false),
+            ledger: self.ledger.clone(),
         }
     }
 
@@ -130,7 +136,8 @@ fn hello() -> Value {
 async fn forward_and_absorb(f: &Fixture, flight: &mut Flight, model: usize) -> Next {
     let body: Map<String, Value> = flight.body.clone();
     let answer = upstream::forward(f.shared(), model, &body).await;
-    absorb(f.shared(), flight, model, answer, Instant::now()).await
+    let hold = flight.grant.ledger.hold(0.0, 0).expect("no budget here");
+    absorb(f.shared(), flight, model, answer, (Instant::now(), hold)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -463,4 +470,58 @@ async fn a_providers_error_reaches_the_agent_without_anything_shaped_like_a_key(
     assert_eq!(status, 400);
     assert!(!body.contains("abcdefghijklmnop0123456789"), "{body}");
     assert!(body.contains("unexpected text near sk-[redacted]"), "{body}");
+}
+
+#[test]
+fn holds_keep_requests_in_flight_together_within_the_budget_and_release_on_failure() {
+    let toml = "[models]\nbudget_usd = 3.0\nbudget_tokens = 5000\n";
+    let config = Config::parse(toml, std::path::Path::new("t.toml")).unwrap();
+    let ledger = Ledger::new(&config, true);
+    // A lone request goes while the budget is not spent, whatever its estimate.
+    let a = ledger.hold(3.5, 10).unwrap();
+    let why = ledger.hold(0.2, 10).unwrap_err();
+    assert!(why.contains("$3.00 has no room") && why.contains("$3.50 held"), "{why}");
+    assert!(ledger.hold(0.0, 10).is_ok(), "a free request is not held to the USD budget");
+    drop(a); // failed: released
+    let (b, c) = (ledger.hold(1.4, 10).unwrap(), ledger.hold(1.4, 10).unwrap());
+    assert!(ledger.hold(1.4, 10).is_ok(), "2.8 held < 3: one more may go");
+    drop(c);
+    b.settle(1.6, 2000); // the answer cost more than held: what it cost counts
+    assert_eq!(ledger.spent(), (1.6, 2000));
+    let d = ledger.hold(1.3, 3000).unwrap();
+    assert!(ledger.hold(0.1, 10).is_err(), "1.6 spent + 1.3 held, and 5000 tokens held or spent");
+    drop(d);
+    // A resumed run starts from what it spent.
+    let resumed = Ledger::seeded(&config, true, (3.0, 0));
+    assert!(resumed.hold(0.2, 10).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_requests_at_once_never_spend_past_the_budget() {
+    // $1000 per million tokens: an answer of 1000 tokens costs $1; the budget is $3.
+    let f = fixture_raw(
+        "[[\"fake/pricey\"]]",
+        "",
+        "allow_paid = true\nbudget_usd = 3.0\n[models.limits.\"fake/pricey\"]\npaid = true\nprice_in = 1000.0\nprice_out = 1000.0\n",
+    )
+    .await;
+    let mut body = hello();
+    body["max_tokens"] = json!(1000);
+    let f = Arc::new(f);
+    let mut asks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (f, body) = (f.clone(), body.clone());
+        asks.spawn(async move { post(&f, body).await });
+    }
+    let answers: Vec<(u16, String)> = asks.join_all().await;
+    let served = answers.iter().filter(|(status, _)| *status == 200).count();
+    // Each request holds ~$1.02 (1000 output tokens): three fit under $3, the rest wait for none.
+    assert!((1..=3).contains(&served), "at most what the budget holds went out: {served}");
+    let (spent, _) = f.ledger.spent();
+    assert!(spent <= 3.0 + 1.02, "spent ${spent} of $3: over by one request at most");
+    let refused =
+        answers.iter().find(|(status, _)| *status != 200).map(|(_, b)| b.clone()).unwrap_or_default();
+    assert!(refused.contains("models_exhausted") && refused.contains("no room"), "{refused}");
+    let log = f._fake.log().records().len();
+    assert_eq!(log, served, "the provider saw only the requests the budget held");
 }

@@ -3,7 +3,7 @@
 
 use super::proxy::Flight;
 use super::usage::{self, Usage};
-use super::{GatewayEvent, Served, Shared};
+use super::{GatewayEvent, Hold, Served, Shared};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -270,7 +270,7 @@ pub(super) async fn pass_through(
     flight: &Flight,
     shared: &Arc<Shared>,
     model: usize,
-    sent: Instant,
+    (sent, hold): (Instant, Hold),
 ) -> Response {
     let (status, content_type) = match &answer {
         Success::Stream { response, .. } => {
@@ -282,9 +282,16 @@ pub(super) async fn pass_through(
     let (grant, fallback) = (flight.grant.clone(), flight.fallback);
     let (arrived_ms, waited_ms) = (flight.arrived_ms, sent.duration_since(flight.started).as_millis() as u64);
     let metering = shared.clone();
-    let meter = move |u: Usage| {
+    let est_in = flight.est_tokens;
+    let meter = move |u: Usage, bytes: usize| {
+        // A provider that reports no usage is charged what the request and answer weigh.
+        let u = if u.tokens_in + u.tokens_out == 0 {
+            Usage { tokens_in: est_in, tokens_out: (bytes as u64).div_ceil(4) }
+        } else {
+            u
+        };
         let cost = metering.hierarchy.catalog.cost_usd(model, u.tokens_in, u.tokens_out);
-        grant.ledger.add(cost, u.tokens_in + u.tokens_out);
+        hold.settle(cost, u.tokens_in + u.tokens_out);
         let _ = grant.events.send(GatewayEvent::Served(Served {
             task: grant.task,
             attempt: grant.attempt,
@@ -306,7 +313,7 @@ pub(super) async fn pass_through(
             Response::new(Body::from_stream(stream(response, first, stall, meter)))
         }
         Success::Whole { bytes, .. } => {
-            meter(usage::from_completion(&bytes));
+            meter(usage::from_completion(&bytes), bytes.len());
             Response::new(Body::from(bytes))
         }
     };
@@ -349,12 +356,13 @@ fn stream(
     mut response: reqwest::Response,
     first: Bytes,
     stall: Stall,
-    meter: impl FnOnce(Usage) + Send + 'static,
+    meter: impl FnOnce(Usage, usize) + Send + 'static,
 ) -> tokio_stream::wrappers::ReceiverStream<Result<Bytes, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let idle = stall.idle();
     tokio::spawn(async move {
         let mut scan = usage::SseUsage::default();
+        let mut bytes = 0;
         let mut next = Some(first);
         loop {
             let chunk = match next.take() {
@@ -376,11 +384,12 @@ fn stream(
                 },
             };
             scan.feed(&chunk);
+            bytes += chunk.len();
             if tx.send(Ok(chunk)).await.is_err() {
                 break; // the agent went away
             }
         }
-        meter(scan.usage());
+        meter(scan.usage(), bytes);
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
