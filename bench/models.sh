@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Model hierarchy benchmark, against swarm's fake model enforcing each model's limit over a
 # rolling minute (429 + retry-after past it). Three runs in one go:
-#   (a) sustained: 16 opencode tasks of 3 requests each at concurrency 8 on 3 models x 10 a
-#       minute, through the gateway with the limits declared. 48 requests; 30 fit the first
-#       minute, the other 18 can go as each slot frees: perfect pacing ends a little after 60 s.
+#   (a) sustained: 16 opencode tasks at concurrency 8 on 3 models x 10 a minute, through the
+#       gateway with the limits declared. opencode 1.18 makes 4 requests a task here (a title,
+#       then write, report, DONE): 64 requests, 30 fit the first minute, the rest go as each slot
+#       frees; the ideal below says what perfect pacing of the same work would take.
 #   (b) burst: 6 tasks at once on 3 models x 6 a minute, through the gateway.
 #   (c) baseline: the burst with every task pinned to one model, as before the gateway.
 # For each: makespan, provider 429s, attempts, failed tasks; for the gateway runs also the
@@ -77,7 +78,7 @@ measure() { # label, dir, rpm, concurrency
 
 echo "model hierarchy bench (the fake provider enforces each model's rpm over a rolling minute)"
 a=$(project sustained "$sustained" 8 "$(hierarchy 10 s1 s2 s3)" "")
-measure "(a) sustained, $sustained tasks x 3 req, 3 x 10/min" "$a" 10 8
+measure "(a) sustained, $sustained tasks, 3 x 10/min" "$a" 10 8
 b=$(project burst 6 6 "$(hierarchy 6 m1 m2 m3)" "")
 measure "(b) burst, 6 tasks, 3 x 6/min" "$b" 6 6
 sleep 61 # let m1's window empty
