@@ -123,6 +123,9 @@ pub struct TaskReport {
     /// What its work changed, per git (relative to the repository).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files_changed: Vec<String>,
+    /// The dependencies whose reports its prompt carried (`handoff`, CONTRACT §12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handoff_from: Vec<String>,
 }
 
 /// How a worktree task's work came back into the run's integration branch.
@@ -158,6 +161,7 @@ impl TaskReport {
             merge: None,
             conflict_paths: vec![],
             files_changed: vec![],
+            handoff_from: vec![],
         }
     }
 }

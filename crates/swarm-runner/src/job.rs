@@ -59,6 +59,20 @@ pub struct AttemptJob {
     pub attempt_dir: PathBuf,
     /// The project's root: agent binaries are also looked up under it, hooks run in it.
     pub project_root: PathBuf,
+    /// Files written into the working directory before the agent starts (the declared state's
+    /// doc, `[state] doc`); in a worktree, never committed unless the branch already had them.
+    #[serde(default)]
+    pub files: Vec<AgentFile>,
+    /// The dependencies whose reports the prompt carries (report.json `handoff_from`).
+    #[serde(default)]
+    pub handoff_from: Vec<String>,
+}
+
+/// A file swarm writes for the agent, relative to its working directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentFile {
+    pub path: String,
+    pub text: String,
 }
 
 /// Where an attempt's model comes from. Providers are named, never their keys (only the

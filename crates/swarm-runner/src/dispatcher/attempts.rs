@@ -32,6 +32,7 @@ impl Dispatcher {
             store_env: &self.ctx.store_env,
             project_root: &self.ctx.project_root,
             gateway_url: gateway_url.as_deref(),
+            tasks: &self.docs,
         };
         let choice = match (&route, &token) {
             (LiveRoute::Gateway, Some(token)) => RouteChoice::Gateway { token },
@@ -57,6 +58,9 @@ impl Dispatcher {
         doc.host = Some(self.ctx.host.clone());
         doc.log = Some(self.ctx.run_dir.log(&t.id, attempt).display().to_string());
         doc.workdir = job.as_ref().ok().map(|j| j.workspace.workdir().display().to_string());
+        if let Ok(job) = &job {
+            self.docs[i].handoff_from = job.handoff_from.clone();
+        }
         let (id, agent, model) = (t.id.clone(), t.agent.clone(), doc.model.clone());
         self.docs[i].attempts.push(doc);
         self.save_task(task);

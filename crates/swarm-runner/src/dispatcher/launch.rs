@@ -11,7 +11,7 @@ use crate::os::paths::RunDir;
 use std::path::{Path, PathBuf};
 use swarm_core::config::Config;
 use swarm_core::plan::{Plan, Workdir};
-use swarm_core::report::{AttemptReport, RunRecord};
+use swarm_core::report::{AttemptReport, RunRecord, TaskReport};
 
 /// What every job of a run is built from.
 pub struct Launcher<'a> {
@@ -24,6 +24,8 @@ pub struct Launcher<'a> {
     pub project_root: &'a Path,
     /// The model gateway's base URL, when the run has one.
     pub gateway_url: Option<&'a str>,
+    /// The run's tasks as recorded so far: a dependency's report is handed to its dependents.
+    pub tasks: &'a [TaskReport],
 }
 
 /// Where the dispatcher wants an attempt's model to come from.
@@ -53,7 +55,9 @@ impl Launcher<'_> {
         let run_id = &self.record.run_id;
         let required = self.config.require_report(&t.agent);
         let completion = self.run_dir.completion(&t.id, attempt);
-        let mut prompt = compose_prompt(&self.plan.brief, &t.prompt);
+        let team = super::team::TeamPrompt::new(self.plan, self.config, self.tasks, self.project_root);
+        let (task_prompt, handoff_from) = team.task_prompt(t);
+        let mut prompt = compose_prompt(&self.plan.brief, &task_prompt);
         if let Some(previous) = previous {
             prompt.push_str(&retry_feedback(previous));
         }
@@ -94,6 +98,8 @@ impl Launcher<'_> {
             log: self.run_dir.log(&t.id, attempt),
             attempt_dir: self.run_dir.attempt_dir(&t.id, attempt),
             project_root: self.project_root.to_path_buf(),
+            files: team.files(),
+            handoff_from,
         })
     }
 

@@ -180,6 +180,7 @@ mod tests {
             merge: None,
             conflict_paths: vec![],
             files_changed: vec![],
+            handoff_from: vec![],
         }
     }
 

@@ -12,6 +12,7 @@ mod models;
 pub mod report_files;
 mod setup;
 pub(crate) mod sweeper;
+mod team;
 #[cfg(test)]
 mod tests;
 pub(crate) mod writer;

@@ -185,7 +185,8 @@ async fn launch(
 ) -> Result<Launched, Failure> {
     let spawn_error = |detail: String| Failure { reason: Reason::SpawnError, detail: Some(detail) };
     let marker = Marker::attempt(&job.run_id, &job.task.id, job.attempt);
-    let (workdir, copied) = ctx.workspaces.prepare(&job.workspace, &job.limits, &marker, stop).await?;
+    let (workdir, mut copied) = ctx.workspaces.prepare(&job.workspace, &job.limits, &marker, stop).await?;
+    copied.extend(workspace::write_agent_files(&job.workspace, &workdir, &job.files).map_err(spawn_error)?);
     let baseline = if job.report.required {
         // Before the agent starts, so its first edits are never taken for old ones.
         crate::executor::evidence::git_changes(&workdir).await

@@ -1,0 +1,137 @@
+//! A team of real agents (opencode, pinned) against swarm's fake model: a research → write →
+//! review plan with declared state. What each model receives is asserted byte for byte: the
+//! research task's report (summary, files_changed, follow_ups, blockers) handed to the writer,
+//! nothing handed to the reviewer (`handoff: none`), and each task's state keys.
+
+mod support;
+
+use serde_json::Value;
+use std::time::Duration;
+use support::*;
+
+const SCENARIO: &str = r#"
+[models.research]
+steps = [
+  { write = { path = "notes.md", content = "bees dance\n" } },
+  { report = { status = "done", summary = "Bees dance to say where the food is.", files_changed = ["notes.md"], follow_ups = ["check the 2024 waggle paper", "ask about wasps"] } },
+  { say = "DONE" },
+]
+[models.write]
+steps = [ { report = { status = "done", summary = "Wrote the article.", blockers = ["no photos"] } }, { say = "DONE" } ]
+[models.review]
+steps = [ { report = { status = "done", summary = "Reviewed." } }, { say = "DONE" } ]
+"#;
+
+const PLAN: &str = r#"---
+name: team
+namespace: team
+defaults:
+  agent: opencode
+  timeout: 60s
+  workdir: shared
+state:
+  doc: rules/agents-state.md
+  keys:
+    research/*:
+      writers: [research]
+      schema: {type: object, required: [topic], properties: {topic: {type: string}}}
+---
+
+A three-stage team.
+
+## research: Research bees
+- model: local/research
+
+Find out how bees tell each other where food is.
+
+## write: Write it up
+- depends: research
+- model: local/write
+
+Write an article from the research.
+
+## review: Review the article
+- depends: write
+- model: local/review
+- handoff: none
+
+Review the article.
+"#;
+
+/// The hand-off the writer's model must receive, exactly.
+const HANDOFF: &str = "## Hand-off from research
+
+summary: Bees dance to say where the food is.
+files_changed:
+- notes.md
+follow_ups:
+- check the 2024 waggle paper
+- ask about wasps
+blockers: none";
+
+fn user_text(fake: &Fake, model: &str) -> String {
+    let records = fake.server.as_ref().unwrap().log().records();
+    let texts: Vec<String> = records
+        .into_iter()
+        .filter(|r| r.model.as_deref() == Some(model))
+        .flat_map(|r| r.user)
+        .filter(|u| u.contains("SWARM_COMPLETION_FILE"))
+        .collect();
+    assert!(!texts.is_empty(), "the model `{model}` got no task prompt");
+    texts[0].clone()
+}
+
+#[test]
+fn hand_offs_and_state_keys_reach_each_model() {
+    let bin = tools_bin();
+    let fake = Fake::start(SCENARIO);
+    let p = Project::new();
+    p.write(
+        "swarm.toml",
+        &format!(
+            "{FAST_CONFIG}\n[providers.local]\nkind = \"openai-compatible\"\nbase_url = \"{}\"\napi_key_env = \"SWARM_TEST_LOCAL_KEY\"\nmodels = [\"research\", \"write\", \"review\"]\n",
+            fake.base_url()
+        ),
+    );
+    p.plan(PLAN);
+    let mut cmd = p.command(&["run", "plan.md"]);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![bin.clone()];
+    dirs.extend(std::env::split_paths(&path));
+    cmd.env("PATH", std::env::join_paths(dirs).unwrap());
+    let out = p.spawn_cmd(cmd).wait(Duration::from_secs(180));
+    let report = p.report(&out.run_id());
+    out.expect_code(0);
+
+    let write = user_text(&fake, "write");
+    assert!(
+        write.contains(&format!(
+            "Write an article from the research.\n\n---\n\n{HANDOFF}\n\n---\n\n## Shared state"
+        )),
+        "{write}"
+    );
+    assert!(
+        write.contains("### Keys you may read (others write them)\n\n#### `research/*`\n\nwriters: research"),
+        "{write}"
+    );
+    assert!(!write.contains("### Keys you may write"), "{write}");
+
+    let research = user_text(&fake, "research");
+    assert!(!research.contains("Hand-off from"), "{research}");
+    assert!(research.contains("### Keys you may write\n\n#### `research/*`"), "{research}");
+    assert!(
+        research.contains("\"required\": [\n    \"topic\"\n  ]"),
+        "the schema is in the prompt: {research}"
+    );
+
+    let review = user_text(&fake, "review");
+    assert!(!review.contains("Hand-off from"), "handoff: none: {review}");
+
+    let handed = |id: &str| task(&report, id).get("handoff_from").cloned().unwrap_or(Value::Null);
+    assert_eq!(handed("write"), serde_json::json!(["research"]));
+    assert_eq!(handed("research"), Value::Null);
+    assert_eq!(handed("review"), Value::Null);
+
+    let doc = p.read("rules/agents-state.md");
+    assert!(doc.starts_with("# Shared state of `team`") && doc.contains("#### `research/*`"), "{doc}");
+}
