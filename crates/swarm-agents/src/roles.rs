@@ -39,6 +39,18 @@ pub fn role_names(config: &Config, root: &Path) -> Vec<String> {
     names
 }
 
+/// The text put before the prompt of a task with `role` done by `agent`, when its CLI does not
+/// apply the role itself: the first `NAME.md` of the agents' folders under `root`. `None`
+/// when the CLI takes the role as its own named agent (`--agent`) or no folder defines it.
+pub fn role_file_text(agent: &str, role: &str, root: &Path) -> Option<String> {
+    if takes_agent_flag(agent) && native_role(agent, role, root) {
+        return None;
+    }
+    NATIVE_ROLE_DIRS
+        .iter()
+        .find_map(|(_, dir)| std::fs::read_to_string(root.join(dir).join(format!("{role}.md"))).ok())
+}
+
 /// Whether `agent` has its own named agent `role` under `root` (so the CLI applies it).
 pub fn native_role(agent: &str, role: &str, root: &Path) -> bool {
     NATIVE_ROLE_DIRS
@@ -64,6 +76,9 @@ mod tests {
         assert!(native_role("opencode", "reviewer", &dir));
         assert!(!native_role("kilo", "reviewer", &dir));
         assert!(native_role("claude", "writer", &dir));
+        assert_eq!(role_file_text("opencode", "reviewer", &dir), None, "opencode takes --agent");
+        assert_eq!(role_file_text("cline", "reviewer", &dir).as_deref(), Some("x"));
+        assert_eq!(role_file_text("claude", "writer", &dir).as_deref(), Some("x"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -135,3 +135,72 @@ fn hand_offs_and_state_keys_reach_each_model() {
     let doc = p.read("rules/agents-state.md");
     assert!(doc.starts_with("# Shared state of `team`") && doc.contains("#### `research/*`"), "{doc}");
 }
+
+/// `role:` reaches the model: opencode's own named agent (`.opencode/agent/critic.md`, applied
+/// by `--agent critic`, so its text is opencode's system prompt) and a `[roles.editor]
+/// prompt_file` (put before the task prompt). An unknown role is a plan error.
+#[test]
+fn roles_reach_the_model() {
+    let bin = tools_bin();
+    let fake = Fake::start(
+        "[models.echo]\nsteps = [ { report = { status = \"done\", summary = \"ok\" } }, { say = \"DONE\" } ]\n",
+    );
+    let p = Project::new();
+    p.write(
+        "swarm.toml",
+        &format!(
+            "{FAST_CONFIG}\n[roles.editor]\nprompt_file = \"roles/editor.md\"\n\n[providers.local]\nkind = \"openai-compatible\"\nbase_url = \"{}\"\napi_key_env = \"SWARM_TEST_LOCAL_KEY\"\nmodels = [\"echo\"]\n",
+            fake.base_url()
+        ),
+    );
+    p.write(
+        ".opencode/agent/critic.md",
+        "---\ndescription: A careful critic\nmode: primary\n---\nYou are CRITIC-7, a careful critic.\n",
+    );
+    p.write("roles/editor.md", "You are the EDITOR-3: keep sentences short.\n");
+    let plan =
+        "---\ndefaults:\n  agent: opencode\n  model: local/echo\n  timeout: 60s\n  workdir: shared\n---\n\n\
+                ## critic: Criticise\n- role: critic\n\nCriticise the draft.\n\n\
+                ## editor: Edit\n- role: editor\n\nEdit the draft.\n";
+    p.plan(&plan.replace("role: editor", "role: editr"));
+    let bad = p.swarm(&["plan", "check", "plan.md"]);
+    assert!(bad.expect_code(2).stderr.contains("unknown role `editr`"), "{}", bad.dump());
+    assert!(bad.stderr.contains("known roles: critic, editor"), "{}", bad.dump());
+    p.plan(plan);
+
+    let mut cmd = p.command(&["run", "plan.md"]);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![bin.clone()];
+    dirs.extend(std::env::split_paths(&path));
+    cmd.env("PATH", std::env::join_paths(dirs).unwrap());
+    let out = p.spawn_cmd(cmd).wait(Duration::from_secs(120));
+    out.expect_code(0);
+
+    let records = fake.server.as_ref().unwrap().log().records();
+    let task_request = |prompt: &str| {
+        records
+            .iter()
+            // The agent's own turn (it offers tools), not opencode's title request.
+            .find(|r| {
+                !r.tools.is_empty()
+                    && r.user.iter().any(|u| u.contains(prompt) && u.contains("SWARM_COMPLETION_FILE"))
+            })
+            .unwrap_or_else(|| panic!("no request carries {prompt:?}"))
+            .clone()
+    };
+    let critic = task_request("Criticise the draft.");
+    let system = critic.body["messages"][0]["content"].to_string();
+    assert!(
+        critic.body.to_string().contains("You are CRITIC-7, a careful critic."),
+        "opencode's --agent critic: system prompt {}…\n{}",
+        system.chars().take(600).collect::<String>(),
+        p.swarm(&["logs", &out.run_id(), "critic"]).stdout
+    );
+    assert!(!critic.user.iter().any(|u| u.contains("CRITIC-7")), "not in the task prompt too");
+    let editor = task_request("Edit the draft.");
+    let prompt = editor.user.iter().find(|u| u.contains("Edit the draft.")).unwrap();
+    assert!(
+        prompt.contains("You are the EDITOR-3: keep sentences short.\n\n\n---\n\nEdit the draft."),
+        "{prompt}"
+    );
+}

@@ -55,7 +55,8 @@ impl Launcher<'_> {
         let run_id = &self.record.run_id;
         let required = self.config.require_report(&t.agent);
         let completion = self.run_dir.completion(&t.id, attempt);
-        let team = super::team::TeamPrompt::new(self.plan, self.config, self.tasks, self.project_root);
+        let team =
+            super::team::TeamPrompt::new(self.plan, self.config, self.tasks, Path::new(&self.record.workdir));
         let (task_prompt, handoff_from) = team.task_prompt(t);
         let mut prompt = compose_prompt(&self.plan.brief, &task_prompt);
         if let Some(previous) = previous {

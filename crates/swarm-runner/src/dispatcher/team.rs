@@ -13,12 +13,18 @@ pub(super) struct TeamPrompt<'a> {
     plan: &'a Plan,
     config: &'a Config,
     tasks: &'a [TaskReport],
-    root: &'a Path,
+    /// The plan's directory: where the project's roles and `[roles]` files are found.
+    workdir: &'a Path,
 }
 
 impl<'a> TeamPrompt<'a> {
-    pub(super) fn new(plan: &'a Plan, config: &'a Config, tasks: &'a [TaskReport], root: &'a Path) -> Self {
-        TeamPrompt { plan, config, tasks, root }
+    pub(super) fn new(
+        plan: &'a Plan,
+        config: &'a Config,
+        tasks: &'a [TaskReport],
+        workdir: &'a Path,
+    ) -> Self {
+        TeamPrompt { plan, config, tasks, workdir }
     }
 
     /// The plan's declaration, else swarm.toml's `[state]`.
@@ -57,8 +63,10 @@ impl<'a> TeamPrompt<'a> {
     /// that name, nothing (the role is the agent's own: `--agent NAME` or `.claude/agents`).
     fn role_text(&self, t: &Task) -> Option<String> {
         let role = t.role.as_deref()?;
-        let file = self.config.roles.get(role)?.prompt_file.as_deref()?;
-        let base = self.config.path.as_deref().and_then(Path::parent).unwrap_or(self.root);
+        let Some(file) = self.config.roles.get(role).and_then(|r| r.prompt_file.as_deref()) else {
+            return swarm_agents::roles::role_file_text(&t.agent, role, self.workdir);
+        };
+        let base = self.config.path.as_deref().and_then(Path::parent).unwrap_or(self.workdir);
         // A small file the user wrote; read when the attempt starts so an edit between
         // attempts counts. A missing file is said in the prompt rather than failing the task.
         Some(
