@@ -133,6 +133,8 @@ pub struct TaskReport {
 #[serde(rename_all = "snake_case")]
 pub enum MergeState {
     Merged,
+    /// It conflicted, and a resolver attempt (`on_conflict: agent`) completed the merge.
+    Resolved,
     Conflict,
     /// The task changed nothing: there was nothing to merge.
     Skipped,
@@ -216,6 +218,18 @@ pub struct AttemptReport {
     /// Requests the attempt made through the model gateway, per model that served them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<ModelRequests>,
+    /// What the attempt was for: unset for the task's own work, `resolver` for one that
+    /// resolved its merge conflict (`on_conflict: agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<AttemptKind>,
+}
+
+/// What an attempt was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptKind {
+    Agent,
+    Resolver,
 }
 
 impl AttemptReport {
@@ -246,6 +260,7 @@ impl AttemptReport {
             retry_after_ms: None,
             session_id: None,
             requests: vec![],
+            kind: None,
         }
     }
 

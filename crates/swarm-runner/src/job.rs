@@ -66,6 +66,9 @@ pub struct AttemptJob {
     /// The dependencies whose reports the prompt carries (report.json `handoff_from`).
     #[serde(default)]
     pub handoff_from: Vec<String>,
+    /// `on_conflict: agent`: the agent of the resolver attempt a conflicting merge starts.
+    #[serde(default)]
+    pub resolver: Option<String>,
 }
 
 /// A file swarm writes for the agent, relative to its working directory.
@@ -255,6 +258,21 @@ pub struct Evidence {
     /// A worktree task's work brought back into the integration branch (or the conflict).
     #[serde(default)]
     pub merged: Option<Merged>,
+    /// The resolver attempt a conflicting merge started (`on_conflict: agent`).
+    #[serde(default)]
+    pub resolver: Option<ResolverRun>,
+}
+
+/// How a resolver attempt went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolverRun {
+    pub agent: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub ended_at: chrono::DateTime<chrono::Utc>,
+    pub exit_code: Option<i32>,
+    /// `None` when it resolved the conflict (markers gone, the check passed, merged).
+    pub failure: Option<swarm_core::scheduler::Failure>,
+    pub log: PathBuf,
 }
 
 mod ms {

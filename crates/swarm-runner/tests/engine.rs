@@ -169,6 +169,7 @@ fn an_attempt_job_and_its_events_survive_a_trip_through_json() {
         project_root: "/repo".into(),
         files: vec![swarm_runner::job::AgentFile { path: ".rules/state.md".into(), text: "# keys".into() }],
         handoff_from: vec!["research".into()],
+        resolver: Some("opencode".into()),
     };
     let text = serde_json::to_string(&job).unwrap();
     assert!(

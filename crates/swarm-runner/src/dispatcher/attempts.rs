@@ -255,6 +255,13 @@ impl Dispatcher {
             a.failure_class = evidence.failure_class;
             a.retry_after_ms = evidence.retry_after.map(|d| d.as_millis() as u64);
         }
+        if let Some(r) = &evidence.resolver {
+            let doc = &mut self.docs[i];
+            if r.failure.is_none() {
+                doc.merge = Some(MergeState::Resolved);
+            }
+            doc.attempts.push(resolver_attempt(attempt, r, &self.ctx.host));
+        }
         let id = self.id(task).to_string();
         if let Some(bytes) = &evidence.completion_bytes {
             if let Err(e) = self.mirror.completion(&self.record.run_id, &id, bytes) {
@@ -284,4 +291,19 @@ impl Dispatcher {
         let task = self.id(s.task).to_string();
         self.emit(EventKind::Warning { message: format!("{task} (attempt {}): {warning}", s.attempt) });
     }
+}
+
+/// The report of a resolver attempt (`kind: resolver`), numbered as the attempt it resolved.
+fn resolver_attempt(n: u32, r: &crate::job::ResolverRun, host: &str) -> AttemptReport {
+    let mut a = AttemptReport::new(n, &r.agent, r.started_at);
+    a.kind = Some(swarm_core::report::AttemptKind::Resolver);
+    a.ended_at = Some(r.ended_at);
+    a.exit_code = r.exit_code;
+    a.host = Some(host.to_string());
+    a.log = Some(r.log.display().to_string());
+    if let Some(f) = &r.failure {
+        a.reason = Some(f.reason);
+        a.detail = f.detail.clone();
+    }
+    a
 }

@@ -101,7 +101,17 @@ impl Launcher<'_> {
             project_root: self.project_root.to_path_buf(),
             files: team.files(),
             handoff_from,
+            resolver: self.resolver(t),
         })
+    }
+
+    /// The resolver's agent when a conflicting merge of `t` gets one (`on_conflict: agent`,
+    /// the task's or `[worktree]`'s): `[worktree] resolver_agent`, else the task's own.
+    fn resolver(&self, t: &swarm_core::Task) -> Option<String> {
+        let worktree = &self.config.worktree;
+        let on = t.on_conflict.or(worktree.on_conflict).unwrap_or_default();
+        (on == swarm_core::plan::OnConflict::Agent && t.runs_agent())
+            .then(|| worktree.resolver_agent.clone().unwrap_or_else(|| t.agent.clone()))
     }
 
     /// The job's model route, adding what its agent needs to `env` (a placeholder key for a

@@ -8,6 +8,7 @@ mod attempt_log;
 mod evidence;
 pub mod prompt;
 pub mod provider;
+mod resolver;
 mod route;
 pub(crate) mod supervise;
 pub(crate) mod workspace;
@@ -16,7 +17,7 @@ use crate::executor::attempt_log::AttemptLog;
 use crate::executor::supervise::Supervisor;
 use crate::executor::workspace::Workspaces;
 use crate::hierarchy::{self, Hierarchy};
-use crate::job::{AttemptEvent, AttemptJob, Evidence, ModelRoute};
+use crate::job::{AttemptEvent, AttemptJob, Evidence, Merged, ModelRoute};
 use crate::job::{Events, StopRequest};
 use crate::os::bounded::{run_bounded, Bounded};
 use crate::os::reaper::Marker;
@@ -71,16 +72,20 @@ pub async fn run(
     let mut log = AttemptLog::new(job.log.clone(), job.limits.log_limit);
     let resolved = route::resolve(&job, ctx.hierarchy.as_ref(), &mut stop, send).await;
     let launched = match resolved {
-        Ok(resolved) => launch(&job, &ctx, &resolved, &mut stop).await.map(|l| (l, resolved.model)),
+        Ok(resolved) => launch(&job, &ctx, &resolved, &mut stop).await.map(|l| (l, resolved)),
         Err(failure) => Err(failure),
     };
     match launched {
-        Ok((Launched { child, stdin, adapter, workdir, baseline, copied }, model)) => {
+        Ok((Launched { child, stdin, adapter, workdir, baseline, copied }, resolved)) => {
             send(AttemptEvent::Started { pid: child.id(), workdir: workdir.clone() });
-            let supervisor = Supervisor::new(&job, adapter, workdir, baseline, stdin, log, stop, tx.clone());
+            let supervisor =
+                Supervisor::new(&job, adapter, workdir, baseline, stdin, log, stop.clone(), tx.clone());
             let (exit_code, mut outcome, mut evidence) = supervisor.run(child).await;
+            let model = resolved.model.clone();
             if outcome.is_ok() {
-                integrate(&job, &ctx, model.as_deref(), copied, &mut outcome, &mut evidence).await;
+                integrate(&job, &ctx, model.as_deref(), copied.clone(), &mut outcome, &mut evidence).await;
+                let conflict = Conflict { resolved: &resolved, copied: &copied, tx: tx.clone() };
+                resolve_conflict(&job, &ctx, conflict, &mut outcome, &mut evidence, &mut stop).await;
             } else if let (Some(h), Some(model)) = (&ctx.hierarchy, model) {
                 cool_picked(&job, h, model, &outcome, &evidence).await;
             }
@@ -174,6 +179,47 @@ async fn integrate(
             })
         }
     }
+}
+
+/// What a resolver needs from its attempt.
+struct Conflict<'a> {
+    resolved: &'a route::Resolved,
+    copied: &'a [String],
+    tx: Events,
+}
+
+/// `on_conflict: agent`: a conflicting merge gets a resolver attempt; when it resolves the
+/// conflict the task's work is merged and the attempt succeeds after all.
+async fn resolve_conflict(
+    job: &AttemptJob,
+    ctx: &ExecutorContext,
+    c: Conflict<'_>,
+    outcome: &mut Result<(), Failure>,
+    evidence: &mut Evidence,
+    stop: &mut watch::Receiver<StopRequest>,
+) {
+    let Some(conflict) =
+        evidence.merged.clone().filter(|m| matches!(m.outcome, crate::job::MergeOutcome::Conflict { .. }))
+    else {
+        return;
+    };
+    let ours = evidence.completion.clone();
+    let Some(r) =
+        resolver::resolve(job, ctx, c.resolved, &conflict, ours.as_ref(), c.copied, stop, c.tx).await
+    else {
+        return;
+    };
+    if let Some(merged) = r.merged {
+        // The task's commit stays what the agent made; the merge is the resolver's.
+        evidence.merged =
+            Some(Merged { commit: conflict.commit.clone(), start: conflict.start.clone(), ..merged });
+        *outcome = Ok(());
+    } else if let (Err(f), Some(why)) =
+        (outcome.as_mut(), r.run.failure.as_ref().and_then(|f| f.detail.clone()))
+    {
+        f.detail = Some(format!("{}; the resolver failed: {why}", f.detail.clone().unwrap_or_default()));
+    }
+    evidence.resolver = Some(r.run);
 }
 
 /// Everything before the agent's process runs: workspace, git baseline, launch, pre-steps, spawn.
