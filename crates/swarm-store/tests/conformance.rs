@@ -125,6 +125,7 @@ pub fn applies_batches_atomically_and_in_order(store: &dyn Store) {
         retry_after_ms: None,
         session_id: None,
         requests: vec![],
+        kind: None,
     });
     let mut run = record("r2", 0, &["a", "b"]);
     run.state = RunState::Failed;

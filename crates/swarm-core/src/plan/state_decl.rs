@@ -26,7 +26,7 @@ pub(super) fn parse(
             return None;
         }
     };
-    for (key, k) in decl.keys.iter_mut() {
+    for (key, k) in &mut decl.keys {
         let span = key_node(node, key, "schema_file").unwrap_or_else(|| node.span());
         match (&k.schema, &k.schema_file) {
             (Some(_), Some(_)) => {

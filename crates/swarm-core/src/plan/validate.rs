@@ -217,7 +217,7 @@ fn into_task(d: Draft) -> Task {
 fn check_roles(drafts: &[Draft], ctx: &PlanContext, sink: &mut Sink) {
     let Some(known) = &ctx.roles else { return };
     for role in drafts.iter().filter_map(|d| d.role.as_ref()) {
-        if !known.iter().any(|k| *k == role.value) {
+        if !known.contains(&role.value) {
             let listed = if known.is_empty() { "none".to_string() } else { known.join(", ") };
             sink.error(role.span.clone(), format!("unknown role `{}`", role.value))
                 .label(format!("known roles: {listed}"))

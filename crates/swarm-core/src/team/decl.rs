@@ -37,6 +37,9 @@ pub struct KeyDecl {
     pub schema_file: Option<String>,
 }
 
+/// A declared key (or pattern) with its declaration.
+pub type Declared<'a> = (&'a str, &'a KeyDecl);
+
 /// Why a write was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -104,7 +107,7 @@ impl StateDecl {
     }
 
     /// The keys `task` may write, and those it may only read.
-    pub fn split_for(&self, task: &str) -> (Vec<(&str, &KeyDecl)>, Vec<(&str, &KeyDecl)>) {
+    pub fn split_for(&self, task: &str) -> (Vec<Declared<'_>>, Vec<Declared<'_>>) {
         self.keys.iter().map(|(k, d)| (k.as_str(), d)).partition(|(_, d)| d.may_write(task))
     }
 }

@@ -182,7 +182,7 @@ async fn integrate(
 }
 
 /// What a resolver needs from its attempt.
-struct Conflict<'a> {
+pub(super) struct Conflict<'a> {
     resolved: &'a route::Resolved,
     copied: &'a [String],
     tx: Events,
@@ -204,9 +204,7 @@ async fn resolve_conflict(
         return;
     };
     let ours = evidence.completion.clone();
-    let Some(r) =
-        resolver::resolve(job, ctx, c.resolved, &conflict, ours.as_ref(), c.copied, stop, c.tx).await
-    else {
+    let Some(r) = resolver::resolve(job, ctx, &c, &conflict, ours.as_ref(), stop).await else {
         return;
     };
     if let Some(merged) = r.merged {

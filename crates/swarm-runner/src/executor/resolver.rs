@@ -29,13 +29,12 @@ pub(super) struct Resolution {
 pub(super) async fn resolve(
     job: &AttemptJob,
     ctx: &ExecutorContext,
-    resolved: &Resolved,
+    c: &super::Conflict<'_>,
     conflict: &Merged,
     ours: Option<&Completion>,
-    copied: &[String],
     stop: &mut watch::Receiver<StopRequest>,
-    tx: Events,
 ) -> Option<Resolution> {
+    let (resolved, copied) = (c.resolved, c.copied);
     let agent = job.resolver.clone()?;
     let WorkspaceSpec::Worktree { path: tree, integration, .. } = &job.workspace else { return None };
     let started_at = Utc::now();
@@ -63,7 +62,7 @@ pub(super) async fn resolve(
     rjob.report.required = false;
     rjob.files = vec![];
     rjob.log = run.log.clone();
-    let (exit_code, outcome) = supervise(&rjob, ctx, resolved, stop, tx).await;
+    let (exit_code, outcome) = supervise(&rjob, ctx, resolved, stop, c.tx.clone()).await;
     run.exit_code = exit_code;
     run.ended_at = Utc::now();
     let outcome = outcome.and_then(|()| {
