@@ -13,6 +13,7 @@ const SCENARIO: &str = r#"
 [models.research]
 steps = [
   { write = { path = "notes.md", content = "bees dance\n" } },
+  { call = { name = "bash", arguments = { command = "swarm state set research/bees '{\"topic\": \"bees\"}' --if-version 0", description = "share the topic" } } },
   { report = { status = "done", summary = "Bees dance to say where the food is.", files_changed = ["notes.md"], follow_ups = ["check the 2024 waggle paper", "ask about wasps"] } },
   { say = "DONE" },
 ]
@@ -131,6 +132,21 @@ fn hand_offs_and_state_keys_reach_each_model() {
     assert_eq!(handed("write"), serde_json::json!(["research"]));
     assert_eq!(handed("research"), Value::Null);
     assert_eq!(handed("review"), Value::Null);
+
+    // The research agent's own `swarm state set` went through its declaration.
+    let entry =
+        p.swarm(&["state", "get", "research/bees", "--namespace", "team", "--json"]).expect_code(0).json();
+    assert_eq!(
+        (&entry["value"]["topic"], &entry["updated_by"]["task_id"]),
+        (&Value::from("bees"), &Value::from("research"))
+    );
+    let md = p.read(&format!(".swarm/runs/{}/report.md", out.run_id()));
+    assert!(
+        md.contains("## Hand-offs\n\n- research → write: Bees dance to say where the food is.\n"),
+        "{md}"
+    );
+    assert!(md.contains("## Shared state\n"), "{md}");
+    assert!(md.contains("| `research/bees` | set | 1 | research | {\"topic\":\"bees\"} |"), "{md}");
 
     let doc = p.read("rules/agents-state.md");
     assert!(doc.starts_with("# Shared state of `team`") && doc.contains("#### `research/*`"), "{doc}");

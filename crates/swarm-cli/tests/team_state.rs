@@ -106,6 +106,13 @@ fn agents_writes_are_checked_against_schema_and_writers(s: &Setup) {
     plan(s);
     let out = s.swarm(&["run", "plan.md"]);
     out.expect_code(0);
+    let md = s.p.read(&format!(".swarm/runs/{}/report.md", out.run_id()));
+    assert!(md.contains("| `research/topic` | set | 1 | research |"), "{md}");
+    assert!(
+        md.contains("| `research/topic` | refused | 0 | intruder | task `intruder` may not write"),
+        "{md}"
+    );
+    assert!(md.contains("| `counter` | set | 40 | count-"), "{md}");
 
     // Wrong shape: exit 2, the JSON path and the rule; nothing written.
     assert_eq!(s.p.read("shape.code").trim(), "2");

@@ -33,6 +33,10 @@ pub struct RunReport {
     /// does not hold the run as this report tells it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_error: Option<StoreFailure>,
+    /// The shared-state changes the run's agents made (and the writes refused), oldest first,
+    /// as the namespace's change feed had them when the run ended (at most the last 200).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state_changes: Vec<crate::state_doc::StateChange>,
 }
 
 /// Why a run's store could not record it, and how many writes it missed.
@@ -428,6 +432,7 @@ impl RunReport {
             by_layer: by_layer.into_values().collect(),
             tasks,
             store_error: None,
+            state_changes: vec![],
         }
     }
 }

@@ -200,6 +200,7 @@ mod tests {
             by_layer: vec![],
             tasks,
             store_error: None,
+            state_changes: vec![],
         }
     }
 
