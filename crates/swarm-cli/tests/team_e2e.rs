@@ -1,7 +1,8 @@
 //! A team of real agents (opencode, pinned) against swarm's fake model: a research → write →
 //! review plan with declared state. What each model receives is asserted byte for byte: the
 //! research task's report (summary, files_changed, follow_ups, blockers) handed to the writer,
-//! nothing handed to the reviewer (`handoff: none`), and each task's state keys.
+//! the reviewer's `handoff: full` adding the state keys the research agent wrote, and each
+//! task's state keys.
 
 mod support;
 
@@ -52,9 +53,9 @@ Find out how bees tell each other where food is.
 Write an article from the research.
 
 ## review: Review the article
-- depends: write
+- depends: write, research
 - model: local/review
-- handoff: none
+- handoff: full
 
 Review the article.
 "#;
@@ -126,12 +127,14 @@ fn hand_offs_and_state_keys_reach_each_model() {
     );
 
     let review = user_text(&fake, "review");
-    assert!(!review.contains("Hand-off from"), "handoff: none: {review}");
+    let full = format!("{HANDOFF}\nstate keys written:\n- research/bees (v1)\n\n---\n\n");
+    assert!(review.contains(&full), "handoff: full adds the keys research wrote: {review}");
+    assert!(review.contains("## Hand-off from write\n\nsummary: Wrote the article.\nfiles_changed: none\nfollow_ups: none\nblockers:\n- no photos\nstate keys written:\n- (none)\n"), "{review}");
 
     let handed = |id: &str| task(&report, id).get("handoff_from").cloned().unwrap_or(Value::Null);
     assert_eq!(handed("write"), serde_json::json!(["research"]));
     assert_eq!(handed("research"), Value::Null);
-    assert_eq!(handed("review"), Value::Null);
+    assert_eq!(handed("review"), serde_json::json!(["write", "research"]));
 
     // The research agent's own `swarm state set` went through its declaration.
     let entry =

@@ -66,6 +66,10 @@ pub struct AttemptJob {
     /// The dependencies whose reports the prompt carries (report.json `handoff_from`).
     #[serde(default)]
     pub handoff_from: Vec<String>,
+    /// Dependencies of a `handoff: full` task whose written state keys the executor reads from
+    /// the store and puts in the prompt when the attempt starts.
+    #[serde(default)]
+    pub handoff_state: Vec<String>,
     /// `on_conflict: agent`: the agent of the resolver attempt a conflicting merge starts.
     #[serde(default)]
     pub resolver: Option<String>,

@@ -170,6 +170,7 @@ fn an_attempt_job_and_its_events_survive_a_trip_through_json() {
         files: vec![swarm_runner::job::AgentFile { path: ".rules/state.md".into(), text: "# keys".into() }],
         handoff_from: vec!["research".into()],
         resolver: Some("opencode".into()),
+        handoff_state: vec![],
     };
     let text = serde_json::to_string(&job).unwrap();
     assert!(

@@ -35,8 +35,9 @@ pub struct HandoffSource {
     pub files_changed: Vec<String>,
     pub follow_ups: Vec<String>,
     pub blockers: Vec<String>,
-    /// Keys it wrote, with the version it left (for `full`).
-    pub state_keys: Vec<(String, u64)>,
+    /// Keys it wrote, with the version it left (for `full`); `None`: not known yet, a
+    /// [`state_keys_token`] stands in for them until the attempt starts.
+    pub state_keys: Option<Vec<(String, u64)>>,
     /// Its check's output (for `full`).
     pub check_output: Option<String>,
 }
@@ -56,10 +57,11 @@ pub fn render_handoff(src: &HandoffSource, mode: Handoff) -> String {
         ("blockers", src.blockers.clone()),
     ];
     if mode == Handoff::Full {
-        lists.push((
-            "state keys written",
-            src.state_keys.iter().map(|(k, v)| format!("{k} (v{v})")).collect(),
-        ));
+        let keys = match &src.state_keys {
+            Some(keys) => keys.iter().map(|(k, v)| format!("{k} (v{v})")).collect(),
+            None => vec![state_keys_token(&src.task_id)],
+        };
+        lists.push(("state keys written", keys));
     }
     let check = src.check_output.as_deref().filter(|_| mode == Handoff::Full);
     let mut cut = 0usize;
@@ -88,6 +90,23 @@ pub fn render_handoff(src: &HandoffSource, mode: Handoff) -> String {
         }
     }
     s
+}
+
+/// Stands for the keys `task` wrote in a `full` hand-off until the attempt starts and reads
+/// them from the store ([`fill_state_keys`]).
+pub fn state_keys_token(task: &str) -> String {
+    format!("<<swarm: state keys written by {task}>>")
+}
+
+/// Puts the keys each dependency wrote (newest version each; `(none)`) in place of its token.
+pub fn fill_state_keys(prompt: &str, written: &[(String, Vec<(String, u64)>)]) -> String {
+    let mut out = prompt.to_string();
+    for (task, keys) in written {
+        let items: Vec<String> = keys.iter().map(|(k, v)| format!("{k} (v{v})")).collect();
+        let text = if items.is_empty() { "(none)".to_string() } else { items.join("\n- ") };
+        out = out.replace(&state_keys_token(task), &text);
+    }
+    out
 }
 
 fn body(head: &str, lists: &[(&str, Vec<String>)], check: Option<&str>, cut: usize) -> String {
@@ -130,7 +149,7 @@ mod tests {
             files_changed: vec!["notes.md".into()],
             follow_ups: vec!["check the 2024 paper".into()],
             blockers: vec![],
-            state_keys: vec![("research/topic".into(), 2)],
+            state_keys: Some(vec![("research/topic".into(), 2)]),
             check_output: Some("ok".into()),
         }
     }
@@ -146,6 +165,10 @@ mod tests {
         let f = render_handoff(&src(), Handoff::Full);
         assert!(f.contains("state keys written:\n- research/topic (v2)\ncheck output:\n```\nok\n```"), "{f}");
         assert_eq!(render_handoff(&src(), Handoff::None), "");
+        let later = render_handoff(&HandoffSource { state_keys: None, ..src() }, Handoff::Full);
+        let filled = fill_state_keys(&later, &[("research".into(), vec![("a".into(), 1), ("b".into(), 3)])]);
+        assert!(filled.contains("state keys written:\n- a (v1)\n- b (v3)\ncheck output"), "{filled}");
+        assert_eq!(fill_state_keys(&later, &[("research".into(), vec![])]).matches("- (none)").count(), 1);
     }
 
     #[test]

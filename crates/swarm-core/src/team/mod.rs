@@ -7,4 +7,4 @@ mod handoff;
 
 pub use decl::{compile, glob, KeyDecl, Refusal, StateDecl};
 pub use doc::{render_doc, render_for_task};
-pub use handoff::{render_handoff, Handoff, HandoffSource};
+pub use handoff::{fill_state_keys, render_handoff, state_keys_token, Handoff, HandoffSource};

@@ -100,6 +100,7 @@ impl Launcher<'_> {
             attempt_dir: self.run_dir.attempt_dir(&t.id, attempt),
             project_root: self.project_root.to_path_buf(),
             files: team.files(),
+            handoff_state: team.state_of(t, &handoff_from),
             handoff_from,
             resolver: self.resolver(t),
         })

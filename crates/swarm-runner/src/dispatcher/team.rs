@@ -34,6 +34,16 @@ impl<'a> TeamPrompt<'a> {
 
     /// The task's prompt with its role's text before it, and its hand-offs and declared state
     /// after it; the dependencies handed off.
+    /// The dependencies whose written state keys a `full` hand-off names (read when the attempt
+    /// starts).
+    pub(super) fn state_of(&self, t: &Task, handed: &[String]) -> Vec<String> {
+        if t.handoff == Some(swarm_core::team::Handoff::Full) {
+            handed.to_vec()
+        } else {
+            vec![]
+        }
+    }
+
     pub(super) fn task_prompt(&self, t: &Task) -> (String, Vec<String>) {
         if !t.runs_agent() {
             return (t.prompt.clone(), vec![]);
@@ -94,7 +104,7 @@ fn source(report: &TaskReport) -> HandoffSource {
             files_changed: c.files_changed.clone(),
             follow_ups: c.follow_ups.clone(),
             blockers: c.blockers.clone(),
-            state_keys: vec![],
+            state_keys: None,
             check_output,
         },
         None => HandoffSource {

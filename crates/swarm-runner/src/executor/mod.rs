@@ -44,6 +44,8 @@ pub struct ExecutorContext {
     pub store_secret: Option<String>,
     /// The model hierarchy attempts of agents that talk to providers themselves pick from.
     pub hierarchy: Option<Arc<Hierarchy>>,
+    /// The store: a `full` hand-off reads the state keys a dependency wrote from its feed.
+    pub store: Option<Arc<dyn swarm_store::Store>>,
 }
 
 impl ExecutorContext {
@@ -54,13 +56,21 @@ impl ExecutorContext {
     ) -> ExecutorContext {
         let swarm_bin = std::env::current_exe().unwrap_or_else(|_| "swarm".into());
         let workspaces = Workspaces::default();
-        ExecutorContext { registry, workspaces, agent_path: agent_path(), swarm_bin, store_secret, hierarchy }
+        ExecutorContext {
+            registry,
+            workspaces,
+            agent_path: agent_path(),
+            swarm_bin,
+            store_secret,
+            hierarchy,
+            store: None,
+        }
     }
 }
 
 /// Runs `job` to its end; the last event sent is always `Finished`.
 pub async fn run(
-    job: AttemptJob,
+    mut job: AttemptJob,
     ctx: Arc<ExecutorContext>,
     mut stop: watch::Receiver<StopRequest>,
     tx: Events,
@@ -70,6 +80,9 @@ pub async fn run(
         let _ = tx.send((task, attempt, ev));
     };
     let mut log = AttemptLog::new(job.log.clone(), job.limits.log_limit);
+    if !job.handoff_state.is_empty() {
+        job.prompt = with_state_keys(&job, ctx.store.clone()).await;
+    }
     let resolved = route::resolve(&job, ctx.hierarchy.as_ref(), &mut stop, send).await;
     let launched = match resolved {
         Ok(resolved) => launch(&job, &ctx, &resolved, &mut stop).await.map(|l| (l, resolved)),
@@ -99,6 +112,43 @@ pub async fn run(
             send(AttemptEvent::Finished { exit_code: None, outcome: Err(failure), evidence });
         }
     }
+}
+
+/// The prompt of a `handoff: full` task with the state keys each dependency wrote (per the
+/// namespace's change feed: the newest version of each key still there) in place of their tokens.
+async fn with_state_keys(job: &AttemptJob, store: Option<Arc<dyn swarm_store::Store>>) -> String {
+    let (run_id, deps, ns) = (job.run_id.clone(), job.handoff_state.clone(), namespace_of(job));
+    let written = tokio::task::spawn_blocking(move || {
+        let mut keys: Vec<(String, std::collections::BTreeMap<String, u64>)> =
+            deps.into_iter().map(|d| (d, Default::default())).collect();
+        let mut after = 0;
+        while let Some(batch) = store.as_ref().and_then(|s| s.state_changes(&ns, after, 1000).ok()) {
+            let Some(last) = batch.last() else { break };
+            after = last.seq;
+            for c in batch {
+                let by = c.by.as_ref().filter(|b| b.run_id.as_deref() == Some(run_id.as_str()));
+                let Some((_, mine)) =
+                    by.and_then(|b| keys.iter_mut().find(|(d, _)| Some(d) == b.task_id.as_ref()))
+                else {
+                    continue;
+                };
+                match c.op {
+                    swarm_core::state_doc::StateOp::Set => drop(mine.insert(c.key, c.version)),
+                    swarm_core::state_doc::StateOp::Delete => drop(mine.remove(&c.key)),
+                    swarm_core::state_doc::StateOp::Refused => {}
+                }
+            }
+        }
+        keys.into_iter().map(|(d, m)| (d, m.into_iter().take(50).collect())).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    swarm_core::team::fill_state_keys(&job.prompt, &written)
+}
+
+/// The namespace the job's agents share state in (`SWARM_NAMESPACE`).
+fn namespace_of(job: &AttemptJob) -> String {
+    job.env.iter().find(|(k, _)| k == "SWARM_NAMESPACE").map(|(_, v)| v.clone()).unwrap_or_default()
 }
 
 /// A started agent and what the rest of its attempt needs.
