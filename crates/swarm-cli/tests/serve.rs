@@ -128,6 +128,11 @@ fn assert_scenario(p: &Project, d: &Value) {
     assert!(text.contains("mcp/typed") && text.contains("type"), "{text}");
     assert_eq!(d["typed_ok"]["data"]["version"], 1, "{}", d["typed_ok"]);
     assert_eq!(p.swarm(&["state", "get", "mcp/typed"]).expect_code(0).json(), 3);
+    // state_get with wait_s answered when the key was written, not when the wait ran out.
+    let waited = &d["waited_key"];
+    assert_eq!(waited["before"]["data"]["version"], 0, "{waited}");
+    assert_eq!(waited["after"]["data"]["value"], "here", "{waited}");
+    assert!(waited["seconds"].as_f64().unwrap() < 25.0, "{waited}");
     assert_eq!(d["models"]["is_error"], false);
     // A wait that runs out takes its time (and no more), with progress notifications on the way.
     let long = &d["long_wait"];

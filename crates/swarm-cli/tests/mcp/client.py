@@ -89,6 +89,13 @@ async def scenario(client, out):
     out["typed_bad"] = await call(client, "state_set", {"key": "mcp/typed", "value": "three"})
     out["typed_ok"] = await call(client, "state_set", {"key": "mcp/typed", "value": 3})
     out["owned"] = await call(client, "state_set", {"key": "mcp/owned", "value": 1})
+    # One agent waits for another's key: state_get with wait_s answers once it is written.
+    t2 = time.monotonic()
+    waiter = asyncio.create_task(call(client, "state_get", {"key": "mcp/later", "wait_s": 30}))
+    seen_waiting = await call(client, "state_get", {"key": "mcp/later"})
+    await call(client, "state_set", {"key": "mcp/later", "value": "here"})
+    waited_for = await waiter
+    out["waited_key"] = {"before": seen_waiting, "after": waited_for, "seconds": time.monotonic() - t2}
     out["models"] = await call(client, "models")
     out["slow_run_id"] = slow_id
     out["run_id"] = run_id

@@ -334,6 +334,30 @@ impl SharedState<'_> {
         Err(EngineError::Refused(refusal))
     }
 
+    /// `key` once its version is past `after` (0: once it exists), or as it is when `wait`
+    /// runs out. Follows the change feed, so one agent can wait for another's key.
+    pub fn wait(&self, key: &str, after: u64, wait: Duration) -> Result<Option<StateEntry>, EngineError> {
+        let deadline = Instant::now() + wait;
+        let mut seen = self.store.state_last_seq(&self.ns)?;
+        loop {
+            let entry = self.get(key)?;
+            if entry.as_ref().is_some_and(|e| e.version > after) || Instant::now() >= deadline {
+                return Ok(entry);
+            }
+            // Only a change of this key is worth another read.
+            while Instant::now() < deadline {
+                let changes = self.store.state_changes(&self.ns, seen, 1000)?;
+                seen = changes.last().map_or(seen, |c| c.seq);
+                if changes.iter().any(|c| c.key == key && c.op != swarm_core::state_doc::StateOp::Refused) {
+                    break;
+                }
+                std::thread::sleep(
+                    Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now())),
+                );
+            }
+        }
+    }
+
     pub fn list(&self, prefix: &str) -> Result<Vec<StateEntry>, EngineError> {
         Ok(self.store.state_list(&self.ns, prefix)?)
     }
