@@ -22,6 +22,11 @@ steps = [ { write = { path = "poem.txt", content = "roses are GREEN ({task})\n" 
 
 const PLAN: &str = r#"---
 concurrency: 3
+state:
+  doc: rules/state.md
+  keys:
+    poem/colour:
+      writers: [red]
 defaults:
   agent: opencode
   timeout: 60s
@@ -126,4 +131,11 @@ fn a_resolver_completes_one_conflicting_merge_and_fails_another() {
         "",
         "the user's checkout is untouched"
     );
+    // The state doc was written into each worktree for its agent, and committed nowhere.
+    let doc = p.read(&format!(".swarm/worktrees/{run_id}/blue/rules/state.md"));
+    assert!(doc.contains("#### `poem/colour`\n\nwriters: red"), "{doc}");
+    for rev in [integration.clone(), format!("swarm/{run_id}--blue"), format!("swarm/{run_id}--green")] {
+        let files = git(&p, &["ls-tree", "-r", "--name-only", &rev]);
+        assert!(!files.contains("rules/state.md"), "{rev} has the state doc:\n{files}");
+    }
 }
