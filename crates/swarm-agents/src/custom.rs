@@ -106,6 +106,9 @@ pub(crate) mod tests {
             command: None,
             paths: vec![],
             workdir: Some(Workdir::Shared),
+            role: None,
+            handoff: None,
+            on_conflict: None,
             prompt: String::new(),
         }
     }

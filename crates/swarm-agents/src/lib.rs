@@ -16,6 +16,7 @@ mod launch;
 pub mod opencode;
 mod output;
 mod registry;
+pub mod roles;
 #[cfg(test)]
 mod test_support;
 

@@ -100,6 +100,12 @@ impl Adapter for OpencodeAdapter {
             args.extend(["--model".into(), m]);
         }
         args.extend(["--format".into(), "json".into(), "--auto".into()]);
+        // A role the project defines as this CLI's own named agent (`.opencode/agent/NAME.md`).
+        if let Some(role) =
+            spec.task.role.as_deref().filter(|r| crate::roles::native_role(self.name, r, &spec.workdir))
+        {
+            args.extend(["--agent".into(), role.to_string()]);
+        }
         // The prompt goes on stdin: as an argument opencode and kilo JSON-quote it (`say "hi"`
         // reaches the model as `"say \"hi\""`), and an argument is capped at 128 KiB.
         Ok(Launch::prompt_on_stdin(spec, program, args, env))

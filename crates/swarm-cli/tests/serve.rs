@@ -28,6 +28,10 @@ fn python() -> std::path::PathBuf {
 /// A project with a plan that succeeds (`good.md`) and one that sleeps (`slow.md`).
 fn project() -> Project {
     let p = Project::new();
+    p.write(
+        "swarm.toml",
+        &format!("{FAST_CONFIG}\n[state.keys.\"mcp/typed\"]\nschema = {{ type = \"integer\" }}\n\n[state.keys.\"mcp/owned\"]\nwriters = [\"owner\"]\n"),
+    );
     p.write("good.md", "---\ndefaults:\n  agent: exec\n---\n\n## hello: Says hello\n- command: echo \"hello from swarm\"; sleep 1\n");
     p.write("slow.md", "## slow: Sleeps\n- agent: exec\n- command: sleep 60\n");
     p
@@ -49,6 +53,8 @@ fn python_in(p: &Project) -> Command {
         .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
         .collect::<Vec<_>>();
     cmd.envs(env);
+    // A stdio server started by the client runs as this task (an agent's own MCP server).
+    cmd.env("SWARM_TASK_ID", "intruder");
     cmd
 }
 
@@ -116,6 +122,17 @@ fn assert_scenario(p: &Project, d: &Value) {
     assert_eq!(d["get_missing"]["data"]["version"], 0);
     assert_eq!(d["list"]["data"]["entries"].as_array().unwrap().len(), 1);
     assert_eq!(p.swarm(&["state", "get", "mcp/k", "--json"]).expect_code(0).json()["version"], 2);
+    // Declared state: a value that breaks the key's schema is a tool error naming path and rule.
+    assert_eq!(d["typed_bad"]["is_error"], true, "{}", d["typed_bad"]);
+    let text = d["typed_bad"]["text"].as_str().unwrap();
+    assert!(text.contains("mcp/typed") && text.contains("type"), "{text}");
+    assert_eq!(d["typed_ok"]["data"]["version"], 1, "{}", d["typed_ok"]);
+    assert_eq!(p.swarm(&["state", "get", "mcp/typed"]).expect_code(0).json(), 3);
+    // state_get with wait_s answered when the key was written, not when the wait ran out.
+    let waited = &d["waited_key"];
+    assert_eq!(waited["before"]["data"]["version"], 0, "{waited}");
+    assert_eq!(waited["after"]["data"]["value"], "here", "{waited}");
+    assert!(waited["seconds"].as_f64().unwrap() < 25.0, "{waited}");
     assert_eq!(d["models"]["is_error"], false);
     // A wait that runs out takes its time (and no more), with progress notifications on the way.
     let long = &d["long_wait"];
@@ -134,6 +151,10 @@ fn mcp_over_stdio_with_the_python_sdk() {
     assert_eq!(d["protocol_version"], "2026-07-28", "{d:#}");
     assert_eq!(d["server_name"], "swarm");
     assert_scenario(&p, &d);
+    // The server runs as task `intruder`: a key only `owner` may write is refused, not written.
+    assert_eq!(d["owned"]["is_error"], true, "{}", d["owned"]);
+    assert!(d["owned"]["text"].as_str().unwrap().contains("only owner may"), "{}", d["owned"]);
+    p.swarm(&["state", "get", "mcp/owned"]).expect_code(1);
 }
 
 /// `swarm serve` on a free loopback port; its address.
@@ -159,6 +180,11 @@ fn mcp_over_streamable_http_in_every_revision() {
     let modern = client(&p, &["--url", &url]);
     assert_eq!(modern["protocol_version"], "2026-07-28");
     assert_scenario(&p, &modern);
+    assert_eq!(
+        modern["owned"]["data"]["version"], 1,
+        "the HTTP server runs as the user: {}",
+        modern["owned"]
+    );
     // The legacy initialize handshake, as today's clients mostly still do it.
     let legacy = client(&p, &["--url", &url, "--mode", "legacy", "--raw-initialize", "2025-11-25"]);
     assert_eq!(legacy["protocol_version"], "2025-11-25", "{legacy:#}");

@@ -46,6 +46,7 @@ fn main() {
         default_name: "big".into(),
         default_namespace: "bench".into(),
         agents: vec!["exec".into()],
+        ..Default::default()
     };
 
     let t0 = Instant::now();

@@ -47,6 +47,11 @@ pub struct Config {
     pub feedback: FeedbackConfig,
     #[serde(default)]
     pub worktree: WorktreeConfig,
+    /// `[state]`: declared shared state, as a plan's `state:` (a plan's own wins).
+    pub state: Option<crate::team::StateDecl>,
+    /// `[roles.NAME]`: roles tasks may name (`role: NAME`).
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleConfig>,
     /// `[models]`: the model hierarchy, from `swarm.toml` or the `models.toml` beside it.
     pub models: Option<ModelsConfig>,
     /// Where the config was read from, if anywhere.
@@ -129,6 +134,18 @@ pub struct WorktreeConfig {
     pub merge: Option<String>,
     /// Author of the commits swarm makes, `Name <email>` (default `swarm <swarm@localhost>`).
     pub author: Option<String>,
+    /// What a conflicting merge does for tasks that do not say (`fail` or `agent`).
+    pub on_conflict: Option<crate::plan::OnConflict>,
+    /// The agent of resolver attempts (default: the task's own).
+    pub resolver_agent: Option<String>,
+}
+
+/// `[roles.NAME]`: the text put before the prompt of a task with `role: NAME`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// A file (relative to swarm.toml's directory) whose text goes before the task prompt.
+    pub prompt_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -15,6 +15,7 @@ pub mod scheduler;
 pub mod schema;
 pub mod state;
 pub mod state_doc;
+pub mod team;
 
 pub use event::{Event, EventKind, Stream};
 pub use plan::{Plan, Task, Workdir};

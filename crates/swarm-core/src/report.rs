@@ -33,6 +33,10 @@ pub struct RunReport {
     /// does not hold the run as this report tells it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_error: Option<StoreFailure>,
+    /// The shared-state changes the run's agents made (and the writes refused), oldest first,
+    /// as the namespace's change feed had them when the run ended (at most the last 200).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state_changes: Vec<crate::state_doc::StateChange>,
 }
 
 /// Why a run's store could not record it, and how many writes it missed.
@@ -127,6 +131,9 @@ pub struct TaskReport {
     /// What its work changed, per git (relative to the repository).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files_changed: Vec<String>,
+    /// The dependencies whose reports its prompt carried (`handoff`, CONTRACT §12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handoff_from: Vec<String>,
 }
 
 /// How a worktree task's work came back into the run's integration branch.
@@ -134,6 +141,8 @@ pub struct TaskReport {
 #[serde(rename_all = "snake_case")]
 pub enum MergeState {
     Merged,
+    /// It conflicted, and a resolver attempt (`on_conflict: agent`) completed the merge.
+    Resolved,
     Conflict,
     /// The task changed nothing: there was nothing to merge.
     Skipped,
@@ -162,6 +171,7 @@ impl TaskReport {
             merge: None,
             conflict_paths: vec![],
             files_changed: vec![],
+            handoff_from: vec![],
         }
     }
 }
@@ -216,6 +226,18 @@ pub struct AttemptReport {
     /// Requests the attempt made through the model gateway, per model that served them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<ModelRequests>,
+    /// What the attempt was for: unset for the task's own work, `resolver` for one that
+    /// resolved its merge conflict (`on_conflict: agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<AttemptKind>,
+}
+
+/// What an attempt was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptKind {
+    Agent,
+    Resolver,
 }
 
 impl AttemptReport {
@@ -246,6 +268,7 @@ impl AttemptReport {
             retry_after_ms: None,
             session_id: None,
             requests: vec![],
+            kind: None,
         }
     }
 
@@ -413,6 +436,7 @@ impl RunReport {
             by_layer: by_layer.into_values().collect(),
             tasks,
             store_error: None,
+            state_changes: vec![],
         }
     }
 }

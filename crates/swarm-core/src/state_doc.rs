@@ -41,6 +41,8 @@ pub struct Actor {
 pub enum StateOp {
     Set,
     Delete,
+    /// A write the key's declaration refused (schema or writers); nothing was written.
+    Refused,
 }
 
 impl StateOp {
@@ -48,6 +50,7 @@ impl StateOp {
         match self {
             StateOp::Set => "set",
             StateOp::Delete => "delete",
+            StateOp::Refused => "refused",
         }
     }
 }
@@ -75,6 +78,9 @@ pub struct StateChange {
     pub at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<Actor>,
+    /// Why a write was refused (`op: refused`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A present field is `Some`, even when it is `null` (a `set` of JSON null).
@@ -97,6 +103,7 @@ mod tests {
             value: Some(Value::Null),
             at: Utc::now(),
             by: None,
+            reason: None,
         };
         let back: StateChange = serde_json::from_str(&serde_json::to_string(&change).unwrap()).unwrap();
         assert_eq!(back, change);

@@ -13,6 +13,7 @@ fn ctx() -> PlanContext {
         agents: ["opencode", "kilo", "cline", "claude", "codex", "gemini", "aider", "exec", "mybot"]
             .map(String::from)
             .to_vec(),
+        ..Default::default()
     }
 }
 
@@ -506,4 +507,80 @@ mod prop {
             }
         }
     }
+}
+
+const TEAM_PLAN: &str = "---
+state:
+  strict: true
+  doc: .kilocode/rules/memory-bank/agents-state.md
+  keys:
+    research/*:
+      writers: [research, research-*]
+      schema:
+        type: object
+        required: [topic, findings]
+        properties:
+          topic: {type: string}
+          findings: {type: array, items: {type: string}}
+defaults:
+  handoff: full
+---
+
+## research: Research
+- agent: opencode
+- role: researcher
+
+Find things.
+
+## write: Write
+- agent: opencode
+- depends: research
+- handoff: summary
+- on_conflict: agent
+
+Write.
+";
+
+#[test]
+fn declared_state_roles_handoff_and_on_conflict_parse() {
+    let plan = ok(TEAM_PLAN);
+    let state = plan.state.as_ref().expect("state declared");
+    assert!(state.strict);
+    assert_eq!(state.doc.as_deref(), Some(".kilocode/rules/memory-bank/agents-state.md"));
+    let decl = &state.keys["research/*"];
+    assert_eq!(decl.writers, ["research", "research-*"]);
+    assert_eq!(decl.schema.as_ref().unwrap()["required"], serde_json::json!(["topic", "findings"]));
+    assert_eq!(plan.tasks[0].role.as_deref(), Some("researcher"));
+    assert_eq!(plan.tasks[0].handoff, Some(swarm_core::team::Handoff::Full), "from defaults");
+    assert_eq!(plan.tasks[1].handoff, Some(swarm_core::team::Handoff::Summary));
+    assert_eq!(plan.tasks[1].on_conflict, Some(swarm_core::plan::OnConflict::Agent));
+    // The JSON form carries the same declaration.
+    let json = serde_json::to_string(&plan).unwrap();
+    assert_eq!(parse_json("plan.json", &json, &ctx()).unwrap(), plan);
+}
+
+#[test]
+fn a_bad_schema_is_an_error_at_its_line() {
+    let src = TEAM_PLAN.replace("type: object\n", "type: objekt\n");
+    let d = errors(&src);
+    assert_error(&d, "bad JSON Schema for `research/*`", 8, 7, "schema");
+    let d = errors(&TEAM_PLAN.replace("handoff: summary", "handoff: most"));
+    assert_error(&d, "unknown handoff `most`", 27, 12, "most");
+    let d = errors(&TEAM_PLAN.replace("on_conflict: agent", "on_conflict: merge"));
+    assert_error(&d, "unknown on_conflict `merge`", 28, 16, "merge");
+    let d = errors(&TEAM_PLAN.replace("  strict: true\n", "  strict: true\n  strik: 1\n"));
+    assert!(
+        d.items[0].message.contains("bad `state`") && d.items[0].message.contains("strik"),
+        "{}",
+        d.render(false)
+    );
+}
+
+#[test]
+fn an_unknown_role_is_an_error_when_roles_are_known() {
+    let ctx = PlanContext { roles: Some(vec!["reviewer".into()]), ..ctx() };
+    let d = parse_markdown("plan.md", TEAM_PLAN, &ctx).unwrap_err();
+    assert_error(&d, "unknown role `researcher`", 20, 9, "researcher");
+    let ctx = PlanContext { roles: Some(vec!["researcher".into()]), ..self::ctx() };
+    parse_markdown("plan.md", TEAM_PLAN, &ctx).unwrap();
 }

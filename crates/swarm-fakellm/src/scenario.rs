@@ -81,8 +81,18 @@ pub enum Step {
     Say(String),
     /// Write swarm's completion report: call the agent's file tool with a completion.json (this
     /// `status` and `summary`) at the path, run id and task id read from swarm's report footer in
-    /// the conversation.
-    Report { status: String, summary: String },
+    /// the conversation; `files_changed`, `follow_ups` and `blockers` go into the report as
+    /// given (default: empty).
+    Report {
+        status: String,
+        summary: String,
+        #[serde(default)]
+        files_changed: Vec<String>,
+        #[serde(default)]
+        follow_ups: Vec<String>,
+        #[serde(default)]
+        blockers: Vec<String>,
+    },
     /// Call an arbitrary tool with these arguments (answers with text if the tool is not offered).
     Call {
         name: String,

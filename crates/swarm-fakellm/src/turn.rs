@@ -81,8 +81,8 @@ fn step_answer(script: &ModelScript, request: &Request) -> Answer {
             let fill = |s: &str| fill_target(s, request.report_target.as_ref());
             write_answer(request, &fill(path), &fill(content))
         }
-        Some(Step::Report { status, summary }) => match &request.report_target {
-            Some(target) => write_answer(request, &target.path, &report(target, status, summary)),
+        Some(step @ Step::Report { .. }) => match &request.report_target {
+            Some(target) => write_answer(request, &target.path, &report(target, step)),
             None => Answer::Text(
                 "fake-llm: the script reports back, but the conversation has no swarm report footer \
                  (\"write `PATH` (also in $SWARM_COMPLETION_FILE) as JSON: …\")."
@@ -118,18 +118,21 @@ fn fill_target(text: &str, target: Option<&ReportTarget>) -> String {
     }
 }
 
-/// swarm's completion.json, pretty-printed.
-fn report(target: &ReportTarget, status: &str, summary: &str) -> String {
+/// swarm's completion.json of a `report` step, pretty-printed.
+fn report(target: &ReportTarget, step: &Step) -> String {
+    let Step::Report { status, summary, files_changed, follow_ups, blockers } = step else {
+        unreachable!("only report steps write reports")
+    };
     let report = json!({
         "schema_version": 1,
         "run_id": target.run_id,
         "task_id": target.task_id,
         "status": status,
         "summary": fill_target(summary, Some(target)),
-        "files_changed": [],
+        "files_changed": files_changed,
         "tests": [],
-        "follow_ups": [],
-        "blockers": [],
+        "follow_ups": follow_ups,
+        "blockers": blockers,
     });
     format!("{report:#}\n")
 }
@@ -191,8 +194,13 @@ mod tests {
         let footer = "Do it.\n\n---\n\nWhen you are done (or cannot go on), report back before you exit: write \
             `/tmp/r/completions/t.1.json` (also in $SWARM_COMPLETION_FILE) as JSON:\n\
             {\"schema_version\": 1, \"run_id\": \"R1\", \"task_id\": \"t\", \"status\": \"done|partial|blocked|failed\"}";
-        let script =
-            ModelScript::steps([Step::Report { status: "done".into(), summary: "all good {task}".into() }]);
+        let script = ModelScript::steps([Step::Report {
+            status: "done".into(),
+            summary: "all good {task}".into(),
+            files_changed: vec![],
+            follow_ups: vec![],
+            blockers: vec![],
+        }]);
         let req = request(opencode_tools(), &[Entry::Other, Entry::User(footer.into())]);
         let Reply::Answer { answer: Answer::ToolCall(call), .. } = decide(&script, &req, 1) else {
             panic!("expected a tool call")

@@ -59,6 +59,27 @@ pub struct AttemptJob {
     pub attempt_dir: PathBuf,
     /// The project's root: agent binaries are also looked up under it, hooks run in it.
     pub project_root: PathBuf,
+    /// Files written into the working directory before the agent starts (the declared state's
+    /// doc, `[state] doc`); in a worktree, never committed unless the branch already had them.
+    #[serde(default)]
+    pub files: Vec<AgentFile>,
+    /// The dependencies whose reports the prompt carries (report.json `handoff_from`).
+    #[serde(default)]
+    pub handoff_from: Vec<String>,
+    /// Dependencies of a `handoff: full` task whose written state keys the executor reads from
+    /// the store and puts in the prompt when the attempt starts.
+    #[serde(default)]
+    pub handoff_state: Vec<String>,
+    /// `on_conflict: agent`: the agent of the resolver attempt a conflicting merge starts.
+    #[serde(default)]
+    pub resolver: Option<String>,
+}
+
+/// A file swarm writes for the agent, relative to its working directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentFile {
+    pub path: String,
+    pub text: String,
 }
 
 /// Where an attempt's model comes from. Providers are named, never their keys (only the
@@ -241,6 +262,21 @@ pub struct Evidence {
     /// A worktree task's work brought back into the integration branch (or the conflict).
     #[serde(default)]
     pub merged: Option<Merged>,
+    /// The resolver attempt a conflicting merge started (`on_conflict: agent`).
+    #[serde(default)]
+    pub resolver: Option<ResolverRun>,
+}
+
+/// How a resolver attempt went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolverRun {
+    pub agent: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub ended_at: chrono::DateTime<chrono::Utc>,
+    pub exit_code: Option<i32>,
+    /// `None` when it resolved the conflict (markers gone, the check passed, merged).
+    pub failure: Option<swarm_core::scheduler::Failure>,
+    pub log: PathBuf,
 }
 
 mod ms {

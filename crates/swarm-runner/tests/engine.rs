@@ -22,6 +22,7 @@ fn plan(dir: &Path, name: &str, text: &str) -> StartRequest {
         default_name: name.into(),
         default_namespace: "engine-test".into(),
         agents: swarm_agents::agent_names(&swarm_core::config::Config::default()),
+        ..Default::default()
     };
     let file = dir.join(format!("{name}.md"));
     std::fs::write(&file, text).unwrap();
@@ -107,6 +108,7 @@ fn an_attempt_job_and_its_events_survive_a_trip_through_json() {
         default_name: "p".into(),
         default_namespace: "n".into(),
         agents: vec!["opencode".into()],
+        ..Default::default()
     };
     let plan = parse_markdown(
         "p.md",
@@ -165,6 +167,10 @@ fn an_attempt_job_and_its_events_survive_a_trip_through_json() {
         log: "/l.log".into(),
         attempt_dir: "/a".into(),
         project_root: "/repo".into(),
+        files: vec![swarm_runner::job::AgentFile { path: ".rules/state.md".into(), text: "# keys".into() }],
+        handoff_from: vec!["research".into()],
+        resolver: Some("opencode".into()),
+        handoff_state: vec![],
     };
     let text = serde_json::to_string(&job).unwrap();
     assert!(

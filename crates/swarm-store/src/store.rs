@@ -189,6 +189,16 @@ pub trait Store: Send + Sync {
         self.state_write(ns, key, None, if_version, by).map(|(_, existed)| existed)
     }
 
+    /// Records in the change feed that a write to `key` by `by` was refused (`op: refused`,
+    /// version 0, no value) and why; writes nothing else. Returns the change.
+    fn state_refuse(
+        &self,
+        ns: &str,
+        key: &str,
+        reason: &str,
+        by: Option<&Actor>,
+    ) -> Result<StateChange, StoreError>;
+
     /// Entries whose key starts with `prefix`, sorted by key.
     fn state_list(&self, ns: &str, prefix: &str) -> Result<Vec<StateEntry>, StoreError>;
 
@@ -257,6 +267,21 @@ pub trait Store: Send + Sync {
                 }
             }
         }
+    }
+}
+
+/// The change-feed entry of a refused write; `seq` is the backend's to fill.
+pub(crate) fn refusal(ns: &str, key: &str, reason: &str, by: Option<&Actor>, seq: u64) -> StateChange {
+    StateChange {
+        seq,
+        namespace: ns.into(),
+        key: key.into(),
+        op: StateOp::Refused,
+        version: 0,
+        value: None,
+        at: chrono::Utc::now(),
+        by: by.cloned(),
+        reason: Some(reason.into()),
     }
 }
 

@@ -24,6 +24,7 @@ fn plan(ids: &[&str]) -> Plan {
         namespace: "ns".into(),
         concurrency: Some(2),
         brief: String::new(),
+        state: None,
         tasks: ids
             .iter()
             .map(|id| Task {
@@ -40,6 +41,9 @@ fn plan(ids: &[&str]) -> Plan {
                 command: Some("true".into()),
                 paths: vec![],
                 workdir: Some(Workdir::Shared),
+                role: None,
+                handoff: None,
+                on_conflict: None,
                 prompt: String::new(),
             })
             .collect(),
@@ -121,6 +125,7 @@ pub fn applies_batches_atomically_and_in_order(store: &dyn Store) {
         retry_after_ms: None,
         session_id: None,
         requests: vec![],
+        kind: None,
     });
     let mut run = record("r2", 0, &["a", "b"]);
     run.state = RunState::Failed;
@@ -317,6 +322,25 @@ pub fn state_change_feed(store: &dyn Store) {
     assert_eq!(seqs(4, 100), Vec::<u64>::new());
     assert_eq!(store.state_last_seq("feed").unwrap(), 4);
     assert_eq!(store.state_last_seq("elsewhere").unwrap(), 1, "each namespace counts its own");
+}
+
+pub fn state_refusals_are_in_the_feed_and_write_nothing(store: &dyn Store) {
+    store.state_set("refuse", "research/a", &json!({"topic": "t"}), None, None).unwrap();
+    let by = Actor { task_id: Some("write".into()), attempt: Some(1), ..Actor::default() };
+    let change = store.state_refuse("refuse", "research/a", "only research may write", Some(&by)).unwrap();
+    assert_eq!((change.seq, change.op, change.version), (2, StateOp::Refused, 0));
+    let feed = store.state_changes("refuse", 0, 10).unwrap();
+    assert_eq!(feed.len(), 2);
+    assert_eq!(feed[1], change, "the feed holds the refusal as returned");
+    assert_eq!(feed[1].reason.as_deref(), Some("only research may write"));
+    assert_eq!(feed[1].by.as_ref(), Some(&by));
+    assert_eq!(feed[1].value, None);
+    let entry = store.state_get("refuse", "research/a").unwrap().unwrap();
+    assert_eq!((entry.version, entry.value), (1, json!({"topic": "t"})), "nothing written");
+    assert_eq!(store.state_last_seq("refuse").unwrap(), 2);
+    let next = store.state_set("refuse", "research/a", &json!(2), None, None).unwrap();
+    assert_eq!(next.version, 2);
+    assert_eq!(store.state_changes("refuse", 2, 10).unwrap()[0].seq, 3, "seq goes on after a refusal");
 }
 
 pub fn state_changes_reach_the_run_events(store: &dyn Store) {
@@ -926,6 +950,11 @@ macro_rules! backend_tests {
             fn state_change_feed() {
                 let (s, _guard) = open();
                 super::state_change_feed(&*s);
+            }
+            #[test]
+            fn state_refusals_are_in_the_feed_and_write_nothing() {
+                let (s, _guard) = open();
+                super::state_refusals_are_in_the_feed_and_write_nothing(&*s);
             }
             #[test]
             fn state_changes_reach_the_run_events() {

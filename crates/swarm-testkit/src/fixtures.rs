@@ -42,6 +42,7 @@ pub fn finished_run() -> (RunRecord, RunReport) {
             namespace: "webapp".into(),
             concurrency: Some(4),
             brief: String::new(),
+            state: None,
             tasks: vec![],
         },
         git: Some(RunGit {

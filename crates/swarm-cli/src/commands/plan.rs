@@ -17,6 +17,8 @@ pub fn load(project: &Project, path: &Path, json: bool) -> CliResult<Plan> {
             .unwrap_or_else(|| "plan".into()),
         default_namespace: project.default_namespace(),
         agents: swarm_agents::agent_names(&project.config),
+        roles: Some(swarm_agents::roles::role_names(&project.config, &project.root)),
+        plan_dir: None,
     };
     swarm_core::plan::load(path, &ctx).map_err(|diags| {
         if json {

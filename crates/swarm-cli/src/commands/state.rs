@@ -66,6 +66,14 @@ pub enum StateCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the declared shared state (keys, writers, schemas) as markdown, for the agents'
+    /// rule files: the plan's `state:` with --plan, else the namespace's latest run's, else
+    /// swarm.toml's `[state]`.
+    Doc {
+        /// Read the declaration from this plan.
+        #[arg(long, value_name = "PLAN")]
+        plan: Option<std::path::PathBuf>,
+    },
     /// Print changes (of keys starting with PREFIX) as they happen, until Ctrl-C.
     Watch {
         prefix: Option<String>,
@@ -83,10 +91,21 @@ const POLL: Duration = Duration::from_millis(100);
 
 pub fn state(store: Option<&str>, config: Option<&Path>, args: StateArgs) -> CliResult {
     let project = Project::discover(store, config)?;
+    if let StateCommand::Doc { plan: Some(path) } = &args.command {
+        let plan = crate::commands::plan::load(&project, path, false)?;
+        return print_doc(plan.state.as_ref(), &plan.namespace);
+    }
     let ns = match args.namespace.filter(|n| !n.is_empty()) {
         Some(ns) => ns,
         None => project.default_namespace(),
     };
+    if let StateCommand::Doc { .. } = &args.command {
+        // No store yet: nothing ran, so swarm.toml's `[state]` is all there is.
+        let Ok(store) = project.open_store() else { return print_doc(project.config.state.as_ref(), &ns) };
+        let engine = project.engine(store)?;
+        let decl = engine.shared_state(&ns, actor()).declaration().map_err(CliError::from_engine)?;
+        return print_doc(decl.as_ref(), &ns);
+    }
     // `set` creates the store (state may be seeded before any run); nothing else does.
     let store = match &args.command {
         StateCommand::Set { .. } => project.create_store()?,
@@ -127,10 +146,21 @@ pub fn state(store: Option<&str>, config: Option<&Path>, args: StateArgs) -> Cli
             }
         }
         StateCommand::List { prefix, json } => list(&state, prefix.as_deref().unwrap_or(""), json)?,
+        StateCommand::Doc { .. } => unreachable!("answered above"),
         StateCommand::Watch { prefix, json, from_start } => {
             return watch(&state, prefix.as_deref().unwrap_or(""), json, from_start)
         }
     }
+    Ok(0)
+}
+
+fn print_doc(decl: Option<&swarm_core::team::StateDecl>, ns: &str) -> CliResult {
+    let Some(decl) = decl else {
+        return Err(CliError::invalid(anyhow!(
+            "no shared state is declared for namespace `{ns}`: add `state:` to the plan's front matter or `[state]` to swarm.toml"
+        )));
+    };
+    print!("{}", swarm_core::team::render_doc(decl, ns));
     Ok(0)
 }
 
@@ -211,9 +241,10 @@ fn watch(state: &SharedState<'_>, prefix: &str, json: bool, from_start: bool) ->
 }
 
 fn human(c: &StateChange) -> String {
-    let what = match &c.value {
-        Some(v) => format!("{} {} v{} = {}", c.op, c.key, c.version, short(v)),
-        None => format!("{} {} v{}", c.op, c.key, c.version),
+    let what = match (&c.value, &c.reason) {
+        (_, Some(reason)) => format!("{} {}: {reason}", c.op, c.key),
+        (Some(v), None) => format!("{} {} v{} = {}", c.op, c.key, c.version, short(v)),
+        (None, None) => format!("{} {} v{}", c.op, c.key, c.version),
     };
     let by = c.by.as_ref().map(who).unwrap_or_default();
     format!("{} {what}{by}", c.at.with_timezone(&chrono::Local).format("%H:%M:%S%.3f"))

@@ -132,6 +132,8 @@ impl App {
                 .unwrap_or_else(|| "plan".into()),
             default_namespace: self.project.default_namespace(),
             agents: swarm_agents::agent_names(&self.project.config),
+            roles: Some(swarm_agents::roles::role_names(&self.project.config, &self.project.root)),
+            plan_dir: file.parent().map(Path::to_path_buf),
         }
     }
 

@@ -79,6 +79,13 @@ pub struct TaskLogsArgs {
 pub struct KeyArgs {
     /// A shared-state key of the project's namespace.
     pub key: String,
+    /// Wait up to this many seconds (at most 50) for the key to exist, or, with
+    /// `after_version`, to pass that version: one agent waits for another's key.
+    #[serde(default)]
+    pub wait_s: Option<f64>,
+    /// With `wait_s`: answer once the key's version is greater than this (default 0).
+    #[serde(default)]
+    pub after_version: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -200,11 +207,13 @@ impl SwarmMcp {
     }
 
     #[tool(
-        description = "Read a key of the shared state agents share (versioned JSON documents of the project's namespace)."
+        description = "Read a key of the shared state agents share (versioned JSON documents of the project's namespace). With wait_s (at most 50) it waits for the key to exist (or, with after_version, to pass that version) instead of polling."
     )]
     async fn state_get(&self, Parameters(args): Parameters<KeyArgs>) -> Result<Json<StateEntryOut>, String> {
         blocking(&self.app, move |app| {
-            let e = app.engine.shared_state(&app.namespace(), actor()).get(&args.key)?;
+            let state = app.engine.shared_state(&app.namespace(), actor());
+            let wait = Duration::from_secs_f64(args.wait_s.unwrap_or(0.0).clamp(0.0, MAX_WAIT.as_secs_f64()));
+            let e = state.wait(&args.key, args.after_version.unwrap_or(0), wait)?;
             Ok(match e {
                 Some(e) => e.into(),
                 None => StateEntryOut { key: args.key, value: None, version: 0 },

@@ -84,6 +84,18 @@ async def scenario(client, out):
     out["get"] = await call(client, "state_get", {"key": "mcp/k"})
     out["get_missing"] = await call(client, "state_get", {"key": "mcp/none"})
     out["list"] = await call(client, "state_list", {"prefix": "mcp/"})
+    # Declared state ([state] in swarm.toml): a value of the wrong shape, one of the right shape,
+    # and a key owned by another task (refused when the server runs as task `intruder`).
+    out["typed_bad"] = await call(client, "state_set", {"key": "mcp/typed", "value": "three"})
+    out["typed_ok"] = await call(client, "state_set", {"key": "mcp/typed", "value": 3})
+    out["owned"] = await call(client, "state_set", {"key": "mcp/owned", "value": 1})
+    # One agent waits for another's key: state_get with wait_s answers once it is written.
+    t2 = time.monotonic()
+    waiter = asyncio.create_task(call(client, "state_get", {"key": "mcp/later", "wait_s": 30}))
+    seen_waiting = await call(client, "state_get", {"key": "mcp/later"})
+    await call(client, "state_set", {"key": "mcp/later", "value": "here"})
+    waited_for = await waiter
+    out["waited_key"] = {"before": seen_waiting, "after": waited_for, "seconds": time.monotonic() - t2}
     out["models"] = await call(client, "models")
     out["slow_run_id"] = slow_id
     out["run_id"] = run_id

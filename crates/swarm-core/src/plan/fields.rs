@@ -1,17 +1,30 @@
 //! Task fields, shared by the bullet list under a task heading and `defaults:` in the front
 //! matter: which keys there are, and how each value is read and checked.
 
-use super::model::Workdir;
+use super::model::{OnConflict, Workdir};
 use super::validate::{self, Spanned};
 use crate::diagnostic::{closest, Sink};
 use crate::duration;
+use crate::team::Handoff;
 use std::ops::Range;
 use std::time::Duration;
 
 /// Task fields, in the order error messages list them.
-pub(super) const KEYS: [&str; 11] = [
-    "agent", "model", "tier", "depends", "timeout", "stall", "retries", "check", "command", "paths",
+pub(super) const KEYS: [&str; 14] = [
+    "agent",
+    "model",
+    "tier",
+    "depends",
+    "timeout",
+    "stall",
+    "retries",
+    "check",
+    "command",
+    "paths",
     "workdir",
+    "role",
+    "handoff",
+    "on_conflict",
 ];
 
 /// A field value as written, before it is interpreted.
@@ -38,6 +51,9 @@ pub(super) struct Fields {
     pub(super) command: Option<String>,
     pub(super) paths: Option<Vec<String>>,
     pub(super) workdir: Option<Workdir>,
+    pub(super) role: Option<Spanned<String>>,
+    pub(super) handoff: Option<Handoff>,
+    pub(super) on_conflict: Option<OnConflict>,
 }
 
 impl Fields {
@@ -55,6 +71,9 @@ impl Fields {
             command: self.command.or_else(|| defaults.command.clone()),
             paths: self.paths.or_else(|| defaults.paths.clone()),
             workdir: self.workdir.or(defaults.workdir),
+            role: self.role.or_else(|| defaults.role.clone()),
+            handoff: self.handoff.or(defaults.handoff),
+            on_conflict: self.on_conflict.or(defaults.on_conflict),
         }
     }
 }
@@ -181,6 +200,21 @@ fn set_single(fields: &mut Fields, key: &str, text: &str, span: Range<usize>, si
             _ => {
                 sink.error(span, format!("unknown workdir `{text}`"))
                     .label("expected `worktree` or `shared`");
+            }
+        },
+        "role" => fields.role = Some(Spanned::new(text.to_string(), span)),
+        "handoff" => match Handoff::parse(text) {
+            Some(h) => fields.handoff = Some(h),
+            None => {
+                sink.error(span, format!("unknown handoff `{text}`"))
+                    .label("expected `none`, `summary` or `full`");
+            }
+        },
+        "on_conflict" => match text {
+            "fail" => fields.on_conflict = Some(OnConflict::Fail),
+            "agent" => fields.on_conflict = Some(OnConflict::Agent),
+            _ => {
+                sink.error(span, format!("unknown on_conflict `{text}`")).label("expected `fail` or `agent`");
             }
         },
         _ => unreachable!("every key in KEYS is handled"),

@@ -10,7 +10,7 @@ use yaml_rust2::parser::{Event as YamlEvent, Parser as YamlParser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// Keys of the front matter itself; task fields go under `defaults`.
-const FRONT_MATTER_KEYS: [&str; 4] = ["name", "namespace", "concurrency", "defaults"];
+const FRONT_MATTER_KEYS: [&str; 5] = ["name", "namespace", "concurrency", "defaults", "state"];
 
 #[derive(Default)]
 pub(super) struct FrontMatter {
@@ -18,6 +18,7 @@ pub(super) struct FrontMatter {
     pub(super) namespace: Option<String>,
     pub(super) concurrency: Option<u32>,
     pub(super) defaults: Fields,
+    pub(super) state: Option<crate::team::StateDecl>,
 }
 
 /// Finds `---` … `---` at the very top of the file; returns the YAML's byte range and where the
@@ -44,7 +45,7 @@ pub(super) fn split_front_matter(src: &str, sink: &mut Sink) -> (Option<Range<us
 }
 
 /// A YAML node with the byte span of where it is written.
-enum Node {
+pub(super) enum Node {
     Scalar { value: String, style: TScalarStyle, span: Range<usize> },
     Map { entries: Vec<(Node, Node)>, span: Range<usize> },
     Seq { items: Vec<Node>, span: Range<usize> },
@@ -52,7 +53,7 @@ enum Node {
 }
 
 impl Node {
-    fn span(&self) -> Range<usize> {
+    pub(super) fn span(&self) -> Range<usize> {
         match self {
             Node::Scalar { span, .. }
             | Node::Map { span, .. }
@@ -62,7 +63,7 @@ impl Node {
     }
 
     /// Plain `~`, `null` or nothing.
-    fn is_null(&self) -> bool {
+    pub(super) fn is_null(&self) -> bool {
         matches!(self, Node::Scalar { value, style: TScalarStyle::Plain, .. } if matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
 }
@@ -179,7 +180,12 @@ fn read_yaml(src: &str, range: Range<usize>, sink: &mut Sink) -> Option<Node> {
     root
 }
 
-pub(super) fn parse_front_matter(src: &str, yaml: Range<usize>, sink: &mut Sink) -> FrontMatter {
+pub(super) fn parse_front_matter(
+    src: &str,
+    yaml: Range<usize>,
+    ctx: &super::PlanContext,
+    sink: &mut Sink,
+) -> FrontMatter {
     let mut fm = FrontMatter::default();
     let Some(root) = read_yaml(src, yaml, sink) else {
         return fm;
@@ -214,7 +220,9 @@ pub(super) fn parse_front_matter(src: &str, yaml: Range<usize>, sink: &mut Sink)
             continue;
         }
         seen[k] = Some(key_span.start);
-        if !value.is_null() {
+        if name == "state" && !value.is_null() {
+            fm.state = super::state_decl::parse(&value, key_span, ctx, sink);
+        } else if !value.is_null() {
             fm.set(name, key_span, value, sink);
         }
     }

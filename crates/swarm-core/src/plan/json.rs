@@ -20,6 +20,8 @@ struct JsonPlan {
     concurrency: Option<u32>,
     #[serde(default)]
     brief: String,
+    #[serde(default)]
+    state: Option<crate::team::StateDecl>,
     tasks: Vec<JsonTask>,
 }
 
@@ -52,6 +54,12 @@ struct JsonTask {
     #[serde(default)]
     workdir: Option<Workdir>,
     #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    handoff: Option<crate::team::Handoff>,
+    #[serde(default)]
+    on_conflict: Option<super::model::OnConflict>,
+    #[serde(default)]
     prompt: String,
 }
 
@@ -77,6 +85,10 @@ pub(super) fn parse(file: &str, src: &str, ctx: &PlanContext) -> Result<Plan, Di
         other => other,
     };
 
+    let state = parsed.state.inspect(|decl| {
+        let span = root.get(src, "state").map_or(0..0, |n| n.span.clone());
+        super::state_decl::check_schemas(decl, &span, &mut sink);
+    });
     let drafts = parsed
         .tasks
         .into_iter()
@@ -94,6 +106,7 @@ pub(super) fn parse(file: &str, src: &str, ctx: &PlanContext) -> Result<Plan, Di
         namespace: parsed.namespace.unwrap_or_else(|| ctx.default_namespace.clone()),
         concurrency,
         brief: parsed.brief,
+        state,
         tasks,
     })
 }
@@ -140,6 +153,9 @@ fn draft(t: JsonTask, node: Option<&JNode>, src: &str, sink: &mut Sink) -> Draft
         command: t.command,
         paths: t.paths,
         workdir: t.workdir,
+        role: t.role.map(|r| Spanned::new(r, span_of("role"))),
+        handoff: t.handoff,
+        on_conflict: t.on_conflict,
         prompt: t.prompt,
     }
 }
@@ -172,6 +188,7 @@ fn empty_plan(ctx: &PlanContext) -> Plan {
         namespace: ctx.default_namespace.clone(),
         concurrency: None,
         brief: String::new(),
+        state: None,
         tasks: Vec::new(),
     }
 }

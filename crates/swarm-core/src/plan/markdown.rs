@@ -20,7 +20,7 @@ pub(super) fn parse(file: &str, src: &str, ctx: &PlanContext) -> Result<Plan, Di
     let errors_before = sink.count();
     let (front, body_start) = split_front_matter(src, &mut sink);
     let front = match front {
-        Some(yaml) => parse_front_matter(src, yaml, &mut sink),
+        Some(yaml) => parse_front_matter(src, yaml, ctx, &mut sink),
         None => FrontMatter::default(),
     };
 
@@ -46,6 +46,7 @@ pub(super) fn parse(file: &str, src: &str, ctx: &PlanContext) -> Result<Plan, Di
         namespace: front.namespace.unwrap_or_else(|| ctx.default_namespace.clone()),
         concurrency: front.concurrency,
         brief,
+        state: front.state,
         tasks,
     };
     sink.finish(plan)
@@ -198,6 +199,9 @@ fn parse_section(src: &str, section: &Section, defaults: &Fields, sink: &mut Sin
         command: fields.command,
         paths: fields.paths.unwrap_or_default(),
         workdir: fields.workdir,
+        role: fields.role,
+        handoff: fields.handoff,
+        on_conflict: fields.on_conflict,
         prompt,
     })
 }
@@ -317,6 +321,7 @@ mod tests {
             default_name: "plan".into(),
             default_namespace: "ns".into(),
             agents: ["kilo", "exec"].map(String::from).to_vec(),
+            ..Default::default()
         }
     }
 

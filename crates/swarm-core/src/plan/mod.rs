@@ -6,9 +6,10 @@ mod json;
 mod lines;
 mod markdown;
 mod model;
+mod state_decl;
 mod validate;
 
-pub use model::{AgentKind, Plan, Task, Workdir};
+pub use model::{AgentKind, OnConflict, Plan, Task, Workdir};
 
 use crate::diagnostic::Diagnostics;
 use std::path::Path;
@@ -23,6 +24,11 @@ pub struct PlanContext {
     /// Every agent name a task may use, in the order messages list them: swarm-agents' built-in
     /// table, then the custom agents of `swarm.toml` (`swarm_agents::agent_names`).
     pub agents: Vec<String>,
+    /// The roles a task may name (`[roles.NAME]` and the agents' own named agents); `None`:
+    /// not checked.
+    pub roles: Option<Vec<String>>,
+    /// The plan file's directory: `schema_file` paths are relative to it.
+    pub plan_dir: Option<std::path::PathBuf>,
 }
 
 /// The two ways to write a plan.
@@ -47,8 +53,12 @@ impl PlanFormat {
 /// Every problem is returned at once, each with `file:line:column`.
 pub fn load(path: &Path, ctx: &PlanContext) -> Result<Plan, Diagnostics> {
     let file = path.display().to_string();
+    let mut ctx = ctx.clone();
+    if ctx.plan_dir.is_none() {
+        ctx.plan_dir = Some(path.parent().map(Path::to_path_buf).unwrap_or_default());
+    }
     match std::fs::read(path) {
-        Ok(bytes) => parse_bytes(&file, &bytes, PlanFormat::of(path), ctx),
+        Ok(bytes) => parse_bytes(&file, &bytes, PlanFormat::of(path), &ctx),
         Err(e) => Err(Diagnostics::io(&file, &e)),
     }
 }

@@ -41,6 +41,9 @@ pub struct Plan {
     /// The shared brief given to every agent with its task prompt.
     #[serde(default)]
     pub brief: String,
+    /// Declared shared state (CONTRACT §12): keys, their schemas and writers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<crate::team::StateDecl>,
     pub tasks: Vec<Task>,
 }
 
@@ -52,6 +55,17 @@ pub enum Workdir {
     /// The task runs in the plan's directory, shared with other tasks.
     #[default]
     Shared,
+}
+
+/// What happens when a worktree task's merge into the integration branch conflicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnConflict {
+    /// The task fails with `merge_conflict`; its branch is kept for a person.
+    #[default]
+    Fail,
+    /// A resolver attempt gets the conflicted merge to finish.
+    Agent,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -85,6 +99,15 @@ pub struct Task {
     /// repository, the plan's directory otherwise (see [`Task::workdir`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<Workdir>,
+    /// A named role: the agent CLI's own named agent, or `[roles.NAME] prompt_file`'s text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// How much of its dependencies' reports the prompt carries; unset: `summary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<crate::team::Handoff>,
+    /// What a merge conflict does; unset: `[worktree] on_conflict`, else `fail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_conflict: Option<OnConflict>,
     /// The task prompt, verbatim markdown.
     #[serde(default)]
     pub prompt: String,

@@ -39,6 +39,9 @@ pub(crate) struct Draft {
     pub command: Option<String>,
     pub paths: Vec<String>,
     pub workdir: Option<Workdir>,
+    pub role: Option<Spanned<String>>,
+    pub handoff: Option<crate::team::Handoff>,
+    pub on_conflict: Option<super::model::OnConflict>,
     pub prompt: String,
 }
 
@@ -100,6 +103,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, ctx: &PlanContext, sink: &mut Sink, for
     let index = check_ids(&drafts, sink);
     check_agents(&drafts, ctx, sink, form.defaults_broken);
     check_tiers(&drafts, sink);
+    check_roles(&drafts, ctx, sink);
     let edges = dependency_edges(&drafts, &index, sink);
     report_cycles(&drafts, &edges, sink);
     drafts.into_iter().map(into_task).collect()
@@ -201,7 +205,24 @@ fn into_task(d: Draft) -> Task {
         command: d.command,
         paths: d.paths,
         workdir: d.workdir,
+        role: d.role.map(|r| r.value),
+        handoff: d.handoff,
+        on_conflict: d.on_conflict,
         prompt: d.prompt,
+    }
+}
+
+/// A role must be one the context knows (`[roles.NAME]` or an agent CLI's own named agent),
+/// when the context lists them.
+fn check_roles(drafts: &[Draft], ctx: &PlanContext, sink: &mut Sink) {
+    let Some(known) = &ctx.roles else { return };
+    for role in drafts.iter().filter_map(|d| d.role.as_ref()) {
+        if !known.contains(&role.value) {
+            let listed = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            sink.error(role.span.clone(), format!("unknown role `{}`", role.value))
+                .label(format!("known roles: {listed}"))
+                .help("define it with `[roles.NAME] prompt_file = \"…\"` in swarm.toml, or as the agent's own named agent (e.g. `.opencode/agent/NAME.md`, `.claude/agents/NAME.md`)");
+        }
     }
 }
 

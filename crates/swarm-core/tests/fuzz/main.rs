@@ -32,6 +32,7 @@ fn ctx() -> PlanContext {
         agents: ["opencode", "kilo", "cline", "claude", "codex", "gemini", "aider", "exec", "mybot"]
             .map(String::from)
             .to_vec(),
+        ..Default::default()
     }
 }
 

@@ -32,6 +32,7 @@ impl Dispatcher {
             store_env: &self.ctx.store_env,
             project_root: &self.ctx.project_root,
             gateway_url: gateway_url.as_deref(),
+            tasks: &self.docs,
         };
         let choice = match (&route, &token) {
             (LiveRoute::Gateway, Some(token)) => RouteChoice::Gateway { token },
@@ -57,6 +58,9 @@ impl Dispatcher {
         doc.host = Some(self.ctx.host.clone());
         doc.log = Some(self.ctx.run_dir.log(&t.id, attempt).display().to_string());
         doc.workdir = job.as_ref().ok().map(|j| j.workspace.workdir().display().to_string());
+        if let Ok(job) = &job {
+            self.docs[i].handoff_from = job.handoff_from.clone();
+        }
         let (id, agent, model) = (t.id.clone(), t.agent.clone(), doc.model.clone());
         self.docs[i].attempts.push(doc);
         self.save_task(task);
@@ -251,6 +255,13 @@ impl Dispatcher {
             a.failure_class = evidence.failure_class;
             a.retry_after_ms = evidence.retry_after.map(|d| d.as_millis() as u64);
         }
+        if let Some(r) = &evidence.resolver {
+            let doc = &mut self.docs[i];
+            if r.failure.is_none() {
+                doc.merge = Some(MergeState::Resolved);
+            }
+            doc.attempts.push(resolver_attempt(attempt, r, &self.ctx.host));
+        }
         let id = self.id(task).to_string();
         if let Some(bytes) = &evidence.completion_bytes {
             if let Err(e) = self.mirror.completion(&self.record.run_id, &id, bytes) {
@@ -280,4 +291,19 @@ impl Dispatcher {
         let task = self.id(s.task).to_string();
         self.emit(EventKind::Warning { message: format!("{task} (attempt {}): {warning}", s.attempt) });
     }
+}
+
+/// The report of a resolver attempt (`kind: resolver`), numbered as the attempt it resolved.
+fn resolver_attempt(n: u32, r: &crate::job::ResolverRun, host: &str) -> AttemptReport {
+    let mut a = AttemptReport::new(n, &r.agent, r.started_at);
+    a.kind = Some(swarm_core::report::AttemptKind::Resolver);
+    a.ended_at = Some(r.ended_at);
+    a.exit_code = r.exit_code;
+    a.host = Some(host.to_string());
+    a.log = Some(r.log.display().to_string());
+    if let Some(f) = &r.failure {
+        a.reason = Some(f.reason);
+        a.detail = f.detail.clone();
+    }
+    a
 }

@@ -38,6 +38,7 @@ impl Dispatcher {
         mut self,
         notes: &mut mpsc::UnboundedReceiver<Note>,
         swept: &mut mpsc::UnboundedReceiver<Swept>,
+        store: &dyn swarm_store::Store,
     ) -> RunReport {
         let mut state = self.ending.finished.expect("finish after the scheduler finished");
         // Every finished attempt's leftovers are ended (and recorded) before the run ends.
@@ -83,6 +84,7 @@ impl Dispatcher {
         }
         let mut report = RunReport::build(&self.record, self.docs.clone());
         report.store_error = failure;
+        report.state_changes = state_changes_of(store, &self.record);
         if let Err(e) = report_files::write(&self.ctx.run_dir, &report) {
             self.emit(EventKind::Warning { message: format!("cannot write report: {e}") });
         }
@@ -107,4 +109,24 @@ impl Dispatcher {
         self.bus.close();
         report
     }
+}
+
+/// The changes of the run's namespace feed made by its agents (the last 200): the run is over,
+/// so reading the feed here holds nothing up.
+fn state_changes_of(
+    store: &dyn swarm_store::Store,
+    run: &swarm_core::report::RunRecord,
+) -> Vec<swarm_core::state_doc::StateChange> {
+    let mut mine = Vec::new();
+    let mut after = 0;
+    while let Ok(batch) = store.state_changes(&run.namespace, after, 1000) {
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        let of_run = |c: &swarm_core::state_doc::StateChange| {
+            c.by.as_ref().and_then(|b| b.run_id.as_deref()) == Some(run.run_id.as_str())
+        };
+        mine.extend(batch.into_iter().filter(of_run));
+    }
+    let skip = mine.len().saturating_sub(200);
+    mine.split_off(skip)
 }

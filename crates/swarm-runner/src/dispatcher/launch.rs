@@ -11,7 +11,7 @@ use crate::os::paths::RunDir;
 use std::path::{Path, PathBuf};
 use swarm_core::config::Config;
 use swarm_core::plan::{Plan, Workdir};
-use swarm_core::report::{AttemptReport, RunRecord};
+use swarm_core::report::{AttemptReport, RunRecord, TaskReport};
 
 /// What every job of a run is built from.
 pub struct Launcher<'a> {
@@ -24,6 +24,8 @@ pub struct Launcher<'a> {
     pub project_root: &'a Path,
     /// The model gateway's base URL, when the run has one.
     pub gateway_url: Option<&'a str>,
+    /// The run's tasks as recorded so far: a dependency's report is handed to its dependents.
+    pub tasks: &'a [TaskReport],
 }
 
 /// Where the dispatcher wants an attempt's model to come from.
@@ -53,7 +55,10 @@ impl Launcher<'_> {
         let run_id = &self.record.run_id;
         let required = self.config.require_report(&t.agent);
         let completion = self.run_dir.completion(&t.id, attempt);
-        let mut prompt = compose_prompt(&self.plan.brief, &t.prompt);
+        let team =
+            super::team::TeamPrompt::new(self.plan, self.config, self.tasks, Path::new(&self.record.workdir));
+        let (task_prompt, handoff_from) = team.task_prompt(t);
+        let mut prompt = compose_prompt(&self.plan.brief, &task_prompt);
         if let Some(previous) = previous {
             prompt.push_str(&retry_feedback(previous));
         }
@@ -94,7 +99,20 @@ impl Launcher<'_> {
             log: self.run_dir.log(&t.id, attempt),
             attempt_dir: self.run_dir.attempt_dir(&t.id, attempt),
             project_root: self.project_root.to_path_buf(),
+            files: team.files(),
+            handoff_state: team.state_of(t, &handoff_from),
+            handoff_from,
+            resolver: self.resolver(t),
         })
+    }
+
+    /// The resolver's agent when a conflicting merge of `t` gets one (`on_conflict: agent`,
+    /// the task's or `[worktree]`'s): `[worktree] resolver_agent`, else the task's own.
+    fn resolver(&self, t: &swarm_core::Task) -> Option<String> {
+        let worktree = &self.config.worktree;
+        let on = t.on_conflict.or(worktree.on_conflict).unwrap_or_default();
+        (on == swarm_core::plan::OnConflict::Agent && t.runs_agent())
+            .then(|| worktree.resolver_agent.clone().unwrap_or_else(|| t.agent.clone()))
     }
 
     /// The job's model route, adding what its agent needs to `env` (a placeholder key for a

@@ -180,6 +180,7 @@ mod tests {
             merge: None,
             conflict_paths: vec![],
             files_changed: vec![],
+            handoff_from: vec![],
         }
     }
 
@@ -199,6 +200,7 @@ mod tests {
             by_layer: vec![],
             tasks,
             store_error: None,
+            state_changes: vec![],
         }
     }
 

@@ -12,6 +12,7 @@ mod models;
 pub mod report_files;
 mod setup;
 pub(crate) mod sweeper;
+mod team;
 #[cfg(test)]
 mod tests;
 pub(crate) mod writer;
@@ -202,6 +203,7 @@ async fn run(
     mut ctl_rx: mpsc::UnboundedReceiver<Control>,
 ) -> RunReport {
     let store = setup.store.clone();
+    let setup_store = setup.store.clone();
     let (mut d, mut sched, mut inbox) = Dispatcher::new(setup, bus, ctl_tx.clone());
     // Whatever an agent detaches re-parents to swarm, where its attempt's marker finds it.
     crate::os::reaper::become_subreaper();
@@ -223,7 +225,8 @@ async fn run(
     }
     poller_stop.store(true, Ordering::Relaxed);
     // Finishing waits on the store, the sweeper and hooks: off the runtime's threads.
-    tokio::task::spawn_blocking(move || d.finish(&mut inbox.notes, &mut inbox.swept))
+    let store = setup_store;
+    tokio::task::spawn_blocking(move || d.finish(&mut inbox.notes, &mut inbox.swept, &*store))
         .await
         .expect("finishing a run does not panic")
 }

@@ -27,8 +27,51 @@ pub fn markdown(r: &RunReport) -> String {
     summary(&mut s, r);
     tasks_table(&mut s, r);
     merge_back(&mut s, r);
+    handoffs(&mut s, r);
+    shared_state(&mut s, r);
     problems(&mut s, r);
     s
+}
+
+/// What each task was handed from its dependencies' reports.
+fn handoffs(s: &mut String, r: &RunReport) {
+    let handed: Vec<_> = r.tasks.iter().filter(|t| !t.handoff_from.is_empty()).collect();
+    if handed.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n## Hand-offs\n");
+    for t in handed {
+        for dep in &t.handoff_from {
+            let summary = r
+                .tasks
+                .iter()
+                .find(|d| d.id == *dep)
+                .and_then(|d| d.attempts.iter().rev().find_map(|a| a.completion.as_ref()))
+                .map(|c| c.summary.replace('\n', " "))
+                .unwrap_or_else(|| "(no report)".into());
+            let _ = writeln!(s, "- {dep} → {}: {summary}", t.id);
+        }
+    }
+}
+
+/// The shared-state changes the run's agents made, and the writes refused.
+fn shared_state(s: &mut String, r: &RunReport) {
+    if r.state_changes.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n## Shared state\n");
+    let _ = writeln!(s, "| key | change | version | by | value or reason |");
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for c in &r.state_changes {
+        let by = c.by.as_ref().and_then(|b| b.task_id.clone()).unwrap_or_default();
+        let what = match (&c.reason, &c.value) {
+            (Some(reason), _) => reason.clone(),
+            (None, Some(v)) => v.to_string(),
+            (None, None) => String::new(),
+        };
+        let what: String = what.replace('|', "\\|").chars().take(120).collect();
+        let _ = writeln!(s, "| `{}` | {} | {} | {by} | {what} |", c.key, c.op, c.version);
+    }
 }
 
 /// The title and the run's state, times, counts and usage.
@@ -115,6 +158,7 @@ fn merge_back(s: &mut String, r: &RunReport) {
     for t in r.tasks.iter().filter(|t| t.merge.is_some()) {
         let merge = match t.merge {
             Some(MergeState::Merged) => "merged",
+            Some(MergeState::Resolved) => "resolved",
             Some(MergeState::Conflict) => "conflict",
             _ => "skipped",
         };

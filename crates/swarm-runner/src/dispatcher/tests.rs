@@ -47,6 +47,7 @@ fn harness(plan: &str, config: &str) -> Harness {
         default_name: "p".into(),
         default_namespace: "ns".into(),
         agents: ["exec", "opencode"].map(String::from).to_vec(),
+        ..Default::default()
     };
     let plan = parse_markdown("p.md", plan, &ctx).expect("a valid plan");
     let config = Config::parse(config, std::path::Path::new("swarm.toml")).expect("a valid config");

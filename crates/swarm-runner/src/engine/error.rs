@@ -30,6 +30,9 @@ pub enum EngineError {
     Gateway(#[source] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A shared-state write its declaration refused (CONTRACT §12); recorded in the feed.
+    #[error(transparent)]
+    Refused(swarm_core::team::Refusal),
 }
 
 /// How a face treats an error.
@@ -44,6 +47,8 @@ pub enum ErrorKind {
     Conflict { exit: u8 },
     /// The store or the host failed: exit 1, HTTP 500 (503 when the store is unreachable).
     Failed { unavailable: bool },
+    /// Not the caller's to do (a key another task owns): exit 1, HTTP 403.
+    Forbidden,
 }
 
 impl ErrorKind {
@@ -52,7 +57,7 @@ impl ErrorKind {
             ErrorKind::Invalid | ErrorKind::NotFound => 2,
             ErrorKind::Conflict { exit } => i32::from(exit),
             ErrorKind::Failed { unavailable: true } => 2,
-            ErrorKind::Failed { unavailable: false } => 1,
+            ErrorKind::Failed { unavailable: false } | ErrorKind::Forbidden => 1,
         }
     }
 
@@ -63,6 +68,7 @@ impl ErrorKind {
             ErrorKind::Conflict { .. } => 409,
             ErrorKind::Failed { unavailable: true } => 503,
             ErrorKind::Failed { unavailable: false } => 500,
+            ErrorKind::Forbidden => 403,
         }
     }
 
@@ -92,6 +98,8 @@ impl EngineError {
             // Exit 2 as before: what stands in the way is the user's repository or host setup.
             EngineError::Git { .. } | EngineError::Gateway(_) => ErrorKind::Invalid,
             EngineError::Store(e) => ErrorKind::of_store(e),
+            EngineError::Refused(r) if r.exit_code() == 2 => ErrorKind::Invalid,
+            EngineError::Refused(_) => ErrorKind::Forbidden,
         }
     }
 }

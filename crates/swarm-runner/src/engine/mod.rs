@@ -100,7 +100,9 @@ impl Engine {
         store_secret: Option<String>,
     ) -> Engine {
         let hierarchy = Hierarchy::of(store.clone(), &config);
-        let executors = Arc::new(ExecutorContext::new(registry, store_secret, hierarchy));
+        let mut executors = ExecutorContext::new(registry, store_secret, hierarchy);
+        executors.store = Some(store.clone());
+        let executors = Arc::new(executors);
         let (gateway, live) = Default::default();
         Engine { store, config, project_root, state_dir, store_env, executors, gateway, live }
     }

@@ -14,6 +14,7 @@ use swarm_core::report::{RunRecord, RunReport};
 use swarm_core::router::{Catalog, CooldownKind};
 use swarm_core::state::{RunState, TaskState};
 use swarm_core::state_doc::{Actor, StateChange, StateEntry};
+use swarm_core::team::StateDecl;
 use swarm_store::{Learned, ModelStanding, Store, StoreError};
 
 /// Events read from the store at a time.
@@ -239,7 +240,7 @@ impl Engine {
 
     /// The namespace `ns`'s shared state, written as `actor`.
     pub fn shared_state(&self, ns: &str, actor: Actor) -> SharedState<'_> {
-        SharedState { store: &*self.store, ns: ns.to_string(), actor }
+        SharedState { store: &*self.store, ns: ns.to_string(), actor, configured: self.config.state.as_ref() }
     }
 }
 
@@ -282,6 +283,8 @@ pub struct SharedState<'a> {
     store: &'a dyn Store,
     ns: String,
     actor: Actor,
+    /// swarm.toml's `[state]`, for a namespace no run has declared state for.
+    configured: Option<&'a StateDecl>,
 }
 
 impl SharedState<'_> {
@@ -300,12 +303,59 @@ impl SharedState<'_> {
         value: &serde_json::Value,
         if_version: Option<u64>,
     ) -> Result<StateEntry, EngineError> {
+        self.guard(key, Some(value))?;
         Ok(self.store.state_set(&self.ns, key, value, if_version, Some(&self.actor))?)
     }
 
     /// Whether the key existed.
     pub fn delete(&self, key: &str, if_version: Option<u64>) -> Result<bool, EngineError> {
+        self.guard(key, None)?;
         Ok(self.store.state_delete(&self.ns, key, if_version, Some(&self.actor))?)
+    }
+
+    /// The declared state that governs this namespace for the writer: its run's (an agent),
+    /// else the namespace's latest run's (the user), else swarm.toml's `[state]`.
+    pub fn declaration(&self) -> Result<Option<StateDecl>, EngineError> {
+        let run = match self.actor.run_id.as_deref() {
+            Some(id) => self.store.run(id)?,
+            None => self.store.runs(usize::MAX)?.into_iter().find(|r| r.namespace == self.ns),
+        };
+        let declared = run.filter(|r| r.namespace == self.ns).and_then(|r| r.spec.state);
+        Ok(declared.or_else(|| self.configured.cloned()))
+    }
+
+    /// Refuses (and records in the change feed) a write the declaration does not allow.
+    fn guard(&self, key: &str, value: Option<&serde_json::Value>) -> Result<(), EngineError> {
+        let Some(decl) = self.declaration()? else { return Ok(()) };
+        let Err(refusal) = decl.check_write(self.actor.task_id.as_deref(), key, value) else {
+            return Ok(());
+        };
+        self.store.state_refuse(&self.ns, key, &refusal.to_string(), Some(&self.actor))?;
+        Err(EngineError::Refused(refusal))
+    }
+
+    /// `key` once its version is past `after` (0: once it exists), or as it is when `wait`
+    /// runs out. Follows the change feed, so one agent can wait for another's key.
+    pub fn wait(&self, key: &str, after: u64, wait: Duration) -> Result<Option<StateEntry>, EngineError> {
+        let deadline = Instant::now() + wait;
+        let mut seen = self.store.state_last_seq(&self.ns)?;
+        loop {
+            let entry = self.get(key)?;
+            if entry.as_ref().is_some_and(|e| e.version > after) || Instant::now() >= deadline {
+                return Ok(entry);
+            }
+            // Only a change of this key is worth another read.
+            while Instant::now() < deadline {
+                let changes = self.store.state_changes(&self.ns, seen, 1000)?;
+                seen = changes.last().map_or(seen, |c| c.seq);
+                if changes.iter().any(|c| c.key == key && c.op != swarm_core::state_doc::StateOp::Refused) {
+                    break;
+                }
+                std::thread::sleep(
+                    Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now())),
+                );
+            }
+        }
     }
 
     pub fn list(&self, prefix: &str) -> Result<Vec<StateEntry>, EngineError> {

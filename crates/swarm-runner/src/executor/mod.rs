@@ -8,6 +8,7 @@ mod attempt_log;
 mod evidence;
 pub mod prompt;
 pub mod provider;
+mod resolver;
 mod route;
 pub(crate) mod supervise;
 pub(crate) mod workspace;
@@ -16,7 +17,7 @@ use crate::executor::attempt_log::AttemptLog;
 use crate::executor::supervise::Supervisor;
 use crate::executor::workspace::Workspaces;
 use crate::hierarchy::{self, Hierarchy};
-use crate::job::{AttemptEvent, AttemptJob, Evidence, ModelRoute};
+use crate::job::{AttemptEvent, AttemptJob, Evidence, Merged, ModelRoute};
 use crate::job::{Events, StopRequest};
 use crate::os::bounded::{run_bounded, Bounded};
 use crate::os::reaper::Marker;
@@ -43,6 +44,8 @@ pub struct ExecutorContext {
     pub store_secret: Option<String>,
     /// The model hierarchy attempts of agents that talk to providers themselves pick from.
     pub hierarchy: Option<Arc<Hierarchy>>,
+    /// The store: a `full` hand-off reads the state keys a dependency wrote from its feed.
+    pub store: Option<Arc<dyn swarm_store::Store>>,
 }
 
 impl ExecutorContext {
@@ -53,13 +56,21 @@ impl ExecutorContext {
     ) -> ExecutorContext {
         let swarm_bin = std::env::current_exe().unwrap_or_else(|_| "swarm".into());
         let workspaces = Workspaces::default();
-        ExecutorContext { registry, workspaces, agent_path: agent_path(), swarm_bin, store_secret, hierarchy }
+        ExecutorContext {
+            registry,
+            workspaces,
+            agent_path: agent_path(),
+            swarm_bin,
+            store_secret,
+            hierarchy,
+            store: None,
+        }
     }
 }
 
 /// Runs `job` to its end; the last event sent is always `Finished`.
 pub async fn run(
-    job: AttemptJob,
+    mut job: AttemptJob,
     ctx: Arc<ExecutorContext>,
     mut stop: watch::Receiver<StopRequest>,
     tx: Events,
@@ -69,18 +80,25 @@ pub async fn run(
         let _ = tx.send((task, attempt, ev));
     };
     let mut log = AttemptLog::new(job.log.clone(), job.limits.log_limit);
+    if !job.handoff_state.is_empty() {
+        job.prompt = with_state_keys(&job, ctx.store.clone()).await;
+    }
     let resolved = route::resolve(&job, ctx.hierarchy.as_ref(), &mut stop, send).await;
     let launched = match resolved {
-        Ok(resolved) => launch(&job, &ctx, &resolved, &mut stop).await.map(|l| (l, resolved.model)),
+        Ok(resolved) => launch(&job, &ctx, &resolved, &mut stop).await.map(|l| (l, resolved)),
         Err(failure) => Err(failure),
     };
     match launched {
-        Ok((Launched { child, stdin, adapter, workdir, baseline, copied }, model)) => {
+        Ok((Launched { child, stdin, adapter, workdir, baseline, copied }, resolved)) => {
             send(AttemptEvent::Started { pid: child.id(), workdir: workdir.clone() });
-            let supervisor = Supervisor::new(&job, adapter, workdir, baseline, stdin, log, stop, tx.clone());
+            let supervisor =
+                Supervisor::new(&job, adapter, workdir, baseline, stdin, log, stop.clone(), tx.clone());
             let (exit_code, mut outcome, mut evidence) = supervisor.run(child).await;
+            let model = resolved.model.clone();
             if outcome.is_ok() {
-                integrate(&job, &ctx, model.as_deref(), copied, &mut outcome, &mut evidence).await;
+                integrate(&job, &ctx, model.as_deref(), copied.clone(), &mut outcome, &mut evidence).await;
+                let conflict = Conflict { resolved: &resolved, copied: &copied, tx: tx.clone() };
+                resolve_conflict(&job, &ctx, conflict, &mut outcome, &mut evidence, &mut stop).await;
             } else if let (Some(h), Some(model)) = (&ctx.hierarchy, model) {
                 cool_picked(&job, h, model, &outcome, &evidence).await;
             }
@@ -94,6 +112,43 @@ pub async fn run(
             send(AttemptEvent::Finished { exit_code: None, outcome: Err(failure), evidence });
         }
     }
+}
+
+/// The prompt of a `handoff: full` task with the state keys each dependency wrote (per the
+/// namespace's change feed: the newest version of each key still there) in place of their tokens.
+async fn with_state_keys(job: &AttemptJob, store: Option<Arc<dyn swarm_store::Store>>) -> String {
+    let (run_id, deps, ns) = (job.run_id.clone(), job.handoff_state.clone(), namespace_of(job));
+    let written = tokio::task::spawn_blocking(move || {
+        let mut keys: Vec<(String, std::collections::BTreeMap<String, u64>)> =
+            deps.into_iter().map(|d| (d, Default::default())).collect();
+        let mut after = 0;
+        while let Some(batch) = store.as_ref().and_then(|s| s.state_changes(&ns, after, 1000).ok()) {
+            let Some(last) = batch.last() else { break };
+            after = last.seq;
+            for c in batch {
+                let by = c.by.as_ref().filter(|b| b.run_id.as_deref() == Some(run_id.as_str()));
+                let Some((_, mine)) =
+                    by.and_then(|b| keys.iter_mut().find(|(d, _)| Some(d) == b.task_id.as_ref()))
+                else {
+                    continue;
+                };
+                match c.op {
+                    swarm_core::state_doc::StateOp::Set => drop(mine.insert(c.key, c.version)),
+                    swarm_core::state_doc::StateOp::Delete => drop(mine.remove(&c.key)),
+                    swarm_core::state_doc::StateOp::Refused => {}
+                }
+            }
+        }
+        keys.into_iter().map(|(d, m)| (d, m.into_iter().take(50).collect())).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    swarm_core::team::fill_state_keys(&job.prompt, &written)
+}
+
+/// The namespace the job's agents share state in (`SWARM_NAMESPACE`).
+fn namespace_of(job: &AttemptJob) -> String {
+    job.env.iter().find(|(k, _)| k == "SWARM_NAMESPACE").map(|(_, v)| v.clone()).unwrap_or_default()
 }
 
 /// A started agent and what the rest of its attempt needs.
@@ -176,6 +231,45 @@ async fn integrate(
     }
 }
 
+/// What a resolver needs from its attempt.
+pub(super) struct Conflict<'a> {
+    resolved: &'a route::Resolved,
+    copied: &'a [String],
+    tx: Events,
+}
+
+/// `on_conflict: agent`: a conflicting merge gets a resolver attempt; when it resolves the
+/// conflict the task's work is merged and the attempt succeeds after all.
+async fn resolve_conflict(
+    job: &AttemptJob,
+    ctx: &ExecutorContext,
+    c: Conflict<'_>,
+    outcome: &mut Result<(), Failure>,
+    evidence: &mut Evidence,
+    stop: &mut watch::Receiver<StopRequest>,
+) {
+    let Some(conflict) =
+        evidence.merged.clone().filter(|m| matches!(m.outcome, crate::job::MergeOutcome::Conflict { .. }))
+    else {
+        return;
+    };
+    let ours = evidence.completion.clone();
+    let Some(r) = resolver::resolve(job, ctx, &c, &conflict, ours.as_ref(), stop).await else {
+        return;
+    };
+    if let Some(merged) = r.merged {
+        // The task's commit stays what the agent made; the merge is the resolver's.
+        evidence.merged =
+            Some(Merged { commit: conflict.commit.clone(), start: conflict.start.clone(), ..merged });
+        *outcome = Ok(());
+    } else if let (Err(f), Some(why)) =
+        (outcome.as_mut(), r.run.failure.as_ref().and_then(|f| f.detail.clone()))
+    {
+        f.detail = Some(format!("{}; the resolver failed: {why}", f.detail.clone().unwrap_or_default()));
+    }
+    evidence.resolver = Some(r.run);
+}
+
 /// Everything before the agent's process runs: workspace, git baseline, launch, pre-steps, spawn.
 async fn launch(
     job: &AttemptJob,
@@ -185,7 +279,8 @@ async fn launch(
 ) -> Result<Launched, Failure> {
     let spawn_error = |detail: String| Failure { reason: Reason::SpawnError, detail: Some(detail) };
     let marker = Marker::attempt(&job.run_id, &job.task.id, job.attempt);
-    let (workdir, copied) = ctx.workspaces.prepare(&job.workspace, &job.limits, &marker, stop).await?;
+    let (workdir, mut copied) = ctx.workspaces.prepare(&job.workspace, &job.limits, &marker, stop).await?;
+    copied.extend(workspace::write_agent_files(&job.workspace, &workdir, &job.files).map_err(spawn_error)?);
     let baseline = if job.report.required {
         // Before the agent starts, so its first edits are never taken for old ones.
         crate::executor::evidence::git_changes(&workdir).await

@@ -4,7 +4,7 @@
 //! the attempt's executor, never in the dispatcher's loop, and gives way to a stop request.
 
 use crate::job::StopRequest;
-use crate::job::{Limits, WorkspaceSpec};
+use crate::job::{AgentFile, Limits, WorkspaceSpec};
 use crate::os::bounded::{run_bounded, sh, Bounded};
 use crate::os::git;
 use crate::os::reaper::Marker;
@@ -85,6 +85,31 @@ impl Workspaces {
         .and_then(|r| r);
         Some(merged)
     }
+}
+
+/// Writes swarm's files for the agent (the state doc) into its working directory; returns
+/// those a worktree did not have, relative to the worktree, so they are never committed.
+pub fn write_agent_files(
+    spec: &WorkspaceSpec,
+    workdir: &Path,
+    files: &[AgentFile],
+) -> Result<Vec<String>, String> {
+    let mut new = Vec::new();
+    for file in files {
+        let target = workdir.join(&file.path);
+        let existed = target.exists();
+        let written = target
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&target, &file.text));
+        written.map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+        if let (WorkspaceSpec::Worktree { path, .. }, false) = (spec, existed) {
+            if let Ok(rel) = target.strip_prefix(path) {
+                new.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    Ok(new)
 }
 
 /// Runs the worktree's setup command (`sh -c`) in its own process group, bounded by

@@ -32,7 +32,7 @@ pub enum GitError {
 }
 
 impl GitError {
-    fn command(args: &[&str], out: &Output) -> GitError {
+    pub(crate) fn command(args: &[&str], out: &Output) -> GitError {
         GitError::Command {
             args: args.iter().map(|a| a.to_string()).collect(),
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),

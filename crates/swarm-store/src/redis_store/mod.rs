@@ -411,6 +411,16 @@ impl Store for RedisStore {
         self.write_entry(ns, key, value, if_version, by)
     }
 
+    fn state_refuse(
+        &self,
+        ns: &str,
+        key: &str,
+        reason: &str,
+        by: Option<&Actor>,
+    ) -> Result<StateChange, StoreError> {
+        self.refuse_write(ns, key, reason, by)
+    }
+
     fn state_list(&self, ns: &str, prefix: &str) -> Result<Vec<StateEntry>, StoreError> {
         self.list_entries(ns, prefix)
     }

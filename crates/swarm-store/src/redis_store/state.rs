@@ -33,6 +33,7 @@ pub(super) fn state_keys(ns: &str) -> StateKeys {
 pub(super) const PLACEHOLDER: u64 = u64::MAX;
 
 const STATE_WRITE: &str = include_str!("lua/state_write.lua");
+const STATE_REFUSE: &str = include_str!("lua/state_refuse.lua");
 
 impl RedisStore {
     /// One shared-state write (`value: None` deletes) as one script: the version check, the
@@ -65,6 +66,7 @@ impl RedisStore {
             value: value.cloned(),
             at: now,
             by: by.cloned(),
+            reason: None,
         };
         // The run's keys carry its own namespace's hash tag. A run of another namespace cannot
         // be written in the same script (on a cluster its keys live elsewhere), so it is not
@@ -112,6 +114,23 @@ impl RedisStore {
 }
 
 impl RedisStore {
+    /// Records a refused write in the change feed: one script takes the next `seq` and appends.
+    pub(super) fn refuse_write(
+        &self,
+        ns: &str,
+        key: &str,
+        reason: &str,
+        by: Option<&Actor>,
+    ) -> Result<StateChange, StoreError> {
+        let keys = state_keys(ns);
+        let change = crate::store::refusal(ns, key, reason, by, PLACEHOLDER);
+        let script = Script::new(STATE_REFUSE);
+        let mut inv = script.key(&keys.changes);
+        inv.key(&keys.seq).arg(encode(&change)).arg(PLACEHOLDER).arg(STATE_CHANGES_MAXLEN);
+        let seq = self.with(|c| inv.invoke::<u64>(c))?;
+        Ok(StateChange { seq, ..change })
+    }
+
     pub(super) fn read_entry(&self, ns: &str, key: &str) -> Result<Option<StateEntry>, StoreError> {
         let keys = state_keys(ns);
         let doc: Option<String> = self.with(|c| c.hget(&keys.entries, key))?;

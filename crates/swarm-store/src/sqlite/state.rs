@@ -2,7 +2,7 @@
 //! run's agent's write leaves.
 
 use super::{decode, encode, SqliteStore};
-use crate::store::{state_event, StoreError, STATE_CHANGES_MAXLEN};
+use crate::store::{refusal, state_event, StoreError, STATE_CHANGES_MAXLEN};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::Value;
 use swarm_core::state_doc::{Actor, StateChange, StateEntry, StateOp};
@@ -65,6 +65,7 @@ impl SqliteStore {
             value: value.cloned(),
             at: now,
             by: by.cloned(),
+            reason: None,
         };
         self.append_change(&tx, change)?;
         if let Some(by) = by {
@@ -74,8 +75,28 @@ impl SqliteStore {
         Ok((entry, true))
     }
 
+    /// Records a refused write in the change feed, in its own transaction.
+    pub(super) fn refuse_write(
+        &self,
+        ns: &str,
+        key: &str,
+        reason: &str,
+        by: Option<&Actor>,
+    ) -> Result<StateChange, StoreError> {
+        self.check_file()?;
+        let mut conn = self.conn.lock().unwrap();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        let change = self.append_change(&tx, refusal(ns, key, reason, by, 0))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(change)
+    }
+
     /// Appends `change` to its namespace's feed as the next `seq`, and trims the feed.
-    fn append_change(&self, tx: &Transaction<'_>, mut change: StateChange) -> Result<(), StoreError> {
+    fn append_change(
+        &self,
+        tx: &Transaction<'_>,
+        mut change: StateChange,
+    ) -> Result<StateChange, StoreError> {
         let ns = change.namespace.as_str();
         let seq: u64 = tx
             .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM state_changes WHERE namespace=?1", [ns], |r| {
@@ -93,7 +114,7 @@ impl SqliteStore {
             params![ns, seq as i64 - STATE_CHANGES_MAXLEN as i64],
         )
         .map_err(|e| self.err(e))?;
-        Ok(())
+        Ok(change)
     }
 
     /// A `state_changed` event for the run whose agent `by` wrote: only a run of this namespace
