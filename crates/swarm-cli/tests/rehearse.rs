@@ -69,3 +69,31 @@ fn the_three_agent_example_rehearses_green() {
     assert_eq!(rehearsal["attempts"], 3);
     assert!(rehearsal["tokens_in"].as_u64().unwrap() > 0);
 }
+
+/// The team example (research → write → review with declared state) rehearses with the real
+/// opencode against the fake model, as the README shows it: the research agent's own `swarm
+/// state set`, the hand-offs and the state change end up in report.md.
+#[test]
+fn the_team_example_rehearses_with_hand_offs_and_state_in_report_md() {
+    let p = Project::new();
+    let example = |f: &str| {
+        std::fs::read_to_string(format!("{}/../../examples/team/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    p.write("plan.md", &example("plan.md"));
+    p.write("scenario.toml", &example("scenario.toml"));
+    let tools = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.tools"));
+    std::os::unix::fs::symlink(tools, p.file(".tools")).unwrap();
+    let out = p
+        .spawn(&["run", "--rehearse", "plan.md", "--scenario", "scenario.toml", "--no-progress"])
+        .wait(std::time::Duration::from_secs(240));
+    out.expect_code(0);
+    let run_id = out.run_id();
+    let md = p.read(&format!(".swarm/runs/{run_id}/report.md"));
+    assert!(md.contains("## Hand-offs\n"), "{md}");
+    assert!(md.contains("- research → write: Bees dance to say where the food is.\n"), "{md}");
+    assert!(md.contains("- write → review: Wrote the article.\n"), "{md}");
+    assert!(md.contains("## Shared state\n"), "{md}");
+    assert!(md.contains("| `research/bees` | set | 1 | research | {\"topic\":\"bees\"} |"), "{md}");
+    assert!(p.read("rules/agents-state.md").contains("#### `research/*`"));
+    assert_eq!(p.read("article.md"), "# How bees find food\n");
+}
