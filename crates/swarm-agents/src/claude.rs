@@ -39,6 +39,13 @@ impl Adapter for ClaudeAdapter {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
+        // A role the project defines as Claude Code's own named agent (`.claude/agents/NAME.md`):
+        // `--agent NAME` makes its body the system prompt (observed with Claude Code 2.1.332).
+        if let Some(role) =
+            spec.task.role.as_deref().filter(|r| crate::roles::native_role("claude", r, &spec.workdir))
+        {
+            args.extend(["--agent".into(), role.to_string()]);
+        }
         let (program, args) = match &spec.provider {
             Some(p) => {
                 env.extend(isolated_home("claude", spec)?);

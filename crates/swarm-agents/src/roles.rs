@@ -1,6 +1,6 @@
 //! Roles (`role: NAME`, CONTRACT §12): the agent CLIs' own named agents a project defines, and
-//! how a role reaches an attempt — `--agent NAME` for opencode and kilo, Claude Code's
-//! `.claude/agents/NAME.md` — or, for the others and `[roles.NAME] prompt_file`, text put before
+//! how a role reaches an attempt — `--agent NAME` for opencode, kilo and Claude Code (its
+//! `.claude/agents/NAME.md`) — or, for the others and `[roles.NAME] prompt_file`, text put before
 //! the task prompt.
 
 use std::path::Path;
@@ -15,9 +15,9 @@ pub const NATIVE_ROLE_DIRS: [(&str, &str); 5] = [
     ("claude", ".claude/agents"),
 ];
 
-/// Agents that take a named agent on their command line.
+/// Agents that take a named agent on their command line (`--agent NAME`).
 pub fn takes_agent_flag(agent: &str) -> bool {
-    matches!(agent, "opencode" | "kilo")
+    matches!(agent, "opencode" | "kilo" | "claude")
 }
 
 /// Every role a plan of this project may name: `[roles.*]`, then the named agents under `root`.
@@ -78,7 +78,7 @@ mod tests {
         assert!(native_role("claude", "writer", &dir));
         assert_eq!(role_file_text("opencode", "reviewer", &dir), None, "opencode takes --agent");
         assert_eq!(role_file_text("cline", "reviewer", &dir).as_deref(), Some("x"));
-        assert_eq!(role_file_text("claude", "writer", &dir).as_deref(), Some("x"));
+        assert_eq!(role_file_text("claude", "writer", &dir), None, "Claude Code takes --agent");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,10 +4,13 @@
 use crate::adapter::{AttemptSpec, ProviderSpec};
 use std::path::PathBuf;
 
-/// A project dir with an executable fake `binary` in `.tools/node_modules/.bin`.
+/// A project dir of its own (tests run in parallel) with an executable fake `binary` in
+/// `.tools/node_modules/.bin`.
 pub fn project(binary: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("swarm-agents-{binary}-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("swarm-agents-{binary}-{}-{n}", std::process::id()));
     let bin = dir.join(".tools/node_modules/.bin");
     std::fs::create_dir_all(&bin).unwrap();
     let fake = bin.join(binary);

@@ -46,3 +46,23 @@ fn root_refusal_is_explained() {
     assert!(matches!(&outs[0], AgentOutput::Error { class: FailureClass::AgentError, message, .. }
         if message.contains("IS_SANDBOX=1")));
 }
+
+#[test]
+fn a_role_defined_as_claude_codes_own_agent_is_passed_as_agent() {
+    use crate::test_support::*;
+    let mut task = crate::custom::tests::task("t", "claude");
+    task.role = Some("critic".into());
+    let dir = project("claude");
+    let plain = ClaudeAdapter.launch(&spec(&dir, &task, "p", None)).unwrap();
+    assert!(!plain.args.contains(&"--agent".to_string()), "no .claude/agents/critic.md yet");
+    std::fs::create_dir_all(dir.join(".claude/agents")).unwrap();
+    std::fs::write(dir.join(".claude/agents/critic.md"), "---\nname: critic\n---\nBe harsh.\n").unwrap();
+    let l = ClaudeAdapter.launch(&spec(&dir, &task, "p", None)).unwrap();
+    assert!(l.args.windows(2).any(|w| w == ["--agent", "critic"]), "{:?}", l.args);
+    assert_eq!(
+        crate::roles::role_file_text("claude", "critic", &dir),
+        None,
+        "not also put before the prompt"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
