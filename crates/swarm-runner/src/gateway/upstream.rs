@@ -376,9 +376,10 @@ fn stream(
                         break;
                     }
                     Err(_) => {
+                        // Cooled before the agent hears of it: its next request goes elsewhere.
+                        stall.cool().await;
                         let why = format!("swarm gateway: the provider's answer stalled for {}", fmt(idle));
                         let _ = tx.send(Err(std::io::Error::other(why))).await;
-                        stall.cool().await;
                         break;
                     }
                 },
