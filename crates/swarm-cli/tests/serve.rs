@@ -348,6 +348,42 @@ fn the_server_guards_its_door() {
     bg.wait(Duration::from_secs(30));
 }
 
+/// `plan_path` names a plan inside the project (issue 15): no other file is read, nothing that is
+/// not a plan is echoed (the server's environment holds a provider key), nothing hangs.
+#[test]
+fn plan_paths_stay_inside_the_project_and_errors_leak_nothing() {
+    let p = project();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("away.md"), format!("## x: {SECRET}\n")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/environ", p.file("environ.md")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), p.file("out")).unwrap();
+    assert!(Command::new("mkfifo").arg(p.file("fifo.md")).status().unwrap().success());
+    let (server, addr) = serve(&p, &[]);
+    let away = outside.path().join("away.md").display().to_string();
+    for (path, why) in [
+        ("/proc/self/environ", "plan file"),
+        ("../../../../../../proc/self/environ", "plan file"),
+        ("environ.md", "symbolic link"),
+        (away.as_str(), "inside the project"),
+        ("out/away.md", "inside the project"),
+        ("fifo.md", "FIFO"),
+        ("/dev/zero", "plan file"),
+    ] {
+        let started = Instant::now();
+        let body = serde_json::json!({ "plan_path": path }).to_string();
+        let (status, err) = post(&format!("http://{addr}/api/runs"), &body);
+        assert_eq!(status, 400, "{path}: {err}");
+        let text = err.to_string();
+        assert!(text.contains(why), "{path}: {text}");
+        assert!(!text.contains(SECRET) && !text.contains("PATH="), "{path} leaked: {text}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{path} took {:?}", started.elapsed());
+    }
+    let (status, _) = post(&format!("http://{addr}/api/runs"), r#"{"plan_path": "good.md"}"#);
+    assert_eq!(status, 201, "a plan inside the project still starts");
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server.wait(Duration::from_secs(30));
+}
+
 #[test]
 fn the_dashboard_in_chromium_and_firefox_shows_runs_live_and_cancels() {
     let p = project();

@@ -53,7 +53,8 @@ pub async fn off_loop<T: Send + 'static>(
 /// A plan given either as a file or inline.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct PlanInput {
-    /// Path of a plan file (`.md` or `.json`), relative to the project root or absolute.
+    /// Path of a plan file (`.md` or `.json`) inside the project, relative to its root (or
+    /// absolute).
     #[serde(default)]
     pub plan_path: Option<String>,
     /// The plan's text itself (markdown, or JSON when it starts with `{`); its tasks work in the
@@ -145,7 +146,7 @@ impl App {
                 return Err(OpError::invalid("give a plan: `plan_path` (a file) or `plan` (its text)"))
             }
             (Some(path), None) => {
-                let file = self.project.root.join(path);
+                let file = self.project.plan_inside(path).map_err(OpError::invalid)?;
                 let parsed = swarm_core::plan::load(&file, &self.plan_context(&file));
                 (file, parsed)
             }
