@@ -50,7 +50,7 @@ impl Workspaces {
             let (repo, tree, branch, start) = (repo.clone(), path.clone(), branch.clone(), start.clone());
             tokio::task::spawn_blocking(move || {
                 git::fresh_worktree(&repo, &tree, &branch, Some(&start))?;
-                git::copy_included(&repo, &tree)
+                crate::os::include::copy_included(&repo, &tree)
             })
             .await
             .map_err(|e| fail(e.to_string()))?

@@ -39,7 +39,7 @@ impl GitError {
         }
     }
 
-    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> GitError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> GitError {
         let what = what.into();
         move |source| GitError::Io { what, source }
     }
@@ -308,51 +308,6 @@ fn conflicted(dir: &Path, author: &str) -> Vec<String> {
     git_ok(dir, &["diff", "--name-only", "--diff-filter=U"], author)
         .map(|s| s.lines().map(String::from).collect())
         .unwrap_or_default()
-}
-
-/// Files matching `.worktreeinclude` (gitignore syntax) at the top of `repo` that git does not
-/// track (`.env`, local settings): copied into every new worktree. Returns what was copied,
-/// relative to the repository.
-pub fn copy_included(repo: &Path, tree: &Path) -> Result<Vec<String>, GitError> {
-    let list = repo.join(".worktreeinclude");
-    if !list.is_file() {
-        return Ok(vec![]);
-    }
-    let mut builder = ignore::gitignore::GitignoreBuilder::new(repo);
-    if let Some(e) = builder.add(&list) {
-        return Err(GitError::Include { file: list, message: e.to_string() });
-    }
-    let matcher =
-        builder.build().map_err(|e| GitError::Include { file: list.clone(), message: e.to_string() })?;
-    let mut untracked: Vec<String> = Vec::new();
-    for args in [
-        &["ls-files", "--others", "--exclude-standard", "-z"][..],
-        &["ls-files", "--others", "--ignored", "--exclude-standard", "-z"][..],
-    ] {
-        let out = git_ok(repo, args, DEFAULT_AUTHOR)?;
-        untracked
-            .extend(out.split('\0').filter(|p| !p.is_empty() && !p.starts_with(".swarm/")).map(String::from));
-    }
-    untracked.sort();
-    untracked.dedup();
-    let mut copied = Vec::new();
-    for rel in untracked {
-        let from = repo.join(&rel);
-        if !matcher.matched_path_or_any_parents(&rel, false).is_ignore() {
-            continue;
-        }
-        let meta = std::fs::symlink_metadata(&from).map_err(GitError::io(from.display().to_string()))?;
-        if !meta.is_file() {
-            continue; // links are not followed out of the repository
-        }
-        let to = tree.join(&rel);
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(GitError::io(parent.display().to_string()))?;
-        }
-        std::fs::copy(&from, &to).map_err(GitError::io(format!("cannot copy {rel}")))?;
-        copied.push(rel);
-    }
-    Ok(copied)
 }
 
 /// Every worktree of `repo` (its main one first).

@@ -3,6 +3,7 @@
 
 pub mod bounded;
 pub mod git;
+pub mod include;
 pub mod lease;
 pub mod net;
 pub mod paths;
