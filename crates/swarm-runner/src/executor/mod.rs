@@ -75,10 +75,14 @@ pub async fn run(
         Err(failure) => Err(failure),
     };
     match launched {
-        Ok((Launched { child, stdin, adapter, workdir, baseline, copied }, model)) => {
+        Ok((Launched { child, stdin, adapter, workdir, baseline, copied, user }, model)) => {
             send(AttemptEvent::Started { pid: child.id(), workdir: workdir.clone() });
             let supervisor = Supervisor::new(&job, adapter, workdir, baseline, stdin, log, stop, tx.clone());
             let (exit_code, mut outcome, mut evidence) = supervisor.run(child).await;
+            if let Some(user) = user {
+                let changes = tokio::task::spawn_blocking(move || user.changes()).await;
+                evidence.warnings.extend(changes.unwrap_or_default());
+            }
             if outcome.is_ok() {
                 integrate(&job, &ctx, model.as_deref(), copied, &mut outcome, &mut evidence).await;
             } else if let (Some(h), Some(model)) = (&ctx.hierarchy, model) {
@@ -106,6 +110,8 @@ struct Launched {
     baseline: Option<std::collections::BTreeSet<String>>,
     /// Files copied into its worktree (`.worktreeinclude`): never committed.
     copied: Vec<String>,
+    /// The user's checkout before the agent started (worktree tasks).
+    user: Option<crate::os::git::UserSide>,
 }
 
 /// An attempt on a model of the hierarchy failed: when the model is to blame, it is cooled
@@ -168,8 +174,10 @@ async fn integrate(
             evidence.merged = Some(m);
         }
         Err(e) => {
+            // Not a conflict between two tasks' edits: git failed, or the worktree was tampered
+            // with (a deleted `.git`, unrelated history, a `.git` pointing elsewhere).
             *outcome = Err(Failure {
-                reason: Reason::MergeConflict,
+                reason: Reason::MergeFailed,
                 detail: Some(format!("the task's work could not be merged: {e}")),
             })
         }
@@ -185,7 +193,8 @@ async fn launch(
 ) -> Result<Launched, Failure> {
     let spawn_error = |detail: String| Failure { reason: Reason::SpawnError, detail: Some(detail) };
     let marker = Marker::attempt(&job.run_id, &job.task.id, job.attempt);
-    let (workdir, copied) = ctx.workspaces.prepare(&job.workspace, &job.limits, &marker, stop).await?;
+    let prepared = ctx.workspaces.prepare(&job.workspace, &job.limits, &marker, stop).await?;
+    let (workdir, copied, user) = (prepared.workdir, prepared.copied, prepared.user);
     let baseline = if job.report.required {
         // Before the agent starts, so its first edits are never taken for old ones.
         crate::executor::evidence::git_changes(&workdir).await
@@ -245,7 +254,7 @@ async fn launch(
             format!("cannot start `{}`: {e}", launch.program)
         })
     })?;
-    Ok(Launched { child, stdin: launch.stdin, adapter, workdir, baseline, copied })
+    Ok(Launched { child, stdin: launch.stdin, adapter, workdir, baseline, copied, user })
 }
 
 /// The agent's whole environment: swarm's own, the job's (`SWARM_*`, a placeholder key), the

@@ -2,6 +2,7 @@
 //! attempts leave behind, the per-run file layout, git, and the URLs swarm is given.
 
 pub mod bounded;
+pub mod checkout;
 pub mod git;
 pub mod include;
 pub mod lease;
