@@ -434,6 +434,26 @@ fn a_loopback_server_requires_its_token() {
     bg.wait(Duration::from_secs(30));
 }
 
+/// A provider key in swarm's environment is not readable from `/proc/<swarm pid>/environ`
+/// (issue 15): an agent of the same user could read it there.
+#[test]
+fn provider_keys_are_not_in_procs_environ_of_swarm() {
+    let p = project();
+    p.write(
+        "swarm.toml",
+        &format!("{FAST_CONFIG}\n[providers.paid]\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_env = \"SERVE_TEST_PROVIDER_KEY\"\n"),
+    );
+    let (bg, addr) = serve(&p, &[]);
+    let environ = std::fs::read(format!("/proc/{}/environ", bg.pid())).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.contains("SERVE_TEST_PROVIDER_KEY=") && !environ.contains(SECRET), "{environ}");
+    // (That swarm itself still has the value is os::secrets' unit test.)
+    let (status, _) = get(&format!("http://{addr}/api/runs"));
+    assert_eq!(status, 200, "the server works sealed");
+    bg.signal(nix::sys::signal::Signal::SIGTERM);
+    bg.wait(Duration::from_secs(30)).expect_code(0);
+}
+
 /// `plan_path` names a plan inside the project (issue 15): no other file is read, nothing that is
 /// not a plan is echoed (the server's environment holds a provider key), nothing hangs.
 #[test]

@@ -28,6 +28,11 @@ fn looks_like_key(word: &str) -> bool {
     word.len() >= 32 && digits >= 4 && letters >= 4
 }
 
+/// Whether a variable or setting of this name holds a secret (`OPENAI_API_KEY`, `password`).
+pub fn is_secret_name(name: &str) -> bool {
+    secret_name(name)
+}
+
 /// Whether the name before `=` or `:` says its value is a secret.
 fn secret_name(name: &str) -> bool {
     let name = name.trim_end().trim_start_matches(['-', '*', ' ', '"', '\'']).to_ascii_lowercase();

@@ -10,3 +10,4 @@ pub mod net;
 pub mod paths;
 pub mod process;
 pub mod reaper;
+pub mod secrets;
