@@ -454,6 +454,24 @@ fn provider_keys_are_not_in_procs_environ_of_swarm() {
     bg.wait(Duration::from_secs(30)).expect_code(0);
 }
 
+/// A wait that is not a number of seconds is bad input, not a panic (issue 15).
+#[test]
+fn a_nan_wait_is_bad_input_not_a_panic() {
+    let p = project();
+    let (bg, addr) = serve(&p, &[]);
+    let (_, started) = post(&format!("http://{addr}/api/runs"), r#"{"plan_path": "good.md"}"#);
+    let run = started["run_id"].as_str().unwrap().to_string();
+    for wait in ["NaN", "inf", "-inf"] {
+        let (status, err) = get(&format!("http://{addr}/api/runs/{run}?wait_s={wait}"));
+        assert_eq!(status, 400, "{wait}: {err}");
+        assert!(err["error"].as_str().unwrap_or_default().contains("wait_s"), "{err}");
+    }
+    let (status, _) = get(&format!("http://{addr}/api/runs/{run}?wait_s=0.5"));
+    assert_eq!(status, 200, "the server still answers");
+    bg.signal(nix::sys::signal::Signal::SIGTERM);
+    bg.wait(Duration::from_secs(30)).expect_code(0);
+}
+
 /// `plan_path` names a plan inside the project (issue 15): no other file is read, nothing that is
 /// not a plan is echoed (the server's environment holds a provider key), nothing hangs.
 #[test]

@@ -112,6 +112,16 @@ pub struct Cancelled {
 /// The longest a status call waits: MCP clients cut calls off at 60 s.
 pub const MAX_WAIT: Duration = Duration::from_secs(50);
 
+/// A status call's `wait_s` as a wait, at most [`MAX_WAIT`]; not a number of seconds (NaN, an
+/// infinity) is bad input.
+pub fn wait_of(wait_s: Option<f64>) -> OpResult<Duration> {
+    match wait_s {
+        None => Ok(Duration::ZERO),
+        Some(s) if s.is_finite() => Ok(Duration::from_secs_f64(s.clamp(0.0, MAX_WAIT.as_secs_f64()))),
+        Some(s) => Err(OpError::invalid(format!("wait_s must be a number of seconds, not {s}"))),
+    }
+}
+
 pub struct App {
     pub project: Project,
     pub engine: Engine,

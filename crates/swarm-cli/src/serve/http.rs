@@ -215,7 +215,10 @@ async fn run_report(
     Path(run_id): Path<String>,
     Query(q): Query<WaitQuery>,
 ) -> Response {
-    let wait = Duration::from_secs_f64(q.wait_s.unwrap_or(0.0).clamp(0.0, 50.0));
+    let wait = match super::app::wait_of(q.wait_s) {
+        Ok(w) => w,
+        Err(e) => return op_error(e),
+    };
     blocking(&s.app, StatusCode::OK, move |app| app.run_status(Some(&run_id), wait)).await
 }
 
