@@ -383,3 +383,31 @@ fn an_agent_moving_the_users_branch_or_writing_their_checkout_is_reported() {
     assert!(warnings.contains("branch `main`") && warnings.contains("moved"), "{warnings}");
     assert!(warnings.contains("stray.txt"), "{warnings}");
 }
+
+/// swarm's own mirror (`plans/agent-shared/`) does not make the next run call the checkout dirty
+/// (issue 15).
+#[test]
+fn the_mirror_does_not_make_the_next_run_call_the_checkout_dirty() {
+    let p = repo();
+    p.plan(&format!("{HEADER}## a: A\n- command: echo A > a.txt\n"));
+    git(&p, &["add", "plan.md"]);
+    git(&p, &["commit", "-q", "-m", "plan"]);
+    p.swarm(&["run", "plan.md"]).expect_code(0);
+    assert!(p.exists("plans/agent-shared"), "the mirror was written");
+    let second = p.swarm(&["run", "plan.md"]);
+    second.expect_code(0);
+    assert!(!second.stderr.contains("uncommitted changes"), "{}", second.dump());
+    assert_eq!(git(&p, &["status", "--porcelain"]), "");
+}
+
+/// A worktree whose `.git` was deleted is not a merge conflict (issue 15): `merge_failed`, saying
+/// why.
+#[test]
+fn a_deleted_worktree_git_is_merge_failed_not_a_conflict() {
+    let p = repo();
+    p.plan(&format!("{HEADER}## gone: Deletes its .git\n- command: rm -f .git; echo x > x.txt\n"));
+    let out = p.swarm(&["run", "plan.md"]);
+    out.expect_code(1);
+    let report = p.report(&out.run_id());
+    assert_task(&report, "gone", "failed", Some("merge_failed"));
+}
