@@ -623,3 +623,27 @@ fn a_failed_command_shows_the_last_lines_of_its_stderr() {
     let summary = out.stdout.lines().find(|l| l.contains("failed  broken")).unwrap_or_default();
     assert!(summary.contains("cannot open config.toml"), "{}", out.dump());
 }
+
+/// The paths a run prints at its end exist (issue 15): a task that printed nothing has no log
+/// file, and a report that could not be written is not pointed at.
+#[test]
+fn the_paths_a_run_prints_at_its_end_exist() {
+    let p = Project::new();
+    p.plan("---\ndefaults:\n  agent: exec\n---\n\n## quiet: Fails silently\n- command: exit 1\n\n## block: Keeps the report from being written\n- command: mkdir -p .swarm/runs/$SWARM_RUN_ID/report.json\n");
+    let out = p.swarm(&["run", "plan.md"]);
+    out.expect_code(1);
+    for line in out.stdout.lines().chain(out.stderr.lines()) {
+        for (prefix, end) in [("(log: ", ")"), ("report: ", "")] {
+            let Some(at) = line.find(prefix) else { continue };
+            let path = line[at + prefix.len()..].trim_end_matches(end);
+            if path.starts_with('/') {
+                assert!(
+                    std::path::Path::new(path).is_file(),
+                    "printed but not written: {path}\n{}",
+                    out.dump()
+                );
+            }
+        }
+    }
+    assert!(out.stdout.contains("report: not written"), "{}", out.dump());
+}
