@@ -150,6 +150,7 @@ impl Engine {
             ended_at: None,
             concurrency,
             fail_fast: req.fail_fast,
+            allow_paid: req.allow_paid,
             owner: None,
             spec: plan.clone(),
             git,
@@ -217,7 +218,7 @@ impl Engine {
         record.state = RunState::Running;
         let succeeded = tasks.iter().filter(|t| t.state == TaskState::Succeeded).count();
         let info = ResumeInfo { succeeded, total: tasks.len(), reaped };
-        let ledger = Ledger::new(&self.config, false);
+        let ledger = Ledger::new(&self.config, record.allow_paid);
         Ok((self.launch(record, tasks, Some(restored), retry_failed, lease, (gateway, ledger)), info))
     }
 
