@@ -411,3 +411,23 @@ fn a_deleted_worktree_git_is_merge_failed_not_a_conflict() {
     let report = p.report(&out.run_id());
     assert_task(&report, "gone", "failed", Some("merge_failed"));
 }
+
+/// A file over `[worktree] max_file_size` is not committed, and the attempt says so (issue 15:
+/// a 300 MB file was committed silently).
+#[test]
+fn a_file_over_max_file_size_is_left_out_of_the_commit_with_a_warning() {
+    let p = repo();
+    p.write("swarm.toml", &format!("{FAST_CONFIG}[worktree]\nmax_file_size = \"1 MiB\"\n"));
+    p.plan(&format!(
+        "{HEADER}## big: Makes a big file\n- command: head -c 3000000 /dev/zero > big.bin; echo small > small.txt\n"
+    ));
+    let out = p.swarm(&["run", "plan.md"]);
+    out.expect_code(0);
+    let run_id = out.run_id();
+    let report = p.report(&run_id);
+    let integration = format!("swarm/{run_id}");
+    assert_eq!(show(&p, &integration, "small.txt").as_deref(), Some("small\n"));
+    assert_eq!(show(&p, &integration, "big.bin"), None, "the big file is not committed");
+    let warnings = attempts(&report, "big")[0]["warnings"].to_string();
+    assert!(warnings.contains("big.bin") && warnings.contains("max_file_size"), "{warnings}");
+}

@@ -171,6 +171,14 @@ async fn integrate(
                     )),
                 });
             }
+            if !m.left_out.is_empty() {
+                let files: Vec<String> =
+                    m.left_out.iter().map(|(p, n)| format!("{p} ({})", size(*n))).collect();
+                evidence.warnings.push(format!(
+                    "left out of the task's commit, over [worktree] max_file_size: {} (they stay in its worktree)",
+                    files.join(", ")
+                ));
+            }
             evidence.merged = Some(m);
         }
         Err(e) => {
@@ -182,6 +190,10 @@ async fn integrate(
             })
         }
     }
+}
+
+fn size(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().iec().to_string()
 }
 
 /// Everything before the agent's process runs: workspace, git baseline, launch, pre-steps, spawn.

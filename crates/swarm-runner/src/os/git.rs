@@ -81,6 +81,13 @@ pub struct Integration {
     pub strategy: Strategy,
     /// Commit author and committer, `Name <email>`.
     pub author: String,
+    /// Largest file committed from a task's worktree (`[worktree] max_file_size`).
+    #[serde(default = "default_max_file_size")]
+    pub max_file_size: u64,
+}
+
+fn default_max_file_size() -> u64 {
+    50 * 1024 * 1024
 }
 
 /// A task's branch: `swarm/<RUN_ID>--<TASK_ID>`. (Not `swarm/<RUN_ID>/<TASK_ID>`: git cannot
@@ -188,6 +195,9 @@ pub struct Merged {
     pub outcome: MergeOutcome,
     /// What its work changed, relative to the repository.
     pub files_changed: Vec<String>,
+    /// Files left out of its commit for their size, with it (over `max_file_size`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,7 +230,7 @@ pub fn integrate(
     task.verify(branch)?;
     let target = Checkout::of(repo, &into.worktree)?;
     target.verify(&into.branch)?;
-    let commit = commit_work(&task, message, keep_out, author)?;
+    let (commit, left_out) = commit_work(&task, message, keep_out, into.max_file_size, author)?;
     let base = target.git_ok(&["merge-base", "HEAD", &commit], author)?;
     let files: Vec<String> =
         target.git_ok(&["diff", "--name-only", &base, &commit], author)?.lines().map(String::from).collect();
@@ -230,6 +240,7 @@ pub fn integrate(
         start,
         outcome,
         files_changed: files.clone(),
+        left_out: left_out.clone(),
     };
     if files.is_empty() && target.git_ok(&["merge-base", "--is-ancestor", &commit, "HEAD"], author).is_ok() {
         return Ok(merged(commit, base, MergeOutcome::Skipped));
@@ -253,20 +264,39 @@ pub fn integrate(
     }
 }
 
-/// Commits everything in `tree` but `keep_out` (when anything changed); returns its head.
+/// Commits everything in `tree` but `keep_out` and files over `max_size` (when anything
+/// changed); returns its head and the files left out for their size.
 fn commit_work(
     tree: &Checkout,
     message: &str,
     keep_out: &[String],
+    max_size: u64,
     author: &str,
-) -> Result<String, GitError> {
+) -> Result<(String, Vec<(String, u64)>), GitError> {
     tree.git_ok(&["add", "-A", "--", "."], author)?;
-    if !keep_out.is_empty() {
-        // Files swarm copied in stay out (`add` already skips the ignored ones).
+    let staged = tree.git_ok(&["diff", "--cached", "--name-only", "--diff-filter=AM", "-z"], author)?;
+    let big: Vec<(String, u64)> = staged
+        .split('\0')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| {
+            let len = std::fs::symlink_metadata(tree.work_tree.join(p)).ok().filter(|m| m.is_file())?.len();
+            (len > max_size).then(|| (p.to_string(), len))
+        })
+        .collect();
+    let out: Vec<&str> =
+        keep_out.iter().map(String::as_str).chain(big.iter().map(|(p, _)| p.as_str())).collect();
+    if !out.is_empty() {
+        // Files swarm copied in stay out (`add` already skips the ignored ones), and so do
+        // files too big to commit.
         let mut reset = vec!["reset", "--quiet", "--"];
-        reset.extend(keep_out.iter().map(String::as_str));
+        reset.extend(out);
         tree.git_ok(&reset, author)?;
     }
+    Ok((commit_staged(tree, message, author)?, big))
+}
+
+/// Commits what is staged, if anything; returns the head.
+fn commit_staged(tree: &Checkout, message: &str, author: &str) -> Result<String, GitError> {
     let staged = !tree.git(&["diff", "--cached", "--quiet"], author)?.status.success();
     if staged {
         tree.git_ok(&["commit", "--quiet", "--no-verify", "-m", message], author)?;
