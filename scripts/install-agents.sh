@@ -2,6 +2,8 @@
 # Installs the pinned agent CLIs (CONTRACT.md §6) into the project-local folder .tools/.
 #
 #   ./scripts/install-agents.sh        # then: .tools/node_modules/.bin/{opencode,kilo,cline}
+#   ./scripts/install-agents.sh --user # into ${XDG_DATA_HOME:-~/.local/share}/swarm/tools, where an
+#                                      # installed swarm (cargo install) finds them from any project
 #
 # Idempotent: does nothing when every binary exists and its package has the pinned version.
 # Installs nodejs/npm with apt-get when npm is missing (root or sudo needed for that only).
@@ -10,6 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 tools="$root/.tools"
+if [ "${1:-}" = "--user" ]; then
+  tools="${XDG_DATA_HOME:-$HOME/.local/share}/swarm/tools"
+fi
 
 # package@version  bin
 pins=(
@@ -35,7 +40,7 @@ up_to_date() {
 }
 
 if up_to_date; then
-  echo "install-agents: pinned CLIs already in .tools/ (nothing to do)"
+  echo "install-agents: pinned CLIs already in $tools (nothing to do)"
   exit 0
 fi
 
@@ -52,9 +57,9 @@ for entry in "${pins[@]}"; do specs+=("${entry% *}"); done
 
 mkdir -p "$tools"
 start=$(date +%s)
-echo "install-agents: npm install --prefix .tools ${specs[*]}"
+echo "install-agents: npm install --prefix $tools ${specs[*]}"
 npm install --prefix "$tools" --no-audit --no-fund "${specs[@]}"
-echo "install-agents: done in $(($(date +%s) - start))s, .tools is $(du -sh "$tools" | cut -f1)"
+echo "install-agents: done in $(($(date +%s) - start))s, $tools is $(du -sh "$tools" | cut -f1)"
 
 if ! up_to_date; then
   echo "install-agents: after install, a binary is missing or has the wrong version:" >&2

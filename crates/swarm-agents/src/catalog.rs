@@ -1,5 +1,6 @@
 //! What swarm knows about each agent CLI: its binary, npm package and pinned version, and how
-//! to find it (PATH, then the project-local `.tools/node_modules/.bin` the test setup fills).
+//! to find it (PATH, then the project-local `.tools/node_modules/.bin` the test setup fills,
+//! then the user's own, which `scripts/install-agents.sh --user` fills for an installed swarm).
 
 use crate::adapter::Adapter;
 use std::path::{Path, PathBuf};
@@ -90,9 +91,22 @@ pub fn agent_names(config: &Config) -> Vec<String> {
     builtin_names().into_iter().map(String::from).chain(config.custom_agents()).collect()
 }
 
-/// Directories searched after PATH: the project's own tool folder.
+/// Directories searched after PATH: the project's own tool folder, then the user's
+/// (`$XDG_DATA_HOME/swarm/tools`, by default `~/.local/share/swarm/tools`).
 pub fn local_bin_dirs(project_root: &Path) -> Vec<PathBuf> {
-    vec![project_root.join(".tools/node_modules/.bin"), project_root.join("node_modules/.bin")]
+    let mut dirs =
+        vec![project_root.join(".tools/node_modules/.bin"), project_root.join("node_modules/.bin")];
+    dirs.extend(user_tools_dir().map(|d| d.join("node_modules/.bin")));
+    dirs
+}
+
+/// Where `scripts/install-agents.sh --user` installs the agent CLIs.
+pub fn user_tools_dir() -> Option<PathBuf> {
+    let data =
+        std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()).map(PathBuf::from).or_else(|| {
+            std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".local/share"))
+        })?;
+    Some(data.join("swarm/tools"))
 }
 
 /// The first executable named `binary` in PATH or `extra`.

@@ -187,7 +187,8 @@ pub struct McpArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on; anything but loopback needs `--token-env`.
+    /// Address to listen on; anything but loopback needs `--token-env`. Every request needs a
+    /// bearer token: `--token-env`'s, or else one swarm keeps in `.swarm/serve-token`.
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub bind: String,
     /// Name of the environment variable holding the bearer token every request must carry.

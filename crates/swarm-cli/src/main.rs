@@ -14,6 +14,11 @@ use cli::{Cli, Command};
 use error::CliError;
 
 fn main() {
+    // First, while swarm is one thread: agents (same user) must not read provider keys from
+    // /proc/<swarm pid>/environ or swarm's memory.
+    if let Err(e) = swarm_runner::secrets::seal() {
+        output::errln!("warning: {e}; agents running as you may read swarm's environment");
+    }
     let cli = Cli::parse();
     if !cli.command.outlives_its_stdout() {
         output::die_on_broken_pipe();

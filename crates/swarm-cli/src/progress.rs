@@ -4,6 +4,7 @@
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 use swarm_core::event::{Event, EventKind};
 use swarm_core::report::RunReport;
@@ -220,13 +221,14 @@ fn out(line: std::fmt::Arguments<'_>) {
 }
 
 pub fn print_summary(r: &RunReport, dir: &RunDir) {
-    for line in summary(r, dir) {
+    for line in summary(r, dir, |p| p.is_file()) {
         out(format_args!("{line}"));
     }
 }
 
-/// The lines that end a run's output: its outcome, each failed task, where the report is.
-fn summary(r: &RunReport, dir: &RunDir) -> Vec<String> {
+/// The lines that end a run's output: its outcome, each failed task, where the report is;
+/// `written` says which files exist (a path is printed only for a file that does).
+fn summary(r: &RunReport, dir: &RunDir, written: impl Fn(&Path) -> bool) -> Vec<String> {
     let secs = r.ended_at.map(|e| (e - r.started_at).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
     let c = &r.counts;
     let mut lines = vec![format!(
@@ -234,16 +236,28 @@ fn summary(r: &RunReport, dir: &RunDir) -> Vec<String> {
         r.run_id, r.state, c.succeeded, c.failed, c.blocked, c.cancelled
     )];
     for t in r.tasks.iter().filter(|t| matches!(t.state, TaskState::Failed)) {
-        let log = t.attempts.last().and_then(|a| a.log.as_deref()).unwrap_or("-");
+        // An attempt that printed nothing has no log file: none is pointed at.
+        let log = t.attempts.last().and_then(|a| a.log.as_deref()).filter(|l| written(Path::new(l)));
+        let log = log.map_or("no output".to_string(), |l| format!("log: {l}"));
         lines.push(format!(
-            "  failed  {}: {}{} (log: {log})",
+            "  failed  {}: {}{} ({log})",
             t.id,
             t.reason.map(|r| r.as_str()).unwrap_or("?"),
             t.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
         ));
     }
-    lines.push(format!("report: {}", dir.report_json().display()));
+    lines.push(report_line(dir, written(&dir.report_json())));
     lines
+}
+
+/// Where the report is, or that it was not written (the run said why in a warning).
+pub fn report_line(dir: &RunDir, written: bool) -> String {
+    let path = dir.report_json();
+    if written {
+        format!("report: {}", path.display())
+    } else {
+        format!("report: not written ({} could not be written; see the warning above)", path.display())
+    }
 }
 
 #[cfg(test)]
@@ -259,7 +273,7 @@ mod tests {
         let mut lines: Vec<String> = fixtures::run_events().iter().filter_map(|ev| plain.line(ev)).collect();
         let (_, report) = fixtures::finished_run();
         let dir = RunDir::new(std::path::Path::new("/work/webapp/.swarm"), fixtures::RUN_ID);
-        lines.extend(summary(&report, &dir));
+        lines.extend(summary(&report, &dir, |_| true));
         insta::assert_snapshot!(lines.join("\n"));
     }
 }

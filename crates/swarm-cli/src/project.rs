@@ -48,6 +48,28 @@ impl Project {
         Ok(Project { root, state_dir, config, address })
     }
 
+    /// A plan named by a remote caller (MCP, the JSON API): a `.md` or `.json` file inside the
+    /// project, reached through no link that leads out of it. Its last component is opened
+    /// without following links when it is read ([`swarm_core::plan::load`]).
+    pub fn plan_inside(&self, path: &str) -> Result<PathBuf, String> {
+        let rel = Path::new(path);
+        let named = rel.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        if !matches!(named.as_deref(), Some("md" | "markdown" | "json")) {
+            return Err(format!("`plan_path` must name a plan file (`.md` or `.json`), not `{path}`"));
+        }
+        let outside = || format!("`plan_path` must name a file inside the project ({})", self.root.display());
+        let file = self.root.join(rel);
+        let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+            return Err(outside());
+        };
+        let root = self.root.canonicalize().map_err(|e| format!("cannot read the project root: {e}"))?;
+        let dir = dir.canonicalize().map_err(|_| format!("no such plan: `{path}`"))?;
+        if !dir.starts_with(&root) {
+            return Err(outside());
+        }
+        Ok(dir.join(name))
+    }
+
     /// Creates `.swarm/` with a `.gitignore` so run state never ends up in the user's commits.
     pub fn ensure_state_dir(&self) {
         if std::fs::create_dir_all(&self.state_dir).is_ok() {

@@ -59,3 +59,23 @@ fn agents_lists_every_adapter_with_pins() {
     let opencode = v.as_array().unwrap().iter().find(|a| a["name"] == "opencode").unwrap();
     assert_eq!(opencode["pinned"], "1.18.33");
 }
+
+/// An installed swarm (`cargo install`) finds the agent CLIs `./scripts/install-agents.sh --user`
+/// put in the user's data directory, from any project (issue 15).
+#[test]
+fn agents_installed_for_the_user_are_found_from_any_project() {
+    let p = Project::new();
+    let home = tempfile::tempdir().unwrap();
+    let bin = home.path().join(".local/share/swarm/tools/node_modules/.bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("opencode");
+    std::fs::write(&fake, "#!/bin/sh\necho 1.18.33\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = p.command(&["agents", "--json"]);
+    cmd.env("HOME", home.path()).env_remove("XDG_DATA_HOME").env("PATH", "/usr/bin:/bin");
+    let v = p.spawn_cmd(cmd).wait(CMD_TIMEOUT).expect_code(0).json();
+    let opencode = v.as_array().unwrap().iter().find(|a| a["name"] == "opencode").unwrap();
+    assert_eq!(opencode["found"], true, "{opencode:#}");
+    assert_eq!(opencode["path"], fake.display().to_string());
+}

@@ -418,3 +418,40 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `swarm resume` keeps the run's `--allow-paid` (issue 15): a run allowed to pay, killed before
+/// its paid-only task started, is resumed and the paid model serves it.
+#[test]
+fn resume_keeps_allow_paid() {
+    let fake = Fake::start(&format!("[models.paid]\n{WORKER}"));
+    let p = project(
+        &fake,
+        "[[\"fake/paid\"]]",
+        "[models.limits.\"fake/paid\"]\npaid = true\nprice_in = 3.0\nprice_out = 15.0\n",
+    );
+    p.write(
+        "agent.sh",
+        "curl -s -H \"Authorization: Bearer $SWARM_GATEWAY_TOKEN\" -H 'content-type: application/json' \
+         -d '{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}' \"$SWARM_GATEWAY_URL/chat/completions\" > answer.json\n\
+         swarm report --status done --summary called\n",
+    );
+    p.write("swarm.toml", &format!("{}\n[agents.caller]\ncommand = \"sh agent.sh\"\n", p.read("swarm.toml")));
+    p.write(
+        "paid.md",
+        "---\ndefaults:\n  timeout: 90s\n---\n\n## gate: Waits for the go\n- agent: exec\n- command: test -f go || sleep 60\n\n\
+         ## spend: Needs the paid model\n- agent: caller\n- depends: gate\n\nCall it.\n",
+    );
+    let mut cmd = p.command(&["run", "paid.md", "--allow-paid"]);
+    cmd.env("SWARM_TEST_PROVIDER_KEY", KEY);
+    let mut run = p.spawn_cmd(cmd);
+    let run_id = run.run_id();
+    wait_status(&p, &run_id, "the gate runs", |st| st["tasks"][0]["state"] == "running");
+    run.kill9();
+    p.write("go", "");
+    let resumed = swarm(&p, &["resume", &run_id]);
+    let report = p.report(&run_id);
+    assert_task(&report, "spend", "succeeded", None);
+    resumed.expect_code(0);
+    let answer = std::fs::read_to_string(p.file("answer.json")).unwrap_or_default();
+    assert!(!requests_to(&fake, "paid").is_empty(), "the paid model served the resumed run: {answer}");
+}

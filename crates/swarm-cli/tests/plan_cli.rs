@@ -453,3 +453,51 @@ fn agent_names_come_from_the_one_table_and_the_config() {
         assert!(out.stderr.contains("invalid config") && out.stderr.contains(message), "{}", out.dump());
     }
 }
+
+/// A plan is untrusted input (issue 15): a FIFO nobody writes, a device, a link or a huge file is
+/// refused at once, never read forever or waited on.
+#[test]
+fn a_plan_that_is_not_a_regular_file_is_refused_at_once() {
+    let p = Project::new();
+    let fifo = p.file("fifo.md");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    std::os::unix::fs::symlink("/dev/zero", p.file("zero.md")).unwrap();
+    std::fs::write(p.file("huge.md"), vec![b'#'; 5 * 1024 * 1024]).unwrap();
+    for (file, why) in [
+        ("fifo.md", "not a regular file but a FIFO"),
+        ("/dev/zero", "not a regular file but a device"),
+        ("zero.md", "symbolic link"),
+        ("huge.md", "over the 4194304-byte limit"),
+    ] {
+        let out = p.spawn_cmd(p.command(&["plan", "check", file])).wait(std::time::Duration::from_secs(20));
+        out.expect_code(2);
+        assert!(out.stderr.contains(&format!("cannot read plan `{file}`: it is")), "{}", out.dump());
+        assert!(out.stderr.contains(why), "{why}\n{}", out.dump());
+    }
+}
+
+/// A plan error quotes the offending line at most, masks what looks like a key in it, and quotes
+/// nothing of a file that is not a plan (an environment dump, binary data).
+#[test]
+fn a_plan_error_never_echoes_a_secret_or_a_file_that_is_not_a_plan() {
+    let key = "sk-proj-Zx81bQ92mmPq0017aaaa";
+    let stderr = assert_plan_error(
+        &format!("## a: A\n- agent: exec\n- colour: {key}\n- command: true\n# OPENAI_API_KEY={key}\n"),
+        "plan.md:3:3",
+        "unknown key `colour`",
+    );
+    assert!(!stderr.contains("Zx81bQ92mmPq0017"), "{stderr}");
+    assert!(stderr.contains("colour: sk-p"), "the line is still quoted, masked\n{stderr}");
+    let p = Project::new();
+    std::fs::write(p.file("env.md"), format!("HOME=/root\0OPENAI_API_KEY={key}\0## x: y\0")).unwrap();
+    for args in [&["plan", "check", "env.md"][..], &["plan", "check", "env.md", "--json"]] {
+        let out = p.swarm(args);
+        out.expect_code(2);
+        let all = format!("{}{}", out.stdout, out.stderr);
+        assert!(
+            all.contains("NUL bytes") && !all.contains("Zx81bQ92") && !all.contains("HOME"),
+            "{}",
+            out.dump()
+        );
+    }
+}

@@ -607,3 +607,43 @@ fn an_exec_task_gets_a_200k_prompt_whole_on_stdin_and_a_bounded_copy_in_its_envi
     assert!(prompt.starts_with(env.split("\n[… truncated").next().unwrap()));
     assert!(env.contains("the whole prompt is on stdin"), "{}", &env[env.len() - 100..]);
 }
+
+/// A failed command says why in the run's last lines: the last lines of its stderr follow the
+/// exit (issue 15: `exit 1` was labelled `crashed` and nothing else).
+#[test]
+fn a_failed_command_shows_the_last_lines_of_its_stderr() {
+    let p = Project::new();
+    p.plan("## broken: Fails\n- agent: exec\n- command: echo starting; echo 'first problem' >&2; echo 'cannot open config.toml' >&2; exit 1\n");
+    let out = p.swarm(&["run", "plan.md"]);
+    out.expect_code(1);
+    let st = p.status(&out.run_id());
+    let why = detail(&st, "broken");
+    assert!(why.starts_with("exited with code 1") && why.contains("cannot open config.toml"), "{why}");
+    assert!(why.contains("first problem") && !why.contains("starting"), "stderr only: {why}");
+    let summary = out.stdout.lines().find(|l| l.contains("failed  broken")).unwrap_or_default();
+    assert!(summary.contains("cannot open config.toml"), "{}", out.dump());
+}
+
+/// The paths a run prints at its end exist (issue 15): a task that printed nothing has no log
+/// file, and a report that could not be written is not pointed at.
+#[test]
+fn the_paths_a_run_prints_at_its_end_exist() {
+    let p = Project::new();
+    p.plan("---\ndefaults:\n  agent: exec\n---\n\n## quiet: Fails silently\n- command: exit 1\n\n## block: Keeps the report from being written\n- command: mkdir -p .swarm/runs/$SWARM_RUN_ID/report.json\n");
+    let out = p.swarm(&["run", "plan.md"]);
+    out.expect_code(1);
+    for line in out.stdout.lines().chain(out.stderr.lines()) {
+        for (prefix, end) in [("(log: ", ")"), ("report: ", "")] {
+            let Some(at) = line.find(prefix) else { continue };
+            let path = line[at + prefix.len()..].trim_end_matches(end);
+            if path.starts_with('/') {
+                assert!(
+                    std::path::Path::new(path).is_file(),
+                    "printed but not written: {path}\n{}",
+                    out.dump()
+                );
+            }
+        }
+    }
+    assert!(out.stdout.contains("report: not written"), "{}", out.dump());
+}

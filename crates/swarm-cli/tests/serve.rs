@@ -62,6 +62,9 @@ fn python_in(p: &Project) -> Command {
 fn client(p: &Project, args: &[&str]) -> Value {
     let mut cmd = python_in(p);
     cmd.arg(CLIENT).args(args).stdin(Stdio::null());
+    if args.contains(&"--url") {
+        cmd.args(["--token", &token()]);
+    }
     let out = cmd.output().expect("python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
@@ -157,19 +160,30 @@ fn mcp_over_stdio_with_the_python_sdk() {
     p.swarm(&["state", "get", "mcp/owned"]).expect_code(1);
 }
 
-/// `swarm serve` on a free loopback port; its address.
+thread_local! {
+    /// The token of the server this test (thread) started last: [`get`], [`post`], [`sse`] and
+    /// the clients carry it.
+    static TOKEN: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+fn token() -> String {
+    TOKEN.with(|t| t.borrow().clone())
+}
+
+/// `swarm serve` on a free loopback port, with the token it made itself; its address.
 fn serve(p: &Project, extra: &[&str]) -> (Bg, String) {
     let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--json"];
     args.extend(extra);
     let mut cmd = p.command(&args);
     cmd.env("SERVE_TEST_PROVIDER_KEY", SECRET);
     let bg = p.spawn_cmd(cmd);
-    let addr = wait_for(Duration::from_secs(20), "swarm serve listens", || {
+    let line = wait_for(Duration::from_secs(20), "swarm serve listens", || {
         let out = bg.stdout();
-        out.lines()
-            .find_map(|l| serde_json::from_str::<Value>(l).ok()?["listening"].as_str().map(String::from))
+        out.lines().find_map(|l| serde_json::from_str::<Value>(l).ok().filter(|v| v["listening"].is_string()))
     });
-    (bg, addr)
+    let file = line["token_file"].as_str().expect("swarm's own token file");
+    TOKEN.with(|t| *t.borrow_mut() = std::fs::read_to_string(file).unwrap().trim().to_string());
+    (bg, line["listening"].as_str().unwrap().to_string())
 }
 
 #[test]
@@ -210,20 +224,28 @@ fn agent() -> ureq::Agent {
 }
 
 fn get(url: &str) -> (u16, Value) {
-    let mut r = agent().get(url).call().expect("GET");
+    let mut r = agent().get(url).header("Authorization", &format!("Bearer {}", token())).call().expect("GET");
     let status = r.status().as_u16();
     (status, serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).unwrap_or(Value::Null))
 }
 
 fn post(url: &str, body: &str) -> (u16, Value) {
-    let mut r = agent().post(url).header("Content-Type", "application/json").send(body).expect("POST");
+    let mut r = agent()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("Authorization", &format!("Bearer {}", token()))
+        .send(body)
+        .expect("POST");
     let status = r.status().as_u16();
     (status, serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).unwrap_or(Value::Null))
 }
 
 /// Reads an SSE stream to its `end` event: the events' ids and data.
 fn sse(url: &str, last_event_id: Option<u64>) -> Vec<(u64, Value)> {
-    let mut req = agent().get(url).header("Accept", "text/event-stream");
+    let mut req = agent()
+        .get(url)
+        .header("Accept", "text/event-stream")
+        .header("Authorization", &format!("Bearer {}", token()));
     if let Some(id) = last_event_id {
         req = req.header("Last-Event-ID", &id.to_string());
     }
@@ -311,7 +333,14 @@ fn the_json_api_starts_streams_and_cancels_runs() {
     let mut everything = String::new();
     for path in ["/api/runs", &format!("/api/runs/{run_id}"), &format!("/api/runs/{slow_id}"), "/"] {
         everything.push_str(
-            &agent().get(&format!("{base}{path}")).call().unwrap().body_mut().read_to_string().unwrap(),
+            &agent()
+                .get(&format!("{base}{path}"))
+                .header("Authorization", &format!("Bearer {}", token()))
+                .call()
+                .unwrap()
+                .body_mut()
+                .read_to_string()
+                .unwrap(),
         );
     }
     everything.push_str(&format!("{:?}", sse(&format!("{base}/api/runs/{run_id}/events"), None)));
@@ -352,26 +381,157 @@ fn the_server_guards_its_door() {
     bg.signal(nix::sys::signal::Signal::SIGTERM);
     bg.wait(Duration::from_secs(30));
 
-    // On loopback: a page of another origin, or a DNS-rebound host name, is refused.
+    // On loopback: a page of another origin, or a DNS-rebound host name, is refused, token or not.
     let (bg, addr) = serve(&p, &[]);
     let url = format!("http://{addr}/api/runs");
-    let r = agent().get(&url).header("Origin", "http://evil.example").call().unwrap();
+    let bearer = format!("Bearer {}", token());
+    let r = agent()
+        .get(&url)
+        .header("Authorization", &bearer)
+        .header("Origin", "http://evil.example")
+        .call()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 403);
-    let r = agent().get(&url).header("Host", "evil.example").call().unwrap();
+    let r = agent().get(&url).header("Authorization", &bearer).header("Host", "evil.example").call().unwrap();
     assert_eq!(r.status().as_u16(), 403);
     let r = agent()
         .post(&format!("http://{addr}/mcp"))
+        .header("Authorization", &bearer)
         .header("Origin", "http://evil.example")
         .send("{}")
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
-    let r = agent().get(&url).header("Origin", &format!("http://{addr}")).call().unwrap();
+    let r = agent()
+        .get(&url)
+        .header("Authorization", &bearer)
+        .header("Origin", &format!("http://{addr}"))
+        .call()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200, "the dashboard's own origin passes");
     let started = Instant::now();
     let page = agent().get(&format!("http://{addr}/")).call().unwrap().body_mut().read_to_string().unwrap();
     assert!(page.contains("<title>swarm</title>") && started.elapsed() < Duration::from_secs(5));
     bg.signal(nix::sys::signal::Signal::SIGTERM);
     bg.wait(Duration::from_secs(30));
+}
+
+/// On loopback too, every request needs a token (issue 15): any local user, and any agent of any
+/// run, could otherwise start an `exec` task as the user serving. Without `--token-env`, swarm
+/// makes one into `.swarm/serve-token` (0600), keeps it across restarts and prints the dashboard's
+/// address with it; the dashboard keeps it in a cookie, honoured from its own origin only.
+#[test]
+fn a_loopback_server_requires_its_token() {
+    let p = project();
+    let (bg, addr) = serve(&p, &[]);
+    let tok = token();
+    let file = p.file(".swarm/serve-token");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let api = format!("http://{addr}/api/runs");
+    let status = |r: Result<ureq::http::Response<ureq::Body>, ureq::Error>| r.unwrap().status().as_u16();
+    assert_eq!(status(agent().get(&api).call()), 401);
+    assert_eq!(
+        status(
+            agent()
+                .post(&api)
+                .header("Content-Type", "application/json")
+                .send(r###"{"plan": "## x: y\n- agent: exec\n- command: id\n"}"###)
+        ),
+        401
+    );
+    assert_eq!(status(agent().post(&format!("http://{addr}/mcp")).send("{}")), 401);
+    assert_eq!(status(agent().get(&api).header("Authorization", "Bearer nope").call()), 401);
+    assert_eq!(status(agent().get(&api).header("Authorization", &format!("Bearer {tok}")).call()), 200);
+    assert_eq!(status(agent().get(&format!("http://{addr}/")).call()), 200, "the page itself holds no data");
+    let port = addr.rsplit(':').next().unwrap();
+    let cookie = format!("swarm_token_{port}={tok}");
+    assert_eq!(status(agent().get(&api).header("Cookie", &cookie).call()), 200);
+    let evil = agent().get(&api).header("Cookie", &cookie).header("Origin", "http://localhost:9999").call();
+    assert_eq!(status(evil), 401, "the cookie counts from the dashboard's origin only");
+    let dashboard = format!("dashboard http://{addr}/#token={tok}");
+    wait_until(Duration::from_secs(10), "the dashboard's address is printed", || {
+        bg.stderr().contains(&dashboard)
+    });
+    bg.signal(nix::sys::signal::Signal::SIGTERM);
+    bg.wait(Duration::from_secs(30)).expect_code(0);
+    let (bg, _) = serve(&p, &[]);
+    assert_eq!(token(), tok, "the token is kept across restarts");
+    bg.signal(nix::sys::signal::Signal::SIGTERM);
+    bg.wait(Duration::from_secs(30));
+}
+
+/// A provider key in swarm's environment is not readable from `/proc/<swarm pid>/environ`
+/// (issue 15): an agent of the same user could read it there.
+#[test]
+fn provider_keys_are_not_in_procs_environ_of_swarm() {
+    let p = project();
+    p.write(
+        "swarm.toml",
+        &format!("{FAST_CONFIG}\n[providers.paid]\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_env = \"SERVE_TEST_PROVIDER_KEY\"\n"),
+    );
+    let (bg, addr) = serve(&p, &[]);
+    let environ = std::fs::read(format!("/proc/{}/environ", bg.pid())).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.contains("SERVE_TEST_PROVIDER_KEY=") && !environ.contains(SECRET), "{environ}");
+    // (That swarm itself still has the value is os::secrets' unit test.)
+    let (status, _) = get(&format!("http://{addr}/api/runs"));
+    assert_eq!(status, 200, "the server works sealed");
+    bg.signal(nix::sys::signal::Signal::SIGTERM);
+    bg.wait(Duration::from_secs(30)).expect_code(0);
+}
+
+/// A wait that is not a number of seconds is bad input, not a panic (issue 15).
+#[test]
+fn a_nan_wait_is_bad_input_not_a_panic() {
+    let p = project();
+    let (bg, addr) = serve(&p, &[]);
+    let (_, started) = post(&format!("http://{addr}/api/runs"), r#"{"plan_path": "good.md"}"#);
+    let run = started["run_id"].as_str().unwrap().to_string();
+    for wait in ["NaN", "inf", "-inf"] {
+        let (status, err) = get(&format!("http://{addr}/api/runs/{run}?wait_s={wait}"));
+        assert_eq!(status, 400, "{wait}: {err}");
+        assert!(err["error"].as_str().unwrap_or_default().contains("wait_s"), "{err}");
+    }
+    let (status, _) = get(&format!("http://{addr}/api/runs/{run}?wait_s=0.5"));
+    assert_eq!(status, 200, "the server still answers");
+    bg.signal(nix::sys::signal::Signal::SIGTERM);
+    bg.wait(Duration::from_secs(30)).expect_code(0);
+}
+
+/// `plan_path` names a plan inside the project (issue 15): no other file is read, nothing that is
+/// not a plan is echoed (the server's environment holds a provider key), nothing hangs.
+#[test]
+fn plan_paths_stay_inside_the_project_and_errors_leak_nothing() {
+    let p = project();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("away.md"), format!("## x: {SECRET}\n")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/environ", p.file("environ.md")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), p.file("out")).unwrap();
+    assert!(Command::new("mkfifo").arg(p.file("fifo.md")).status().unwrap().success());
+    let (server, addr) = serve(&p, &[]);
+    let away = outside.path().join("away.md").display().to_string();
+    for (path, why) in [
+        ("/proc/self/environ", "plan file"),
+        ("../../../../../../proc/self/environ", "plan file"),
+        ("environ.md", "symbolic link"),
+        (away.as_str(), "inside the project"),
+        ("out/away.md", "inside the project"),
+        ("fifo.md", "FIFO"),
+        ("/dev/zero", "plan file"),
+    ] {
+        let started = Instant::now();
+        let body = serde_json::json!({ "plan_path": path }).to_string();
+        let (status, err) = post(&format!("http://{addr}/api/runs"), &body);
+        assert_eq!(status, 400, "{path}: {err}");
+        let text = err.to_string();
+        assert!(text.contains(why), "{path}: {text}");
+        assert!(!text.contains(SECRET) && !text.contains("PATH="), "{path} leaked: {text}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{path} took {:?}", started.elapsed());
+    }
+    let (status, _) = post(&format!("http://{addr}/api/runs"), r#"{"plan_path": "good.md"}"#);
+    assert_eq!(status, 201, "a plan inside the project still starts");
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server.wait(Duration::from_secs(30));
 }
 
 #[test]
@@ -389,7 +549,7 @@ fn the_dashboard_in_chromium_and_firefox_shows_runs_live_and_cancels() {
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/dashboard.py");
     let out = Command::new(python())
-        .args([script, &format!("{base}/"), &failed, &live, &shot.display().to_string()])
+        .args([script, &format!("{base}/#token={}", token()), &failed, &live, &shot.display().to_string()])
         .output()
         .expect("python runs");
     let seen: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -414,7 +574,7 @@ fn the_dashboard_in_chromium_and_firefox_shows_runs_live_and_cancels() {
     let live = live["run_id"].as_str().unwrap().to_string();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/dashboard_firefox.py");
     let out = Command::new(python())
-        .args([script, &format!("{base}/"), &failed, &live])
+        .args([script, &format!("{base}/#token={}", token()), &failed, &live])
         .output()
         .expect("python runs");
     let seen: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -504,6 +664,13 @@ fn the_readme_mcp_config_entries_work_as_written() {
             wait_until(Duration::from_secs(20), "swarm serve listens on 7878", || {
                 std::net::TcpStream::connect("127.0.0.1:7878").is_ok()
             });
+            // Its token, pasted where the README says.
+            let file = p.file(".swarm/serve-token");
+            wait_until(Duration::from_secs(20), "the token is made", || file.exists());
+            let header = entry["headers"]["Authorization"].as_str().unwrap();
+            assert_eq!(header, "Bearer <contents of .swarm/serve-token>");
+            let pasted = std::fs::read_to_string(&file).unwrap().trim().to_string();
+            TOKEN.with(|t| *t.borrow_mut() = pasted);
             let seen = client(&p, &["--light", "--url", &url]);
             server.signal(nix::sys::signal::Signal::SIGTERM);
             server.wait(Duration::from_secs(30)).expect_code(0);

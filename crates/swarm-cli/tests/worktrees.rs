@@ -338,3 +338,96 @@ fn resume_after_sigkill_recreates_the_worktree_clean_and_merges() {
     let merges = git(&p, &["log", "--merges", "--format=%s", &integration]);
     assert_eq!(merges.lines().filter(|l| l.contains("task a ")).count(), 1, "{merges}");
 }
+
+/// An agent that points its worktree's `.git` at the user's git directory cannot make swarm
+/// commit onto the user's branch (issue 15): swarm drives git with the worktree's own records,
+/// sees the worktree is not as it made it, fails the task saying so, and leaves the user's
+/// branch, index and checkout as they were.
+#[test]
+fn an_agent_redirecting_its_worktree_git_cannot_reach_the_users_branch() {
+    let p = repo();
+    let head = git(&p, &["rev-parse", "HEAD"]);
+    let user_git = p.path().join(".git");
+    p.plan(&format!(
+        "{HEADER}## evil: Points .git at the user's repository\n- command: echo 'gitdir: {}' > .git; echo pwned > pwned.txt\n",
+        user_git.display()
+    ));
+    let out = p.swarm(&["run", "plan.md"]);
+    out.expect_code(1);
+    let report = p.report(&out.run_id());
+    assert_task(&report, "evil", "failed", Some("merge_failed"));
+    let why = detail(&report, "evil");
+    assert!(why.contains("`.git`") && why.contains("did not commit"), "{why}");
+    assert_eq!(attempts(&report, "evil").len(), 1, "not retried: {report:#}");
+    assert_eq!(git(&p, &["rev-parse", "main"]), head, "the user's branch did not move");
+    assert_eq!(git(&p, &["symbolic-ref", "HEAD"]), "refs/heads/main");
+    // Only the untracked plan (and what swarm keeps beside it) in the user's checkout: nothing
+    // staged, nothing of the agent's.
+    let status = git(&p, &["status", "--porcelain"]);
+    assert!(status.lines().all(|l| l.starts_with("?? ")) && !status.contains("pwned"), "{status}");
+}
+
+/// An agent that commits onto the user's branch itself, or writes into the user's checkout, is
+/// not stopped by swarm (it runs as the user), but the attempt says so.
+#[test]
+fn an_agent_moving_the_users_branch_or_writing_their_checkout_is_reported() {
+    let p = repo();
+    let user = p.path().display().to_string();
+    p.plan(&format!(
+        "{HEADER}## sneaky: Commits outside its worktree\n- command: echo x > {user}/stray.txt; git -C {user} -c user.name=a -c user.email=a@b commit -q --allow-empty -m sneaky; echo ok > ok.txt\n"
+    ));
+    let out = p.swarm(&["run", "plan.md"]);
+    out.expect_code(0);
+    let report = p.report(&out.run_id());
+    let warnings = attempts(&report, "sneaky")[0]["warnings"].to_string();
+    assert!(warnings.contains("branch `main`") && warnings.contains("moved"), "{warnings}");
+    assert!(warnings.contains("stray.txt"), "{warnings}");
+}
+
+/// swarm's own mirror (`plans/agent-shared/`) does not make the next run call the checkout dirty
+/// (issue 15).
+#[test]
+fn the_mirror_does_not_make_the_next_run_call_the_checkout_dirty() {
+    let p = repo();
+    p.plan(&format!("{HEADER}## a: A\n- command: echo A > a.txt\n"));
+    git(&p, &["add", "plan.md"]);
+    git(&p, &["commit", "-q", "-m", "plan"]);
+    p.swarm(&["run", "plan.md"]).expect_code(0);
+    assert!(p.exists("plans/agent-shared"), "the mirror was written");
+    let second = p.swarm(&["run", "plan.md"]);
+    second.expect_code(0);
+    assert!(!second.stderr.contains("uncommitted changes"), "{}", second.dump());
+    assert_eq!(git(&p, &["status", "--porcelain"]), "");
+}
+
+/// A worktree whose `.git` was deleted is not a merge conflict (issue 15): `merge_failed`, saying
+/// why.
+#[test]
+fn a_deleted_worktree_git_is_merge_failed_not_a_conflict() {
+    let p = repo();
+    p.plan(&format!("{HEADER}## gone: Deletes its .git\n- command: rm -f .git; echo x > x.txt\n"));
+    let out = p.swarm(&["run", "plan.md"]);
+    out.expect_code(1);
+    let report = p.report(&out.run_id());
+    assert_task(&report, "gone", "failed", Some("merge_failed"));
+}
+
+/// A file over `[worktree] max_file_size` is not committed, and the attempt says so (issue 15:
+/// a 300 MB file was committed silently).
+#[test]
+fn a_file_over_max_file_size_is_left_out_of_the_commit_with_a_warning() {
+    let p = repo();
+    p.write("swarm.toml", &format!("{FAST_CONFIG}[worktree]\nmax_file_size = \"1 MiB\"\n"));
+    p.plan(&format!(
+        "{HEADER}## big: Makes a big file\n- command: head -c 3000000 /dev/zero > big.bin; echo small > small.txt\n"
+    ));
+    let out = p.swarm(&["run", "plan.md"]);
+    out.expect_code(0);
+    let run_id = out.run_id();
+    let report = p.report(&run_id);
+    let integration = format!("swarm/{run_id}");
+    assert_eq!(show(&p, &integration, "small.txt").as_deref(), Some("small\n"));
+    assert_eq!(show(&p, &integration, "big.bin"), None, "the big file is not committed");
+    let warnings = attempts(&report, "big")[0]["warnings"].to_string();
+    assert!(warnings.contains("big.bin") && warnings.contains("max_file_size"), "{warnings}");
+}

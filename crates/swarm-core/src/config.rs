@@ -138,6 +138,9 @@ pub struct WorktreeConfig {
     pub on_conflict: Option<crate::plan::OnConflict>,
     /// The agent of resolver attempts (default: the task's own).
     pub resolver_agent: Option<String>,
+    /// Largest file swarm commits from a task's worktree (default 50 MiB); a bigger one is left
+    /// out of the commit, in the worktree, and the attempt says so.
+    pub max_file_size: Option<bytesize::ByteSize>,
 }
 
 /// `[roles.NAME]`: the text put before the prompt of a task with `role: NAME`.
@@ -374,6 +377,11 @@ impl Config {
     /// Bytes kept of one attempt's log (`[run] log_limit`).
     pub fn log_limit(&self) -> u64 {
         self.run.log_limit.map_or(defaults::LOG_LIMIT, |b| b.as_u64())
+    }
+
+    /// `[worktree] max_file_size`, bytes.
+    pub fn max_file_size(&self) -> u64 {
+        self.worktree.max_file_size.map_or(defaults::MAX_FILE_SIZE, |b| b.as_u64())
     }
 
     /// `[worktree] setup_timeout`: the bound on setup commands and agent pre-steps.

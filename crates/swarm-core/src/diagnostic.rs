@@ -1,6 +1,7 @@
 //! Plan diagnostics: every problem found in a plan, each with `file:line:column` and a byte span,
 //! rendered rustc-style (caret under the offending text) with annotate-snippets.
 
+use crate::secrets::mask_secrets;
 use annotate_snippets::{AnnotationKind, Group, Level, Origin, Renderer, Snippet};
 use std::fmt;
 use std::ops::Range;
@@ -28,6 +29,17 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// This diagnostic with secret-looking text masked in its words: what faces and `--json`
+    /// show (a message may quote the plan).
+    pub fn masked(&self) -> Diagnostic {
+        Diagnostic {
+            message: mask_secrets(&self.message),
+            label: self.label.as_deref().map(mask_secrets),
+            help: self.help.as_deref().map(mask_secrets),
+            ..self.clone()
+        }
+    }
+
     pub(crate) fn label(&mut self, label: impl Into<String>) -> &mut Self {
         self.label = Some(label.into());
         self
@@ -48,8 +60,8 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
-    /// The plan file could not be read at all.
-    pub fn io(file: &str, err: &std::io::Error) -> Self {
+    /// The plan file was not read, or is not a plan at all: nothing of it is quoted.
+    pub fn unreadable(file: &str, why: &str) -> Self {
         Diagnostics {
             file: file.to_string(),
             source: String::new(),
@@ -57,7 +69,7 @@ impl Diagnostics {
                 file: file.to_string(),
                 line: 0,
                 column: 0,
-                message: format!("cannot read plan `{file}`: {err}"),
+                message: format!("cannot read plan `{file}`: {why}"),
                 label: None,
                 help: None,
                 span: 0..0,
@@ -98,7 +110,9 @@ impl Diagnostics {
     /// per item.
     pub fn render_items(&self, color: bool) -> Vec<String> {
         let renderer = if color { Renderer::styled() } else { Renderer::plain() };
-        self.items.iter().map(|d| renderer.render(&[self.group(d)])).collect()
+        // What looks like a key is masked in what is quoted (same length: spans still fit).
+        let quoted = mask_secrets(&self.source);
+        self.items.iter().map(|d| renderer.render(&[group(&quoted, &d.masked())])).collect()
     }
 
     /// Renders every item rustc-style, then a summary line saying nothing was started.
@@ -119,40 +133,39 @@ impl Diagnostics {
         out.push('\n');
         out
     }
+}
 
-    fn group<'a>(&'a self, d: &'a Diagnostic) -> Group<'a> {
-        let title = Level::ERROR.primary_title(d.message.as_str());
-        let quotable = d.line > 0
-            && d.span.start <= d.span.end
-            && self.source.get(d.span.start..d.span.end.min(self.source.len())).is_some();
-        let mut group = if !quotable {
-            Group::with_title(title)
-        } else {
-            let (excerpt, start) = excerpt(&self.source, &d.span);
-            if excerpt.len() > MAX_QUOTED_LINE {
-                let mut g = title.element(Origin::path(d.file.as_str()).line(d.line).char_column(d.column));
-                if let Some(label) = &d.label {
-                    g = g.element(Level::NOTE.message(label.as_str()));
-                }
-                g
-            } else {
-                // The excerpt drops a final `\r`, which a span may touch.
-                let from = (d.span.start - start).min(excerpt.len());
-                let local = from..(d.span.end - start).clamp(from, excerpt.len());
-                let mut ann = AnnotationKind::Primary.span(local);
-                if let Some(label) = &d.label {
-                    ann = ann.label(label.as_str());
-                }
-                title.element(
-                    Snippet::source(excerpt).line_start(d.line).path(d.file.as_str()).annotation(ann),
-                )
+/// One diagnostic rendered against (the masked copy of) its source.
+fn group<'a>(source: &'a str, d: &'a Diagnostic) -> Group<'a> {
+    let title = Level::ERROR.primary_title(d.message.as_str());
+    let quotable = d.line > 0
+        && d.span.start <= d.span.end
+        && source.get(d.span.start..d.span.end.min(source.len())).is_some();
+    let mut group = if !quotable {
+        Group::with_title(title)
+    } else {
+        let (excerpt, start) = excerpt(source, &d.span);
+        if excerpt.len() > MAX_QUOTED_LINE {
+            let mut g = title.element(Origin::path(d.file.as_str()).line(d.line).char_column(d.column));
+            if let Some(label) = &d.label {
+                g = g.element(Level::NOTE.message(label.as_str()));
             }
-        };
-        if let Some(help) = &d.help {
-            group = group.element(Level::HELP.message(help.as_str()));
+            g
+        } else {
+            // The excerpt drops a final `\r`, which a span may touch.
+            let from = (d.span.start - start).min(excerpt.len());
+            let local = from..(d.span.end - start).clamp(from, excerpt.len());
+            let mut ann = AnnotationKind::Primary.span(local);
+            if let Some(label) = &d.label {
+                ann = ann.label(label.as_str());
+            }
+            title.element(Snippet::source(excerpt).line_start(d.line).path(d.file.as_str()).annotation(ann))
         }
-        group
+    };
+    if let Some(help) = &d.help {
+        group = group.element(Level::HELP.message(help.as_str()));
     }
+    group
 }
 
 /// The whole lines covering `span`, without the final line break, and the byte offset they start at.
@@ -342,7 +355,7 @@ mod tests {
     #[test]
     fn io_error_renders_without_snippet() {
         let e = std::io::Error::new(std::io::ErrorKind::NotFound, "not found");
-        let d = Diagnostics::io("p.md", &e);
+        let d = Diagnostics::unreadable("p.md", &e.to_string());
         assert!(d.render(false).starts_with("error: cannot read plan `p.md`: not found"));
     }
 

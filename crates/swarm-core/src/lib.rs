@@ -13,6 +13,7 @@ pub mod report;
 pub mod router;
 pub mod scheduler;
 pub mod schema;
+pub mod secrets;
 pub mod state;
 pub mod state_doc;
 pub mod team;

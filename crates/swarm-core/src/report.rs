@@ -346,6 +346,9 @@ pub struct RunRecord {
     pub ended_at: Option<DateTime<Utc>>,
     pub concurrency: usize,
     pub fail_fast: bool,
+    /// Paid models may serve (`--allow-paid`): `swarm resume` keeps it.
+    #[serde(default)]
+    pub allow_paid: bool,
     pub owner: Option<Owner>,
     /// The validated plan, so `resume` does not depend on the file still being there.
     pub spec: crate::plan::Plan,

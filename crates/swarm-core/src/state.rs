@@ -74,6 +74,9 @@ pub enum Reason {
     ReportedFailure,
     /// The worktree's `[worktree] setup` command failed or timed out.
     SetupFailed,
+    /// The task's work could not be brought back for another reason than a conflict: git failed,
+    /// or its worktree is not as swarm made it (`.git` rewritten or deleted, HEAD moved).
+    MergeFailed,
 }
 
 impl Reason {
@@ -93,6 +96,7 @@ impl Reason {
             Reason::Cancelled => "cancelled",
             Reason::ReportedFailure => "reported_failure",
             Reason::SetupFailed => "setup_failed",
+            Reason::MergeFailed => "merge_failed",
         }
     }
 
@@ -102,7 +106,11 @@ impl Reason {
         // make the same edits on top of the same integration branch.
         !matches!(
             self,
-            Reason::SpawnError | Reason::Cancelled | Reason::DependencyFailed | Reason::MergeConflict
+            Reason::SpawnError
+                | Reason::Cancelled
+                | Reason::DependencyFailed
+                | Reason::MergeConflict
+                | Reason::MergeFailed
         )
     }
 }

@@ -146,7 +146,8 @@ pub enum WorkspaceSpec {
         start: String,
         subdir: PathBuf,
         setup: Option<String>,
-        integration: Integration,
+        /// Boxed: the variant stays near the size of `Shared`.
+        integration: Box<Integration>,
     },
 }
 

@@ -30,3 +30,4 @@ pub use engine::{
     SharedState, StartRequest, TaskLog,
 };
 pub use os::lease::LEASE_TTL;
+pub use os::secrets;

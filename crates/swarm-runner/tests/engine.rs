@@ -139,12 +139,13 @@ fn an_attempt_job_and_its_events_survive_a_trip_through_json() {
             start: "swarm/r".into(),
             subdir: "sub".into(),
             setup: Some("npm ci".into()),
-            integration: swarm_runner::job::Integration {
+            integration: Box::new(swarm_runner::job::Integration {
                 branch: "swarm/r".into(),
                 worktree: "/repo/.swarm/worktrees/r/_integration".into(),
                 strategy: swarm_runner::job::Strategy::Squash,
                 author: "swarm <swarm@localhost>".into(),
-            },
+                max_file_size: 1024,
+            }),
         },
         env: vec![("SWARM_RUN_ID".into(), "r".into())],
         env_remove: vec!["LOCAL_KEY".into()],

@@ -62,6 +62,7 @@ fn record(run_id: &str, minutes_ago: i64, ids: &[&str]) -> RunRecord {
         ended_at: None,
         concurrency: 2,
         fail_fast: false,
+        allow_paid: false,
         owner: None,
         spec: plan(ids),
         git: None,

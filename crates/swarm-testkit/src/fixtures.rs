@@ -36,6 +36,7 @@ pub fn finished_run() -> (RunRecord, RunReport) {
         ended_at: Some(at(754_300)),
         concurrency: 4,
         fail_fast: false,
+        allow_paid: false,
         owner: None,
         spec: Plan {
             name: "webapp".into(),

@@ -23,7 +23,7 @@ pub fn load(project: &Project, path: &Path, json: bool) -> CliResult<Plan> {
     swarm_core::plan::load(path, &ctx).map_err(|diags| {
         if json {
             // Shaped like an event too, so `swarm run --json` consumers see a `kind`.
-            let v = serde_json::json!({ "kind": "plan_invalid", "ok": false, "file": diags.file, "errors": diags.items });
+            let v = serde_json::json!({ "kind": "plan_invalid", "ok": false, "file": diags.file, "errors": diags.items.iter().map(|d| d.masked()).collect::<Vec<_>>() });
             outln!("{v}");
         } else {
             // `swarm run` shares this and keeps SIGPIPE ignored: no panic on a closed stream.

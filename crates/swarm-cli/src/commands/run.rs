@@ -198,9 +198,9 @@ async fn forward_signals(run: Canceller) {
 /// whole report is.
 fn exit_code(report: &RunReport, project: &Project) -> i32 {
     if let Some(f) = &report.store_error {
-        let path = RunDir::new(&project.state_dir, &report.run_id).report_json();
+        let dir = RunDir::new(&project.state_dir, &report.run_id);
         errln!("error: run {}: {}", report.run_id, f.message);
-        errln!("report: {}", path.display());
+        errln!("{}", crate::progress::report_line(&dir, dir.report_json().is_file()));
     }
     report.state.exit_code()
 }

@@ -53,7 +53,8 @@ pub async fn off_loop<T: Send + 'static>(
 /// A plan given either as a file or inline.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct PlanInput {
-    /// Path of a plan file (`.md` or `.json`), relative to the project root or absolute.
+    /// Path of a plan file (`.md` or `.json`) inside the project, relative to its root (or
+    /// absolute).
     #[serde(default)]
     pub plan_path: Option<String>,
     /// The plan's text itself (markdown, or JSON when it starts with `{`); its tasks work in the
@@ -111,6 +112,16 @@ pub struct Cancelled {
 /// The longest a status call waits: MCP clients cut calls off at 60 s.
 pub const MAX_WAIT: Duration = Duration::from_secs(50);
 
+/// A status call's `wait_s` as a wait, at most [`MAX_WAIT`]; not a number of seconds (NaN, an
+/// infinity) is bad input.
+pub fn wait_of(wait_s: Option<f64>) -> OpResult<Duration> {
+    match wait_s {
+        None => Ok(Duration::ZERO),
+        Some(s) if s.is_finite() => Ok(Duration::from_secs_f64(s.clamp(0.0, MAX_WAIT.as_secs_f64()))),
+        Some(s) => Err(OpError::invalid(format!("wait_s must be a number of seconds, not {s}"))),
+    }
+}
+
 pub struct App {
     pub project: Project,
     pub engine: Engine,
@@ -147,7 +158,7 @@ impl App {
                 return Err(OpError::invalid("give a plan: `plan_path` (a file) or `plan` (its text)"))
             }
             (Some(path), None) => {
-                let file = self.project.root.join(path);
+                let file = self.project.plan_inside(path).map_err(OpError::invalid)?;
                 let parsed = swarm_core::plan::load(&file, &self.plan_context(&file));
                 (file, parsed)
             }

@@ -1,7 +1,8 @@
 //! `swarm serve`: MCP (streamable HTTP) at `/mcp`, the JSON API under `/api/`, a run's events as
-//! Server-Sent Events, and the dashboard at `/`, on one axum server. Loopback by default; any
-//! other bind needs a bearer token. Browsers' requests from other origins are refused (DNS
-//! rebinding), and so are requests naming a host that is not this server's.
+//! Server-Sent Events, and the dashboard at `/`, on one axum server. Loopback by default; every
+//! request carries a bearer token (the dashboard: a cookie). Browsers' requests from other
+//! origins are refused (DNS rebinding), and so are requests naming a host that is not this
+//! server's.
 
 use super::app::{off_loop, App, OpError, PlanInput};
 use super::mcp::SwarmMcp;
@@ -25,16 +26,22 @@ use swarm_runner::Followed;
 /// Who may talk to the server.
 #[derive(Clone)]
 pub struct Guard {
-    /// `Authorization: Bearer <token>` required on every request when set.
-    pub token: Option<String>,
+    /// `Authorization: Bearer <token>` (or the dashboard's cookie) required on every request but
+    /// the dashboard's page itself.
+    pub token: String,
+    /// The dashboard keeps the token in this cookie (one per port: cookies ignore ports).
+    pub cookie: String,
     /// The addresses this server answers as (`Host`), loopback names included.
     pub hosts: Vec<String>,
     /// The browser origins allowed (the dashboard's own).
     pub origins: Vec<String>,
 }
 
+/// Why a request is refused.
+type Refusal = (StatusCode, &'static str);
+
 impl Guard {
-    pub fn new(bind: SocketAddr, token: Option<String>) -> Guard {
+    pub fn new(bind: SocketAddr, token: String) -> Guard {
         let port = bind.port();
         let mut hosts =
             vec![format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")];
@@ -42,26 +49,49 @@ impl Guard {
             hosts.push(bind.to_string());
         }
         let origins = hosts.iter().map(|h| format!("http://{h}")).collect();
-        Guard { token, hosts, origins }
+        Guard { token, cookie: format!("swarm_token_{port}"), hosts, origins }
     }
 
-    /// Whether a request may pass: its bearer token (when one is required), its `Origin` (a
-    /// browser's request from a page this server did not serve is refused), and on a loopback
-    /// server its `Host` (a DNS-rebound name is refused).
-    fn check(&self, headers: &HeaderMap, open_bind: bool) -> Result<(), (StatusCode, &'static str)> {
-        if let Some(token) = &self.token {
-            let given = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
-            let ok: bool = subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.as_bytes()).into();
-            if !ok {
-                return Err((
-                    StatusCode::UNAUTHORIZED,
-                    "a bearer token is required (Authorization: Bearer …)",
-                ));
-            }
+    fn matches(&self, given: &str) -> bool {
+        subtle::ConstantTimeEq::ct_eq(given.as_bytes(), self.token.as_bytes()).into()
+    }
+
+    /// The bearer token, or the dashboard's cookie on a request from the dashboard's own origin
+    /// (a browser sends cookies with other sites' requests too).
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if let Some(given) = bearer {
+            return self.matches(given);
+        }
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let same_origin = match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            None => true,
+            Some(origin) => origin == format!("http://{host}") || self.origins.iter().any(|o| o == origin),
+        };
+        let cookie = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(name, _)| *name == self.cookie)
+            .map(|(_, value)| value);
+        same_origin && cookie.is_some_and(|c| self.matches(c))
+    }
+
+    /// Whether a request may pass: its token (the dashboard's page needs none: it holds no data
+    /// and reads the token from its address), its `Origin` (a browser's request from a page this
+    /// server did not serve is refused), and on a loopback server its `Host` (a DNS-rebound name
+    /// is refused).
+    fn check(&self, page: bool, headers: &HeaderMap, open_bind: bool) -> Result<(), Refusal> {
+        if !page && !self.authorized(headers) {
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                "a bearer token is required (Authorization: Bearer …; see .swarm/serve-token)",
+            ));
         }
         if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
             if !open_bind && !self.origins.iter().any(|o| o == origin) {
@@ -86,7 +116,8 @@ struct Shared {
 }
 
 async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
-    match s.guard.check(req.headers(), s.open_bind) {
+    let page = req.method() == axum::http::Method::GET && req.uri().path() == "/";
+    match s.guard.check(page, req.headers(), s.open_bind) {
         Ok(()) => next.run(req).await,
         Err((status, why)) => (status, Json(json!({ "error": why }))).into_response(),
     }
@@ -184,7 +215,10 @@ async fn run_report(
     Path(run_id): Path<String>,
     Query(q): Query<WaitQuery>,
 ) -> Response {
-    let wait = Duration::from_secs_f64(q.wait_s.unwrap_or(0.0).clamp(0.0, 50.0));
+    let wait = match super::app::wait_of(q.wait_s) {
+        Ok(w) => w,
+        Err(e) => return op_error(e),
+    };
     blocking(&s.app, StatusCode::OK, move |app| app.run_status(Some(&run_id), wait)).await
 }
 

@@ -2,7 +2,7 @@
 //! Cursor …) drives swarm with, over stdio (`swarm mcp`) or streamable HTTP (`/mcp` of
 //! `swarm serve`). Every call answers within 50 s; a run goes on in the server's engine.
 
-use super::app::{App, Cancelled, OpError, PlanCheck, PlanInput, RunRow, TaskLogs, MAX_WAIT};
+use super::app::{wait_of, App, Cancelled, OpError, PlanCheck, PlanInput, RunRow, TaskLogs};
 use crate::commands::state::actor;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::{Json, Parameters};
@@ -161,7 +161,7 @@ impl SwarmMcp {
         Parameters(args): Parameters<RunStatusArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<RunReport>, String> {
-        let wait = Duration::from_secs_f64(args.wait_s.unwrap_or(0.0).clamp(0.0, MAX_WAIT.as_secs_f64()));
+        let wait = wait_of(args.wait_s).map_err(|e| e.message)?;
         let token = ctx.meta.get_progress_token();
         let run = args.run_id.clone();
         let work = blocking(&self.app, move |app| app.run_status(run.as_deref(), wait));
@@ -212,7 +212,7 @@ impl SwarmMcp {
     async fn state_get(&self, Parameters(args): Parameters<KeyArgs>) -> Result<Json<StateEntryOut>, String> {
         blocking(&self.app, move |app| {
             let state = app.engine.shared_state(&app.namespace(), actor());
-            let wait = Duration::from_secs_f64(args.wait_s.unwrap_or(0.0).clamp(0.0, MAX_WAIT.as_secs_f64()));
+            let wait = wait_of(args.wait_s)?;
             let e = state.wait(&args.key, args.after_version.unwrap_or(0), wait)?;
             Ok(match e {
                 Some(e) => e.into(),

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod http;
 pub mod mcp;
+pub mod token;
 
 use crate::cli::{McpArgs, ServeArgs};
 use crate::error::{CliError, CliResult};
@@ -55,7 +56,7 @@ pub fn serve(store: Option<&str>, config: Option<&Path>, args: ServeArgs) -> Cli
     let bind: SocketAddr = args.bind.parse().map_err(|e| {
         CliError::invalid(anyhow!("--bind {}: not an address like 127.0.0.1:7878 ({e})", args.bind))
     })?;
-    let token = match &args.token_env {
+    let given = match &args.token_env {
         Some(var) => match std::env::var(var) {
             Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
             _ => {
@@ -65,7 +66,7 @@ pub fn serve(store: Option<&str>, config: Option<&Path>, args: ServeArgs) -> Cli
         None => None,
     };
     let open_bind = !bind.ip().is_loopback();
-    if open_bind && token.is_none() {
+    if open_bind && given.is_none() {
         return Err(CliError::invalid(anyhow!(
             "--bind {bind} is reachable from other hosts: give a bearer token with --token-env VAR (requests without it get 401)"
         )));
@@ -77,14 +78,18 @@ pub fn serve(store: Option<&str>, config: Option<&Path>, args: ServeArgs) -> Cli
             .await
             .map_err(|e| CliError::invalid(anyhow!("cannot listen on {bind}: {e}")))?;
         let local = listener.local_addr().map_err(CliError::other)?;
+        let (token, file) = match given {
+            Some(token) => (token, None),
+            None => {
+                // On loopback, any local user and any agent can connect: swarm's own token.
+                app.project.ensure_state_dir();
+                let file = token::token_file(&app.project.state_dir);
+                (token::own_token(&file).map_err(CliError::invalid)?, Some(file))
+            }
+        };
+        announce(local, file.as_deref().map(|f| (f, token.as_str())), args.json);
         let guard = http::Guard::new(local, token);
         let router = http::router(app.clone(), guard, open_bind);
-        eprintln!(
-            "swarm serve: dashboard http://{local}/ · MCP http://{local}/mcp · API http://{local}/api/runs"
-        );
-        if args.json {
-            println!("{}", serde_json::json!({ "listening": local.to_string() }));
-        }
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown_signal())
             .await
@@ -92,6 +97,27 @@ pub fn serve(store: Option<&str>, config: Option<&Path>, args: ServeArgs) -> Cli
         app.shutdown().await;
         Ok(0)
     })
+}
+
+/// Where the server is. With swarm's own token, the dashboard's address carries it (after `#`:
+/// browsers never send it on) and MCP clients are told where it is; a token given with
+/// `--token-env` is never printed.
+fn announce(local: SocketAddr, own: Option<(&Path, &str)>, json: bool) {
+    let dashboard = match own {
+        Some((_, token)) => format!("http://{local}/#token={token}"),
+        None => format!("http://{local}/"),
+    };
+    eprintln!("swarm serve: dashboard {dashboard} · MCP http://{local}/mcp · API http://{local}/api/runs");
+    if let Some((file, _)) = own {
+        eprintln!(
+            "swarm serve: every request needs `Authorization: Bearer <token>`; the token is in {}",
+            file.display()
+        );
+    }
+    if json {
+        let file = own.map(|(f, _)| f.display().to_string());
+        println!("{}", serde_json::json!({ "listening": local.to_string(), "token_file": file }));
+    }
 }
 
 async fn shutdown_signal() {

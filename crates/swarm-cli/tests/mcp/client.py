@@ -2,7 +2,7 @@
 (stdio) or `swarm serve`'s `/mcp` (streamable HTTP) through the contract's tool set and prints
 what it saw as one JSON document, which tests/mcp.rs asserts on.
 
-    client.py --swarm BIN --project DIR (--stdio | --url URL) [--mode auto|legacy]
+    client.py --swarm BIN --project DIR (--stdio | --url URL --token TOKEN) [--mode auto|legacy]
 """
 
 import argparse
@@ -14,6 +14,8 @@ import time
 
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 EXPECTED = {
     "plan_check", "run_start", "run_status", "run_cancel", "runs_list",
@@ -101,12 +103,13 @@ async def scenario(client, out):
     out["run_id"] = run_id
 
 
-def raw_initialize(url, version):
+def raw_initialize(url, version, token):
     """The legacy handshake as an older client sends it, by hand: `initialize` with `version`,
     `notifications/initialized`, then `tools/list` and one `tools/call` on the session."""
     import urllib.request
 
-    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
+               "Authorization": f"Bearer {token}"}
 
     def post(h, msg):
         req = urllib.request.Request(url, data=json.dumps(msg).encode(), headers=h, method="POST")
@@ -147,6 +150,7 @@ async def main():
     ap.add_argument("--project")
     ap.add_argument("--stdio", action="store_true")
     ap.add_argument("--url")
+    ap.add_argument("--token", help="swarm serve's bearer token")
     ap.add_argument("--mode", default="auto")
     a = ap.parse_args()
     if a.stdio_json:
@@ -159,10 +163,11 @@ async def main():
         env["NO_COLOR"] = "1"
         server = StdioServerParameters(command=a.swarm, args=["mcp"], cwd=a.project, env=env)
     else:
-        server = a.url
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {a.token}"})
+        server = streamable_http_client(a.url, http_client=http)
     out = {}
     if a.raw_initialize:
-        json.dump(raw_initialize(a.url, a.raw_initialize), sys.stdout)
+        json.dump(raw_initialize(a.url, a.raw_initialize, a.token), sys.stdout)
         sys.stdout.write("\n")
         return
     try:

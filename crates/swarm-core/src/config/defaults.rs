@@ -12,6 +12,8 @@ pub(super) const CHECK_TIMEOUT: Duration = Duration::from_secs(600);
 pub(super) const LOG_LIMIT: u64 = 32 * 1024 * 1024;
 /// `[store] give_up_after`.
 pub(super) const STORE_GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+/// `[worktree] max_file_size`, bytes: 50 MiB (where GitHub starts warning).
+pub(super) const MAX_FILE_SIZE: u64 = 50 * 1024 * 1024;
 /// `[worktree] setup_timeout`.
 pub(super) const SETUP_TIMEOUT: Duration = Duration::from_secs(600);
 /// `[hooks] timeout`.

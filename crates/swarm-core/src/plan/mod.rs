@@ -6,6 +6,7 @@ mod json;
 mod lines;
 mod markdown;
 mod model;
+pub mod source;
 mod state_decl;
 mod validate;
 
@@ -51,25 +52,40 @@ impl PlanFormat {
 
 /// Reads and parses a plan file; `.json` files are parsed as JSON, anything else as markdown.
 /// Every problem is returned at once, each with `file:line:column`.
+/// The file is read as untrusted input ([`source::read`]): a link, a FIFO, a device or a file over
+/// [`source::PLAN_LIMIT`] is an error, never a hang.
 pub fn load(path: &Path, ctx: &PlanContext) -> Result<Plan, Diagnostics> {
     let file = path.display().to_string();
     let mut ctx = ctx.clone();
     if ctx.plan_dir.is_none() {
         ctx.plan_dir = Some(path.parent().map(Path::to_path_buf).unwrap_or_default());
     }
-    match std::fs::read(path) {
+    match source::read(path, source::PLAN_LIMIT) {
         Ok(bytes) => parse_bytes(&file, &bytes, PlanFormat::of(path), &ctx),
-        Err(e) => Err(Diagnostics::io(&file, &e)),
+        Err(e) => Err(Diagnostics::unreadable(&file, &e.to_string())),
     }
 }
 
-/// Parses a plan as read from disk: text that is not UTF-8 is an error at its first invalid byte.
+/// Parses a plan as read from disk: text that is not UTF-8 is an error at its first invalid byte;
+/// a file with as many NUL bytes as lines is binary data (or `/proc/self/environ`), not a plan,
+/// and is never quoted. (A stray NUL in a plan is reported where it is, by the parser.)
 pub fn parse_bytes(
     file: &str,
     bytes: &[u8],
     format: PlanFormat,
     ctx: &PlanContext,
 ) -> Result<Plan, Diagnostics> {
+    let nuls = bytes.iter().filter(|&&b| b == 0).count();
+    // UTF-16 has NULs too: it gets its own hint below.
+    let utf16 = bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]);
+    if !utf16 && nuls > 0 && nuls >= bytes.iter().filter(|&&b| b == b'\n').count() {
+        let why = "it holds NUL bytes: binary data, not a plan";
+        // The source is kept (nothing of it is quoted: the error has no line).
+        return Err(Diagnostics {
+            source: String::from_utf8_lossy(bytes).into_owned(),
+            ..Diagnostics::unreadable(file, why)
+        });
+    }
     let src = std::str::from_utf8(bytes).map_err(|e| Diagnostics::not_utf8(file, bytes, &e))?;
     match format {
         PlanFormat::Markdown => parse_markdown(file, src, ctx),

@@ -80,6 +80,18 @@ fn check_plan(bytes: &[u8], format: PlanFormat) -> Result<(), String> {
             if d.source != String::from_utf8_lossy(bytes) {
                 return Err("the diagnostics quote another source than the input".into());
             }
+            // Binary data is rejected whole, as not a plan: nothing of it is located or quoted.
+            if let [whole] = &d.items[..] {
+                if whole.line == 0 {
+                    let rendered = d.render(false);
+                    let quiet = rendered.contains("binary data, not a plan") && !rendered.contains(" | ");
+                    return if quiet {
+                        Ok(())
+                    } else {
+                        Err(format!("a whole-file error quotes: {rendered}"))
+                    };
+                }
+            }
             for item in &d.items {
                 located(&d, item)?;
             }

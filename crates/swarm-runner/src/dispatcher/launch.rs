@@ -175,12 +175,13 @@ impl Launcher<'_> {
             start: git.integration_branch.clone(),
             subdir,
             setup: worktree.setup.clone(),
-            integration: Integration {
+            integration: Box::new(Integration {
                 branch: git.integration_branch.clone(),
                 worktree: self.run_dir.integration_worktree(),
                 strategy: worktree.merge.as_deref().and_then(Strategy::parse).unwrap_or_default(),
                 author: worktree.author.clone().unwrap_or_else(|| crate::os::git::DEFAULT_AUTHOR.into()),
-            },
+                max_file_size: self.config.max_file_size(),
+            }),
             repo,
         })
     }

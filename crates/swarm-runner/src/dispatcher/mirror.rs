@@ -108,6 +108,9 @@ impl Mirror {
                     Err(source) => return Err(MirrorError::Write { path: at, source }),
                 },
             }
+            if Some(&at) == self.root.as_ref() {
+                ignore_in_git(&at);
+            }
         }
         Ok(())
     }
@@ -116,6 +119,15 @@ impl Mirror {
         plain(run_id)?;
         Ok(self.root.as_ref().map(|r| r.join(run_id)))
     }
+}
+
+/// A `.gitignore` of `*` in the mirror's root, made once: the mirror is swarm's output, and in
+/// the user's checkout it would make the next run call the checkout dirty. Never written
+/// through a link (`create_new` refuses an existing name).
+fn ignore_in_git(root: &Path) {
+    let _ = std::fs::OpenOptions::new().write(true).create_new(true).open(root.join(".gitignore")).and_then(
+        |mut f| std::io::Write::write_all(&mut f, b"# swarm's mirror of its runs (plans/agent-shared)\n*\n"),
+    );
 }
 
 /// Ids become directory names: refuse anything that is not one plain path component.
@@ -256,7 +268,11 @@ mod tests {
         assert_eq!(status.state, TaskState::Failed);
         let names: Vec<String> =
             files(&base).into_iter().map(|f| f[base.display().to_string().len()..].into()).collect();
-        assert_eq!(names, ["/r1/build/completion.json", "/r1/build/status.json", "/r1/status.json"]);
+        assert_eq!(
+            names,
+            ["/.gitignore", "/r1/build/completion.json", "/r1/build/status.json", "/r1/status.json"],
+            "the mirror keeps itself out of git"
+        );
     }
 
     #[test]

@@ -63,6 +63,7 @@ fn harness(plan: &str, config: &str) -> Harness {
         ended_at: None,
         concurrency: 1,
         fail_fast: false,
+        allow_paid: false,
         owner: None,
         spec: plan.clone(),
         git: None,

@@ -152,6 +152,7 @@ impl Engine {
             ended_at: None,
             concurrency,
             fail_fast: req.fail_fast,
+            allow_paid: req.allow_paid,
             owner: None,
             spec: plan.clone(),
             git,
@@ -224,7 +225,7 @@ impl Engine {
             .iter()
             .flat_map(|t| &t.attempts)
             .fold((0.0, 0), |(usd, tokens), a| (usd + a.cost_usd, tokens + a.tokens_in + a.tokens_out));
-        let ledger = Ledger::seeded(&self.config, false, spent);
+        let ledger = Ledger::seeded(&self.config, record.allow_paid, spent);
         Ok((self.launch(record, tasks, Some(restored), retry_failed, lease, (gateway, ledger)), info))
     }
 

@@ -89,12 +89,16 @@ pub async fn run(
         Err(failure) => Err(failure),
     };
     match launched {
-        Ok((Launched { child, stdin, adapter, workdir, baseline, copied }, resolved)) => {
+        Ok((Launched { child, stdin, adapter, workdir, baseline, copied, user }, resolved)) => {
             send(AttemptEvent::Started { pid: child.id(), workdir: workdir.clone() });
             let supervisor =
                 Supervisor::new(&job, adapter, workdir, baseline, stdin, log, stop.clone(), tx.clone());
             let (exit_code, mut outcome, mut evidence) = supervisor.run(child).await;
             let model = resolved.model.clone();
+            if let Some(user) = user {
+                let changes = tokio::task::spawn_blocking(move || user.changes()).await;
+                evidence.warnings.extend(changes.unwrap_or_default());
+            }
             if outcome.is_ok() {
                 integrate(&job, &ctx, model.as_deref(), copied.clone(), &mut outcome, &mut evidence).await;
                 let conflict = Conflict { resolved: &resolved, copied: &copied, tx: tx.clone() };
@@ -161,6 +165,8 @@ struct Launched {
     baseline: Option<std::collections::BTreeSet<String>>,
     /// Files copied into its worktree (`.worktreeinclude`): never committed.
     copied: Vec<String>,
+    /// The user's checkout before the agent started (worktree tasks).
+    user: Option<crate::os::git::UserSide>,
 }
 
 /// An attempt on a model of the hierarchy failed: when the model is to blame, it is cooled
@@ -220,11 +226,21 @@ async fn integrate(
                     )),
                 });
             }
+            if !m.left_out.is_empty() {
+                let files: Vec<String> =
+                    m.left_out.iter().map(|(p, n)| format!("{p} ({})", size(*n))).collect();
+                evidence.warnings.push(format!(
+                    "left out of the task's commit, over [worktree] max_file_size: {} (they stay in its worktree)",
+                    files.join(", ")
+                ));
+            }
             evidence.merged = Some(m);
         }
         Err(e) => {
+            // Not a conflict between two tasks' edits: git failed, or the worktree was tampered
+            // with (a deleted `.git`, unrelated history, a `.git` pointing elsewhere).
             *outcome = Err(Failure {
-                reason: Reason::MergeConflict,
+                reason: Reason::MergeFailed,
                 detail: Some(format!("the task's work could not be merged: {e}")),
             })
         }
@@ -270,6 +286,10 @@ async fn resolve_conflict(
     evidence.resolver = Some(r.run);
 }
 
+fn size(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().iec().to_string()
+}
+
 /// Everything before the agent's process runs: workspace, git baseline, launch, pre-steps, spawn.
 async fn launch(
     job: &AttemptJob,
@@ -279,7 +299,8 @@ async fn launch(
 ) -> Result<Launched, Failure> {
     let spawn_error = |detail: String| Failure { reason: Reason::SpawnError, detail: Some(detail) };
     let marker = Marker::attempt(&job.run_id, &job.task.id, job.attempt);
-    let (workdir, mut copied) = ctx.workspaces.prepare(&job.workspace, &job.limits, &marker, stop).await?;
+    let prepared = ctx.workspaces.prepare(&job.workspace, &job.limits, &marker, stop).await?;
+    let (workdir, mut copied, user) = (prepared.workdir, prepared.copied, prepared.user);
     copied.extend(workspace::write_agent_files(&job.workspace, &workdir, &job.files).map_err(spawn_error)?);
     let baseline = if job.report.required {
         // Before the agent starts, so its first edits are never taken for old ones.
@@ -340,7 +361,7 @@ async fn launch(
             format!("cannot start `{}`: {e}", launch.program)
         })
     })?;
-    Ok(Launched { child, stdin: launch.stdin, adapter, workdir, baseline, copied })
+    Ok(Launched { child, stdin: launch.stdin, adapter, workdir, baseline, copied, user })
 }
 
 /// The agent's whole environment: swarm's own, the job's (`SWARM_*`, a placeholder key), the

@@ -165,9 +165,13 @@ impl Supervisor {
                     });
                     let mut detail = f.detail.take().unwrap_or_else(|| f.reason.to_string());
                     detail.push_str(&format!(" ({class}{wait})"));
-                    if let Some(m) = first {
-                        let m: String = m.chars().take(300).collect();
-                        detail.push_str(&format!(": {m}"));
+                    match first {
+                        Some(m) => {
+                            let m: String = m.chars().take(300).collect();
+                            detail.push_str(&format!(": {m}"));
+                        }
+                        // No error the agent reported: its last words on stderr say why.
+                        None => detail.push_str(&last_words(&tail)),
                     }
                     f.detail = Some(detail);
                 }
@@ -425,6 +429,21 @@ type Lines = mpsc::Receiver<(Stream, Vec<u8>)>;
 
 /// `child`'s stdout and stderr read line by line on their own tasks: the lines, a notice of
 /// any output (a partial line is activity too), and how many readers there are.
+/// Lines of stderr shown after a failure with no reported error.
+const LAST_WORDS_LINES: usize = 3;
+
+/// `": line | line"`: the last non-empty lines of a stderr tail, secrets masked, bounded; empty
+/// when there are none.
+fn last_words(tail: &[String]) -> String {
+    let lines: Vec<&str> = tail.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
+    let last = &lines[lines.len().saturating_sub(LAST_WORDS_LINES)..];
+    if last.is_empty() {
+        return String::new();
+    }
+    let words: String = swarm_core::secrets::mask_secrets(&last.join(" | ")).chars().take(600).collect();
+    format!(": {words}")
+}
+
 fn read_outputs(child: &mut Child) -> (Lines, Arc<Notify>, usize) {
     let (line_tx, lines) = mpsc::channel::<(Stream, Vec<u8>)>(256);
     let activity = Arc::new(Notify::new());

@@ -21,6 +21,16 @@ pub struct Workspaces {
     repos: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// A workspace made ready for an attempt.
+pub struct Prepared {
+    /// The agent's working directory.
+    pub workdir: PathBuf,
+    /// Files copied into its worktree (`.worktreeinclude`): never committed.
+    pub copied: Vec<String>,
+    /// The user's checkout as it was before the agent started (worktree tasks).
+    pub user: Option<git::UserSide>,
+}
+
 /// Lines of a failed setup command's output kept in the failure detail.
 const SETUP_TAIL_LINES: usize = 10;
 
@@ -39,18 +49,19 @@ impl Workspaces {
         limits: &Limits,
         marker: &Marker,
         stop: &mut watch::Receiver<StopRequest>,
-    ) -> Result<(PathBuf, Vec<String>), Failure> {
+    ) -> Result<Prepared, Failure> {
         let WorkspaceSpec::Worktree { repo, path, branch, start, setup, .. } = spec else {
-            return Ok((spec.workdir(), vec![]));
+            return Ok(Prepared { workdir: spec.workdir(), copied: vec![], user: None });
         };
         let fail = |detail: String| Failure { reason: Reason::SpawnError, detail: Some(detail) };
-        let copied = {
+        let (copied, user) = {
             let lock = self.lock(repo);
             let _one_at_a_time = lock.lock().await;
             let (repo, tree, branch, start) = (repo.clone(), path.clone(), branch.clone(), start.clone());
             tokio::task::spawn_blocking(move || {
                 git::fresh_worktree(&repo, &tree, &branch, Some(&start))?;
-                git::copy_included(&repo, &tree)
+                let copied = crate::os::include::copy_included(&repo, &tree)?;
+                Ok::<_, git::GitError>((copied, git::UserSide::of(&repo)))
             })
             .await
             .map_err(|e| fail(e.to_string()))?
@@ -59,7 +70,7 @@ impl Workspaces {
         if let Some(cmd) = setup.as_deref().filter(|c| !c.trim().is_empty()) {
             run_setup(cmd, path, limits, marker, stop).await?;
         }
-        Ok((spec.workdir(), copied))
+        Ok(Prepared { workdir: spec.workdir(), copied, user: Some(user) })
     }
 
     /// Brings a succeeded worktree task's work back: commits what it left (but `keep_out`),
@@ -73,9 +84,10 @@ impl Workspaces {
         let WorkspaceSpec::Worktree { repo, path, branch, integration, .. } = spec else { return None };
         let lock = self.lock(repo);
         let _one_at_a_time = lock.lock().await;
-        let (path, branch, integration) = (path.clone(), branch.clone(), integration.clone());
+        let (repo, path, branch, integration) =
+            (repo.clone(), path.clone(), branch.clone(), integration.clone());
         let merged = tokio::task::spawn_blocking(move || {
-            git::integrate(&path, &branch, &message, &keep_out, &integration)
+            git::integrate(&repo, &path, &branch, &message, &keep_out, &integration)
         })
         .await
         .map_err(|e| git::GitError::Io {

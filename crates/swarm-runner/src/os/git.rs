@@ -3,6 +3,7 @@
 //! conflict reported by its paths and the integration branch left as it was. Every command runs
 //! with `-C` on a swarm-owned directory: the user's checkout, index and branch are never used.
 
+pub use super::checkout::{Checkout, UserSide};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -26,6 +27,10 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+    /// A worktree swarm made is not as it made it (its `.git` or HEAD changed): swarm commits
+    /// nothing there.
+    #[error("swarm did not commit: the worktree {} is not as swarm made it: {why}", tree.display())]
+    Tampered { tree: PathBuf, why: String },
     /// `.worktreeinclude` cannot be read as gitignore patterns.
     #[error("{}: {message}", file.display())]
     Include { file: PathBuf, message: String },
@@ -39,7 +44,7 @@ impl GitError {
         }
     }
 
-    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> GitError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> GitError {
         let what = what.into();
         move |source| GitError::Io { what, source }
     }
@@ -76,6 +81,13 @@ pub struct Integration {
     pub strategy: Strategy,
     /// Commit author and committer, `Name <email>`.
     pub author: String,
+    /// Largest file committed from a task's worktree (`[worktree] max_file_size`).
+    #[serde(default = "default_max_file_size")]
+    pub max_file_size: u64,
+}
+
+fn default_max_file_size() -> u64 {
+    50 * 1024 * 1024
 }
 
 /// A task's branch: `swarm/<RUN_ID>--<TASK_ID>`. (Not `swarm/<RUN_ID>/<TASK_ID>`: git cannot
@@ -94,21 +106,22 @@ fn identity(author: &str) -> (String, String) {
     }
 }
 
-/// `git -C dir ARGS` (blocking), with swarm's identity for any commit it makes.
-pub fn git(dir: &Path, args: &[&str], author: &str) -> Result<Output, GitError> {
+/// `git` with swarm's identity for any commit it makes and its settings, not yet told where.
+pub(crate) fn command(author: &str) -> std::process::Command {
     let (name, email) = identity(author);
-    std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", &format!("user.name={name}"), "-c", &format!("user.email={email}")])
+    let mut cmd = std::process::Command::new("git");
+    cmd.args(["-c", &format!("user.name={name}"), "-c", &format!("user.email={email}")])
         .args(["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"])
-        .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         // Reading the user's checkout (`git status`) must not even refresh its index.
         .env("GIT_OPTIONAL_LOCKS", "0")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(GitError::Spawn)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// `git -C dir ARGS` (blocking), with swarm's identity for any commit it makes.
+pub fn git(dir: &Path, args: &[&str], author: &str) -> Result<Output, GitError> {
+    command(author).arg("-C").arg(dir).args(args).output().map_err(GitError::Spawn)
 }
 
 /// Like [`git`], failing with git's own words when it fails.
@@ -182,6 +195,9 @@ pub struct Merged {
     pub outcome: MergeOutcome,
     /// What its work changed, relative to the repository.
     pub files_changed: Vec<String>,
+    /// Files left out of its commit for their size, with it (over `max_file_size`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,9 +213,12 @@ pub enum MergeOutcome {
 }
 
 /// Commits what the agent left in its worktree (but `keep_out`: files swarm copied in), then
-/// brings the task's branch into the integration branch. Blocking; call it with the
+/// brings the task's branch into the integration branch. Git runs on both worktrees as the
+/// repository's records have them, after checking each is still on its branch: an agent that
+/// rewrote its `.git` cannot make swarm commit elsewhere. Blocking; call it with the
 /// repository's lock held.
 pub fn integrate(
+    repo: &Path,
     tree: &Path,
     branch: &str,
     message: &str,
@@ -207,32 +226,36 @@ pub fn integrate(
     into: &Integration,
 ) -> Result<Merged, GitError> {
     let author = into.author.as_str();
-    let commit = commit_work(tree, message, keep_out, author)?;
-    let target = &into.worktree;
-    let base = git_ok(target, &["merge-base", "HEAD", &commit], author)?;
+    let task = Checkout::of(repo, tree)?;
+    task.verify(branch)?;
+    let target = Checkout::of(repo, &into.worktree)?;
+    target.verify(&into.branch)?;
+    let (commit, left_out) = commit_work(&task, message, keep_out, into.max_file_size, author)?;
+    let base = target.git_ok(&["merge-base", "HEAD", &commit], author)?;
     let files: Vec<String> =
-        git_ok(target, &["diff", "--name-only", &base, &commit], author)?.lines().map(String::from).collect();
+        target.git_ok(&["diff", "--name-only", &base, &commit], author)?.lines().map(String::from).collect();
     let merged = |commit: String, start: String, outcome| Merged {
         branch: branch.into(),
         commit,
         start,
         outcome,
         files_changed: files.clone(),
+        left_out: left_out.clone(),
     };
-    if files.is_empty() && git_ok(target, &["merge-base", "--is-ancestor", &commit, "HEAD"], author).is_ok() {
+    if files.is_empty() && target.git_ok(&["merge-base", "--is-ancestor", &commit, "HEAD"], author).is_ok() {
         return Ok(merged(commit, base, MergeOutcome::Skipped));
     }
     match into.strategy {
         Strategy::Merge | Strategy::Squash => {
-            let outcome = merge_into(target, &commit, message, into.strategy == Strategy::Squash, author)?;
+            let outcome = merge_into(&target, &commit, message, into.strategy == Strategy::Squash, author)?;
             Ok(merged(commit, base, outcome))
         }
         Strategy::Rebase => {
-            let onto = git_ok(target, &["rev-parse", "HEAD"], author)?;
-            match rebase_onto(tree, &onto, author)? {
+            let onto = target.git_ok(&["rev-parse", "HEAD"], author)?;
+            match rebase_onto(&task, &onto, author)? {
                 MergeOutcome::Merged => {
-                    let rebased = git_ok(tree, &["rev-parse", "HEAD"], author)?;
-                    git_ok(target, &["merge", "--quiet", "--ff-only", &rebased], author)?;
+                    let rebased = task.git_ok(&["rev-parse", "HEAD"], author)?;
+                    target.git_ok(&["merge", "--quiet", "--ff-only", &rebased], author)?;
                     Ok(merged(rebased, onto, MergeOutcome::Merged))
                 }
                 conflict => Ok(merged(commit, base, conflict)),
@@ -241,26 +264,50 @@ pub fn integrate(
     }
 }
 
-/// Commits everything in `tree` but `keep_out` (when anything changed); returns its head.
-fn commit_work(tree: &Path, message: &str, keep_out: &[String], author: &str) -> Result<String, GitError> {
-    git_ok(tree, &["add", "-A", "--", "."], author)?;
-    if !keep_out.is_empty() {
-        // Files swarm copied in stay out (`add` already skips the ignored ones).
+/// Commits everything in `tree` but `keep_out` and files over `max_size` (when anything
+/// changed); returns its head and the files left out for their size.
+fn commit_work(
+    tree: &Checkout,
+    message: &str,
+    keep_out: &[String],
+    max_size: u64,
+    author: &str,
+) -> Result<(String, Vec<(String, u64)>), GitError> {
+    tree.git_ok(&["add", "-A", "--", "."], author)?;
+    let staged = tree.git_ok(&["diff", "--cached", "--name-only", "--diff-filter=AM", "-z"], author)?;
+    let big: Vec<(String, u64)> = staged
+        .split('\0')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| {
+            let len = std::fs::symlink_metadata(tree.work_tree.join(p)).ok().filter(|m| m.is_file())?.len();
+            (len > max_size).then(|| (p.to_string(), len))
+        })
+        .collect();
+    let out: Vec<&str> =
+        keep_out.iter().map(String::as_str).chain(big.iter().map(|(p, _)| p.as_str())).collect();
+    if !out.is_empty() {
+        // Files swarm copied in stay out (`add` already skips the ignored ones), and so do
+        // files too big to commit.
         let mut reset = vec!["reset", "--quiet", "--"];
-        reset.extend(keep_out.iter().map(String::as_str));
-        git_ok(tree, &reset, author)?;
+        reset.extend(out);
+        tree.git_ok(&reset, author)?;
     }
-    let staged = !git(tree, &["diff", "--cached", "--quiet"], author)?.status.success();
+    Ok((commit_staged(tree, message, author)?, big))
+}
+
+/// Commits what is staged, if anything; returns the head.
+fn commit_staged(tree: &Checkout, message: &str, author: &str) -> Result<String, GitError> {
+    let staged = !tree.git(&["diff", "--cached", "--quiet"], author)?.status.success();
     if staged {
-        git_ok(tree, &["commit", "--quiet", "--no-verify", "-m", message], author)?;
+        tree.git_ok(&["commit", "--quiet", "--no-verify", "-m", message], author)?;
     }
-    git_ok(tree, &["rev-parse", "HEAD"], author)
+    tree.git_ok(&["rev-parse", "HEAD"], author)
 }
 
 /// Merges (or squashes) `commit` into what `target` has checked out. A conflict is aborted and
 /// the integration branch left exactly as it was.
 fn merge_into(
-    target: &Path,
+    target: &Checkout,
     commit: &str,
     message: &str,
     squash: bool,
@@ -273,30 +320,30 @@ fn merge_into(
         args.extend(["--no-ff", "-m", message]);
     }
     args.push(commit);
-    let out = git(target, &args, author)?;
+    let out = target.git(&args, author)?;
     if !out.status.success() {
-        let paths = conflicted(target, author);
-        let _ = git(target, &["merge", "--abort"], author);
-        let _ = git(target, &["reset", "--hard", "--quiet", "HEAD"], author);
+        let paths = target.conflicted(author);
+        let _ = target.git(&["merge", "--abort"], author);
+        let _ = target.git(&["reset", "--hard", "--quiet", "HEAD"], author);
         if paths.is_empty() {
             return Err(GitError::command(&["merge"], &out));
         }
         return Ok(MergeOutcome::Conflict { paths });
     }
     if squash {
-        git_ok(target, &["commit", "--quiet", "--no-verify", "-m", message], author)?;
+        target.git_ok(&["commit", "--quiet", "--no-verify", "-m", message], author)?;
     }
     Ok(MergeOutcome::Merged)
 }
 
 /// Rebases the task's branch checked out in `tree` onto `onto`; a conflict is aborted.
-fn rebase_onto(tree: &Path, onto: &str, author: &str) -> Result<MergeOutcome, GitError> {
-    let out = git(tree, &["rebase", "--quiet", onto], author)?;
+fn rebase_onto(tree: &Checkout, onto: &str, author: &str) -> Result<MergeOutcome, GitError> {
+    let out = tree.git(&["rebase", "--quiet", onto], author)?;
     if out.status.success() {
         return Ok(MergeOutcome::Merged);
     }
-    let paths = conflicted(tree, author);
-    let _ = git(tree, &["rebase", "--abort"], author);
+    let paths = tree.conflicted(author);
+    let _ = tree.git(&["rebase", "--abort"], author);
     if paths.is_empty() {
         return Err(GitError::command(&["rebase"], &out));
     }
@@ -308,51 +355,6 @@ fn conflicted(dir: &Path, author: &str) -> Vec<String> {
     git_ok(dir, &["diff", "--name-only", "--diff-filter=U"], author)
         .map(|s| s.lines().map(String::from).collect())
         .unwrap_or_default()
-}
-
-/// Files matching `.worktreeinclude` (gitignore syntax) at the top of `repo` that git does not
-/// track (`.env`, local settings): copied into every new worktree. Returns what was copied,
-/// relative to the repository.
-pub fn copy_included(repo: &Path, tree: &Path) -> Result<Vec<String>, GitError> {
-    let list = repo.join(".worktreeinclude");
-    if !list.is_file() {
-        return Ok(vec![]);
-    }
-    let mut builder = ignore::gitignore::GitignoreBuilder::new(repo);
-    if let Some(e) = builder.add(&list) {
-        return Err(GitError::Include { file: list, message: e.to_string() });
-    }
-    let matcher =
-        builder.build().map_err(|e| GitError::Include { file: list.clone(), message: e.to_string() })?;
-    let mut untracked: Vec<String> = Vec::new();
-    for args in [
-        &["ls-files", "--others", "--exclude-standard", "-z"][..],
-        &["ls-files", "--others", "--ignored", "--exclude-standard", "-z"][..],
-    ] {
-        let out = git_ok(repo, args, DEFAULT_AUTHOR)?;
-        untracked
-            .extend(out.split('\0').filter(|p| !p.is_empty() && !p.starts_with(".swarm/")).map(String::from));
-    }
-    untracked.sort();
-    untracked.dedup();
-    let mut copied = Vec::new();
-    for rel in untracked {
-        let from = repo.join(&rel);
-        if !matcher.matched_path_or_any_parents(&rel, false).is_ignore() {
-            continue;
-        }
-        let meta = std::fs::symlink_metadata(&from).map_err(GitError::io(from.display().to_string()))?;
-        if !meta.is_file() {
-            continue; // links are not followed out of the repository
-        }
-        let to = tree.join(&rel);
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(GitError::io(parent.display().to_string()))?;
-        }
-        std::fs::copy(&from, &to).map_err(GitError::io(format!("cannot copy {rel}")))?;
-        copied.push(rel);
-    }
-    Ok(copied)
 }
 
 /// Every worktree of `repo` (its main one first).

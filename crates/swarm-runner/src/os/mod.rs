@@ -2,10 +2,13 @@
 //! attempts leave behind, the per-run file layout, git, and the URLs swarm is given.
 
 pub mod bounded;
+pub mod checkout;
 pub mod git;
 pub mod git_resolve;
+pub mod include;
 pub mod lease;
 pub mod net;
 pub mod paths;
 pub mod process;
 pub mod reaper;
+pub mod secrets;
