@@ -124,4 +124,20 @@ impl Project {
     pub fn default_namespace(&self) -> String {
         self.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "default".into())
     }
+
+    /// What plan `file` inherits from the project: its name, namespace, the agents, roles and
+    /// providers it may name.
+    pub fn plan_context(&self, file: &Path) -> swarm_core::plan::PlanContext {
+        swarm_core::plan::PlanContext {
+            default_name: file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "plan".into()),
+            default_namespace: self.default_namespace(),
+            agents: swarm_agents::agent_names(&self.config),
+            roles: Some(swarm_agents::roles::role_names(&self.config, &self.root)),
+            plan_dir: None,
+            providers: Some(self.config.providers.keys().cloned().collect()),
+        }
+    }
 }

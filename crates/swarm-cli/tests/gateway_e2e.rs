@@ -175,6 +175,43 @@ fn a_paid_remainder_without_allow_paid_is_models_exhausted_and_never_asked() {
     assert!(requests_to(&fake, "paid").is_empty(), "the paid model was never asked");
 }
 
+/// Issue 15 item 8: a task pinned to a paid model does not start unless the run allows paid
+/// models (it used to run, its agent handed the raw key); a pinned model of the user's own
+/// loopback server that says nothing of pay still runs (docs/contract.md §7's `[providers.local]`).
+#[test]
+fn a_task_pinned_to_a_paid_model_waits_for_allow_paid() {
+    let fake = Fake::start(&format!("[models.pricey]\n{WORKER}[models.homemade]\n{WORKER}"));
+    let p = Project::new();
+    let url = fake.base_url();
+    p.write(
+        "swarm.toml",
+        &format!(
+            "{FAST_CONFIG}\n[providers.cloud]\nkind = \"openai-compatible\"\nbase_url = \"{url}\"\n\
+             api_key_env = \"SWARM_TEST_PROVIDER_KEY\"\npaid = true\n\n\
+             [providers.local]\nkind = \"openai-compatible\"\nbase_url = \"{url}\"\n"
+        ),
+    );
+    p.write(
+        "pinned.md",
+        "---\ndefaults:\n  timeout: 90s\n---\n\n## pricey: On a paid model\n- agent: opencode\n- model: cloud/pricey\n\n\
+         Write the file, report, say DONE.\n\n## homemade: On the user's own server\n- agent: opencode\n\
+         - model: local/homemade\n\nWrite the file, report, say DONE.\n",
+    );
+    let out = swarm(&p, &["run", "pinned.md"]);
+    out.expect_code(1);
+    let report = p.report(&out.run_id());
+    assert_task(&report, "pricey", "failed", Some("models_exhausted"));
+    assert!(detail(&report, "pricey").contains("allow-paid"), "{}", detail(&report, "pricey"));
+    assert!(requests_to(&fake, "pricey").is_empty(), "the paid model was never asked");
+    assert_task(&report, "homemade", "succeeded", None);
+    assert!(!requests_to(&fake, "homemade").is_empty());
+
+    // Allowed, the same paid task runs.
+    let out = swarm(&p, &["run", "pinned.md", "--allow-paid"]);
+    out.expect_code(0);
+    assert!(!requests_to(&fake, "pricey").is_empty(), "asked once paid models are allowed");
+}
+
 #[test]
 fn the_provider_key_never_reaches_an_agent_or_a_file() {
     let fake = Fake::start(&format!("[models.a]\n{WORKER}"));

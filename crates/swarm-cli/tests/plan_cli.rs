@@ -501,3 +501,32 @@ fn a_plan_error_never_echoes_a_secret_or_a_file_that_is_not_a_plan() {
         );
     }
 }
+
+/// Issue 15 item 12: a model naming a provider swarm.toml does not declare (a typo) is a plan
+/// error at `plan check` and `swarm run`, not three different agent errors minutes later; a
+/// provider agents know by themselves (`anthropic/…`) needs no declaration.
+#[test]
+fn a_model_of_an_undeclared_provider_is_a_plan_error() {
+    let p = Project::new();
+    p.write(
+        "swarm.toml",
+        "[providers.local]\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+    );
+    p.write(
+        "plan.md",
+        "## typo: A typo in the provider\n- agent: opencode\n- model: locl/qwen3-coder\n\nDo it.\n\n\
+         ## theirs: A provider the agent knows\n- agent: opencode\n- model: anthropic/claude-sonnet-4-5\n\nDo it.\n",
+    );
+    for args in [&["plan", "check", "plan.md"][..], &["run", "plan.md"]] {
+        let out = p.swarm(args);
+        out.expect_code(2);
+        assert!(
+            out.stderr.contains("task `typo`: model `locl/qwen3-coder` names no provider `locl`"),
+            "{}",
+            out.dump()
+        );
+        assert!(out.stderr.contains("did you mean `local/…`?"), "{}", out.dump());
+        assert!(!out.stderr.contains("`theirs`"), "a provider agents know is fine\n{}", out.dump());
+    }
+    assert!(!p.has_runs(), "nothing was started");
+}

@@ -482,5 +482,29 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })
 }
 
+/// Provider prefixes agents know by themselves (models.dev ids): a `model:` naming one needs no
+/// `[providers.NAME]` in swarm.toml.
+pub const AGENT_PROVIDERS: &[&str] = &[
+    "anthropic",
+    "openai",
+    "google",
+    "openrouter",
+    "groq",
+    "mistral",
+    "deepseek",
+    "xai",
+    "ollama",
+    "azure",
+    "amazon-bedrock",
+    "github-copilot",
+    "opencode",
+    "kilo",
+    "cline",
+    "vertex",
+    "together",
+    "fireworks",
+    "cerebras",
+];
+
 #[cfg(test)]
 mod tests;

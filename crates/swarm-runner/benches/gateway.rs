@@ -2,7 +2,9 @@
 //! in one run: added latency at p50/p99 (non-streaming), added time to the first byte
 //! (streaming), requests per second with 8 concurrent clients, and the memory the gateway adds.
 //! Targets: <= 1 ms added at p50, >= 1,000 req/s on 2 cores, <= 30 MB.
-//! Run: `cargo bench -p swarm-runner --bench gateway`.
+//! The fake provider runs in a child process (this bench, re-run with `SWARM_BENCH_FAKE=1`): it
+//! keeps a log of every request, which would otherwise count as the gateway's memory.
+//! Run: `cargo bench -p swarm-runner --bench gateway` (`SWARM_BENCH_LOAD_S=10` for a longer load).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +14,11 @@ use swarm_store::{SqliteStore, Store};
 const SEQUENTIAL: usize = 2000;
 const STREAMED: usize = 500;
 const CONCURRENCY: usize = 8;
-const LOAD: Duration = Duration::from_secs(5);
+/// How long the throughput phase lasts (`SWARM_BENCH_LOAD_S`, default 5 s).
+fn load() -> Duration {
+    let secs = std::env::var("SWARM_BENCH_LOAD_S").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    Duration::from_secs(secs)
+}
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -58,7 +64,7 @@ async fn latencies(
 }
 
 async fn throughput(client: &reqwest::Client, url: &str, token: &str) -> f64 {
-    let until = Instant::now() + LOAD;
+    let until = Instant::now() + load();
     let mut workers = Vec::new();
     for _ in 0..CONCURRENCY {
         let (client, url, token) = (client.clone(), url.to_string(), token.to_string());
@@ -75,17 +81,47 @@ async fn throughput(client: &reqwest::Client, url: &str, token: &str) -> f64 {
     for w in workers {
         total += w.await.unwrap();
     }
-    total as f64 / LOAD.as_secs_f64()
+    total as f64 / load().as_secs_f64()
+}
+
+/// The child's side: serve the fake provider, say its URL on stdout, live until stdin closes.
+fn fake_provider(rt: &tokio::runtime::Runtime) {
+    rt.block_on(async {
+        let scenario =
+            swarm_fakellm::Scenario::from_toml("[models.ok]\nsteps = [ { say = \"DONE\" } ]\n").unwrap();
+        let fake = swarm_fakellm::serve(scenario, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        println!("{}", fake.base_url());
+        let _ =
+            tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
+        let _ = fake.shutdown().await;
+    });
+}
+
+/// This bench again as the fake provider's process, and its base URL.
+fn spawn_fake() -> (std::process::Child, String) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("SWARM_BENCH_FAKE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the fake provider's process");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (child, line.trim().to_string())
 }
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    if std::env::var_os("SWARM_BENCH_FAKE").is_some() {
+        return fake_provider(&rt);
+    }
     let dir = tempfile::tempdir().unwrap();
+    let (mut fake_process, fake_url) = spawn_fake();
     rt.block_on(async {
-        let scenario = swarm_fakellm::Scenario::from_toml("[models.ok]\nsteps = [ { say = \"DONE\" } ]\n").unwrap();
-        let fake = swarm_fakellm::serve(scenario, "127.0.0.1:0".parse().unwrap()).await.unwrap();
         let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-        let direct = format!("{}/chat/completions", fake.base_url());
+        let direct = format!("{fake_url}/chat/completions");
         // Warm up, then the direct baseline.
         latencies(&client, &direct, "k", 200, false).await;
         let direct_lat = latencies(&client, &direct, "k", SEQUENTIAL, false).await;
@@ -96,7 +132,7 @@ fn main() {
         let config = swarm_core::config::Config::parse(
             &format!(
                 "[providers.fake]\nkind = \"openai-compatible\"\nbase_url = \"{}\"\npaid = false\n\n[models]\nlayers = [[\"fake/ok\"]]\n",
-                fake.base_url()
+                fake_url
             ),
             std::path::Path::new("bench.toml"),
         )
@@ -122,7 +158,7 @@ fn main() {
         let rss_after = rss_kib();
 
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!("gateway bench: {SEQUENTIAL} sequential requests, {STREAMED} streamed, {CONCURRENCY} clients for {LOAD:?}; fake provider in-process");
+        println!("gateway bench: {SEQUENTIAL} sequential requests, {STREAMED} streamed, {CONCURRENCY} clients for {:?}; fake provider in-process", load());
         println!("  p50 latency        direct {:7.3} ms   via gateway {:7.3} ms   added {:6.3} ms (target <= 1)",
             ms(pct(&direct_lat, 0.5)), ms(pct(&gw_lat, 0.5)), ms(pct(&gw_lat, 0.5)) - ms(pct(&direct_lat, 0.5)));
         println!("  p99 latency        direct {:7.3} ms   via gateway {:7.3} ms   added {:6.3} ms",
@@ -133,6 +169,7 @@ fn main() {
         println!("  memory added       {:.1} MB (RSS after the gateway's load minus before it started; target <= 30)",
             (rss_after.saturating_sub(rss_before)) as f64 / 1024.0);
         drop(gateway);
-        let _ = fake.shutdown().await;
     });
+    drop(fake_process.stdin.take());
+    let _ = fake_process.wait();
 }

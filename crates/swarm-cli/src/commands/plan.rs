@@ -6,20 +6,11 @@ use crate::output::outln;
 use crate::project::Project;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use swarm_core::plan::{Plan, PlanContext};
+use swarm_core::plan::Plan;
 
 /// Loads and validates a plan; on errors prints every diagnostic and fails with exit 2.
 pub fn load(project: &Project, path: &Path, json: bool) -> CliResult<Plan> {
-    let ctx = PlanContext {
-        default_name: path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "plan".into()),
-        default_namespace: project.default_namespace(),
-        agents: swarm_agents::agent_names(&project.config),
-        roles: Some(swarm_agents::roles::role_names(&project.config, &project.root)),
-        plan_dir: None,
-    };
+    let ctx = project.plan_context(path);
     swarm_core::plan::load(path, &ctx).map_err(|diags| {
         if json {
             // Shaped like an event too, so `swarm run --json` consumers see a `kind`.

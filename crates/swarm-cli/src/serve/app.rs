@@ -136,16 +136,7 @@ impl App {
     }
 
     fn plan_context(&self, file: &Path) -> PlanContext {
-        PlanContext {
-            default_name: file
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "plan".into()),
-            default_namespace: self.project.default_namespace(),
-            agents: swarm_agents::agent_names(&self.project.config),
-            roles: Some(swarm_agents::roles::role_names(&self.project.config, &self.project.root)),
-            plan_dir: file.parent().map(Path::to_path_buf),
-        }
+        PlanContext { plan_dir: file.parent().map(Path::to_path_buf), ..self.project.plan_context(file) }
     }
 
     /// The plan and the file its tasks work beside (an inline plan: the project root).

@@ -30,6 +30,9 @@ pub struct PlanContext {
     pub roles: Option<Vec<String>>,
     /// The plan file's directory: `schema_file` paths are relative to it.
     pub plan_dir: Option<std::path::PathBuf>,
+    /// The providers swarm.toml declares; a `model: NAME/…` must name one of them (or one the
+    /// agents know by themselves, [`crate::config::AGENT_PROVIDERS`]). `None`: not checked.
+    pub providers: Option<Vec<String>>,
 }
 
 /// The two ways to write a plan.

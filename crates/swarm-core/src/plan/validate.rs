@@ -104,6 +104,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, ctx: &PlanContext, sink: &mut Sink, for
     check_agents(&drafts, ctx, sink, form.defaults_broken);
     check_tiers(&drafts, sink);
     check_roles(&drafts, ctx, sink);
+    check_providers(&drafts, ctx, sink);
     let edges = dependency_edges(&drafts, &index, sink);
     report_cycles(&drafts, &edges, sink);
     drafts.into_iter().map(into_task).collect()
@@ -223,6 +224,29 @@ fn check_roles(drafts: &[Draft], ctx: &PlanContext, sink: &mut Sink) {
                 .label(format!("known roles: {listed}"))
                 .help("define it with `[roles.NAME] prompt_file = \"…\"` in swarm.toml, or as the agent's own named agent (e.g. `.opencode/agent/NAME.md`, `.claude/agents/NAME.md`)");
         }
+    }
+}
+
+/// A task's `model: NAME/…` names a provider of swarm.toml (or one agents know by themselves),
+/// when the context lists them: caught here, not minutes later as three different agent errors.
+fn check_providers(drafts: &[Draft], ctx: &PlanContext, sink: &mut Sink) {
+    let Some(declared) = ctx.providers.as_ref().filter(|p| !p.is_empty()) else { return };
+    for d in drafts {
+        let Some((name, _)) = d.model.as_deref().and_then(|m| m.split_once('/')) else { continue };
+        if declared.iter().any(|p| p == name) || crate::config::AGENT_PROVIDERS.contains(&name) {
+            continue;
+        }
+        let model = d.model.as_deref().unwrap_or_default();
+        let diag = sink
+            .error(
+                d.id.span.clone(),
+                format!("task `{}`: model `{model}` names no provider `{name}`", d.id.value),
+            )
+            .label(format!("providers in swarm.toml: {}", declared.join(", ")));
+        match closest(name, declared.iter().map(String::as_str)) {
+            Some(s) => diag.help(format!("did you mean `{s}/…`?")),
+            None => diag.help(format!("declare it as `[providers.{name}]` in swarm.toml")),
+        };
     }
 }
 

@@ -42,8 +42,12 @@ impl Dispatcher {
             },
             _ => RouteChoice::Task,
         };
-        // The spend gate: once the run's budget is spent, no new attempt starts on it.
-        let spent = (!matches!(route, LiveRoute::Task)).then(|| self.models.ledger.budget_spent()).flatten();
+        // The spend gate: once the run's budget is spent, no new attempt starts on it; a task
+        // pinned to a paid model starts only when the run allows paid models.
+        let spent = match route {
+            LiveRoute::Task => self.pinned_paid(task),
+            _ => self.models.ledger.budget_spent(),
+        };
         let job = match &spent {
             Some(why) => Err(why.clone()),
             None => launcher.job(task, attempt, self.docs[i].attempts.last(), choice),
@@ -89,6 +93,19 @@ impl Dispatcher {
                 self.attempt_ended(task, attempt, None, outcome, Box::default(), None)
             }
         }
+    }
+
+    /// Why `task` may not start on its pinned model: it is paid and the run does not allow paid
+    /// models.
+    fn pinned_paid(&self, task: u32) -> Option<String> {
+        let model = self.record.spec.tasks[task as usize].model.as_deref()?;
+        (!self.models.ledger.allow_paid && crate::executor::provider::pinned_paid(&self.ctx.config, model))
+            .then(|| {
+                format!(
+                    "model `{model}` is paid and the run does not allow paid models \
+                 ([models] allow_paid = true or `swarm run --allow-paid`; or say `paid = false` for it)"
+                )
+            })
     }
 
     /// Where attempt `attempt` of `task` gets its model: the task's own, the gateway (per

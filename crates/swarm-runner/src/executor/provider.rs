@@ -24,7 +24,7 @@ pub fn resolve_provider(config: &Config, model: &str) -> Result<ResolvedProvider
         }
         // Providers are configured but not this one: most likely a typo; but real provider
         // names (anthropic/…, openai/…) are the agents' own business.
-        if KNOWN_AGENT_PROVIDERS.contains(&name) {
+        if swarm_core::config::AGENT_PROVIDERS.contains(&name) {
             return Ok((None, None));
         }
         let known: Vec<&str> = config.providers.keys().map(String::as_str).collect();
@@ -55,28 +55,17 @@ pub fn resolve_provider(config: &Config, model: &str) -> Result<ResolvedProvider
     Ok((Some(spec), key_env))
 }
 
-/// Provider prefixes agents know by themselves (models.dev ids).
-const KNOWN_AGENT_PROVIDERS: &[&str] = &[
-    "anthropic",
-    "openai",
-    "google",
-    "openrouter",
-    "groq",
-    "mistral",
-    "deepseek",
-    "xai",
-    "ollama",
-    "azure",
-    "amazon-bedrock",
-    "github-copilot",
-    "opencode",
-    "kilo",
-    "cline",
-    "vertex",
-    "together",
-    "fireworks",
-    "cerebras",
-];
+/// Whether a task pinned to `model` spends money: a model of a provider declared in swarm.toml is
+/// paid when it or its provider says `paid = true`; when neither says, unless the provider is on
+/// loopback (the user's own server, as `[providers.local]` of the docs). A model of a provider
+/// swarm.toml does not declare is the agent's own business.
+pub fn pinned_paid(config: &Config, model: &str) -> bool {
+    let Some((name, _)) = model.split_once('/') else { return false };
+    let Some(p) = config.providers.get(name) else { return false };
+    let own = config.model_limits(model).and_then(|l| l.paid);
+    let loopback = p.base_url.as_deref().is_some_and(crate::os::net::is_loopback);
+    own.or(p.paid).unwrap_or(!loopback)
+}
 
 #[cfg(test)]
 mod provider_tests {

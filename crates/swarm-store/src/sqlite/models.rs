@@ -88,7 +88,13 @@ impl SqliteStore {
     ) -> Result<Option<(&'static str, u64)>, StoreError> {
         let limits = &ModelLimits { tpm: limits.tpm.map(|t| t.min(MAX_EXACT)), ..*limits };
         let day_start = day_start(limits, now);
-        let w = self.window(tx, ns, key, now, day_start)?;
+        // Only what the limits need is read: an unlimited model's window is never scanned.
+        let minute = (limits.rpm.is_some() || limits.tpm.is_some()).then_some(now);
+        let day = limits.rpd.is_some().then_some(day_start);
+        if minute.is_none() && day.is_none() {
+            return Ok(None);
+        }
+        let w = self.window(tx, ns, key, minute, day)?;
         window_full(limits, tokens, &w.minute, w.day_requests, |i| {
             tx.query_row(
                 "SELECT at_ms FROM model_requests WHERE namespace=?1 AND model=?2 AND at_ms>?3
@@ -101,15 +107,42 @@ impl SqliteStore {
         })
     }
 
-    /// Window `key`'s requests: the last minute's, and the day's (after `day_start`).
+    /// Window `key`'s requests: the minute's before `now` and the day's (after `day_start`);
+    /// a part not asked for (`None`) is left empty.
     fn window(
         &self,
         tx: &rusqlite::Transaction<'_>,
         ns: &str,
         key: &str,
-        now: i64,
-        day_start: i64,
+        now: Option<i64>,
+        day_start: Option<i64>,
     ) -> Result<Window, StoreError> {
+        let mut w = Window { minute: vec![], day_requests: 0, day_tokens: 0 };
+        if let Some(now) = now {
+            w.minute = self.minute(tx, ns, key, now)?;
+        }
+        if let Some(day_start) = day_start {
+            let (requests, tokens): (i64, i64) = tx
+                .query_row(
+                    "SELECT COUNT(*), COALESCE(SUM(tokens), 0) FROM model_requests
+                     WHERE namespace=?1 AND model=?2 AND at_ms>?3",
+                    params![ns, key, day_start],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(|e| self.err(e))?;
+            (w.day_requests, w.day_tokens) = (requests as u64, tokens as u64);
+        }
+        Ok(w)
+    }
+
+    /// The last minute's requests `(at_ms, tokens)` of window `key`, oldest first.
+    fn minute(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        ns: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
         let mut stmt = tx
             .prepare_cached(
                 "SELECT at_ms, tokens FROM model_requests WHERE namespace=?1 AND model=?2 AND at_ms>?3
@@ -121,16 +154,7 @@ impl SqliteStore {
                 Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
             })
             .map_err(|e| self.err(e))?;
-        let minute: Vec<(u64, u64)> = rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
-        let (day_requests, day_tokens): (i64, i64) = tx
-            .query_row(
-                "SELECT COUNT(*), COALESCE(SUM(tokens), 0) FROM model_requests
-                 WHERE namespace=?1 AND model=?2 AND at_ms>?3",
-                params![ns, key, day_start],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(Window { minute, day_requests: day_requests as u64, day_tokens: day_tokens as u64 })
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     /// The cooldown of `model` still in force at `now`, if any.
@@ -184,7 +208,7 @@ impl SqliteStore {
         let now: i64 = tx.query_row(SELECT_NOW_MS, [], |r| r.get(0)).map_err(|e| self.err(e))?;
         let mut out = Vec::with_capacity(queries.len());
         for q in queries {
-            let w = self.window(&tx, ns, &q.key, now, day_start(&q.limits, now))?;
+            let w = self.window(&tx, ns, &q.key, Some(now), Some(day_start(&q.limits, now)))?;
             let frees_at_ms = self.full_at(&tx, ns, &q.key, &q.limits, 1, now)?.map(|(_, at)| at);
             out.push(ModelStanding {
                 model: q.key.clone(),

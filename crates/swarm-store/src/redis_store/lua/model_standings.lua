@@ -16,7 +16,7 @@ for i = 1, #KEYS, 3 do
     until_ms = 0
   end
   local a = (i - 1) / 3 * 5 + 1
-  local full, at, mr, mt, dr, dt = window(KEYS[i + 1], now, 1, {ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]})
+  local full, at, mr, mt, dr, dt = window(KEYS[i + 1], now, 1, {ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]}, true)
   local frees = -1
   if full then
     if at == NEVER then frees = -2 else frees = at end

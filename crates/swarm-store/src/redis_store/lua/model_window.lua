@@ -15,15 +15,24 @@ local function day_floor(now, day_start)
 end
 -- `lim` = {rpm, rpd, tpm, day_start, day_end} as strings ('' = none). Returns the limit one
 -- more request of `tokens` would pass and when enough of the window frees (NEVER: never), or
--- nil; and the window's usage: minute requests, minute tokens, day requests, day tokens.
-local function window(reqs, now, tokens, lim)
-  local minute = redis.call('ZRANGEBYSCORE', reqs, '(' .. ms(now - MINUTE), '+inf', 'WITHSCORES')
-  local n, used = #minute / 2, 0
-  for i = 1, #minute, 2 do used = used + tokens_of(minute[i]) end
+-- nil; and, with `usage`, the window's usage: minute requests, minute tokens, day requests, day
+-- tokens. Without `usage` only what the limits need is read (an unlimited window not at all).
+local function window(reqs, now, tokens, lim, usage)
+  local minute, n, used = {}, 0, 0
+  if usage or lim[1] ~= '' or lim[3] ~= '' then
+    minute = redis.call('ZRANGEBYSCORE', reqs, '(' .. ms(now - MINUTE), '+inf', 'WITHSCORES')
+    n = #minute / 2
+    for i = 1, #minute, 2 do used = used + tokens_of(minute[i]) end
+  end
   local floor = day_floor(now, lim[4])
-  local day = redis.call('ZRANGEBYSCORE', reqs, '(' .. ms(floor), '+inf')
-  local dt = 0
-  for i = 1, #day do dt = dt + tokens_of(day[i]) end
+  local days, dt = 0, 0
+  if usage then
+    local day = redis.call('ZRANGEBYSCORE', reqs, '(' .. ms(floor), '+inf')
+    days = #day
+    for i = 1, #day do dt = dt + tokens_of(day[i]) end
+  elseif lim[2] ~= '' then
+    days = redis.call('ZCOUNT', reqs, '(' .. ms(floor), '+inf')
+  end
   local full, free_at = nil, nil
   local function note(limit, at)
     if free_at == nil or at > free_at then full, free_at = limit, at end
@@ -36,14 +45,14 @@ local function window(reqs, now, tokens, lim)
   end
   if lim[2] ~= '' then
     local limit = tonumber(lim[2])
-    if #day >= limit then
+    if days >= limit then
       if limit == 0 then
         note('rpd', NEVER)
       elseif lim[5] ~= '' then
         note('rpd', tonumber(lim[5])) -- a provider's day frees all at once, at its end
       else
         local leaving = redis.call('ZRANGEBYSCORE', reqs, '(' .. ms(floor), '+inf', 'WITHSCORES',
-          'LIMIT', #day - limit, 1)
+          'LIMIT', days - limit, 1)
         note('rpd', tonumber(leaving[2]) + DAY)
       end
     end
@@ -62,5 +71,5 @@ local function window(reqs, now, tokens, lim)
       note('tpm', at)
     end
   end
-  return full, free_at, n, used, #day, dt
+  return full, free_at, n, used, days, dt
 end
