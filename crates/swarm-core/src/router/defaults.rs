@@ -198,14 +198,20 @@ mod tests {
     }
 
     const DOC: &str = include_str!("../../../../docs/models.md");
+    const CONTRACT: &str = include_str!("../../../../docs/contract.md");
+
+    /// The ```` ```toml config ```` blocks of a doc page.
+    fn configs(doc: &str) -> Vec<&str> {
+        doc.split("```toml config\n").skip(1).map(|b| b.split("```").next().unwrap()).collect()
+    }
 
     #[test]
     fn the_docs_configs_parse() {
-        let blocks: Vec<&str> =
-            DOC.split("```toml config\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
-        assert!(blocks.len() >= 4);
-        for block in blocks {
-            if let Err(e) = Config::parse(block, Path::new("docs/models.md")) {
+        let (models, contract) = (configs(DOC), configs(CONTRACT));
+        assert!(models.len() >= 4);
+        assert_eq!(contract.len(), 2, "docs/contract.md §7 and §8");
+        for (file, block) in models.iter().map(|b| ("docs/models.md", b)).chain(contract.iter().map(|b| ("docs/contract.md", b))) {
+            if let Err(e) = Config::parse(block, Path::new(file)) {
                 panic!("{e}\n{block}");
             }
         }
