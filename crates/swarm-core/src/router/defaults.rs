@@ -199,6 +199,7 @@ mod tests {
 
     const DOC: &str = include_str!("../../../../docs/models.md");
     const CONTRACT: &str = include_str!("../../../../docs/contract.md");
+    const FAKE_LLM: &str = include_str!("../../../../docs/fake-llm.md");
 
     /// The ```` ```toml config ```` blocks of a doc page.
     fn configs(doc: &str) -> Vec<&str> {
@@ -207,12 +208,15 @@ mod tests {
 
     #[test]
     fn the_docs_configs_parse() {
-        let (models, contract) = (configs(DOC), configs(CONTRACT));
-        assert!(models.len() >= 4);
-        assert_eq!(contract.len(), 2, "docs/contract.md §7 and §8");
-        for (file, block) in models.iter().map(|b| ("docs/models.md", b)).chain(contract.iter().map(|b| ("docs/contract.md", b))) {
-            if let Err(e) = Config::parse(block, Path::new(file)) {
-                panic!("{e}\n{block}");
+        let pages = [("docs/models.md", DOC), ("docs/contract.md", CONTRACT), ("docs/fake-llm.md", FAKE_LLM)];
+        let counts: Vec<usize> = pages.iter().map(|(_, doc)| configs(doc).len()).collect();
+        assert!(counts[0] >= 4);
+        assert_eq!(&counts[1..], &[2, 1], "docs/contract.md §7 and §8; docs/fake-llm.md's provider");
+        for (file, doc) in pages {
+            for block in configs(doc) {
+                if let Err(e) = Config::parse(block, Path::new(file)) {
+                    panic!("{file}: {e}\n{block}");
+                }
             }
         }
     }
