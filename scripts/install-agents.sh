@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the pinned agent CLIs (CONTRACT.md §6) into the project-local folder .tools/.
+# Installs the pinned agent CLIs (docs/contract.md §6) into the project-local folder .tools/.
 #
 #   ./scripts/install-agents.sh        # then: .tools/node_modules/.bin/{opencode,kilo,cline}
 #   ./scripts/install-agents.sh --user # into ${XDG_DATA_HOME:-~/.local/share}/swarm/tools, where an

@@ -14,7 +14,7 @@ use swarm_core::plan::AgentKind;
 pub struct AgentInfo {
     pub name: &'static str,
     pub binary: &'static str,
-    /// npm package and the version verified to work headless (CONTRACT §6), if pinned.
+    /// npm package and the version verified to work headless (docs/contract.md §6), if pinned.
     pub package: Option<&'static str>,
     pub pinned: Option<&'static str>,
     #[serde(skip)]

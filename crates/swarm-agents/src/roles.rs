@@ -1,4 +1,4 @@
-//! Roles (`role: NAME`, CONTRACT §12): the agent CLIs' own named agents a project defines, and
+//! Roles (`role: NAME`, docs/contract.md §12): the agent CLIs' own named agents a project defines, and
 //! how a role reaches an attempt — `--agent NAME` for opencode, kilo and Claude Code (its
 //! `.claude/agents/NAME.md`) — or, for the others and `[roles.NAME] prompt_file`, text put before
 //! the task prompt.

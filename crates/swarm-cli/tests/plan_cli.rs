@@ -1,4 +1,4 @@
-//! Plan validation through the CLI (CONTRACT §1): every error kind with its location, nothing
+//! Plan validation through the CLI (docs/contract.md §1): every error kind with its location, nothing
 //! started or stored, all errors at once, and the JSON form of a plan.
 
 mod support;

@@ -55,7 +55,7 @@ defaults:
     assert!(b.0 < c.1 && c.0 < b.1, "b and c overlap in time: b={b:?} c={c:?}");
     assert!(d.0 >= b.1 && d.0 >= c.1, "d starts after both b and c ended: b={b:?} c={c:?} d={d:?}");
 
-    // report.json: the CONTRACT §4 fields, the same content as `swarm status --json`.
+    // report.json: the docs/contract.md §4 fields, the same content as `swarm status --json`.
     let report = p.report(&run_id);
     assert!(p.exists(&format!(".swarm/runs/{run_id}/report.md")));
     assert_eq!(report["run_id"], run_id.as_str());

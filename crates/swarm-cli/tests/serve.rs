@@ -1,4 +1,4 @@
-//! The orchestrator's face (CONTRACT §10): MCP driven by an independent client (the official MCP
+//! The orchestrator's face (docs/contract.md §10): MCP driven by an independent client (the official MCP
 //! Python SDK, in the project's `.venv`) over stdio and streamable HTTP, in the current revision
 //! and the handshake ones; the JSON API and the run's events as SSE; the server's guards.
 

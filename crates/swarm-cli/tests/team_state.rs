@@ -1,4 +1,4 @@
-//! Declared shared state (CONTRACT §12) through the real binary, on both stores: a plan's
+//! Declared shared state (docs/contract.md §12) through the real binary, on both stores: a plan's
 //! `state:` with schemas and writers enforced on agents' writes (real processes) and on the
 //! user's, refusals in the change feed, `swarm state doc`, and concurrent compare-and-set
 //! writers that lose no update.

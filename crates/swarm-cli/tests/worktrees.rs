@@ -1,4 +1,4 @@
-//! Worktrees and merge-back (CONTRACT §9), in real git repositories: every worktree task works
+//! Worktrees and merge-back (docs/contract.md §9), in real git repositories: every worktree task works
 //! on its own branch from the run's integration branch, its work is committed and merged back in
 //! dependency order, a conflict fails the task and blocks its dependents, and the user's own
 //! checkout is never touched. `swarm diff`, `swarm merge` and `swarm clean` on the result.

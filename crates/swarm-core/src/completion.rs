@@ -1,4 +1,4 @@
-//! completion.json (CONTRACT §5): what an agent writes when it finishes, and its validation
+//! completion.json (docs/contract.md §5): what an agent writes when it finishes, and its validation
 //! against the published JSON Schema (`swarm schema completion`).
 
 use schemars::JsonSchema;

@@ -1,4 +1,4 @@
-//! The run report (CONTRACT §4): what `swarm status --json` prints and `report.json` holds.
+//! The run report (docs/contract.md §4): what `swarm status --json` prints and `report.json` holds.
 //! The same task and attempt records are what the store keeps.
 
 use crate::state::{Reason, RunState, TaskState};
@@ -131,7 +131,7 @@ pub struct TaskReport {
     /// What its work changed, per git (relative to the repository).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files_changed: Vec<String>,
-    /// The dependencies whose reports its prompt carried (`handoff`, CONTRACT §12).
+    /// The dependencies whose reports its prompt carried (`handoff`, docs/contract.md §12).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub handoff_from: Vec<String>,
 }

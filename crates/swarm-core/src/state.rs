@@ -1,4 +1,4 @@
-//! Task and run states and the reasons a task did not succeed (CONTRACT §3).
+//! Task and run states and the reasons a task did not succeed (docs/contract.md §3).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -141,7 +141,7 @@ impl RunState {
         }
     }
 
-    /// The process exit code for a finished run (CONTRACT §2).
+    /// The process exit code for a finished run (docs/contract.md §2).
     pub fn exit_code(self) -> i32 {
         match self {
             RunState::Succeeded => 0,

@@ -1,5 +1,5 @@
 //! Plan parsing end to end: every error kind with its exact `line:column` and caret, all errors at
-//! once, the CONTRACT §1 example, and the JSON form.
+//! once, the docs/contract.md §1 example, and the JSON form.
 
 use std::time::Duration;
 use swarm_core::diagnostic::Diagnostics;
@@ -228,7 +228,7 @@ Brief.
     assert_eq!(d.to_string(), d.render(false));
 }
 
-/// The example of CONTRACT §1, verbatim, with a code block holding a `## ` line in a prompt.
+/// The example of docs/contract.md §1, verbatim, with a code block holding a `## ` line in a prompt.
 const CONTRACT_EXAMPLE: &str = r#"---
 name: phase3                       # optional; default: file stem
 namespace: marketing_tvoje_info    # optional; default: name of the git root directory

@@ -67,6 +67,12 @@ pub use request::Format;
 pub use scenario::{ErrorReply, LimitKind, Limits, ModelScript, RateLimit, Scenario, Step, Usage};
 pub use server::{serve, FakeLlm};
 
+/// docs/fake-llm.md, so its Rust example is compiled with this crate's doctests (its other
+/// examples are checked by `tests/doc.rs`).
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/fake-llm.md")]
+pub struct FakeLlmDoc;
+
 /// Everything that can go wrong loading a scenario or running the server.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

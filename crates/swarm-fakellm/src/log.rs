@@ -36,7 +36,7 @@ pub struct RequestRecord {
     /// Names of the tools the request offered.
     #[serde(default)]
     pub tools: Vec<String>,
-    /// The step index read from the conversation (assistant messages so far).
+    /// The step index read from the conversation (model turns since the last user message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turn: Option<usize>,
     /// The text of every user message of the request, byte for byte as the agent sent it.

@@ -32,13 +32,13 @@ pub struct GroupScript {
     pub limits: Limits,
 }
 
-/// How one model behaves. Per request, in this order: `hang`, `rate_limit`, `error`, `delay_ms`,
-/// then the step chosen from the conversation.
+/// How one model behaves. Per request, in this order: `limits`, `hang`, `rate_limit`, `error`,
+/// `delay_ms`, then the step chosen from the conversation (see `docs/fake-llm.md`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelScript {
-    /// One step per conversation turn; the step for a request is the number of assistant
-    /// messages already in it. Past the end, the last `say` is repeated (or `DONE`).
+    /// One step per conversation turn; the step for a request is the number of model turns
+    /// since its last user message. Past the end, the last `say` is repeated (or `DONE`).
     #[serde(default)]
     pub steps: Vec<Step>,
     /// Answer 429 with a `retry-after` header to this model's first `first` requests.

@@ -35,7 +35,7 @@
 //!   So: wait = 429 `rate_limit_error` with `retry-after` ≤ 60 s, `retry-after-ms` and
 //!   `x-should-retry: true`; give up = 429 with `x-should-retry: false`.
 //! - **OpenAI Chat agents** (opencode, kilo, cline, aider): opencode and kilo retry a 429 for
-//!   about 14 s honouring `retry-after`, cline about 5 s (CONTRACT §7, observed). So: wait = 429
+//!   about 14 s honouring `retry-after`, cline about 5 s (docs/contract.md §7, observed). So: wait = 429
 //!   with `retry-after`; give up = 429 `insufficient_quota`.
 
 use crate::failure::{Failure, FailureKind, Reply};

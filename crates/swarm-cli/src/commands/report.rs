@@ -1,4 +1,4 @@
-//! `swarm report`: an agent writes its completion report (CONTRACT §5) with a command instead
+//! `swarm report`: an agent writes its completion report (docs/contract.md §5) with a command instead
 //! of by hand; `swarm report --check FILE` validates one. The file goes where swarm told the
 //! attempt to put it (`SWARM_COMPLETION_FILE`); the orchestrator reads it when the agent exits
 //! and records it with the attempt, so this command needs no store.

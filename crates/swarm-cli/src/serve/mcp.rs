@@ -1,4 +1,4 @@
-//! The MCP face (CONTRACT §10): a small tool set an orchestrating agent (Antigravity, Claude Code,
+//! The MCP face (docs/contract.md §10): a small tool set an orchestrating agent (Antigravity, Claude Code,
 //! Cursor …) drives swarm with, over stdio (`swarm mcp`) or streamable HTTP (`/mcp` of
 //! `swarm serve`). Every call answers within 50 s; a run goes on in the server's engine.
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 /// Most layers a hierarchy may have (a task's `tier` is 1–7).
 pub const MAX_LAYERS: usize = 7;
 
-/// `[models]`: the model hierarchy (CONTRACT §8). Tasks without `model` get theirs from it.
+/// `[models]`: the model hierarchy (docs/contract.md §8). Tasks without `model` get theirs from it.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelsConfig {

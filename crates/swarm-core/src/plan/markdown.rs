@@ -1,4 +1,4 @@
-//! The markdown form of a plan (CONTRACT §1): YAML front matter, a shared brief, then one
+//! The markdown form of a plan (docs/contract.md §1): YAML front matter, a shared brief, then one
 //! `## <id>: <title>` section per task whose leading bullet list holds the task's fields.
 
 use super::fields::{set_field, Fields, RawValue, Seen};

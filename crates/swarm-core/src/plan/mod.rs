@@ -1,4 +1,4 @@
-//! The plan: a markdown (or JSON) file turned into a validated task graph (CONTRACT §1).
+//! The plan: a markdown (or JSON) file turned into a validated task graph (docs/contract.md §1).
 
 mod fields;
 mod front_matter;

@@ -41,7 +41,7 @@ pub struct Plan {
     /// The shared brief given to every agent with its task prompt.
     #[serde(default)]
     pub brief: String,
-    /// Declared shared state (CONTRACT §12): keys, their schemas and writers.
+    /// Declared shared state (docs/contract.md §12): keys, their schemas and writers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<crate::team::StateDecl>,
     pub tasks: Vec<Task>,

@@ -1,4 +1,4 @@
-//! The front matter's `state:` block (CONTRACT §12) read from the YAML tree: turned into a
+//! The front matter's `state:` block (docs/contract.md §12) read from the YAML tree: turned into a
 //! [`StateDecl`], with `schema_file`s read in and every schema compiled, each problem at its
 //! line and column.
 

@@ -198,15 +198,25 @@ mod tests {
     }
 
     const DOC: &str = include_str!("../../../../docs/models.md");
+    const CONTRACT: &str = include_str!("../../../../docs/contract.md");
+    const FAKE_LLM: &str = include_str!("../../../../docs/fake-llm.md");
+
+    /// The ```` ```toml config ```` blocks of a doc page.
+    fn configs(doc: &str) -> Vec<&str> {
+        doc.split("```toml config\n").skip(1).map(|b| b.split("```").next().unwrap()).collect()
+    }
 
     #[test]
     fn the_docs_configs_parse() {
-        let blocks: Vec<&str> =
-            DOC.split("```toml config\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
-        assert!(blocks.len() >= 4);
-        for block in blocks {
-            if let Err(e) = Config::parse(block, Path::new("docs/models.md")) {
-                panic!("{e}\n{block}");
+        let pages = [("docs/models.md", DOC), ("docs/contract.md", CONTRACT), ("docs/fake-llm.md", FAKE_LLM)];
+        let counts: Vec<usize> = pages.iter().map(|(_, doc)| configs(doc).len()).collect();
+        assert!(counts[0] >= 4);
+        assert_eq!(&counts[1..], &[2, 1], "docs/contract.md §7 and §8; docs/fake-llm.md's provider");
+        for (file, doc) in pages {
+            for block in configs(doc) {
+                if let Err(e) = Config::parse(block, Path::new(file)) {
+                    panic!("{file}: {e}\n{block}");
+                }
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Declared shared state (CONTRACT §12): which keys a plan's agents share, the JSON Schema each
+//! Declared shared state (docs/contract.md §12): which keys a plan's agents share, the JSON Schema each
 //! key's value must follow and which tasks may write it; the check every write path runs.
 
 use serde::{Deserialize, Serialize};

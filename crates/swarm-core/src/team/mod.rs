@@ -1,5 +1,5 @@
 //! A team of agents: declared shared state (schemas and writers), the markdown agents read
-//! about it, and the hand-offs a task's prompt carries from its dependencies (CONTRACT §12).
+//! about it, and the hand-offs a task's prompt carries from its dependencies (docs/contract.md §12).
 
 mod decl;
 mod doc;

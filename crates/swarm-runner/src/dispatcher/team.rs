@@ -1,4 +1,4 @@
-//! What a task's prompt carries as part of a team (CONTRACT §12): its role's text, the
+//! What a task's prompt carries as part of a team (docs/contract.md §12): its role's text, the
 //! hand-offs from its direct dependencies' reports, and the declared state it may read and
 //! write; and the state doc written into its working directory.
 

@@ -30,7 +30,7 @@ pub enum EngineError {
     Gateway(#[source] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A shared-state write its declaration refused (CONTRACT §12); recorded in the feed.
+    /// A shared-state write its declaration refused (docs/contract.md §12); recorded in the feed.
     #[error(transparent)]
     Refused(swarm_core::team::Refusal),
 }
@@ -43,7 +43,7 @@ pub enum ErrorKind {
     /// Nothing by that name: exit 2, HTTP 404.
     NotFound,
     /// Someone else got there first (a run still driven, a lost compare-and-set): exit 2 for a
-    /// run, 1 for a version conflict (CONTRACT §12); HTTP 409.
+    /// run, 1 for a version conflict (docs/contract.md §12); HTTP 409.
     Conflict { exit: u8 },
     /// The store or the host failed: exit 1, HTTP 500 (503 when the store is unreachable).
     Failed { unavailable: bool },

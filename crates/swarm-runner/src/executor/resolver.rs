@@ -1,4 +1,4 @@
-//! The conflict resolver (CONTRACT §12, `on_conflict: agent`): when a succeeded task's merge
+//! The conflict resolver (docs/contract.md §12, `on_conflict: agent`): when a succeeded task's merge
 //! into the integration branch conflicts, the integration branch is merged into the task's
 //! worktree with the conflict left in place, and an agent is started there with both sides'
 //! reports and the conflicting paths. It succeeds when no conflict marker is left and the
