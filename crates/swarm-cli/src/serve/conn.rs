@@ -29,7 +29,8 @@ impl ConnLimits {
     /// the interface).
     pub fn from_env() -> ConnLimits {
         let mut limits = ConnLimits::DEFAULT;
-        let secs = std::env::var("SWARM_SERVE_HEADER_TIMEOUT_S").ok().and_then(|v| v.trim().parse::<f64>().ok());
+        let secs =
+            std::env::var("SWARM_SERVE_HEADER_TIMEOUT_S").ok().and_then(|v| v.trim().parse::<f64>().ok());
         if let Some(secs) = secs.filter(|s| s.is_finite() && *s > 0.0) {
             limits.header_read_timeout = Duration::from_secs_f64(secs);
         }
@@ -39,7 +40,12 @@ impl ConnLimits {
 
 /// Serves `router` on `listener` until `shutdown`, then lets the connections finish what they
 /// were doing (as `axum::serve(..).with_graceful_shutdown(..)` does).
-pub async fn serve(listener: TcpListener, router: Router, limits: ConnLimits, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();

@@ -141,15 +141,18 @@ async fn admit(sessions: &Sessions, req: Request) -> Result<Request, Response> {
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_MCP_BODY).await else {
-        let too_large = json!({ "error": format!("an MCP request body may be at most {MAX_MCP_BODY} bytes") });
+        let too_large =
+            json!({ "error": format!("an MCP request body may be at most {MAX_MCP_BODY} bytes") });
         return Err((StatusCode::PAYLOAD_TOO_LARGE, Json(too_large)).into_response());
     };
-    let initialize = serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|v| v["method"] == "initialize");
+    let initialize =
+        serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|v| v["method"] == "initialize");
     if !initialize {
         return Ok(Request::from_parts(parts, axum::body::Body::from(bytes)));
     }
     let why = SessionsError::Full { max: sessions.limits().max }.to_string();
-    Err((StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "60")], Json(json!({ "error": why }))).into_response())
+    Err((StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "60")], Json(json!({ "error": why })))
+        .into_response())
 }
 
 fn op_error(e: OpError) -> Response {
@@ -197,11 +200,7 @@ pub fn router(app: Arc<App>, guard_cfg: Guard, open_bind: bool, limits: SessionL
     mcp_config.allowed_hosts = vec![];
     mcp_config.sse_keep_alive = Some(Duration::from_secs(15));
     let mcp_app = app.clone();
-    let mcp = StreamableHttpService::new(
-        move || Ok(SwarmMcp::new(mcp_app.clone())),
-        sessions,
-        mcp_config,
-    );
+    let mcp = StreamableHttpService::new(move || Ok(SwarmMcp::new(mcp_app.clone())), sessions, mcp_config);
     Router::new()
         .route("/", get(dashboard))
         .route("/api/runs", get(list_runs).post(start_run))

@@ -51,7 +51,9 @@ impl SessionLimits {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionsError {
-    #[error("too many MCP sessions: {max} are open and busy (the limit); retry later, or close one (DELETE /mcp)")]
+    #[error(
+        "too many MCP sessions: {max} are open and busy (the limit); retry later, or close one (DELETE /mcp)"
+    )]
     Full { max: usize },
     #[error(transparent)]
     Local(#[from] LocalSessionManagerError),
@@ -224,7 +226,11 @@ impl SessionManager for Sessions {
         Ok(self.busy(id, stream))
     }
 
-    async fn accept_message(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), SessionsError> {
+    async fn accept_message(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), SessionsError> {
         let _open = self.open(id);
         Ok(self.local.accept_message(id, message).await?)
     }

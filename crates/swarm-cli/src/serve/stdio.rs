@@ -84,12 +84,7 @@ enum Line {
     End,
 }
 
-async fn read_loop(
-    mut read: impl AsyncBufRead + Unpin,
-    max: usize,
-    tx: mpsc::Sender<Rx>,
-    out: Out,
-) {
+async fn read_loop(mut read: impl AsyncBufRead + Unpin, max: usize, tx: mpsc::Sender<Rx>, out: Out) {
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -115,7 +110,11 @@ async fn read_loop(
 }
 
 /// One line into `line`, never holding more than `max` + 1 bytes of it.
-async fn read_line(read: &mut (impl AsyncBufRead + Unpin), max: usize, line: &mut Vec<u8>) -> io::Result<Line> {
+async fn read_line(
+    read: &mut (impl AsyncBufRead + Unpin),
+    max: usize,
+    line: &mut Vec<u8>,
+) -> io::Result<Line> {
     let n = (&mut *read).take(max as u64 + 1).read_until(b'\n', line).await?;
     if n == 0 {
         return Ok(Line::End);
@@ -183,7 +182,9 @@ async fn refuse(prefix: &[u8], max: usize, out: &Out) {
     let message = format!(
         "request too large: a message over stdio may be at most {limit}; this one was longer and was not read"
     );
-    eprintln!("swarm mcp: refused a message of more than {limit} (id {id}); answered with an error, still serving");
+    eprintln!(
+        "swarm mcp: refused a message of more than {limit} (id {id}); answered with an error, still serving"
+    );
     let answer = error_answer(id, -32600, message, json!({ "max_bytes": max }));
     if let Err(e) = write_line(out, &answer).await {
         eprintln!("swarm mcp: writing stdout: {e}");
@@ -206,7 +207,8 @@ fn leading_id(text: &[u8]) -> Option<Value> {
             b'{' | b'[' => depth += 1,
             b'}' | b']' => depth = depth.checked_sub(1)?,
             b':' if depth == 1 && key.take() == Some(&b"\"id\""[..]) => {
-                let value = serde_json::Deserializer::from_slice(&text[i + 1..]).into_iter::<Value>().next()?;
+                let value =
+                    serde_json::Deserializer::from_slice(&text[i + 1..]).into_iter::<Value>().next()?;
                 return value.ok().filter(|v| v.is_number() || v.is_string());
             }
             _ => {}
@@ -245,7 +247,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_line_over_the_limit_is_answered_and_the_next_one_read() {
-        let big = format!(r#"{{"jsonrpc":"2.0","id":5,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(200));
+        let big =
+            format!(r#"{{"jsonrpc":"2.0","id":5,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(200));
         let ping = r#"{"jsonrpc":"2.0","id":6,"method":"ping"}"#;
         let input = format!("{big}\n{ping}\n");
         let (client, server) = tokio::io::duplex(1 << 16);
