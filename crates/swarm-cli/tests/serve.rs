@@ -976,3 +976,26 @@ fn a_slow_client_is_cut_off_after_the_header_read_timeout() {
     server.signal(nix::sys::signal::Signal::SIGTERM);
     server.wait(Duration::from_secs(30)).expect_code(0);
 }
+
+/// Past the cap on connections at once, a new one waits to be accepted until one closes.
+#[test]
+fn connections_past_the_cap_wait_for_one_to_close() {
+    let p = project();
+    let (server, addr) = serve_with(&p, &[], &[("SWARM_SERVE_MAX_CONNECTIONS", "2")]);
+    let held: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    let url = format!("http://{addr}/api/runs");
+    let tok = token();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = agent().get(&url).header("Authorization", &format!("Bearer {tok}")).call();
+        let _ = tx.send(r.map(|r| r.status().as_u16()).unwrap_or(0));
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(2)).is_err(),
+        "a third connection is not served while two are open"
+    );
+    drop(held);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(20)).expect("served once one closes"), 200);
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server.wait(Duration::from_secs(30)).expect_code(0);
+}

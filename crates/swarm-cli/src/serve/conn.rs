@@ -25,14 +25,16 @@ impl ConnLimits {
     pub const DEFAULT: ConnLimits =
         ConnLimits { header_read_timeout: Duration::from_secs(30), max_connections: 512 };
 
-    /// The defaults; tests shorten the deadline with `SWARM_SERVE_HEADER_TIMEOUT_S` (not part of
-    /// the interface).
+    /// The defaults; tests make them small with `SWARM_SERVE_HEADER_TIMEOUT_S` and
+    /// `SWARM_SERVE_MAX_CONNECTIONS` (not part of the interface).
     pub fn from_env() -> ConnLimits {
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<f64>().ok());
         let mut limits = ConnLimits::DEFAULT;
-        let secs =
-            std::env::var("SWARM_SERVE_HEADER_TIMEOUT_S").ok().and_then(|v| v.trim().parse::<f64>().ok());
-        if let Some(secs) = secs.filter(|s| s.is_finite() && *s > 0.0) {
+        if let Some(secs) = var("SWARM_SERVE_HEADER_TIMEOUT_S").filter(|s| s.is_finite() && *s > 0.0) {
             limits.header_read_timeout = Duration::from_secs_f64(secs);
+        }
+        if let Some(max) = var("SWARM_SERVE_MAX_CONNECTIONS").filter(|m| *m >= 1.0) {
+            limits.max_connections = max as usize;
         }
         limits
     }
