@@ -172,10 +172,16 @@ fn token() -> String {
 
 /// `swarm serve` on a free loopback port, with the token it made itself; its address.
 fn serve(p: &Project, extra: &[&str]) -> (Bg, String) {
+    serve_with(p, extra, &[])
+}
+
+/// [`serve`] with more environment (the hidden limits tests shorten).
+fn serve_with(p: &Project, extra: &[&str], env: &[(&str, &str)]) -> (Bg, String) {
     let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--json"];
     args.extend(extra);
     let mut cmd = p.command(&args);
     cmd.env("SERVE_TEST_PROVIDER_KEY", SECRET);
+    cmd.envs(env.iter().copied());
     let bg = p.spawn_cmd(cmd);
     let line = wait_for(Duration::from_secs(20), "swarm serve listens", || {
         let out = bg.stdout();
@@ -787,4 +793,209 @@ fn stopping_the_server_cancels_its_runs_and_says_how_to_resume() {
     out.expect_code(0);
     assert!(out.stderr.contains(&format!("swarm resume {run_id}")), "{}", out.dump());
     assert_eq!(p.status(&run_id)["state"], "cancelled");
+}
+
+/// `swarm mcp` with its stdio pipes: lines it prints arrive on the receiver.
+fn mcp_stdio(
+    p: &Project,
+) -> (std::process::Child, std::process::ChildStdin, std::sync::mpsc::Receiver<String>) {
+    let mut child = p
+        .command(&["mcp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("swarm mcp");
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, stdin, rx)
+}
+
+/// The answer to request `id`, waiting up to `timeout`.
+fn answer(rx: &std::sync::mpsc::Receiver<String>, id: u64, timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).unwrap_or_else(|e| panic!("no answer to request {id} ({e})"));
+        let msg: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if msg["id"].as_u64() == Some(id) {
+            return msg;
+        }
+    }
+}
+
+/// A request over `swarm mcp`'s 16 MiB line limit is answered with an error naming the limit
+/// (rmcp alone drops it without a word, and the client waits forever), and the server goes on
+/// serving the next request.
+#[test]
+fn an_mcp_stdio_request_over_16_mib_is_answered_and_the_server_goes_on() {
+    use std::io::Write;
+    let p = project();
+    let (mut child, mut stdin, rx) = mcp_stdio(&p);
+    let init = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    writeln!(
+        stdin,
+        "{init}\n{}",
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(answer(&rx, 1, Duration::from_secs(30))["result"]["protocolVersion"], "2025-06-18");
+    let huge = format!("## a: big\n- agent: exec\n- command: echo {}\n", "x".repeat(17 << 20));
+    let big = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "plan_check", "arguments": {"plan": huge}}});
+    let next = serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "plan_check", "arguments": {"plan_path": "good.md"}}});
+    // Written from a thread: the pipe fills while the server reads it.
+    let writer = std::thread::spawn(move || {
+        writeln!(stdin, "{big}\n{next}").unwrap();
+        stdin.flush().unwrap();
+        stdin
+    });
+    let refused = answer(&rx, 2, Duration::from_secs(60));
+    assert_eq!(refused["error"]["code"], -32600, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("16 MiB") && message.contains("16777216 bytes"), "{message}");
+    assert_eq!(refused["error"]["data"]["max_bytes"], 16777216);
+    let served = answer(&rx, 3, Duration::from_secs(30));
+    assert_eq!(served["result"]["structuredContent"]["ok"], true, "still serving: {served}");
+    drop(writer.join().unwrap());
+    assert!(child.wait().unwrap().success(), "swarm mcp ends when its client closes stdin");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("refused a message of more than 16 MiB (16777216 bytes) (id 2)"), "{stderr}");
+}
+
+/// An MCP `initialize` over streamable HTTP (the handshake revisions keep a session each): its
+/// status and session id.
+fn mcp_initialize(addr: &str) -> (u16, Option<String>, String) {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    let mut r = agent()
+        .post(&format!("http://{addr}/mcp"))
+        .header("Authorization", &format!("Bearer {}", token()))
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .send(body.to_string())
+        .expect("POST /mcp");
+    let session = r.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_string());
+    (r.status().as_u16(), session, r.body_mut().read_to_string().unwrap_or_default())
+}
+
+/// `tools/list` on a session: its HTTP status (404: no such session).
+fn mcp_use(addr: &str, session: &str) -> u16 {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let mut r = agent()
+        .post(&format!("http://{addr}/mcp"))
+        .header("Authorization", &format!("Bearer {}", token()))
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send(body.to_string())
+        .expect("POST /mcp");
+    let _ = r.body_mut().read_to_string();
+    r.status().as_u16()
+}
+
+/// MCP sessions are bounded (3,000 `initialize` once kept 3,000 sessions, +166 MB): past the
+/// limit a new one takes the place of the least recently used idle one, or is refused with 503
+/// while all are fresh; a session idle past the expiry is closed.
+#[test]
+fn mcp_sessions_are_bounded_and_expire() {
+    let p = project();
+    let limits = [("SWARM_SERVE_MCP_MAX_SESSIONS", "2"), ("SWARM_SERVE_MCP_IDLE_S", "8")];
+    let (server, addr) = serve_with(&p, &[], &limits);
+    let (status, a, _) = mcp_initialize(&addr);
+    assert_eq!(status, 200);
+    let (status, b, _) = mcp_initialize(&addr);
+    assert_eq!(status, 200);
+    let (a, b) = (a.expect("a session id"), b.expect("a session id"));
+    let (status, _, body) = mcp_initialize(&addr);
+    assert_eq!(status, 503, "a third session while both are fresh: {body}");
+    assert!(body.contains("too many MCP sessions: 2"), "{body}");
+    // `a` is used, so `b` is the least recently used: once idle a while, a new session takes its place.
+    assert_eq!(mcp_use(&addr, &a), 200);
+    let c = wait_for(Duration::from_secs(20), "a new session takes an idle one's place", || {
+        assert_eq!(mcp_use(&addr, &a), 200, "the session in use stays");
+        let (status, c, _) = mcp_initialize(&addr);
+        (status == 200).then_some(c)
+    });
+    assert!(c.is_some());
+    assert_eq!(mcp_use(&addr, &b), 404, "the replaced session is gone");
+    // Idle past the expiry (8 s here), the sessions are closed.
+    std::thread::sleep(Duration::from_secs(11));
+    assert_eq!(mcp_use(&addr, &a), 404, "an expired session is gone");
+    assert_eq!(mcp_initialize(&addr).0, 200);
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server.wait(Duration::from_secs(30)).expect_code(0);
+}
+
+/// A client that sends its request's headers slowly (slow-loris) is cut off once the header-read
+/// timeout passes (1 s here, 30 s by default), and the server goes on serving.
+#[test]
+fn a_slow_client_is_cut_off_after_the_header_read_timeout() {
+    use std::io::{Read, Write};
+    let p = project();
+    let (server, addr) = serve_with(&p, &[], &[("SWARM_SERVE_HEADER_TIMEOUT_S", "1")]);
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let started = Instant::now();
+    conn.write_all(format!("GET /api/runs HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ").as_bytes()).unwrap();
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        assert!(started.elapsed() < Duration::from_secs(15), "the connection is still open after 15 s");
+        match conn.read(&mut buf) {
+            Ok(0) => break started.elapsed(),
+            Ok(_) => {} // a 408 answer, before the close
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                // One more byte of the header, as a slow client sends them.
+                if conn.write_all(b"x").is_err() {
+                    break started.elapsed();
+                }
+            }
+            Err(_) => break started.elapsed(),
+        }
+    };
+    assert!(
+        closed >= Duration::from_millis(900) && closed < Duration::from_secs(5),
+        "closed after {closed:?}"
+    );
+    assert_eq!(get(&format!("http://{addr}/api/runs")).0, 200, "the server goes on serving");
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server.wait(Duration::from_secs(30)).expect_code(0);
+}
+
+/// Past the cap on connections at once, a new one waits to be accepted until one closes.
+#[test]
+fn connections_past_the_cap_wait_for_one_to_close() {
+    let p = project();
+    let (server, addr) = serve_with(&p, &[], &[("SWARM_SERVE_MAX_CONNECTIONS", "2")]);
+    let held: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    let url = format!("http://{addr}/api/runs");
+    let tok = token();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = agent().get(&url).header("Authorization", &format!("Bearer {tok}")).call();
+        let _ = tx.send(r.map(|r| r.status().as_u16()).unwrap_or(0));
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(2)).is_err(),
+        "a third connection is not served while two are open"
+    );
+    drop(held);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(20)).expect("served once one closes"), 200);
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server.wait(Duration::from_secs(30)).expect_code(0);
 }

@@ -6,6 +6,7 @@
 
 use super::app::{off_loop, App, OpError, PlanInput};
 use super::mcp::SwarmMcp;
+use super::sessions::{SessionLimits, Sessions, SessionsError};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -13,7 +14,6 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde::Deserialize;
 use serde_json::json;
@@ -113,14 +113,46 @@ struct Shared {
     app: Arc<App>,
     guard: Guard,
     open_bind: bool,
+    sessions: Arc<Sessions>,
 }
 
 async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
     let page = req.method() == axum::http::Method::GET && req.uri().path() == "/";
-    match s.guard.check(page, req.headers(), s.open_bind) {
-        Ok(()) => next.run(req).await,
-        Err((status, why)) => (status, Json(json!({ "error": why }))).into_response(),
+    if let Err((status, why)) = s.guard.check(page, req.headers(), s.open_bind) {
+        return (status, Json(json!({ "error": why }))).into_response();
     }
+    match admit(&s.sessions, req).await {
+        Ok(req) => next.run(req).await,
+        Err(refused) => refused,
+    }
+}
+
+/// The largest MCP request body read (rmcp's own limit).
+const MAX_MCP_BODY: usize = 4 * 1024 * 1024;
+
+/// An MCP `initialize` (a new session) when no session can be had is refused with 503, saying
+/// why (rmcp would answer 500); every other request passes.
+async fn admit(sessions: &Sessions, req: Request) -> Result<Request, Response> {
+    let new_session = req.method() == axum::http::Method::POST
+        && req.uri().path() == "/mcp"
+        && !req.headers().contains_key("mcp-session-id");
+    if !new_session || sessions.has_room() {
+        return Ok(req);
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_MCP_BODY).await else {
+        let too_large =
+            json!({ "error": format!("an MCP request body may be at most {MAX_MCP_BODY} bytes") });
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, Json(too_large)).into_response());
+    };
+    let initialize =
+        serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|v| v["method"] == "initialize");
+    if !initialize {
+        return Ok(Request::from_parts(parts, axum::body::Body::from(bytes)));
+    }
+    let why = SessionsError::Full { max: sessions.limits().max }.to_string();
+    Err((StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "60")], Json(json!({ "error": why })))
+        .into_response())
 }
 
 fn op_error(e: OpError) -> Response {
@@ -159,19 +191,16 @@ struct WaitQuery {
     wait_s: Option<f64>,
 }
 
-pub fn router(app: Arc<App>, guard_cfg: Guard, open_bind: bool) -> Router {
-    let shared = Shared { app: app.clone(), guard: guard_cfg.clone(), open_bind };
+pub fn router(app: Arc<App>, guard_cfg: Guard, open_bind: bool, limits: SessionLimits) -> Router {
+    let sessions = Arc::new(Sessions::new(limits));
+    let shared = Shared { app: app.clone(), guard: guard_cfg.clone(), open_bind, sessions: sessions.clone() };
     let mut mcp_config = StreamableHttpServerConfig::default();
     // Our own guard checks Host and Origin for every route; rmcp's would refuse a non-loopback
     // bind's own name.
     mcp_config.allowed_hosts = vec![];
     mcp_config.sse_keep_alive = Some(Duration::from_secs(15));
     let mcp_app = app.clone();
-    let mcp = StreamableHttpService::new(
-        move || Ok(SwarmMcp::new(mcp_app.clone())),
-        Arc::new(LocalSessionManager::default()),
-        mcp_config,
-    );
+    let mcp = StreamableHttpService::new(move || Ok(SwarmMcp::new(mcp_app.clone())), sessions, mcp_config);
     Router::new()
         .route("/", get(dashboard))
         .route("/api/runs", get(list_runs).post(start_run))

@@ -2,8 +2,11 @@
 //! HTTP, the JSON API, live events and the dashboard), both on one [`app::App`] and its engine.
 
 pub mod app;
+pub mod conn;
 pub mod http;
 pub mod mcp;
+pub mod sessions;
+pub mod stdio;
 pub mod token;
 
 use crate::cli::{McpArgs, ServeArgs};
@@ -42,7 +45,7 @@ pub fn mcp(store: Option<&str>, config: Option<&Path>, args: McpArgs) -> CliResu
     rt.block_on(async move {
         use rmcp::ServiceExt;
         let server = mcp::SwarmMcp::new(app.clone())
-            .serve(rmcp::transport::stdio())
+            .serve(stdio::stdio())
             .await
             .map_err(|e| CliError::other(anyhow!("MCP over stdio: {e}")))?;
         let _ = server.waiting().await;
@@ -89,11 +92,8 @@ pub fn serve(store: Option<&str>, config: Option<&Path>, args: ServeArgs) -> Cli
         };
         announce(local, file.as_deref().map(|f| (f, token.as_str())), args.json);
         let guard = http::Guard::new(local, token);
-        let router = http::router(app.clone(), guard, open_bind);
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| CliError::other(anyhow!("serve: {e}")))?;
+        let router = http::router(app.clone(), guard, open_bind, sessions::SessionLimits::from_env());
+        conn::serve(listener, router, conn::ConnLimits::from_env(), shutdown_signal()).await;
         app.shutdown().await;
         Ok(0)
     })
