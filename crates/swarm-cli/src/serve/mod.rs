@@ -2,9 +2,12 @@
 //! HTTP, the JSON API, live events and the dashboard), both on one [`app::App`] and its engine.
 
 pub mod app;
+mod dashboard;
 pub mod http;
+mod live_log;
 pub mod mcp;
 pub mod token;
+pub mod views;
 
 use crate::cli::{McpArgs, ServeArgs};
 use crate::error::{CliError, CliResult};
