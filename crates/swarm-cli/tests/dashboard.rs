@@ -207,3 +207,63 @@ fn the_dashboard_views_in_chromium() {
 fn the_dashboard_views_in_firefox() {
     check("firefox");
 }
+
+/// The SSE events of a finished stream at `url`: `(event, data)` pairs up to `end`.
+fn sse(url: &str, token: &str) -> Vec<(String, Value)> {
+    use std::io::BufRead;
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(30))).build().into();
+    let r =
+        agent.get(url).header("Authorization", &format!("Bearer {token}")).call().expect("GET the stream");
+    let mut out = Vec::new();
+    let mut event = String::new();
+    for line in std::io::BufReader::new(r.into_body().into_reader()).lines() {
+        let line = line.expect("a line of the stream");
+        if let Some(e) = line.strip_prefix("event: ") {
+            event = e.to_string();
+        } else if let Some(d) = line.strip_prefix("data: ") {
+            out.push((std::mem::take(&mut event), serde_json::from_str(d).expect("JSON data")));
+            if out.last().unwrap().0 == "end" {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// A task's log as SSE: whole from offset 0, only the rest from a later offset, and a `capped`
+/// event when the log reached its head+tail cap.
+#[test]
+fn the_log_stream_goes_on_from_an_offset_and_says_when_the_cap_applies() {
+    let p = Project::new();
+    p.write("swarm.toml", &format!("{FAST_CONFIG}log_limit = \"4KiB\"\n"));
+    p.write(
+        "logs.md",
+        "## small: Prints a little\n- agent: exec\n- command: printf 'one\\ntwo\\nthree\\n'\n\n\
+         ## flood: Prints a lot\n- agent: exec\n- command: seq 1 3000\n",
+    );
+    let (server, addr, token) = serve(&p);
+    let base = format!("http://{addr}");
+    let (_, started) =
+        call("POST", &format!("{base}/api/runs"), Some(&token), Some(r#"{"plan_path": "logs.md"}"#));
+    let run = started["run_id"].as_str().unwrap().to_string();
+    wait_status(&p, &run, "the run ends", |st| st["state"] == "succeeded");
+    let text = |events: &[(String, Value)]| -> String {
+        events.iter().filter(|(e, _)| e == "chunk").map(|(_, d)| d["text"].as_str().unwrap()).collect()
+    };
+    let whole = sse(&format!("{base}/api/runs/{run}/tasks/small/log"), &token);
+    assert_eq!(text(&whole), "one\ntwo\nthree\n", "{whole:?}");
+    assert_eq!(whole.last().unwrap(), &("end".to_string(), serde_json::json!({ "attempt": 1, "next": 14 })));
+    let rest = sse(&format!("{base}/api/runs/{run}/tasks/small/log?offset=4"), &token);
+    assert_eq!(text(&rest), "two\nthree\n");
+    assert_eq!(rest[0].1["offset"], 4);
+    let flood = sse(&format!("{base}/api/runs/{run}/tasks/flood/log"), &token);
+    let capped: Vec<_> = flood.iter().filter(|(e, _)| e == "capped").collect();
+    assert_eq!(capped.len(), 1, "{flood:?}");
+    assert!(capped[0].1["message"].as_str().unwrap().contains("log_limit"));
+    assert!(text(&flood).ends_with("3000\n"), "the tail is there once the attempt ended");
+    let (status, err) = call("GET", &format!("{base}/api/runs/{run}/tasks/nope/log"), Some(&token), None);
+    assert_eq!(status, 404, "{err}");
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server.wait(Duration::from_secs(30)).expect_code(0);
+}
