@@ -56,7 +56,7 @@ function drawGraph() {
 }
 
 function marker(id) {
-  return svg("marker", { id, viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" },
+  return svg("marker", { id, viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "8", markerHeight: "8", markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" },
     svg("path", { d: "M0,0 L10,5 L0,10 z" }));
 }
 
@@ -84,7 +84,7 @@ function fit() {
   const w = parseFloat(c.style.width) || 1, h = parseFloat(c.style.height) || 1;
   pan.k = Math.min(1, vp.clientWidth / w, vp.clientHeight / h);
   pan.k = Math.max(pan.k, 0.1);
-  pan.x = Math.max(0, (vp.clientWidth - w * pan.k) / 2); pan.y = 0;
+  pan.x = 0; pan.y = 0;
   apply();
 }
 

@@ -32,12 +32,19 @@ function drawModels() {
   for (const m of p.models) (layers.get(m.layer) || layers.set(m.layer, []).get(m.layer)).push(m);
   const box = $("models");
   if (!p.models.length) {
-    box.replaceChildren(el("p", { class: "muted" }, "No model hierarchy: swarm.toml has no [models] layers."));
+    // No hierarchy: the models the tasks named, as the report counts them.
+    const rows = (r.by_model || []).filter((m) => m.model).map((m) => el("tr", { class: "model", "data-model": m.model },
+      el("td", {}, m.model), el("td", {}, `${m.attempts} attempt(s)`), el("td", {}, `${m.tokens_in}/${m.tokens_out} · $${m.cost_usd.toFixed(4)}`)));
+    box.replaceChildren(el("p", { class: "muted small" }, "No model hierarchy (swarm.toml has no [models] layers): the models the tasks named."),
+      el("table", { class: "models" }, el("thead", {}, el("tr", {}, ...["model", "served", "tokens in/out · cost"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, ...rows)));
   } else {
-    box.replaceChildren(el("div", { class: "layers" }, ...[...layers.keys()].sort((a, b) => a - b).map((layer) =>
-      el("section", { class: "layer", "aria-label": "Layer " + layer }, el("h3", {}, "Layer " + layer),
-        el("table", {}, el("thead", {}, el("tr", {}, ...["model", "state", "this minute", "today", "absorbed", "tokens · cost"].map((h) => el("th", {}, h)))),
-          el("tbody", {}, ...layers.get(layer).map((m) => modelRow(m, run, used.get(m.model)))))))));
+    const heads = ["model", "state", "this minute", "today", "429s absorbed (this run)", "tokens in/out · cost (this run)"];
+    box.replaceChildren(el("table", { class: "models", "aria-label": "Models of the hierarchy, by layer" },
+      el("thead", {}, el("tr", {}, ...heads.map((h) => el("th", {}, h)))),
+      ...[...layers.keys()].sort((a, b) => a - b).map((layer) => el("tbody", { "aria-label": "Layer " + layer },
+        el("tr", { class: "layer-head" }, el("th", { colspan: String(heads.length), scope: "rowgroup" }, "Layer " + layer)),
+        ...layers.get(layer).map((m) => modelRow(m, run, used.get(m.model)))))));
   }
   drawBudget(p, r);
   drawChart(run.per_minute);
