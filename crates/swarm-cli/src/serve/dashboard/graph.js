@@ -4,6 +4,7 @@
 
 const NODE = { w: 180, h: 62, gx: 70, gy: 14, pad: 16 };
 const pan = { x: 0, y: 0, k: 1, fitNext: true };
+const MIN_ZOOM = 0.02; // a 500-task graph still fits
 
 function graphFitNext() { pan.fitNext = true; }
 
@@ -83,7 +84,7 @@ function fit() {
   const vp = $("graph"), c = $("graph-canvas");
   const w = parseFloat(c.style.width) || 1, h = parseFloat(c.style.height) || 1;
   pan.k = Math.min(1, vp.clientWidth / w, vp.clientHeight / h);
-  pan.k = Math.max(pan.k, 0.1);
+  pan.k = Math.max(pan.k, MIN_ZOOM);
   pan.x = 0; pan.y = 0;
   apply();
 }
@@ -91,7 +92,7 @@ function fit() {
 function zoom(factor, cx, cy) {
   const vp = $("graph");
   if (cx === undefined) { cx = vp.clientWidth / 2; cy = vp.clientHeight / 2; }
-  const k = Math.min(3, Math.max(0.1, pan.k * factor));
+  const k = Math.min(3, Math.max(MIN_ZOOM, pan.k * factor));
   pan.x = cx - (cx - pan.x) * (k / pan.k); pan.y = cy - (cy - pan.y) * (k / pan.k); pan.k = k;
   apply();
 }

@@ -5,7 +5,7 @@
 const TL = { label: 150, row: 26, bar: 16, top: 24, right: 16 };
 
 function ticks(span) {
-  const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200].map((s) => s * 1000);
+  const steps = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200].map((s) => s * 1000);
   return steps.find((s) => span / s <= 8) || 3600 * 1000 * Math.ceil(span / (8 * 3600 * 1000));
 }
 
@@ -25,7 +25,7 @@ function drawTimeline() {
   for (let at = 0; at <= end - start; at += step) {
     const px = TL.label + (at / (end - start)) * plot;
     axis.append(svg("line", { class: "grid", x1: px, x2: px, y1: TL.top - 6, y2: height }),
-      svg("text", { x: px + 2, y: 14 }, "+" + human(at)));
+      svg("text", { x: px + 2, y: 14, "text-anchor": px > width - 50 ? "end" : "start" }, "+" + human(at)));
   }
   root.append(axis);
   t.rows.forEach((row, i) => {
