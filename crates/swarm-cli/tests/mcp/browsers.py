@@ -71,6 +71,13 @@ class Firefox:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env={"HOME": self._profile, "PATH": "/usr/bin:/bin", "MOZ_HEADLESS": "1"},
         )
+        try:
+            self._start(connect, port)
+        except BaseException:
+            self._stop()  # no browser left behind by a start that failed
+            raise
+
+    def _start(self, connect, port):
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -132,12 +139,15 @@ class Firefox:
         try:
             self._ws.close()
         finally:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-            shutil.rmtree(self._profile, ignore_errors=True)
+            self._stop()
+
+    def _stop(self):
+        self._proc.terminate()
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+        shutil.rmtree(self._profile, ignore_errors=True)
 
 
 def _free_port():
