@@ -17,6 +17,7 @@ pub mod secrets;
 pub mod state;
 pub mod state_doc;
 pub mod team;
+pub mod timeline;
 
 pub use event::{Event, EventKind, Stream};
 pub use plan::{Plan, Task, Workdir};

@@ -230,6 +230,32 @@ pub struct AttemptReport {
     /// resolved its merge conflict (`on_conflict: agent`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<AttemptKind>,
+    /// When the attempt's turn came: its task became ready to run (the first attempt) or its
+    /// previous attempt ended (a retry); it waited for a free slot (and a retry's backoff) until
+    /// `started_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<DateTime<Utc>>,
+    /// When the task's `check` started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks_at: Option<DateTime<Utc>>,
+    /// When its work went to the merge queue (worktree tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merging_at: Option<DateTime<Utc>>,
+    /// The times its requests waited for a model slot (every allowed model cooling or at its
+    /// limit, or refusing first); an open one has no `to` yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_waits: Vec<ModelWaitSpan>,
+}
+
+/// A time an attempt waited for a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ModelWaitSpan {
+    pub from: DateTime<Utc>,
+    #[serde(default)]
+    pub to: Option<DateTime<Utc>>,
+    /// The model it waited for, when one was named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 /// What an attempt was for.
@@ -269,6 +295,10 @@ impl AttemptReport {
             session_id: None,
             requests: vec![],
             kind: None,
+            queued_at: None,
+            checks_at: None,
+            merging_at: None,
+            model_waits: vec![],
         }
     }
 

@@ -195,8 +195,8 @@ pub struct ReportSpec {
 
 /// What an executor says about the attempt it runs, in order: for a hierarchy route any number
 /// of `ModelWait` then `ModelPicked`; `Started` (or straight `Finished` when it could not
-/// start); any number of `Output`, `Usage`, `Session`, `AgentError` and `CheckStarted`; then
-/// `Finished`.
+/// start); any number of `Output`, `Usage`, `Session`, `AgentError` and `CheckStarted`; for a
+/// succeeded worktree task `Merging`; then `Finished`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AttemptEvent {
@@ -240,6 +240,8 @@ pub enum AttemptEvent {
     CheckStarted {
         pgid: Option<u32>,
     },
+    /// The task's work waits for the merge queue and is merged into the integration branch.
+    Merging,
     Finished {
         exit_code: Option<i32>,
         outcome: Result<(), Failure>,

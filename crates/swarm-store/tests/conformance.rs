@@ -127,6 +127,10 @@ pub fn applies_batches_atomically_and_in_order(store: &dyn Store) {
         session_id: None,
         requests: vec![],
         kind: None,
+        queued_at: Some(Utc::now()),
+        checks_at: None,
+        merging_at: None,
+        model_waits: vec![],
     });
     let mut run = record("r2", 0, &["a", "b"]);
     run.state = RunState::Failed;

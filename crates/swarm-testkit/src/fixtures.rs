@@ -7,7 +7,7 @@ use swarm_core::event::{Event, EventKind};
 use swarm_core::failure::FailureClass;
 use swarm_core::plan::Plan;
 use swarm_core::report::{
-    AttemptReport, MergeState, ModelRequests, RunGit, RunRecord, RunReport, TaskReport,
+    AttemptReport, MergeState, ModelRequests, ModelWaitSpan, RunGit, RunRecord, RunReport, TaskReport,
 };
 use swarm_core::state::{Reason, RunState, TaskState};
 
@@ -72,6 +72,14 @@ fn schema() -> TaskReport {
     let mut t = task("schema", "Define the schema", "opencode", TaskState::Succeeded);
     let mut a = attempt(1, "opencode", 1_200, 184_900);
     a.exit_code = Some(0);
+    a.queued_at = Some(at(200));
+    a.model_waits = vec![ModelWaitSpan {
+        from: at(40_000),
+        to: Some(at(52_000)),
+        model: Some("gemini/gemini-2.5-flash".into()),
+    }];
+    a.checks_at = Some(at(170_000));
+    a.merging_at = Some(at(182_000));
     (a.tokens_in, a.tokens_out, a.cost_usd) = (5_200, 830, 0.0);
     a.requests = vec![
         ModelRequests {
@@ -81,7 +89,7 @@ fn schema() -> TaskReport {
             tokens_in: 4_000,
             tokens_out: 600,
             cost_usd: 0.0,
-            wait_ms: 0,
+            wait_ms: 12_000,
         },
         ModelRequests {
             model: "groq/llama-3.3-70b".into(),
@@ -110,10 +118,13 @@ fn api() -> TaskReport {
     first.reason = Some(Reason::ExitCode);
     first.exit_code = Some(1);
     first.failure_class = Some(FailureClass::RateLimited);
+    first.queued_at = Some(at(184_900));
     let mut second = attempt(2, "claude", 402_000, 690_500);
     second.model = Some("anthropic/claude-sonnet-4".into());
     (second.tokens_in, second.tokens_out, second.cost_usd) = (9_500, 1_700, 0.054);
     second.reason = Some(Reason::CheckFailed);
+    second.queued_at = Some(at(400_000));
+    second.checks_at = Some(at(660_000));
     second.exit_code = Some(0);
     t.attempts = vec![first, second];
     t.reason = Some(Reason::CheckFailed);
@@ -136,6 +147,8 @@ fn ui() -> TaskReport {
     a.exit_code = Some(0);
     (a.tokens_in, a.tokens_out, a.cost_usd) = (20_000, 4_000, 0.013);
     a.reason = Some(Reason::MergeConflict);
+    a.queued_at = Some(at(200));
+    a.merging_at = Some(at(745_000));
     t.attempts = vec![a];
     t.reason = Some(Reason::MergeConflict);
     t.detail = Some("its work conflicts with the integration branch in src/app.tsx".into());

@@ -155,7 +155,7 @@ async fn admit(sessions: &Sessions, req: Request) -> Result<Request, Response> {
         .into_response())
 }
 
-fn op_error(e: OpError) -> Response {
+pub(super) fn op_error(e: OpError) -> Response {
     let status = StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(json!({ "error": e.message }))).into_response()
 }
@@ -208,13 +208,47 @@ pub fn router(app: Arc<App>, guard_cfg: Guard, open_bind: bool, limits: SessionL
         .route("/api/runs/{run_id}/events", get(run_events))
         .route("/api/runs/{run_id}/cancel", post(cancel_run))
         .route("/api/runs/{run_id}/tasks/{task_id}/logs", get(task_logs))
+        .route("/api/runs/{run_id}/tasks/{task_id}/log", get(task_log_stream))
+        .route("/api/runs/{run_id}/timeline", get(run_timeline))
+        .route("/api/models", get(models_panel))
         .nest_service("/mcp", mcp)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), guard))
         .with_state(shared)
 }
 
 async fn dashboard() -> Response {
-    ([(header::CACHE_CONTROL, "no-store")], Html(include_str!("dashboard.html"))).into_response()
+    ([(header::CACHE_CONTROL, "no-store")], Html(super::dashboard::page())).into_response()
+}
+
+async fn run_timeline(State(s): State<Shared>, Path(run_id): Path<String>) -> Response {
+    blocking(&s.app, StatusCode::OK, move |app| app.run_timeline(&run_id)).await
+}
+
+#[derive(Deserialize)]
+struct ModelsQuery {
+    #[serde(default)]
+    run: Option<String>,
+}
+
+async fn models_panel(State(s): State<Shared>, Query(q): Query<ModelsQuery>) -> Response {
+    blocking(&s.app, StatusCode::OK, move |app| app.models_panel(q.run.as_deref())).await
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    #[serde(default)]
+    offset: u64,
+    #[serde(default)]
+    attempt: Option<u32>,
+}
+
+/// The task's log as it is written (Server-Sent Events), from `offset`.
+async fn task_log_stream(
+    State(s): State<Shared>,
+    Path((run_id, task_id)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    super::live_log::stream(s.app.clone(), run_id, task_id, q.attempt, q.offset).await
 }
 
 async fn list_runs(State(s): State<Shared>) -> Response {

@@ -3,11 +3,14 @@
 
 pub mod app;
 pub mod conn;
+mod dashboard;
 pub mod http;
+mod live_log;
 pub mod mcp;
 pub mod sessions;
 pub mod stdio;
 pub mod token;
+pub mod views;
 
 use crate::cli::{McpArgs, ServeArgs};
 use crate::error::{CliError, CliResult};

@@ -52,8 +52,10 @@ impl Dispatcher {
             Some(why) => Err(why.clone()),
             None => launcher.job(task, attempt, self.docs[i].attempts.last(), choice),
         };
+        let queued = self.queued_since(task, attempt);
         let t = &self.record.spec.tasks[i];
         let mut doc = AttemptReport::new(attempt, &t.agent, Utc::now());
+        doc.queued_at = queued;
         (doc.model, doc.layer) = match route {
             LiveRoute::Task => (t.model.clone(), t.tier),
             _ => (None, t.tier),
@@ -148,12 +150,14 @@ impl Dispatcher {
                 None
             }
             AttemptEvent::ModelWait { model, until_ms } => {
+                self.wait_began(task, attempt, &model);
                 let until = Utc.timestamp_millis_opt(until_ms as i64).single().unwrap_or_else(Utc::now);
                 let task = self.id(task).to_string();
                 self.emit(EventKind::ModelWait { task, attempt, model, until });
                 None
             }
             AttemptEvent::ModelPicked { model, layer } => {
+                self.wait_over(task, attempt);
                 if let Some(LiveRoute::Hierarchy { picked }) = self.live_route(task, attempt) {
                     *picked = Some(model.clone());
                 }
@@ -163,6 +167,10 @@ impl Dispatcher {
                 self.save_task(task);
                 let task = self.id(task).to_string();
                 self.emit(EventKind::ModelServing { task, attempt, model, layer });
+                None
+            }
+            AttemptEvent::Merging => {
+                self.merging_began(task, attempt);
                 None
             }
             ev => {
@@ -183,7 +191,10 @@ impl Dispatcher {
                 a.pid = pid;
                 a.workdir = Some(workdir.display().to_string());
             }
-            AttemptEvent::CheckStarted { pgid } => a.pid = pgid,
+            AttemptEvent::CheckStarted { pgid } => {
+                a.pid = pgid;
+                a.checks_at.get_or_insert_with(Utc::now);
+            }
             AttemptEvent::Usage { tokens_in, tokens_out, cost_usd } if !metered => {
                 a.tokens_in += tokens_in;
                 a.tokens_out += tokens_out;
@@ -259,6 +270,7 @@ impl Dispatcher {
                 MergeOutcome::Conflict { paths } => (Some(MergeState::Conflict), paths.clone()),
             };
         }
+        self.wait_over(task, attempt);
         if let Some(a) = self.docs[i].attempts.iter_mut().find(|a| a.n == attempt) {
             a.ended_at = Some(Utc::now());
             a.exit_code = exit_code;

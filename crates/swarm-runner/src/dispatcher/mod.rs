@@ -9,6 +9,7 @@ mod finish;
 pub(crate) mod launch;
 pub mod mirror;
 mod models;
+mod phases;
 pub mod report_files;
 mod setup;
 pub(crate) mod sweeper;
@@ -183,6 +184,8 @@ struct Dispatcher {
     bus: EventBus,
     hooks: Hooks,
     mirror: Mirror,
+    /// When each task waiting for its first attempt became ready (its queued phase).
+    ready_at: HashMap<u32, chrono::DateTime<Utc>>,
 }
 
 /// Starts the run's dispatcher on the current tokio runtime.
@@ -326,6 +329,9 @@ impl Dispatcher {
     }
 
     fn set_state(&mut self, task: u32, state: TaskState, reason: Option<Reason>, detail: Option<String>) {
+        if state == TaskState::Ready {
+            self.note_ready(task);
+        }
         let doc = &mut self.docs[task as usize];
         doc.state = state;
         if state.is_terminal() {

@@ -27,6 +27,7 @@ impl Dispatcher {
                 self.emit(EventKind::ModelFallback { task, attempt, model, class, action });
             }
             GatewayEvent::Waiting { task, attempt, model, until_ms } => {
+                self.wait_began(task, attempt, &model);
                 let until = Utc.timestamp_millis_opt(until_ms as i64).single().unwrap_or_else(Utc::now);
                 let task = self.id(task).to_string();
                 self.emit(EventKind::ModelWait { task, attempt, model, until });
@@ -44,6 +45,7 @@ impl Dispatcher {
     /// A request answered for an attempt: metered on the attempt (per model), said when the
     /// model changed, and logged in the run's request log.
     fn served(&mut self, s: Served) {
+        self.wait_served(s.task, s.attempt, s.arrived_ms, s.waited_ms);
         let Some(a) = self.docs[s.task as usize].attempts.iter_mut().find(|a| a.n == s.attempt) else {
             return;
         };

@@ -4,6 +4,7 @@ use crate::os::paths::RunDir;
 use std::fmt::Write as _;
 use std::path::Path;
 use swarm_core::report::{MergeState, RunReport};
+use swarm_core::timeline::Timeline;
 
 pub fn write(dir: &RunDir, report: &RunReport) -> std::io::Result<()> {
     std::fs::create_dir_all(&dir.root)?;
@@ -26,6 +27,8 @@ pub fn markdown(r: &RunReport) -> String {
     let mut s = String::new();
     summary(&mut s, r);
     tasks_table(&mut s, r);
+    timeline(&mut s, r);
+    layers_table(&mut s, r);
     merge_back(&mut s, r);
     handoffs(&mut s, r);
     shared_state(&mut s, r);
@@ -105,12 +108,55 @@ fn summary(s: &mut String, r: &RunReport) {
     for m in r.by_model.iter().filter(|m| !m.model.is_empty()) {
         let _ = writeln!(s, "  - `{}`: {}", m.model, m.summary());
     }
+}
+
+/// The model hierarchy's layers at work: what each served, with which models, and how long
+/// requests waited for a model there.
+fn layers_table(s: &mut String, r: &RunReport) {
+    if r.by_layer.is_empty() {
+        return;
+    }
+    let requests: Vec<_> = r.tasks.iter().flat_map(|t| &t.attempts).flat_map(|a| &a.requests).collect();
+    let _ = writeln!(s, "\n## Model layers\n");
+    let _ = writeln!(s, "| layer | models | requests | tokens in | tokens out | cost | waited |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for l in &r.by_layer {
+        let mut models: Vec<&str> =
+            requests.iter().filter(|q| q.layer == l.layer).map(|q| q.model.as_str()).collect();
+        models.sort_unstable();
+        models.dedup();
+        let waited: u64 = requests.iter().filter(|q| q.layer == l.layer).map(|q| q.wait_ms).sum();
+        let models: Vec<String> = models.iter().map(|m| format!("`{m}`")).collect();
         let _ = writeln!(
             s,
-            "  - layer {}: {} request(s), {} in, {} out, ${:.4}",
-            l.layer, l.requests, l.tokens_in, l.tokens_out, l.cost_usd
+            "| {} | {} | {} | {} | {} | ${:.4} | {:.1}s |",
+            l.layer,
+            models.join(", "),
+            l.requests,
+            l.tokens_in,
+            l.tokens_out,
+            l.cost_usd,
+            waited as f64 / 1000.0
         );
+    }
+}
+
+/// The run as a Mermaid gantt: each attempt's phases per task.
+fn timeline(s: &mut String, r: &RunReport) {
+    const MAX_TASKS: usize = 60;
+    if r.tasks.iter().all(|t| t.attempts.is_empty()) {
+        return;
+    }
+    let t = Timeline::of(r, r.ended_at.unwrap_or_else(chrono::Utc::now));
+    let _ = writeln!(s, "\n## Timeline\n");
+    s.push_str(&swarm_core::timeline::mermaid(&t, MAX_TASKS));
+    let ran = t.rows.iter().filter(|row| !row.bars.is_empty()).count();
+    if ran > MAX_TASKS {
+        let _ =
+            writeln!(s, "\n(the first {MAX_TASKS} of {ran} tasks that ran; the dashboard shows them all)");
+    }
+    if t.critical.len() > 1 {
+        let _ = writeln!(s, "\nCritical path: {}.", t.critical.join(" → "));
     }
 }
 

@@ -80,6 +80,7 @@ impl Dispatcher {
             bus,
             hooks,
             mirror,
+            ready_at: HashMap::new(),
         };
         (d, sched, Inbox { exec, gw, swept, notes })
     }

@@ -292,3 +292,50 @@ async fn the_last_model_left_failing_spends_the_tasks_own_retries() {
     );
     assert_eq!(h.d.docs[0].state, TaskState::Failed);
 }
+
+#[tokio::test]
+async fn an_attempts_phases_are_recorded_for_the_timeline() {
+    let mut h = harness("## a: A\n- agent: exec\n- command: true\n- retries: 1\n", "");
+    let first = h.d.docs[0].attempts[0].clone();
+    assert!(first.queued_at.is_some_and(|q| q <= first.started_at), "queued since it became ready");
+    // A request waits for a model (the gateway says so), then is served after 3 s.
+    h.d.on_gateway(GatewayEvent::Waiting { task: 0, attempt: 1, model: "p/a".into(), until_ms: 0 });
+    h.d.on_gateway(GatewayEvent::Waiting { task: 0, attempt: 1, model: "p/a".into(), until_ms: 0 });
+    let open = &h.d.docs[0].attempts[0].model_waits;
+    assert_eq!((open.len(), open[0].to, open[0].model.as_deref()), (1, None, Some("p/a")), "one wait open");
+    let served = |arrived_ms, waited_ms| Served {
+        task: 0,
+        attempt: 1,
+        model: "p/a".into(),
+        layer: 1,
+        status: 200,
+        tokens_in: 1,
+        tokens_out: 1,
+        cost_usd: 0.0,
+        arrived_ms,
+        waited_ms,
+        latency_ms: 5,
+        fallback: None,
+    };
+    let arrived = first.started_at.timestamp_millis() as u64;
+    h.d.on_gateway(GatewayEvent::Served(served(arrived, 3_000)));
+    // A wait the gateway did not announce but that held the request up counts too; a refusal
+    // absorbed in passing does not.
+    h.d.on_gateway(GatewayEvent::Served(served(arrived + 10_000, 1_000)));
+    h.d.on_gateway(GatewayEvent::Served(served(arrived + 20_000, 20)));
+    let waits = &h.d.docs[0].attempts[0].model_waits;
+    let ms = |d: Option<chrono::DateTime<Utc>>| d.map(|d| d.timestamp_millis() as u64);
+    assert_eq!(waits.len(), 2, "{waits:?}");
+    assert_eq!(ms(waits[0].to), Some(arrived + 3_000));
+    assert_eq!((ms(Some(waits[1].from)), ms(waits[1].to)), (Some(arrived + 10_000), Some(arrived + 11_000)));
+    h.say(0, 1, AttemptEvent::CheckStarted { pgid: None });
+    h.say(0, 1, AttemptEvent::Merging);
+    let a = &h.d.docs[0].attempts[0];
+    assert!(a.checks_at.is_some() && a.merging_at >= a.checks_at, "{a:?}");
+    // The retry was queued from the moment the first attempt ended.
+    h.finished(0, 1, failed(Reason::ExitCode, "exit 1"), Evidence::default());
+    h.d.feed(&mut h.sched, Some(Input::RetryDue { task: 0 }));
+    let (first, second) = (&h.d.docs[0].attempts[0], &h.d.docs[0].attempts[1]);
+    assert_eq!(second.queued_at, first.ended_at);
+    assert!(second.checks_at.is_none() && second.model_waits.is_empty());
+}

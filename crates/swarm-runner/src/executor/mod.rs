@@ -100,6 +100,9 @@ pub async fn run(
                 evidence.warnings.extend(changes.unwrap_or_default());
             }
             if outcome.is_ok() {
+                if matches!(job.workspace, crate::job::WorkspaceSpec::Worktree { .. }) {
+                    send(AttemptEvent::Merging);
+                }
                 integrate(&job, &ctx, model.as_deref(), copied.clone(), &mut outcome, &mut evidence).await;
                 let conflict = Conflict { resolved: &resolved, copied: &copied, tx: tx.clone() };
                 resolve_conflict(&job, &ctx, conflict, &mut outcome, &mut evidence, &mut stop).await;
