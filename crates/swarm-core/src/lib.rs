@@ -18,6 +18,7 @@ pub mod state;
 pub mod state_doc;
 pub mod team;
 pub mod timeline;
+pub mod untrusted;
 
 pub use event::{Event, EventKind, Stream};
 pub use plan::{Plan, Task, Workdir};

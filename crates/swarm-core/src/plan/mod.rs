@@ -63,9 +63,9 @@ pub fn load(path: &Path, ctx: &PlanContext) -> Result<Plan, Diagnostics> {
     if ctx.plan_dir.is_none() {
         ctx.plan_dir = Some(path.parent().map(Path::to_path_buf).unwrap_or_default());
     }
-    match source::read(path, source::PLAN_LIMIT) {
+    match source::read(path) {
         Ok(bytes) => parse_bytes(&file, &bytes, PlanFormat::of(path), &ctx),
-        Err(e) => Err(Diagnostics::unreadable(&file, &e.to_string())),
+        Err(why) => Err(Diagnostics::unreadable(&file, &why)),
     }
 }
 

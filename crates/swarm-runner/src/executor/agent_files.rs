@@ -3,10 +3,9 @@
 //! valid report says is bounded again before it reaches the store, the mirror or report.json;
 //! the whole file stays where the agent wrote it.
 
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use swarm_core::completion::Completion;
+use swarm_core::untrusted::{self, Links, ReadError};
 
 /// Largest completion.json swarm reads.
 pub const COMPLETION_LIMIT: u64 = 1024 * 1024;
@@ -31,58 +30,18 @@ pub enum UntrustedError {
     },
 }
 
-fn kind_of(t: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_dir() {
-        "directory"
-    } else if t.is_fifo() {
-        "FIFO"
-    } else if t.is_socket() {
-        "socket"
-    } else if t.is_char_device() || t.is_block_device() {
-        "device"
-    } else {
-        "special file"
-    }
-}
-
 /// Reads `path` if it is a regular, singly linked file of at most `limit` bytes, opened without
 /// following a link in its last component and without blocking.
 pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, UntrustedError> {
-    let io = |source| UntrustedError::Io { path: path.to_path_buf(), source };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc_flags::O_NOFOLLOW | libc_flags::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc_flags::ELOOP) => UntrustedError::Symlink(path.to_path_buf()),
-            _ if e.kind() == std::io::ErrorKind::NotFound => UntrustedError::Missing(path.to_path_buf()),
-            _ => io(e),
-        })?;
-    let meta = file.metadata().map_err(io)?;
-    if !meta.file_type().is_file() {
-        return Err(UntrustedError::NotRegular { path: path.to_path_buf(), kind: kind_of(meta.file_type()) });
-    }
-    if meta.nlink() > 1 {
-        return Err(UntrustedError::HardLinked { path: path.to_path_buf(), links: meta.nlink() });
-    }
-    if meta.len() > limit {
-        return Err(UntrustedError::TooLarge { path: path.to_path_buf(), size: meta.len(), limit });
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    // The file may grow while we read: never take more than the limit.
-    file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
-    if bytes.len() as u64 > limit {
-        return Err(UntrustedError::TooLarge { path: path.to_path_buf(), size: bytes.len() as u64, limit });
-    }
-    Ok(bytes)
-}
-
-/// The open flags and errno this module needs (nix re-exports them from libc).
-mod libc_flags {
-    pub const O_NOFOLLOW: i32 = nix::fcntl::OFlag::O_NOFOLLOW.bits();
-    pub const O_NONBLOCK: i32 = nix::fcntl::OFlag::O_NONBLOCK.bits();
-    pub const ELOOP: i32 = nix::errno::Errno::ELOOP as i32;
+    let p = || path.to_path_buf();
+    untrusted::read(path, limit, Links::Single).map_err(|e| match e {
+        ReadError::Symlink => UntrustedError::Symlink(p()),
+        ReadError::NotRegular(kind) => UntrustedError::NotRegular { path: p(), kind },
+        ReadError::HardLinked(links) => UntrustedError::HardLinked { path: p(), links },
+        ReadError::TooLarge { size, limit } => UntrustedError::TooLarge { path: p(), size, limit },
+        ReadError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => UntrustedError::Missing(p()),
+        ReadError::Io(source) => UntrustedError::Io { path: p(), source },
+    })
 }
 
 /// How much of a completion report the store, report.json and retry prompts keep.
