@@ -141,7 +141,7 @@ pub(super) async fn route(shared: &Arc<Shared>, flight: &Flight) -> Result<(usiz
                 if flight.started.elapsed() + pause > face::hold_limit(flight.ask.agent) {
                     shared.waiting.lock().expect("waiting").entry(flight.token.clone()).or_insert(since);
                     let why = format!(
-                        "every allowed model is cooling down or at its limit; {model_id} frees up first"
+                        "every allowed model is cooling down or at its limit; {model_id} frees up first."
                     );
                     return Err(face::wait(&flight.ask, pause, &why));
                 }
