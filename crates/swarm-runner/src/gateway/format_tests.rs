@@ -489,3 +489,22 @@ async fn token_counts_and_probes_are_answered_by_the_gateway_itself() {
     assert_eq!(got.status(), 401);
     assert_eq!(got.json::<Value>().await.unwrap()["error"]["type"], "authentication_error");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_the_agent_was_told_to_do_count_toward_max_wait() {
+    let mut f = fixture("[[\"fake/ok\"]]", "10m").await;
+    let until = f.store.now_ms().unwrap() + 400_000;
+    f.store.model_cool("ns", "fake/ok", &Cooldown::cooling(until, "rate_limited")).unwrap();
+    assert_eq!(ask(&f, Agent::Gemini, true).await.status, 429);
+    let waiting = |f: &Fixture| f.gateway.shared.waiting.lock().unwrap().get(&f.token).copied();
+    let since = waiting(&f).expect("the attempt's wait is remembered");
+    // As if the agent had been waiting for 5 of its 10 minutes: 400 s more pass max_wait.
+    let earlier = since - std::time::Duration::from_secs(300);
+    f.gateway.shared.waiting.lock().unwrap().insert(f.token.clone(), earlier);
+    let got = ask(&f, Agent::Gemini, true).await;
+    assert!(got.text.contains("models_exhausted") && got.text.contains("PerDay"), "{}", got.text);
+    assert!(f.heard().iter().any(|e| matches!(e, GatewayEvent::Exhausted { .. })));
+    // Once a model serves the attempt, or the attempt ends, its waiting is forgotten.
+    f.gateway.revoke(&f.token);
+    assert_eq!(waiting(&f), None);
+}
