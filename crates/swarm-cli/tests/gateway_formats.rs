@@ -141,3 +141,103 @@ fn claude_codex_and_gemini_speakers_are_served_by_a_gemini_provider() {
     let gemini: Value = serde_json::from_str(&p.read("gemini.json")).unwrap();
     assert!(log.iter().any(|r| r.body == gemini), "Gemini CLI's body passed through unchanged");
 }
+
+/// The pinned CLIs of the agents that speak their own format (`scripts/install-agents.sh`).
+fn cli(name: &str) -> String {
+    let bin = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/node_modules/.bin");
+    let path = bin.join(name);
+    assert!(path.exists(), "{} is missing: run ./scripts/install-agents.sh", path.display());
+    path.canonicalize().unwrap().display().to_string()
+}
+
+/// Custom agents running the real Claude Code, Codex and Gemini CLI against the gateway, each
+/// configured the way its own docs say (a base URL and the attempt's token as its key).
+fn live_agents(p: &Project) -> String {
+    let claude = format!(
+        "export ANTHROPIC_BASE_URL=\"${{SWARM_GATEWAY_URL%/v1}}\" ANTHROPIC_API_KEY=\"$SWARM_GATEWAY_TOKEN\" \
+         IS_SANDBOX=1 CLAUDE_CONFIG_DIR=\"$PWD/.claude-cfg\" DISABLE_AUTOUPDATER=1\n\
+         exec {} -p --output-format stream-json --verbose --permission-mode bypassPermissions --model claude-sonnet-4-5\n",
+        cli("claude")
+    );
+    let codex = format!(
+        "mkdir -p \"$PWD/.codex-home\"\nprintf 'model = \"swarm-auto\"\\nmodel_provider = \"swarm\"\\n\
+         [model_providers.swarm]\\nname = \"swarm\"\\nbase_url = \"%s\"\\nenv_key = \"SWARM_GATEWAY_TOKEN\"\\n\
+         wire_api = \"responses\"\\n' \"$SWARM_GATEWAY_URL\" > \"$PWD/.codex-home/config.toml\"\n\
+         export CODEX_HOME=\"$PWD/.codex-home\"\n\
+         exec {} exec --json --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox -C \"$PWD\" -\n",
+        cli("codex")
+    );
+    let gemini = format!(
+        "mkdir -p \"$PWD/.gem-home/.gemini\"\n\
+         echo '{{\"security\":{{\"auth\":{{\"selectedType\":\"gemini-api-key\"}}}}}}' > \"$PWD/.gem-home/.gemini/settings.json\"\n\
+         export HOME=\"$PWD/.gem-home\" GOOGLE_GEMINI_BASE_URL=\"${{SWARM_GATEWAY_URL%/v1}}\" GEMINI_API_KEY=\"$SWARM_GATEWAY_TOKEN\"\n\
+         exec {} -p '' -o stream-json --approval-mode=yolo --skip-trust -m gemini-2.5-flash \
+         --include-directories \"$(dirname \"$SWARM_COMPLETION_FILE\")\"\n",
+        cli("gemini")
+    );
+    let mut plan = String::from("---\ndefaults:\n  timeout: 150s\n---\n\n");
+    let mut toml = String::new();
+    for (agent, script) in [("claude", claude), ("codex", codex), ("gemini", gemini)] {
+        p.write(&format!("live-{agent}.sh"), &script);
+        toml += &format!("[agents.live-{agent}]\ncommand = \"sh live-{agent}.sh\"\n");
+        plan += &format!("## {agent}: The real {agent} CLI\n- agent: live-{agent}\n\nWrite hello.txt, report, say DONE.\n\n");
+    }
+    p.write("live.md", &plan);
+    toml
+}
+
+#[test]
+fn the_real_claude_codex_and_gemini_clis_work_through_the_gateway_on_every_provider_kind() {
+    let worker = "steps = [ { write = { path = \"hello.txt\", content = \"hi\\n\" } }, \
+                  { report = { status = \"done\", summary = \"wrote hello.txt\" } }, { say = \"DONE\" } ]\n";
+    let fake = Fake::start(&format!(
+        "[models.ok]\n{worker}[models.busy]\nrate_limit = {{ first = 1000, retry_after = 300 }}\n"
+    ));
+    let v1 = fake.base_url();
+    let root = v1.trim_end_matches("/v1").to_string();
+    for (layers, model, path) in [
+        ("[[\"fake/busy\"], [\"fake/ok\"]]", "fake/ok", "/v1/chat/completions"),
+        ("[[\"anth/ok\"]]", "anth/ok", "/v1/messages"),
+        ("[[\"gem/ok\"]]", "gem/ok", "/v1beta/models/ok:streamGenerateContent"),
+    ] {
+        let p = Project::new();
+        let agents = live_agents(&p);
+        p.write(
+            "swarm.toml",
+            &format!(
+                "{FAST_CONFIG}[providers.fake]\nkind = \"openai-compatible\"\nbase_url = \"{v1}\"\npaid = false\n\
+                 [providers.anth]\nkind = \"anthropic\"\nbase_url = \"{v1}\"\npaid = false\n\
+                 [providers.gem]\nkind = \"gemini\"\nbase_url = \"{root}/v1beta\"\npaid = false\n\
+                 {agents}[models]\nlayers = {layers}\n"
+            ),
+        );
+        let before = fake.server.as_ref().unwrap().log().records().len();
+        let out = p.spawn_cmd(p.command(&["run", "live.md"])).wait(Duration::from_secs(200));
+        let report = p.report(&out.run_id());
+        for agent in ["claude", "codex", "gemini"] {
+            assert_eq!(
+                state(&report, agent),
+                "succeeded",
+                "{agent} on {model}: {}\n{}",
+                detail(&report, agent),
+                out.dump()
+            );
+            let a = attempts(&report, agent);
+            assert_eq!(a.len(), 1, "{agent} on {model}: no retry spent");
+            assert_eq!(a[0]["model"], model, "{agent}: {:#}", a[0]);
+            let r = &a[0]["requests"][0];
+            assert!(
+                r["count"].as_u64().unwrap() >= 2 && r["tokens_in"].as_u64().unwrap() > 0,
+                "{agent}: {:#}",
+                a[0]
+            );
+        }
+        assert_eq!(p.read("hello.txt"), "hi\n");
+        let log = fake.server.as_ref().unwrap().log().records().split_off(before);
+        if model == "fake/ok" {
+            assert!(log.iter().any(|r| r.model.as_deref() == Some("busy")), "the rate limit came first");
+        }
+        let served: Vec<_> = log.iter().filter(|r| r.model.as_deref() == Some("ok")).collect();
+        assert!(served.len() >= 9 && served.iter().all(|r| r.path == path), "{model}: {log:#?}");
+    }
+}
