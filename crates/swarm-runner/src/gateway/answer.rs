@@ -126,8 +126,9 @@ fn whole(out: &Outbound, content_type: Option<HeaderValue>, bytes: Bytes, meter:
     }
 }
 
-/// A stream that stalls after the agent read part of it cannot move to another model; its model
-/// is cooled (`overloaded`) so the next requests go elsewhere.
+/// A stream that stalls after the agent read part of it, or that the provider ends with a rate
+/// limit or an overload of its own, cannot move to another model; its model is cooled so the
+/// next requests go elsewhere.
 struct Stall {
     shared: Arc<Shared>,
     namespace: String,
@@ -141,12 +142,12 @@ impl Stall {
         provider.map_or(swarm_core::config::IDLE_TIMEOUT, swarm_core::config::ProviderConfig::idle_timeout)
     }
 
-    async fn cool(self) {
+    async fn cool(&self, class: FailureClass, retry_after: Option<Duration>) {
         let h = &self.shared.hierarchy;
         let now = h.store.now_ms().unwrap_or(0);
-        let policy = h.policy_for(self.model, FailureClass::Overloaded, None, 0, now);
+        let policy = h.policy_for(self.model, class, retry_after, 0, now);
         let (store, id) = (h.store.clone(), h.catalog.models[self.model].id.clone());
-        let ns = self.namespace;
+        let ns = self.namespace.clone();
         let _ =
             tokio::task::spawn_blocking(move || crate::hierarchy::apply_policy(&*store, &ns, &id, &policy))
                 .await;
@@ -197,7 +198,7 @@ fn stream(
                     }
                     Err(_) => {
                         // Cooled before the agent hears of it: its next request goes elsewhere.
-                        stall.cool().await;
+                        stall.cool(FailureClass::Overloaded, None).await;
                         let why = format!("swarm gateway: the provider's answer stalled for {}", fmt(idle));
                         break_off(&tx, &mut converter, why).await;
                         break;
@@ -216,7 +217,22 @@ fn stream(
                 break; // the agent went away
             }
         }
+        if let Some((class, retry_after)) = converter.upstream_failure().and_then(blame) {
+            stall.cool(class, retry_after).await;
+        }
         meter.settle(converter.usage(), bytes);
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// The model's part in a failure its provider reported inside a stream: a limit or an overload
+/// cools it; anything else is the request's own.
+fn blame(f: &Failure) -> Option<(FailureClass, Option<Duration>)> {
+    let class = match f.kind {
+        FailureKind::RateLimited => FailureClass::RateLimited,
+        FailureKind::QuotaExhausted => FailureClass::QuotaExhausted,
+        FailureKind::Overloaded => FailureClass::Overloaded,
+        _ => return None,
+    };
+    Some((class, f.retry_after))
 }

@@ -22,6 +22,8 @@ steps = [ { call = { name = "write_file", arguments = { path = "notes/a.txt", co
 usage = { prompt_tokens = 13, completion_tokens = 5 }
 [models.busy]
 rate_limit = { first = 1000, retry_after = 300 }
+[models.sbusy]
+rate_limit = { first = 1000, retry_after = 30, stream = true }
 "#;
 
 /// What the agent sends, with quotes, a tab, a newline and more than ASCII.
@@ -507,4 +509,20 @@ async fn waits_the_agent_was_told_to_do_count_toward_max_wait() {
     // Once a model serves the attempt, or the attempt ends, its waiting is forgotten.
     f.gateway.revoke(&f.token);
     assert_eq!(waiting(&f), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_inside_a_providers_stream_reaches_the_agent_and_cools_the_model() {
+    let f = fixture("[[\"anth/sbusy\"]]", "1m").await;
+    let got = ask(&f, Agent::Claude, true).await;
+    assert_eq!(got.status, 200, "the provider's 200 stream had begun: {}", got.text);
+    assert!(got.text.contains("event: error") && got.text.contains("rate_limit_error"), "{}", got.text);
+    let cooled = || {
+        let id = "anth/sbusy".to_string();
+        f.store.model_standings("ns", &[swarm_store::StandingQuery::plain(id)]).unwrap().remove(0).cooldown
+    };
+    swarm_testkit::wait_until(std::time::Duration::from_secs(5), "the model cools", || cooled().is_some());
+    let cooldown = cooled().unwrap();
+    assert_eq!(cooldown.reason, "rate_limited");
+    assert!(cooldown.until_ms >= f.store.now_ms().unwrap() + 25_000, "its retry-after: {cooldown:?}");
 }
