@@ -121,11 +121,13 @@ pub(super) fn outbound(shared: &super::Shared, model: usize, ask: &Ask) -> Resul
     Ok(Outbound { translator, body, ctx, anthropic_headers: ask.anthropic_headers.clone() })
 }
 
-/// Where a provider of `format` at `base` takes the request, and with the key in which header.
+/// The request to the provider at `base` for its model `model`: the URL its format takes it at,
+/// and the key in the header that format reads it from.
 fn request(
     client: &reqwest::Client,
     base: &str,
-    (out, model): (&Outbound, &str),
+    model: &str,
+    out: &Outbound,
     key: Option<&str>,
 ) -> (String, reqwest::RequestBuilder) {
     let base = base.trim_end_matches('/');
@@ -175,7 +177,7 @@ pub(super) async fn forward(shared: &super::Shared, model: usize, out: &Outbound
         None => None,
     };
     let streaming = out.ctx.stream;
-    let (url, req) = request(&shared.client, &base, (out, &entry.provider_model), key.as_deref());
+    let (url, req) = request(&shared.client, &base, &entry.provider_model, out, key.as_deref());
     let (first_byte, idle) = (provider.first_byte_timeout(streaming), provider.idle_timeout());
     let response = match tokio::time::timeout(first_byte, req.send()).await {
         Err(_) => {
