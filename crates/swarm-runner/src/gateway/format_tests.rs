@@ -46,11 +46,17 @@ async fn fixture(layers: &str, max_wait: &str) -> Fixture {
     let fake = swarm_fakellm::serve(scenario, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let v1 = fake.base_url();
     let root = v1.trim_end_matches("/v1");
+    // `fake/ok` costs $1 a million tokens in and $2 out, to see what a run is charged.
+    let price = if layers.contains("fake/ok") {
+        "[models.limits.\"fake/ok\"]\nprice_in = 1.0\nprice_out = 2.0\n"
+    } else {
+        ""
+    };
     let toml = format!(
         "[providers.fake]\nkind = \"openai-compatible\"\nbase_url = \"{v1}\"\npaid = false\n\
          [providers.anth]\nkind = \"anthropic\"\nbase_url = \"{v1}\"\npaid = false\n\
          [providers.gem]\nkind = \"gemini\"\nbase_url = \"{root}/v1beta\"\npaid = false\n\
-         [models]\nlayers = {layers}\nmax_wait = \"{max_wait}\"\n"
+         [models]\nlayers = {layers}\nmax_wait = \"{max_wait}\"\n{price}"
     );
     let config = Config::parse(&toml, std::path::Path::new("test.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -321,9 +327,13 @@ async fn every_agent_format_is_answered_whole_and_streamed_by_a_chat_provider() 
             assert_eq!(sent.body["messages"][0], json!({ "role": "system", "content": "be brief" }));
             let served = f.served().await;
             assert_eq!((served.model.as_str(), served.tokens_in, served.tokens_out), ("fake/ok", 11, 7));
+            assert!((served.cost_usd - 25e-6).abs() < 1e-12, "{served:?}");
         }
     }
-    assert_eq!(f.ledger.spent().1, 6 * 18, "every answer's tokens were charged to the run");
+    let (usd, tokens) = f.ledger.spent();
+    assert_eq!(tokens, 6 * 18, "every answer's tokens were charged to the run");
+    let want = 6.0 * (11.0 * 1.0 + 7.0 * 2.0) / 1e6;
+    assert!((usd - want).abs() < 1e-12, "and its cost: {usd} != {want}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
