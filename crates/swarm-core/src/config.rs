@@ -154,6 +154,7 @@ pub struct RoleConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
+    /// What the provider speaks: one of [`PROVIDER_KINDS`].
     pub kind: String,
     pub base_url: Option<String>,
     pub api_key_env: Option<String>,
@@ -209,6 +210,10 @@ impl ProviderConfig {
         crate::router::DayReset::default()
     }
 }
+
+/// The provider kinds swarm knows. The gateway speaks Anthropic Messages to an `anthropic`
+/// provider, Gemini `generateContent` to a `gemini` one and OpenAI Chat to the others.
+pub const PROVIDER_KINDS: &[&str] = &["openai-compatible", "openai", "openrouter", "anthropic", "gemini"];
 
 /// Gemini API daily quotas reset at midnight Pacific time (ai.google.dev/gemini-api/docs/rate-limits).
 pub const GEMINI_DAY_RESET: &str = "America/Los_Angeles";
@@ -315,6 +320,13 @@ impl Config {
             }
         }
         for (name, p) in &self.providers {
+            if !PROVIDER_KINDS.contains(&p.kind.as_str()) {
+                return Err(invalid(format!(
+                    "providers.{name}.kind is `{}`: use one of {}",
+                    p.kind,
+                    PROVIDER_KINDS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                )));
+            }
             if p.day_reset.as_deref().is_some_and(|z| crate::router::DayReset::parse(z).is_none()) {
                 return Err(invalid(format!(
                     "providers.{name}.day_reset: not a time zone (an IANA name like America/Los_Angeles or UTC)"

@@ -178,6 +178,10 @@ fn models_errors_name_the_key() {
         ("[models]\nmax_wait = \"soon\"\n".to_string(), "soon"),
         ("[models]\nallow_payed = true\n".to_string(), "allow_payed"),
         ("[providers.x]\nkind = \"openai-compatible\"\npaid = \"no\"\n".to_string(), "paid"),
+        (
+            "[providers.x]\nkind = \"antropic\"\n".to_string(),
+            "providers.x.kind is `antropic`: use one of `openai-compatible`, `openai`, `openrouter`, `anthropic`, `gemini`",
+        ),
     ] {
         let err = parse(&text).unwrap_err();
         assert!(err.contains(want), "{text:?}:\n{err}");
@@ -247,4 +251,12 @@ fn models_toml_beside_swarm_toml() {
     std::fs::write(&models, format!("{PROVIDERS}[models]\nlayers = [[\"gemini/b\"]]\n")).unwrap();
     assert_eq!(Config::read(&models).unwrap().model_layers()[0], ["gemini/b"]);
     let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn every_known_provider_kind_parses() {
+    for kind in PROVIDER_KINDS {
+        let cfg = parse(&format!("[providers.p]\nkind = \"{kind}\"\n")).unwrap();
+        assert_eq!(cfg.providers["p"].kind, *kind);
+    }
 }

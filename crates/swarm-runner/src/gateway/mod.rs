@@ -1,5 +1,6 @@
-//! The model gateway: an OpenAI-compatible endpoint on loopback that agents of hierarchy tasks
-//! talk to instead of a provider. Per request it asks the router for the best allowed model,
+//! The model gateway: an endpoint on loopback that agents of hierarchy tasks talk to instead of
+//! a provider, in their own wire format (OpenAI Chat, Anthropic Messages, OpenAI Responses,
+//! Gemini: [`face`]), translated by swarm-wire for providers of another. Per request it asks the router for the best allowed model,
 //! reserves it through the store (limits and cooldowns shared by every process on the store),
 //! forwards the request with the provider's key, and streams the answer back. A rate limit,
 //! a quota or an overload answered before any byte reached the agent cools that model down
@@ -7,6 +8,10 @@
 //! Provider keys stay here; an agent holds only a per-attempt token, refused once its attempt
 //! ended.
 
+mod answer;
+mod face;
+#[cfg(test)]
+mod format_tests;
 mod proxy;
 #[cfg(test)]
 mod tests;
@@ -204,6 +209,9 @@ pub(crate) struct Shared {
     /// The models' standings per namespace, read from the store a moment ago (see
     /// `proxy::standings`).
     standings: Mutex<HashMap<String, (std::time::Instant, crate::hierarchy::Picture)>>,
+    /// Since when an attempt's request has been waiting, by token, while the agent was told to
+    /// wait and ask again (its waits together stay within `max_wait`).
+    waiting: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 /// The gateway of this process: one loopback server for every run of the engine.
@@ -229,10 +237,18 @@ impl Gateway {
             grants: Mutex::new(HashMap::new()),
             client,
             standings: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashMap::new()),
         });
         let app = Router::new()
-            .route("/v1/models", get(proxy::models))
-            .route("/v1/chat/completions", post(proxy::chat_completions))
+            .route("/v1/models", get(face::models))
+            .route("/v1/chat/completions", post(face::chat))
+            .route("/v1/messages", post(face::messages))
+            .route("/v1/messages/count_tokens", post(face::count_tokens))
+            .route("/v1/responses", post(face::responses))
+            .route("/v1beta/models/{*call}", post(face::gemini))
+            // Claude Code's connectivity probes (a `get` route answers HEAD too).
+            .route("/api/hello", get(face::hello))
+            .route("/", get(face::hello))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
             .with_state(shared.clone());
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
@@ -245,9 +261,15 @@ impl Gateway {
         Ok(Gateway { shared, addr, task })
     }
 
-    /// The base URL agents are given (`http://127.0.0.1:PORT/v1`).
+    /// The base URL OpenAI clients are given (`http://127.0.0.1:PORT/v1`).
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The gateway's root (`http://127.0.0.1:PORT`), for clients that add `/v1` or `/v1beta`
+    /// themselves (Claude Code's `ANTHROPIC_BASE_URL`, Gemini CLI's `GOOGLE_GEMINI_BASE_URL`).
+    pub fn root_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -264,6 +286,7 @@ impl Gateway {
     /// The attempt ended: its token is refused from now on.
     pub fn revoke(&self, token: &str) {
         self.shared.grants.lock().expect("grants").remove(token);
+        self.shared.waiting.lock().expect("waiting").remove(token);
     }
 }
 

@@ -1,18 +1,18 @@
-//! One agent request through the gateway, as named steps: [`route`] it to the best allowed
-//! model (waiting, within `max_wait`, while every allowed one is cooling or full), [`reserve`]
-//! a slot on the store, forward it ([`super::upstream`]), and [`absorb`] a failure the model is
-//! to blame for (cool it down for everyone, go on to the next model) before the agent sees it.
+//! One agent request through the gateway, in whichever format the agent speaks, as named
+//! steps: [`route`] it to the best allowed model (waiting, within `max_wait`, while every
+//! allowed one is cooling or full), translate it for that model's provider
+//! ([`upstream::outbound`]), [`reserve`] a slot on the store, forward it
+//! ([`super::upstream`]), and [`absorb`] a failure the model is to blame for (cool it down for
+//! everyone, go on to the next model) before the agent sees it.
 
-use super::upstream::{self, Answer};
+use super::face::{self, Ask};
+use super::upstream::{self, Answer, Outbound};
 use super::Hold;
 use super::{GatewayEvent, Grant, Shared};
 use crate::hierarchy::{self, Hierarchy, Picture};
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::{json, Map, Value};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,41 +20,17 @@ use swarm_core::failure::FailureClass;
 use swarm_core::router::{self, Policy, Route, RouteRequest};
 use swarm_store::{ModelLimits, Reservation};
 
-/// An OpenAI-shaped error answer.
-pub(super) fn error(status: StatusCode, message: &str, code: &str) -> Response {
-    let body = json!({ "error": { "message": message, "type": "swarm_gateway", "code": code } });
-    (status, Json(body)).into_response()
-}
-
-fn unauthorized() -> Response {
-    error(StatusCode::UNAUTHORIZED, "swarm gateway: unknown or expired token", "invalid_api_key")
-}
-
-fn store_error(e: impl std::fmt::Display) -> Response {
-    error(StatusCode::SERVICE_UNAVAILABLE, &format!("swarm gateway: store: {e}"), "store")
-}
-
-fn grant_of(shared: &Shared, headers: &HeaderMap) -> Option<Grant> {
-    let token = headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")?.trim();
-    shared.grants.lock().expect("grants").get(token).cloned()
-}
-
-pub(super) async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if grant_of(&shared, &headers).is_none() {
-        return unauthorized();
-    }
-    let mut data = vec![json!({ "id": "auto", "object": "model", "owned_by": "swarm" })];
-    let catalog = &shared.hierarchy.catalog;
-    data.extend(
-        catalog.models.iter().map(|m| json!({ "id": m.id, "object": "model", "owned_by": m.provider })),
-    );
-    Json(json!({ "object": "list", "data": data })).into_response()
+fn store_error(flight: &Flight, e: impl std::fmt::Display) -> Response {
+    let message = format!("swarm gateway: store: {e}");
+    face::refuse(flight.ask.agent, StatusCode::SERVICE_UNAVAILABLE, &message, "store")
 }
 
 /// One request on its way: what it is and what became of it so far.
 pub(super) struct Flight {
     pub grant: Grant,
-    pub body: Map<String, Value>,
+    /// The agent's token (its waits are remembered under it).
+    token: String,
+    pub ask: Ask,
     pub est_tokens: u64,
     pub started: Instant,
     /// `started` on this host's wall clock (ms since the epoch), for the request log.
@@ -70,10 +46,11 @@ pub(super) struct Flight {
 }
 
 impl Flight {
-    pub(super) fn new(grant: Grant, body: Map<String, Value>, size: usize) -> Flight {
+    pub(super) fn new(grant: Grant, token: String, ask: Ask, size: usize) -> Flight {
         Flight {
             grant,
-            body,
+            token,
+            ask,
             est_tokens: router::estimate_tokens(size),
             started: Instant::now(),
             arrived_ms: wall_ms(),
@@ -97,34 +74,41 @@ pub(super) enum Next {
     Answer(Response),
 }
 
-pub(super) async fn chat_completions(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
+/// The pipeline every face's requests go through, whatever the agent's format.
+pub(super) async fn serve(
+    shared: &Arc<Shared>,
+    token: String,
+    grant: Grant,
+    ask: Ask,
+    size: usize,
 ) -> Response {
-    let Some(grant) = grant_of(&shared, &headers) else { return unauthorized() };
-    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&body) else {
-        let message = "swarm gateway: the body is not a JSON object";
-        return error(StatusCode::BAD_REQUEST, message, "invalid_request");
-    };
-    let mut flight = Flight::new(grant, request, body.len());
+    let mut flight = Flight::new(grant, token, ask, size);
     loop {
-        let (model, limits) = match route(&shared, &flight).await {
+        let (model, limits) = match route(shared, &flight).await {
             Ok(chosen) => chosen,
             Err(answer) => return answer,
         };
-        match reserve(&shared, &flight, model, limits).await {
+        let outbound = match upstream::outbound(shared, model, &flight.ask) {
+            Ok(outbound) => outbound,
+            Err(e) => {
+                let message = format!("swarm gateway: {e}");
+                return face::refuse(flight.ask.agent, StatusCode::BAD_REQUEST, &message, "invalid_request");
+            }
+        };
+        match reserve(shared, &flight, model, limits).await {
             Slot::Taken => {}
             Slot::Gone => continue,
             Slot::Failed(answer) => return answer,
         }
-        let hold = match hold(&shared, &flight, model) {
+        let hold = match hold(shared, &flight, model) {
             Ok(hold) => hold,
             Err(why) => return exhausted(&flight, why),
         };
         let sent = Instant::now();
-        let answer = upstream::forward(&shared, model, &flight.body).await;
-        if let Next::Answer(answer) = absorb(&shared, &mut flight, model, answer, (sent, hold)).await {
+        let answer = upstream::forward(shared, model, &outbound).await;
+        if let Next::Answer(answer) =
+            absorb(shared, &mut flight, model, answer, &outbound, (sent, hold)).await
+        {
             return answer;
         }
     }
@@ -133,25 +117,35 @@ pub(super) async fn chat_completions(
 /// The model for the request now and the limits a request to it is held to, waiting while
 /// every allowed model is cooling or full (until the moment the first frees, all the request's
 /// waits together within `max_wait`); `Err` is the agent's answer (`models_exhausted`, a store
-/// failure).
+/// failure, or a wait longer than the agent's client holds a request: its own "wait" signal,
+/// the time already waited remembered for its next try).
 pub(super) async fn route(shared: &Arc<Shared>, flight: &Flight) -> Result<(usize, ModelLimits), Response> {
     let h = &shared.hierarchy;
     let max_wait_ms = h.max_wait.as_millis() as u64;
+    let since = waiting_since(shared, flight);
     loop {
-        let picture = standings(shared, &flight.grant.namespace).await.map_err(store_error)?;
+        let picture = standings(shared, &flight.grant.namespace).await.map_err(|e| store_error(flight, e))?;
         let (now_ms, standings) = h.standings(&picture, &flight.grant.ledger.disabled());
         let req = route_request(h, flight, now_ms);
-        let waited = flight.started.elapsed().as_millis() as u64;
+        let waited = since.elapsed().as_millis() as u64;
         match router::route(&h.catalog, &standings, &req) {
             Route::Use { model, .. } => {
-                return Ok((model, h.limits(model, now_ms, picture.models[model].learned.as_ref())))
+                shared.waiting.lock().expect("waiting").remove(&flight.token);
+                return Ok((model, h.limits(model, now_ms, picture.models[model].learned.as_ref())));
             }
             Route::Wait { until_ms, model } if waited + until_ms.saturating_sub(now_ms) <= max_wait_ms => {
                 let model_id = h.catalog.models[model].id.clone();
                 let (task, attempt) = (flight.grant.task, flight.grant.attempt);
-                flight.send(GatewayEvent::Waiting { task, attempt, model: model_id, until_ms });
-                tokio::time::sleep(Duration::from_millis(until_ms.saturating_sub(now_ms).clamp(50, 60_000)))
-                    .await;
+                flight.send(GatewayEvent::Waiting { task, attempt, model: model_id.clone(), until_ms });
+                let pause = Duration::from_millis(until_ms.saturating_sub(now_ms));
+                if flight.started.elapsed() + pause > face::hold_limit(flight.ask.agent) {
+                    shared.waiting.lock().expect("waiting").entry(flight.token.clone()).or_insert(since);
+                    let why = format!(
+                        "every allowed model is cooling down or at its limit; {model_id} frees up first."
+                    );
+                    return Err(face::wait(&flight.ask, pause, &why));
+                }
+                tokio::time::sleep(pause.clamp(Duration::from_millis(50), Duration::from_secs(60))).await;
             }
             Route::Wait { until_ms, model } => {
                 // This request has waited already: all its waits together stay within max_wait.
@@ -167,6 +161,13 @@ pub(super) async fn route(shared: &Arc<Shared>, flight: &Flight) -> Result<(usiz
             Route::Exhausted { why, .. } => return Err(exhausted(flight, why)),
         }
     }
+}
+
+/// Since when the request has been waiting: since it arrived, or since an earlier try of the
+/// same attempt was told to wait and come back (a wait the agent did counts toward `max_wait`).
+fn waiting_since(shared: &Shared, flight: &Flight) -> Instant {
+    let earlier = shared.waiting.lock().expect("waiting").get(&flight.token).copied();
+    earlier.map_or(flight.started, |e| e.min(flight.started))
 }
 
 fn route_request(h: &Hierarchy, flight: &Flight, now_ms: u64) -> RouteRequest {
@@ -194,20 +195,24 @@ const ASSUMED_OUTPUT_TOKENS: u64 = 4096;
 /// Holds the request's estimated cost on model `model` (its prompt, and its output at most
 /// `max_tokens`) against the run's budget until the answer is metered.
 fn hold(shared: &Shared, flight: &Flight, model: usize) -> Result<Hold, String> {
-    let out = ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|k| flight.body.get(*k).and_then(Value::as_u64))
-        .unwrap_or(ASSUMED_OUTPUT_TOKENS);
+    let out = max_output(&flight.ask.body).unwrap_or(ASSUMED_OUTPUT_TOKENS);
     let usd = shared.hierarchy.catalog.cost_usd(model, flight.est_tokens, out);
     flight.grant.ledger.hold(usd, flight.est_tokens + out)
 }
 
-/// No model can serve the request in time: the run hears why, the agent gets a final error
-/// (not a 429: an agent would only retry it, and nothing will free up in time).
+/// The most output tokens the agent asked for, in any format's words.
+fn max_output(body: &Value) -> Option<u64> {
+    ["/max_completion_tokens", "/max_tokens", "/max_output_tokens", "/generationConfig/maxOutputTokens"]
+        .iter()
+        .find_map(|p| body.pointer(p).and_then(Value::as_u64))
+}
+
+/// No model can serve the request in time: the run hears why, the agent gets an answer its
+/// client takes as final (not "wait": nothing will free up in time).
 fn exhausted(flight: &Flight, why: String) -> Response {
     let (task, attempt) = (flight.grant.task, flight.grant.attempt);
     flight.send(GatewayEvent::Exhausted { task, attempt, why: why.clone() });
-    error(StatusCode::BAD_REQUEST, &format!("swarm: models_exhausted: {why}"), "models_exhausted")
+    face::give_up(&flight.ask, &why)
 }
 
 /// What became of a reservation.
@@ -243,8 +248,8 @@ pub(super) async fn reserve(
             forget_standings(shared, &flight.grant.namespace);
             Slot::Gone
         }
-        Some(Err(e)) => Slot::Failed(store_error(e)),
-        None => Slot::Failed(store_error("the store call failed")),
+        Some(Err(e)) => Slot::Failed(store_error(flight, e)),
+        None => Slot::Failed(store_error(flight, "the store call failed")),
     }
 }
 
@@ -256,11 +261,13 @@ pub(super) async fn absorb(
     flight: &mut Flight,
     model: usize,
     answer: Answer,
+    outbound: &Outbound,
     (sent, hold): (Instant, Hold),
 ) -> Next {
     let failed = match answer {
         Answer::Success(success) => {
-            return Next::Answer(upstream::pass_through(success, flight, shared, model, (sent, hold)).await)
+            let delivery = (outbound, sent, hold);
+            return Next::Answer(super::answer::deliver(success, flight, shared, model, delivery).await);
         }
         Answer::Failed(failed) => failed,
     };
@@ -277,7 +284,7 @@ pub(super) async fn absorb(
     learn(shared, flight, model, &failed).await;
     let entry = &h.catalog.models[model];
     match &policy {
-        Policy::PassThrough => return Next::Answer(failed.into_response()),
+        Policy::PassThrough => return Next::Answer(failed.into_response(outbound.translator)),
         Policy::TryLarger => flight.needs_larger_than = Some(entry.context.unwrap_or(flight.est_tokens)),
         Policy::Cool(cooldown) => {
             if cooldown.is_disabled() {

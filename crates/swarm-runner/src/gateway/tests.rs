@@ -2,16 +2,18 @@
 //! routing answers, what a reservation takes, what a provider's failure does to its model and
 //! to the request.
 
+use super::face::Ask;
 use super::proxy::{absorb, reserve, route, Flight, Next, Slot};
 use super::upstream;
 use super::{Gateway, GatewayEvent, Grant, Ledger, Shared};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
 use swarm_core::config::Config;
 use swarm_core::failure::FailureClass;
 use swarm_core::router::{Cooldown, CooldownKind, Policy};
 use swarm_store::{SqliteStore, StandingQuery, Store};
+use swarm_wire::Format;
 use tokio::sync::mpsc;
 
 const SCENARIO: &str = r#"
@@ -109,9 +111,9 @@ impl Fixture {
 
     fn flight(&self, body: Value) -> Flight {
         let grant = self.grant();
-        let Value::Object(body) = body else { panic!("an object") };
+        assert!(body.is_object());
         let size = serde_json::to_vec(&body).unwrap().len();
-        Flight::new(grant, body, size)
+        Flight::new(grant, "token".into(), Ask::new(Format::Chat, body), size)
     }
 
     /// What a request to model `i` is held to now.
@@ -134,10 +136,10 @@ fn hello() -> Value {
 }
 
 async fn forward_and_absorb(f: &Fixture, flight: &mut Flight, model: usize) -> Next {
-    let body: Map<String, Value> = flight.body.clone();
-    let answer = upstream::forward(f.shared(), model, &body).await;
+    let outbound = upstream::outbound(f.shared(), model, &flight.ask).unwrap();
+    let answer = upstream::forward(f.shared(), model, &outbound).await;
     let hold = flight.grant.ledger.hold(0.0, 0).expect("no budget here");
-    absorb(f.shared(), flight, model, answer, (Instant::now(), hold)).await
+    absorb(f.shared(), flight, model, answer, &outbound, (Instant::now(), hold)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,16 +1,14 @@
-//! The gateway's side toward providers: a request forwarded with the provider's key and model
-//! id, a failure read and classified, a success streamed back to the agent and metered.
+//! The gateway's side toward providers: a request translated into the provider's format
+//! ([`outbound`]) and forwarded with its key and model id, a failure read and classified.
 
-use super::proxy::Flight;
-use super::usage::{self, Usage};
-use super::{GatewayEvent, Hold, Served, Shared};
+use super::face::{self, Ask};
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
-use serde_json::{json, Map, Value};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use serde_json::{json, Value};
+use std::time::Duration;
 use swarm_core::failure::{self, FailureClass};
+use swarm_wire::{Context, Format, Translated, Translator, WireError};
 
 /// A failure's body is read up to this much: enough to classify it and pass it on. More is not
 /// kept (six 100 MB error bodies once held 1.17 GB of the gateway's memory).
@@ -67,27 +65,108 @@ impl Failed {
     }
 
     /// The failure as the agent gets it when it is its own (a bad request, say), with anything
-    /// that looks like a key taken out.
-    pub(super) fn into_response(self) -> Response {
+    /// that looks like a key taken out: as the provider said it when the agent speaks the
+    /// provider's format, else read and written in the agent's.
+    pub(super) fn into_response(self, t: Translator) -> Response {
         let (headers, bytes) = self.reply.unwrap_or_default();
-        let text = String::from_utf8_lossy(&bytes);
-        let mut out = Response::new(Body::from(scrub(&text, self.key.as_deref())));
+        let text = scrub(&String::from_utf8_lossy(&bytes), self.key.as_deref());
+        if !t.passthrough() {
+            return face::reply(t.error(&t.read_failure(self.status, text.as_bytes(), self.retry_after)));
+        }
+        let mut out = Response::new(Body::from(text));
         *out.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_GATEWAY);
         copy_content_type(headers.get(reqwest::header::CONTENT_TYPE), &mut out);
         out
     }
 }
 
-/// Sends the agent's request to model `model`'s provider, with the provider's key and model id,
-/// and reads what must be read before the agent may see any of it: a failure, a whole answer, a
-/// stream's first chunk. A provider that does not answer in time, or breaks off before that,
-/// is a failure the request can move on from.
-pub(super) async fn forward(shared: &Shared, model: usize, request: &Map<String, Value>) -> Answer {
+/// The wire format a provider of `kind` speaks (`swarm_core::config::PROVIDER_KINDS`).
+pub(super) fn format_of(kind: &str) -> Format {
+    match kind {
+        "anthropic" => Format::Anthropic,
+        "gemini" => Format::Gemini,
+        _ => Format::Chat,
+    }
+}
+
+/// A request in its provider's format, ready to send, and how to read its answer back.
+pub(super) struct Outbound {
+    pub translator: Translator,
+    pub body: Value,
+    pub ctx: Context,
+    /// The agent's `anthropic-*` headers, for an Anthropic provider.
+    anthropic_headers: Vec<(String, String)>,
+}
+
+/// The agent's request translated for model `model`'s provider: its format, its model id, and
+/// a streamed answer's usage asked for (the gateway meters every request). The rest passes
+/// untouched where agent and provider speak the same format.
+pub(super) fn outbound(shared: &super::Shared, model: usize, ask: &Ask) -> Result<Outbound, WireError> {
+    let h = &shared.hierarchy;
+    let entry = &h.catalog.models[model];
+    let kind = h.config.providers.get(&entry.provider).map_or("", |p| p.kind.as_str());
+    let translator = Translator::new(ask.agent, format_of(kind))?;
+    let Translated { mut body, ctx } = translator.request(&ask.body, ask.call())?;
+    if let Value::Object(o) = &mut body {
+        if translator.upstream != Format::Gemini {
+            o.insert("model".into(), Value::String(entry.provider_model.clone()));
+        }
+        if translator.upstream == Format::Chat && ctx.stream {
+            let opts = o.entry("stream_options").or_insert_with(|| json!({}));
+            if let Value::Object(opts) = opts {
+                opts.insert("include_usage".into(), Value::Bool(true));
+            }
+        }
+    }
+    Ok(Outbound { translator, body, ctx, anthropic_headers: ask.anthropic_headers.clone() })
+}
+
+/// The request to the provider at `base` for its model `model`: the URL its format takes it at,
+/// and the key in the header that format reads it from.
+fn request(
+    client: &reqwest::Client,
+    base: &str,
+    model: &str,
+    out: &Outbound,
+    key: Option<&str>,
+) -> (String, reqwest::RequestBuilder) {
+    let base = base.trim_end_matches('/');
+    let url = match out.translator.upstream {
+        Format::Anthropic => format!("{base}/messages"),
+        Format::Gemini => format!("{base}{}", swarm_wire::gemini::upstream_path(model, out.ctx.stream)),
+        _ => format!("{base}/chat/completions"),
+    };
+    let mut req = client.post(&url).json(&out.body);
+    match (out.translator.upstream, key) {
+        (Format::Anthropic, key) => {
+            if let Some(key) = key {
+                req = req.header("x-api-key", key);
+            }
+            let mut version = "2023-06-01";
+            for (name, value) in &out.anthropic_headers {
+                match name.as_str() {
+                    "anthropic-version" => version = value,
+                    _ => req = req.header(name, value),
+                }
+            }
+            req = req.header("anthropic-version", version);
+        }
+        (Format::Gemini, Some(key)) => req = req.header("x-goog-api-key", key),
+        (_, Some(key)) => req = req.bearer_auth(key),
+        (_, None) => {}
+    }
+    (url, req)
+}
+
+/// Sends the translated request to model `model`'s provider, with the provider's key and model
+/// id, and reads what must be read before the agent may see any of it: a failure, a whole
+/// answer, a stream's first chunk. A provider that does not answer in time, or breaks off
+/// before that, is a failure the request can move on from.
+pub(super) async fn forward(shared: &super::Shared, model: usize, out: &Outbound) -> Answer {
     let h = &shared.hierarchy;
     let entry = &h.catalog.models[model];
     let provider = h.config.providers.get(&entry.provider).cloned().unwrap_or_default();
     let base = provider.base_url.clone().unwrap_or_default();
-    let url = format!("{}/chat/completions", base.trim_end_matches('/'));
     let key = match provider.api_key_env.as_deref() {
         Some(var) => match std::env::var(var) {
             Ok(key) => Some(key),
@@ -97,11 +176,8 @@ pub(super) async fn forward(shared: &Shared, model: usize, request: &Map<String,
         },
         None => None,
     };
-    let streaming = request.get("stream").and_then(Value::as_bool) == Some(true);
-    let mut req = shared.client.post(&url).json(&upstream_body(&entry.provider_model, request, streaming));
-    if let Some(key) = &key {
-        req = req.bearer_auth(key);
-    }
+    let streaming = out.ctx.stream;
+    let (url, req) = request(&shared.client, &base, &entry.provider_model, out, key.as_deref());
     let (first_byte, idle) = (provider.first_byte_timeout(streaming), provider.idle_timeout());
     let response = match tokio::time::timeout(first_byte, req.send()).await {
         Err(_) => {
@@ -120,20 +196,6 @@ pub(super) async fn forward(shared: &Shared, model: usize, request: &Map<String,
     } else {
         whole(response, idle).await
     }
-}
-
-/// The agent's body as the provider gets it: the provider's model id, and a streamed answer's
-/// usage asked for (the gateway meters every request). Everything else passes untouched.
-fn upstream_body(model: &str, request: &Map<String, Value>, streaming: bool) -> Map<String, Value> {
-    let mut body = request.clone();
-    body.insert("model".into(), Value::String(model.to_string()));
-    if streaming {
-        let opts = body.entry("stream_options").or_insert_with(|| json!({}));
-        if let Value::Object(o) = opts {
-            o.insert("include_usage".into(), Value::Bool(true));
-        }
-    }
-    body
 }
 
 fn unset_key(var: &str) -> Failed {
@@ -157,7 +219,7 @@ fn unreachable(url: &str, e: &reqwest::Error) -> String {
     format!("{what} {url} failed: {root}")
 }
 
-fn fmt(d: Duration) -> String {
+pub(super) fn fmt(d: Duration) -> String {
     swarm_core::duration::format(d)
 }
 
@@ -264,139 +326,8 @@ fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     value("retry-after").and_then(failure::parse_retry_after)
 }
 
-/// Streams (or returns) the provider's answer to the agent and meters it.
-pub(super) async fn pass_through(
-    answer: Success,
-    flight: &Flight,
-    shared: &Arc<Shared>,
-    model: usize,
-    (sent, hold): (Instant, Hold),
-) -> Response {
-    let (status, content_type) = match &answer {
-        Success::Stream { response, .. } => {
-            (response.status().as_u16(), response.headers().get(reqwest::header::CONTENT_TYPE).cloned())
-        }
-        Success::Whole { status, content_type, .. } => (*status, content_type.clone()),
-    };
-    let entry = shared.hierarchy.catalog.models[model].clone();
-    let (grant, fallback) = (flight.grant.clone(), flight.fallback);
-    let (arrived_ms, waited_ms) = (flight.arrived_ms, sent.duration_since(flight.started).as_millis() as u64);
-    let metering = shared.clone();
-    let est_in = flight.est_tokens;
-    let meter = move |u: Usage, bytes: usize| {
-        // A provider that reports no usage is charged what the request and answer weigh.
-        let u = if u.tokens_in + u.tokens_out == 0 {
-            Usage { tokens_in: est_in, tokens_out: (bytes as u64).div_ceil(4) }
-        } else {
-            u
-        };
-        let cost = metering.hierarchy.catalog.cost_usd(model, u.tokens_in, u.tokens_out);
-        hold.settle(cost, u.tokens_in + u.tokens_out);
-        let _ = grant.events.send(GatewayEvent::Served(Served {
-            task: grant.task,
-            attempt: grant.attempt,
-            model: entry.id.clone(),
-            layer: entry.layer,
-            status,
-            tokens_in: u.tokens_in,
-            tokens_out: u.tokens_out,
-            cost_usd: cost,
-            arrived_ms,
-            waited_ms,
-            latency_ms: sent.elapsed().as_millis() as u64,
-            fallback,
-        }));
-    };
-    let mut out = match answer {
-        Success::Stream { response, first } => {
-            let stall = Stall { shared: shared.clone(), namespace: flight.grant.namespace.clone(), model };
-            Response::new(Body::from_stream(stream(response, first, stall, meter)))
-        }
-        Success::Whole { bytes, .. } => {
-            meter(usage::from_completion(&bytes), bytes.len());
-            Response::new(Body::from(bytes))
-        }
-    };
-    *out.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    copy_content_type(content_type.as_ref(), &mut out);
-    out
-}
-
-/// A stream that stalls after the agent read part of it cannot move to another model; its model
-/// is cooled (`overloaded`) so the next requests go elsewhere.
-struct Stall {
-    shared: Arc<Shared>,
-    namespace: String,
-    model: usize,
-}
-
-impl Stall {
-    fn idle(&self) -> Duration {
-        let h = &self.shared.hierarchy;
-        let provider = h.config.providers.get(&h.catalog.models[self.model].provider);
-        provider.map_or(swarm_core::config::IDLE_TIMEOUT, swarm_core::config::ProviderConfig::idle_timeout)
-    }
-
-    async fn cool(self) {
-        let h = &self.shared.hierarchy;
-        let now = h.store.now_ms().unwrap_or(0);
-        let policy = h.policy_for(self.model, FailureClass::Overloaded, None, 0, now);
-        let (store, id) = (h.store.clone(), h.catalog.models[self.model].id.clone());
-        let ns = self.namespace;
-        let _ =
-            tokio::task::spawn_blocking(move || crate::hierarchy::apply_policy(&*store, &ns, &id, &policy))
-                .await;
-    }
-}
-
-/// The provider's stream as it comes (its first chunk already read), read for its usage;
-/// metered when it ends. A chunk that does not come within the provider's `idle_timeout` ends
-/// the stream with an error for the agent, and cools the model.
-fn stream(
-    mut response: reqwest::Response,
-    first: Bytes,
-    stall: Stall,
-    meter: impl FnOnce(Usage, usize) + Send + 'static,
-) -> tokio_stream::wrappers::ReceiverStream<Result<Bytes, std::io::Error>> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    let idle = stall.idle();
-    tokio::spawn(async move {
-        let mut scan = usage::SseUsage::default();
-        let mut bytes = 0;
-        let mut next = Some(first);
-        loop {
-            let chunk = match next.take() {
-                Some(chunk) => chunk,
-                None => match tokio::time::timeout(idle, response.chunk()).await {
-                    Ok(Ok(Some(chunk))) => chunk,
-                    Ok(Ok(None)) => break,
-                    // A failure after streaming began is passed through as it is.
-                    Ok(Err(e)) => {
-                        let _ = tx.send(Err(std::io::Error::other(e))).await;
-                        break;
-                    }
-                    Err(_) => {
-                        // Cooled before the agent hears of it: its next request goes elsewhere.
-                        stall.cool().await;
-                        let why = format!("swarm gateway: the provider's answer stalled for {}", fmt(idle));
-                        let _ = tx.send(Err(std::io::Error::other(why))).await;
-                        break;
-                    }
-                },
-            };
-            scan.feed(&chunk);
-            bytes += chunk.len();
-            if tx.send(Ok(chunk)).await.is_err() {
-                break; // the agent went away
-            }
-        }
-        meter(scan.usage(), bytes);
-    });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
-}
-
-fn copy_content_type(ct: Option<&reqwest::header::HeaderValue>, out: &mut Response) {
+pub(super) fn copy_content_type(ct: Option<&reqwest::header::HeaderValue>, out: &mut Response) {
     if let Some(v) = ct.and_then(|ct| HeaderValue::from_bytes(ct.as_bytes()).ok()) {
-        out.headers_mut().insert(header::CONTENT_TYPE, v);
+        out.headers_mut().insert(axum::http::header::CONTENT_TYPE, v);
     }
 }
