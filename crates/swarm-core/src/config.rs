@@ -212,7 +212,9 @@ impl ProviderConfig {
 }
 
 /// The provider kinds swarm knows. The gateway speaks Anthropic Messages to an `anthropic`
-/// provider, Gemini `generateContent` to a `gemini` one and OpenAI Chat to the others.
+/// provider, Gemini `generateContent` to a `gemini` one (unless its `base_url` is Gemini's
+/// OpenAI-compatible endpoint, `…/openai`), and OpenAI Chat to the others, including kinds it
+/// does not know (`ollama`, `groq`, …).
 pub const PROVIDER_KINDS: &[&str] = &["openai-compatible", "openai", "openrouter", "anthropic", "gemini"];
 
 /// Gemini API daily quotas reset at midnight Pacific time (ai.google.dev/gemini-api/docs/rate-limits).
@@ -320,10 +322,14 @@ impl Config {
             }
         }
         for (name, p) in &self.providers {
-            if !PROVIDER_KINDS.contains(&p.kind.as_str()) {
+            // Other kinds (`ollama`, `groq`, …) are spoken to as OpenAI Chat; a near miss of a
+            // known one is a typo that would silently speak the wrong format.
+            let near = crate::diagnostic::closest(&p.kind, PROVIDER_KINDS.iter().copied());
+            if !PROVIDER_KINDS.contains(&p.kind.as_str()) && near.is_some() {
                 return Err(invalid(format!(
-                    "providers.{name}.kind is `{}`: use one of {}",
+                    "providers.{name}.kind is `{}`: did you mean `{}`? (known kinds: {}; any other is spoken to as OpenAI Chat)",
                     p.kind,
+                    near.unwrap_or_default(),
                     PROVIDER_KINDS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
                 )));
             }

@@ -180,7 +180,7 @@ fn models_errors_name_the_key() {
         ("[providers.x]\nkind = \"openai-compatible\"\npaid = \"no\"\n".to_string(), "paid"),
         (
             "[providers.x]\nkind = \"antropic\"\n".to_string(),
-            "providers.x.kind is `antropic`: use one of `openai-compatible`, `openai`, `openrouter`, `anthropic`, `gemini`",
+            "providers.x.kind is `antropic`: did you mean `anthropic`? (known kinds: `openai-compatible`, `openai`, `openrouter`, `anthropic`, `gemini`",
         ),
     ] {
         let err = parse(&text).unwrap_err();
@@ -254,8 +254,8 @@ fn models_toml_beside_swarm_toml() {
 }
 
 #[test]
-fn every_known_provider_kind_parses() {
-    for kind in PROVIDER_KINDS {
+fn every_known_provider_kind_parses_and_others_are_openai_chat() {
+    for kind in PROVIDER_KINDS.iter().chain(&["ollama", "groq", "lmstudio"]) {
         let cfg = parse(&format!("[providers.p]\nkind = \"{kind}\"\n")).unwrap();
         assert_eq!(cfg.providers["p"].kind, *kind);
     }

@@ -80,11 +80,14 @@ impl Failed {
     }
 }
 
-/// The wire format a provider of `kind` speaks (`swarm_core::config::PROVIDER_KINDS`).
-pub(super) fn format_of(kind: &str) -> Format {
-    match kind {
+/// The wire format a provider speaks, by its kind (`swarm_core::config::PROVIDER_KINDS`); a
+/// `gemini` provider at Gemini's OpenAI-compatible endpoint (`…/v1beta/openai`) speaks Chat.
+pub(super) fn format_of(provider: Option<&swarm_core::config::ProviderConfig>) -> Format {
+    let Some(p) = provider else { return Format::Chat };
+    let openai_path = p.base_url.as_deref().is_some_and(|u| u.trim_end_matches('/').ends_with("/openai"));
+    match p.kind.as_str() {
         "anthropic" => Format::Anthropic,
-        "gemini" => Format::Gemini,
+        "gemini" if !openai_path => Format::Gemini,
         _ => Format::Chat,
     }
 }
@@ -104,8 +107,7 @@ pub(super) struct Outbound {
 pub(super) fn outbound(shared: &super::Shared, model: usize, ask: &Ask) -> Result<Outbound, WireError> {
     let h = &shared.hierarchy;
     let entry = &h.catalog.models[model];
-    let kind = h.config.providers.get(&entry.provider).map_or("", |p| p.kind.as_str());
-    let translator = Translator::new(ask.agent, format_of(kind))?;
+    let translator = Translator::new(ask.agent, format_of(h.config.providers.get(&entry.provider)))?;
     let Translated { mut body, ctx } = translator.request(&ask.body, ask.call())?;
     if let Value::Object(o) = &mut body {
         if translator.upstream != Format::Gemini {
@@ -329,5 +331,26 @@ fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
 pub(super) fn copy_content_type(ct: Option<&reqwest::header::HeaderValue>, out: &mut Response) {
     if let Some(v) = ct.and_then(|ct| HeaderValue::from_bytes(ct.as_bytes()).ok()) {
         out.headers_mut().insert(axum::http::header::CONTENT_TYPE, v);
+    }
+}
+
+#[cfg(test)]
+mod format_of_tests {
+    use super::format_of;
+    use swarm_core::config::ProviderConfig;
+    use swarm_wire::Format;
+
+    fn provider(kind: &str, base_url: &str) -> ProviderConfig {
+        ProviderConfig { kind: kind.into(), base_url: Some(base_url.into()), ..ProviderConfig::default() }
+    }
+
+    #[test]
+    fn a_provider_speaks_its_kinds_format_and_geminis_openai_endpoint_speaks_chat() {
+        let gemini = "https://generativelanguage.googleapis.com/v1beta";
+        assert_eq!(format_of(Some(&provider("gemini", gemini))), Format::Gemini);
+        assert_eq!(format_of(Some(&provider("gemini", &format!("{gemini}/openai/")))), Format::Chat);
+        assert_eq!(format_of(Some(&provider("anthropic", "https://api.anthropic.com/v1"))), Format::Anthropic);
+        assert_eq!(format_of(Some(&provider("ollama", "http://127.0.0.1:11434/v1"))), Format::Chat);
+        assert_eq!(format_of(None), Format::Chat);
     }
 }
