@@ -349,7 +349,10 @@ mod format_of_tests {
         let gemini = "https://generativelanguage.googleapis.com/v1beta";
         assert_eq!(format_of(Some(&provider("gemini", gemini))), Format::Gemini);
         assert_eq!(format_of(Some(&provider("gemini", &format!("{gemini}/openai/")))), Format::Chat);
-        assert_eq!(format_of(Some(&provider("anthropic", "https://api.anthropic.com/v1"))), Format::Anthropic);
+        assert_eq!(
+            format_of(Some(&provider("anthropic", "https://api.anthropic.com/v1"))),
+            Format::Anthropic
+        );
         assert_eq!(format_of(Some(&provider("ollama", "http://127.0.0.1:11434/v1"))), Format::Chat);
         assert_eq!(format_of(None), Format::Chat);
     }
