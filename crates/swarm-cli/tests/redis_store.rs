@@ -222,3 +222,32 @@ defaults:
         assert!(!String::from_utf8_lossy(&dump).contains(TEAM_PASSWORD), "the password is in {key}");
     }
 }
+
+#[test]
+fn a_plan_runs_on_a_redis_cluster_with_a_password() {
+    let cluster = swarm_testkit::RedisCluster::start_with(3, &["--requirepass", TEAM_PASSWORD]);
+    let nodes: Vec<String> = cluster.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    let url = format!("redis+cluster://:{TEAM_PASSWORD}@{}", nodes.join(","));
+    let p = Project::new();
+    p.plan(
+        &"## a: A\n- agent: exec\n- command: {swarm} state set seen '\"yes\"' && echo on the cluster\n\n\
+          ## b: B\n- agent: exec\n- depends: a\n- command: {swarm} state get seen\n"
+            .replace("{swarm}", SWARM),
+    );
+    let swarm = |args: &[&str]| {
+        let mut cmd = p.command(args);
+        cmd.env("SWARM_STORE", &url);
+        p.spawn_cmd(cmd).wait(CMD_TIMEOUT)
+    };
+    let out = swarm(&["run", "plan.md"]);
+    out.expect_code(0);
+    let run_id = out.run_id();
+    let st = swarm(&["status", &run_id, "--json"]);
+    st.expect_code(0);
+    assert_task(&st.json(), "a", "succeeded", None);
+    assert_task(&st.json(), "b", "succeeded", None);
+    assert!(swarm(&["logs", &run_id, "b"]).expect_code(0).stdout.contains("\"yes\""));
+    let describe = swarm(&["status"]);
+    assert!(!format!("{}{}", out.dump(), describe.dump()).contains(TEAM_PASSWORD));
+    assert!(files_containing(p.path(), TEAM_PASSWORD).is_empty(), "the password is in a file");
+}
