@@ -170,6 +170,9 @@ fn an_acl_user_confined_to_its_namespace_runs_and_sees_nothing_else() {
 fn an_acl_user_confined_to_its_namespace_works_on_a_cluster() {
     let cluster = RedisCluster::start();
     let admin = RedisStore::open(&cluster.url()).unwrap();
+    let health = admin.health().unwrap();
+    assert!(health.server_version.starts_with(|c: char| c.is_ascii_digit()), "{health:?}");
+    assert!(health.warnings.iter().all(|w| !w.contains("INFO")), "{:?}", health.warnings);
     seed_team2(&admin);
     let mut setuser = vec!["ACL".to_string(), "SETUSER".into()];
     setuser.extend(acl_line("team1"));

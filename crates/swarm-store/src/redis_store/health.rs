@@ -93,9 +93,20 @@ impl RedisStore {
         })
     }
 
-    /// `redis_version` from `INFO server` (on a Cluster, of the node that answered).
+    /// `redis_version` from `INFO server`; on a Cluster every primary answers, and the oldest
+    /// one counts.
     fn server_version(&self) -> Option<String> {
-        let text: String = self.with(|c| redis::cmd("INFO").arg("server").query(c)).ok()?;
-        text.lines().find_map(|l| l.strip_prefix("redis_version:")).map(|v| v.trim().to_string())
+        let answer: redis::Value = self.with(|c| redis::cmd("INFO").arg("server").query(c)).ok()?;
+        let texts: Vec<String> = match answer {
+            redis::Value::Map(nodes) => {
+                nodes.into_iter().filter_map(|(_, text)| redis::from_redis_value(text).ok()).collect()
+            }
+            one => redis::from_redis_value(one).ok().into_iter().collect(),
+        };
+        let version = |text: &String| {
+            text.lines().find_map(|l| l.strip_prefix("redis_version:")).map(|v| v.trim().to_string())
+        };
+        let numeric = |v: &String| v.split('.').map(|p| p.parse().unwrap_or(0)).collect::<Vec<u32>>();
+        texts.iter().filter_map(version).min_by_key(numeric)
     }
 }
