@@ -235,3 +235,19 @@ fn a_store_of_the_old_layout_is_read_then_migrated_once() {
     assert_eq!(ids, ["new", "old"]);
     assert_eq!(user.tasks("old").unwrap()[0].state, TaskState::Running);
 }
+
+#[test]
+fn a_namespace_marked_by_a_newer_schema_is_refused() {
+    let server = RedisServer::start();
+    let mut conn = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    let _: () =
+        redis::cmd("HSET").arg("swarm:{later}:meta").arg("schema_version").arg("9").query(&mut conn).unwrap();
+    let err = RedisStore::connect_in(&server.url(), true, &["later".into()]).err().expect("refused at open");
+    assert!(matches!(err, StoreError::SchemaTooNew { found: 9, .. }), "{err}");
+    // A store that was not told of the namespace refuses it when a run would start there.
+    let store = RedisStore::open(&server.url()).unwrap();
+    let err = store.create_run(&record("r", "later"), &[task(TaskState::Pending)]).unwrap_err();
+    assert!(matches!(err, StoreError::SchemaTooNew { found: 9, .. }), "{err}");
+    let exists: bool = redis::cmd("EXISTS").arg("swarm:{later}:run:r").query(&mut conn).unwrap();
+    assert!(!exists, "nothing written");
+}
