@@ -14,13 +14,23 @@ use swarm_testkit::{RedisCluster, RedisServer};
 
 const PASSWORD: &str = "pw-t3am1-s3cret";
 
-/// The ACL line of docs/state-schema.md for `ns`, as `ACL SETUSER` arguments.
-fn acl_line(ns: &str) -> Vec<String> {
+/// The ACL lines of docs/state-schema.md (the least, then the broader one) for `ns`, each as
+/// `ACL SETUSER` arguments.
+fn acl_lines(ns: &str) -> Vec<Vec<String>> {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/state-schema.md"))
         .expect("docs/state-schema.md");
-    let line = doc.lines().find(|l| l.starts_with("ACL SETUSER team1 ")).expect("the ACL line in the doc");
-    let line = line.replace("team1", ns).replace(">change-me", &format!(">{PASSWORD}"));
-    line.split_whitespace().skip(2).map(String::from).collect()
+    let lines: Vec<Vec<String>> = doc
+        .lines()
+        .filter(|l| l.starts_with("ACL SETUSER team1 "))
+        .map(|l| l.replace("team1", ns).replace(">change-me", &format!(">{PASSWORD}")))
+        .map(|l| l.split_whitespace().skip(2).map(String::from).collect())
+        .collect();
+    assert_eq!(lines.len(), 2, "the doc gives two ACL lines");
+    lines
+}
+
+fn acl_line(ns: &str) -> Vec<String> {
+    acl_lines(ns).swap_remove(0)
 }
 
 fn plan(ns: &str) -> Plan {
@@ -149,21 +159,24 @@ fn seed_team2(admin: &dyn Store) {
 
 #[test]
 fn an_acl_user_confined_to_its_namespace_runs_and_sees_nothing_else() {
-    let server = RedisServer::start();
-    let admin = RedisStore::open(&server.url()).unwrap();
-    seed_team2(&admin);
-    let mut conn = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
-    let _: () = redis::cmd("ACL").arg("SETUSER").arg(acl_line("team1")).query(&mut conn).unwrap();
-    let user_url = format!("redis://team1:{PASSWORD}@127.0.0.1:{}", server.port);
-    let reader_url = format!("redis://127.0.0.1:{}/0?user=team1&password={PASSWORD}", server.port);
-    confined_user_sees_only_its_namespace(&admin, &user_url, &reader_url);
-    // The user touched no key outside its namespace.
-    let keys: Vec<String> = redis::cmd("KEYS").arg("swarm:*").query(&mut conn).unwrap();
-    let mut global: Vec<&String> = keys.iter().filter(|k| !k.starts_with("swarm:{")).collect();
-    global.sort();
-    assert_eq!(global, ["swarm:meta", "swarm:namespaces", "swarm:run_ns", "swarm:runs"]);
-    let runs: Vec<String> = redis::cmd("ZRANGE").arg("swarm:runs").arg(0).arg(-1).query(&mut conn).unwrap();
-    assert_eq!(runs, ["t2"], "the confined user wrote no global key");
+    for line in acl_lines("team1") {
+        let server = RedisServer::start();
+        let admin = RedisStore::open(&server.url()).unwrap();
+        seed_team2(&admin);
+        let mut conn = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+        let _: () = redis::cmd("ACL").arg("SETUSER").arg(&line).query(&mut conn).unwrap();
+        let user_url = format!("redis://team1:{PASSWORD}@127.0.0.1:{}", server.port);
+        let reader_url = format!("redis://127.0.0.1:{}/0?user=team1&password={PASSWORD}", server.port);
+        confined_user_sees_only_its_namespace(&admin, &user_url, &reader_url);
+        // The user touched no key outside its namespace.
+        let keys: Vec<String> = redis::cmd("KEYS").arg("swarm:*").query(&mut conn).unwrap();
+        let mut global: Vec<&String> = keys.iter().filter(|k| !k.starts_with("swarm:{")).collect();
+        global.sort();
+        assert_eq!(global, ["swarm:meta", "swarm:namespaces", "swarm:run_ns", "swarm:runs"]);
+        let runs: Vec<String> =
+            redis::cmd("ZRANGE").arg("swarm:runs").arg(0).arg(-1).query(&mut conn).unwrap();
+        assert_eq!(runs, ["t2"], "the confined user wrote no global key ({line:?})");
+    }
 }
 
 #[test]
