@@ -114,6 +114,11 @@ impl Project {
 
     pub fn store_options(&self, create: bool) -> swarm_store::Options {
         let mut o = swarm_store::Options { create, ..swarm_store::Options::default() };
+        // Where a user confined to its namespaces (Redis ACL) finds its runs.
+        o.namespaces.push(self.default_namespace());
+        if let Ok(ns) = std::env::var("SWARM_NAMESPACE") {
+            o.namespaces.push(ns);
+        }
         if let Some(n) = self.config.store.event_retention {
             o.event_retention = n;
         }

@@ -20,7 +20,10 @@ impl Address {
             }
             let p = Path::new(path);
             Ok(Address::Sqlite(if p.is_absolute() { p.into() } else { base.join(p) }))
-        } else if text.starts_with("redis://") || text.starts_with("rediss://") {
+        } else if ["redis://", "rediss://", "redis+cluster://", "rediss+cluster://"]
+            .iter()
+            .any(|scheme| text.starts_with(scheme))
+        {
             Ok(Address::Redis(text.into()))
         } else {
             Err(StoreError::BadAddress(mask(text)))
@@ -127,18 +130,21 @@ fn split_secrets(url: &str) -> (String, Vec<String>) {
 }
 
 /// Tunables of a store, from `[store]` in `swarm.toml`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Events kept per run (Redis streams are capped at about this many entries).
     pub event_retention: usize,
     /// Whether opening may create the store (an embedded store's file, a Redis schema marker).
     /// Commands that only read never create one.
     pub create: bool,
+    /// Namespaces to look for runs in besides those the store's global index names (Redis: a
+    /// user whose ACL confines it to its namespaces cannot read that index).
+    pub namespaces: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { event_retention: crate::redis_store::EVENTS_MAXLEN, create: true }
+        Options { event_retention: crate::redis_store::EVENTS_MAXLEN, create: true, namespaces: vec![] }
     }
 }
 
@@ -147,7 +153,8 @@ pub fn open(address: &Address, options: Options) -> Result<Arc<dyn Store>, Store
         Address::Sqlite(path) if options.create => Ok(Arc::new(SqliteStore::open(path)?)),
         Address::Sqlite(path) => Ok(Arc::new(SqliteStore::open_existing(path)?)),
         Address::Redis(url) => Ok(Arc::new(
-            crate::RedisStore::connect(url, options.create)?.with_retention(options.event_retention),
+            crate::RedisStore::connect_in(url, options.create, &options.namespaces)?
+                .with_retention(options.event_retention),
         )),
     }
 }
@@ -206,6 +213,7 @@ mod tests {
         );
         assert_eq!(Address::parse("sqlite:/tmp/x.db", base).unwrap(), Address::Sqlite("/tmp/x.db".into()));
         assert!(matches!(Address::parse("redis://h:1", base).unwrap(), Address::Redis(_)));
+        assert!(matches!(Address::parse("redis+cluster://h:1,h:2", base).unwrap(), Address::Redis(_)));
         assert!(Address::parse("postgres://u:pw@h", base).unwrap_err().to_string().contains("u:***@h"));
     }
 }

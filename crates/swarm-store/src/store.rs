@@ -37,7 +37,7 @@ pub enum StoreError {
     NoSuchRun(String),
     #[error("run id `{prefix}` is ambiguous: {candidates}")]
     Ambiguous { prefix: String, candidates: String },
-    #[error("unsupported store address `{0}`: use sqlite:PATH or redis://host:port")]
+    #[error("unsupported store address `{0}`: use sqlite:PATH, redis://host:port or redis+cluster://host:port,host:port")]
     BadAddress(String),
     #[error(
         "write to run `{run_id}` rejected: task `{task}` is {found}, not {expected} as the writer expected"
@@ -297,6 +297,20 @@ pub(crate) fn state_event(run_id: &str, key: &str, op: StateOp, version: u64, by
             version,
             task: by.task_id.clone(),
             attempt: by.attempt,
+        },
+    }
+}
+
+/// The event recorded when a write is refused because its lease is not the run's.
+pub(crate) fn rejection(run_id: &str, batch: &Batch) -> Event {
+    Event {
+        run_id: run_id.into(),
+        timestamp: chrono::Utc::now(),
+        elapsed_ms: 0,
+        kind: swarm_core::event::EventKind::WriteRejected {
+            lease: batch.lease.clone().unwrap_or_default(),
+            tasks: batch.tasks.iter().map(|t| t.id.clone()).collect(),
+            events: batch.events.len(),
         },
     }
 }

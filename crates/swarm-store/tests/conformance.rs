@@ -1415,3 +1415,13 @@ fn redis_model_standings_write_nothing() {
     let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
     assert!(keys.is_empty(), "a reader wrote {keys:?}");
 }
+
+backend_tests!(redis_cluster, {
+    let cluster = swarm_testkit::RedisCluster::start();
+    let url = cluster.url();
+    let store = swarm_store::RedisStore::open(&url).unwrap();
+    assert!(store.is_cluster());
+    let store: Arc<dyn Store> = Arc::new(store);
+    let reopen: Reopen = Arc::new(move || Arc::new(swarm_store::RedisStore::open(&url).unwrap()));
+    (store, Box::new(cluster), reopen)
+});

@@ -1,8 +1,11 @@
 //! swarm-testkit: helpers shared by the test suites — a real `redis-server` on a free port in a
-//! temporary directory, waiting on explicit conditions instead of sleeping, and a fixed run for
-//! the snapshot tests of its renderings.
+//! temporary directory (or a Redis Cluster of them), waiting on explicit conditions instead of
+//! sleeping, and a fixed run for the snapshot tests of its renderings.
 
+mod cluster;
 pub mod fixtures;
+
+pub use cluster::RedisCluster;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -58,7 +61,7 @@ fn ping(port: u16) -> bool {
     s.read_exact(&mut buf).is_ok() && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH"))
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("local addr").port()
 }
 
@@ -67,7 +70,7 @@ pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
-    extra: Vec<String>,
+    pub(crate) extra: Vec<String>,
     tls: bool,
 }
 

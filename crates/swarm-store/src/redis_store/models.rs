@@ -2,6 +2,7 @@
 //! requests, both under the namespace's hash tag; a reservation or a cooldown is one script on
 //! the server's clock (`lua/model_*.lua`).
 
+use super::keys::ns_key;
 use super::RedisStore;
 use crate::models::{
     stored_cooldown, Bucket, Learned, ModelLimits, ModelStanding, Reservation, StandingQuery, MAX_EXACT,
@@ -25,9 +26,9 @@ pub(super) struct ModelKeys {
 
 pub(super) fn model_keys(ns: &str, model: &str) -> ModelKeys {
     ModelKeys {
-        cool: format!("swarm:{{{ns}}}:model:{model}:cool"),
-        requests: format!("swarm:{{{ns}}}:model:{model}:req"),
-        learned: format!("swarm:{{{ns}}}:model:{model}:learned"),
+        cool: ns_key(ns, &format!("model:{model}:cool")),
+        requests: ns_key(ns, &format!("model:{model}:req")),
+        learned: ns_key(ns, &format!("model:{model}:learned")),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Shared state on Redis: a namespace's entries, versions and change feed, each write one
 //! script (version check, write, feed entry and run event together or not at all).
 
-use super::{decode, encode, run_keys, RedisStore, EVENTS_MAXLEN};
+use super::keys::{ns_key, run_keys};
+use super::{decode, encode, RedisStore, EVENTS_MAXLEN};
 use crate::store::{state_event, StoreError, STATE_CHANGES_MAXLEN};
 use redis::{Commands, Script};
 use serde_json::Value;
@@ -20,9 +21,9 @@ pub(super) struct StateKeys {
 
 pub(super) fn state_keys(ns: &str) -> StateKeys {
     StateKeys {
-        entries: format!("swarm:{{{ns}}}:shared_state"),
-        changes: format!("swarm:{{{ns}}}:shared_state:changes"),
-        seq: format!("swarm:{{{ns}}}:shared_state:seq"),
+        entries: ns_key(ns, "shared_state"),
+        changes: ns_key(ns, "shared_state:changes"),
+        seq: ns_key(ns, "shared_state:seq"),
     }
 }
 
@@ -68,15 +69,12 @@ impl RedisStore {
             by: by.cloned(),
             reason: None,
         };
-        // The run's keys carry its own namespace's hash tag. A run of another namespace cannot
-        // be written in the same script (on a cluster its keys live elsewhere), so it is not
-        // told; the change feed of `ns` still records who made the change.
-        let mut run = None;
-        if let Some((by, run_id)) = by.and_then(|b| b.run_id.as_deref().map(|r| (b, r))) {
-            if self.namespace_of(run_id)?.as_deref() == Some(ns) {
-                run = Some((run_keys(ns, run_id), encode(&state_event(run_id, key, op, PLACEHOLDER, by))));
-            }
-        }
+        // The writer's run, if it is of `ns` (the script looks): a run of another namespace has
+        // its keys under another hash tag (on a Cluster in another slot, for an ACL user maybe
+        // out of reach), so it is not told; the change feed of `ns` still records who wrote.
+        let run = by.and_then(|b| b.run_id.as_deref().map(|r| (b, r))).map(|(by, run_id)| {
+            (run_keys(ns, run_id), encode(&state_event(run_id, key, op, PLACEHOLDER, by)))
+        });
         let script = Script::new(STATE_WRITE);
         let mut inv = script.key(&keys.entries);
         inv.key(&keys.changes).key(&keys.seq);

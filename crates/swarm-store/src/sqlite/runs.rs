@@ -131,7 +131,7 @@ impl SqliteStore {
         batch: &Batch,
         err: StoreError,
     ) -> Result<(), StoreError> {
-        self.append_events(&tx, run_id, &[crate::redis_store::rejection(run_id, batch)])?;
+        self.append_events(&tx, run_id, &[crate::store::rejection(run_id, batch)])?;
         tx.commit().map_err(|e| self.err(e))?;
         Err(err)
     }
