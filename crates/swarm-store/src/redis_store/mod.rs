@@ -10,8 +10,11 @@ mod health;
 mod index;
 mod keys;
 mod models;
+mod queue;
 mod runs;
 mod state;
+
+pub use queue::{Fenced, Lease, WorkItem, WorkResult};
 
 use crate::address::mask;
 
@@ -38,6 +41,9 @@ pub struct RedisStore {
     address: String,
     client: Client,
     conn: Mutex<Option<Conn>>,
+    /// A second connection for blocking reads (a worker waiting for work), so they hold up
+    /// nothing else.
+    blocking: Mutex<Option<Conn>>,
     index: index::Index,
     retention: usize,
 }
@@ -64,6 +70,7 @@ impl RedisStore {
             address,
             client,
             conn: Mutex::new(None),
+            blocking: Mutex::new(None),
             index: index::Index::new(namespaces),
             retention: EVENTS_MAXLEN,
         };
@@ -87,8 +94,21 @@ impl RedisStore {
     }
 
     /// Runs `f` on the connection, reconnecting once if the connection broke.
-    fn with<T>(&self, mut f: impl FnMut(&mut Conn) -> RedisResult<T>) -> Result<T, StoreError> {
-        let mut guard = self.conn.lock().unwrap();
+    fn with<T>(&self, f: impl FnMut(&mut Conn) -> RedisResult<T>) -> Result<T, StoreError> {
+        self.on(&self.conn, f)
+    }
+
+    /// Like [`RedisStore::with`], on the connection kept for blocking reads.
+    fn with_blocking<T>(&self, f: impl FnMut(&mut Conn) -> RedisResult<T>) -> Result<T, StoreError> {
+        self.on(&self.blocking, f)
+    }
+
+    fn on<T>(
+        &self,
+        slot: &Mutex<Option<Conn>>,
+        mut f: impl FnMut(&mut Conn) -> RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        let mut guard = slot.lock().unwrap();
         for attempt in 0..2 {
             if guard.is_none() {
                 match self.client.connect() {

@@ -1,0 +1,297 @@
+//! The work queue for workers on many hosts (docs/contract.md §11), on Redis Streams: one stream
+//! per agent CLI in a namespace (`swarm:{<ns>}:work:<agent>`, consumer group `workers`), so a
+//! worker reads only the attempts it can run; a hash per attempt holding its owner, lease (on the
+//! server's clock) and fencing token; a results stream per run that only the current owner's
+//! end reaches.
+//!
+//! The pitfalls this is built against: a delivered entry whose worker died stays pending until
+//! another worker reclaims it (XAUTOCLAIM after the lease, every page until the cursor is back
+//! at `0-0`, empty pages included); a long attempt keeps its entry by renewing, which checks
+//! ownership first (a bare XCLAIM would let a zombie steal it back); a stale owner's renewal and
+//! end are refused and counted (`lease_lost`); an end reported twice counts once (a duplicate
+//! delivery after a failover, a retry after a lost answer).
+
+use super::conn::Conn;
+use super::keys::ns_key;
+use super::RedisStore;
+use crate::store::StoreError;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
+use redis::{RedisResult, Script};
+use std::time::Duration;
+
+const ENQUEUE: &str = include_str!("lua/queue_enqueue.lua");
+const CLAIM: &str = include_str!("lua/queue_claim.lua");
+const RENEW: &str = include_str!("lua/queue_renew.lua");
+const FINISH: &str = include_str!("lua/queue_finish.lua");
+
+/// The consumer group every worker of a namespace reads in.
+const GROUP: &str = "workers";
+/// Results kept per run (approximately).
+const RESULTS_MAXLEN: usize = 100_000;
+/// How long a finished attempt's hash is kept (a late duplicate is still recognised).
+const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Entries per XAUTOCLAIM page.
+const RECLAIM_PAGE: usize = 50;
+
+/// One attempt for a worker to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkItem {
+    pub run_id: String,
+    pub task: String,
+    pub attempt: u32,
+    /// The agent CLI it needs: the stream it is queued on.
+    pub agent: String,
+    /// The attempt's job, as the orchestrator wrote it (JSON).
+    pub job: String,
+}
+
+/// An attempt a worker owns until `until_ms` (server clock), with its fencing token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub item: WorkItem,
+    /// The stream entry it came in.
+    pub entry: String,
+    /// Grows with every new owner: only the current one's renewal and end count.
+    pub fence: u64,
+    pub until_ms: u64,
+}
+
+/// What became of a renewal or an attempt's end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fenced {
+    /// Done: the lease runs until this moment (renewal), or the end was counted (finish).
+    Accepted { until_ms: Option<u64> },
+    /// This end was counted already.
+    Duplicate,
+    /// The attempt has another owner now (or none): nothing was written.
+    LeaseLost { owner: String, fence: u64 },
+}
+
+/// An attempt's end as the orchestrator reads it from the run's results stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkResult {
+    /// Stream entry id: read on after it.
+    pub id: String,
+    pub task: String,
+    pub attempt: u32,
+    pub worker: String,
+    pub fence: u64,
+    pub outcome: String,
+}
+
+fn work_key(ns: &str, agent: &str) -> String {
+    ns_key(ns, &format!("work:{agent}"))
+}
+
+fn attempt_key(ns: &str, run_id: &str, task: &str, attempt: u32) -> String {
+    ns_key(ns, &format!("attempt:{run_id}:{task}:{attempt}"))
+}
+
+fn results_key(ns: &str, run_id: &str) -> String {
+    ns_key(ns, &format!("run:{run_id}:results"))
+}
+
+fn field(entry: &StreamId, name: &str) -> String {
+    entry.get::<String>(name).unwrap_or_default()
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}
+
+impl RedisStore {
+    /// Queues `item` for the workers that run its agent; queuing it again returns its entry.
+    pub fn enqueue(&self, ns: &str, item: &WorkItem) -> Result<String, StoreError> {
+        let script = Script::new(ENQUEUE);
+        let mut inv = script.key(work_key(ns, &item.agent));
+        inv.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
+        inv.arg(&item.run_id).arg(&item.task).arg(item.attempt).arg(&item.job);
+        self.with(|c| inv.invoke(c))
+    }
+
+    /// Up to `count` new attempts for `worker`, of the given agents, each leased for `lease`;
+    /// waits up to `block` (< 10 s) for one to come. Blocks only its own connection.
+    pub fn take(
+        &self,
+        ns: &str,
+        worker: &str,
+        agents: &[String],
+        lease: Duration,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
+        if agents.is_empty() || count == 0 {
+            return Ok(vec![]);
+        }
+        let keys: Vec<String> = agents.iter().map(|a| work_key(ns, a)).collect();
+        let ids = vec![">"; keys.len()];
+        let opts = StreamReadOptions::default().group(GROUP, worker).count(count).block(ms(block) as usize);
+        // The groups are made on first use (a stream nobody queued on yet has none).
+        let reply: Option<StreamReadReply> = self.with_blocking(|c| {
+            let read = |c: &mut Conn| {
+                redis::cmd("XREADGROUP").arg(&opts).arg("STREAMS").arg(&keys).arg(&ids).query(c)
+            };
+            match read(c) {
+                Err(e) if e.code() == Some("NOGROUP") => {
+                    ensure_groups(c, &keys)?;
+                    read(c)
+                }
+                other => other,
+            }
+        })?;
+        let mut leases = Vec::new();
+        for stream in reply.map(|r| r.keys).unwrap_or_default() {
+            for entry in &stream.ids {
+                if let Some(lease) = self.claim(ns, worker, &stream.key, entry, lease)? {
+                    leases.push(lease);
+                }
+            }
+        }
+        Ok(leases)
+    }
+
+    /// Attempts whose owner has not renewed within `lease` (it died, hangs, or lost the
+    /// network), taken over by `worker` with a new fencing token. Reads every page.
+    pub fn reclaim(
+        &self,
+        ns: &str,
+        worker: &str,
+        agents: &[String],
+        lease: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let mut leases = Vec::new();
+        for key in agents.iter().map(|a| work_key(ns, a)) {
+            let mut cursor = "0-0".to_string();
+            loop {
+                let page: Result<StreamAutoClaimReply, _> = self.with(|c| {
+                    redis::cmd("XAUTOCLAIM")
+                        .arg(&key)
+                        .arg(GROUP)
+                        .arg(worker)
+                        .arg(ms(lease))
+                        .arg(&cursor)
+                        .arg("COUNT")
+                        .arg(RECLAIM_PAGE)
+                        .query(c)
+                });
+                let page = match page {
+                    Err(e) if e.to_string().contains("NOGROUP") => break, // nothing was ever queued here
+                    other => other?,
+                };
+                for entry in &page.claimed {
+                    if let Some(l) = self.claim(ns, worker, &key, entry, lease)? {
+                        leases.push(l);
+                    }
+                }
+                // A page may be empty while the cursor is not back at the start: go on.
+                if page.next_stream_id == "0-0" {
+                    break;
+                }
+                cursor = page.next_stream_id;
+            }
+        }
+        Ok(leases)
+    }
+
+    fn claim(
+        &self,
+        ns: &str,
+        worker: &str,
+        stream: &str,
+        entry: &StreamId,
+        lease: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let item = WorkItem {
+            run_id: field(entry, "run"),
+            task: field(entry, "task"),
+            attempt: field(entry, "attempt").parse().unwrap_or(0),
+            agent: stream.rsplit_once(":work:").map(|(_, a)| a.to_string()).unwrap_or_default(),
+            job: field(entry, "job"),
+        };
+        let script = Script::new(CLAIM);
+        let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
+        inv.key(stream).arg(worker).arg(ms(lease)).arg(&entry.id);
+        let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
+        Ok(match reply.first().map(String::as_str) {
+            Some("ok") => Some(Lease {
+                item,
+                entry: entry.id.clone(),
+                fence: reply.get(1).and_then(|f| f.parse().ok()).unwrap_or(0),
+                until_ms: reply.get(2).and_then(|f| f.parse().ok()).unwrap_or(0),
+            }),
+            _ => None,
+        })
+    }
+
+    /// Extends `lease` by `by`, if `worker` still owns the attempt with its fencing token.
+    pub fn renew(&self, ns: &str, worker: &str, lease: &Lease, by: Duration) -> Result<Fenced, StoreError> {
+        let item = &lease.item;
+        let script = Script::new(RENEW);
+        let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
+        inv.key(work_key(ns, &item.agent)).arg(worker).arg(lease.fence).arg(ms(by)).arg(&lease.entry);
+        let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
+        Ok(fenced(&reply))
+    }
+
+    /// Reports the attempt's end (`outcome`, JSON): counted once, and only from its current owner.
+    pub fn finish(&self, ns: &str, worker: &str, lease: &Lease, outcome: &str) -> Result<Fenced, StoreError> {
+        let item = &lease.item;
+        let script = Script::new(FINISH);
+        let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
+        inv.key(work_key(ns, &item.agent)).key(results_key(ns, &item.run_id));
+        inv.arg(worker).arg(lease.fence).arg(&lease.entry).arg(outcome);
+        inv.arg(RESULTS_MAXLEN).arg(ms(DONE_TTL));
+        let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
+        Ok(fenced(&reply))
+    }
+
+    /// The run's attempt ends after entry `after` (`0-0`: from the start), at most `count`.
+    pub fn results(
+        &self,
+        ns: &str,
+        run_id: &str,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<WorkResult>, StoreError> {
+        let key = results_key(ns, run_id);
+        let opts = StreamReadOptions::default().count(count);
+        let reply: Option<StreamReadReply> =
+            self.with(|c| redis::cmd("XREAD").arg(&opts).arg("STREAMS").arg(&key).arg(after).query(c))?;
+        let entries = reply.map(|r| r.keys).unwrap_or_default().into_iter().flat_map(|k| k.ids);
+        Ok(entries
+            .map(|e| WorkResult {
+                task: field(&e, "task"),
+                attempt: field(&e, "attempt").parse().unwrap_or(0),
+                worker: field(&e, "worker"),
+                fence: field(&e, "fence").parse().unwrap_or(0),
+                outcome: field(&e, "outcome"),
+                id: e.id,
+            })
+            .collect())
+    }
+}
+
+fn fenced(reply: &[String]) -> Fenced {
+    match reply.first().map(String::as_str) {
+        Some("ok") => Fenced::Accepted { until_ms: reply.get(1).and_then(|u| u.parse().ok()) },
+        Some("accepted") => Fenced::Accepted { until_ms: None },
+        Some("duplicate") => Fenced::Duplicate,
+        _ => Fenced::LeaseLost {
+            owner: reply.get(1).cloned().unwrap_or_default(),
+            fence: reply.get(2).and_then(|f| f.parse().ok()).unwrap_or(0),
+        },
+    }
+}
+
+/// The consumer group on each stream, made (with the stream) where it is missing.
+fn ensure_groups(c: &mut Conn, keys: &[String]) -> RedisResult<()> {
+    for key in keys {
+        let made: RedisResult<()> =
+            redis::cmd("XGROUP").arg("CREATE").arg(key).arg(GROUP).arg("0").arg("MKSTREAM").query(c);
+        match made {
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! The workers' queue (docs/contract.md §11) on a real redis-server: attempts go to the workers
+//! of their agent, a lease is kept by renewing and lost to another worker when it runs out (the
+//! stale owner's renewal and end refused), an end counts once, every pending entry is reclaimed
+//! across XAUTOCLAIM's pages, and the commands an attempt costs stay few.
+
+use std::time::{Duration, Instant};
+use swarm_store::{Fenced, RedisStore, WorkItem};
+
+const NS: &str = "team1";
+
+fn item(task: &str, agent: &str) -> WorkItem {
+    WorkItem {
+        run_id: "r1".into(),
+        task: task.into(),
+        attempt: 1,
+        agent: agent.into(),
+        job: format!("{{\"task\":\"{task}\"}}"),
+    }
+}
+
+fn agents(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+const LEASE: Duration = Duration::from_millis(400);
+const NOW: Duration = Duration::from_millis(10);
+
+#[test]
+fn an_attempt_goes_to_a_worker_of_its_agent_and_its_end_counts_once() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = RedisStore::open(&server.url()).unwrap();
+    let first = store.enqueue(NS, &item("a", "opencode")).unwrap();
+    // Queued again (an orchestrator that resumes): the same entry, not a second one.
+    assert_eq!(store.enqueue(NS, &item("a", "opencode")).unwrap(), first);
+    assert!(store.take(NS, "w-kilo", &agents(&["kilo"]), LEASE, 10, NOW).unwrap().is_empty());
+    let leases = store.take(NS, "w1", &agents(&["kilo", "opencode"]), LEASE, 10, NOW).unwrap();
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    let lease = &leases[0];
+    assert_eq!((lease.item.task.as_str(), lease.item.agent.as_str(), lease.fence), ("a", "opencode", 1));
+    assert_eq!(lease.item.job, "{\"task\":\"a\"}");
+    assert!(
+        store.take(NS, "w2", &agents(&["opencode"]), LEASE, 10, NOW).unwrap().is_empty(),
+        "delivered once"
+    );
+    assert_eq!(store.finish(NS, "w1", lease, "{\"ok\":true}").unwrap(), Fenced::Accepted { until_ms: None });
+    assert_eq!(store.finish(NS, "w1", lease, "{\"ok\":true}").unwrap(), Fenced::Duplicate);
+    let results = store.results(NS, "r1", "0-0", 10).unwrap();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!((results[0].task.as_str(), results[0].worker.as_str(), results[0].fence), ("a", "w1", 1));
+    assert!(store.results(NS, "r1", &results[0].id, 10).unwrap().is_empty());
+    // Nothing is left to reclaim, and the namespace next door sees nothing.
+    std::thread::sleep(LEASE + Duration::from_millis(100));
+    assert!(store.reclaim(NS, "w2", &agents(&["opencode"]), LEASE).unwrap().is_empty());
+    assert!(store.take("team2", "w3", &agents(&["opencode"]), LEASE, 10, NOW).unwrap().is_empty());
+}
+
+#[test]
+fn a_lease_not_renewed_goes_to_another_worker_and_the_stale_owner_is_refused() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = RedisStore::open(&server.url()).unwrap();
+    store.enqueue(NS, &item("a", "exec")).unwrap();
+    let old = store.take(NS, "w1", &agents(&["exec"]), LEASE, 1, NOW).unwrap().remove(0);
+    // Within its lease no other worker gets it.
+    assert!(store.reclaim(NS, "w2", &agents(&["exec"]), LEASE).unwrap().is_empty());
+    std::thread::sleep(LEASE + Duration::from_millis(150));
+    let started = Instant::now();
+    let new = store.reclaim(NS, "w2", &agents(&["exec"]), LEASE).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!((new[0].fence, new[0].item.task.as_str()), (2, "a"));
+    // The stale owner wakes up: its renewal and its end are refused, and say who owns it.
+    let lost = Fenced::LeaseLost { owner: "w2".into(), fence: 2 };
+    assert_eq!(store.renew(NS, "w1", &old, LEASE).unwrap(), lost);
+    assert_eq!(store.finish(NS, "w1", &old, "{\"late\":true}").unwrap(), lost);
+    assert!(store.results(NS, "r1", "0-0", 10).unwrap().is_empty(), "a late write is not counted");
+    assert_eq!(store.finish(NS, "w2", &new[0], "{}").unwrap(), Fenced::Accepted { until_ms: None });
+    let results = store.results(NS, "r1", "0-0", 10).unwrap();
+    assert_eq!(results.iter().map(|r| (r.worker.as_str(), r.fence)).collect::<Vec<_>>(), [("w2", 2)]);
+    // The old owner's end, even after the new one's, is still refused.
+    assert!(matches!(store.finish(NS, "w1", &old, "{}").unwrap(), Fenced::LeaseLost { .. }));
+}
+
+#[test]
+fn renewing_keeps_a_long_attempt_and_a_zombie_cannot_take_it_back() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = RedisStore::open(&server.url()).unwrap();
+    store.enqueue(NS, &item("long", "exec")).unwrap();
+    let lease = store.take(NS, "w1", &agents(&["exec"]), LEASE, 1, NOW).unwrap().remove(0);
+    // Three leases long, renewed at a third of the lease: no other worker ever gets it.
+    for _ in 0..9 {
+        std::thread::sleep(LEASE / 3);
+        assert!(matches!(
+            store.renew(NS, "w1", &lease, LEASE).unwrap(),
+            Fenced::Accepted { until_ms: Some(_) }
+        ));
+        assert!(store.reclaim(NS, "w2", &agents(&["exec"]), LEASE).unwrap().is_empty());
+    }
+    // A zombie holding an older token of the same attempt cannot renew it.
+    let zombie = swarm_store::Lease { fence: lease.fence - 1, ..lease.clone() };
+    assert!(matches!(store.renew(NS, "w9", &zombie, LEASE).unwrap(), Fenced::LeaseLost { .. }));
+    assert_eq!(store.finish(NS, "w1", &lease, "{}").unwrap(), Fenced::Accepted { until_ms: None });
+}
+
+#[test]
+fn every_pending_attempt_of_a_dead_worker_is_reclaimed_across_pages() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = RedisStore::open(&server.url()).unwrap();
+    for i in 0..120 {
+        store.enqueue(NS, &item(&format!("t{i}"), "exec")).unwrap();
+    }
+    let taken = store.take(NS, "dead", &agents(&["exec"]), LEASE, 200, NOW).unwrap();
+    assert_eq!(taken.len(), 120);
+    // Some finished before the worker died: their entries are gone from the pending list.
+    for lease in taken.iter().step_by(3) {
+        assert_eq!(store.finish(NS, "dead", lease, "{}").unwrap(), Fenced::Accepted { until_ms: None });
+    }
+    std::thread::sleep(LEASE + Duration::from_millis(150));
+    let back = store.reclaim(NS, "alive", &agents(&["exec"]), LEASE).unwrap();
+    let mut tasks: Vec<String> = back.iter().map(|l| l.item.task.clone()).collect();
+    tasks.sort();
+    let mut want: Vec<String> = (0..120).filter(|i| i % 3 != 0).map(|i| format!("t{i}")).collect();
+    want.sort();
+    assert_eq!(tasks, want, "every unfinished attempt, none finished");
+    assert!(back.iter().all(|l| l.fence == 2));
+}
+
+#[test]
+fn an_attempt_costs_few_redis_commands() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = RedisStore::open(&server.url()).unwrap();
+    let admin = redis::Client::open(server.url()).unwrap();
+    let mut admin = admin.get_connection().unwrap();
+    let n = 200;
+    // Warm up: scripts loaded, groups made.
+    store.enqueue(NS, &item("warm", "exec")).unwrap();
+    let warm = store.take(NS, "w1", &agents(&["exec"]), LEASE, 1, NOW).unwrap();
+    store.finish(NS, "w1", &warm[0], "{}").unwrap();
+    // Commands the store sends (EVALSHA, XREADGROUP, XREAD…) and those its scripts run, apart.
+    let calls = |c: &mut redis::Connection| -> (u64, u64) {
+        let info: String = redis::cmd("INFO").arg("commandstats").query(c).unwrap();
+        let mut sent = 0;
+        let mut all = 0;
+        for l in info.lines().filter(|l| l.starts_with("cmdstat_")) {
+            let n: u64 =
+                l.split_once("calls=").and_then(|(_, r)| r.split(',').next()?.parse().ok()).unwrap_or(0);
+            all += n;
+            if [
+                "evalsha",
+                "eval",
+                "xreadgroup",
+                "xread",
+                "xautoclaim",
+                "xgroup|create",
+                "script|load",
+                "ping",
+            ]
+            .iter()
+            .any(|c| l.starts_with(&format!("cmdstat_{c}:")))
+            {
+                sent += n;
+            }
+        }
+        (sent, all)
+    };
+    let before = calls(&mut admin);
+    for i in 0..n {
+        store.enqueue(NS, &item(&format!("t{i}"), "exec")).unwrap();
+    }
+    let mut done = 0;
+    while done < n {
+        for lease in store.take(NS, "w1", &agents(&["exec"]), LEASE, 10, NOW).unwrap() {
+            store.renew(NS, "w1", &lease, LEASE).unwrap();
+            assert_eq!(store.finish(NS, "w1", &lease, "{}").unwrap(), Fenced::Accepted { until_ms: None });
+            done += 1;
+        }
+    }
+    let mut read = 0;
+    let mut after = "0-0".to_string();
+    while let Some(last) = store.results(NS, "r1", &after, 100).unwrap().last() {
+        after = last.id.clone();
+        read += 1;
+    }
+    assert!(read >= 2);
+    let (sent, all) = calls(&mut admin);
+    let sent = (sent - before.0) as f64 / n as f64;
+    let all = (all - before.1 - 1) as f64 / n as f64; // less the INFO itself
+    eprintln!("redis commands per attempt (enqueue, take, one renewal, finish, result read): {sent:.2} sent, {all:.2} with those its scripts run");
+    // Issue 20's target: at most 10 commands per task.
+    assert!(sent <= 10.0, "{sent}");
+}
