@@ -142,6 +142,7 @@ fn main() {
         let (events, mut rx) = tokio::sync::mpsc::unbounded_channel::<GatewayEvent>();
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let token = gateway.grant(Grant {
+            pinned: None,
             run_id: "bench".into(),
             namespace: "bench".into(),
             task: 0,

@@ -51,6 +51,19 @@ impl Hierarchy {
         })
     }
 
+    /// Model `id` alone (a task pinned to it), its limits and cooldowns shared with the
+    /// hierarchy's own entry of the same model on the store.
+    pub fn pinned(store: Arc<dyn Store>, config: &Config, id: &str) -> Arc<Hierarchy> {
+        let catalog = Catalog::pinned(config, id);
+        Arc::new(Hierarchy { store, catalog, config: config.clone(), max_wait: config.max_wait() })
+    }
+
+    /// The hierarchy of `config`, empty when it declares none.
+    pub fn of_or_empty(store: Arc<dyn Store>, config: &Config) -> Arc<Hierarchy> {
+        let catalog = Catalog::from_config(config);
+        Arc::new(Hierarchy { store, catalog, config: config.clone(), max_wait: config.max_wait() })
+    }
+
     /// Reads every model's and group's window in namespace `ns`. Blocking.
     pub fn read(&self, ns: &str) -> Result<Picture, StoreError> {
         let now = wall_ms();

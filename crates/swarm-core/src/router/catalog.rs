@@ -59,6 +59,29 @@ pub struct ModelEntry {
     pub groups: Vec<usize>,
 }
 
+impl ModelEntry {
+    /// Model `id` of layer `layer`, as the config describes it.
+    fn of(c: &Config, id: &str, layer: u8) -> ModelEntry {
+        let (provider, provider_model) = split_model_id(id).unwrap_or(("", id));
+        let limits = c.model_limits(id).cloned().unwrap_or_default();
+        ModelEntry {
+            id: id.to_string(),
+            layer,
+            provider: provider.to_string(),
+            provider_model: provider_model.to_string(),
+            rpm: limits.rpm,
+            rpd: limits.rpd,
+            tpm: limits.tpm,
+            context: limits.context,
+            paid: c.model_paid(id),
+            price_in: limits.price_in.unwrap_or(0.0),
+            price_out: limits.price_out.unwrap_or(0.0),
+            day_reset: c.model_day_reset(id),
+            groups: vec![],
+        }
+    }
+}
+
 /// The config's groups, each model told which it belongs to.
 fn groups_of(c: &Config, models: &mut [ModelEntry]) -> Vec<GroupEntry> {
     let mut out = Vec::new();
@@ -81,25 +104,20 @@ impl Catalog {
         let mut models = Vec::new();
         for (i, layer) in c.model_layers().iter().enumerate() {
             for id in layer {
-                let (provider, provider_model) = split_model_id(id).unwrap_or(("", id));
-                let limits = c.model_limits(id).cloned().unwrap_or_default();
-                models.push(ModelEntry {
-                    id: id.clone(),
-                    layer: (i + 1).min(u8::MAX as usize) as u8,
-                    provider: provider.to_string(),
-                    provider_model: provider_model.to_string(),
-                    rpm: limits.rpm,
-                    rpd: limits.rpd,
-                    tpm: limits.tpm,
-                    context: limits.context,
-                    paid: c.model_paid(id),
-                    price_in: limits.price_in.unwrap_or(0.0),
-                    price_out: limits.price_out.unwrap_or(0.0),
-                    day_reset: c.model_day_reset(id),
-                    groups: vec![],
-                });
+                models.push(ModelEntry::of(c, id, (i + 1).min(u8::MAX as usize) as u8));
             }
         }
+        let groups = groups_of(c, &mut models);
+        Catalog { models, groups }
+    }
+
+    /// Model `id` alone (a task pinned to it: no other model may serve it), with its limits,
+    /// price and groups from the config, in its layer of the hierarchy if it has one, else in
+    /// layer 0 (route it with `start_layer` 0).
+    pub fn pinned(c: &Config, id: &str) -> Catalog {
+        let layer = c.model_layers().iter().position(|l| l.iter().any(|m| m == id));
+        let layer = layer.map_or(0, |i| (i + 1).min(u8::MAX as usize) as u8);
+        let mut models = vec![ModelEntry::of(c, id, layer)];
         let groups = groups_of(c, &mut models);
         Catalog { models, groups }
     }

@@ -46,7 +46,7 @@ impl Dispatcher {
         // pinned to a paid model starts only when the run allows paid models.
         let spent = match route {
             LiveRoute::Task => self.pinned_paid(task),
-            _ => self.models.ledger.budget_spent(),
+            _ => self.pinned_paid(task).or_else(|| self.models.ledger.budget_spent()),
         };
         let job = match &spent {
             Some(why) => Err(why.clone()),
@@ -58,6 +58,8 @@ impl Dispatcher {
         doc.queued_at = queued;
         (doc.model, doc.layer) = match route {
             LiveRoute::Task => (t.model.clone(), t.tier),
+            // Pinned, through the gateway: its model is known now.
+            LiveRoute::Gateway if t.model.is_some() => (t.model.clone(), t.tier),
             _ => (None, t.tier),
         };
         doc.fallback_reason = self.models.fell_back.remove(&task);
@@ -110,15 +112,19 @@ impl Dispatcher {
             })
     }
 
-    /// Where attempt `attempt` of `task` gets its model: the task's own, the gateway (per
-    /// request; with the attempt's token), or one model of the hierarchy picked by its executor
-    /// (an agent that cannot use the gateway).
+    /// Where attempt `attempt` of `task` gets its model: the gateway (per request; with the
+    /// attempt's token), for the hierarchy or for a pinned model whose key it keeps from the
+    /// agent; one model of the hierarchy picked by its executor (an agent that cannot use the
+    /// gateway); or the task's own model, given to the agent as it is.
     fn route_for(&self, task: u32, attempt: u32) -> (LiveRoute, Option<String>) {
         let t = &self.record.spec.tasks[task as usize];
-        let hierarchy = t.model.is_none() && t.runs_agent() && !self.models.catalog.is_empty();
-        if !hierarchy {
-            return (LiveRoute::Task, None);
-        }
+        let pinned = match &t.model {
+            _ if !t.runs_agent() => return (LiveRoute::Task, None),
+            Some(m) if crate::executor::provider::gateway_keeps_key(&self.ctx.config, m) => Some(m.clone()),
+            Some(_) => return (LiveRoute::Task, None),
+            None if self.models.catalog.is_empty() => return (LiveRoute::Task, None),
+            None => None,
+        };
         let speaks = self.ctx.executors.speaks_gateway(&t.agent);
         match (&self.models.gateway, speaks) {
             (Some(gateway), true) => {
@@ -127,12 +133,14 @@ impl Dispatcher {
                     namespace: self.record.namespace.clone(),
                     task,
                     attempt,
-                    start_layer: t.tier.unwrap_or(1),
+                    start_layer: if pinned.is_some() { 0 } else { t.tier.unwrap_or(1) },
+                    pinned,
                     events: self.tx.gw.clone(),
                     ledger: self.models.ledger.clone(),
                 });
                 (LiveRoute::Gateway, Some(token))
             }
+            _ if pinned.is_some() => (LiveRoute::Task, None),
             (None, true) => (LiveRoute::Task, None),
             (_, false) => (LiveRoute::Hierarchy { picked: None }, None),
         }

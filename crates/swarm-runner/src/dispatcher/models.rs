@@ -51,7 +51,8 @@ impl Dispatcher {
         };
         let changed = a.model.as_deref() != Some(s.model.as_str());
         a.model = Some(s.model.clone());
-        a.layer = Some(s.layer);
+        // Layer 0: a pinned model outside the hierarchy's layers.
+        a.layer = (s.layer > 0).then_some(s.layer).or(a.layer);
         a.tokens_in += s.tokens_in;
         a.tokens_out += s.tokens_out;
         let cost = if s.cost_usd.is_finite() && s.cost_usd > 0.0 { s.cost_usd } else { 0.0 };

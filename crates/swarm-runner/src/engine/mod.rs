@@ -279,11 +279,15 @@ impl Engine {
         Ok(lease)
     }
 
-    /// The model gateway, started now if the config declares a hierarchy and a task of `plan`
-    /// gets its model from it.
+    /// The model gateway, started now if a task of `plan` gets its model from the config's
+    /// hierarchy, or is pinned to a model whose key the gateway keeps from its agent.
     fn gateway_for(&self, plan: &Plan) -> Result<Option<Arc<Gateway>>, EngineError> {
-        let needed = plan.tasks.iter().any(|t| t.model.is_none() && t.runs_agent());
-        if !needed || self.config.models.as_ref().is_none_or(|m| m.layers.is_empty()) {
+        let layers = self.config.models.as_ref().is_some_and(|m| !m.layers.is_empty());
+        let needed = plan.tasks.iter().filter(|t| t.runs_agent()).any(|t| match &t.model {
+            None => layers,
+            Some(m) => crate::executor::provider::gateway_keeps_key(&self.config, m),
+        });
+        if !needed {
             return Ok(None);
         }
         let mut slot = self.gateway.lock().expect("gateway");

@@ -59,6 +59,16 @@ pub fn resolve_provider(config: &Config, model: &str) -> Result<ResolvedProvider
 /// paid when it or its provider says `paid = true`; when neither says, unless the provider is on
 /// loopback (the user's own server, as `[providers.local]` of the docs). A model of a provider
 /// swarm.toml does not declare is the agent's own business.
+/// Whether a task pinned to `model` has a key the gateway can keep from its agent: the model's
+/// provider is declared with a `base_url` and an `api_key_env` that is set. (Without a key there
+/// is nothing to keep, and an unset one is said as before, when the attempt starts.)
+pub fn gateway_keeps_key(config: &Config, model: &str) -> bool {
+    let Some((name, _)) = model.split_once('/') else { return false };
+    let Some(p) = config.providers.get(name) else { return false };
+    let set = |var: &String| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+    p.base_url.is_some() && p.api_key_env.as_ref().is_some_and(set)
+}
+
 pub fn pinned_paid(config: &Config, model: &str) -> bool {
     let Some((name, _)) = model.split_once('/') else { return false };
     let Some(p) = config.providers.get(name) else { return false };

@@ -6,7 +6,8 @@ use super::face;
 use super::proxy::Flight;
 use super::upstream::{copy_content_type, fmt, Outbound, Success};
 use super::usage::{self, Usage};
-use super::{GatewayEvent, Hold, Served, Shared};
+use super::{GatewayEvent, Hold, Served};
+use crate::hierarchy::Hierarchy;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,7 @@ use swarm_wire::{Failure, FailureKind, StreamConverter};
 
 /// What an answer is charged, once its usage is known.
 struct Meter {
-    shared: Arc<Shared>,
+    h: Arc<Hierarchy>,
     model: usize,
     flight: (super::Grant, Option<FailureClass>, u64, u64),
     est_in: u64,
@@ -39,8 +40,8 @@ impl Meter {
             u
         };
         let (grant, fallback, arrived_ms, waited_ms) = self.flight;
-        let entry = &self.shared.hierarchy.catalog.models[self.model];
-        let cost = self.shared.hierarchy.catalog.cost_usd(self.model, u.tokens_in, u.tokens_out);
+        let entry = &self.h.catalog.models[self.model];
+        let cost = self.h.catalog.cost_usd(self.model, u.tokens_in, u.tokens_out);
         self.hold.settle(cost, u.tokens_in + u.tokens_out);
         let _ = grant.events.send(GatewayEvent::Served(Served {
             task: grant.task,
@@ -63,7 +64,6 @@ impl Meter {
 pub(super) async fn deliver(
     answer: Success,
     flight: &Flight,
-    shared: &Arc<Shared>,
     model: usize,
     (out, sent, hold): (&Outbound, Instant, Hold),
 ) -> Response {
@@ -73,7 +73,7 @@ pub(super) async fn deliver(
     };
     let waited_ms = sent.duration_since(flight.started).as_millis() as u64;
     let meter = Meter {
-        shared: shared.clone(),
+        h: flight.h.clone(),
         model,
         flight: (flight.grant.clone(), flight.fallback, flight.arrived_ms, waited_ms),
         est_in: flight.est_tokens,
@@ -84,7 +84,7 @@ pub(super) async fn deliver(
     match answer {
         Success::Stream { response, first } => {
             let content_type = response.headers().get(reqwest::header::CONTENT_TYPE).cloned();
-            let stall = Stall { shared: shared.clone(), namespace: flight.grant.namespace.clone(), model };
+            let stall = Stall { h: flight.h.clone(), namespace: flight.grant.namespace.clone(), model };
             let converter = out.translator.stream(&out.ctx);
             let mut answer =
                 Response::new(Body::from_stream(stream(response, first, converter, stall, meter)));
@@ -130,20 +130,20 @@ fn whole(out: &Outbound, content_type: Option<HeaderValue>, bytes: Bytes, meter:
 /// limit or an overload of its own, cannot move to another model; its model is cooled so the
 /// next requests go elsewhere.
 struct Stall {
-    shared: Arc<Shared>,
+    h: Arc<Hierarchy>,
     namespace: String,
     model: usize,
 }
 
 impl Stall {
     fn idle(&self) -> Duration {
-        let h = &self.shared.hierarchy;
+        let h = &self.h;
         let provider = h.config.providers.get(&h.catalog.models[self.model].provider);
         provider.map_or(swarm_core::config::IDLE_TIMEOUT, swarm_core::config::ProviderConfig::idle_timeout)
     }
 
     async fn cool(&self, class: FailureClass, retry_after: Option<Duration>) {
-        let h = &self.shared.hierarchy;
+        let h = &self.h;
         let now = h.store.now_ms().unwrap_or(0);
         let policy = h.policy_for(self.model, class, retry_after, 0, now);
         let (store, id) = (h.store.clone(), h.catalog.models[self.model].id.clone());

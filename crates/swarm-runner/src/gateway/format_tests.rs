@@ -65,6 +65,7 @@ async fn fixture(layers: &str, max_wait: &str) -> Fixture {
     let (tx, events) = mpsc::unbounded_channel();
     let ledger = Ledger::new(&config, false);
     let grant = Grant {
+        pinned: None,
         run_id: "r".into(),
         namespace: "ns".into(),
         task: 3,

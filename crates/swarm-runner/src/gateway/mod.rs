@@ -87,6 +87,8 @@ pub struct Grant {
     pub attempt: u32,
     /// The task's `tier`: the first layer it may use.
     pub start_layer: u8,
+    /// The task's own `model:`: only it serves the attempt (its key stays with the gateway).
+    pub pinned: Option<String>,
     pub events: mpsc::UnboundedSender<GatewayEvent>,
     pub ledger: Arc<Ledger>,
 }
@@ -99,8 +101,8 @@ pub struct Ledger {
     pub budget_usd: Option<f64>,
     pub budget_tokens: Option<u64>,
     spend: Mutex<Spend>,
-    /// Models disabled for this run (auth, billing, unknown model), with why.
-    disabled: Mutex<HashMap<usize, String>>,
+    /// Models disabled for this run (auth, billing, unknown model), by id, with why.
+    disabled: Mutex<HashMap<String, String>>,
 }
 
 /// Spent and held, in USD and tokens.
@@ -193,17 +195,21 @@ impl Ledger {
     }
 
     /// The run no longer uses model `i` (auth, billing, unknown model), for `why`.
-    fn disable(&self, i: usize, why: String) {
-        self.disabled.lock().expect("ledger").insert(i, why);
+    fn disable(&self, id: &str, why: String) {
+        self.disabled.lock().expect("ledger").insert(id.to_string(), why);
     }
 
-    fn disabled(&self) -> HashMap<usize, String> {
-        self.disabled.lock().expect("ledger").clone()
+    /// The models of `catalog` this run disabled, by index there.
+    fn disabled(&self, catalog: &Catalog) -> HashMap<usize, String> {
+        let disabled = self.disabled.lock().expect("ledger");
+        disabled.iter().filter_map(|(id, why)| Some((catalog.index(id)?, why.clone()))).collect()
     }
 }
 
 pub(crate) struct Shared {
     hierarchy: Arc<Hierarchy>,
+    /// One-model hierarchies of the models tasks are pinned to, by model id.
+    pinned: Mutex<HashMap<String, Arc<Hierarchy>>>,
     grants: Mutex<HashMap<String, Grant>>,
     client: reqwest::Client,
     /// The models' standings per namespace, read from the store a moment ago (see
@@ -229,11 +235,10 @@ impl Gateway {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(std::io::Error::other)?;
-        let hierarchy = Hierarchy::of(store, config).ok_or_else(|| {
-            std::io::Error::other("the config declares no model hierarchy ([models] layers)")
-        })?;
+        let hierarchy = Hierarchy::of_or_empty(store, config);
         let shared = Arc::new(Shared {
             hierarchy,
+            pinned: Mutex::new(HashMap::new()),
             grants: Mutex::new(HashMap::new()),
             client,
             standings: Mutex::new(HashMap::new()),
@@ -287,6 +292,16 @@ impl Gateway {
     pub fn revoke(&self, token: &str) {
         self.shared.grants.lock().expect("grants").remove(token);
         self.shared.waiting.lock().expect("waiting").remove(token);
+    }
+}
+
+impl Shared {
+    /// The models a grant's requests may go to: the hierarchy, or the one model it is pinned to.
+    fn hierarchy_for(&self, grant: &Grant) -> Arc<Hierarchy> {
+        let Some(id) = &grant.pinned else { return self.hierarchy.clone() };
+        let mut pinned = self.pinned.lock().expect("pinned");
+        let h = &self.hierarchy;
+        pinned.entry(id.clone()).or_insert_with(|| Hierarchy::pinned(h.store.clone(), &h.config, id)).clone()
     }
 }
 

@@ -28,6 +28,8 @@ fn store_error(flight: &Flight, e: impl std::fmt::Display) -> Response {
 /// One request on its way: what it is and what became of it so far.
 pub(super) struct Flight {
     pub grant: Grant,
+    /// The models it may go to: the hierarchy, or the one its task is pinned to.
+    pub h: Arc<Hierarchy>,
     /// The agent's token (its waits are remembered under it).
     token: String,
     pub ask: Ask,
@@ -46,8 +48,9 @@ pub(super) struct Flight {
 }
 
 impl Flight {
-    pub(super) fn new(grant: Grant, token: String, ask: Ask, size: usize) -> Flight {
+    pub(super) fn new(shared: &Shared, grant: Grant, token: String, ask: Ask, size: usize) -> Flight {
         Flight {
+            h: shared.hierarchy_for(&grant),
             grant,
             token,
             ask,
@@ -82,13 +85,13 @@ pub(super) async fn serve(
     ask: Ask,
     size: usize,
 ) -> Response {
-    let mut flight = Flight::new(grant, token, ask, size);
+    let mut flight = Flight::new(shared, grant, token, ask, size);
     loop {
         let (model, limits) = match route(shared, &flight).await {
             Ok(chosen) => chosen,
             Err(answer) => return answer,
         };
-        let outbound = match upstream::outbound(shared, model, &flight.ask) {
+        let outbound = match upstream::outbound(&flight.h, model, &flight.ask) {
             Ok(outbound) => outbound,
             Err(e) => {
                 let message = format!("swarm gateway: {e}");
@@ -100,12 +103,12 @@ pub(super) async fn serve(
             Slot::Gone => continue,
             Slot::Failed(answer) => return answer,
         }
-        let hold = match hold(shared, &flight, model) {
+        let hold = match hold(&flight, model) {
             Ok(hold) => hold,
             Err(why) => return exhausted(&flight, why),
         };
         let sent = Instant::now();
-        let answer = upstream::forward(shared, model, &outbound).await;
+        let answer = upstream::forward(shared, &flight.h, model, &outbound).await;
         if let Next::Answer(answer) =
             absorb(shared, &mut flight, model, answer, &outbound, (sent, hold)).await
         {
@@ -120,12 +123,12 @@ pub(super) async fn serve(
 /// failure, or a wait longer than the agent's client holds a request: its own "wait" signal,
 /// the time already waited remembered for its next try).
 pub(super) async fn route(shared: &Arc<Shared>, flight: &Flight) -> Result<(usize, ModelLimits), Response> {
-    let h = &shared.hierarchy;
+    let h = &flight.h;
     let max_wait_ms = h.max_wait.as_millis() as u64;
     let since = waiting_since(shared, flight);
     loop {
-        let picture = standings(shared, &flight.grant.namespace).await.map_err(|e| store_error(flight, e))?;
-        let (now_ms, standings) = h.standings(&picture, &flight.grant.ledger.disabled());
+        let picture = standings(shared, flight).await.map_err(|e| store_error(flight, e))?;
+        let (now_ms, standings) = h.standings(&picture, &flight.grant.ledger.disabled(&h.catalog));
         let req = route_request(h, flight, now_ms);
         let waited = since.elapsed().as_millis() as u64;
         match router::route(&h.catalog, &standings, &req) {
@@ -194,9 +197,9 @@ const ASSUMED_OUTPUT_TOKENS: u64 = 4096;
 
 /// Holds the request's estimated cost on model `model` (its prompt, and its output at most
 /// `max_tokens`) against the run's budget until the answer is metered.
-fn hold(shared: &Shared, flight: &Flight, model: usize) -> Result<Hold, String> {
+fn hold(flight: &Flight, model: usize) -> Result<Hold, String> {
     let out = max_output(&flight.ask.body).unwrap_or(ASSUMED_OUTPUT_TOKENS);
-    let usd = shared.hierarchy.catalog.cost_usd(model, flight.est_tokens, out);
+    let usd = flight.h.catalog.cost_usd(model, flight.est_tokens, out);
     flight.grant.ledger.hold(usd, flight.est_tokens + out)
 }
 
@@ -234,7 +237,7 @@ pub(super) async fn reserve(
     model: usize,
     limits: ModelLimits,
 ) -> Slot {
-    let h = &shared.hierarchy;
+    let h = &flight.h;
     let groups = h.buckets(model, limits.day.map_or(0, |d| d.start_ms));
     let (store, ns, id, tokens) = (
         h.store.clone(),
@@ -267,11 +270,11 @@ pub(super) async fn absorb(
     let failed = match answer {
         Answer::Success(success) => {
             let delivery = (outbound, sent, hold);
-            return Next::Answer(super::answer::deliver(success, flight, shared, model, delivery).await);
+            return Next::Answer(super::answer::deliver(success, flight, model, delivery).await);
         }
         Answer::Failed(failed) => failed,
     };
-    let h = &shared.hierarchy;
+    let h = &flight.h;
     let store = h.store.clone();
     let now_ms = blocking(move || store.now_ms()).await.and_then(Result::ok).unwrap_or_else(wall_ms);
     let repeats = flight.repeats.entry(model).or_insert(0);
@@ -281,14 +284,14 @@ pub(super) async fn absorb(
         cooldown.reason = format!("{}: {cause}", failed.class);
     }
     *repeats += 1;
-    learn(shared, flight, model, &failed).await;
+    learn(flight, model, &failed).await;
     let entry = &h.catalog.models[model];
     match &policy {
         Policy::PassThrough => return Next::Answer(failed.into_response(outbound.translator)),
         Policy::TryLarger => flight.needs_larger_than = Some(entry.context.unwrap_or(flight.est_tokens)),
         Policy::Cool(cooldown) => {
             if cooldown.is_disabled() {
-                flight.grant.ledger.disable(model, cooldown.reason.clone());
+                flight.grant.ledger.disable(&entry.id, cooldown.reason.clone());
             }
             let (store, ns, id, p) =
                 (h.store.clone(), flight.grant.namespace.clone(), entry.id.clone(), policy.clone());
@@ -314,8 +317,8 @@ pub(super) async fn absorb(
 }
 
 /// What a provider said of its limits in a quota answer is kept for every process.
-async fn learn(shared: &Arc<Shared>, flight: &Flight, model: usize, failed: &upstream::Failed) {
-    let h = &shared.hierarchy;
+async fn learn(flight: &Flight, model: usize, failed: &upstream::Failed) {
+    let h = &flight.h;
     let Some(learned) = h.learned_from(model, &failed.text()) else { return };
     let (store, ns, id) =
         (h.store.clone(), flight.grant.namespace.clone(), h.catalog.models[model].id.clone());
@@ -329,23 +332,28 @@ const STANDINGS_FRESH: Duration = Duration::from_millis(250);
 
 /// The hierarchy's picture in namespace `ns`, from the store or the short-lived cache, with the
 /// store's clock moved on by the time the cached picture has aged.
-async fn standings(shared: &Arc<Shared>, ns: &str) -> Result<Picture, String> {
-    if let Some((at, cached)) = shared.standings.lock().expect("standings").get(ns) {
+async fn standings(shared: &Arc<Shared>, flight: &Flight) -> Result<Picture, String> {
+    // Cached per namespace and per set of models (the hierarchy, or one pinned model).
+    let ns = &flight.grant.namespace;
+    let key = format!("{ns}\n{}", flight.grant.pinned.as_deref().unwrap_or(""));
+    if let Some((at, cached)) = shared.standings.lock().expect("standings").get(&key) {
         if at.elapsed() < STANDINGS_FRESH {
             return Ok(cached.aged(at.elapsed().as_millis() as u64));
         }
     }
-    let (h, ns_owned) = (shared.hierarchy.clone(), ns.to_string());
+    let (h, ns_owned) = (flight.h.clone(), ns.to_string());
     let fresh = blocking(move || h.read(&ns_owned))
         .await
         .ok_or_else(|| "the store call failed".to_string())?
         .map_err(|e| e.to_string())?;
-    shared.standings.lock().expect("standings").insert(ns.to_string(), (Instant::now(), fresh.clone()));
+    shared.standings.lock().expect("standings").insert(key, (Instant::now(), fresh.clone()));
     Ok(fresh)
 }
 
+/// Every cached picture of namespace `ns` (a model changed that any of them may hold).
 fn forget_standings(shared: &Shared, ns: &str) {
-    shared.standings.lock().expect("standings").remove(ns);
+    let prefix = format!("{ns}\n");
+    shared.standings.lock().expect("standings").retain(|k, _| !k.starts_with(&prefix));
 }
 
 /// Runs `f` against the store off the runtime's threads.

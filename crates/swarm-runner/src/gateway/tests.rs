@@ -99,6 +99,7 @@ impl Fixture {
 
     fn grant(&self) -> Grant {
         Grant {
+            pinned: None,
             run_id: "r".into(),
             namespace: "ns".into(),
             task: 3,
@@ -113,7 +114,7 @@ impl Fixture {
         let grant = self.grant();
         assert!(body.is_object());
         let size = serde_json::to_vec(&body).unwrap().len();
-        Flight::new(grant, "token".into(), Ask::new(Format::Chat, body), size)
+        Flight::new(self.shared(), grant, "token".into(), Ask::new(Format::Chat, body), size)
     }
 
     /// What a request to model `i` is held to now.
@@ -136,8 +137,8 @@ fn hello() -> Value {
 }
 
 async fn forward_and_absorb(f: &Fixture, flight: &mut Flight, model: usize) -> Next {
-    let outbound = upstream::outbound(f.shared(), model, &flight.ask).unwrap();
-    let answer = upstream::forward(f.shared(), model, &outbound).await;
+    let outbound = upstream::outbound(&flight.h, model, &flight.ask).unwrap();
+    let answer = upstream::forward(f.shared(), &flight.h, model, &outbound).await;
     let hold = flight.grant.ledger.hold(0.0, 0).expect("no budget here");
     absorb(f.shared(), flight, model, answer, &outbound, (Instant::now(), hold)).await
 }
@@ -197,7 +198,7 @@ async fn a_refused_key_disables_the_model_for_the_run_and_the_store() {
     let off = f.cooldown("badkey").expect("left alone by the others");
     assert_eq!(off.kind, CooldownKind::Disabled);
     assert!(off.reason.starts_with("auth"), "{off:?}");
-    assert!(flight.grant.ledger.disabled().contains_key(&bad), "and by this run, for good");
+    assert!(flight.grant.ledger.disabled(&flight.h.catalog).contains_key(&bad), "and by this run, for good");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

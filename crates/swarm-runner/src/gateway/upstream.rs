@@ -2,6 +2,7 @@
 //! ([`outbound`]) and forwarded with its key and model id, a failure read and classified.
 
 use super::face::{self, Ask};
+use crate::hierarchy::Hierarchy;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
@@ -104,8 +105,7 @@ pub(super) struct Outbound {
 /// The agent's request translated for model `model`'s provider: its format, its model id, and
 /// a streamed answer's usage asked for (the gateway meters every request). The rest passes
 /// untouched where agent and provider speak the same format.
-pub(super) fn outbound(shared: &super::Shared, model: usize, ask: &Ask) -> Result<Outbound, WireError> {
-    let h = &shared.hierarchy;
+pub(super) fn outbound(h: &Hierarchy, model: usize, ask: &Ask) -> Result<Outbound, WireError> {
     let entry = &h.catalog.models[model];
     let translator = Translator::new(ask.agent, format_of(h.config.providers.get(&entry.provider)))?;
     let Translated { mut body, ctx } = translator.request(&ask.body, ask.call())?;
@@ -164,8 +164,7 @@ fn request(
 /// id, and reads what must be read before the agent may see any of it: a failure, a whole
 /// answer, a stream's first chunk. A provider that does not answer in time, or breaks off
 /// before that, is a failure the request can move on from.
-pub(super) async fn forward(shared: &super::Shared, model: usize, out: &Outbound) -> Answer {
-    let h = &shared.hierarchy;
+pub(super) async fn forward(shared: &super::Shared, h: &Hierarchy, model: usize, out: &Outbound) -> Answer {
     let entry = &h.catalog.models[model];
     let provider = h.config.providers.get(&entry.provider).cloned().unwrap_or_default();
     let base = provider.base_url.clone().unwrap_or_default();
