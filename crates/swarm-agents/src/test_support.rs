@@ -45,6 +45,7 @@ pub fn spec<'a>(
         provider,
         attempt_dir: dir.join("attempt"),
         project_root: dir.to_path_buf(),
+        completion_file: Some(dir.join("completions/t.1.json")),
     }
 }
 
