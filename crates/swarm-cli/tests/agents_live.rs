@@ -250,3 +250,48 @@ fn each_clis_give_up_signal_is_classified() {
     }
     assert_eq!(attempt(&report, "gemini")["exit_code"], 173);
 }
+
+/// `swarm agents` and `swarm doctor` find all seven pinned CLIs in the project's `.tools` (npm's
+/// bin directory and aider's venv), each at its pinned version.
+#[test]
+fn agents_and_doctor_show_all_seven_at_their_pins() {
+    let p = Project::new();
+    let tools = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools").canonicalize().unwrap();
+    std::os::unix::fs::symlink(tools, p.file(".tools")).unwrap();
+    // Only the project's .tools: nothing of the test machine's own PATH but the basics.
+    let only_tools = |args: &[&str]| {
+        let mut cmd = p.command(args);
+        cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin");
+        p.spawn_cmd(cmd).wait(Duration::from_secs(120))
+    };
+    let out = only_tools(&["agents", "--json"]);
+    out.expect_code(0);
+    let rows = out.json();
+    let pins = [
+        ("opencode", "1.18.33"),
+        ("kilo", "7.7.7"),
+        ("cline", "3.0.65"),
+        ("claude", "2.1.332"),
+        ("codex", "0.171.0"),
+        ("gemini", "0.61.0"),
+        ("aider", "0.86.2"),
+    ];
+    for (name, pin) in pins {
+        let row = rows.as_array().unwrap().iter().find(|r| r["name"] == name).unwrap();
+        assert_eq!(row["pinned"], pin, "{row:#}");
+        assert_eq!(row["pinned_ok"], true, "{name} --version says its pin: {row:#}");
+    }
+    let doctor = only_tools(&["doctor", "--json"]);
+    let v = doctor.json();
+    for (name, pin) in pins {
+        let a = v["agents"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap();
+        assert!(a["version"].as_str().is_some_and(|v| v.contains(pin)), "{a:#}\n{}", doctor.dump());
+    }
+    let warned: Vec<&Value> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w.as_str().unwrap_or("").contains("pinned"))
+        .collect();
+    assert!(warned.is_empty(), "{warned:?}");
+}
