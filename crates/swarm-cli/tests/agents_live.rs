@@ -295,3 +295,86 @@ fn agents_and_doctor_show_all_seven_at_their_pins() {
         .collect();
     assert!(warned.is_empty(), "{warned:?}");
 }
+
+/// A project whose `[models]` hierarchy is `[[fake/a], [fake/b]]` over the fake.
+fn hierarchy(fake: &Fake) -> Project {
+    let p = project(fake, "\"a\", \"b\"");
+    let config = p.read("swarm.toml").replace("[providers.local]", "[providers.fake]");
+    p.write(
+        "swarm.toml",
+        &format!("{config}paid = false\n\n[models]\nlayers = [[\"fake/a\"], [\"fake/b\"]]\n"),
+    );
+    p
+}
+
+const WORKER: &str = "steps = [ { write = { path = \"out.txt\", content = \"written\\n\" } }, { report = { status = \"done\", summary = \"wrote out.txt\" } }, { say = \"DONE\" } ]\n";
+
+/// With no `model:`, Claude Code, Codex and Gemini CLI get one model of the hierarchy per
+/// attempt (the gateway does not speak their formats yet): a model answering with the signal
+/// the CLI gives up on moves the next attempt to the next model, spending no retry.
+#[test]
+fn claude_codex_and_gemini_fall_back_per_attempt_on_the_hierarchy() {
+    for (agent, signal) in [
+        ("claude", "rate_limit = { first = 1000, retry_after = 300 }"),
+        ("codex", "rate_limit = { first = 1000, header = false }"),
+        ("gemini", "rate_limit = { first = 1000, kind = \"quota\", header = false }"),
+    ] {
+        let fake = Fake::start(&format!("[models.a]\n{signal}\n{WORKER}[models.b]\n{WORKER}"));
+        let p = hierarchy(&fake);
+        p.plan(&format!(
+            "---\ndefaults:\n  timeout: 120s\n  workdir: shared\n---\n\n## t: Any model\n- agent: {agent}\n\nWrite the file, report, say DONE.\n"
+        ));
+        let out = run(&p, "plan.md", Duration::from_secs(150));
+        let report = p.report(&out.run_id());
+        assert_eq!(
+            state(&report, "t"),
+            "succeeded",
+            "{agent}: {}\n{}",
+            detail(&report, "t"),
+            log_of(&report, "t")
+        );
+        let tries = attempts(&report, "t");
+        assert_eq!(tries.len(), 2, "{agent}: {report:#}");
+        assert_eq!(tries[0]["model"], "fake/a", "{agent}");
+        assert!(
+            tries[0]["failure_class"].as_str().is_some_and(|c| c != "crashed" && c != "agent_error"),
+            "{agent}: {:#}",
+            tries[0]
+        );
+        assert_eq!(
+            (tries[1]["model"].as_str(), tries[1]["layer"].as_u64()),
+            (Some("fake/b"), Some(2)),
+            "{agent}"
+        );
+        assert_eq!(p.read("out.txt"), "written\n", "{agent}");
+    }
+}
+
+/// aider speaks OpenAI Chat, the gateway's format today: with no `model:` every request goes
+/// through the gateway, a 429 is absorbed there (the next model answers) and aider never sees
+/// it; it holds only its attempt's token.
+#[test]
+fn aider_through_the_gateway_never_sees_an_absorbed_429() {
+    let fake = Fake::start(&format!(
+        "[models.a]\nrate_limit = {{ first = 1000, retry_after = 300 }}\n{WORKER}[models.b]\n{WORKER}"
+    ));
+    let p = hierarchy(&fake);
+    p.plan("---\ndefaults:\n  timeout: 120s\n  workdir: shared\n---\n\n## t: Any model\n- agent: aider\n\nWrite the file, report, say DONE.\n");
+    let mut cmd = p.command(&["run", "plan.md", "--no-progress"]);
+    cmd.env("PATH", path_with_tools()).env("SWARM_TEST_LOCAL_KEY", "sk-provider-secret-42");
+    let out = p.spawn_cmd(cmd).wait(Duration::from_secs(150));
+    let report = p.report(&out.run_id());
+    assert_eq!(state(&report, "t"), "succeeded", "{}\n{}", detail(&report, "t"), log_of(&report, "t"));
+    let tries = attempts(&report, "t");
+    assert_eq!(tries.len(), 1, "no retry was spent: {report:#}");
+    assert_eq!(tries[0]["model"], "fake/b", "{:#}", tries[0]);
+    assert_eq!(tries[0]["fallback_reason"], "rate_limited", "{:#}", tries[0]);
+    assert_eq!(tries[0]["completion"]["status"], "done");
+    assert_eq!(p.read("out.txt"), "written\n");
+    let log = fake.server.as_ref().unwrap().log().records();
+    assert!(
+        log.iter().all(|r| r.bearer.as_deref() == Some("sk-provider-secret-42")),
+        "the gateway used the provider's key"
+    );
+    assert!(!log_of(&report, "t").contains("RateLimitError"), "aider never saw the 429");
+}
