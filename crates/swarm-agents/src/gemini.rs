@@ -52,6 +52,20 @@ fn private_home(spec: &AttemptSpec<'_>) -> Result<Vec<(String, String)>, Adapter
     Ok(env)
 }
 
+/// The model name Gemini CLI is given for a provider's `model`: its own aliases (`auto`,
+/// `pro`, `flash`, `flash-lite`, `auto-gemini-*`) would make it pick Google model names itself
+/// (`auto` first asks a router model, with 5 retries when the answer is not its JSON), so a
+/// provider model named like one (the gateway's `auto`) is sent as `PROVIDER-NAME` instead.
+fn cli_model(p: &crate::adapter::ProviderSpec) -> String {
+    let alias = matches!(p.model.as_str(), "auto" | "pro" | "flash" | "flash-lite")
+        || p.model.starts_with("auto-gemini");
+    if alias {
+        format!("{}-{}", p.name, p.model)
+    } else {
+        p.model.clone()
+    }
+}
+
 /// The HTTP status behind Gemini CLI's exit code (`process.exit(status)` keeps its low byte).
 fn status_of_exit(code: i32) -> Option<u16> {
     match code {
@@ -83,7 +97,7 @@ impl Adapter for GeminiAdapter {
                     env.push(("GOOGLE_GEMINI_BASE_URL".into(), api_root(url)));
                 }
                 env_from.push(("GEMINI_API_KEY".to_string(), p.api_key_env.clone()));
-                Some(p.model.clone())
+                Some(cli_model(p))
             }
             None => spec.model.map(String::from),
         };
@@ -231,6 +245,26 @@ mod tests {
         assert!(l.args.windows(2).any(|w| w == ["-m", "ok"]));
         assert_eq!(env(&l, "GOOGLE_GEMINI_BASE_URL"), Some("http://127.0.0.1:9"), "the root");
         assert!(env(&l, "TMPDIR").unwrap().contains("attempt"));
+    }
+
+    /// What the gateway's provider gives (`swarm/auto` at `http://127.0.0.1:PORT/v1`, its token
+    /// in `SWARM_GATEWAY_TOKEN`): the root URL, the token as the API key, and no alias.
+    #[test]
+    fn the_gateway_provider_is_no_gemini_cli_alias() {
+        let task = crate::custom::tests::task("t", "gemini");
+        let dir = project("gemini");
+        let gateway = crate::ProviderSpec {
+            name: "swarm".into(),
+            kind: "openai-compatible".into(),
+            base_url: Some("http://127.0.0.1:4321/v1".into()),
+            model: "auto".into(),
+            api_key_env: "SWARM_GATEWAY_TOKEN".into(),
+        };
+        let l = GeminiAdapter.launch(&spec(&dir, &task, "p", Some(gateway))).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(l.args.windows(2).any(|w| w == ["-m", "swarm-auto"]), "{:?}", l.args);
+        assert_eq!(env(&l, "GOOGLE_GEMINI_BASE_URL"), Some("http://127.0.0.1:4321"));
+        assert_eq!(l.env_from, [("GEMINI_API_KEY".to_string(), "SWARM_GATEWAY_TOKEN".to_string())]);
     }
 
     /// Gemini CLI 0.61.0 after a per-day quota 429 (issue 19 captures, `gemini-429-day`): exit
