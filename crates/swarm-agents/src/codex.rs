@@ -203,6 +203,14 @@ mod tests {
             config,
             "model = \"ok\"\nmodel_provider = \"swarm\"\n\n[model_providers.swarm]\nname = \"local\"\nenv_key = \"MY_KEY\"\nwire_api = \"responses\"\nbase_url = \"http://127.0.0.1:9/v1\"\n"
         );
+        // The gateway's provider: its `/v1` URL (Codex POSTs `{base_url}/responses`), its token.
+        let dir2 = project("codex");
+        let l = CodexAdapter.launch(&spec(&dir2, &task, "p", Some(gateway()))).unwrap();
+        let config =
+            std::fs::read_to_string(format!("{}/config.toml", env(&l, "CODEX_HOME").unwrap())).unwrap();
+        std::fs::remove_dir_all(&dir2).ok();
+        assert!(config.contains("base_url = \"http://127.0.0.1:4321/v1\""), "{config}");
+        assert!(config.contains("env_key = \"SWARM_GATEWAY_TOKEN\"") && config.contains("model = \"auto\""));
         let mut bad = provider("openai");
         bad.api_key_env = "X; rm -rf".into();
         let dir = project("codex");

@@ -253,14 +253,7 @@ mod tests {
     fn the_gateway_provider_is_no_gemini_cli_alias() {
         let task = crate::custom::tests::task("t", "gemini");
         let dir = project("gemini");
-        let gateway = crate::ProviderSpec {
-            name: "swarm".into(),
-            kind: "openai-compatible".into(),
-            base_url: Some("http://127.0.0.1:4321/v1".into()),
-            model: "auto".into(),
-            api_key_env: "SWARM_GATEWAY_TOKEN".into(),
-        };
-        let l = GeminiAdapter.launch(&spec(&dir, &task, "p", Some(gateway))).unwrap();
+        let l = GeminiAdapter.launch(&spec(&dir, &task, "p", Some(gateway()))).unwrap();
         std::fs::remove_dir_all(&dir).ok();
         assert!(l.args.windows(2).any(|w| w == ["-m", "swarm-auto"]), "{:?}", l.args);
         assert_eq!(env(&l, "GOOGLE_GEMINI_BASE_URL"), Some("http://127.0.0.1:4321"));

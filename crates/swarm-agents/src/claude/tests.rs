@@ -100,3 +100,18 @@ fn a_role_defined_as_claude_codes_own_agent_is_passed_as_agent() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The gateway's provider: Claude Code gets its root URL and its token as the API key, every
+/// alias mapped to `auto` (the gateway routes each request itself).
+#[test]
+fn the_gateway_provider() {
+    use crate::test_support::*;
+    let task = crate::custom::tests::task("t", "claude");
+    let dir = project("claude");
+    let l = ClaudeAdapter.launch(&spec(&dir, &task, "p", Some(gateway()))).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(env(&l, "ANTHROPIC_BASE_URL"), Some("http://127.0.0.1:4321"));
+    assert_eq!(l.env_from, [("ANTHROPIC_API_KEY".to_string(), "SWARM_GATEWAY_TOKEN".to_string())]);
+    assert_eq!(env(&l, "ANTHROPIC_DEFAULT_HAIKU_MODEL"), Some("auto"));
+    assert!(l.args.ends_with(&["--model".to_string(), "auto".to_string()]));
+}
