@@ -53,9 +53,10 @@ fn private_home(spec: &AttemptSpec<'_>) -> Result<Vec<(String, String)>, Adapter
 }
 
 /// The model name Gemini CLI is given for a provider's `model`: its own aliases (`auto`,
-/// `pro`, `flash`, `flash-lite`, `auto-gemini-*`) would make it pick Google model names itself
-/// (`auto` first asks a router model, with 5 retries when the answer is not its JSON), so a
-/// provider model named like one (the gateway's `auto`) is sent as `PROVIDER-NAME` instead.
+/// `pro`, `flash`, `flash-lite`, `auto-gemini-*`) make it pick Google model names itself
+/// (measured with 0.61.0: `-m auto` asked `gemini-3.5-flash-lite` to route, then
+/// `gemini-3.1-pro-preview`, never `auto`), so a provider model named like one (the gateway's
+/// `auto`) is sent as `PROVIDER-NAME` instead.
 fn cli_model(p: &crate::adapter::ProviderSpec) -> String {
     let alias = matches!(p.model.as_str(), "auto" | "pro" | "flash" | "flash-lite")
         || p.model.starts_with("auto-gemini");
