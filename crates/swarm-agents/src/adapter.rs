@@ -46,6 +46,9 @@ pub struct AttemptSpec<'a> {
     pub attempt_dir: PathBuf,
     /// The project's root: agent binaries are also looked up in its `.tools/node_modules/.bin`.
     pub project_root: PathBuf,
+    /// Where the agent writes its completion report, when the attempt must report (CLIs that
+    /// confine writes to their workspace need to be told).
+    pub completion_file: Option<PathBuf>,
 }
 
 /// A command run to completion before the agent starts (e.g. `cline auth`).
@@ -65,6 +68,9 @@ pub struct Launch {
     /// `(VAR, FROM)`: set `VAR` to the value `FROM` has in the process's final environment (a
     /// key under the name the agent reads, without swarm ever holding it in a launch record).
     pub env_from: Vec<(String, String)>,
+    /// Variables of swarm's own environment the agent must not inherit (a second credential
+    /// its CLI would send too, a variable that redirects it elsewhere).
+    pub env_remove: Vec<String>,
     pub cwd: PathBuf,
     /// Written to the process's stdin, which is then closed.
     pub stdin: Option<String>,

@@ -14,7 +14,8 @@ use swarm_core::plan::AgentKind;
 pub struct AgentInfo {
     pub name: &'static str,
     pub binary: &'static str,
-    /// npm package and the version verified to work headless (docs/contract.md §6), if pinned.
+    /// Package (npm; aider's is on PyPI) and the version verified to work headless
+    /// (docs/contract.md §6), if pinned.
     pub package: Option<&'static str>,
     pub pinned: Option<&'static str>,
     #[serde(skip)]
@@ -49,28 +50,28 @@ pub const CATALOG: [AgentInfo; 7] = [
         name: "claude",
         binary: "claude",
         package: Some("@anthropic-ai/claude-code"),
-        pinned: None,
+        pinned: Some("2.1.332"),
         adapter: || Arc::new(crate::ClaudeAdapter),
     },
     AgentInfo {
         name: "codex",
         binary: "codex",
         package: Some("@openai/codex"),
-        pinned: None,
+        pinned: Some("0.171.0"),
         adapter: || Arc::new(crate::CodexAdapter),
     },
     AgentInfo {
         name: "gemini",
         binary: "gemini",
         package: Some("@google/gemini-cli"),
-        pinned: None,
+        pinned: Some("0.61.0"),
         adapter: || Arc::new(crate::GeminiAdapter),
     },
     AgentInfo {
         name: "aider",
         binary: "aider",
-        package: None,
-        pinned: None,
+        package: Some("aider-chat"),
+        pinned: Some("0.86.2"),
         adapter: || Arc::new(crate::AiderAdapter),
     },
 ];
@@ -91,12 +92,14 @@ pub fn agent_names(config: &Config) -> Vec<String> {
     builtin_names().into_iter().map(String::from).chain(config.custom_agents()).collect()
 }
 
-/// Directories searched after PATH: the project's own tool folder, then the user's
-/// (`$XDG_DATA_HOME/swarm/tools`, by default `~/.local/share/swarm/tools`).
+/// Directories searched after PATH: the project's own tool folder (npm's bin directory and
+/// aider's venv), then the user's (`$XDG_DATA_HOME/swarm/tools`, by default
+/// `~/.local/share/swarm/tools`).
 pub fn local_bin_dirs(project_root: &Path) -> Vec<PathBuf> {
-    let mut dirs =
-        vec![project_root.join(".tools/node_modules/.bin"), project_root.join("node_modules/.bin")];
-    dirs.extend(user_tools_dir().map(|d| d.join("node_modules/.bin")));
+    let tools = |d: PathBuf| [d.join("node_modules/.bin"), d.join("aider-venv/bin")];
+    let mut dirs = tools(project_root.join(".tools")).to_vec();
+    dirs.push(project_root.join("node_modules/.bin"));
+    dirs.extend(user_tools_dir().into_iter().flat_map(tools));
     dirs
 }
 

@@ -1,18 +1,25 @@
-//! Claude Code: `claude -p --output-format stream-json --verbose --dangerously-skip-permissions
-//! [--model M]`, the prompt on stdin. With a provider from `swarm.toml` the attempt gets its own
-//! `CLAUDE_CONFIG_DIR`, HOME and XDG dirs, `ANTHROPIC_BASE_URL`, and `ANTHROPIC_API_KEY` copied
-//! from the provider's key variable by a `/bin/sh` wrapper (so the key is never in a file nor in
-//! swarm's launch record).
+//! Claude Code 2.1.332: `claude -p --output-format stream-json --verbose --permission-mode
+//! bypassPermissions [--model M] [--agent ROLE]`, the prompt on stdin (kept byte for byte: CRLF,
+//! unicode, `@x` and `/x` mid-text; measured in the issue 19 notes). As root it refuses the
+//! bypass unless `IS_SANDBOX=1`, which swarm sets then (each attempt has its own worktree).
+//!
+//! With a provider (a model of `swarm.toml`, or the gateway) the attempt gets its own
+//! `CLAUDE_CONFIG_DIR`, HOME and XDG dirs, `ANTHROPIC_BASE_URL` (the root: Claude Code appends
+//! `/v1/messages`), `ANTHROPIC_API_KEY` copied from the provider's key variable (`env_from`: the
+//! key is in no argv, file or launch record) and no `ANTHROPIC_AUTH_TOKEN` (with both it sends
+//! both headers), and every model alias (opus is the default; subagents use haiku, sonnet or
+//! fable) mapped to the attempt's model, so no request names a model the provider lacks.
 //!
 //! Output shapes (stream-json, one object per line; see tests/fixtures/README.md):
 //! `{"type":"system","subtype":"init","session_id",…}`, `{"type":"assistant","message":{"content":
 //! [{"type":"text"}|{"type":"tool_use","name","input"}]}}`, `{"type":"user",…}` (tool results) and a
 //! final `{"type":"result","subtype","is_error","result","total_cost_usd","usage":{…}}`. API errors
-//! arrive as an assistant text `API Error: 429 {…}` (flagged `isApiErrorMessage`, with an `error`
-//! kind) and a result with `is_error: true`.
+//! arrive as a synthetic assistant text `API Error: Request rejected (429) · …` (flagged
+//! `is_api_error_message`, with `api_error_status` and an `error` kind) and a result with
+//! `is_error: true` and `api_error_status`; the exit code is then 1.
 
 use crate::adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch};
-use crate::launch::{isolated_home, locate_binary, make_dir, with_key_from_env};
+use crate::launch::{api_root, check_env_name, isolated_home, locate_binary, make_dir, running_as_root};
 use crate::output::{error_from, json_object, str_at, tool_detail, u64_at};
 use serde_json::Value;
 use swarm_core::event::Stream;
@@ -20,25 +27,90 @@ use swarm_core::failure::FailureClass;
 
 pub struct ClaudeAdapter;
 
+/// The model aliases Claude Code resolves through `ANTHROPIC_DEFAULT_<ALIAS>_MODEL`.
+const ALIASES: [&str; 4] = ["OPUS", "SONNET", "HAIKU", "FABLE"];
+
+/// Variables of swarm's environment that would send Claude Code elsewhere or with another key.
+const REMOVED: [&str; 7] = [
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_MODEL",
+    "ANTHROPIC_SMALL_FAST_MODEL",
+    "CLAUDE_CODE_USE_BEDROCK",
+    "CLAUDE_CODE_USE_VERTEX",
+    "CLAUDE_CODE_USE_FOUNDRY",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+];
+
+/// The native binary when `located` is npm's placeholder: Claude Code's package ships
+/// `bin/claude.exe` as a stub its postinstall replaces with the binary of the optional
+/// dependency `@anthropic-ai/claude-code-linux-<arch>`; with install scripts skipped the stub
+/// stays, and the binary is run from the platform package directly.
+pub fn native_binary(located: &std::path::Path) -> std::path::PathBuf {
+    let real = located.canonicalize().unwrap_or_else(|_| located.to_path_buf());
+    let placeholder = real.metadata().is_ok_and(|m| m.len() < 1_000_000);
+    let scope = real.parent().and_then(|bin| bin.parent()).and_then(|pkg| pkg.parent());
+    let (Some(scope), true) = (scope, placeholder) else { return located.to_path_buf() };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    [format!("claude-code-linux-{arch}"), format!("claude-code-linux-{arch}-musl")]
+        .iter()
+        .map(|p| scope.join(p).join("claude"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| located.to_path_buf())
+}
+
 impl Adapter for ClaudeAdapter {
     fn name(&self) -> &str {
         "claude"
     }
 
+    fn speaks_gateway(&self) -> bool {
+        true
+    }
+
     fn launch(&self, spec: &AttemptSpec<'_>) -> Result<Launch, AdapterError> {
         let program = locate_binary("claude", "claude", spec)?;
-        let workdir = spec.workdir.display().to_string();
+        let program = native_binary(std::path::Path::new(&program)).display().to_string();
         let mut env = vec![
-            ("PWD".to_string(), workdir),
+            ("PWD".to_string(), spec.workdir.display().to_string()),
             ("DISABLE_AUTOUPDATER".into(), "1".into()),
             ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(), "1".into()),
             ("NO_COLOR".into(), "1".into()),
         ];
+        if running_as_root() {
+            env.push(("IS_SANDBOX".into(), "1".into()));
+        }
         let mut args: Vec<String> =
-            ["-p", "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions"]
+            ["-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "bypassPermissions"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
+        let (mut env_from, mut env_remove) = (Vec::new(), Vec::new());
+        match &spec.provider {
+            Some(p) => {
+                check_env_name("claude", &p.api_key_env)?;
+                env.extend(isolated_home("claude", spec)?);
+                let config = make_dir("claude", &spec.attempt_dir.join("claude-config"))?;
+                env.push(("CLAUDE_CONFIG_DIR".into(), config));
+                if let Some(url) = &p.base_url {
+                    env.push(("ANTHROPIC_BASE_URL".into(), api_root(url)));
+                }
+                for alias in ALIASES {
+                    env.push((format!("ANTHROPIC_DEFAULT_{alias}_MODEL"), p.model.clone()));
+                }
+                env_from.push(("ANTHROPIC_API_KEY".into(), p.api_key_env.clone()));
+                env_remove = REMOVED.iter().map(|s| s.to_string()).collect();
+                args.extend(["--model".into(), p.model.clone()]);
+            }
+            None => {
+                if let Some(m) = spec.model {
+                    args.extend(["--model".into(), m.to_string()]);
+                }
+            }
+        }
         // A role the project defines as Claude Code's own named agent (`.claude/agents/NAME.md`):
         // `--agent NAME` makes its body the system prompt (observed with Claude Code 2.1.332).
         if let Some(role) =
@@ -46,28 +118,7 @@ impl Adapter for ClaudeAdapter {
         {
             args.extend(["--agent".into(), role.to_string()]);
         }
-        let (program, args) = match &spec.provider {
-            Some(p) => {
-                env.extend(isolated_home("claude", spec)?);
-                let config = make_dir("claude", &spec.attempt_dir.join("claude-config"))?;
-                env.push(("CLAUDE_CONFIG_DIR".into(), config));
-                if let Some(url) = &p.base_url {
-                    // The SDK appends `/v1/messages` itself.
-                    let url = url.trim_end_matches('/');
-                    let url = url.strip_suffix("/v1").unwrap_or(url);
-                    env.push(("ANTHROPIC_BASE_URL".into(), url.to_string()));
-                }
-                args.extend(["--model".into(), p.model.clone()]);
-                with_key_from_env("claude", program, args, "ANTHROPIC_API_KEY", &p.api_key_env)?
-            }
-            None => {
-                if let Some(m) = spec.model {
-                    args.extend(["--model".into(), m.to_string()]);
-                }
-                (program, args)
-            }
-        };
-        Ok(Launch::prompt_on_stdin(spec, program, args, env))
+        Ok(Launch { env_from, env_remove, ..Launch::prompt_on_stdin(spec, program, args, env) })
     }
 
     /// One line of `claude -p --output-format stream-json --verbose`.
@@ -114,10 +165,16 @@ fn class_of_kind(kind: &str) -> Option<FailureClass> {
     })
 }
 
-/// `API Error: 429 {"type":"error","error":{"type":"rate_limit_error","message":"…"}}` → the
-/// status, and the inner message appended so the class tables see it.
-fn claude_error(text: &str, kind: Option<&str>) -> AgentOutput {
-    match error_from(text, None) {
+/// The HTTP status of the provider's answer an API error line carries (`api_error_status`).
+fn api_status(v: &Value) -> Option<u16> {
+    v.get("api_error_status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok())
+}
+
+/// `API Error: Request rejected (429) · …` (or the older `API Error: 429 {…}`): classed by the
+/// status the line carries, else the one the text quotes, else the assistant message's error
+/// kind.
+fn claude_error(text: &str, kind: Option<&str>, status: Option<u16>) -> AgentOutput {
+    match error_from(text, status) {
         AgentOutput::Error { class: FailureClass::AgentError, message, retry_after } => AgentOutput::Error {
             class: kind.and_then(class_of_kind).unwrap_or(FailureClass::AgentError),
             message,
@@ -143,9 +200,12 @@ fn system_line(v: &Value) -> Vec<AgentOutput> {
 
 /// `{"type":"assistant"}`: text and tool calls, or an API error dressed as text.
 fn assistant_line(v: &Value) -> Vec<AgentOutput> {
-    let api_error = v.get("isApiErrorMessage").and_then(Value::as_bool).unwrap_or(false)
+    let api_error = ["/is_api_error_message", "/isApiErrorMessage"]
+        .iter()
+        .any(|p| v.pointer(p).and_then(Value::as_bool).unwrap_or(false))
         || v.get("error").is_some_and(Value::is_string);
     let kind = str_at(v, "/error");
+    let status = api_status(v);
     let content = v.pointer("/message/content").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut out = Vec::new();
     for block in &content {
@@ -155,7 +215,7 @@ fn assistant_line(v: &Value) -> Vec<AgentOutput> {
                     continue;
                 };
                 if api_error {
-                    out.push(claude_error(t, kind));
+                    out.push(claude_error(t, kind, status));
                 } else {
                     out.push(AgentOutput::Text(t.to_string()));
                 }
@@ -193,7 +253,7 @@ fn result_line(v: &Value) -> Vec<AgentOutput> {
             .map(String::from)
             .or_else(|| (!errors.is_empty()).then(|| errors.join("; ")))
             .unwrap_or_else(|| format!("claude ended with `{subtype}`"));
-        out.push(claude_error(&message, None));
+        out.push(claude_error(&message, None, api_status(v)));
     }
     out
 }

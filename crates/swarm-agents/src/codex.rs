@@ -1,19 +1,24 @@
-//! Codex CLI: `codex exec --json --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox
-//! -C WORKDIR [-m MODEL] -`, the prompt on stdin. swarm already confines each attempt to its own
+//! Codex CLI 0.171.0: `codex exec --json --skip-git-repo-check
+//! --dangerously-bypass-approvals-and-sandbox -C WORKDIR [-m MODEL] -`, the prompt on stdin
+//! (byte for byte; it reads the project's AGENTS.md itself). swarm already confines each attempt to its own
 //! worktree, and codex's own sandbox (landlock/seccomp) often cannot start in containers, so the
 //! documented "no approvals, no sandbox" mode is used (`--full-auto` would still sandbox).
 //!
 //! With a provider from `swarm.toml` the attempt gets its own `CODEX_HOME` holding a
 //! `config.toml` with `model`, `model_provider` and a `[model_providers.swarm]` entry whose
 //! `env_key` names the provider's key variable: codex reads the key from the environment, the
-//! file never holds it. Current codex speaks only the Responses API to a provider. HOME and the XDG dirs are private to the attempt then too.
+//! file never holds it. Codex speaks only the Responses API to a provider (`POST {base_url}/responses`,
+//! so the base URL keeps its `/v1`). HOME and the XDG dirs are private to the attempt then too.
+//! A model name it has no metadata for (any but OpenAI's) gives the classic function tools
+//! (`exec_command`); OpenAI's own names switch it to "code mode" (a JavaScript `exec` tool).
+//! Codex has no timeout of its own on a model that never answers: swarm's `stall` ends it.
 //!
 //! Output (codex-rs/exec/src/exec_events.rs): `thread.started{thread_id}`, `turn.started`,
 //! `item.started|updated|completed{item:{id,type,…}}`, `turn.completed{usage}`,
 //! `turn.failed{error:{message}}` and `error{message}`.
 
 use crate::adapter::{Adapter, AdapterError, AgentOutput, AttemptSpec, Launch};
-use crate::launch::{isolated_home, locate_binary, make_dir, valid_env_name};
+use crate::launch::{check_env_name, isolated_home, locate_binary, make_dir, write_file};
 use crate::output::{error_from, json_object, str_at, u64_at};
 use serde_json::Value;
 use swarm_core::event::Stream;
@@ -48,6 +53,10 @@ impl Adapter for CodexAdapter {
         "codex"
     }
 
+    fn speaks_gateway(&self) -> bool {
+        true
+    }
+
     fn launch(&self, spec: &AttemptSpec<'_>) -> Result<Launch, AdapterError> {
         let program = locate_binary("codex", "codex", spec)?;
         let workdir = spec.workdir.display().to_string();
@@ -60,21 +69,11 @@ impl Adapter for CodexAdapter {
         args.push(workdir);
         match &spec.provider {
             Some(p) => {
-                if !valid_env_name(&p.api_key_env) {
-                    return Err(AdapterError::Invalid {
-                        agent: "codex".into(),
-                        message: format!("`{}` is not a valid environment variable name", p.api_key_env),
-                    });
-                }
+                check_env_name("codex", &p.api_key_env)?;
                 env.extend(isolated_home("codex", spec)?);
                 let home_dir = spec.attempt_dir.join("codex-home");
                 let home = make_dir("codex", &home_dir)?;
-                std::fs::write(home_dir.join("config.toml"), provider_config(p)).map_err(|e| {
-                    AdapterError::Invalid {
-                        agent: "codex".into(),
-                        message: format!("cannot write {}/config.toml: {e}", home),
-                    }
-                })?;
+                write_file("codex", &home_dir.join("config.toml"), &provider_config(p))?;
                 env.push(("CODEX_HOME".into(), home));
                 args.extend(["-m".into(), p.model.clone()]);
             }
@@ -208,6 +207,14 @@ mod tests {
             config,
             "model = \"ok\"\nmodel_provider = \"swarm\"\n\n[model_providers.swarm]\nname = \"local\"\nenv_key = \"MY_KEY\"\nwire_api = \"responses\"\nbase_url = \"http://127.0.0.1:9/v1\"\n"
         );
+        // The gateway's provider: its `/v1` URL (Codex POSTs `{base_url}/responses`), its token.
+        let dir2 = project("codex");
+        let l = CodexAdapter.launch(&spec(&dir2, &task, "p", Some(gateway()))).unwrap();
+        let config =
+            std::fs::read_to_string(format!("{}/config.toml", env(&l, "CODEX_HOME").unwrap())).unwrap();
+        std::fs::remove_dir_all(&dir2).ok();
+        assert!(config.contains("base_url = \"http://127.0.0.1:4321/v1\""), "{config}");
+        assert!(config.contains("env_key = \"SWARM_GATEWAY_TOKEN\"") && config.contains("model = \"auto\""));
         let mut bad = provider("openai");
         bad.api_key_env = "X; rm -rf".into();
         let dir = project("codex");

@@ -128,6 +128,7 @@ pub(crate) mod tests {
             provider: None,
             attempt_dir: "/tmp/a".into(),
             project_root: "/tmp".into(),
+            completion_file: None,
         };
         let l = a.launch(&spec).unwrap();
         assert_eq!(l.program, "my-cli");
@@ -149,6 +150,7 @@ pub(crate) mod tests {
             provider: None,
             attempt_dir: dir.clone(),
             project_root: "/tmp".into(),
+            completion_file: None,
         };
         let a = CustomAdapter::new("mine", "my-cli --message-file {prompt_file}", BTreeMap::new()).unwrap();
         let l = a.launch(&spec).unwrap();

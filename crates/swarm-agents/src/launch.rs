@@ -1,6 +1,6 @@
 //! What adapters share to build a launch: finding the agent's CLI, the attempt's private HOME
-//! and directories, and a provider's key passed on through the environment (never in argv or a
-//! file).
+//! and directories, a provider's base URL in the form a CLI wants. (A provider's key reaches an
+//! agent only through its environment, `Launch::env_from`: never in argv or a file.)
 
 use crate::adapter::{AdapterError, AttemptSpec};
 
@@ -44,6 +44,39 @@ pub(crate) fn isolated_home(
     Ok(env)
 }
 
+/// A provider's base URL without a trailing `/v1`: Claude Code and Gemini CLI append their own
+/// versioned paths (`/v1/messages`, `/v1beta/models/…`) to the server's root.
+pub(crate) fn api_root(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    url.strip_suffix("/v1").unwrap_or(url).to_string()
+}
+
+/// Whether swarm runs as root (CLIs that refuse to skip permissions as root need telling that
+/// the attempt is sandboxed).
+pub(crate) fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Fails unless `name` can name an environment variable.
+pub(crate) fn check_env_name(agent: &str, name: &str) -> Result<(), AdapterError> {
+    if valid_env_name(name) {
+        return Ok(());
+    }
+    Err(AdapterError::Invalid {
+        agent: agent.into(),
+        message: format!("`{name}` is not a valid environment variable name"),
+    })
+}
+
+/// Writes `text` to `path`, as the adapter's error when it cannot.
+pub(crate) fn write_file(agent: &str, path: &std::path::Path, text: &str) -> Result<(), AdapterError> {
+    std::fs::write(path, text).map_err(|e| AdapterError::Invalid {
+        agent: agent.into(),
+        message: format!("cannot write {}: {e}", path.display()),
+    })
+}
+
 /// Whether `name` can name an environment variable (and so be put in a shell script as is).
 pub(crate) fn valid_env_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -57,60 +90,4 @@ pub(crate) fn make_dir(agent: &str, dir: &std::path::Path) -> Result<String, Ada
         message: format!("cannot create {}: {e}", dir.display()),
     })?;
     Ok(dir.display().to_string())
-}
-
-/// Runs `program args…` with `target` set to the value of `source` in the environment, through
-/// `/bin/sh` so the key itself never appears in the launch (nor in any file). Without a rename
-/// (`target == source`) the program is run directly: it inherits the variable.
-pub(crate) fn with_key_from_env(
-    agent: &str,
-    program: String,
-    args: Vec<String>,
-    target: &str,
-    source: &str,
-) -> Result<(String, Vec<String>), AdapterError> {
-    if target == source {
-        return Ok((program, args));
-    }
-    for name in [target, source] {
-        if !valid_env_name(name) {
-            return Err(AdapterError::Invalid {
-                agent: agent.into(),
-                message: format!("`{name}` is not a valid environment variable name"),
-            });
-        }
-    }
-    let script = format!("{target}=\"${{{source}}}\"; export {target}; exec \"$0\" \"$@\"");
-    let mut all = vec!["-c".to_string(), script, program];
-    all.extend(args);
-    Ok(("/bin/sh".into(), all))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_wrapper_never_holds_the_key() {
-        let (p, a) =
-            with_key_from_env("x", "/bin/claude".into(), vec!["-p".into()], "ANTHROPIC_API_KEY", "MY_KEY")
-                .unwrap();
-        assert_eq!(p, "/bin/sh");
-        assert_eq!(a[1], "ANTHROPIC_API_KEY=\"${MY_KEY}\"; export ANTHROPIC_API_KEY; exec \"$0\" \"$@\"");
-        assert_eq!(&a[2..], ["/bin/claude", "-p"]);
-        let (p, _) = with_key_from_env("x", "/bin/claude".into(), vec![], "A", "A").unwrap();
-        assert_eq!(p, "/bin/claude");
-        assert!(with_key_from_env("x", "c".into(), vec![], "A", "B; rm").is_err());
-        // The wrapper really exports the variable.
-        let (p, a) = with_key_from_env(
-            "x",
-            "/bin/sh".into(),
-            vec!["-c".into(), "echo $DST".into()],
-            "DST",
-            "SRC_KEY_T",
-        )
-        .unwrap();
-        let o = std::process::Command::new(p).args(a).env("SRC_KEY_T", "v4lue").output().unwrap();
-        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "v4lue");
-    }
 }

@@ -29,6 +29,19 @@ pub fn provider(kind: &str) -> ProviderSpec {
     }
 }
 
+/// What the model gateway gives an agent as its provider (swarm-runner's
+/// `ModelRoute::gateway_provider`): `swarm/auto` at the gateway's `/v1`, its token in
+/// `SWARM_GATEWAY_TOKEN`.
+pub fn gateway() -> ProviderSpec {
+    ProviderSpec {
+        name: "swarm".into(),
+        kind: "openai-compatible".into(),
+        base_url: Some("http://127.0.0.1:4321/v1".into()),
+        model: "auto".into(),
+        api_key_env: "SWARM_GATEWAY_TOKEN".into(),
+    }
+}
+
 pub fn spec<'a>(
     dir: &std::path::Path,
     task: &'a swarm_core::plan::Task,
@@ -45,6 +58,7 @@ pub fn spec<'a>(
         provider,
         attempt_dir: dir.join("attempt"),
         project_root: dir.to_path_buf(),
+        completion_file: Some(dir.join("completions/t.1.json")),
     }
 }
 

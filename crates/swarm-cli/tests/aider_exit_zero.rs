@@ -1,6 +1,8 @@
 //! Aider exits 0 even when every model call failed: swarm must still fail the attempt (and
 //! classify it), but not when aider recovered after an error. A stand-in `aider` prints what the
-//! real one prints (crates/swarm-agents/tests/fixtures/aider-*.txt); the real CLI is not installed.
+//! real one prints (crates/swarm-agents/tests/fixtures/aider-*.txt) at once: the real aider 0.86.2
+//! retries a 429 for about three minutes before it gives up (issue 19 notes); it is run live in
+//! agents_live.rs.
 
 mod support;
 

@@ -110,7 +110,12 @@ fn apply_patch_call(tools: &[OfferedTool], path: &str, content: &str) -> Option<
 fn shell_call(tools: &[OfferedTool], path: &str, content: &str) -> Option<ToolCall> {
     SHELL_TOOLS.iter().find_map(|(wanted, key)| {
         let tool = tools.iter().find(|tool| tool.name.eq_ignore_ascii_case(wanted) && !tool.custom)?;
-        let script = format!("printf '%s' {} > {}", sh_quote(content), sh_quote(path));
+        let write = format!("printf '%s' {} > {}", sh_quote(content), sh_quote(path));
+        // As a model would: the file's directory may not exist yet.
+        let script = match std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => format!("mkdir -p {} && {write}", sh_quote(&dir.display().to_string())),
+            None => write,
+        };
         // The old Codex `shell` tool takes an argv, the others a command line.
         let command = if *wanted == "shell" { json!(["bash", "-lc", script]) } else { json!(script) };
         let mut arguments = Map::new();
@@ -231,6 +236,8 @@ mod tests {
             call.arguments,
             json!({ "cmd": "printf '%s' 'a '\\''quoted'\\''\nline\n' > 'it'\\''s.txt'" })
         );
+        let nested = write_call(&tools, "out/a.txt", "b").unwrap();
+        assert_eq!(nested.arguments, json!({ "cmd": "mkdir -p 'out' && printf '%s' 'b' > 'out/a.txt'" }));
         // A file tool always wins over a shell.
         let both = [tools[0].clone(), OfferedTool::function("write_file", Value::Null)];
         assert_eq!(write_call(&both, "a", "b").unwrap().name, "write_file");

@@ -76,13 +76,11 @@ fn step_answer(script: &ModelScript, request: &Request) -> Answer {
     match script.steps.get(request.turn) {
         None => Answer::Text(script.final_text().to_string()),
         Some(Step::Say(text)) => Answer::Text(text.clone()),
-        Some(Step::Write { path, content }) => {
-            // `{task}` and `{run}` name the swarm task the conversation is for (from its footer).
-            let fill = |s: &str| fill_target(s, request.report_target.as_ref());
-            write_answer(request, &fill(path), &fill(content))
-        }
-        Some(step @ Step::Report { .. }) => match &request.report_target {
-            Some(target) => write_answer(request, &target.path, &report(target, step)),
+        Some(step @ (Step::Write { .. } | Step::Report { .. })) => match file_of(step, request) {
+            Some((path, content)) => match tools::write_call(&request.tools, &path, &content) {
+                Some(call) => Answer::ToolCall(call),
+                None => Answer::Text(listing(&script.steps[request.turn..], request)),
+            },
             None => Answer::Text(
                 "fake-llm: the script reports back, but the conversation has no swarm report footer \
                  (\"write `PATH` (also in $SWARM_COMPLETION_FILE) as JSON: …\")."
@@ -99,16 +97,32 @@ fn step_answer(script: &ModelScript, request: &Request) -> Answer {
     }
 }
 
-/// A call to the agent's file tool; without one, the file in aider's "whole" edit format (the
-/// path alone on the line before the fence), which aider applies and other agents just show.
-fn write_answer(request: &Request, path: &str, content: &str) -> Answer {
-    match tools::write_call(&request.tools, path, content) {
-        Some(call) => Answer::ToolCall(call),
-        None => {
-            let newline = if content.ends_with('\n') { "" } else { "\n" };
-            Answer::Text(format!("{path}\n```\n{content}{newline}```\n"))
-        }
+/// The file a `write` or `report` step writes: its path and content (`{task}` and `{run}` naming
+/// the swarm task the conversation is for, from its footer). `None` for other steps, and for a
+/// report without a footer to say where.
+fn file_of(step: &Step, request: &Request) -> Option<(String, String)> {
+    let fill = |s: &str| fill_target(s, request.report_target.as_ref());
+    match step {
+        Step::Write { path, content } => Some((fill(path), fill(content))),
+        Step::Report { .. } => request.report_target.as_ref().map(|t| (t.path.clone(), report(t, step))),
+        _ => None,
     }
+}
+
+/// Without a file tool, files in aider's "whole" edit format (each path alone on the line before
+/// its fence), which aider applies and other agents just show. An agent editing by text makes
+/// all its edits in one answer (aider's `--message` is one turn), so the `write` and `report`
+/// steps in a row from this one are all listed.
+fn listing(steps: &[Step], request: &Request) -> String {
+    let mut text = String::new();
+    for (path, content) in steps.iter().map_while(|step| file_of(step, request)) {
+        let newline = if content.ends_with('\n') { "" } else { "\n" };
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&format!("{path}\n```\n{content}{newline}```\n"));
+    }
+    text
 }
 
 fn fill_target(text: &str, target: Option<&ReportTarget>) -> String {
@@ -236,6 +250,14 @@ mod tests {
             panic!()
         };
         assert_eq!(text, "notes.md\n```\n# hi\n```\n");
+        // An agent editing by text gets every file of the steps in a row in one answer.
+        let script =
+            ModelScript::steps([Step::write("a.md", "A\n"), Step::write("b.md", "B"), Step::say("DONE")]);
+        let Reply::Answer { answer: Answer::Text(text), .. } = decide(&script, &request(vec![], &[]), 1)
+        else {
+            panic!()
+        };
+        assert_eq!(text, "a.md\n```\nA\n```\n\nb.md\n```\nB\n```\n");
     }
 
     #[test]

@@ -327,6 +327,7 @@ async fn launch(
         provider: resolved.provider.clone(),
         attempt_dir: job.attempt_dir.clone(),
         project_root: job.project_root.clone(),
+        completion_file: job.report.required.then(|| job.report.path.clone()),
     };
     let launch = adapter.launch(&spec).map_err(|e| spawn_error(e.to_string()))?;
     let env = environment(job, ctx, &resolved.env, &launch);
@@ -367,8 +368,9 @@ async fn launch(
     Ok(Launched { child, stdin: launch.stdin, adapter, workdir, baseline, copied, user })
 }
 
-/// The agent's whole environment: swarm's own, the job's (`SWARM_*`, a placeholder key), the
-/// adapter's, `env_from` copies, and PATH with this swarm first.
+/// The agent's whole environment: swarm's own (less what the job and the adapter remove), the
+/// job's (`SWARM_*`, a placeholder key), the adapter's, `env_from` copies, and PATH with this
+/// swarm first.
 fn environment(
     job: &AttemptJob,
     ctx: &ExecutorContext,
@@ -377,6 +379,9 @@ fn environment(
 ) -> Vec<(OsString, OsString)> {
     let mut env: std::collections::BTreeMap<OsString, OsString> = std::env::vars_os().collect();
     for var in &job.env_remove {
+        env.remove(&OsString::from(var));
+    }
+    for var in &launch.env_remove {
         env.remove(&OsString::from(var));
     }
     for (k, v) in job.env.iter().chain(route_env).chain(&launch.env) {
