@@ -431,3 +431,22 @@ fn a_file_over_max_file_size_is_left_out_of_the_commit_with_a_warning() {
     let warnings = attempts(&report, "big")[0]["warnings"].to_string();
     assert!(warnings.contains("big.bin") && warnings.contains("max_file_size"), "{warnings}");
 }
+
+/// A task whose branch an agent replaced with unrelated history (issue 15): the run says what
+/// happened to the merge, and the integration branch gets nothing of the stranger's history.
+#[test]
+fn a_task_branch_replaced_by_unrelated_history_is_not_a_conflict() {
+    let p = repo();
+    p.plan(&format!(
+        "{HEADER}## orphan: Replaces its branch with unrelated history\n- command: b=$(git rev-parse --abbrev-ref HEAD) \
+         && git checkout -q --orphan tmp && git rm -rqf . && echo y > y.txt && git add y.txt \
+         && git -c user.name=a -c user.email=a@b commit -qm orphan && git branch -M tmp \"$b\"\n"
+    ));
+    let out = p.swarm(&["run", "plan.md"]);
+    out.expect_code(1);
+    let run_id = out.run_id();
+    let report = p.report(&run_id);
+    assert_task(&report, "orphan", "failed", Some("merge_failed"));
+    assert!(detail(&report, "orphan").contains("shares no history"), "{}", detail(&report, "orphan"));
+    assert_eq!(show(&p, &format!("swarm/{run_id}"), "y.txt"), None, "nothing of it was merged");
+}

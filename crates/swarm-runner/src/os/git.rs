@@ -31,6 +31,9 @@ pub enum GitError {
     /// nothing there.
     #[error("swarm did not commit: the worktree {} is not as swarm made it: {why}", tree.display())]
     Tampered { tree: PathBuf, why: String },
+    /// The task's branch shares no history with the integration branch.
+    #[error("branch {branch} shares no history with the run's integration branch (it was replaced by unrelated commits); nothing of it was merged")]
+    Unrelated { branch: String },
     /// `.worktreeinclude` cannot be read as gitignore patterns.
     #[error("{}: {message}", file.display())]
     Include { file: PathBuf, message: String },
@@ -231,7 +234,14 @@ pub fn integrate(
     let target = Checkout::of(repo, &into.worktree)?;
     target.verify(&into.branch)?;
     let (commit, left_out) = commit_work(&task, message, keep_out, into.max_file_size, author)?;
-    let base = target.git_ok(&["merge-base", "HEAD", &commit], author)?;
+    let base = target.git_ok(&["merge-base", "HEAD", &commit], author).map_err(|e| match e {
+        // No common ancestor: the branch was replaced by history of another repository or an
+        // orphan (git says nothing, it only exits 1).
+        GitError::Command { stderr, .. } if stderr.trim().is_empty() => {
+            GitError::Unrelated { branch: branch.into() }
+        }
+        e => e,
+    })?;
     let files: Vec<String> =
         target.git_ok(&["diff", "--name-only", &base, &commit], author)?.lines().map(String::from).collect();
     let merged = |commit: String, start: String, outcome| Merged {
