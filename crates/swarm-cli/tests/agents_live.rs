@@ -55,8 +55,19 @@ fn project(fake: &Fake, models: &str) -> Project {
 
 /// `swarm run FILE` with the CLIs on PATH.
 fn run(p: &Project, file: &str, timeout: Duration) -> Out {
+    run_with(p, file, timeout, None)
+}
+
+/// The provider key a task pinned to `local/…` is run with, when it is set: then swarm keeps it
+/// and the agent talks to the model through the gateway, in its own wire format.
+const LOCAL_KEY: &str = "sk-live-local-provider-0123456789";
+
+fn run_with(p: &Project, file: &str, timeout: Duration, key: Option<&str>) -> Out {
     let mut cmd = p.command(&["run", file, "--no-progress"]);
     cmd.env("PATH", path_with_tools());
+    if let Some(key) = key {
+        cmd.env("SWARM_TEST_LOCAL_KEY", key);
+    }
     p.spawn_cmd(cmd).wait(timeout)
 }
 
@@ -106,6 +117,13 @@ fn markers(agent: &str) -> &'static [&'static str] {
 /// reports, and the model received the brief and prompt verbatim, the project's instructions
 /// and the persona; tokens and the session id are in report.json.
 fn works_live(agent: &str) {
+    works_live_via(agent, None);
+}
+
+/// [`works_live`], directly against the provider (`key` None: the agent is given the provider),
+/// or through the gateway (a key swarm keeps: the agent talks to the gateway in its own format,
+/// translated to the provider's OpenAI Chat, and never sees the key).
+fn works_live_via(agent: &str, key: Option<&str>) {
     let fake = Fake::start(&format!(
         "[models.m]\nsteps = [ {{ write = {{ path = \"{agent}.txt\", content = \"from {agent}\\n\" }} }}, \
          {{ report = {{ status = \"done\", summary = \"wrote {agent}.txt\" }} }}, {{ say = \"DONE\" }} ]\n"
@@ -126,7 +144,7 @@ fn works_live(agent: &str) {
                      "workdir": "shared", "timeout": "150s", "prompt": TRICKY } ],
     });
     p.write("plan.json", &plan.to_string());
-    let out = run(&p, "plan.json", Duration::from_secs(180));
+    let out = run_with(&p, "plan.json", Duration::from_secs(180), key);
     let report = p.report(&out.run_id());
     assert_eq!(
         state(&report, "t"),
@@ -166,6 +184,44 @@ fn works_live(agent: &str) {
     // The key never lands in what swarm writes (the agents' own homes aside).
     assert!(!p.exists("swarm-completion.json"), "aider's report was moved where swarm reads it");
     assert_no_process_of(&out.run_id());
+    if let Some(key) = key {
+        // Through the gateway: the provider got the key, in its own (OpenAI Chat) requests only;
+        // the agent's files hold nothing of it.
+        assert!(records.iter().all(|r| r.path.ends_with("/chat/completions")), "{agent}: translated to Chat");
+        for f in walk(p.path()) {
+            let text = std::fs::read(&f).unwrap_or_default();
+            assert!(!String::from_utf8_lossy(&text).contains(key), "{agent}: {} holds the key", f.display());
+        }
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => out.extend(walk(&path)),
+            Ok(t) if t.is_file() => out.push(path),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn claude_code_works_live_through_the_gateway() {
+    works_live_via("claude", Some(LOCAL_KEY));
+}
+
+#[test]
+fn codex_works_live_through_the_gateway() {
+    works_live_via("codex", Some(LOCAL_KEY));
+}
+
+#[test]
+fn gemini_cli_works_live_through_the_gateway() {
+    works_live_via("gemini", Some(LOCAL_KEY));
 }
 
 #[test]

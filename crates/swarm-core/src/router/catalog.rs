@@ -117,7 +117,10 @@ impl Catalog {
     pub fn pinned(c: &Config, id: &str) -> Catalog {
         let layer = c.model_layers().iter().position(|l| l.iter().any(|m| m == id));
         let layer = layer.map_or(0, |i| (i + 1).min(u8::MAX as usize) as u8);
-        let mut models = vec![ModelEntry::of(c, id, layer)];
+        // Whether a pinned paid model may run was decided when its attempt started (the run's
+        // allow_paid, and a loopback provider that says nothing of pay being free): routing
+        // does not ask again.
+        let mut models = vec![ModelEntry { paid: false, ..ModelEntry::of(c, id, layer) }];
         let groups = groups_of(c, &mut models);
         Catalog { models, groups }
     }
