@@ -39,6 +39,8 @@ fn the_seven_agent_example_rehearses_green() {
         let a = &attempts(&st, id)[0];
         assert!(a["model"].as_str().unwrap_or("").starts_with("rehearsal/"), "{a}");
         assert_eq!(a["completion"]["status"], "done", "the fake model reported back through the agent: {a}");
+        // A rehearsal spends nothing, whatever price an agent puts on the fake model itself.
+        assert_eq!(a["cost_usd"], 0.0, "{a}");
     }
     // Nothing before an agent holds up the others (cline's `cline auth` pre-step used to hold
     // the whole dispatcher for ~12 s): the seven start together.

@@ -192,6 +192,12 @@ impl Dispatcher {
     fn note_attempt(&mut self, task: u32, attempt: u32, ev: AttemptEvent) {
         // The gateway meters what its attempts use, request by request.
         let metered = matches!(self.live_route(task, attempt), Some(LiveRoute::Gateway));
+        let declared = match &ev {
+            AttemptEvent::Usage { tokens_in, tokens_out, .. } => {
+                self.declared_cost(task, attempt, *tokens_in, *tokens_out)
+            }
+            _ => None,
+        };
         let Some(a) = self.docs[task as usize].attempts.iter_mut().find(|a| a.n == attempt) else { return };
         match ev {
             AttemptEvent::Started { pid, workdir } => {
@@ -204,6 +210,7 @@ impl Dispatcher {
                 a.checks_at.get_or_insert_with(Utc::now);
             }
             AttemptEvent::Usage { tokens_in, tokens_out, cost_usd } if !metered => {
+                let cost_usd = declared.unwrap_or(cost_usd);
                 a.tokens_in += tokens_in;
                 a.tokens_out += tokens_out;
                 if cost_usd.is_finite() && cost_usd > 0.0 {
@@ -216,6 +223,21 @@ impl Dispatcher {
             _ => return,
         }
         self.save_task(task);
+    }
+
+    /// What `tokens_in`/`tokens_out` of the attempt's model cost when swarm.toml declares its
+    /// provider: its `[models.limits]` prices, or nothing. An agent's own figure for such an
+    /// endpoint is its vendor's list price for a model it does not know (Claude Code prices a
+    /// rehearsal's fake model as an Anthropic one); `None` (the agent's own provider): its figure.
+    fn declared_cost(&self, task: u32, attempt: u32, tokens_in: u64, tokens_out: u64) -> Option<f64> {
+        let a = self.docs[task as usize].attempts.iter().find(|a| a.n == attempt)?;
+        let model = a.model.as_deref()?;
+        let (provider, _) = model.split_once('/')?;
+        let config = &self.ctx.config;
+        config
+            .providers
+            .contains_key(provider)
+            .then(|| swarm_core::router::Catalog::pinned(config, model).cost_usd(0, tokens_in, tokens_out))
     }
 
     /// The attempt ended: its leftovers are swept, its token revoked, its outcome recorded and
