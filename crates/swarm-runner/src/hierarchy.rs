@@ -45,22 +45,21 @@ impl Picture {
 impl Hierarchy {
     /// The hierarchy of `config`, when it declares one.
     pub fn of(store: Arc<dyn Store>, config: &Config) -> Option<Arc<Hierarchy>> {
-        let catalog = Catalog::from_config(config);
-        (!catalog.is_empty()).then(|| {
-            Arc::new(Hierarchy { store, catalog, config: config.clone(), max_wait: config.max_wait() })
-        })
+        Some(Hierarchy::of_or_empty(store, config)).filter(|h| !h.catalog.is_empty())
+    }
+
+    /// The hierarchy of `config`, empty when it declares none.
+    pub fn of_or_empty(store: Arc<dyn Store>, config: &Config) -> Arc<Hierarchy> {
+        Hierarchy::over(store, config, Catalog::from_config(config))
     }
 
     /// Model `id` alone (a task pinned to it), its limits and cooldowns shared with the
     /// hierarchy's own entry of the same model on the store.
     pub fn pinned(store: Arc<dyn Store>, config: &Config, id: &str) -> Arc<Hierarchy> {
-        let catalog = Catalog::pinned(config, id);
-        Arc::new(Hierarchy { store, catalog, config: config.clone(), max_wait: config.max_wait() })
+        Hierarchy::over(store, config, Catalog::pinned(config, id))
     }
 
-    /// The hierarchy of `config`, empty when it declares none.
-    pub fn of_or_empty(store: Arc<dyn Store>, config: &Config) -> Arc<Hierarchy> {
-        let catalog = Catalog::from_config(config);
+    fn over(store: Arc<dyn Store>, config: &Config, catalog: Catalog) -> Arc<Hierarchy> {
         Arc::new(Hierarchy { store, catalog, config: config.clone(), max_wait: config.max_wait() })
     }
 
