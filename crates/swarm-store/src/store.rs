@@ -104,6 +104,11 @@ pub trait Store: Send + Sync {
     /// The address with any secret masked, for messages.
     fn describe(&self) -> String;
 
+    /// The work queue workers on many hosts read (Redis only; docs/contract.md §11).
+    fn work_queue(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<crate::RedisStore>> {
+        None
+    }
+
     /// Records a new run with its tasks (in plan order). Fails if the id exists.
     fn create_run(&self, run: &RunRecord, tasks: &[TaskReport]) -> Result<(), StoreError>;
 

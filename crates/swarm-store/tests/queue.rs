@@ -4,7 +4,7 @@
 //! across XAUTOCLAIM's pages, and the commands an attempt costs stay few.
 
 use std::time::{Duration, Instant};
-use swarm_store::{Fenced, RedisStore, WorkItem};
+use swarm_store::{Fenced, RedisStore, Said, Stopped, WorkItem};
 
 const NS: &str = "team1";
 
@@ -42,12 +42,15 @@ fn an_attempt_goes_to_a_worker_of_its_agent_and_its_end_counts_once() {
         store.take(NS, "w2", &agents(&["opencode"]), LEASE, 10, NOW).unwrap().is_empty(),
         "delivered once"
     );
-    assert_eq!(store.finish(NS, "w1", lease, "{\"ok\":true}").unwrap(), Fenced::Accepted { until_ms: None });
+    assert_eq!(
+        store.finish(NS, "w1", lease, "{\"ok\":true}").unwrap(),
+        Fenced::Accepted { until_ms: None, stop: None }
+    );
     assert_eq!(store.finish(NS, "w1", lease, "{\"ok\":true}").unwrap(), Fenced::Duplicate);
-    let results = store.results(NS, "r1", "0-0", 10).unwrap();
+    let results = store.feed(NS, "r1", "0-0", 10, None).unwrap();
     assert_eq!(results.len(), 1, "{results:?}");
     assert_eq!((results[0].task.as_str(), results[0].worker.as_str(), results[0].fence), ("a", "w1", 1));
-    assert!(store.results(NS, "r1", &results[0].id, 10).unwrap().is_empty());
+    assert!(store.feed(NS, "r1", &results[0].id, 10, None).unwrap().is_empty());
     // Nothing is left to reclaim, and the namespace next door sees nothing.
     std::thread::sleep(LEASE + Duration::from_millis(100));
     assert!(store.reclaim(NS, "w2", &agents(&["opencode"]), LEASE).unwrap().is_empty());
@@ -72,9 +75,12 @@ fn a_lease_not_renewed_goes_to_another_worker_and_the_stale_owner_is_refused() {
     let lost = Fenced::LeaseLost { owner: "w2".into(), fence: 2 };
     assert_eq!(store.renew(NS, "w1", &old, LEASE).unwrap(), lost);
     assert_eq!(store.finish(NS, "w1", &old, "{\"late\":true}").unwrap(), lost);
-    assert!(store.results(NS, "r1", "0-0", 10).unwrap().is_empty(), "a late write is not counted");
-    assert_eq!(store.finish(NS, "w2", &new[0], "{}").unwrap(), Fenced::Accepted { until_ms: None });
-    let results = store.results(NS, "r1", "0-0", 10).unwrap();
+    assert!(store.feed(NS, "r1", "0-0", 10, None).unwrap().is_empty(), "a late write is not counted");
+    assert_eq!(
+        store.finish(NS, "w2", &new[0], "{}").unwrap(),
+        Fenced::Accepted { until_ms: None, stop: None }
+    );
+    let results = store.feed(NS, "r1", "0-0", 10, None).unwrap();
     assert_eq!(results.iter().map(|r| (r.worker.as_str(), r.fence)).collect::<Vec<_>>(), [("w2", 2)]);
     // The old owner's end, even after the new one's, is still refused.
     assert!(matches!(store.finish(NS, "w1", &old, "{}").unwrap(), Fenced::LeaseLost { .. }));
@@ -91,14 +97,17 @@ fn renewing_keeps_a_long_attempt_and_a_zombie_cannot_take_it_back() {
         std::thread::sleep(LEASE / 3);
         assert!(matches!(
             store.renew(NS, "w1", &lease, LEASE).unwrap(),
-            Fenced::Accepted { until_ms: Some(_) }
+            Fenced::Accepted { until_ms: Some(_), stop: None }
         ));
         assert!(store.reclaim(NS, "w2", &agents(&["exec"]), LEASE).unwrap().is_empty());
     }
     // A zombie holding an older token of the same attempt cannot renew it.
     let zombie = swarm_store::Lease { fence: lease.fence - 1, ..lease.clone() };
     assert!(matches!(store.renew(NS, "w9", &zombie, LEASE).unwrap(), Fenced::LeaseLost { .. }));
-    assert_eq!(store.finish(NS, "w1", &lease, "{}").unwrap(), Fenced::Accepted { until_ms: None });
+    assert_eq!(
+        store.finish(NS, "w1", &lease, "{}").unwrap(),
+        Fenced::Accepted { until_ms: None, stop: None }
+    );
 }
 
 #[test]
@@ -112,7 +121,10 @@ fn every_pending_attempt_of_a_dead_worker_is_reclaimed_across_pages() {
     assert_eq!(taken.len(), 120);
     // Some finished before the worker died: their entries are gone from the pending list.
     for lease in taken.iter().step_by(3) {
-        assert_eq!(store.finish(NS, "dead", lease, "{}").unwrap(), Fenced::Accepted { until_ms: None });
+        assert_eq!(
+            store.finish(NS, "dead", lease, "{}").unwrap(),
+            Fenced::Accepted { until_ms: None, stop: None }
+        );
     }
     std::thread::sleep(LEASE + Duration::from_millis(150));
     let back = store.reclaim(NS, "alive", &agents(&["exec"]), LEASE).unwrap();
@@ -169,14 +181,18 @@ fn an_attempt_costs_few_redis_commands() {
     let mut done = 0;
     while done < n {
         for lease in store.take(NS, "w1", &agents(&["exec"]), LEASE, 10, NOW).unwrap() {
+            store.say(NS, "w1", "h1", &lease, "[{\"kind\":\"started\"}]").unwrap();
             store.renew(NS, "w1", &lease, LEASE).unwrap();
-            assert_eq!(store.finish(NS, "w1", &lease, "{}").unwrap(), Fenced::Accepted { until_ms: None });
+            assert_eq!(
+                store.finish(NS, "w1", &lease, "{}").unwrap(),
+                Fenced::Accepted { until_ms: None, stop: None }
+            );
             done += 1;
         }
     }
     let mut read = 0;
     let mut after = "0-0".to_string();
-    while let Some(last) = store.results(NS, "r1", &after, 100).unwrap().last() {
+    while let Some(last) = store.feed(NS, "r1", &after, 100, None).unwrap().last() {
         after = last.id.clone();
         read += 1;
     }
@@ -184,7 +200,87 @@ fn an_attempt_costs_few_redis_commands() {
     let (sent, all) = calls(&mut admin);
     let sent = (sent - before.0) as f64 / n as f64;
     let all = (all - before.1 - 1) as f64 / n as f64; // less the INFO itself
-    eprintln!("redis commands per attempt (enqueue, take, one renewal, finish, result read): {sent:.2} sent, {all:.2} with those its scripts run");
+    eprintln!("redis commands per attempt (enqueue, take, events, one renewal, finish, feed read): {sent:.2} sent, {all:.2} with those its scripts run");
     // Issue 20's target: at most 10 commands per task.
     assert!(sent <= 10.0, "{sent}");
+}
+
+#[test]
+fn only_the_current_owner_is_heard_and_a_stop_reaches_it() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = RedisStore::open(&server.url()).unwrap();
+    store.enqueue(NS, &item("a", "exec")).unwrap();
+    let old = store.take(NS, "w1", &agents(&["exec"]), LEASE, 1, NOW).unwrap().remove(0);
+    let heard = store.say(NS, "w1", "h1", &old, "[1]").unwrap();
+    assert_eq!(heard, Fenced::Accepted { until_ms: None, stop: None });
+    std::thread::sleep(LEASE + Duration::from_millis(150));
+    let new = store.reclaim(NS, "w2", &agents(&["exec"]), LEASE).unwrap().remove(0);
+    // The stale owner's events are refused, and counted.
+    assert!(matches!(store.say(NS, "w1", "h1", &old, "[2]").unwrap(), Fenced::LeaseLost { .. }));
+    store.say(NS, "w2", "h2", &new, "[3]").unwrap();
+    assert_eq!(store.lost_writes(NS, "r1", "a", 1).unwrap(), 1);
+    // The orchestrator asks it to stop: the owner reads it with its next renewal or events.
+    assert_eq!(store.stop_attempt(NS, "r1", ("a", 1, "exec"), false).unwrap(), Stopped::Asked);
+    let asked = Some("terminate".to_string());
+    assert_eq!(
+        store.say(NS, "w2", "h2", &new, "[4]").unwrap(),
+        Fenced::Accepted { until_ms: None, stop: asked.clone() }
+    );
+    assert!(
+        matches!(store.renew(NS, "w2", &new, LEASE).unwrap(), Fenced::Accepted { stop, .. } if stop == asked)
+    );
+    store.finish(NS, "w2", &new, "{\"end\":1}").unwrap();
+    let feed = store.feed(NS, "r1", "0-0", 10, Some(Duration::from_millis(50))).unwrap();
+    let said: Vec<(String, u64, Said)> = feed.into_iter().map(|e| (e.worker, e.fence, e.said)).collect();
+    assert_eq!(
+        said,
+        [
+            ("w1".into(), 1, Said::Events("[1]".into())),
+            ("w2".into(), 2, Said::Events("[3]".into())),
+            ("w2".into(), 2, Said::Events("[4]".into())),
+            ("w2".into(), 2, Said::End("{\"end\":1}".into())),
+        ]
+    );
+    assert_eq!(store.stop_attempt(NS, "r1", ("a", 1, "exec"), true).unwrap(), Stopped::Done);
+}
+
+#[test]
+fn a_stopped_attempt_no_worker_runs_is_dropped_and_a_released_one_goes_to_the_next_worker() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = RedisStore::open(&server.url()).unwrap();
+    store.enqueue(NS, &item("queued", "exec")).unwrap();
+    assert_eq!(store.stop_attempt(NS, "r1", ("queued", 1, "exec"), false).unwrap(), Stopped::Dropped);
+    assert!(store.take(NS, "w1", &agents(&["exec"]), LEASE, 10, NOW).unwrap().is_empty(), "never delivered");
+    // An owner that died: once its lease ran out, a stop drops it; a late end does not count.
+    store.enqueue(NS, &item("orphan", "exec")).unwrap();
+    let dead = store.take(NS, "w1", &agents(&["exec"]), LEASE, 1, NOW).unwrap().remove(0);
+    std::thread::sleep(LEASE + Duration::from_millis(100));
+    assert_eq!(store.stop_attempt(NS, "r1", ("orphan", 1, "exec"), false).unwrap(), Stopped::Dropped);
+    assert!(matches!(store.finish(NS, "w1", &dead, "{}").unwrap(), Fenced::LeaseLost { .. }));
+    assert!(store.reclaim(NS, "w2", &agents(&["exec"]), LEASE).unwrap().is_empty());
+    // A draining worker hands one back: the next worker takes it at once, with a new token.
+    store.enqueue(NS, &item("handed", "exec")).unwrap();
+    let mine = store.take(NS, "w1", &agents(&["exec"]), LEASE, 1, NOW).unwrap().remove(0);
+    assert!(matches!(store.release(NS, "w1", &mine).unwrap(), Fenced::Accepted { .. }));
+    let next = store.take(NS, "w2", &agents(&["exec"]), LEASE, 1, NOW).unwrap();
+    assert_eq!(next.iter().map(|l| (l.item.task.as_str(), l.fence)).collect::<Vec<_>>(), [("handed", 2)]);
+    assert_eq!(next[0].item.job, mine.item.job);
+    assert!(matches!(store.finish(NS, "w1", &mine, "{}").unwrap(), Fenced::LeaseLost { .. }));
+    assert!(store.feed(NS, "r1", "0-0", 10, None).unwrap().is_empty());
+}
+
+#[test]
+fn workers_say_who_they_are_and_silent_ones_are_forgotten() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = RedisStore::open(&server.url()).unwrap();
+    store.beat(NS, "w1", "{\"host\":\"h1\"}").unwrap();
+    store.beat(NS, "w2", "{\"host\":\"h2\"}").unwrap();
+    let rows = store.workers(NS).unwrap();
+    assert_eq!(rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["w1", "w2"]);
+    assert!(rows.iter().all(|r| r.now_ms >= r.seen_ms && r.now_ms - r.seen_ms < 1000));
+    assert!(store.workers("team2").unwrap().is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    store.beat(NS, "w2", "{\"host\":\"h2\"}").unwrap();
+    assert_eq!(store.forget_workers(NS, &agents(&["exec"]), Duration::from_millis(200)).unwrap(), 1);
+    assert_eq!(store.workers(NS).unwrap().iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["w2"]);
 }

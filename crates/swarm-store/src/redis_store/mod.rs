@@ -13,8 +13,10 @@ mod models;
 mod queue;
 mod runs;
 mod state;
+mod workers;
 
-pub use queue::{Fenced, Lease, WorkItem, WorkResult};
+pub use queue::{FeedEntry, Fenced, Lease, Said, Stopped, WorkItem};
+pub use workers::WorkerRow;
 
 use crate::address::mask;
 
@@ -160,6 +162,10 @@ fn encode<T: serde::Serialize>(v: &T) -> String {
 impl Store for RedisStore {
     fn describe(&self) -> String {
         self.address.clone()
+    }
+
+    fn work_queue(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<RedisStore>> {
+        Some(self)
     }
 
     fn create_run(&self, run: &RunRecord, tasks: &[TaskReport]) -> Result<(), StoreError> {

@@ -1,8 +1,9 @@
 //! The work queue for workers on many hosts (docs/contract.md §11), on Redis Streams: one stream
 //! per agent CLI in a namespace (`swarm:{<ns>}:work:<agent>`, consumer group `workers`), so a
 //! worker reads only the attempts it can run; a hash per attempt holding its owner, lease (on the
-//! server's clock) and fencing token; a results stream per run that only the current owner's
-//! end reaches.
+//! server's clock) and fencing token; a feed stream per run carrying what the attempts' current
+//! owners say (their events, then their end) back to the orchestrator. A stale owner's writes
+//! never reach it.
 //!
 //! The pitfalls this is built against: a delivered entry whose worker died stays pending until
 //! another worker reclaims it (XAUTOCLAIM after the lease, every page until the cursor is back
@@ -23,11 +24,14 @@ const ENQUEUE: &str = include_str!("lua/queue_enqueue.lua");
 const CLAIM: &str = include_str!("lua/queue_claim.lua");
 const RENEW: &str = include_str!("lua/queue_renew.lua");
 const FINISH: &str = include_str!("lua/queue_finish.lua");
+const EVENTS: &str = include_str!("lua/queue_events.lua");
+const STOP: &str = include_str!("lua/queue_stop.lua");
+const RELEASE: &str = include_str!("lua/queue_release.lua");
 
 /// The consumer group every worker of a namespace reads in.
 const GROUP: &str = "workers";
-/// Results kept per run (approximately).
-const RESULTS_MAXLEN: usize = 100_000;
+/// Feed entries kept per run (approximately).
+const FEED_MAXLEN: usize = 100_000;
 /// How long a finished attempt's hash is kept (a late duplicate is still recognised).
 const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Entries per XAUTOCLAIM page.
@@ -56,27 +60,48 @@ pub struct Lease {
     pub until_ms: u64,
 }
 
-/// What became of a renewal or an attempt's end.
+/// What became of a renewal, an owner's events or an attempt's end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fenced {
-    /// Done: the lease runs until this moment (renewal), or the end was counted (finish).
-    Accepted { until_ms: Option<u64> },
+    /// Done: the lease runs until this moment (renewal), or the end was counted (finish);
+    /// `stop`: the orchestrator asks the owner to stop the attempt (`terminate`, `kill`).
+    Accepted { until_ms: Option<u64>, stop: Option<String> },
     /// This end was counted already.
     Duplicate,
     /// The attempt has another owner now (or none): nothing was written.
     LeaseLost { owner: String, fence: u64 },
 }
 
-/// An attempt's end as the orchestrator reads it from the run's results stream.
+/// What an attempt's owner said, as the orchestrator reads it from the run's feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkResult {
+pub struct FeedEntry {
     /// Stream entry id: read on after it.
     pub id: String,
     pub task: String,
     pub attempt: u32,
     pub worker: String,
+    /// The worker's host (events only).
+    pub host: String,
     pub fence: u64,
-    pub outcome: String,
+    pub said: Said,
+}
+
+/// An owner's events (a JSON array), or the attempt's end (JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Said {
+    Events(String),
+    End(String),
+}
+
+/// How the orchestrator's stop request went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// No worker ran it (queued, or its owner's lease ran out): it is done, and no end counts.
+    Dropped,
+    /// Its owner will read the request with its next renewal or events.
+    Asked,
+    /// It had ended already.
+    Done,
 }
 
 fn work_key(ns: &str, agent: &str) -> String {
@@ -87,8 +112,8 @@ fn attempt_key(ns: &str, run_id: &str, task: &str, attempt: u32) -> String {
     ns_key(ns, &format!("attempt:{run_id}:{task}:{attempt}"))
 }
 
-fn results_key(ns: &str, run_id: &str) -> String {
-    ns_key(ns, &format!("run:{run_id}:results"))
+fn feed_key(ns: &str, run_id: &str) -> String {
+    ns_key(ns, &format!("run:{run_id}:feed"))
 }
 
 fn field(entry: &StreamId, name: &str) -> String {
@@ -233,48 +258,123 @@ impl RedisStore {
         Ok(fenced(&reply))
     }
 
+    /// Appends what `worker` says of its attempt (`events`, a JSON array) to the run's feed, if
+    /// it still owns the attempt; says whether the orchestrator asks it to stop.
+    pub fn say(
+        &self,
+        ns: &str,
+        worker: &str,
+        host: &str,
+        lease: &Lease,
+        events: &str,
+    ) -> Result<Fenced, StoreError> {
+        let item = &lease.item;
+        let script = Script::new(EVENTS);
+        let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
+        inv.key(feed_key(ns, &item.run_id));
+        inv.arg(worker).arg(lease.fence).arg(events).arg(FEED_MAXLEN).arg(host);
+        let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
+        Ok(fenced(&reply))
+    }
+
     /// Reports the attempt's end (`outcome`, JSON): counted once, and only from its current owner.
     pub fn finish(&self, ns: &str, worker: &str, lease: &Lease, outcome: &str) -> Result<Fenced, StoreError> {
         let item = &lease.item;
         let script = Script::new(FINISH);
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
-        inv.key(work_key(ns, &item.agent)).key(results_key(ns, &item.run_id));
+        inv.key(work_key(ns, &item.agent)).key(feed_key(ns, &item.run_id));
         inv.arg(worker).arg(lease.fence).arg(&lease.entry).arg(outcome);
-        inv.arg(RESULTS_MAXLEN).arg(ms(DONE_TTL));
+        inv.arg(FEED_MAXLEN).arg(ms(DONE_TTL));
         let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
         Ok(fenced(&reply))
     }
 
-    /// The run's attempt ends after entry `after` (`0-0`: from the start), at most `count`.
-    pub fn results(
+    /// A draining worker hands its attempt back to the queue, for any worker to take at once.
+    pub fn release(&self, ns: &str, worker: &str, lease: &Lease) -> Result<Fenced, StoreError> {
+        let item = &lease.item;
+        let script = Script::new(RELEASE);
+        let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
+        inv.key(work_key(ns, &item.agent)).arg(worker).arg(lease.fence).arg(&lease.entry);
+        let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
+        Ok(fenced(&reply))
+    }
+
+    /// The orchestrator stops attempt `attempt` of `task` (`kill`: at once, else terminate).
+    pub fn stop_attempt(
+        &self,
+        ns: &str,
+        run_id: &str,
+        (task, attempt, agent): (&str, u32, &str),
+        kill: bool,
+    ) -> Result<Stopped, StoreError> {
+        let script = Script::new(STOP);
+        let mut inv = script.key(attempt_key(ns, run_id, task, attempt));
+        inv.key(work_key(ns, agent)).arg(if kill { "kill" } else { "terminate" }).arg(ms(DONE_TTL));
+        let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
+        Ok(match reply.first().map(String::as_str) {
+            Some("dropped") => Stopped::Dropped,
+            Some("asked") => Stopped::Asked,
+            _ => Stopped::Done,
+        })
+    }
+
+    /// What the run's attempts' owners said after entry `after` (`0-0`: from the start), at
+    /// most `count`; waits up to `block` (< 10 s, on its own connection) when nothing is there.
+    pub fn feed(
         &self,
         ns: &str,
         run_id: &str,
         after: &str,
         count: usize,
-    ) -> Result<Vec<WorkResult>, StoreError> {
-        let key = results_key(ns, run_id);
-        let opts = StreamReadOptions::default().count(count);
-        let reply: Option<StreamReadReply> =
-            self.with(|c| redis::cmd("XREAD").arg(&opts).arg("STREAMS").arg(&key).arg(after).query(c))?;
+        block: Option<Duration>,
+    ) -> Result<Vec<FeedEntry>, StoreError> {
+        let key = feed_key(ns, run_id);
+        let mut opts = StreamReadOptions::default().count(count);
+        let read = |opts: &StreamReadOptions, c: &mut Conn| {
+            redis::cmd("XREAD").arg(opts).arg("STREAMS").arg(&key).arg(after).query(c)
+        };
+        let reply: Option<StreamReadReply> = match block {
+            Some(b) => {
+                opts = opts.block(ms(b) as usize);
+                self.with_blocking(|c| read(&opts, c))?
+            }
+            None => self.with(|c| read(&opts, c))?,
+        };
         let entries = reply.map(|r| r.keys).unwrap_or_default().into_iter().flat_map(|k| k.ids);
-        Ok(entries
-            .map(|e| WorkResult {
-                task: field(&e, "task"),
-                attempt: field(&e, "attempt").parse().unwrap_or(0),
-                worker: field(&e, "worker"),
-                fence: field(&e, "fence").parse().unwrap_or(0),
-                outcome: field(&e, "outcome"),
-                id: e.id,
-            })
-            .collect())
+        Ok(entries.map(feed_entry).collect())
+    }
+
+    /// How many late writes of stale owners the attempt's hash counted (`lease_lost`).
+    pub fn lost_writes(&self, ns: &str, run_id: &str, task: &str, attempt: u32) -> Result<u64, StoreError> {
+        let key = attempt_key(ns, run_id, task, attempt);
+        let lost: Option<u64> = self.with(|c| redis::cmd("HGET").arg(&key).arg("lost").query(c))?;
+        Ok(lost.unwrap_or(0))
+    }
+}
+
+fn feed_entry(e: StreamId) -> FeedEntry {
+    let said = match e.get::<String>("end") {
+        Some(end) => Said::End(end),
+        None => Said::Events(field(&e, "events")),
+    };
+    FeedEntry {
+        task: field(&e, "task"),
+        attempt: field(&e, "attempt").parse().unwrap_or(0),
+        worker: field(&e, "worker"),
+        host: field(&e, "host"),
+        fence: field(&e, "fence").parse().unwrap_or(0),
+        said,
+        id: e.id,
     }
 }
 
 fn fenced(reply: &[String]) -> Fenced {
     match reply.first().map(String::as_str) {
-        Some("ok") => Fenced::Accepted { until_ms: reply.get(1).and_then(|u| u.parse().ok()) },
-        Some("accepted") => Fenced::Accepted { until_ms: None },
+        Some("ok") => Fenced::Accepted {
+            until_ms: reply.get(1).and_then(|u| u.parse().ok()),
+            stop: reply.get(2).filter(|s| !s.is_empty()).cloned(),
+        },
+        Some("accepted") => Fenced::Accepted { until_ms: None, stop: None },
         Some("duplicate") => Fenced::Duplicate,
         _ => Fenced::LeaseLost {
             owner: reply.get(1).cloned().unwrap_or_default(),

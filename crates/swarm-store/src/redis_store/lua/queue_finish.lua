@@ -1,9 +1,9 @@
--- KEYS: the attempt's hash, its work stream, the run's results stream.
--- ARGV: worker, fence, stream entry id, outcome (JSON), results kept (approx.), hash TTL (ms).
+-- KEYS: the attempt's hash, its work stream, the run's feed stream.
+-- ARGV: worker, fence, stream entry id, outcome (JSON), feed entries kept (approx.), hash TTL (ms).
 -- Counts the attempt's end once, and only from the owner with the current fencing token: the
--- result is appended to the run's results stream and the entry acknowledged, atomically. The
--- same end reported again (a retry after a lost answer, a duplicate delivery after failover)
--- is a duplicate; a stale owner's end is refused, and counted on the hash (`lost`).
+-- end is appended to the run's feed and the entry acknowledged, atomically. The same end
+-- reported again (a retry after a lost answer, a duplicate delivery after failover) is a
+-- duplicate; a stale owner's end is refused, and counted on the hash (`lost`).
 -- Returns {'accepted'} | {'duplicate'} | {'lost', owner, fence}.
 local h = redis.call('HMGET', KEYS[1], 'state', 'fence', 'worker', 'done_fence', 'task', 'attempt')
 if h[1] == 'done' and h[4] == ARGV[2] then return {'duplicate'} end
@@ -16,5 +16,5 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('XACK', KEYS[2], 'workers', ARGV[3])
 redis.call('XDEL', KEYS[2], ARGV[3])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'task', h[5], 'attempt', h[6], 'worker', ARGV[1],
-  'fence', ARGV[2], 'outcome', ARGV[4])
+  'fence', ARGV[2], 'end', ARGV[4])
 return {'accepted'}

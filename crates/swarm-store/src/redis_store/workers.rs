@@ -1,0 +1,92 @@
+//! The workers of a namespace as they say themselves: each one's info (JSON: host, agents and
+//! versions, labels, capacity, running attempts, state) and when it last said it, on the
+//! server's clock, so every host judges alive and dead alike.
+
+use super::keys::ns_key;
+use super::RedisStore;
+use crate::store::StoreError;
+use redis::Script;
+use std::time::Duration;
+
+const BEAT: &str = include_str!("lua/worker_beat.lua");
+
+/// One worker as the namespace knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerRow {
+    pub name: String,
+    /// What it last said of itself (JSON).
+    pub info: String,
+    /// When it last said it (server clock, ms).
+    pub seen_ms: u64,
+    /// The server's clock when this was read (ms).
+    pub now_ms: u64,
+}
+
+fn workers_key(ns: &str) -> String {
+    ns_key(ns, "workers")
+}
+
+fn seen_key(ns: &str) -> String {
+    ns_key(ns, "workers:seen")
+}
+
+impl RedisStore {
+    /// Worker `name` is alive and says `info` of itself; the server's clock (ms).
+    pub fn beat(&self, ns: &str, name: &str, info: &str) -> Result<u64, StoreError> {
+        let script = Script::new(BEAT);
+        let mut inv = script.key(workers_key(ns));
+        inv.key(seen_key(ns)).arg(name).arg(info);
+        self.with(|c| inv.invoke(c))
+    }
+
+    /// Every worker the namespace has heard of, by name.
+    pub fn workers(&self, ns: &str) -> Result<Vec<WorkerRow>, StoreError> {
+        let (infos, seen, (secs, micros)): (Vec<(String, String)>, Vec<(String, u64)>, (u64, u64)) = self
+            .with(|c| {
+                redis::pipe()
+                    .cmd("HGETALL")
+                    .arg(workers_key(ns))
+                    .cmd("HGETALL")
+                    .arg(seen_key(ns))
+                    .cmd("TIME")
+                    .query(c)
+            })?;
+        let now_ms = secs * 1000 + micros / 1000;
+        let mut rows: Vec<WorkerRow> = infos
+            .into_iter()
+            .map(|(name, info)| {
+                let seen_ms = seen.iter().find(|(n, _)| *n == name).map_or(0, |(_, s)| *s);
+                WorkerRow { name, info, seen_ms, now_ms }
+            })
+            .collect();
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(rows)
+    }
+
+    /// Forgets the workers not heard of for `silent` (their consumers in the queue's group too,
+    /// once nothing is pending on them); how many.
+    pub fn forget_workers(&self, ns: &str, agents: &[String], silent: Duration) -> Result<usize, StoreError> {
+        let rows = self.workers(ns)?;
+        let gone: Vec<&WorkerRow> =
+            rows.iter().filter(|r| r.now_ms.saturating_sub(r.seen_ms) > silent.as_millis() as u64).collect();
+        for row in &gone {
+            for agent in agents {
+                let key = ns_key(ns, &format!("work:{agent}"));
+                let mut one = redis::cmd("XPENDING");
+                one.arg(&key).arg("workers").arg("-").arg("+").arg(1).arg(&row.name);
+                let pending = self.with(|c| one.query::<Vec<redis::Value>>(c));
+                // No group (nothing queued for the agent yet) or entries still pending: leave it.
+                if pending.is_ok_and(|p| p.is_empty()) {
+                    let mut del = redis::cmd("XGROUP");
+                    del.arg("DELCONSUMER").arg(&key).arg("workers").arg(&row.name);
+                    let _ = self.with(|c| del.query::<u64>(c));
+                }
+            }
+            let mut forget = redis::pipe();
+            forget.cmd("HDEL").arg(workers_key(ns)).arg(&row.name);
+            forget.cmd("HDEL").arg(seen_key(ns)).arg(&row.name);
+            self.with(|c| forget.query::<()>(c))?;
+        }
+        Ok(gone.len())
+    }
+}
