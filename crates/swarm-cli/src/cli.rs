@@ -70,6 +70,14 @@ pub enum Command {
     Mcp(McpArgs),
     /// Serve the dashboard, the JSON API, live events (SSE) and MCP over HTTP (`/mcp`).
     Serve(ServeArgs),
+    /// Run attempts of `swarm run --workers` runs on this host: takes them from the Redis
+    /// store's queue for the agents found here. Ctrl-C drains (a second hands back).
+    Worker(WorkerArgs),
+    /// List the namespace's workers: host, agents, capacity, running attempts, heartbeat.
+    Workers(WorkersArgs),
+    /// (internal) Ends a worker's agents when the worker dies.
+    #[command(hide = true)]
+    WorkerGuard,
 }
 
 impl Command {
@@ -81,7 +89,9 @@ impl Command {
             | Command::Resume(_)
             | Command::FakeLlm(_)
             | Command::Mcp(_)
-            | Command::Serve(_) => true,
+            | Command::Serve(_)
+            | Command::Worker(_)
+            | Command::WorkerGuard => true,
             Command::Plan(_)
             | Command::Status(_)
             | Command::Runs(_)
@@ -96,7 +106,8 @@ impl Command {
             | Command::Report(_)
             | Command::Diff(_)
             | Command::Merge(_)
-            | Command::Clean(_) => false,
+            | Command::Clean(_)
+            | Command::Workers(_) => false,
         }
     }
 }
@@ -130,6 +141,52 @@ pub struct RunArgs {
     /// Scenario for `--rehearse` (default: every model reports done, then answers DONE).
     #[arg(long, requires = "rehearse", value_name = "FILE")]
     pub scenario: Option<PathBuf>,
+    /// Queue the attempts for `swarm worker`s (on any host) instead of running them here;
+    /// needs a Redis store. Default: `[run] workers` in swarm.toml.
+    #[arg(long)]
+    pub workers: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// Attempts run at once (default: the CPU count).
+    #[arg(long, short = 'j')]
+    pub concurrency: Option<usize>,
+    /// Agents to run, comma-separated (default: every agent whose CLI is found here, and exec).
+    #[arg(long, value_delimiter = ',')]
+    pub agents: Vec<String>,
+    /// Labels shown by `swarm workers`: `key=value`, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// The worker's name (default: HOST-PID).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Namespace whose attempts to run (default: the project's).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Lease on an attempt without renewal: a worker silent this long loses its attempts.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease: std::time::Duration,
+    /// After the first Ctrl-C or SIGTERM, how long running attempts may finish before they are
+    /// handed back to the queue.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub drain_timeout: std::time::Duration,
+    /// One JSON object per line for what the worker does.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkersArgs {
+    /// Namespace whose workers to list (default: the project's).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    swarm_core::duration::parse(text).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand, Debug)]

@@ -59,5 +59,8 @@ fn dispatch(cli: Cli) -> error::CliResult {
         Command::Clean(args) => commands::worktree::clean(store, config, args),
         Command::Mcp(args) => serve::mcp(store, config, args),
         Command::Serve(args) => serve::serve(store, config, args),
+        Command::Worker(args) => commands::worker::worker(store, config, args),
+        Command::Workers(args) => commands::worker::workers(store, config, args),
+        Command::WorkerGuard => Ok(swarm_runner::remote::guard::guard_main()),
     }
 }

@@ -67,6 +67,9 @@ pub struct Config {
 pub struct RunConfig {
     /// Default concurrency when the plan sets none (default: CPU count).
     pub concurrency: Option<usize>,
+    /// Queue the attempts for `swarm worker`s instead of running them here (as `--workers`).
+    #[serde(default)]
+    pub workers: bool,
     /// Time between SIGTERM and SIGKILL when an attempt is stopped (default 5s).
     #[serde(default, with = "duration::opt_serde")]
     pub grace: Option<Duration>,

@@ -198,6 +198,9 @@ pub struct AttemptReport {
     pub pid: Option<u32>,
     #[serde(default)]
     pub host: Option<String>,
+    /// The worker that ran the attempt (`swarm run --workers`; the last, when it changed hands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
     /// Path of the attempt's log file.
     #[serde(default)]
     pub log: Option<String>,
@@ -285,6 +288,7 @@ impl AttemptReport {
             detail: None,
             pid: None,
             host: None,
+            worker: None,
             log: None,
             workdir: None,
             completion: None,
@@ -379,6 +383,9 @@ pub struct RunRecord {
     /// Paid models may serve (`--allow-paid`): `swarm resume` keeps it.
     #[serde(default)]
     pub allow_paid: bool,
+    /// The run's attempts are queued for workers (`--workers`): `swarm resume` keeps it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub workers: bool,
     pub owner: Option<Owner>,
     /// The validated plan, so `resume` does not depend on the file still being there.
     pub spec: crate::plan::Plan,

@@ -278,6 +278,7 @@ mod tests {
             concurrency: 2,
             fail_fast: false,
             allow_paid: false,
+            workers: false,
             owner: None,
             spec: plan,
             git: None,

@@ -193,7 +193,8 @@ pub struct ReportSpec {
     pub task_id: String,
 }
 
-/// What an executor says about the attempt it runs, in order: for a hierarchy route any number
+/// What an executor says about the attempt it runs, in order (an attempt run by workers: each
+/// owner's events after its `Taken`): for a hierarchy route any number
 /// of `ModelWait` then `ModelPicked`; `Started` (or straight `Finished` when it could not
 /// start); any number of `Output`, `Usage`, `Session`, `AgentError` and `CheckStarted`; for a
 /// succeeded worktree task `Merging`; then `Finished`.
@@ -242,6 +243,13 @@ pub enum AttemptEvent {
     },
     /// The task's work waits for the merge queue and is merged into the integration branch.
     Merging,
+    /// A worker (`swarm worker`, on `host`) owns the attempt with fencing token `fence`; a
+    /// later owner of the same attempt means the one before lost its lease (`lease_lost`).
+    Taken {
+        worker: String,
+        host: Option<String>,
+        fence: u64,
+    },
     Finished {
         exit_code: Option<i32>,
         outcome: Result<(), Failure>,

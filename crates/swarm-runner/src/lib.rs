@@ -11,6 +11,7 @@
 //! - `gateway/`: the model gateway agents talk to.
 //! - `hooks/`: on_task_end, on_failure, on_run_end.
 //! - `os/`: process groups, the reaper, the per-run file layout, git.
+//! - `remote/`: attempts on many hosts: the queue's side of a run (`--workers`), `swarm worker`.
 //! - `job.rs`: the seam between dispatcher and executor.
 
 mod dispatcher;
@@ -21,6 +22,7 @@ mod hierarchy;
 pub mod hooks;
 pub mod job;
 mod os;
+pub mod remote;
 pub mod util;
 
 pub use engine::handle::{Canceller, RunHandle};

@@ -27,7 +27,15 @@ fn plan(dir: &Path, name: &str, text: &str) -> StartRequest {
     let file = dir.join(format!("{name}.md"));
     std::fs::write(&file, text).unwrap();
     let plan = parse_markdown(&file.display().to_string(), text, &ctx).expect("a valid plan");
-    StartRequest { plan, plan_file: file, concurrency: None, fail_fast: false, allow_paid: false, base: None }
+    StartRequest {
+        plan,
+        plan_file: file,
+        concurrency: None,
+        fail_fast: false,
+        allow_paid: false,
+        base: None,
+        workers: false,
+    }
 }
 
 #[test]

@@ -53,7 +53,7 @@ fn an_attempt_goes_to_a_worker_of_its_agent_and_its_end_counts_once() {
     assert!(store.feed(NS, "r1", &results[0].id, 10, None).unwrap().is_empty());
     // Nothing is left to reclaim, and the namespace next door sees nothing.
     std::thread::sleep(LEASE + Duration::from_millis(100));
-    assert!(store.reclaim(NS, "w2", &agents(&["opencode"]), LEASE).unwrap().is_empty());
+    assert!(store.reclaim(NS, "w2", &agents(&["opencode"]), LEASE, 1000).unwrap().is_empty());
     assert!(store.take("team2", "w3", &agents(&["opencode"]), LEASE, 10, NOW).unwrap().is_empty());
 }
 
@@ -64,10 +64,10 @@ fn a_lease_not_renewed_goes_to_another_worker_and_the_stale_owner_is_refused() {
     store.enqueue(NS, &item("a", "exec")).unwrap();
     let old = store.take(NS, "w1", &agents(&["exec"]), LEASE, 1, NOW).unwrap().remove(0);
     // Within its lease no other worker gets it.
-    assert!(store.reclaim(NS, "w2", &agents(&["exec"]), LEASE).unwrap().is_empty());
+    assert!(store.reclaim(NS, "w2", &agents(&["exec"]), LEASE, 1000).unwrap().is_empty());
     std::thread::sleep(LEASE + Duration::from_millis(150));
     let started = Instant::now();
-    let new = store.reclaim(NS, "w2", &agents(&["exec"]), LEASE).unwrap();
+    let new = store.reclaim(NS, "w2", &agents(&["exec"]), LEASE, 1000).unwrap();
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(new.len(), 1, "{new:?}");
     assert_eq!((new[0].fence, new[0].item.task.as_str()), (2, "a"));
@@ -99,7 +99,7 @@ fn renewing_keeps_a_long_attempt_and_a_zombie_cannot_take_it_back() {
             store.renew(NS, "w1", &lease, LEASE).unwrap(),
             Fenced::Accepted { until_ms: Some(_), stop: None }
         ));
-        assert!(store.reclaim(NS, "w2", &agents(&["exec"]), LEASE).unwrap().is_empty());
+        assert!(store.reclaim(NS, "w2", &agents(&["exec"]), LEASE, 1000).unwrap().is_empty());
     }
     // A zombie holding an older token of the same attempt cannot renew it.
     let zombie = swarm_store::Lease { fence: lease.fence - 1, ..lease.clone() };
@@ -127,7 +127,7 @@ fn every_pending_attempt_of_a_dead_worker_is_reclaimed_across_pages() {
         );
     }
     std::thread::sleep(LEASE + Duration::from_millis(150));
-    let back = store.reclaim(NS, "alive", &agents(&["exec"]), LEASE).unwrap();
+    let back = store.reclaim(NS, "alive", &agents(&["exec"]), LEASE, 1000).unwrap();
     let mut tasks: Vec<String> = back.iter().map(|l| l.item.task.clone()).collect();
     tasks.sort();
     let mut want: Vec<String> = (0..120).filter(|i| i % 3 != 0).map(|i| format!("t{i}")).collect();
@@ -214,7 +214,7 @@ fn only_the_current_owner_is_heard_and_a_stop_reaches_it() {
     let heard = store.say(NS, "w1", "h1", &old, "[1]").unwrap();
     assert_eq!(heard, Fenced::Accepted { until_ms: None, stop: None });
     std::thread::sleep(LEASE + Duration::from_millis(150));
-    let new = store.reclaim(NS, "w2", &agents(&["exec"]), LEASE).unwrap().remove(0);
+    let new = store.reclaim(NS, "w2", &agents(&["exec"]), LEASE, 1000).unwrap().remove(0);
     // The stale owner's events are refused, and counted.
     assert!(matches!(store.say(NS, "w1", "h1", &old, "[2]").unwrap(), Fenced::LeaseLost { .. }));
     store.say(NS, "w2", "h2", &new, "[3]").unwrap();
@@ -257,7 +257,7 @@ fn a_stopped_attempt_no_worker_runs_is_dropped_and_a_released_one_goes_to_the_ne
     std::thread::sleep(LEASE + Duration::from_millis(100));
     assert_eq!(store.stop_attempt(NS, "r1", ("orphan", 1, "exec"), false).unwrap(), Stopped::Dropped);
     assert!(matches!(store.finish(NS, "w1", &dead, "{}").unwrap(), Fenced::LeaseLost { .. }));
-    assert!(store.reclaim(NS, "w2", &agents(&["exec"]), LEASE).unwrap().is_empty());
+    assert!(store.reclaim(NS, "w2", &agents(&["exec"]), LEASE, 1000).unwrap().is_empty());
     // A draining worker hands one back: the next worker takes it at once, with a new token.
     store.enqueue(NS, &item("handed", "exec")).unwrap();
     let mine = store.take(NS, "w1", &agents(&["exec"]), LEASE, 1, NOW).unwrap().remove(0);

@@ -76,6 +76,7 @@ fn record(run_id: &str, ns: &str) -> RunRecord {
         concurrency: 1,
         fail_fast: false,
         allow_paid: false,
+        workers: false,
         owner: None,
         spec: plan(ns),
         git: None,

@@ -37,6 +37,7 @@ pub fn finished_run() -> (RunRecord, RunReport) {
         concurrency: 4,
         fail_fast: false,
         allow_paid: false,
+        workers: false,
         owner: None,
         spec: Plan {
             name: "webapp".into(),

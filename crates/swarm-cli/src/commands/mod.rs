@@ -13,4 +13,5 @@ pub mod run;
 pub mod schema;
 pub mod state;
 pub mod status;
+pub mod worker;
 pub mod worktree;

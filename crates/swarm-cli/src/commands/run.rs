@@ -105,6 +105,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         fail_fast: args.fail_fast,
         allow_paid: args.allow_paid,
         base: args.base.clone(),
+        workers: args.workers || project.config.run.workers,
     };
     request.check().map_err(CliError::from_engine)?;
     project.ensure_state_dir();

@@ -193,8 +193,16 @@ impl App {
                 return Err(OpError::invalid(format!("the plan is invalid:\n{}", check.errors.join("\n"))))
             }
         };
-        let request =
-            StartRequest { plan, plan_file, concurrency, fail_fast: false, allow_paid: false, base: None };
+        let workers = self.engine.config().run.workers;
+        let request = StartRequest {
+            plan,
+            plan_file,
+            concurrency,
+            fail_fast: false,
+            allow_paid: false,
+            base: None,
+            workers,
+        };
         let handle = self.engine.start(&self.runtime, request)?;
         let run_id = handle.run_id().to_string();
         let waiter = self.runtime.spawn(async move {

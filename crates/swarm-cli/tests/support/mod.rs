@@ -147,6 +147,33 @@ impl Project {
         p
     }
 
+    /// A plain directory whose commands all use a redis-server of its own, whatever store the
+    /// suite runs on.
+    pub fn on_own_redis() -> Project {
+        let mut p = Project::new();
+        if p.redis.is_none() {
+            p.redis = Some(swarm_testkit::RedisServer::start());
+        }
+        p
+    }
+
+    /// Like [`Project::on_own_redis`], on `server`.
+    pub fn on_redis_server(server: swarm_testkit::RedisServer) -> Project {
+        let mut p = Project::new();
+        p.redis = Some(server);
+        p
+    }
+
+    /// The project's redis-server (see [`Project::on_own_redis`]).
+    pub fn redis(&mut self) -> &mut swarm_testkit::RedisServer {
+        self.redis.as_mut().expect("a project on its own redis-server")
+    }
+
+    /// The namespace its runs use by default: the directory's name.
+    pub fn namespace(&self) -> String {
+        self.path().file_name().expect("a name").to_string_lossy().into_owned()
+    }
+
     /// A directory initialised as a git repository.
     pub fn git() -> Project {
         let p = Project::new();

@@ -181,10 +181,31 @@ impl Dispatcher {
                 self.merging_began(task, attempt);
                 None
             }
+            AttemptEvent::Taken { worker, host, fence } => {
+                self.taken(task, attempt, worker, host, fence);
+                None
+            }
             ev => {
                 self.note_attempt(task, attempt, ev);
                 None
             }
+        }
+    }
+
+    /// A worker runs the attempt now; a later owner means the one before lost its lease.
+    fn taken(&mut self, task: u32, attempt: u32, worker: String, host: Option<String>, fence: u64) {
+        let Some(a) = self.docs[task as usize].attempts.iter_mut().find(|a| a.n == attempt) else { return };
+        let before = a.worker.replace(worker.clone());
+        a.host = host;
+        self.save_task(task);
+        if fence > 1 {
+            let task = self.id(task).to_string();
+            let from = before.map_or_else(|| "its worker".to_string(), |w| format!("worker {w}"));
+            self.emit(EventKind::Warning {
+                message: format!(
+                    "lease_lost: {from} stopped renewing attempt {attempt} of task `{task}`; worker {worker} runs it again (fencing token {fence})"
+                ),
+            });
         }
     }
 

@@ -64,6 +64,7 @@ fn harness(plan: &str, config: &str) -> Harness {
         concurrency: 1,
         fail_fast: false,
         allow_paid: false,
+        workers: false,
         owner: None,
         spec: plan.clone(),
         git: None,

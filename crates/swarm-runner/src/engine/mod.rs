@@ -24,6 +24,7 @@ use crate::os::lease::{lease_holder_dead, lease_token, LEASE_TTL};
 use crate::os::paths::RunDir;
 use crate::os::process::owner_status;
 use crate::os::reaper::{self, Marker, Scope};
+use crate::remote::queued::Queued;
 use chrono::Utc;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,6 +55,10 @@ pub struct Engine {
     live: live::LiveRuns,
 }
 
+/// Attempts queued for workers at once when nothing says how many: the workers' own
+/// concurrency bounds what runs.
+const WORKERS_CONCURRENCY: usize = 256;
+
 /// What to start.
 pub struct StartRequest {
     pub plan: Plan,
@@ -66,6 +71,8 @@ pub struct StartRequest {
     pub allow_paid: bool,
     /// Worktree tasks start from this commit (`--base REF`; default HEAD).
     pub base: Option<String>,
+    /// Queue the attempts for `swarm worker`s instead of running them here (`--workers`).
+    pub workers: bool,
 }
 
 impl StartRequest {
@@ -76,6 +83,15 @@ impl StartRequest {
             return Err(EngineError::Invalid("concurrency must be at least 1".into()));
         }
         Ok(())
+    }
+
+    /// What `concurrency` is when nothing says: the CPU count here, or, for attempts queued
+    /// for workers (who bound what runs at once), plenty.
+    fn default_concurrency(&self) -> usize {
+        if self.workers {
+            return WORKERS_CONCURRENCY;
+        }
+        std::thread::available_parallelism().map_or(4, |n| n.get())
     }
 }
 
@@ -131,12 +147,19 @@ impl Engine {
     pub fn start(&self, rt: &tokio::runtime::Handle, req: StartRequest) -> Result<RunHandle, EngineError> {
         req.check()?;
         let _on_rt = rt.enter();
+        let default_concurrency = req.default_concurrency();
         let plan = req.plan;
         let concurrency = req
             .concurrency
             .or(plan.concurrency.map(|c| c as usize))
             .or(self.config.run.concurrency)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get()));
+            .unwrap_or(default_concurrency);
+        if req.workers && self.store.clone().work_queue().is_none() {
+            return Err(EngineError::Invalid(format!(
+                "--workers needs a Redis store, whose queue workers read (--store redis://…); {} is not one",
+                self.store.describe()
+            )));
+        }
         let plan_file = std::fs::canonicalize(&req.plan_file).unwrap_or(req.plan_file);
         let workdir = plan_file.parent().map(Path::to_path_buf).unwrap_or_else(|| self.project_root.clone());
         let run_id = new_run_id();
@@ -153,6 +176,7 @@ impl Engine {
             concurrency,
             fail_fast: req.fail_fast,
             allow_paid: req.allow_paid,
+            workers: req.workers,
             owner: None,
             spec: plan.clone(),
             git,
@@ -197,6 +221,7 @@ impl Engine {
             if t.state == TaskState::Running {
                 // Its attempt outlived its orchestrator: ended before the task runs again.
                 let why = "the orchestrator died while this attempt ran";
+                self.stop_queued(&record, t);
                 reaped += cancel::end_open_attempts(&run_id, t, Reason::LeaseLost, Some(why));
             }
             restored.push(Restored { state: t.state, attempts: t.attempts.len() as u32 });
@@ -271,6 +296,15 @@ impl Engine {
         Ok(Some(RunGit { repo, base_commit, integration_branch: branch }))
     }
 
+    /// A resumed run's open attempt of `t` that workers may still run: stopped there (dropped
+    /// if no live worker has it), so only the attempt the resumed run starts counts.
+    fn stop_queued(&self, record: &RunRecord, t: &TaskReport) {
+        let (Some(queue), Some(open)) = (self.store.clone().work_queue(), t.attempts.last()) else { return };
+        if record.workers && open.ended_at.is_none() {
+            let _ = queue.stop_attempt(&record.namespace, &record.run_id, (&t.id, open.n, &open.agent), true);
+        }
+    }
+
     /// Takes the run's lease, from its holder only if that one is known dead.
     fn take_over(&self, run_id: &str) -> Result<String, StoreError> {
         let lease = lease_token();
@@ -308,6 +342,12 @@ impl Engine {
         (gateway, ledger): (Option<Arc<Gateway>>, Arc<Ledger>),
     ) -> RunHandle {
         let run_dir = self.run_dir(&record.run_id);
+        let executors: Arc<dyn dispatcher::Executors> = match self.store.clone().work_queue() {
+            Some(queue) if record.workers => {
+                Arc::new(Queued::new(queue, &record.namespace, &record.run_id, self.executors.clone()))
+            }
+            _ => Arc::new(self.executors.clone()),
+        };
         let handle = dispatcher::spawn(RunSetup {
             gateway,
             ledger,
@@ -316,7 +356,7 @@ impl Engine {
             tasks,
             restored,
             retry_failed,
-            executors: Arc::new(self.executors.clone()),
+            executors,
             config: self.config.clone(),
             run_dir,
             store_env: self.store_env.clone(),

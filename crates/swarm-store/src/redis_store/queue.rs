@@ -175,19 +175,20 @@ impl RedisStore {
         Ok(leases)
     }
 
-    /// Attempts whose owner has not renewed within `lease` (it died, hangs, or lost the
-    /// network), taken over by `worker` with a new fencing token. Reads every page.
+    /// Up to `max` attempts whose owner has not renewed within `lease` (it died, hangs, or lost
+    /// the network), taken over by `worker` with a new fencing token. Reads every page.
     pub fn reclaim(
         &self,
         ns: &str,
         worker: &str,
         agents: &[String],
         lease: Duration,
+        max: usize,
     ) -> Result<Vec<Lease>, StoreError> {
         let mut leases = Vec::new();
         for key in agents.iter().map(|a| work_key(ns, a)) {
             let mut cursor = "0-0".to_string();
-            loop {
+            while leases.len() < max {
                 let page: Result<StreamAutoClaimReply, _> = self.with(|c| {
                     redis::cmd("XAUTOCLAIM")
                         .arg(&key)
@@ -196,7 +197,7 @@ impl RedisStore {
                         .arg(ms(lease))
                         .arg(&cursor)
                         .arg("COUNT")
-                        .arg(RECLAIM_PAGE)
+                        .arg(RECLAIM_PAGE.min(max - leases.len()))
                         .query(c)
                 });
                 let page = match page {

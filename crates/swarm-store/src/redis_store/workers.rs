@@ -22,6 +22,9 @@ pub struct WorkerRow {
     pub now_ms: u64,
 }
 
+/// The workers' infos, their heartbeats, the server's TIME.
+type Listing = (Vec<(String, String)>, Vec<(String, u64)>, (u64, u64));
+
 fn workers_key(ns: &str) -> String {
     ns_key(ns, "workers")
 }
@@ -41,16 +44,15 @@ impl RedisStore {
 
     /// Every worker the namespace has heard of, by name.
     pub fn workers(&self, ns: &str) -> Result<Vec<WorkerRow>, StoreError> {
-        let (infos, seen, (secs, micros)): (Vec<(String, String)>, Vec<(String, u64)>, (u64, u64)) = self
-            .with(|c| {
-                redis::pipe()
-                    .cmd("HGETALL")
-                    .arg(workers_key(ns))
-                    .cmd("HGETALL")
-                    .arg(seen_key(ns))
-                    .cmd("TIME")
-                    .query(c)
-            })?;
+        let (infos, seen, (secs, micros)): Listing = self.with(|c| {
+            redis::pipe()
+                .cmd("HGETALL")
+                .arg(workers_key(ns))
+                .cmd("HGETALL")
+                .arg(seen_key(ns))
+                .cmd("TIME")
+                .query(c)
+        })?;
         let now_ms = secs * 1000 + micros / 1000;
         let mut rows: Vec<WorkerRow> = infos
             .into_iter()

@@ -1,0 +1,258 @@
+//! `swarm worker` (run the attempts of `--workers` runs on this host) and `swarm workers` (who
+//! runs them): docs/contract.md §11.
+
+use crate::cli::{WorkerArgs, WorkersArgs};
+use crate::error::{CliError, CliResult};
+use crate::output::{errln, outln};
+use crate::project::Project;
+use anyhow::anyhow;
+use chrono::{TimeZone, Utc};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+use swarm_agents::catalog::{self, CATALOG};
+use swarm_runner::remote::worker::{Mode, Worker, WorkerNote, WorkerSpec};
+use tokio::sync::{mpsc, watch};
+
+/// A worker not heard of for this long is dead (it says it is alive every second).
+const ALIVE_WITHIN: Duration = Duration::from_secs(10);
+
+pub fn worker(store: Option<&str>, config: Option<&Path>, args: WorkerArgs) -> CliResult {
+    let project = Project::discover(store, config)?;
+    let registry = swarm_agents::Registry::from_config(&project.config).map_err(CliError::invalid)?;
+    if args.concurrency == Some(0) {
+        return Err(CliError::invalid(anyhow!("--concurrency must be at least 1")));
+    }
+    let agents = agents_here(&project, &args.agents, &registry)?;
+    let host = swarm_runner::util::hostname();
+    let spec = WorkerSpec {
+        name: args.name.clone().unwrap_or_else(|| format!("{host}-{}", std::process::id())),
+        namespace: args.namespace.clone().unwrap_or_else(|| project.default_namespace()),
+        concurrency: args
+            .concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        agents,
+        labels: labels(&args.labels)?,
+        lease: args.lease.max(Duration::from_secs(1)),
+        drain_timeout: args.drain_timeout,
+    };
+    let store = project.create_store()?;
+    let described = store.describe();
+    let (notes_tx, notes) = mpsc::unbounded_channel();
+    let worker =
+        Worker::new(store, &project.config, registry, project.address.secret(), spec.clone(), notes_tx)
+            .map_err(|e| CliError::invalid(anyhow!(e)))?;
+    say_started(&spec, &host, &described, args.json);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
+    let (mode_tx, mode) = watch::channel(Mode::Work);
+    let json = args.json;
+    runtime
+        .block_on(async move {
+            let printer = tokio::spawn(print_notes(notes, json));
+            let signals = tokio::spawn(drain_on_signals(mode_tx, json));
+            let ran = worker.run(mode).await;
+            signals.abort();
+            let _ = printer.await;
+            ran
+        })
+        .map_err(CliError::from_store)?;
+    Ok(0)
+}
+
+/// The agents this worker runs, with their versions: those asked for (each must be known), or
+/// every agent whose CLI is found here, exec and the config's custom agents.
+fn agents_here(
+    project: &Project,
+    asked: &[String],
+    registry: &swarm_agents::Registry,
+) -> Result<Vec<(String, Option<String>)>, CliError> {
+    let extra = catalog::local_bin_dirs(&project.root);
+    let version_of = |name: &str| {
+        let info = CATALOG.iter().find(|i| i.name == name)?;
+        let path = catalog::locate(info.binary, &extra)?;
+        catalog::version(&path, Duration::from_secs(15)).ok()
+    };
+    if !asked.is_empty() {
+        let mut agents = Vec::new();
+        for a in asked.iter().filter(|a| !a.is_empty()) {
+            registry.get(a).map_err(CliError::invalid)?;
+            agents.push((a.clone(), version_of(a)));
+        }
+        return Ok(agents);
+    }
+    let mut agents: Vec<(String, Option<String>)> = CATALOG
+        .iter()
+        .filter(|i| catalog::locate(i.binary, &extra).is_some())
+        .map(|i| (i.name.to_string(), version_of(i.name)))
+        .collect();
+    agents.push(("exec".into(), None));
+    for (name, _) in project.config.agents.iter().filter(|(_, a)| a.command.is_some()) {
+        agents.push((name.clone(), None));
+    }
+    Ok(agents)
+}
+
+fn labels(given: &[String]) -> Result<Vec<(String, String)>, CliError> {
+    given
+        .iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(CliError::invalid(anyhow!("--labels: `{l}` is not key=value"))),
+        })
+        .collect()
+}
+
+fn say_started(spec: &WorkerSpec, host: &str, store: &str, json: bool) {
+    let agents: Vec<String> = spec
+        .agents
+        .iter()
+        .map(|(a, v)| v.as_ref().map_or_else(|| a.clone(), |v| format!("{a} {v}")))
+        .collect();
+    if json {
+        let line = json!({
+            "event": "worker_started", "name": spec.name, "host": host, "namespace": spec.namespace,
+            "store": store, "concurrency": spec.concurrency, "agents": agents,
+            "lease_ms": spec.lease.as_millis() as u64,
+        });
+        outln!("{line}");
+    } else {
+        errln!(
+            "worker {} on {host}: namespace {}, {} at once, agents: {}; store {store}",
+            spec.name,
+            spec.namespace,
+            spec.concurrency,
+            agents.join(", ")
+        );
+        errln!(
+            "Ctrl-C (or SIGTERM) drains: no new attempts, running ones finish; a second one hands them back"
+        );
+    }
+}
+
+async fn print_notes(mut notes: mpsc::UnboundedReceiver<WorkerNote>, json: bool) {
+    while let Some(note) = notes.recv().await {
+        let (event, line) = match &note {
+            WorkerNote::Took { run_id, task, attempt, fence } => (
+                json!({ "event": "took", "run_id": run_id, "task": task, "attempt": attempt, "fence": fence }),
+                format!("took {task} #{attempt} of run {run_id} (fencing token {fence})"),
+            ),
+            WorkerNote::Ended { run_id, task, attempt, ok } => (
+                json!({ "event": "ended", "run_id": run_id, "task": task, "attempt": attempt, "ok": ok }),
+                format!("{task} #{attempt} of run {run_id} {}", if *ok { "succeeded" } else { "failed" }),
+            ),
+            WorkerNote::LeaseLost { run_id, task, attempt, owner } => (
+                json!({ "event": "lease_lost", "run_id": run_id, "task": task, "attempt": attempt, "owner": owner }),
+                format!("lease_lost: {task} #{attempt} of run {run_id} belongs to {owner} now; stopped here, nothing more written"),
+            ),
+            WorkerNote::HandedBack { run_id, task, attempt } => (
+                json!({ "event": "handed_back", "run_id": run_id, "task": task, "attempt": attempt }),
+                format!("handed {task} #{attempt} of run {run_id} back to the queue"),
+            ),
+            WorkerNote::StoreTrouble { message } => {
+                (json!({ "event": "store_error", "message": message }), format!("store: {message}; trying again"))
+            }
+        };
+        if json {
+            outln!("{event}");
+        } else {
+            errln!("{line}");
+        }
+    }
+}
+
+/// First Ctrl-C or SIGTERM: drain. Second: hand the running attempts back now.
+async fn drain_on_signals(mode: watch::Sender<Mode>, json: bool) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return;
+    };
+    let mut count = 0;
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        count += 1;
+        let next = if count == 1 { Mode::Drain } else { Mode::HandBack };
+        let _ = mode.send(next);
+        if !json {
+            match next {
+                Mode::Drain => {
+                    errln!("draining: no new attempts; running ones finish (again to hand them back)")
+                }
+                _ => errln!("handing the running attempts back to the queue"),
+            }
+        }
+    }
+}
+
+pub fn workers(store: Option<&str>, config: Option<&Path>, args: WorkersArgs) -> CliResult {
+    let project = Project::discover(store, config)?;
+    let ns = args.namespace.clone().unwrap_or_else(|| project.default_namespace());
+    let store = project.open_store()?;
+    let queue = store.clone().work_queue().ok_or_else(|| {
+        CliError::invalid(anyhow!(
+            "workers use a Redis store (--store redis://…); {} is not one",
+            store.describe()
+        ))
+    })?;
+    let rows: Vec<Value> = queue.workers(&ns).map_err(CliError::from_store)?.iter().map(row).collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+        return Ok(0);
+    }
+    println!("namespace {ns}: {} worker(s)", rows.len());
+    println!(
+        "{:<24} {:<16} {:<8} {:<9} {:<12} {:<10} AGENTS",
+        "NAME", "HOST", "ALIVE", "STATE", "RUNNING", "SEEN"
+    );
+    for r in &rows {
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        let agents: Vec<String> = r["agents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| match a["version"].as_str() {
+                Some(v) => format!("{} {v}", a["name"].as_str().unwrap_or("")),
+                None => a["name"].as_str().unwrap_or("").to_string(),
+            })
+            .collect();
+        println!(
+            "{:<24} {:<16} {:<8} {:<9} {:<12} {:<10} {}",
+            s("name"),
+            s("host"),
+            if r["alive"] == true { "yes" } else { "no" },
+            s("state"),
+            format!("{}/{}", r["running"], r["capacity"]),
+            format!("{:.0}s ago", r["seen_ago_ms"].as_u64().unwrap_or(0) as f64 / 1000.0),
+            agents.join(", ")
+        );
+    }
+    Ok(0)
+}
+
+/// One worker as `swarm workers --json` shows it.
+fn row(w: &swarm_store::WorkerRow) -> Value {
+    let info: Value = serde_json::from_str(&w.info).unwrap_or(Value::Null);
+    let ago = w.now_ms.saturating_sub(w.seen_ms);
+    let state = info["state"].as_str().unwrap_or("unknown");
+    let alive = state != "stopped" && ago <= ALIVE_WITHIN.as_millis() as u64;
+    let seen = Utc.timestamp_millis_opt(w.seen_ms as i64).single();
+    json!({
+        "name": w.name,
+        "host": info["host"],
+        "pid": info["pid"],
+        "state": state,
+        "alive": alive,
+        "agents": info["agents"],
+        "labels": info["labels"],
+        "capacity": info["capacity"],
+        "running": info["running"],
+        "last_heartbeat": seen,
+        "seen_ago_ms": ago,
+        "swarm": info["swarm"],
+    })
+}

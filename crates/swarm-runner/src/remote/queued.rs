@@ -1,0 +1,230 @@
+//! The orchestrator's side of `--workers`: an [`Executors`] that queues each job for the
+//! namespace's workers and turns what the attempt's current owner says on the run's feed back
+//! into the attempt's events. One reader of the feed per run; a stop the dispatcher asks for
+//! becomes a request on the attempt (or drops it, when no live worker runs it).
+
+use super::Said;
+use crate::dispatcher::Executors;
+use crate::executor::ExecutorContext;
+use crate::job::{AttemptEvent, AttemptJob, Events, Evidence, StopRequest};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use swarm_core::scheduler::Failure;
+use swarm_core::state::Reason;
+use swarm_store::{FeedEntry, RedisStore, Stopped, WorkItem};
+use tokio::sync::watch;
+
+/// How long the feed reader waits for news in one read.
+const FEED_WAIT: Duration = Duration::from_secs(1);
+/// How long queuing an attempt is tried while the store is away (a Redis restart).
+const ENQUEUE_FOR: Duration = Duration::from_secs(60);
+
+/// A run's attempts, run by workers.
+pub(crate) struct Queued {
+    inner: Arc<Inner>,
+    /// This host's executors: only asked which agents speak the gateway.
+    local: Arc<ExecutorContext>,
+}
+
+struct Inner {
+    queue: Arc<RedisStore>,
+    ns: String,
+    run_id: String,
+    /// The attempts queued and not yet ended, by (task id, attempt).
+    open: Mutex<HashMap<(String, u32), Open>>,
+    reader: std::sync::Once,
+}
+
+/// An attempt queued for the workers.
+struct Open {
+    task: u32,
+    agent: String,
+    events: Events,
+    /// The fencing token of the owner last heard (0: none yet).
+    fence: u64,
+}
+
+impl Queued {
+    pub(crate) fn new(queue: Arc<RedisStore>, ns: &str, run_id: &str, local: Arc<ExecutorContext>) -> Queued {
+        let inner = Inner {
+            queue,
+            ns: ns.to_string(),
+            run_id: run_id.to_string(),
+            open: Mutex::default(),
+            reader: std::sync::Once::new(),
+        };
+        Queued { inner: Arc::new(inner), local }
+    }
+}
+
+impl Executors for Queued {
+    fn spawn(&self, job: AttemptJob, stop: watch::Receiver<StopRequest>, events: Events) {
+        let inner = self.inner.clone();
+        inner.reader.call_once(|| {
+            tokio::spawn(read_feed(Arc::downgrade(&inner)));
+        });
+        let key = (job.task.id.clone(), job.attempt);
+        let open = Open { task: job.task_index, agent: job.task.agent.clone(), events, fence: 0 };
+        inner.open.lock().expect("open").insert(key.clone(), open);
+        tokio::spawn(async move {
+            if let Err(message) = enqueue(&inner, &job).await {
+                inner.end(&key, Failure { reason: Reason::SpawnError, detail: Some(message) });
+                return;
+            }
+            watch_stop(inner, key, stop).await;
+        });
+    }
+
+    fn speaks_gateway(&self, agent: &str) -> bool {
+        self.local.speaks_gateway(agent)
+    }
+}
+
+impl Inner {
+    /// Ends the attempt here, with `failure`, if it is still open.
+    fn end(&self, key: &(String, u32), failure: Failure) {
+        let Some(open) = self.open.lock().expect("open").remove(key) else { return };
+        let ev = AttemptEvent::Finished {
+            exit_code: None,
+            outcome: Err(failure),
+            evidence: Box::<Evidence>::default(),
+        };
+        let _ = open.events.send((open.task, key.1, ev));
+    }
+
+    fn is_open(&self, key: &(String, u32)) -> bool {
+        self.open.lock().expect("open").contains_key(key)
+    }
+
+    /// Hands what one entry of the feed says to its attempt: who runs it (once per owner), its
+    /// events (process ids are of another host: left out), its end.
+    fn deliver(&self, entry: FeedEntry) {
+        let key = (entry.task.clone(), entry.attempt);
+        let mut open = self.open.lock().expect("open");
+        let Some(o) = open.get_mut(&key) else { return }; // an attempt of an earlier orchestrator
+        if entry.fence < o.fence {
+            return;
+        }
+        let send = |ev: AttemptEvent| {
+            let _ = o.events.send((o.task, entry.attempt, ev));
+        };
+        if entry.fence > o.fence {
+            let host = (!entry.host.is_empty()).then(|| entry.host.clone());
+            send(AttemptEvent::Taken { worker: entry.worker.clone(), host, fence: entry.fence });
+            o.fence = entry.fence;
+        }
+        match entry.said {
+            swarm_store::Said::Events(json) => match serde_json::from_str::<Said>(&json) {
+                Ok(events) => events.into_iter().map(elsewhere).for_each(send),
+                Err(e) => send(AttemptEvent::Output {
+                    stream: swarm_core::event::Stream::Stderr,
+                    line: format!("swarm: worker {} said something unreadable: {e}", entry.worker),
+                }),
+            },
+            swarm_store::Said::End(json) => {
+                let ev = match serde_json::from_str::<AttemptEvent>(&json) {
+                    Ok(ev @ AttemptEvent::Finished { .. }) => elsewhere(ev),
+                    other => {
+                        let why = other.map_or_else(|e| e.to_string(), |_| "not an end".into());
+                        let detail =
+                            format!("worker {}'s end of the attempt is unreadable: {why}", entry.worker);
+                        let failure = Failure { reason: Reason::SpawnError, detail: Some(detail) };
+                        AttemptEvent::Finished {
+                            exit_code: None,
+                            outcome: Err(failure),
+                            evidence: Box::default(),
+                        }
+                    }
+                };
+                send(ev);
+                open.remove(&key);
+            }
+        }
+    }
+}
+
+/// An event of an attempt on another host, as this one may keep it: its process ids mean
+/// nothing here (and must never be signalled here).
+fn elsewhere(ev: AttemptEvent) -> AttemptEvent {
+    match ev {
+        AttemptEvent::Started { workdir, .. } => AttemptEvent::Started { pid: None, workdir },
+        AttemptEvent::CheckStarted { .. } => AttemptEvent::CheckStarted { pgid: None },
+        ev => ev,
+    }
+}
+
+/// Queues `job` for the workers of its agent, trying again while the store is away.
+async fn enqueue(inner: &Arc<Inner>, job: &AttemptJob) -> Result<(), String> {
+    let json = serde_json::to_string(job).map_err(|e| format!("cannot write the attempt's job: {e}"))?;
+    let item = WorkItem {
+        run_id: job.run_id.clone(),
+        task: job.task.id.clone(),
+        attempt: job.attempt,
+        agent: job.task.agent.clone(),
+        job: json,
+    };
+    let deadline = tokio::time::Instant::now() + ENQUEUE_FOR;
+    loop {
+        let (queue, ns, item) = (inner.queue.clone(), inner.ns.clone(), item.clone());
+        let queued = tokio::task::spawn_blocking(move || queue.enqueue(&ns, &item)).await;
+        match queued {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Ok(Err(e)) => return Err(format!("cannot queue the attempt for the workers: {e}")),
+            Err(e) => return Err(format!("cannot queue the attempt for the workers: {e}")),
+        }
+    }
+}
+
+/// Turns the dispatcher's stop request into one on the attempt: a live owner stops it; one no
+/// live worker runs is dropped and ends here, cancelled. Asked again each second until the
+/// attempt ends (its owner may die meanwhile).
+async fn watch_stop(inner: Arc<Inner>, key: (String, u32), mut stop: watch::Receiver<StopRequest>) {
+    if stop.changed().await.is_err() {
+        return; // the dispatcher let go of the attempt
+    }
+    while inner.is_open(&key) {
+        let kill = *stop.borrow() == StopRequest::Kill;
+        let agent = inner.open.lock().expect("open").get(&key).map(|o| o.agent.clone()).unwrap_or_default();
+        let (queue, ns, run, k) = (inner.queue.clone(), inner.ns.clone(), inner.run_id.clone(), key.clone());
+        let asked =
+            tokio::task::spawn_blocking(move || queue.stop_attempt(&ns, &run, (&k.0, k.1, &agent), kill))
+                .await;
+        if let Ok(Ok(Stopped::Dropped)) = asked {
+            let detail = "run cancelled before a live worker ran it".to_string();
+            inner.end(&key, Failure { reason: Reason::Cancelled, detail: Some(detail) });
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            changed = stop.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Reads the run's feed for as long as the run holds its executors, handing each entry to
+/// its attempt; a store that went away is read again once it is back.
+async fn read_feed(inner: Weak<Inner>) {
+    let mut after = "0-0".to_string();
+    loop {
+        let Some(strong) = inner.upgrade() else { return };
+        let (queue, ns, run, from) =
+            (strong.queue.clone(), strong.ns.clone(), strong.run_id.clone(), after.clone());
+        drop(strong);
+        let read =
+            tokio::task::spawn_blocking(move || queue.feed(&ns, &run, &from, 512, Some(FEED_WAIT))).await;
+        let Some(strong) = inner.upgrade() else { return };
+        match read {
+            Ok(Ok(entries)) => {
+                for entry in entries {
+                    after = entry.id.clone();
+                    strong.deliver(entry);
+                }
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
