@@ -259,3 +259,44 @@ fn workers_need_a_redis_store_and_say_so() {
         assert!(out.stderr.contains("Redis"), "{}", out.stderr);
     }
 }
+
+/// `git -C project ARGS`, its trimmed stdout; panics when git fails.
+fn git(p: &Project, args: &[&str]) -> String {
+    let out = std::process::Command::new("git").arg("-C").arg(p.path()).args(args).output().expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn worktree_tasks_on_two_workers_of_one_repository_are_all_merged() {
+    let p = Project::on_own_redis();
+    git(&p, &["init", "-q", "-b", "main"]);
+    git(&p, &["config", "user.name", "Test User"]);
+    git(&p, &["config", "user.email", "user@example.com"]);
+    p.write("shared.txt", "one\n");
+    git(&p, &["add", "-A"]);
+    git(&p, &["commit", "-q", "-m", "init"]);
+    let mut plan = String::from("---\ndefaults:\n  agent: exec\n  workdir: worktree\n---\n\n# parallel worktrees\n");
+    for i in 1..=6 {
+        plan.push_str(&format!("\n## t{i}: task {i}\n- command: echo {i} > f{i}.txt\n"));
+    }
+    p.plan(&plan);
+    git(&p, &["add", "-A"]);
+    git(&p, &["commit", "-q", "-m", "plan"]);
+    let w1 = worker(&p, "w1", 3, &[]);
+    let w2 = worker(&p, "w2", 3, &[]);
+    // Both workers make worktrees of the one repository and merge into its integration branch
+    // at the same time: one process at a time does (a file lock), none fails on git's locks.
+    let out = p.swarm(&["run", "plan.md", "--workers"]);
+    out.expect_code(0);
+    let report = p.report(&out.run_id());
+    let mut by = std::collections::BTreeSet::new();
+    for i in 1..=6 {
+        assert_task(&report, &format!("t{i}"), "succeeded", None);
+        by.insert(attempts(&report, &format!("t{i}"))[0]["worker"].as_str().unwrap().to_string());
+        let file = git(&p, &["show", &format!("swarm/{}:f{i}.txt", out.run_id())]);
+        assert_eq!(file, i.to_string());
+    }
+    assert_eq!(by.len(), 2, "both workers ran tasks");
+    drop((w1, w2));
+}

@@ -15,7 +15,8 @@ use swarm_core::scheduler::Failure;
 use swarm_core::state::Reason;
 use tokio::sync::watch;
 
-/// One lock per repository, shared by every executor of the process.
+/// One lock per repository, shared by every executor of the process (and, for the git work
+/// itself, a file lock every process on the host takes: workers of one project).
 #[derive(Default)]
 pub struct Workspaces {
     repos: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
@@ -59,6 +60,7 @@ impl Workspaces {
             let _one_at_a_time = lock.lock().await;
             let (repo, tree, branch, start) = (repo.clone(), path.clone(), branch.clone(), start.clone());
             tokio::task::spawn_blocking(move || {
+                let _other_processes_wait = git::RepoLock::take(&repo)?;
                 git::fresh_worktree(&repo, &tree, &branch, Some(&start))?;
                 let copied = crate::os::include::copy_included(&repo, &tree)?;
                 Ok::<_, git::GitError>((copied, git::UserSide::of(&repo)))
@@ -87,6 +89,7 @@ impl Workspaces {
         let (repo, path, branch, integration) =
             (repo.clone(), path.clone(), branch.clone(), integration.clone());
         let merged = tokio::task::spawn_blocking(move || {
+            let _other_processes_wait = git::RepoLock::take(&repo)?;
             git::integrate(&repo, &path, &branch, &message, &keep_out, &integration)
         })
         .await

@@ -5,6 +5,7 @@
 
 pub use super::checkout::{Checkout, UserSide};
 pub use super::git_error::GitError;
+pub use super::repo_lock::RepoLock;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};

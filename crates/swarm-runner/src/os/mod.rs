@@ -5,6 +5,7 @@ pub mod bounded;
 pub mod checkout;
 pub mod git;
 mod git_error;
+mod repo_lock;
 pub mod git_resolve;
 pub mod include;
 pub mod lease;
