@@ -262,7 +262,8 @@ fn workers_need_a_redis_store_and_say_so() {
 
 /// `git -C project ARGS`, its trimmed stdout; panics when git fails.
 fn git(p: &Project, args: &[&str]) -> String {
-    let out = std::process::Command::new("git").arg("-C").arg(p.path()).args(args).output().expect("git runs");
+    let out =
+        std::process::Command::new("git").arg("-C").arg(p.path()).args(args).output().expect("git runs");
     assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -276,7 +277,8 @@ fn worktree_tasks_on_two_workers_of_one_repository_are_all_merged() {
     p.write("shared.txt", "one\n");
     git(&p, &["add", "-A"]);
     git(&p, &["commit", "-q", "-m", "init"]);
-    let mut plan = String::from("---\ndefaults:\n  agent: exec\n  workdir: worktree\n---\n\n# parallel worktrees\n");
+    let mut plan =
+        String::from("---\ndefaults:\n  agent: exec\n  workdir: worktree\n---\n\n# parallel worktrees\n");
     for i in 1..=6 {
         plan.push_str(&format!("\n## t{i}: task {i}\n- command: echo {i} > f{i}.txt\n"));
     }

@@ -155,6 +155,8 @@ async fn print_notes(mut notes: mpsc::UnboundedReceiver<WorkerNote>, json: bool)
             }
         };
         if json {
+            let mut event = event;
+            event["at"] = json!(Utc::now());
             outln!("{event}");
         } else {
             errln!("{line}");

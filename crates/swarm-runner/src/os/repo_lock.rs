@@ -27,4 +27,3 @@ impl RepoLock {
         Ok(RepoLock { _lock: lock })
     }
 }
-

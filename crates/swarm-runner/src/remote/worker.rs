@@ -78,6 +78,10 @@ pub enum WorkerNote {
 /// How often the worker says it is alive and looks for attempts of silent workers: an attempt
 /// whose worker died is taken over within about a lease and this.
 const BEAT: Duration = Duration::from_secs(1);
+/// How often a worker with room looks for attempts of workers gone silent.
+const RECLAIM_EVERY: Duration = Duration::from_millis(250);
+/// Every this many beats, workers long silent are forgotten.
+const FORGET_EVERY: u32 = 60;
 /// Longest wait for new work in one read.
 const TAKE_WAIT: Duration = Duration::from_millis(500);
 /// How long a worker may be silent before the namespace forgets it.
@@ -146,11 +150,12 @@ impl Worker {
         crate::os::reaper::become_subreaper();
         let s = self.shared.clone();
         blocking(&s, |s| s.queue.beat(&s.spec.namespace, &s.spec.name, &s.info("running"))).await?;
-        let mut next_beat = Instant::now() + BEAT;
+        let (mut next_beat, mut next_reclaim, mut beats) = (Instant::now() + BEAT, Instant::now(), 0u32);
         while *mode.borrow() == Mode::Work {
             if Instant::now() >= next_beat {
                 next_beat = Instant::now() + BEAT;
-                self.tend().await;
+                beats += 1;
+                self.beat(beats % FORGET_EVERY == 0).await;
             }
             let free = s.spec.concurrency.saturating_sub(s.running.load(Ordering::SeqCst));
             if free == 0 {
@@ -160,6 +165,13 @@ impl Worker {
                     _ = sleep_until(next_beat) => {}
                 }
                 continue;
+            }
+            // A dead worker's attempts began before anything still queued: they go first.
+            if Instant::now() >= next_reclaim {
+                next_reclaim = Instant::now() + RECLAIM_EVERY;
+                if self.reclaim(free).await > 0 {
+                    continue;
+                }
             }
             let agents = s.agent_names();
             let (lease, wait) = (s.spec.lease, TAKE_WAIT);
@@ -175,27 +187,37 @@ impl Worker {
         Ok(())
     }
 
-    /// Says the worker is alive; takes over the attempts of workers gone silent.
-    async fn tend(&self) {
+    /// Says the worker is alive (and, with `forget`, forgets the workers long silent).
+    async fn beat(&self, forget: bool) {
         let s = &self.shared;
         let beat = blocking(s, |s| s.queue.beat(&s.spec.namespace, &s.spec.name, &s.info("running")));
         if let Err(e) = beat.await {
             return self.trouble(e).await;
         }
-        let free = s.spec.concurrency.saturating_sub(s.running.load(Ordering::SeqCst));
-        if free == 0 {
-            return;
+        if forget {
+            let agents = s.agent_names();
+            let _ =
+                blocking(s, move |s| s.queue.forget_workers(&s.spec.namespace, &agents, FORGET_AFTER)).await;
         }
-        let agents = s.agent_names();
-        let lease = s.spec.lease;
+    }
+
+    /// Takes over up to `free` attempts of workers gone silent; how many.
+    async fn reclaim(&self, free: usize) -> usize {
+        let s = &self.shared;
+        let (agents, lease) = (s.agent_names(), s.spec.lease);
         match blocking(s, move |s| s.queue.reclaim(&s.spec.namespace, &s.spec.name, &agents, lease, free))
             .await
         {
-            Ok(leases) => leases.into_iter().for_each(|l| self.start(l)),
-            Err(e) => self.trouble(e).await,
+            Ok(leases) => {
+                let n = leases.len();
+                leases.into_iter().for_each(|l| self.start(l));
+                n
+            }
+            Err(e) => {
+                self.trouble(e).await;
+                0
+            }
         }
-        let agents = s.agent_names();
-        let _ = blocking(s, move |s| s.queue.forget_workers(&s.spec.namespace, &agents, FORGET_AFTER)).await;
     }
 
     async fn trouble(&self, e: StoreError) {
@@ -216,7 +238,7 @@ impl Worker {
         tokio::spawn(async move {
             attempt(&s, lease).await;
             s.running.fetch_sub(1, Ordering::SeqCst);
-            s.ended.notify_waiters();
+            s.ended.notify_one();
         });
     }
 
