@@ -284,3 +284,33 @@ fn workers_say_who_they_are_and_silent_ones_are_forgotten() {
     assert_eq!(store.forget_workers(NS, &agents(&["exec"]), Duration::from_millis(200)).unwrap(), 1);
     assert_eq!(store.workers(NS).unwrap().iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["w2"]);
 }
+
+#[test]
+fn what_was_delivered_and_never_read_is_taken_up_but_not_what_runs() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = RedisStore::open(&server.url()).unwrap();
+    store.enqueue(NS, &item("running", "exec")).unwrap();
+    let running = store.take(NS, "w1", &agents(&["exec"]), LEASE, 1, NOW).unwrap().remove(0);
+    store.enqueue(NS, &item("lost", "exec")).unwrap();
+    // The server delivers it to w1, whose connection broke before the reply came.
+    let admin = redis::Client::open(server.url()).unwrap();
+    let mut admin = admin.get_connection().unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg("w1")
+        .arg("COUNT")
+        .arg(10)
+        .arg("STREAMS")
+        .arg(format!("swarm:{{{NS}}}:work:exec"))
+        .arg(">")
+        .query(&mut admin)
+        .unwrap();
+    assert!(store.take(NS, "w1", &agents(&["exec"]), LEASE, 10, NOW).unwrap().is_empty(), "nothing new");
+    let back = store.take_pending(NS, "w1", &agents(&["exec"]), LEASE, &[running.entry.clone()]).unwrap();
+    assert_eq!(back.iter().map(|l| (l.item.task.as_str(), l.fence)).collect::<Vec<_>>(), [("lost", 1)]);
+    // Once ended, an entry is gone from the pending list: nothing to take up again.
+    store.finish(NS, "w1", &back[0], "{}").unwrap();
+    store.finish(NS, "w1", &running, "{}").unwrap();
+    assert!(store.take_pending(NS, "w1", &agents(&["exec"]), LEASE, &[]).unwrap().is_empty());
+}

@@ -43,8 +43,7 @@ pub fn worker(store: Option<&str>, config: Option<&Path>, args: WorkerArgs) -> C
         Worker::new(store, &project.config, registry, project.address.secret(), spec.clone(), notes_tx)
             .map_err(|e| CliError::invalid(anyhow!(e)))?;
     say_started(&spec, &host, &described, args.json);
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
+    let runtime = super::run::runtime();
     let (mode_tx, mode) = watch::channel(Mode::Work);
     let json = args.json;
     runtime

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+    crate::commands::run::runtime()
 }
 
 fn app(

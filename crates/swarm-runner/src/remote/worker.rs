@@ -97,6 +97,8 @@ struct Shared {
     host: String,
     guard: Guard,
     running: AtomicUsize,
+    /// The stream entries of the attempts running here.
+    entries: std::sync::Mutex<std::collections::HashSet<String>>,
     ended: Notify,
     notes: mpsc::UnboundedSender<WorkerNote>,
     hand_back: watch::Receiver<bool>,
@@ -137,6 +139,7 @@ impl Worker {
             host,
             guard,
             running: AtomicUsize::new(0),
+            entries: Default::default(),
             ended: Notify::new(),
             notes,
             hand_back: hand_back_rx,
@@ -151,6 +154,8 @@ impl Worker {
         let s = self.shared.clone();
         blocking(&s, |s| s.queue.beat(&s.spec.namespace, &s.spec.name, &s.info("running"))).await?;
         let (mut next_beat, mut next_reclaim, mut beats) = (Instant::now() + BEAT, Instant::now(), 0u32);
+        // What was delivered to this name and never taken up (a worker restarted under it).
+        let mut recover = true;
         while *mode.borrow() == Mode::Work {
             if Instant::now() >= next_beat {
                 next_beat = Instant::now() + BEAT;
@@ -166,6 +171,9 @@ impl Worker {
                 }
                 continue;
             }
+            if std::mem::take(&mut recover) {
+                recover = !self.recover().await;
+            }
             // A dead worker's attempts began before anything still queued: they go first.
             if Instant::now() >= next_reclaim {
                 next_reclaim = Instant::now() + RECLAIM_EVERY;
@@ -180,7 +188,11 @@ impl Worker {
             });
             match taken.await {
                 Ok(leases) => leases.into_iter().for_each(|l| self.start(l)),
-                Err(e) => self.trouble(e).await,
+                Err(e) => {
+                    // The server may have delivered what the broken connection never brought.
+                    recover = true;
+                    self.trouble(e).await;
+                }
             }
         }
         self.drain(mode).await;
@@ -198,6 +210,26 @@ impl Worker {
             let agents = s.agent_names();
             let _ =
                 blocking(s, move |s| s.queue.forget_workers(&s.spec.namespace, &agents, FORGET_AFTER)).await;
+        }
+    }
+
+    /// Takes up what was delivered to this worker and is not running here; whether it could look.
+    async fn recover(&self) -> bool {
+        let s = &self.shared;
+        let running: Vec<String> = s.entries.lock().expect("entries").iter().cloned().collect();
+        let (agents, lease) = (s.agent_names(), s.spec.lease);
+        let pending = blocking(s, move |s| {
+            s.queue.take_pending(&s.spec.namespace, &s.spec.name, &agents, lease, &running)
+        });
+        match pending.await {
+            Ok(leases) => {
+                leases.into_iter().for_each(|l| self.start(l));
+                true
+            }
+            Err(e) => {
+                self.trouble(e).await;
+                false
+            }
         }
     }
 
@@ -228,6 +260,7 @@ impl Worker {
     fn start(&self, lease: Lease) {
         let s = self.shared.clone();
         s.running.fetch_add(1, Ordering::SeqCst);
+        s.entries.lock().expect("entries").insert(lease.entry.clone());
         let item = &lease.item;
         let _ = s.notes.send(WorkerNote::Took {
             run_id: item.run_id.clone(),
@@ -236,7 +269,9 @@ impl Worker {
             fence: lease.fence,
         });
         tokio::spawn(async move {
+            let entry = lease.entry.clone();
             attempt(&s, lease).await;
+            s.entries.lock().expect("entries").remove(&entry);
             s.running.fetch_sub(1, Ordering::SeqCst);
             s.ended.notify_one();
         });

@@ -175,6 +175,44 @@ impl RedisStore {
         Ok(leases)
     }
 
+    /// The attempts delivered to `worker` before and never taken up, but for the entries in
+    /// `running`: a reply lost to a broken connection (the server delivered, the worker never
+    /// read it), or a worker restarted under the same name. Claimed like new ones.
+    pub fn take_pending(
+        &self,
+        ns: &str,
+        worker: &str,
+        agents: &[String],
+        lease: Duration,
+        running: &[String],
+    ) -> Result<Vec<Lease>, StoreError> {
+        let mut leases = Vec::new();
+        for key in agents.iter().map(|a| work_key(ns, a)) {
+            let opts = StreamReadOptions::default().group(GROUP, worker).count(1000);
+            let read =
+                self.with(|c| redis::cmd("XREADGROUP").arg(&opts).arg("STREAMS").arg(&key).arg("0").query(c));
+            let reply: Option<StreamReadReply> = match read {
+                Err(StoreError::Backend { message, .. }) if message.contains("NOGROUP") => continue,
+                other => other?,
+            };
+            for entry in reply.map(|r| r.keys).unwrap_or_default().into_iter().flat_map(|k| k.ids) {
+                if running.contains(&entry.id) {
+                    continue;
+                }
+                if entry.map.is_empty() {
+                    // Deleted since (it ended): nothing to run, nothing to keep pending.
+                    let _ =
+                        self.with(|c| redis::cmd("XACK").arg(&key).arg(GROUP).arg(&entry.id).query::<u64>(c));
+                    continue;
+                }
+                if let Some(l) = self.claim(ns, worker, &key, &entry, lease)? {
+                    leases.push(l);
+                }
+            }
+        }
+        Ok(leases)
+    }
+
     /// Up to `max` attempts whose owner has not renewed within `lease` (it died, hangs, or lost
     /// the network), taken over by `worker` with a new fencing token. Reads every page.
     pub fn reclaim(
