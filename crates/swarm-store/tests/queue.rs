@@ -307,7 +307,9 @@ fn what_was_delivered_and_never_read_is_taken_up_but_not_what_runs() {
         .query(&mut admin)
         .unwrap();
     assert!(store.take(NS, "w1", &agents(&["exec"]), LEASE, 10, NOW).unwrap().is_empty(), "nothing new");
-    let back = store.take_pending(NS, "w1", &agents(&["exec"]), LEASE, &[running.entry.clone()]).unwrap();
+    let back = store
+        .take_pending(NS, "w1", &agents(&["exec"]), LEASE, std::slice::from_ref(&running.entry))
+        .unwrap();
     assert_eq!(back.iter().map(|l| (l.item.task.as_str(), l.fence)).collect::<Vec<_>>(), [("lost", 1)]);
     // Once ended, an entry is gone from the pending list: nothing to take up again.
     store.finish(NS, "w1", &back[0], "{}").unwrap();
