@@ -302,3 +302,61 @@ fn worktree_tasks_on_two_workers_of_one_repository_are_all_merged() {
     assert_eq!(by.len(), 2, "both workers ran tasks");
     drop((w1, w2));
 }
+
+/// The least ACL line of docs/state-schema.md for namespace `team1`, as `ACL SETUSER` arguments.
+fn team1_acl(password: &str) -> Vec<String> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/state-schema.md"))
+        .expect("docs/state-schema.md");
+    let line = doc.lines().find(|l| l.starts_with("ACL SETUSER team1 ")).expect("the ACL line in the doc");
+    line.replace(">change-me", &format!(">{password}")).split_whitespace().skip(2).map(String::from).collect()
+}
+
+/// Runs `plan.md` of `p` (two exec tasks) with a worker, everything on `url`; the report.
+fn run_with_a_worker(p: &Project, url: &str, ns: &str) -> Value {
+    p.plan(&format!(
+        "---\nnamespace: {ns}\ndefaults:\n  agent: exec\n---\n\n## a: A\n- command: echo a > a.txt\n\n## b: B\n- depends: a\n- command: cat a.txt > b.txt\n"
+    ));
+    let with = |args: &[&str]| {
+        let mut cmd = p.command(args);
+        cmd.env("SWARM_STORE", url).env("SWARM_NAMESPACE", ns);
+        cmd
+    };
+    let mut w = p.spawn_cmd(with(&["worker", "--name", "w1", "--namespace", ns, "--json"]));
+    wait_until(Duration::from_secs(20), "the worker started", || {
+        assert!(w.is_running(), "the worker exited:\n{}{}", w.stdout(), w.stderr());
+        w.stdout().contains("worker_started")
+    });
+    let out = p.spawn_cmd(with(&["run", "plan.md", "--workers"])).wait(CMD_TIMEOUT);
+    out.expect_code(0);
+    assert_eq!(p.read("b.txt").trim(), "a");
+    let listed = p.spawn_cmd(with(&["workers", "--json", "--namespace", ns])).wait(CMD_TIMEOUT);
+    let rows: Value = serde_json::from_str(&listed.expect_code(0).stdout).expect("json");
+    assert_eq!(rows[0]["name"], "w1", "{rows}");
+    let report = p.report(&out.run_id());
+    w.signal(Signal::SIGTERM);
+    let said = w.wait(Duration::from_secs(20));
+    assert!(!said.stdout.contains("store_error"), "{}", said.dump());
+    assert!(!said.stderr.contains("NOPERM") && !said.stdout.contains("NOPERM"), "{}", said.dump());
+    report
+}
+
+#[test]
+fn a_worker_runs_as_an_acl_user_confined_to_its_namespace() {
+    let redis = swarm_testkit::RedisServer::start();
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("ACL").arg("SETUSER").arg(team1_acl("pw-w0rker")).query(&mut conn).unwrap();
+    let url = format!("redis://team1:pw-w0rker@127.0.0.1:{}", redis.port);
+    let p = Project::new();
+    let report = run_with_a_worker(&p, &url, "team1");
+    assert_eq!(attempts(&report, "b")[0]["worker"], "w1");
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    assert!(keys.iter().any(|k| k == "swarm:{team1}:workers"), "{keys:?}");
+}
+
+#[test]
+fn a_worker_runs_on_a_redis_cluster() {
+    let cluster = swarm_testkit::RedisCluster::start();
+    let p = Project::new();
+    let report = run_with_a_worker(&p, &cluster.url(), "team1");
+    assert_eq!(attempts(&report, "a")[0]["worker"], "w1");
+}

@@ -344,6 +344,7 @@ impl Engine {
         let run_dir = self.run_dir(&record.run_id);
         let executors: Arc<dyn dispatcher::Executors> = match self.store.clone().work_queue() {
             Some(queue) if record.workers => {
+                let queue = Arc::new(queue.sibling());
                 Arc::new(Queued::new(queue, &record.namespace, &record.run_id, self.executors.clone()))
             }
             _ => Arc::new(self.executors.clone()),

@@ -16,7 +16,7 @@ use swarm_store::{FeedEntry, RedisStore, Stopped, WorkItem};
 use tokio::sync::watch;
 
 /// How long the feed reader waits for news in one read.
-const FEED_WAIT: Duration = Duration::from_secs(1);
+const FEED_WAIT: Duration = Duration::from_millis(250);
 /// How long queuing an attempt is tried while the store is away (a Redis restart).
 const ENQUEUE_FOR: Duration = Duration::from_secs(60);
 

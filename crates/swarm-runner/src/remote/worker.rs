@@ -6,9 +6,10 @@
 
 use super::guard::Guard;
 use super::Said;
+use crate::dispatcher::sweeper::{Request, Sweeper};
 use crate::executor::ExecutorContext;
 use crate::job::{AttemptEvent, AttemptJob, StopRequest};
-use crate::os::reaper::{self, Marker, Scope};
+use crate::os::reaper::Marker;
 use chrono::Utc;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -96,6 +97,7 @@ struct Shared {
     spec: WorkerSpec,
     host: String,
     guard: Guard,
+    sweeper: Sweeper,
     running: AtomicUsize,
     /// The stream entries of the attempts running here.
     entries: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -138,6 +140,7 @@ impl Worker {
             spec,
             host,
             guard,
+            sweeper: Sweeper::start(|_| {}),
             running: AtomicUsize::new(0),
             entries: Default::default(),
             ended: Notify::new(),
@@ -400,8 +403,10 @@ async fn attempt(s: &Arc<Shared>, lease: Lease) {
         }
     }
     s.guard.close(&marker);
-    // What the agent left behind here goes with it.
-    let _ = tokio::task::spawn_blocking(move || reaper::end(&marker, Scope::Mine, grace)).await;
+    // What the agent left behind here goes with it (off the attempt's path: one look at the
+    // process table serves the attempts that end close together).
+    let (task, attempt) = (0, item.attempt);
+    s.sweeper.sweep(Request { task, attempt, marker, grace, log: None });
 }
 
 /// The lease's job, or why it cannot run here.
@@ -508,29 +513,22 @@ async fn renew(s: &Arc<Shared>, owned: &mut Owned) {
     }
 }
 
-/// Says the last events, then the end: counted once, and only while this worker owns it.
-/// Tried again while the store is away (a restart), for up to a few leases.
+/// Says the last events and the end, in one step: counted once, and only while this worker
+/// owns the attempt. Tried again while the store is away (a restart), for up to a few leases.
 async fn finish(s: &Arc<Shared>, owned: &mut Owned, end: AttemptEvent) {
     let item = owned.lease.item.clone();
     let ok = matches!(&end, AttemptEvent::Finished { outcome: Ok(()), .. });
-    let json = serde_json::to_string(&end).expect("an end is JSON");
+    let outcome = serde_json::to_string(&end).expect("an end is JSON");
+    let said =
+        (!owned.batch.is_empty()).then(|| serde_json::to_string(&owned.batch).expect("events are JSON"));
     let deadline = Instant::now() + s.spec.lease * 4;
     while !owned.gone {
-        if !owned.batch.is_empty() {
-            say(s, owned).await;
-            if !owned.batch.is_empty() {
-                if Instant::now() > deadline {
-                    break;
-                }
-                sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            continue;
-        }
-        let (lease, json) = (owned.lease.clone(), json.clone());
-        let answer =
-            blocking(s, move |s| s.queue.finish(&s.spec.namespace, &s.spec.name, &lease, &json)).await;
-        if owned.heard(s, answer) || Instant::now() > deadline {
+        let (lease, outcome, said) = (owned.lease.clone(), outcome.clone(), said.clone());
+        let answer = blocking(s, move |s| {
+            let said = said.as_deref().map(|events| (s.host.as_str(), events));
+            s.queue.finish_saying(&s.spec.namespace, &s.spec.name, &lease, said, &outcome)
+        });
+        if owned.heard(s, answer.await) || Instant::now() > deadline {
             break;
         }
         sleep(Duration::from_millis(500)).await;

@@ -12,6 +12,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where connections come from.
+#[derive(Clone)]
 pub(super) enum Client {
     Single(redis::Client),
     Cluster(redis::cluster::ClusterClient),

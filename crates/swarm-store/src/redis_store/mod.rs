@@ -39,6 +39,22 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Events kept per run stream (approximate cap).
 pub const EVENTS_MAXLEN: usize = 100_000;
 
+/// A Lua script and its SHA1, computed once (`EVALSHA`, loading it when the server lacks it).
+pub(super) struct Lua {
+    text: &'static str,
+    script: std::sync::OnceLock<redis::Script>,
+}
+
+impl Lua {
+    pub(super) const fn new(text: &'static str) -> Lua {
+        Lua { text, script: std::sync::OnceLock::new() }
+    }
+
+    pub(super) fn get(&self) -> &redis::Script {
+        self.script.get_or_init(|| redis::Script::new(self.text))
+    }
+}
+
 pub struct RedisStore {
     address: String,
     client: Client,
@@ -82,6 +98,19 @@ impl RedisStore {
             store.migrate()?;
         }
         Ok(store)
+    }
+
+    /// The same store on connections of its own: the work queue of a run keeps its round trips
+    /// out of the way of the run's writer (a batch of task documents holds a connection).
+    pub fn sibling(&self) -> RedisStore {
+        RedisStore {
+            address: self.address.clone(),
+            client: self.client.clone(),
+            conn: Mutex::new(None),
+            blocking: Mutex::new(None),
+            index: index::Index::default(),
+            retention: self.retention,
+        }
     }
 
     /// Caps each run's event stream at about `entries` entries.

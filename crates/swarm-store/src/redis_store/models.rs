@@ -3,13 +3,12 @@
 //! the server's clock (`lua/model_*.lua`).
 
 use super::keys::ns_key;
-use super::RedisStore;
+use super::{Lua, RedisStore};
 use crate::models::{
     stored_cooldown, Bucket, Learned, ModelLimits, ModelStanding, Reservation, StandingQuery, MAX_EXACT,
     NEVER,
 };
 use crate::store::StoreError;
-use redis::Script;
 use swarm_core::router::Cooldown;
 
 /// Keys of one model in one namespace. The model id (slashes, colons, dots) goes in as it is:
@@ -32,11 +31,13 @@ pub(super) fn model_keys(ns: &str, model: &str) -> ModelKeys {
     }
 }
 
-const RESERVE: &str = concat!(include_str!("lua/model_window.lua"), include_str!("lua/model_reserve.lua"));
-const COOL: &str = include_str!("lua/model_cool.lua");
-const STANDINGS: &str =
-    concat!(include_str!("lua/model_window.lua"), include_str!("lua/model_standings.lua"));
-const LEARN: &str = concat!(include_str!("lua/model_window.lua"), include_str!("lua/model_learn.lua"));
+static RESERVE: Lua =
+    Lua::new(concat!(include_str!("lua/model_window.lua"), include_str!("lua/model_reserve.lua")));
+static COOL: Lua = Lua::new(include_str!("lua/model_cool.lua"));
+static STANDINGS: Lua =
+    Lua::new(concat!(include_str!("lua/model_window.lua"), include_str!("lua/model_standings.lua")));
+static LEARN: Lua =
+    Lua::new(concat!(include_str!("lua/model_window.lua"), include_str!("lua/model_learn.lua")));
 /// Fields per window in `model_standings.lua`'s answer.
 const FIELDS: usize = 11;
 
@@ -65,7 +66,7 @@ impl RedisStore {
         groups: &[Bucket],
     ) -> Result<Reservation, StoreError> {
         let keys = model_keys(ns, model);
-        let script = Script::new(RESERVE);
+        let script = RESERVE.get();
         let mut inv = script.key(&keys.cool);
         inv.key(&keys.requests).arg(tokens.min(MAX_EXACT)).arg(&limit_args(limits)[..]);
         for g in groups {
@@ -95,14 +96,14 @@ impl RedisStore {
 
     pub(super) fn cool(&self, ns: &str, model: &str, cooldown: &Cooldown) -> Result<(), StoreError> {
         let keys = model_keys(ns, model);
-        let script = Script::new(COOL);
+        let script = COOL.get();
         let mut inv = script.key(&keys.cool);
         inv.arg(cooldown.until_ms.min(MAX_EXACT)).arg(&cooldown.reason).arg(cooldown.kind.as_str());
         self.with(|c| inv.invoke::<i64>(c)).map(|_| ())
     }
 
     pub(super) fn learn(&self, ns: &str, model: &str, learned: &Learned) -> Result<(), StoreError> {
-        let script = Script::new(LEARN);
+        let script = LEARN.get();
         let mut inv = script.key(model_keys(ns, model).learned);
         inv.arg(limit_arg(learned.rpm)).arg(limit_arg(learned.rpd)).arg(&learned.source);
         self.with(|c| inv.invoke::<i64>(c)).map(|_| ())
@@ -116,7 +117,7 @@ impl RedisStore {
         if queries.is_empty() {
             return Ok(vec![]);
         }
-        let script = Script::new(STANDINGS);
+        let script = STANDINGS.get();
         let mut inv = script.prepare_invoke();
         for q in queries {
             let keys = model_keys(ns, &q.key);

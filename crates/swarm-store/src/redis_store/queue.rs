@@ -14,19 +14,19 @@
 
 use super::conn::Conn;
 use super::keys::ns_key;
-use super::RedisStore;
+use super::{Lua, RedisStore};
 use crate::store::StoreError;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
-use redis::{RedisResult, Script};
+use redis::RedisResult;
 use std::time::Duration;
 
-const ENQUEUE: &str = include_str!("lua/queue_enqueue.lua");
-const CLAIM: &str = include_str!("lua/queue_claim.lua");
-const RENEW: &str = include_str!("lua/queue_renew.lua");
-const FINISH: &str = include_str!("lua/queue_finish.lua");
-const EVENTS: &str = include_str!("lua/queue_events.lua");
-const STOP: &str = include_str!("lua/queue_stop.lua");
-const RELEASE: &str = include_str!("lua/queue_release.lua");
+static ENQUEUE: Lua = Lua::new(include_str!("lua/queue_enqueue.lua"));
+static CLAIM: Lua = Lua::new(include_str!("lua/queue_claim.lua"));
+static RENEW: Lua = Lua::new(include_str!("lua/queue_renew.lua"));
+static FINISH: Lua = Lua::new(include_str!("lua/queue_finish.lua"));
+static EVENTS: Lua = Lua::new(include_str!("lua/queue_events.lua"));
+static STOP: Lua = Lua::new(include_str!("lua/queue_stop.lua"));
+static RELEASE: Lua = Lua::new(include_str!("lua/queue_release.lua"));
 
 /// The consumer group every worker of a namespace reads in.
 const GROUP: &str = "workers";
@@ -127,7 +127,7 @@ fn ms(d: Duration) -> u64 {
 impl RedisStore {
     /// Queues `item` for the workers that run its agent; queuing it again returns its entry.
     pub fn enqueue(&self, ns: &str, item: &WorkItem) -> Result<String, StoreError> {
-        let script = Script::new(ENQUEUE);
+        let script = ENQUEUE.get();
         let mut inv = script.key(work_key(ns, &item.agent));
         inv.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
         inv.arg(&item.run_id).arg(&item.task).arg(item.attempt).arg(&item.job);
@@ -272,7 +272,7 @@ impl RedisStore {
             agent: stream.rsplit_once(":work:").map(|(_, a)| a.to_string()).unwrap_or_default(),
             job: field(entry, "job"),
         };
-        let script = Script::new(CLAIM);
+        let script = CLAIM.get();
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
         inv.key(stream).arg(worker).arg(ms(lease)).arg(&entry.id);
         let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
@@ -290,7 +290,7 @@ impl RedisStore {
     /// Extends `lease` by `by`, if `worker` still owns the attempt with its fencing token.
     pub fn renew(&self, ns: &str, worker: &str, lease: &Lease, by: Duration) -> Result<Fenced, StoreError> {
         let item = &lease.item;
-        let script = Script::new(RENEW);
+        let script = RENEW.get();
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
         inv.key(work_key(ns, &item.agent)).arg(worker).arg(lease.fence).arg(ms(by)).arg(&lease.entry);
         let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
@@ -308,7 +308,7 @@ impl RedisStore {
         events: &str,
     ) -> Result<Fenced, StoreError> {
         let item = &lease.item;
-        let script = Script::new(EVENTS);
+        let script = EVENTS.get();
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
         inv.key(feed_key(ns, &item.run_id));
         inv.arg(worker).arg(lease.fence).arg(events).arg(FEED_MAXLEN).arg(host);
@@ -318,12 +318,28 @@ impl RedisStore {
 
     /// Reports the attempt's end (`outcome`, JSON): counted once, and only from its current owner.
     pub fn finish(&self, ns: &str, worker: &str, lease: &Lease, outcome: &str) -> Result<Fenced, StoreError> {
+        self.finish_saying(ns, worker, lease, None, outcome)
+    }
+
+    /// [`RedisStore::finish`], with the owner's last events (`(host, events)`, as
+    /// [`RedisStore::say`] takes them) appended before the end in the same step.
+    pub fn finish_saying(
+        &self,
+        ns: &str,
+        worker: &str,
+        lease: &Lease,
+        said: Option<(&str, &str)>,
+        outcome: &str,
+    ) -> Result<Fenced, StoreError> {
         let item = &lease.item;
-        let script = Script::new(FINISH);
+        let script = FINISH.get();
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
         inv.key(work_key(ns, &item.agent)).key(feed_key(ns, &item.run_id));
         inv.arg(worker).arg(lease.fence).arg(&lease.entry).arg(outcome);
         inv.arg(FEED_MAXLEN).arg(ms(DONE_TTL));
+        if let Some((host, events)) = said {
+            inv.arg(host).arg(events);
+        }
         let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
         Ok(fenced(&reply))
     }
@@ -331,7 +347,7 @@ impl RedisStore {
     /// A draining worker hands its attempt back to the queue, for any worker to take at once.
     pub fn release(&self, ns: &str, worker: &str, lease: &Lease) -> Result<Fenced, StoreError> {
         let item = &lease.item;
-        let script = Script::new(RELEASE);
+        let script = RELEASE.get();
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
         inv.key(work_key(ns, &item.agent)).arg(worker).arg(lease.fence).arg(&lease.entry);
         let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
@@ -346,7 +362,7 @@ impl RedisStore {
         (task, attempt, agent): (&str, u32, &str),
         kill: bool,
     ) -> Result<Stopped, StoreError> {
-        let script = Script::new(STOP);
+        let script = STOP.get();
         let mut inv = script.key(attempt_key(ns, run_id, task, attempt));
         inv.key(work_key(ns, agent)).arg(if kill { "kill" } else { "terminate" }).arg(ms(DONE_TTL));
         let reply: Vec<String> = self.with(|c| inv.invoke(c))?;

@@ -4,17 +4,17 @@
 
 use super::errors::fenced;
 use super::keys::{ns_keys, run_keys, RunKeys};
-use super::{decode, encode, RedisStore, SCHEMA_VERSION};
+use super::{decode, encode, Lua, RedisStore, SCHEMA_VERSION};
 use crate::store::{rejection, Batch, StoreError};
-use redis::{Commands, Script};
+use redis::Commands;
 use std::collections::HashMap;
 use std::time::Duration;
 use swarm_core::event::Event;
 use swarm_core::report::{RunRecord, TaskReport};
 
-const CREATE: &str = include_str!("lua/create_run.lua");
-const APPLY: &str = include_str!("lua/apply.lua");
-const ACQUIRE: &str = include_str!("lua/acquire.lua");
+static CREATE: Lua = Lua::new(include_str!("lua/create_run.lua"));
+static APPLY: Lua = Lua::new(include_str!("lua/apply.lua"));
+static ACQUIRE: Lua = Lua::new(include_str!("lua/acquire.lua"));
 
 /// A script's `NORUN` as the store's `NoSuchRun`, its `FENCED`/`CONFLICT` as theirs.
 fn run_error(e: StoreError, run_id: &str) -> StoreError {
@@ -35,7 +35,7 @@ impl RedisStore {
     pub(super) fn create(&self, run: &RunRecord, tasks: &[TaskReport]) -> Result<(), StoreError> {
         let keys = run_keys(&run.namespace, &run.run_id);
         let ns = ns_keys(&run.namespace);
-        let script = Script::new(CREATE);
+        let script = CREATE.get();
         let mut inv = script.key(&keys.run);
         inv.key(&keys.tasks).key(&ns.runs).key(&ns.meta);
         inv.arg(&run.run_id)
@@ -67,7 +67,7 @@ impl RedisStore {
             return Ok(());
         }
         let keys = self.keys(run_id)?;
-        let script = Script::new(APPLY);
+        let script = APPLY.get();
         let mut inv = script.key(&keys.run);
         inv.key(&keys.tasks).key(&keys.events).key(&keys.channel);
         inv.arg(batch.lease.as_deref().unwrap_or(""));
@@ -181,7 +181,7 @@ impl RedisStore {
         take_over: Option<&str>,
     ) -> Result<(), StoreError> {
         let keys = self.keys(run_id)?;
-        let script = Script::new(ACQUIRE);
+        let script = ACQUIRE.get();
         self.with(|c| {
             script
                 .key(&keys.run)

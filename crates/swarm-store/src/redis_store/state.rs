@@ -2,9 +2,9 @@
 //! script (version check, write, feed entry and run event together or not at all).
 
 use super::keys::{ns_key, run_keys};
-use super::{decode, encode, RedisStore, EVENTS_MAXLEN};
+use super::{decode, encode, Lua, RedisStore, EVENTS_MAXLEN};
 use crate::store::{state_event, StoreError, STATE_CHANGES_MAXLEN};
-use redis::{Commands, Script};
+use redis::Commands;
 use serde_json::Value;
 use std::collections::HashMap;
 use swarm_core::state_doc::{Actor, StateChange, StateEntry, StateOp};
@@ -33,8 +33,8 @@ pub(super) fn state_keys(ns: &str) -> StateKeys {
 /// first `"field":<placeholder>` is always the document's own field.
 pub(super) const PLACEHOLDER: u64 = u64::MAX;
 
-const STATE_WRITE: &str = include_str!("lua/state_write.lua");
-const STATE_REFUSE: &str = include_str!("lua/state_refuse.lua");
+static STATE_WRITE: Lua = Lua::new(include_str!("lua/state_write.lua"));
+static STATE_REFUSE: Lua = Lua::new(include_str!("lua/state_refuse.lua"));
 
 impl RedisStore {
     /// One shared-state write (`value: None` deletes) as one script: the version check, the
@@ -75,7 +75,7 @@ impl RedisStore {
         let run = by.and_then(|b| b.run_id.as_deref().map(|r| (b, r))).map(|(by, run_id)| {
             (run_keys(ns, run_id), encode(&state_event(run_id, key, op, PLACEHOLDER, by)))
         });
-        let script = Script::new(STATE_WRITE);
+        let script = STATE_WRITE.get();
         let mut inv = script.key(&keys.entries);
         inv.key(&keys.changes).key(&keys.seq);
         if let Some((rk, _)) = &run {
@@ -122,7 +122,7 @@ impl RedisStore {
     ) -> Result<StateChange, StoreError> {
         let keys = state_keys(ns);
         let change = crate::store::refusal(ns, key, reason, by, PLACEHOLDER);
-        let script = Script::new(STATE_REFUSE);
+        let script = STATE_REFUSE.get();
         let mut inv = script.key(&keys.changes);
         inv.key(&keys.seq).arg(encode(&change)).arg(PLACEHOLDER).arg(STATE_CHANGES_MAXLEN);
         let seq = self.with(|c| inv.invoke::<u64>(c))?;

@@ -3,12 +3,13 @@
 //! server's clock, so every host judges alive and dead alike.
 
 use super::keys::ns_key;
-use super::RedisStore;
+use super::{Lua, RedisStore};
 use crate::store::StoreError;
-use redis::Script;
 use std::time::Duration;
 
-const BEAT: &str = include_str!("lua/worker_beat.lua");
+static BEAT: Lua = Lua::new(include_str!("lua/worker_beat.lua"));
+/// The server's TIME on the node of KEYS[1].
+static NOW: Lua = Lua::new("local t = redis.call('TIME') return {tonumber(t[1]), tonumber(t[2])}");
 
 /// One worker as the namespace knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,9 +23,6 @@ pub struct WorkerRow {
     pub now_ms: u64,
 }
 
-/// The workers' infos, their heartbeats, the server's TIME.
-type Listing = (Vec<(String, String)>, Vec<(String, u64)>, (u64, u64));
-
 fn workers_key(ns: &str) -> String {
     ns_key(ns, "workers")
 }
@@ -36,7 +34,7 @@ fn seen_key(ns: &str) -> String {
 impl RedisStore {
     /// Worker `name` is alive and says `info` of itself; the server's clock (ms).
     pub fn beat(&self, ns: &str, name: &str, info: &str) -> Result<u64, StoreError> {
-        let script = Script::new(BEAT);
+        let script = BEAT.get();
         let mut inv = script.key(workers_key(ns));
         inv.key(seen_key(ns)).arg(name).arg(info);
         self.with(|c| inv.invoke(c))
@@ -44,15 +42,13 @@ impl RedisStore {
 
     /// Every worker the namespace has heard of, by name.
     pub fn workers(&self, ns: &str) -> Result<Vec<WorkerRow>, StoreError> {
-        let (infos, seen, (secs, micros)): Listing = self.with(|c| {
-            redis::pipe()
-                .cmd("HGETALL")
-                .arg(workers_key(ns))
-                .cmd("HGETALL")
-                .arg(seen_key(ns))
-                .cmd("TIME")
-                .query(c)
-        })?;
+        // One command each: a Cluster connection takes no pipeline.
+        let infos: Vec<(String, String)> =
+            self.with(|c| redis::cmd("HGETALL").arg(workers_key(ns)).query(c))?;
+        let seen: Vec<(String, u64)> = self.with(|c| redis::cmd("HGETALL").arg(seen_key(ns)).query(c))?;
+        // The clock of the node that stamped the heartbeats (on a Cluster, the slot's).
+        let now: Vec<u64> = self.with(|c| NOW.get().key(seen_key(ns)).invoke(c))?;
+        let (secs, micros) = (now.first().copied().unwrap_or(0), now.get(1).copied().unwrap_or(0));
         let now_ms = secs * 1000 + micros / 1000;
         let mut rows: Vec<WorkerRow> = infos
             .into_iter()
@@ -84,10 +80,9 @@ impl RedisStore {
                     let _ = self.with(|c| del.query::<u64>(c));
                 }
             }
-            let mut forget = redis::pipe();
-            forget.cmd("HDEL").arg(workers_key(ns)).arg(&row.name);
-            forget.cmd("HDEL").arg(seen_key(ns)).arg(&row.name);
-            self.with(|c| forget.query::<()>(c))?;
+            for key in [workers_key(ns), seen_key(ns)] {
+                self.with(|c| redis::cmd("HDEL").arg(&key).arg(&row.name).query::<()>(c))?;
+            }
         }
         Ok(gone.len())
     }

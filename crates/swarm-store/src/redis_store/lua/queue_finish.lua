@@ -1,5 +1,6 @@
 -- KEYS: the attempt's hash, its work stream, the run's feed stream.
--- ARGV: worker, fence, stream entry id, outcome (JSON), feed entries kept (approx.), hash TTL (ms).
+-- ARGV: worker, fence, stream entry id, outcome (JSON), feed entries kept (approx.), hash TTL (ms),
+-- and optionally the worker's host and its last events (a JSON array, appended before the end).
 -- Counts the attempt's end once, and only from the owner with the current fencing token: the
 -- end is appended to the run's feed and the entry acknowledged, atomically. The same end
 -- reported again (a retry after a lost answer, a duplicate delivery after failover) is a
@@ -15,6 +16,10 @@ redis.call('HSET', KEYS[1], 'state', 'done', 'done_fence', ARGV[2], 'outcome', A
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('XACK', KEYS[2], 'workers', ARGV[3])
 redis.call('XDEL', KEYS[2], ARGV[3])
+if ARGV[8] and ARGV[8] ~= '' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'task', h[5], 'attempt', h[6], 'worker', ARGV[1],
+    'fence', ARGV[2], 'host', ARGV[7], 'events', ARGV[8])
+end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'task', h[5], 'attempt', h[6], 'worker', ARGV[1],
   'fence', ARGV[2], 'end', ARGV[4])
 return {'accepted'}
