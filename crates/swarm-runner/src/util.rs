@@ -5,4 +5,4 @@ pub use crate::dispatcher::mirror::write_atomic;
 pub use crate::os::git::{is_dirty, repo_of};
 pub use crate::os::net::is_loopback;
 pub use crate::os::paths::RunDir;
-pub use crate::os::process::{block_signals, group_alive, hostname, owner_status};
+pub use crate::os::process::{group_alive, hostname, owner_status};

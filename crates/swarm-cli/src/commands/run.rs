@@ -25,18 +25,8 @@ fn output_mode(json: bool, no_progress: bool) -> OutputMode {
     }
 }
 
-/// The runtime of a command that runs or serves. Its threads (the store's calls among them)
-/// never take a signal: a socket read with a timeout fails with EINTR even under SA_RESTART
-/// (signal(7)), which broke Redis replies while agents exited (SIGCHLD); a lost reply to a
-/// worker's XREADGROUP left attempts delivered and never run. Signals go to the main thread,
-/// and tokio hears them through its pipe; agents start with an empty mask (std resets it).
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .on_thread_start(swarm_runner::util::block_signals)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
 /// The rehearsal scenario when none is given: every model writes `rehearsal/<TASK_ID>.md`

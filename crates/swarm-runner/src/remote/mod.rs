@@ -10,6 +10,7 @@
 //! `redis_store/queue.rs`); nothing here is a protocol of its own.
 
 pub mod guard;
+mod io;
 pub(crate) mod queued;
 pub mod worker;
 

@@ -34,6 +34,8 @@ struct Inner {
     /// The attempts queued and not yet ended, by (task id, attempt).
     open: Mutex<HashMap<(String, u32), Open>>,
     reader: std::sync::Once,
+    /// Where the store is called from: one thread reads the feed, one queues and stops.
+    io: super::io::IoThreads,
 }
 
 /// An attempt queued for the workers.
@@ -53,6 +55,7 @@ impl Queued {
             run_id: run_id.to_string(),
             open: Mutex::default(),
             reader: std::sync::Once::new(),
+            io: super::io::IoThreads::start("swarm-queue-io", 2),
         };
         Queued { inner: Arc::new(inner), local }
     }
@@ -167,14 +170,13 @@ async fn enqueue(inner: &Arc<Inner>, job: &AttemptJob) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + ENQUEUE_FOR;
     loop {
         let (queue, ns, item) = (inner.queue.clone(), inner.ns.clone(), item.clone());
-        let queued = tokio::task::spawn_blocking(move || queue.enqueue(&ns, &item)).await;
-        match queued {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(_)) if tokio::time::Instant::now() < deadline => {
+        match inner.io.run(move || queue.enqueue(&ns, &item)).await {
+            Some(Ok(_)) => return Ok(()),
+            Some(Err(_)) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            Ok(Err(e)) => return Err(format!("cannot queue the attempt for the workers: {e}")),
-            Err(e) => return Err(format!("cannot queue the attempt for the workers: {e}")),
+            Some(Err(e)) => return Err(format!("cannot queue the attempt for the workers: {e}")),
+            None => return Err("cannot queue the attempt for the workers: the store's thread is gone".into()),
         }
     }
 }
@@ -190,10 +192,8 @@ async fn watch_stop(inner: Arc<Inner>, key: (String, u32), mut stop: watch::Rece
         let kill = *stop.borrow() == StopRequest::Kill;
         let agent = inner.open.lock().expect("open").get(&key).map(|o| o.agent.clone()).unwrap_or_default();
         let (queue, ns, run, k) = (inner.queue.clone(), inner.ns.clone(), inner.run_id.clone(), key.clone());
-        let asked =
-            tokio::task::spawn_blocking(move || queue.stop_attempt(&ns, &run, (&k.0, k.1, &agent), kill))
-                .await;
-        if let Ok(Ok(Stopped::Dropped)) = asked {
+        let asked = inner.io.run(move || queue.stop_attempt(&ns, &run, (&k.0, k.1, &agent), kill)).await;
+        if let Some(Ok(Stopped::Dropped)) = asked {
             let detail = "run cancelled before a live worker ran it".to_string();
             inner.end(&key, Failure { reason: Reason::Cancelled, detail: Some(detail) });
             return;
@@ -209,16 +209,12 @@ async fn watch_stop(inner: Arc<Inner>, key: (String, u32), mut stop: watch::Rece
 /// its attempt; a store that went away is read again once it is back.
 async fn read_feed(inner: Weak<Inner>) {
     let mut after = "0-0".to_string();
-    loop {
-        let Some(strong) = inner.upgrade() else { return };
+    // Held for one read at a time (at most FEED_WAIT): the run's end lets go of it.
+    while let Some(strong) = inner.upgrade() {
         let (queue, ns, run, from) =
             (strong.queue.clone(), strong.ns.clone(), strong.run_id.clone(), after.clone());
-        drop(strong);
-        let read =
-            tokio::task::spawn_blocking(move || queue.feed(&ns, &run, &from, 512, Some(FEED_WAIT))).await;
-        let Some(strong) = inner.upgrade() else { return };
-        match read {
-            Ok(Ok(entries)) => {
+        match strong.io.run(move || queue.feed(&ns, &run, &from, 512, Some(FEED_WAIT))).await {
+            Some(Ok(entries)) => {
                 for entry in entries {
                     after = entry.id.clone();
                     strong.deliver(entry);

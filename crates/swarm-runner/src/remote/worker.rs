@@ -98,6 +98,8 @@ struct Shared {
     host: String,
     guard: Guard,
     sweeper: Sweeper,
+    /// Where the store is called from (threads that take no signal).
+    io: super::io::IoThreads,
     running: AtomicUsize,
     /// The stream entries of the attempts running here.
     entries: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -141,6 +143,7 @@ impl Worker {
             host,
             guard,
             sweeper: Sweeper::start(|_| {}),
+            io: super::io::IoThreads::start("swarm-worker-io", 4),
             running: AtomicUsize::new(0),
             entries: Default::default(),
             ended: Notify::new(),
@@ -334,19 +337,15 @@ impl Shared {
     }
 }
 
-/// Runs `f` with the worker's store off the runtime's threads.
+/// Runs `f` with the worker's store on its I/O threads.
 async fn blocking<T: Send + 'static>(
     s: &Arc<Shared>,
     f: impl FnOnce(&Shared) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    let s = s.clone();
-    match tokio::task::spawn_blocking(move || f(&s)).await {
-        Ok(r) => r,
-        Err(e) => Err(StoreError::Backend {
-            address: "worker".into(),
-            message: format!("the store call failed: {e}"),
-        }),
-    }
+    let shared = s.clone();
+    s.io.run(move || f(&shared)).await.unwrap_or_else(|| {
+        Err(StoreError::Backend { address: "worker".into(), message: "the store's thread is gone".into() })
+    })
 }
 
 /// Where one attempt stands, as its owner here sees it.
