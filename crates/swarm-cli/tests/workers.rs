@@ -228,7 +228,7 @@ fn said_in(stdout: &str, event: &str) -> Vec<Value> {
 
 #[test]
 fn resume_after_the_orchestrator_died_stops_its_attempt_on_the_worker_and_runs_it_again() {
-    let p = Project::on_own_redis();
+    let mut p = Project::on_own_redis();
     p.plan(
         "---\nname: resume\n---\n\n# resume\n\n## t: a task\n- agent: exec\n\
          - command: if [ -e first ]; then echo second run; else touch first; echo $$ > pid.txt; sleep 60; fi\n",
@@ -241,6 +241,11 @@ fn resume_after_the_orchestrator_died_stops_its_attempt_on_the_worker_and_runs_i
     let out = p.swarm(&["resume", &run_id]);
     out.expect_code(0);
     wait_until(Duration::from_secs(10), "the first attempt's agent is gone", || !pid_alive(agent));
+    // Its worker was asked to stop it (another host hears only that).
+    let mut admin = redis::Client::open(p.redis().url()).unwrap().get_connection().unwrap();
+    let key = format!("swarm:{{{}}}:attempt:{run_id}:t:1", p.namespace());
+    let stop: Option<String> = redis::cmd("HGET").arg(&key).arg("stop").query(&mut admin).unwrap();
+    assert_eq!(stop.as_deref(), Some("kill"));
     let report = p.report(&run_id);
     assert_task(&report, "t", "succeeded", None);
     let a = attempts(&report, "t");
@@ -359,4 +364,28 @@ fn a_worker_runs_on_a_redis_cluster() {
     let p = Project::new();
     let report = run_with_a_worker(&p, &cluster.url(), "team1");
     assert_eq!(attempts(&report, "a")[0]["worker"], "w1");
+}
+
+#[test]
+fn cancelling_a_run_whose_orchestrator_died_stops_its_attempts_on_workers() {
+    let mut p = Project::on_own_redis();
+    p.write("swarm.toml", &format!("{FAST_CONFIG}workers = true\n"));
+    p.plan("---\nname: orphan\n---\n\n# orphan\n\n## long: long\n- agent: exec\n- command: echo $$ > pid.txt; sleep 60\n");
+    let w1 = worker(&p, "w1", 1, &[]);
+    // `[run] workers = true` queues the attempts without `--workers`.
+    let mut run = p.spawn(&["run", "plan.md"]);
+    let run_id = run.run_id();
+    let agent = p.pid("pid.txt");
+    run.kill9();
+    p.swarm(&["cancel", &run_id]).expect_code(0);
+    // The worker is asked to stop it (on this host the cancel also ends the run's processes
+    // itself; on another only the request reaches it).
+    let mut admin = redis::Client::open(p.redis().url()).unwrap().get_connection().unwrap();
+    let key = format!("swarm:{{{}}}:attempt:{run_id}:long:1", p.namespace());
+    let stop: Option<String> = redis::cmd("HGET").arg(&key).arg("stop").query(&mut admin).unwrap();
+    assert_eq!(stop.as_deref(), Some("kill"));
+    wait_until(Duration::from_secs(10), "the agent on the worker is gone", || !pid_alive(agent));
+    assert_task(&p.status(&run_id), "long", "cancelled", Some("cancelled"));
+    wait_until(Duration::from_secs(10), "the worker ended the attempt", || !said(&w1, "ended").is_empty());
+    assert_eq!(said(&w1, "ended")[0]["ok"], false, "{}", w1.stdout());
 }

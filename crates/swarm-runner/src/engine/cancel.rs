@@ -83,6 +83,7 @@ impl Engine {
             if t.state.is_terminal() {
                 continue;
             }
+            self.stop_queued(&record, t);
             end_open_attempts(&run_id, t, Reason::Cancelled, None);
             t.state = TaskState::Cancelled;
             t.reason = Some(Reason::Cancelled);

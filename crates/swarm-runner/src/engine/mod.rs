@@ -296,8 +296,9 @@ impl Engine {
         Ok(Some(RunGit { repo, base_commit, integration_branch: branch }))
     }
 
-    /// A resumed run's open attempt of `t` that workers may still run: stopped there (dropped
-    /// if no live worker has it), so only the attempt the resumed run starts counts.
+    /// The open attempt of `t` (a run whose orchestrator died: resumed or cancelled) that
+    /// workers may still run: stopped there (dropped if no live worker has it), so nothing of
+    /// the dead orchestrator's attempts counts or runs on.
     fn stop_queued(&self, record: &RunRecord, t: &TaskReport) {
         let (Some(queue), Some(open)) = (self.store.clone().work_queue(), t.attempts.last()) else { return };
         if record.workers && open.ended_at.is_none() {
