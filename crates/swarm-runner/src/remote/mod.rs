@@ -9,6 +9,7 @@
 //! The queue itself is Redis Streams with a consumer group per agent (swarm-store's
 //! `redis_store/queue.rs`); nothing here is a protocol of its own.
 
+mod attempt;
 pub mod guard;
 mod io;
 pub(crate) mod queued;
