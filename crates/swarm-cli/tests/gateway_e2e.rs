@@ -76,10 +76,12 @@ fn rate_limit_absorbed(agent: &str) {
     assert_eq!(served, ["fake/b"], "{a:#}");
     assert!(a["requests"][0]["count"].as_u64().unwrap() >= 2, "{a:#}");
     assert_eq!(p.read("out.txt"), "written\n");
-    // The fake provider saw one 429 for `a` — the gateway's first try — and nothing after.
+    // The fake provider saw 429s for `a` only from the gateway's first tries: one, or two when
+    // the agent's first requests were in flight together (opencode titles its session while it
+    // sends the prompt), both before the cooldown; nothing after (the second run below).
     let to_a = requests_to(&fake, "a");
-    assert_eq!(to_a.len(), 1, "{to_a:?}");
-    assert!(matches!(to_a[0], ResponseKind::RateLimited { retry_after: 300 }));
+    assert!((1..=2).contains(&to_a.len()), "{to_a:?}");
+    assert!(to_a.iter().all(|r| matches!(r, ResponseKind::RateLimited { retry_after: 300 })), "{to_a:?}");
     // Every request reached the provider with its real key; none with the agent's token.
     let log = fake.server.as_ref().unwrap().log().records();
     assert!(log
@@ -105,7 +107,7 @@ fn rate_limit_absorbed(agent: &str) {
     let report = p.report(&out.run_id());
     assert_eq!(state(&report, "second"), "succeeded", "{}", out.dump());
     assert_eq!(attempt(&report, "second")["fallback_reason"], Value::Null, "nothing to fall back from");
-    assert_eq!(requests_to(&fake, "a").len(), 1, "the cooling model was not asked again");
+    assert_eq!(requests_to(&fake, "a").len(), to_a.len(), "the cooling model was not asked again");
 }
 
 #[test]

@@ -647,6 +647,7 @@ proptest! {
                 prop_assert!(freed || m.rpm.is_none_or(|l| s.minute_requests < u64::from(l)), "over rpm");
                 prop_assert!(m.rpd.is_none_or(|l| s.day_requests < u64::from(l)), "over rpd");
                 prop_assert!(freed || m.tpm.is_none_or(|l| s.minute_tokens + req.est_tokens <= l), "over tpm");
+                prop_assert!(m.tpm.is_none_or(|l| req.est_tokens <= l), "larger than its tpm");
                 // Every model before it was passed over, in order, and none after it.
                 let passed: Vec<usize> = skipped.iter().map(|(i, _)| *i).collect();
                 prop_assert_eq!(passed, (0..model).collect::<Vec<_>>());
@@ -662,6 +663,8 @@ proptest! {
                         || (full && m.rpm.is_some_and(|l| s.minute_requests >= u64::from(l)))
                         || m.rpd.is_some_and(|l| s.day_requests >= u64::from(l))
                         || (full && m.tpm.is_some_and(|l| s.minute_tokens + req.est_tokens > l))
+                        // No minute, however empty, holds a request larger than its tpm.
+                        || m.tpm.is_some_and(|l| req.est_tokens > l)
                 };
                 prop_assert!((0..catalog.models.len()).all(|i| ruled_out(i) || blocked(i)));
             }
