@@ -161,7 +161,8 @@ pub struct WorkerArgs {
     /// The worker's name (default: HOST-PID).
     #[arg(long)]
     pub name: Option<String>,
-    /// Namespace whose attempts to run (default: the project's).
+    /// Run only this namespace's attempts (default: every namespace of the store this user may
+    /// read, the project's included).
     #[arg(long)]
     pub namespace: Option<String>,
     /// Lease on an attempt without renewal: a worker silent this long loses its attempts.

@@ -389,3 +389,33 @@ fn cancelling_a_run_whose_orchestrator_died_stops_its_attempts_on_workers() {
     wait_until(Duration::from_secs(10), "the worker ended the attempt", || !said(&w1, "ended").is_empty());
     assert_eq!(said(&w1, "ended")[0]["ok"], false, "{}", w1.stdout());
 }
+
+#[test]
+fn a_worker_given_no_namespace_runs_the_attempts_of_every_namespace() {
+    let mut p = Project::on_own_redis();
+    let url = p.redis().url();
+    // Started in another directory: the project's own namespace is not the runs'.
+    let elsewhere = Project::new();
+    let mut cmd = elsewhere.command(&["worker", "--name", "far", "--lease", LEASE, "--json"]);
+    cmd.env("SWARM_STORE", &url);
+    let mut w = elsewhere.spawn_cmd(cmd);
+    wait_until(Duration::from_secs(20), "the worker started", || {
+        assert!(w.is_running(), "the worker exited:\n{}{}", w.stdout(), w.stderr());
+        w.stdout().contains("worker_started")
+    });
+    for ns in ["team7", "team8"] {
+        p.write(
+            &format!("{ns}.md"),
+            &format!("---\nnamespace: {ns}\ndefaults:\n  agent: exec\n---\n\n## a: A\n- command: echo {ns} > {ns}.txt\n"),
+        );
+        let out = p.swarm(&["run", &format!("{ns}.md"), "--workers"]);
+        out.expect_code(0);
+        assert_eq!(attempts(&p.report(&out.run_id()), "a")[0]["worker"], "far");
+        assert_eq!(p.read(&format!("{ns}.txt")).trim(), ns);
+        let listed = p.swarm(&["workers", "--json", "--namespace", ns]).expect_code(0).json();
+        assert_eq!(listed[0]["name"], "far", "{listed}");
+    }
+    w.signal(Signal::SIGTERM);
+    let said = w.wait(Duration::from_secs(20));
+    assert!(!said.stdout.contains("store_error"), "{}", said.dump());
+}

@@ -43,10 +43,10 @@ fn an_attempt_goes_to_a_worker_of_its_agent_and_its_end_counts_once() {
         "delivered once"
     );
     assert_eq!(
-        store.finish(NS, "w1", lease, "{\"ok\":true}").unwrap(),
+        store.finish("w1", lease, "{\"ok\":true}").unwrap(),
         Fenced::Accepted { until_ms: None, stop: None }
     );
-    assert_eq!(store.finish(NS, "w1", lease, "{\"ok\":true}").unwrap(), Fenced::Duplicate);
+    assert_eq!(store.finish("w1", lease, "{\"ok\":true}").unwrap(), Fenced::Duplicate);
     let results = store.feed(NS, "r1", "0-0", 10, None).unwrap();
     assert_eq!(results.len(), 1, "{results:?}");
     assert_eq!((results[0].task.as_str(), results[0].worker.as_str(), results[0].fence), ("a", "w1", 1));
@@ -73,17 +73,17 @@ fn a_lease_not_renewed_goes_to_another_worker_and_the_stale_owner_is_refused() {
     assert_eq!((new[0].fence, new[0].item.task.as_str()), (2, "a"));
     // The stale owner wakes up: its renewal and its end are refused, and say who owns it.
     let lost = Fenced::LeaseLost { owner: "w2".into(), fence: 2 };
-    assert_eq!(store.renew(NS, "w1", &old, LEASE).unwrap(), lost);
-    assert_eq!(store.finish(NS, "w1", &old, "{\"late\":true}").unwrap(), lost);
+    assert_eq!(store.renew("w1", &old, LEASE).unwrap(), lost);
+    assert_eq!(store.finish("w1", &old, "{\"late\":true}").unwrap(), lost);
     assert!(store.feed(NS, "r1", "0-0", 10, None).unwrap().is_empty(), "a late write is not counted");
     assert_eq!(
-        store.finish(NS, "w2", &new[0], "{}").unwrap(),
+        store.finish("w2", &new[0], "{}").unwrap(),
         Fenced::Accepted { until_ms: None, stop: None }
     );
     let results = store.feed(NS, "r1", "0-0", 10, None).unwrap();
     assert_eq!(results.iter().map(|r| (r.worker.as_str(), r.fence)).collect::<Vec<_>>(), [("w2", 2)]);
     // The old owner's end, even after the new one's, is still refused.
-    assert!(matches!(store.finish(NS, "w1", &old, "{}").unwrap(), Fenced::LeaseLost { .. }));
+    assert!(matches!(store.finish("w1", &old, "{}").unwrap(), Fenced::LeaseLost { .. }));
 }
 
 #[test]
@@ -96,16 +96,16 @@ fn renewing_keeps_a_long_attempt_and_a_zombie_cannot_take_it_back() {
     for _ in 0..9 {
         std::thread::sleep(LEASE / 3);
         assert!(matches!(
-            store.renew(NS, "w1", &lease, LEASE).unwrap(),
+            store.renew("w1", &lease, LEASE).unwrap(),
             Fenced::Accepted { until_ms: Some(_), stop: None }
         ));
         assert!(store.reclaim(NS, "w2", &agents(&["exec"]), LEASE, 1000).unwrap().is_empty());
     }
     // A zombie holding an older token of the same attempt cannot renew it.
     let zombie = swarm_store::Lease { fence: lease.fence - 1, ..lease.clone() };
-    assert!(matches!(store.renew(NS, "w9", &zombie, LEASE).unwrap(), Fenced::LeaseLost { .. }));
+    assert!(matches!(store.renew("w9", &zombie, LEASE).unwrap(), Fenced::LeaseLost { .. }));
     assert_eq!(
-        store.finish(NS, "w1", &lease, "{}").unwrap(),
+        store.finish("w1", &lease, "{}").unwrap(),
         Fenced::Accepted { until_ms: None, stop: None }
     );
 }
@@ -122,7 +122,7 @@ fn every_pending_attempt_of_a_dead_worker_is_reclaimed_across_pages() {
     // Some finished before the worker died: their entries are gone from the pending list.
     for lease in taken.iter().step_by(3) {
         assert_eq!(
-            store.finish(NS, "dead", lease, "{}").unwrap(),
+            store.finish("dead", lease, "{}").unwrap(),
             Fenced::Accepted { until_ms: None, stop: None }
         );
     }
@@ -146,7 +146,7 @@ fn an_attempt_costs_few_redis_commands() {
     // Warm up: scripts loaded, groups made.
     store.enqueue(NS, &item("warm", "exec")).unwrap();
     let warm = store.take(NS, "w1", &agents(&["exec"]), LEASE, 1, NOW).unwrap();
-    store.finish(NS, "w1", &warm[0], "{}").unwrap();
+    store.finish("w1", &warm[0], "{}").unwrap();
     // Commands the store sends (EVALSHA, XREADGROUP, XREAD…) and those its scripts run, apart.
     let calls = |c: &mut redis::Connection| -> (u64, u64) {
         let info: String = redis::cmd("INFO").arg("commandstats").query(c).unwrap();
@@ -181,10 +181,10 @@ fn an_attempt_costs_few_redis_commands() {
     let mut done = 0;
     while done < n {
         for lease in store.take(NS, "w1", &agents(&["exec"]), LEASE, 10, NOW).unwrap() {
-            store.say(NS, "w1", "h1", &lease, "[{\"kind\":\"started\"}]").unwrap();
-            store.renew(NS, "w1", &lease, LEASE).unwrap();
+            store.say("w1", "h1", &lease, "[{\"kind\":\"started\"}]").unwrap();
+            store.renew("w1", &lease, LEASE).unwrap();
             assert_eq!(
-                store.finish(NS, "w1", &lease, "{}").unwrap(),
+                store.finish("w1", &lease, "{}").unwrap(),
                 Fenced::Accepted { until_ms: None, stop: None }
             );
             done += 1;
@@ -211,25 +211,25 @@ fn only_the_current_owner_is_heard_and_a_stop_reaches_it() {
     let store = RedisStore::open(&server.url()).unwrap();
     store.enqueue(NS, &item("a", "exec")).unwrap();
     let old = store.take(NS, "w1", &agents(&["exec"]), LEASE, 1, NOW).unwrap().remove(0);
-    let heard = store.say(NS, "w1", "h1", &old, "[1]").unwrap();
+    let heard = store.say("w1", "h1", &old, "[1]").unwrap();
     assert_eq!(heard, Fenced::Accepted { until_ms: None, stop: None });
     std::thread::sleep(LEASE + Duration::from_millis(150));
     let new = store.reclaim(NS, "w2", &agents(&["exec"]), LEASE, 1000).unwrap().remove(0);
     // The stale owner's events are refused, and counted.
-    assert!(matches!(store.say(NS, "w1", "h1", &old, "[2]").unwrap(), Fenced::LeaseLost { .. }));
-    store.say(NS, "w2", "h2", &new, "[3]").unwrap();
+    assert!(matches!(store.say("w1", "h1", &old, "[2]").unwrap(), Fenced::LeaseLost { .. }));
+    store.say("w2", "h2", &new, "[3]").unwrap();
     assert_eq!(store.lost_writes(NS, "r1", "a", 1).unwrap(), 1);
     // The orchestrator asks it to stop: the owner reads it with its next renewal or events.
     assert_eq!(store.stop_attempt(NS, "r1", ("a", 1, "exec"), false).unwrap(), Stopped::Asked);
     let asked = Some("terminate".to_string());
     assert_eq!(
-        store.say(NS, "w2", "h2", &new, "[4]").unwrap(),
+        store.say("w2", "h2", &new, "[4]").unwrap(),
         Fenced::Accepted { until_ms: None, stop: asked.clone() }
     );
     assert!(
-        matches!(store.renew(NS, "w2", &new, LEASE).unwrap(), Fenced::Accepted { stop, .. } if stop == asked)
+        matches!(store.renew("w2", &new, LEASE).unwrap(), Fenced::Accepted { stop, .. } if stop == asked)
     );
-    store.finish(NS, "w2", &new, "{\"end\":1}").unwrap();
+    store.finish("w2", &new, "{\"end\":1}").unwrap();
     let feed = store.feed(NS, "r1", "0-0", 10, Some(Duration::from_millis(50))).unwrap();
     let said: Vec<(String, u64, Said)> = feed.into_iter().map(|e| (e.worker, e.fence, e.said)).collect();
     assert_eq!(
@@ -256,16 +256,16 @@ fn a_stopped_attempt_no_worker_runs_is_dropped_and_a_released_one_goes_to_the_ne
     let dead = store.take(NS, "w1", &agents(&["exec"]), LEASE, 1, NOW).unwrap().remove(0);
     std::thread::sleep(LEASE + Duration::from_millis(100));
     assert_eq!(store.stop_attempt(NS, "r1", ("orphan", 1, "exec"), false).unwrap(), Stopped::Dropped);
-    assert!(matches!(store.finish(NS, "w1", &dead, "{}").unwrap(), Fenced::LeaseLost { .. }));
+    assert!(matches!(store.finish("w1", &dead, "{}").unwrap(), Fenced::LeaseLost { .. }));
     assert!(store.reclaim(NS, "w2", &agents(&["exec"]), LEASE, 1000).unwrap().is_empty());
     // A draining worker hands one back: the next worker takes it at once, with a new token.
     store.enqueue(NS, &item("handed", "exec")).unwrap();
     let mine = store.take(NS, "w1", &agents(&["exec"]), LEASE, 1, NOW).unwrap().remove(0);
-    assert!(matches!(store.release(NS, "w1", &mine).unwrap(), Fenced::Accepted { .. }));
+    assert!(matches!(store.release("w1", &mine).unwrap(), Fenced::Accepted { .. }));
     let next = store.take(NS, "w2", &agents(&["exec"]), LEASE, 1, NOW).unwrap();
     assert_eq!(next.iter().map(|l| (l.item.task.as_str(), l.fence)).collect::<Vec<_>>(), [("handed", 2)]);
     assert_eq!(next[0].item.job, mine.item.job);
-    assert!(matches!(store.finish(NS, "w1", &mine, "{}").unwrap(), Fenced::LeaseLost { .. }));
+    assert!(matches!(store.finish("w1", &mine, "{}").unwrap(), Fenced::LeaseLost { .. }));
     assert!(store.feed(NS, "r1", "0-0", 10, None).unwrap().is_empty());
 }
 
@@ -312,7 +312,7 @@ fn what_was_delivered_and_never_read_is_taken_up_but_not_what_runs() {
         .unwrap();
     assert_eq!(back.iter().map(|l| (l.item.task.as_str(), l.fence)).collect::<Vec<_>>(), [("lost", 1)]);
     // Once ended, an entry is gone from the pending list: nothing to take up again.
-    store.finish(NS, "w1", &back[0], "{}").unwrap();
-    store.finish(NS, "w1", &running, "{}").unwrap();
+    store.finish("w1", &back[0], "{}").unwrap();
+    store.finish("w1", &running, "{}").unwrap();
     assert!(store.take_pending(NS, "w1", &agents(&["exec"]), LEASE, &[]).unwrap().is_empty());
 }

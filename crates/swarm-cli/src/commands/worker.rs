@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 use swarm_agents::catalog::{self, CATALOG};
-use swarm_runner::remote::worker::{Mode, Worker, WorkerNote, WorkerSpec};
+use swarm_runner::remote::worker::{Mode, Serves, Worker, WorkerNote, WorkerSpec};
 use tokio::sync::{mpsc, watch};
 
 /// A worker not heard of for this long is dead (it says it is alive every second).
@@ -27,7 +27,10 @@ pub fn worker(store: Option<&str>, config: Option<&Path>, args: WorkerArgs) -> C
     let host = swarm_runner::util::hostname();
     let spec = WorkerSpec {
         name: args.name.clone().unwrap_or_else(|| format!("{host}-{}", std::process::id())),
-        namespace: args.namespace.clone().unwrap_or_else(|| project.default_namespace()),
+        serves: match &args.namespace {
+            Some(ns) => Serves::Only(ns.clone()),
+            None => Serves::Every { home: project.default_namespace() },
+        },
         concurrency: args
             .concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
@@ -109,18 +112,23 @@ fn say_started(spec: &WorkerSpec, host: &str, store: &str, json: bool) {
         .iter()
         .map(|(a, v)| v.as_ref().map_or_else(|| a.clone(), |v| format!("{a} {v}")))
         .collect();
+    let (namespace, serves) = match &spec.serves {
+        Serves::Only(ns) => (Value::from(ns.as_str()), format!("namespace {ns}")),
+        Serves::Every { home } => {
+            (Value::Null, format!("every namespace of the store (with a queue, and {home})"))
+        }
+    };
     if json {
         let line = json!({
-            "event": "worker_started", "name": spec.name, "host": host, "namespace": spec.namespace,
+            "event": "worker_started", "name": spec.name, "host": host, "namespace": namespace,
             "store": store, "concurrency": spec.concurrency, "agents": agents,
             "lease_ms": spec.lease.as_millis() as u64,
         });
         outln!("{line}");
     } else {
         errln!(
-            "worker {} on {host}: namespace {}, {} at once, agents: {}; store {store}",
+            "worker {} on {host}: {serves}, {} at once, agents: {}; store {store}",
             spec.name,
-            spec.namespace,
             spec.concurrency,
             agents.join(", ")
         );

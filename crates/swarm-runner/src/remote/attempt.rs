@@ -159,7 +159,7 @@ async fn say(s: &Arc<Shared>, owned: &mut Owned) {
     let json = serde_json::to_string(&events).expect("events are JSON");
     let lease = owned.lease.clone();
     let answer =
-        blocking(s, move |s| s.queue.say(&s.spec.namespace, &s.spec.name, &s.host, &lease, &json)).await;
+        blocking(s, move |s| s.queue.say(&s.spec.name, &s.host, &lease, &json)).await;
     if !owned.heard(s, answer) && !owned.gone {
         let mut events = events;
         events.append(&mut owned.batch);
@@ -176,7 +176,7 @@ async fn renew(s: &Arc<Shared>, owned: &mut Owned) {
         return;
     }
     let lease = owned.lease.clone();
-    let answer = blocking(s, move |s| s.queue.renew(&s.spec.namespace, &s.spec.name, &lease, every)).await;
+    let answer = blocking(s, move |s| s.queue.renew(&s.spec.name, &lease, every)).await;
     if !owned.heard(s, answer) {
         owned.renew_at = Instant::now() + Duration::from_millis(500);
     }
@@ -195,7 +195,7 @@ async fn finish(s: &Arc<Shared>, owned: &mut Owned, end: AttemptEvent) {
         let (lease, outcome, said) = (owned.lease.clone(), outcome.clone(), said.clone());
         let answer = blocking(s, move |s| {
             let said = said.as_deref().map(|events| (s.host.as_str(), events));
-            s.queue.finish_saying(&s.spec.namespace, &s.spec.name, &lease, said, &outcome)
+            s.queue.finish_saying(&s.spec.name, &lease, said, &outcome)
         });
         if owned.heard(s, answer.await) || Instant::now() > deadline {
             break;
@@ -219,7 +219,7 @@ async fn give_back(s: &Arc<Shared>, owned: &mut Owned) {
     owned.say_at = None;
     let _ = owned.stop.send(StopRequest::Terminate);
     let lease = owned.lease.clone();
-    let released = blocking(s, move |s| s.queue.release(&s.spec.namespace, &s.spec.name, &lease)).await;
+    let released = blocking(s, move |s| s.queue.release(&s.spec.name, &lease)).await;
     if matches!(released, Ok(Fenced::Accepted { .. })) {
         let item = &owned.lease.item;
         let _ = s.notes.send(WorkerNote::HandedBack {

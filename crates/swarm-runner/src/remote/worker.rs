@@ -1,5 +1,5 @@
-//! `swarm worker`: takes the attempts of the agents it has from the namespace's work queue, at
-//! most `concurrency` at once, runs each with this host's executor, and says what happens on
+//! `swarm worker`: takes the attempts of the agents it has from the work queues of one namespace
+//! or of every namespace the store has (docs/contract.md §11), at most `concurrency` at once, runs each with this host's executor, and says what happens on
 //! the run's feed under a lease it renews. Reclaims the attempts of workers that went silent.
 //! A first drain signal stops taking work and lets the running attempts finish (for up to
 //! `drain_timeout`); a second, or the timeout, hands them back to the queue.
@@ -20,13 +20,23 @@ use tokio::time::{sleep, sleep_until, Instant};
 #[derive(Debug, Clone)]
 pub struct WorkerSpec {
     pub name: String,
-    pub namespace: String,
+    pub serves: Serves,
     pub concurrency: usize,
     /// The agents it runs, with their versions as found on this host.
     pub agents: Vec<(String, Option<String>)>,
     pub labels: Vec<(String, String)>,
     pub lease: Duration,
     pub drain_timeout: Duration,
+}
+
+/// The namespaces whose attempts a worker runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Serves {
+    /// This one only (`--namespace`).
+    Only(String),
+    /// Every namespace of the store with a queue for one of its agents (those a Redis ACL
+    /// user may read), and `home` (the project's own) always.
+    Every { home: String },
 }
 
 /// What the worker's signals ask.
@@ -82,12 +92,16 @@ const FORGET_EVERY: u32 = 60;
 const TAKE_WAIT: Duration = Duration::from_millis(500);
 /// How long a worker may be silent before the namespace forgets it.
 const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// Shortest wait for new work in one namespace when it serves several.
+const TAKE_WAIT_EACH: Duration = Duration::from_millis(20);
 
 /// What the worker's attempts share.
 pub(super) struct Shared {
     pub(super) queue: Arc<RedisStore>,
     pub(super) ctx: Arc<ExecutorContext>,
     pub(super) spec: WorkerSpec,
+    /// The namespaces served now (refreshed when it serves every one).
+    serving: std::sync::Mutex<Vec<String>>,
     pub(super) host: String,
     pub(super) guard: Guard,
     pub(super) sweeper: Sweeper,
@@ -129,10 +143,14 @@ impl Worker {
         let guard = Guard::start(&ctx.swarm_bin).unwrap_or_else(|_| Guard::none());
         let (hand_back, hand_back_rx) = watch::channel(false);
         let host = crate::os::process::hostname();
+        let serving = match &spec.serves {
+            Serves::Only(ns) | Serves::Every { home: ns } => vec![ns.clone()],
+        };
         let shared = Shared {
             queue,
             ctx: Arc::new(ctx),
             spec,
+            serving: serving.into(),
             host,
             guard,
             sweeper: Sweeper::start(|_| {}),
@@ -151,15 +169,18 @@ impl Worker {
     pub async fn run(self, mut mode: watch::Receiver<Mode>) -> Result<(), StoreError> {
         crate::os::reaper::become_subreaper();
         let s = self.shared.clone();
-        blocking(&s, |s| s.queue.beat(&s.spec.namespace, &s.spec.name, &s.info("running"))).await?;
-        let (mut next_beat, mut next_reclaim, mut beats) = (Instant::now() + BEAT, Instant::now(), 0u32);
-        // What was delivered to this name and never taken up (a worker restarted under it).
-        let mut recover = true;
+        let home = s.serving()[0].clone();
+        blocking(&s, move |s| s.queue.beat(&home, &s.spec.name, &s.info("running"))).await?;
+        let (mut next_beat, mut next_reclaim, mut beats) = (Instant::now(), Instant::now(), 0u32);
+        // The namespaces whose deliveries to this name were taken up (a worker restarted under
+        // it, or a reply lost to a broken connection, leaves some never read).
+        let mut recovered = std::collections::HashSet::new();
         while *mode.borrow() == Mode::Work {
             if Instant::now() >= next_beat {
                 next_beat = Instant::now() + BEAT;
                 beats += 1;
-                self.beat(beats % FORGET_EVERY == 0).await;
+                self.refresh().await;
+                self.beat("running", beats % FORGET_EVERY == 0).await;
             }
             let free = s.spec.concurrency.saturating_sub(s.running.load(Ordering::SeqCst));
             if free == 0 {
@@ -170,8 +191,10 @@ impl Worker {
                 }
                 continue;
             }
-            if std::mem::take(&mut recover) {
-                recover = !self.recover().await;
+            for ns in s.serving() {
+                if !recovered.contains(&ns) && self.recover(&ns).await {
+                    recovered.insert(ns);
+                }
             }
             // A dead worker's attempts began before anything still queued: they go first.
             if Instant::now() >= next_reclaim {
@@ -180,46 +203,81 @@ impl Worker {
                     continue;
                 }
             }
-            let agents = s.agent_names();
-            let (lease, wait) = (s.spec.lease, TAKE_WAIT);
-            let taken = blocking(&s, move |s| {
-                s.queue.take(&s.spec.namespace, &s.spec.name, &agents, lease, free, wait)
-            });
-            match taken.await {
-                Ok(leases) => leases.into_iter().for_each(|l| self.start(l)),
-                Err(e) => {
-                    // The server may have delivered what the broken connection never brought.
-                    recover = true;
-                    self.trouble(e).await;
-                }
+            if !self.take(free).await {
+                recovered.clear();
             }
         }
         self.drain(mode).await;
         Ok(())
     }
 
-    /// Says the worker is alive (and, with `forget`, forgets the workers long silent).
-    async fn beat(&self, forget: bool) {
+    /// Takes up to `free` new attempts, waiting a little for them; false when the store failed
+    /// (the server may have delivered what the broken connection never brought).
+    async fn take(&self, mut free: usize) -> bool {
         let s = &self.shared;
-        let beat = blocking(s, |s| s.queue.beat(&s.spec.namespace, &s.spec.name, &s.info("running")));
-        if let Err(e) = beat.await {
-            return self.trouble(e).await;
+        let serving = s.serving();
+        let wait = (TAKE_WAIT / serving.len().max(1) as u32).max(TAKE_WAIT_EACH);
+        for ns in serving {
+            let (agents, lease) = (s.agent_names(), s.spec.lease);
+            let taken = blocking(s, move |s| s.queue.take(&ns, &s.spec.name, &agents, lease, free, wait));
+            match taken.await {
+                Ok(leases) => {
+                    free = free.saturating_sub(leases.len());
+                    leases.into_iter().for_each(|l| self.start(l));
+                }
+                Err(e) => {
+                    self.trouble(e).await;
+                    return false;
+                }
+            }
+            if free == 0 {
+                break;
+            }
         }
-        if forget {
-            let agents = s.agent_names();
-            let _ =
-                blocking(s, move |s| s.queue.forget_workers(&s.spec.namespace, &agents, FORGET_AFTER)).await;
+        true
+    }
+
+    /// A worker serving every namespace looks for new ones (at every beat).
+    async fn refresh(&self) {
+        let s = &self.shared;
+        let Serves::Every { home } = &s.spec.serves else { return };
+        let (agents, home) = (s.agent_names(), home.clone());
+        match blocking(s, move |s| s.queue.queued_namespaces(&agents)).await {
+            Ok(mut found) => {
+                found.retain(|ns| *ns != home);
+                found.insert(0, home);
+                *s.serving.lock().expect("serving") = found;
+            }
+            Err(e) => self.trouble(e).await,
         }
     }
 
-    /// Takes up what was delivered to this worker and is not running here; whether it could look.
-    async fn recover(&self) -> bool {
+    /// Says the worker is alive in every namespace it serves, as `state` (and, with `forget`,
+    /// forgets the workers long silent).
+    async fn beat(&self, state: &'static str, forget: bool) {
+        let s = &self.shared;
+        for ns in s.serving() {
+            let agents = s.agent_names();
+            let beat = blocking(s, move |s| {
+                s.queue.beat(&ns, &s.spec.name, &s.info(state))?;
+                if forget {
+                    s.queue.forget_workers(&ns, &agents, FORGET_AFTER)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = beat.await {
+                return self.trouble(e).await;
+            }
+        }
+    }
+
+    /// Takes up what was delivered to this worker in `ns` and is not running here; whether it
+    /// could look.
+    async fn recover(&self, ns: &str) -> bool {
         let s = &self.shared;
         let running: Vec<String> = s.entries.lock().expect("entries").iter().cloned().collect();
-        let (agents, lease) = (s.agent_names(), s.spec.lease);
-        let pending = blocking(s, move |s| {
-            s.queue.take_pending(&s.spec.namespace, &s.spec.name, &agents, lease, &running)
-        });
+        let (agents, lease, ns) = (s.agent_names(), s.spec.lease, ns.to_string());
+        let pending = blocking(s, move |s| s.queue.take_pending(&ns, &s.spec.name, &agents, lease, &running));
         match pending.await {
             Ok(leases) => {
                 leases.into_iter().for_each(|l| self.start(l));
@@ -235,20 +293,24 @@ impl Worker {
     /// Takes over up to `free` attempts of workers gone silent; how many.
     async fn reclaim(&self, free: usize) -> usize {
         let s = &self.shared;
-        let (agents, lease) = (s.agent_names(), s.spec.lease);
-        match blocking(s, move |s| s.queue.reclaim(&s.spec.namespace, &s.spec.name, &agents, lease, free))
-            .await
-        {
-            Ok(leases) => {
-                let n = leases.len();
-                leases.into_iter().for_each(|l| self.start(l));
-                n
+        let mut taken = 0;
+        for ns in s.serving() {
+            let (agents, lease, max) = (s.agent_names(), s.spec.lease, free - taken);
+            match blocking(s, move |s| s.queue.reclaim(&ns, &s.spec.name, &agents, lease, max)).await {
+                Ok(leases) => {
+                    taken += leases.len();
+                    leases.into_iter().for_each(|l| self.start(l));
+                }
+                Err(e) => {
+                    self.trouble(e).await;
+                    break;
+                }
             }
-            Err(e) => {
-                self.trouble(e).await;
-                0
+            if taken >= free {
+                break;
             }
         }
+        taken
     }
 
     async fn trouble(&self, e: StoreError) {
@@ -280,16 +342,14 @@ impl Worker {
     /// signal), then what still runs is handed back.
     async fn drain(self, mut mode: watch::Receiver<Mode>) {
         let s = self.shared.clone();
-        let _ = blocking(&s, |s| s.queue.beat(&s.spec.namespace, &s.spec.name, &s.info("draining"))).await;
+        self.beat("draining", false).await;
         let deadline = Instant::now() + s.spec.drain_timeout;
         while s.running.load(Ordering::SeqCst) > 0 && *mode.borrow() != Mode::HandBack {
             tokio::select! {
                 _ = s.ended.notified() => {}
                 _ = mode.changed() => {}
                 _ = sleep_until(deadline) => break,
-                _ = sleep(BEAT) => {
-                    let _ = blocking(&s, |s| s.queue.beat(&s.spec.namespace, &s.spec.name, &s.info("draining"))).await;
-                }
+                _ = sleep(BEAT) => self.beat("draining", false).await,
             }
         }
         let _ = self.hand_back.send(true);
@@ -299,11 +359,15 @@ impl Worker {
                 _ = sleep(Duration::from_millis(100)) => {}
             }
         }
-        let _ = blocking(&s, |s| s.queue.beat(&s.spec.namespace, &s.spec.name, &s.info("stopped"))).await;
+        self.beat("stopped", false).await;
     }
 }
 
 impl Shared {
+    fn serving(&self) -> Vec<String> {
+        self.serving.lock().expect("serving").clone()
+    }
+
     fn agent_names(&self) -> Vec<String> {
         self.spec.agents.iter().map(|(a, _)| a.clone()).collect()
     }

@@ -128,8 +128,9 @@ impl RedisStore {
         Ok(None)
     }
 
-    /// Every namespace this store may look in.
-    pub(super) fn namespaces(&self) -> Result<Vec<String>, StoreError> {
+    /// Every namespace this store may look in: those it was opened with and those the
+    /// global index names (when the user may read it).
+    pub fn namespaces(&self) -> Result<Vec<String>, StoreError> {
         let mut all: BTreeSet<String> = self.index.known().into_iter().collect();
         if let Some(more) = self.global_read(|c| c.smembers::<_, BTreeSet<String>>(NAMESPACES))? {
             let closed = self.index.closed.lock().unwrap();

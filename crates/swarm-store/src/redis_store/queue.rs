@@ -17,7 +17,7 @@ use super::keys::ns_key;
 use super::{Lua, RedisStore};
 use crate::store::StoreError;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
-use redis::RedisResult;
+use redis::{Commands, RedisResult};
 use std::time::Duration;
 
 static ENQUEUE: Lua = Lua::new(include_str!("lua/queue_enqueue.lua"));
@@ -52,6 +52,8 @@ pub struct WorkItem {
 /// An attempt a worker owns until `until_ms` (server clock), with its fencing token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The namespace whose queue it came from.
+    pub ns: String,
     pub item: WorkItem,
     /// The stream entry it came in.
     pub entry: String,
@@ -150,7 +152,10 @@ impl RedisStore {
         }
         let keys: Vec<String> = agents.iter().map(|a| work_key(ns, a)).collect();
         let ids = vec![">"; keys.len()];
-        let opts = StreamReadOptions::default().group(GROUP, worker).count(count).block(ms(block) as usize);
+        let mut opts = StreamReadOptions::default().group(GROUP, worker).count(count);
+        if !block.is_zero() {
+            opts = opts.block(ms(block) as usize); // BLOCK 0 would wait for ever
+        }
         // The groups are made on first use (a stream nobody queued on yet has none).
         let reply: Option<StreamReadReply> = self.with_blocking(|c| {
             let read = |c: &mut Conn| {
@@ -173,6 +178,22 @@ impl RedisStore {
             }
         }
         Ok(leases)
+    }
+
+    /// The namespaces this user may read that have a work queue for one of `agents`: where a
+    /// worker that serves every namespace looks for work.
+    pub fn queued_namespaces(&self, agents: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut found = Vec::new();
+        for ns in self.namespaces()? {
+            for key in agents.iter().map(|a| work_key(&ns, a)) {
+                // One key per command: on a Cluster each namespace is its own slot.
+                if self.in_namespace(&ns, |c| c.exists::<_, bool>(&key))? == Some(true) {
+                    found.push(ns);
+                    break;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// The attempts delivered to `worker` before and never taken up, but for the entries in
@@ -278,6 +299,7 @@ impl RedisStore {
         let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
         Ok(match reply.first().map(String::as_str) {
             Some("ok") => Some(Lease {
+                ns: ns.to_string(),
                 item,
                 entry: entry.id.clone(),
                 fence: reply.get(1).and_then(|f| f.parse().ok()).unwrap_or(0),
@@ -288,8 +310,8 @@ impl RedisStore {
     }
 
     /// Extends `lease` by `by`, if `worker` still owns the attempt with its fencing token.
-    pub fn renew(&self, ns: &str, worker: &str, lease: &Lease, by: Duration) -> Result<Fenced, StoreError> {
-        let item = &lease.item;
+    pub fn renew(&self, worker: &str, lease: &Lease, by: Duration) -> Result<Fenced, StoreError> {
+        let (ns, item) = (lease.ns.as_str(), &lease.item);
         let script = RENEW.get();
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
         inv.key(work_key(ns, &item.agent)).arg(worker).arg(lease.fence).arg(ms(by)).arg(&lease.entry);
@@ -299,15 +321,8 @@ impl RedisStore {
 
     /// Appends what `worker` says of its attempt (`events`, a JSON array) to the run's feed, if
     /// it still owns the attempt; says whether the orchestrator asks it to stop.
-    pub fn say(
-        &self,
-        ns: &str,
-        worker: &str,
-        host: &str,
-        lease: &Lease,
-        events: &str,
-    ) -> Result<Fenced, StoreError> {
-        let item = &lease.item;
+    pub fn say(&self, worker: &str, host: &str, lease: &Lease, events: &str) -> Result<Fenced, StoreError> {
+        let (ns, item) = (lease.ns.as_str(), &lease.item);
         let script = EVENTS.get();
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
         inv.key(feed_key(ns, &item.run_id));
@@ -317,21 +332,20 @@ impl RedisStore {
     }
 
     /// Reports the attempt's end (`outcome`, JSON): counted once, and only from its current owner.
-    pub fn finish(&self, ns: &str, worker: &str, lease: &Lease, outcome: &str) -> Result<Fenced, StoreError> {
-        self.finish_saying(ns, worker, lease, None, outcome)
+    pub fn finish(&self, worker: &str, lease: &Lease, outcome: &str) -> Result<Fenced, StoreError> {
+        self.finish_saying(worker, lease, None, outcome)
     }
 
     /// [`RedisStore::finish`], with the owner's last events (`(host, events)`, as
     /// [`RedisStore::say`] takes them) appended before the end in the same step.
     pub fn finish_saying(
         &self,
-        ns: &str,
         worker: &str,
         lease: &Lease,
         said: Option<(&str, &str)>,
         outcome: &str,
     ) -> Result<Fenced, StoreError> {
-        let item = &lease.item;
+        let (ns, item) = (lease.ns.as_str(), &lease.item);
         let script = FINISH.get();
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
         inv.key(work_key(ns, &item.agent)).key(feed_key(ns, &item.run_id));
@@ -345,8 +359,8 @@ impl RedisStore {
     }
 
     /// A draining worker hands its attempt back to the queue, for any worker to take at once.
-    pub fn release(&self, ns: &str, worker: &str, lease: &Lease) -> Result<Fenced, StoreError> {
-        let item = &lease.item;
+    pub fn release(&self, worker: &str, lease: &Lease) -> Result<Fenced, StoreError> {
+        let (ns, item) = (lease.ns.as_str(), &lease.item);
         let script = RELEASE.get();
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
         inv.key(work_key(ns, &item.agent)).arg(worker).arg(lease.fence).arg(&lease.entry);
