@@ -145,6 +145,11 @@ pub struct RunArgs {
     /// needs a Redis store. Default: `[run] workers` in swarm.toml.
     #[arg(long)]
     pub workers: bool,
+    /// With --workers: the repository (a URL git can push to) where workers on hosts without
+    /// this checkout get worktree tasks' start and leave their work, which is merged here.
+    /// Default: `[run] repo` in swarm.toml.
+    #[arg(long, value_name = "URL")]
+    pub repo: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -155,6 +160,13 @@ pub struct WorkerArgs {
     /// Agents to run, comma-separated (default: every agent whose CLI is found here, and exec).
     #[arg(long, value_delimiter = ',')]
     pub agents: Vec<String>,
+    /// Work in this host's own clone of URL (under --clones) for worktree tasks, even when the
+    /// run's checkout is here (default: the run's `--repo`, when its checkout is not here).
+    #[arg(long, value_name = "URL")]
+    pub repo: Option<String>,
+    /// Where this host's clones live (default: ~/.swarm/clones).
+    #[arg(long, value_name = "DIR")]
+    pub clones: Option<PathBuf>,
     /// Labels shown by `swarm workers`: `key=value`, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub labels: Vec<String>,

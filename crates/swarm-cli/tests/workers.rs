@@ -419,3 +419,107 @@ fn a_worker_given_no_namespace_runs_the_attempts_of_every_namespace() {
     let said = w.wait(Duration::from_secs(20));
     assert!(!said.stdout.contains("store_error"), "{}", said.dump());
 }
+
+/// A project with `plan` committed, its repository a bare one elsewhere, and worker `far` in
+/// another directory working in its own clones (under the returned directory).
+struct Far {
+    p: Project,
+    w: Bg,
+    bare: String,
+    clones: tempfile::TempDir,
+    _remote: tempfile::TempDir,
+}
+
+fn far(plan: &str) -> Far {
+    let mut p = Project::on_own_redis();
+    let url = p.redis().url();
+    git(&p, &["init", "-q", "-b", "main"]);
+    git(&p, &["config", "user.name", "Test User"]);
+    git(&p, &["config", "user.email", "user@example.com"]);
+    p.plan(plan);
+    git(&p, &["add", "-A"]);
+    git(&p, &["commit", "-q", "-m", "plan"]);
+    // The run's repository: a bare one, as a host without the checkout would reach it.
+    let remote = tempfile::tempdir().unwrap();
+    let bare = remote.path().join("app.git");
+    git(&p, &["init", "-q", "--bare", bare.to_str().unwrap()]);
+    let bare = bare.display().to_string();
+    let clones = tempfile::tempdir().unwrap();
+    let elsewhere = Project::new();
+    let args = ["worker", "--name", "far", "-j", "2", "--lease", LEASE, "--json", "--repo", &bare];
+    let mut cmd = elsewhere.command(&args);
+    cmd.arg("--clones").arg(clones.path()).env("SWARM_STORE", &url);
+    let mut w = elsewhere.spawn_cmd(cmd);
+    wait_until(Duration::from_secs(20), "the worker started", || {
+        assert!(w.is_running(), "the worker exited:\n{}{}", w.stdout(), w.stderr());
+        w.stdout().contains("worker_started")
+    });
+    Far { p, w, bare, clones, _remote: remote }
+}
+
+#[test]
+fn a_worker_in_its_own_clone_pushes_the_work_and_the_orchestrator_merges_it() {
+    let Far { p, w, bare, clones, _remote } =
+        far("---\ndefaults:\n  agent: exec\n  workdir: worktree\n---\n\n\
+         ## a: A\n- command: pwd > where-a.txt && echo a > a.txt && echo said by a\n\n\
+         ## b: B\n- depends: a\n- command: cat a.txt > b.txt && pwd > where-b.txt\n");
+    let clones_dir = clones.path().display().to_string();
+    let out = p.swarm(&["run", "plan.md", "--workers", "--repo", &bare]);
+    out.expect_code(0);
+    let run = out.run_id();
+    let report = p.report(&run);
+    for task in ["a", "b"] {
+        assert_task(&report, task, "succeeded", None);
+        assert_eq!(attempts(&report, task)[0]["worker"], "far");
+        let t = report["tasks"].as_array().unwrap().iter().find(|t| t["id"] == task).unwrap();
+        assert_eq!(t["merge"], "merged", "{t}");
+        // The agent worked in the worker's clone, not in the run's checkout.
+        let wrote = git(&p, &["show", &format!("swarm/{run}:where-{task}.txt")]);
+        assert!(wrote.starts_with(&clones_dir), "{task} worked in {wrote}");
+    }
+    // b started from a's merged work, fetched from the run's repository.
+    assert_eq!(git(&p, &["show", &format!("swarm/{run}:b.txt")]), "a");
+    let refs = std::process::Command::new("git").args(["--git-dir", &bare, "for-each-ref"]).output().unwrap();
+    let refs = String::from_utf8_lossy(&refs.stdout);
+    assert!(refs.contains(&format!("refs/heads/swarm/{run}")), "{refs}");
+    assert!(refs.contains(&format!("refs/swarm/{run}/a/1-")), "{refs}");
+    // What the agent printed there is in the log here.
+    let logs = p.swarm(&["logs", &run, "a"]);
+    assert!(logs.expect_code(0).stdout.contains("said by a"), "{}", logs.dump());
+    // A host with neither the log nor its directory reads it from the run's feed.
+    let log = attempts(&report, "a")[0]["log"].as_str().expect("a log").to_string();
+    std::fs::remove_dir_all(std::path::Path::new(&log).parent().unwrap()).unwrap();
+    let logs = p.swarm(&["logs", &run, "a"]);
+    assert_eq!(logs.expect_code(0).stdout, "said by a\n", "{}", logs.dump());
+    w.signal(Signal::SIGTERM);
+    let said = w.wait(Duration::from_secs(20));
+    assert!(!said.stdout.contains("store_error"), "{}", said.dump());
+}
+
+#[test]
+fn work_pushed_from_a_clone_that_conflicts_fails_its_task_and_leaves_the_branch_as_it_was() {
+    let Far { p, w, bare, _remote, .. } = far("---\ndefaults:\n  agent: exec\n  workdir: worktree\n---\n\n\
+         ## x: X\n- command: echo x > same.txt\n\n\
+         ## y: Y\n- command: echo y > same.txt\n");
+    let out = p.swarm(&["run", "plan.md", "--workers", "--repo", &bare]);
+    out.expect_code(1);
+    let run = out.run_id();
+    let report = p.report(&run);
+    let states: Vec<(String, String)> = ["x", "y"]
+        .iter()
+        .map(|id| {
+            let t = report["tasks"].as_array().unwrap().iter().find(|t| t["id"] == *id).unwrap();
+            (t["state"].as_str().unwrap().to_string(), t["merge"].as_str().unwrap_or("").to_string())
+        })
+        .collect();
+    let conflicted = states.iter().filter(|(s, m)| s == "failed" && m == "conflict").count();
+    let merged = states.iter().filter(|(s, m)| s == "succeeded" && m == "merged").count();
+    assert_eq!((conflicted, merged), (1, 1), "{states:?}");
+    // The integration branch holds the one that merged, and nothing of a merge half done.
+    let same = git(&p, &["show", &format!("swarm/{run}:same.txt")]);
+    assert!(same == "x" || same == "y", "{same}");
+    assert!(
+        git(&p, &["-C", &format!(".swarm/worktrees/{run}/_integration"), "status", "--porcelain"]).is_empty()
+    );
+    drop(w);
+}

@@ -75,6 +75,8 @@ pub struct RunConfig {
     /// Queue the attempts for `swarm worker`s instead of running them here (as `--workers`).
     #[serde(default)]
     pub workers: bool,
+    /// The repository workers on hosts without the checkout clone (as `--repo URL`).
+    pub repo: Option<String>,
     /// Time between SIGTERM and SIGKILL when an attempt is stopped (default 5s).
     #[serde(default, with = "duration::opt_serde")]
     pub grace: Option<Duration>,

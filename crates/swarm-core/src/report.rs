@@ -404,6 +404,10 @@ pub struct RunGit {
     pub base_commit: String,
     /// `swarm/<RUN_ID>`: every worktree task's work is merged into it, in dependency order.
     pub integration_branch: String,
+    /// The repository workers on hosts without the checkout clone (`swarm run --repo URL`):
+    /// the integration branch is pushed there, their work fetched from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 /// The orchestrator process that drives a run.

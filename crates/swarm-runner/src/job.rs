@@ -148,7 +148,20 @@ pub enum WorkspaceSpec {
         setup: Option<String>,
         /// Boxed: the variant stays near the size of `Shared`.
         integration: Box<Integration>,
+        /// The run's repository for workers on hosts without the checkout (`--repo URL`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote: Option<Remote>,
     },
+}
+
+/// Where workers without the checkout get a worktree task's start and leave its work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remote {
+    pub url: String,
+    /// Set by a worker that works in its own clone: the ref its commit is pushed to. The
+    /// orchestrator merges it (a worker never merges into a clone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_to: Option<String>,
 }
 
 impl WorkspaceSpec {
@@ -276,6 +289,9 @@ pub struct Evidence {
     /// The resolver attempt a conflicting merge started (`on_conflict: agent`).
     #[serde(default)]
     pub resolver: Option<ResolverRun>,
+    /// A worker in its own clone pushed the task's work here, for the orchestrator to merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<crate::os::git_remote::Pushed>,
 }
 
 /// How a resolver attempt went.

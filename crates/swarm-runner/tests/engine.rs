@@ -35,6 +35,7 @@ fn plan(dir: &Path, name: &str, text: &str) -> StartRequest {
         allow_paid: false,
         base: None,
         workers: false,
+        repo: None,
     }
 }
 
@@ -153,6 +154,10 @@ fn an_attempt_job_and_its_events_survive_a_trip_through_json() {
                 strategy: swarm_runner::job::Strategy::Squash,
                 author: "swarm <swarm@localhost>".into(),
                 max_file_size: 1024,
+            }),
+            remote: Some(swarm_runner::job::Remote {
+                url: "ssh://git.example.com/app.git".into(),
+                push_to: Some("refs/swarm/r/t/2-7".into()),
             }),
         },
         env: vec![("SWARM_RUN_ID".into(), "r".into())],

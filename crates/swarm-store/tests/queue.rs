@@ -76,10 +76,7 @@ fn a_lease_not_renewed_goes_to_another_worker_and_the_stale_owner_is_refused() {
     assert_eq!(store.renew("w1", &old, LEASE).unwrap(), lost);
     assert_eq!(store.finish("w1", &old, "{\"late\":true}").unwrap(), lost);
     assert!(store.feed(NS, "r1", "0-0", 10, None).unwrap().is_empty(), "a late write is not counted");
-    assert_eq!(
-        store.finish("w2", &new[0], "{}").unwrap(),
-        Fenced::Accepted { until_ms: None, stop: None }
-    );
+    assert_eq!(store.finish("w2", &new[0], "{}").unwrap(), Fenced::Accepted { until_ms: None, stop: None });
     let results = store.feed(NS, "r1", "0-0", 10, None).unwrap();
     assert_eq!(results.iter().map(|r| (r.worker.as_str(), r.fence)).collect::<Vec<_>>(), [("w2", 2)]);
     // The old owner's end, even after the new one's, is still refused.
@@ -104,10 +101,7 @@ fn renewing_keeps_a_long_attempt_and_a_zombie_cannot_take_it_back() {
     // A zombie holding an older token of the same attempt cannot renew it.
     let zombie = swarm_store::Lease { fence: lease.fence - 1, ..lease.clone() };
     assert!(matches!(store.renew("w9", &zombie, LEASE).unwrap(), Fenced::LeaseLost { .. }));
-    assert_eq!(
-        store.finish("w1", &lease, "{}").unwrap(),
-        Fenced::Accepted { until_ms: None, stop: None }
-    );
+    assert_eq!(store.finish("w1", &lease, "{}").unwrap(), Fenced::Accepted { until_ms: None, stop: None });
 }
 
 #[test]

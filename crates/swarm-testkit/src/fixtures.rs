@@ -51,6 +51,7 @@ pub fn finished_run() -> (RunRecord, RunReport) {
             repo: "/work/webapp".into(),
             base_commit: "0123456789abcdef0123456789abcdef01234567".into(),
             integration_branch: format!("swarm/{RUN_ID}"),
+            remote: None,
         }),
     };
     let tasks = vec![schema(), api(), docs(), ui()];

@@ -18,11 +18,21 @@ pub fn logs(store: Option<&str>, config: Option<&Path>, args: LogsArgs) -> CliRe
     }
     let mut out = std::io::stdout().lock();
     let mut offset = 0u64;
+    // Where the run's feed was read to, for an attempt whose log is on another host.
+    let mut fed = "0-0".to_string();
     let mut last_check = Instant::now();
     loop {
-        if let Some(path) = &log.path {
+        match &log.path {
+            Some(path) if elsewhere(path) => {
+                let said = engine.feed_output(&log.run_id, (&log.task_id, log.attempt), &fed);
+                if let Some((lines, after)) = said.map_err(CliError::from_engine)? {
+                    fed = after;
+                    lines.iter().try_for_each(|l| writeln!(out, "{l}")).map_err(CliError::other)?;
+                }
+            }
             // No file: the attempt has printed nothing (logs are created on first output).
-            offset += copy_from(path, offset, &mut out)?;
+            Some(path) => offset += copy_from(path, offset, &mut out)?,
+            None => {}
         }
         let over = || engine.run_over(&log.run_id);
         if !args.follow || (log.ended && log.path.is_some()) || (log.path.is_none() && over()) {
@@ -38,12 +48,18 @@ pub fn logs(store: Option<&str>, config: Option<&Path>, args: LogsArgs) -> CliRe
                     let _ = copy_from(path, offset, &mut out);
                 }
                 let _ = writeln!(out, "--- attempt {} ---", now.attempt);
-                offset = 0;
+                (offset, fed) = (0, "0-0".into());
             }
             now.ended |= !now.ended && over();
             log = now;
         }
     }
+}
+
+/// Whether the attempt's log lies on another host: not even its directory is here (an attempt
+/// a worker ran on a host without the run's checkout). Its output is read from the run's feed.
+fn elsewhere(path: &Path) -> bool {
+    path.parent().is_some_and(|dir| !dir.is_dir())
 }
 
 /// Writes what `path` holds past `offset` to `out`; how many bytes.

@@ -106,6 +106,7 @@ pub fn run(store: Option<&str>, config: Option<&Path>, args: RunArgs) -> CliResu
         allow_paid: args.allow_paid,
         base: args.base.clone(),
         workers: args.workers || project.config.run.workers,
+        repo: args.repo.clone().or_else(|| project.config.run.repo.clone()),
     };
     request.check().map_err(CliError::from_engine)?;
     project.ensure_state_dir();

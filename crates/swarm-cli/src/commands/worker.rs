@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 use swarm_agents::catalog::{self, CATALOG};
+use swarm_runner::remote::place::Clones;
 use swarm_runner::remote::worker::{Mode, Serves, Worker, WorkerNote, WorkerSpec};
 use tokio::sync::{mpsc, watch};
 
@@ -38,6 +39,7 @@ pub fn worker(store: Option<&str>, config: Option<&Path>, args: WorkerArgs) -> C
         labels: labels(&args.labels)?,
         lease: args.lease.max(Duration::from_secs(1)),
         drain_timeout: args.drain_timeout,
+        clones: Clones { home: clones_home(args.clones.as_deref())?, repo: args.repo.clone() },
     };
     let store = project.create_store()?;
     let described = store.describe();
@@ -93,6 +95,17 @@ fn agents_here(
         agents.push((name.clone(), None));
     }
     Ok(agents)
+}
+
+/// `--clones DIR`, or `~/.swarm/clones`; made absolute (clones are made from elsewhere).
+fn clones_home(given: Option<&Path>) -> Result<std::path::PathBuf, CliError> {
+    let dir = match given {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::var_os("HOME").map(|h| Path::new(&h).join(".swarm/clones")).ok_or_else(|| {
+            CliError::invalid(anyhow!("HOME is not set: say where clones go with --clones DIR"))
+        })?,
+    };
+    std::path::absolute(&dir).map_err(|e| CliError::invalid(anyhow!("--clones {}: {e}", dir.display())))
 }
 
 fn labels(given: &[String]) -> Result<Vec<(String, String)>, CliError> {

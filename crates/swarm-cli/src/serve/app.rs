@@ -193,7 +193,7 @@ impl App {
                 return Err(OpError::invalid(format!("the plan is invalid:\n{}", check.errors.join("\n"))))
             }
         };
-        let workers = self.engine.config().run.workers;
+        let run = &self.engine.config().run;
         let request = StartRequest {
             plan,
             plan_file,
@@ -201,7 +201,8 @@ impl App {
             fail_fast: false,
             allow_paid: false,
             base: None,
-            workers,
+            workers: run.workers,
+            repo: run.repo.clone().filter(|_| run.workers),
         };
         let handle = self.engine.start(&self.runtime, request)?;
         let run_id = handle.run_id().to_string();

@@ -5,7 +5,7 @@
 
 use crate::executor::prompt::{compose_prompt, report_footer, retry_feedback, REPORT_FOOTER};
 use crate::executor::provider::resolve_provider;
-use crate::job::{AttemptJob, Limits, ModelRoute, ReportSpec, WorkspaceSpec, GATEWAY_TOKEN_ENV};
+use crate::job::{AttemptJob, Limits, ModelRoute, Remote, ReportSpec, WorkspaceSpec, GATEWAY_TOKEN_ENV};
 use crate::os::git::{Integration, Strategy};
 use crate::os::paths::RunDir;
 use std::path::{Path, PathBuf};
@@ -182,6 +182,7 @@ impl Launcher<'_> {
                 author: worktree.author.clone().unwrap_or_else(|| crate::os::git::DEFAULT_AUTHOR.into()),
                 max_file_size: self.config.max_file_size(),
             }),
+            remote: git.remote.clone().map(|url| Remote { url, push_to: None }),
             repo,
         })
     }

@@ -19,11 +19,11 @@ use crate::engine::handle::RunHandle;
 use crate::executor::ExecutorContext;
 use crate::gateway::{Gateway, Ledger};
 use crate::hierarchy::Hierarchy;
-use crate::os::git;
 use crate::os::lease::{lease_holder_dead, lease_token, LEASE_TTL};
 use crate::os::paths::RunDir;
 use crate::os::process::owner_status;
 use crate::os::reaper::{self, Marker, Scope};
+use crate::os::{git, git_remote};
 use crate::remote::queued::Queued;
 use chrono::Utc;
 use std::path::{Path, PathBuf};
@@ -73,6 +73,8 @@ pub struct StartRequest {
     pub base: Option<String>,
     /// Queue the attempts for `swarm worker`s instead of running them here (`--workers`).
     pub workers: bool,
+    /// The repository workers on hosts without the checkout clone (`--repo URL`).
+    pub repo: Option<String>,
 }
 
 impl StartRequest {
@@ -81,6 +83,15 @@ impl StartRequest {
     pub fn check(&self) -> Result<(), EngineError> {
         if self.concurrency == Some(0) {
             return Err(EngineError::Invalid("concurrency must be at least 1".into()));
+        }
+        if let Some(url) = &self.repo {
+            if !self.workers {
+                return Err(EngineError::Invalid(
+                    "--repo is where workers on other hosts find the run's repository: it needs --workers"
+                        .into(),
+                ));
+            }
+            git_remote::check_url(url).map_err(EngineError::Invalid)?;
         }
         Ok(())
     }
@@ -163,7 +174,7 @@ impl Engine {
         let plan_file = std::fs::canonicalize(&req.plan_file).unwrap_or(req.plan_file);
         let workdir = plan_file.parent().map(Path::to_path_buf).unwrap_or_else(|| self.project_root.clone());
         let run_id = new_run_id();
-        let git = self.prepare_git(&plan, &workdir, &run_id, req.base.as_deref())?;
+        let git = self.prepare_git(&plan, &workdir, &run_id, (req.base.as_deref(), req.repo.as_deref()))?;
         let record = RunRecord {
             run_id: run_id.clone(),
             plan: plan.name.clone(),
@@ -262,7 +273,7 @@ impl Engine {
         plan: &Plan,
         workdir: &Path,
         run_id: &str,
-        base: Option<&str>,
+        (base, remote): (Option<&str>, Option<&str>),
     ) -> Result<Option<RunGit>, EngineError> {
         let Some(repo) = git::repo_of(workdir) else {
             if base.is_some() {
@@ -292,8 +303,17 @@ impl Engine {
         git::git_ok(&repo, &["branch", &branch, &base_commit], git::DEFAULT_AUTHOR).map_err(invalid)?;
         let tree = self.run_dir(run_id).integration_worktree();
         git::fresh_worktree(&repo, &tree, &branch, None).map_err(invalid)?;
+        if let Some(url) = remote {
+            // Workers elsewhere start from it; an unreachable repository fails the run now.
+            let _one_at_a_time = git::RepoLock::take(&repo).map_err(invalid)?;
+            git_remote::push_branch(&repo, url, &branch).map_err(|source| EngineError::Git {
+                what: format!("cannot push the run's branch to --repo {url}"),
+                source,
+            })?;
+        }
         let repo = repo.display().to_string();
-        Ok(Some(RunGit { repo, base_commit, integration_branch: branch }))
+        let remote = remote.map(String::from);
+        Ok(Some(RunGit { repo, base_commit, integration_branch: branch, remote }))
     }
 
     /// The open attempt of `t` (a run whose orchestrator died: resumed or cancelled) that

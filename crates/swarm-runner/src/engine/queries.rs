@@ -209,6 +209,35 @@ impl Engine {
         })
     }
 
+    /// The output lines attempt `attempt` of `task` said on its run's feed after feed entry
+    /// `after` (`0-0`: from the start), and the entry to read on after: how an attempt a
+    /// worker ran is read on a host without its log file. `None` when the run's attempts are
+    /// not run by workers.
+    pub fn feed_output(
+        &self,
+        run_id: &str,
+        (task, attempt): (&str, u32),
+        after: &str,
+    ) -> Result<Option<(Vec<String>, String)>, EngineError> {
+        let record = self.load(Some(run_id))?;
+        let Some(queue) = self.store.clone().work_queue().filter(|_| record.workers) else { return Ok(None) };
+        let (mut lines, mut after) = (Vec::new(), after.to_string());
+        loop {
+            let entries = queue.feed(&record.namespace, run_id, &after, FOLLOW_BATCH, None)?;
+            let Some(last) = entries.last() else { break };
+            after = last.id.clone();
+            for entry in entries.iter().filter(|e| e.task == task && e.attempt == attempt) {
+                let swarm_store::Said::Events(json) = &entry.said else { continue };
+                let events: Vec<crate::job::AttemptEvent> = serde_json::from_str(json).unwrap_or_default();
+                lines.extend(events.into_iter().filter_map(|ev| match ev {
+                    crate::job::AttemptEvent::Output { line, .. } => Some(line),
+                    _ => None,
+                }));
+            }
+        }
+        Ok(Some((lines, after)))
+    }
+
     /// Whether `run_id` is over (or gone).
     pub fn run_over(&self, run_id: &str) -> bool {
         self.store.run(run_id).ok().flatten().is_none_or(|r| r.state != RunState::Running)

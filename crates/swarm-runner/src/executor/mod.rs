@@ -13,7 +13,7 @@ mod route;
 pub(crate) mod supervise;
 pub(crate) mod workspace;
 
-use crate::executor::attempt_log::AttemptLog;
+pub(crate) use crate::executor::attempt_log::AttemptLog;
 use crate::executor::supervise::Supervisor;
 use crate::executor::workspace::Workspaces;
 use crate::hierarchy::{self, Hierarchy};
@@ -216,7 +216,32 @@ async fn integrate(
         "swarm: run {}, task {} (attempt {}, {who})\n\n{}",
         job.run_id, job.task.id, job.attempt, job.task.title
     );
+    if let Some(pushed) = ctx.workspaces.push(&job.workspace, message.clone(), copied.clone()).await {
+        match pushed {
+            Ok(p) => {
+                warn_left_out(&p.left_out, evidence);
+                evidence.pushed = Some(p);
+            }
+            Err(e) => {
+                *outcome = Err(Failure {
+                    reason: Reason::MergeFailed,
+                    detail: Some(format!("the task's work could not be pushed to the run's repository: {e}")),
+                })
+            }
+        }
+        return;
+    }
     let Some(merged) = ctx.workspaces.integrate(&job.workspace, message, copied).await else { return };
+    apply_merge(merged, outcome, evidence);
+}
+
+/// What merging a task's work into the integration branch makes of its attempt: a conflict
+/// fails it (`merge_conflict`, naming the paths), any other failure is `merge_failed`.
+pub(crate) fn apply_merge(
+    merged: Result<crate::os::git::Merged, crate::os::git::GitError>,
+    outcome: &mut Result<(), Failure>,
+    evidence: &mut Evidence,
+) {
     match merged {
         Ok(m) => {
             if let crate::os::git::MergeOutcome::Conflict { paths } = &m.outcome {
@@ -229,13 +254,8 @@ async fn integrate(
                     )),
                 });
             }
-            if !m.left_out.is_empty() {
-                let files: Vec<String> =
-                    m.left_out.iter().map(|(p, n)| format!("{p} ({})", size(*n))).collect();
-                evidence.warnings.push(format!(
-                    "left out of the task's commit, over [worktree] max_file_size: {} (they stay in its worktree)",
-                    files.join(", ")
-                ));
+            if evidence.pushed.is_none() {
+                warn_left_out(&m.left_out, evidence);
             }
             evidence.merged = Some(m);
         }
@@ -248,6 +268,17 @@ async fn integrate(
             })
         }
     }
+}
+
+fn warn_left_out(left_out: &[(String, u64)], evidence: &mut Evidence) {
+    if left_out.is_empty() {
+        return;
+    }
+    let files: Vec<String> = left_out.iter().map(|(p, n)| format!("{p} ({})", size(*n))).collect();
+    evidence.warnings.push(format!(
+        "left out of the task's commit, over [worktree] max_file_size: {} (they stay in its worktree)",
+        files.join(", ")
+    ));
 }
 
 /// What a resolver needs from its attempt.

@@ -6,8 +6,8 @@
 use crate::job::StopRequest;
 use crate::job::{AgentFile, Limits, WorkspaceSpec};
 use crate::os::bounded::{run_bounded, sh, Bounded};
-use crate::os::git;
 use crate::os::reaper::Marker;
+use crate::os::{git, git_remote};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -99,6 +99,49 @@ impl Workspaces {
         })
         .and_then(|r| r);
         Some(merged)
+    }
+}
+
+impl Workspaces {
+    /// A worker in its own clone: commits a succeeded worktree task's work (but `keep_out`)
+    /// and pushes it to the run's repository, where the orchestrator merges it. `None` when
+    /// the workspace is merged here instead.
+    pub async fn push(
+        &self,
+        spec: &WorkspaceSpec,
+        message: String,
+        keep_out: Vec<String>,
+    ) -> Option<Result<git_remote::Pushed, git::GitError>> {
+        let WorkspaceSpec::Worktree { repo, path, branch, integration, remote: Some(remote), .. } = spec
+        else {
+            return None;
+        };
+        let to = remote.push_to.clone()?;
+        let lock = self.lock(repo);
+        let _one_at_a_time = lock.lock().await;
+        let (repo, path, branch, url) = (repo.clone(), path.clone(), branch.clone(), remote.url.clone());
+        let (max_file_size, author) = (integration.max_file_size, integration.author.clone());
+        let pushed = tokio::task::spawn_blocking(move || {
+            let _other_processes_wait = git::RepoLock::take(&repo)?;
+            git_remote::commit_and_push(&git_remote::PushSpec {
+                repo: &repo,
+                tree: &path,
+                branch: &branch,
+                message: &message,
+                keep_out: &keep_out,
+                max_file_size,
+                author: &author,
+                url: &url,
+                to: &to,
+            })
+        })
+        .await
+        .map_err(|e| git::GitError::Io {
+            what: "the push did not finish".into(),
+            source: std::io::Error::other(e),
+        })
+        .and_then(|r| r);
+        Some(pushed)
     }
 }
 

@@ -247,7 +247,7 @@ pub fn integrate(
 
 /// Commits everything in `tree` but `keep_out` and files over `max_size` (when anything
 /// changed); returns its head and the files left out for their size.
-fn commit_work(
+pub(crate) fn commit_work(
     tree: &Checkout,
     message: &str,
     keep_out: &[String],

@@ -5,6 +5,7 @@ pub mod bounded;
 pub mod checkout;
 pub mod git;
 mod git_error;
+pub mod git_remote;
 pub mod git_resolve;
 pub mod include;
 pub mod lease;

@@ -36,6 +36,10 @@ pub(super) async fn attempt(s: &Arc<Shared>, lease: Lease) {
     let item = lease.item.clone();
     let marker = Marker::attempt(&item.run_id, &item.task, item.attempt);
     let job = match readable(&lease) {
+        Ok(job) => super::place::place(job, &s.spec.clones, lease.fence).await,
+        Err(failure) => Err(failure),
+    };
+    let job = match job {
         Ok(job) => job,
         Err(failure) => {
             let end =
@@ -78,19 +82,12 @@ pub(super) async fn attempt(s: &Arc<Shared>, lease: Lease) {
     s.sweeper.sweep(Request { task, attempt, marker, grace, log: None });
 }
 
-/// The lease's job, or why it cannot run here.
+/// The lease's job, or why it cannot be read.
 fn readable(lease: &Lease) -> Result<AttemptJob, Failure> {
     let job: AttemptJob = serde_json::from_str(&lease.item.job).map_err(|e| Failure {
         reason: Reason::SpawnError,
         detail: Some(format!("the attempt's job is unreadable: {e}")),
     })?;
-    if !job.project_root.is_dir() {
-        let detail = format!(
-            "this worker cannot reach the run's project at {} (run workers where the project lies, at the same path)",
-            job.project_root.display()
-        );
-        return Err(Failure { reason: Reason::SpawnError, detail: Some(detail) });
-    }
     Ok(job)
 }
 
@@ -158,8 +155,7 @@ async fn say(s: &Arc<Shared>, owned: &mut Owned) {
     let events: Said = std::mem::take(&mut owned.batch);
     let json = serde_json::to_string(&events).expect("events are JSON");
     let lease = owned.lease.clone();
-    let answer =
-        blocking(s, move |s| s.queue.say(&s.spec.name, &s.host, &lease, &json)).await;
+    let answer = blocking(s, move |s| s.queue.say(&s.spec.name, &s.host, &lease, &json)).await;
     if !owned.heard(s, answer) && !owned.gone {
         let mut events = events;
         events.append(&mut owned.batch);

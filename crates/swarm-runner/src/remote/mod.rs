@@ -12,6 +12,8 @@
 mod attempt;
 pub mod guard;
 mod io;
+mod land;
+pub mod place;
 pub(crate) mod queued;
 pub mod worker;
 

@@ -5,7 +5,7 @@
 
 use super::Said;
 use crate::dispatcher::Executors;
-use crate::executor::ExecutorContext;
+use crate::executor::{AttemptLog, ExecutorContext};
 use crate::job::{AttemptEvent, AttemptJob, Events, Evidence, StopRequest};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -36,15 +36,19 @@ struct Inner {
     reader: std::sync::Once,
     /// Where the store is called from: one thread reads the feed, one queues and stops.
     io: super::io::IoThreads,
+    /// The integration commit last pushed to the run's repository (`--repo`).
+    pushed: Arc<Mutex<Option<String>>>,
 }
 
 /// An attempt queued for the workers.
 struct Open {
     task: u32,
-    agent: String,
+    job: Arc<AttemptJob>,
     events: Events,
     /// The fencing token of the owner last heard (0: none yet).
     fence: u64,
+    /// An owner working elsewhere (its own clone): its output lines are kept in the log here.
+    log: Option<AttemptLog>,
 }
 
 impl Queued {
@@ -56,6 +60,7 @@ impl Queued {
             open: Mutex::default(),
             reader: std::sync::Once::new(),
             io: super::io::IoThreads::start("swarm-queue-io", 2),
+            pushed: Arc::default(),
         };
         Queued { inner: Arc::new(inner), local }
     }
@@ -68,10 +73,15 @@ impl Executors for Queued {
             tokio::spawn(read_feed(Arc::downgrade(&inner)));
         });
         let key = (job.task.id.clone(), job.attempt);
-        let open = Open { task: job.task_index, agent: job.task.agent.clone(), events, fence: 0 };
+        let job = Arc::new(job);
+        let open = Open { task: job.task_index, job: job.clone(), events, fence: 0, log: None };
         inner.open.lock().expect("open").insert(key.clone(), open);
         tokio::spawn(async move {
-            if let Err(message) = enqueue(&inner, &job).await {
+            let queued = match super::land::push_start(&job, inner.pushed.clone()).await {
+                Ok(()) => enqueue(&inner, &job).await,
+                Err(e) => Err(e),
+            };
+            if let Err(message) = queued {
                 inner.end(&key, Failure { reason: Reason::SpawnError, detail: Some(message) });
                 return;
             }
@@ -109,21 +119,24 @@ impl Inner {
         if entry.fence < o.fence {
             return;
         }
-        let send = |ev: AttemptEvent| {
-            let _ = o.events.send((o.task, entry.attempt, ev));
-        };
         if entry.fence > o.fence {
             let host = (!entry.host.is_empty()).then(|| entry.host.clone());
-            send(AttemptEvent::Taken { worker: entry.worker.clone(), host, fence: entry.fence });
+            o.send(
+                entry.attempt,
+                AttemptEvent::Taken { worker: entry.worker.clone(), host, fence: entry.fence },
+            );
             o.fence = entry.fence;
         }
         match entry.said {
             swarm_store::Said::Events(json) => match serde_json::from_str::<Said>(&json) {
-                Ok(events) => events.into_iter().map(elsewhere).for_each(send),
-                Err(e) => send(AttemptEvent::Output {
-                    stream: swarm_core::event::Stream::Stderr,
-                    line: format!("swarm: worker {} said something unreadable: {e}", entry.worker),
-                }),
+                Ok(events) => events.into_iter().map(elsewhere).for_each(|ev| o.send(entry.attempt, ev)),
+                Err(e) => o.send(
+                    entry.attempt,
+                    AttemptEvent::Output {
+                        stream: swarm_core::event::Stream::Stderr,
+                        line: format!("swarm: worker {} said something unreadable: {e}", entry.worker),
+                    },
+                ),
             },
             swarm_store::Said::End(json) => {
                 let ev = match serde_json::from_str::<AttemptEvent>(&json) {
@@ -140,10 +153,33 @@ impl Inner {
                         }
                     }
                 };
-                send(ev);
-                open.remove(&key);
+                if let Some(mut o) = open.remove(&key) {
+                    if let Some(log) = o.log.as_mut() {
+                        log.finish();
+                    }
+                    super::land::finish(o.job, o.task, ev, o.events);
+                }
             }
         }
+    }
+}
+
+impl Open {
+    /// Hands `ev` to the dispatcher; the output of an owner working elsewhere also goes into
+    /// the attempt's log here (an owner on this host writes that log itself).
+    fn send(&mut self, attempt: u32, ev: AttemptEvent) {
+        match &ev {
+            AttemptEvent::Started { workdir, .. } if *workdir != self.job.workspace.workdir() => {
+                self.log = Some(AttemptLog::new(self.job.log.clone(), self.job.limits.log_limit));
+            }
+            AttemptEvent::Output { line, .. } => {
+                if let Some(log) = self.log.as_mut() {
+                    log.write(format!("{line}\n").as_bytes());
+                }
+            }
+            _ => {}
+        }
+        let _ = self.events.send((self.task, attempt, ev));
     }
 }
 
@@ -190,7 +226,8 @@ async fn watch_stop(inner: Arc<Inner>, key: (String, u32), mut stop: watch::Rece
     }
     while inner.is_open(&key) {
         let kill = *stop.borrow() == StopRequest::Kill;
-        let agent = inner.open.lock().expect("open").get(&key).map(|o| o.agent.clone()).unwrap_or_default();
+        let agent =
+            inner.open.lock().expect("open").get(&key).map(|o| o.job.task.agent.clone()).unwrap_or_default();
         let (queue, ns, run, k) = (inner.queue.clone(), inner.ns.clone(), inner.run_id.clone(), key.clone());
         let asked = inner.io.run(move || queue.stop_attempt(&ns, &run, (&k.0, k.1, &agent), kill)).await;
         if let Some(Ok(Stopped::Dropped)) = asked {

@@ -27,6 +27,8 @@ pub struct WorkerSpec {
     pub labels: Vec<(String, String)>,
     pub lease: Duration,
     pub drain_timeout: Duration,
+    /// Where worktree tasks of runs whose checkout is not here work.
+    pub clones: super::place::Clones,
 }
 
 /// The namespaces whose attempts a worker runs.
