@@ -494,3 +494,52 @@ fn resume_keeps_allow_paid() {
     let answer = std::fs::read_to_string(p.file("answer.json")).unwrap_or_default();
     assert!(!requests_to(&fake, "paid").is_empty(), "the paid model served the resumed run: {answer}");
 }
+
+#[test]
+fn a_worker_serves_its_attempts_through_its_own_gateway_with_its_own_key() {
+    let fake = Fake::start(&format!(
+        "[models.a]\nrate_limit = {{ first = 1000, retry_after = 300 }}\n{WORKER}[models.b]\n{WORKER}"
+    ));
+    let p = Project::on_own_redis();
+    let config = project(&fake, "[[\"fake/a\"], [\"fake/b\"]]", "").read("swarm.toml");
+    p.write("swarm.toml", &config);
+    plan(&p, "opencode", "far");
+    let mut dirs = vec![tools_bin()];
+    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    let path = std::env::join_paths(dirs).unwrap();
+    // Only the worker has the provider's key: whatever reached the model went through its gateway.
+    let mut cmd = p.command(&["worker", "--name", "w1", "-j", "1", "--json"]);
+    cmd.env("PATH", &path).env("SWARM_TEST_PROVIDER_KEY", KEY);
+    let mut w = p.spawn_cmd(cmd);
+    wait_until(Duration::from_secs(30), "the worker started", || {
+        assert!(w.is_running(), "the worker exited:\n{}{}", w.stdout(), w.stderr());
+        w.stdout().contains("worker_started")
+    });
+    let mut cmd = p.command(&["run", "far.md", "--workers"]);
+    cmd.env("PATH", &path).env_remove("SWARM_TEST_PROVIDER_KEY");
+    let out = p.spawn_cmd(cmd).wait(Duration::from_secs(150));
+    let report = p.report(&out.run_id());
+    let a = attempt(&report, "far");
+    assert_eq!(
+        state(&report, "far"),
+        "succeeded",
+        "{}\n{a:#}\n{}\n{}",
+        detail(&report, "far"),
+        out.dump(),
+        w.stdout()
+    );
+    assert_eq!(a["worker"], "w1", "{a:#}");
+    // The worker's gateway absorbed the 429 and said so to the run, through the feed.
+    assert_eq!((a["model"].as_str(), a["layer"].as_u64()), (Some("fake/b"), Some(2)), "{a:#}");
+    assert_eq!(a["fallback_reason"], "rate_limited", "{a:#}");
+    assert!(a["requests"][0]["count"].as_u64().unwrap() >= 2, "{a:#}");
+    let events = p.swarm(&["events", &out.run_id(), "--json"]).stdout;
+    assert!(events.contains("\"model_fallback\"") && events.contains("rate_limited"), "{events}");
+    let log = fake.server.as_ref().unwrap().log().records();
+    let chats: Vec<_> = log.iter().filter(|r| r.path.ends_with("chat/completions")).collect();
+    assert!(!chats.is_empty() && chats.iter().all(|r| r.bearer.as_deref() == Some(KEY)), "{chats:?}");
+    assert_eq!(p.read("out.txt"), "written\n");
+    w.signal(nix::sys::signal::Signal::SIGTERM);
+    let said = w.wait(Duration::from_secs(30));
+    assert!(!said.stdout.contains("store_error"), "{}", said.dump());
+}

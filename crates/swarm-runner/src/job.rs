@@ -263,6 +263,11 @@ pub enum AttemptEvent {
         host: Option<String>,
         fence: u64,
     },
+    /// What the gateway of the worker running the attempt said of its requests (a local
+    /// attempt's gateway tells the run directly).
+    Gateway {
+        event: crate::gateway::GatewayEvent,
+    },
     Finished {
         exit_code: Option<i32>,
         outcome: Result<(), Failure>,

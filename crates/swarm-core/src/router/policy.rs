@@ -5,7 +5,8 @@ use super::cooldown::Cooldown;
 use crate::failure::FailureClass;
 
 /// What happens to a model after a failed request (the gateway's) or attempt (an agent's own).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Policy {
     /// Leave the model alone until the cooldown ends, in every process on the store; a disabled
     /// one also for the rest of the run that saw it (say so once, loudly). The request (or the

@@ -152,6 +152,10 @@ impl Dispatcher {
             AttemptEvent::Finished { exit_code, outcome, evidence } => {
                 self.on_finished(task, attempt, exit_code, outcome, evidence)
             }
+            AttemptEvent::Gateway { event } => {
+                self.on_gateway(event);
+                None
+            }
             AttemptEvent::Output { stream, line } => {
                 let task = self.id(task).to_string();
                 self.emit(EventKind::Output { task, attempt, stream, line });

@@ -21,7 +21,7 @@ mod usage;
 use crate::hierarchy::Hierarchy;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 
 /// One request of an attempt a model answered (after failing over from `fallback`, if any),
 /// metered.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Served {
     pub task: u32,
     pub attempt: u32,
@@ -54,8 +54,9 @@ pub struct Served {
     pub fallback: Option<FailureClass>,
 }
 
-/// What the gateway tells a run about its attempts' requests.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What the gateway tells a run about its attempts' requests (from a worker's own gateway, on
+/// the run's feed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum GatewayEvent {
     /// A request was answered.
@@ -68,7 +69,6 @@ pub enum GatewayEvent {
         model: String,
         status: u16,
         class: FailureClass,
-        #[serde(skip)]
         policy: Policy,
         at_ms: u64,
     },

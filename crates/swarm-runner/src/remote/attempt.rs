@@ -2,6 +2,7 @@
 //! on the run's feed in batches, its lease renewed, a stop request heard, its end reported once
 //! (or the attempt handed back, or given up when another worker owns it now).
 
+use super::gateway::Granted;
 use super::worker::{blocking, Shared, WorkerNote};
 use super::Said;
 use crate::dispatcher::sweeper::Request;
@@ -35,17 +36,21 @@ struct Owned {
 pub(super) async fn attempt(s: &Arc<Shared>, lease: Lease) {
     let item = lease.item.clone();
     let marker = Marker::attempt(&item.run_id, &item.task, item.attempt);
-    let job = match readable(&lease) {
-        Ok(job) => super::place::place(job, &s.spec.clones, lease.fence).await,
-        Err(failure) => Err(failure),
-    };
-    let job = match job {
-        Ok(job) => job,
+    let (job, granted) = match prepare(s, &lease).await {
+        Ok(ready) => ready,
         Err(failure) => {
             let end =
                 AttemptEvent::Finished { exit_code: None, outcome: Err(failure), evidence: Box::default() };
             let mut owned = Owned::new(lease, watch::channel(StopRequest::None).0, s.spec.lease);
             return finish(s, &mut owned, end).await;
+        }
+    };
+    // What this worker's gateway says of the attempt's requests (nothing, without a grant).
+    let (token, mut gateway, _no_gateway) = match granted {
+        Some(g) => (Some(g.token), g.events, None),
+        None => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (None, rx, Some(tx))
         }
     };
     s.guard.open(&marker);
@@ -60,12 +65,16 @@ pub(super) async fn attempt(s: &Arc<Shared>, lease: Lease) {
         tokio::select! {
             ev = rx.recv() => match ev {
                 Some((_, _, ev @ AttemptEvent::Finished { .. })) => {
+                    while let Ok(event) = gateway.try_recv() {
+                        owned.hold(AttemptEvent::Gateway { event });
+                    }
                     finish(s, &mut owned, ev).await;
                     break;
                 }
                 Some((_, _, ev)) => owned.hold(ev),
                 None => break,
             },
+            Some(event) = gateway.recv() => owned.hold(AttemptEvent::Gateway { event }),
             _ = sleep_until(say_at), if owned.say_at.is_some() => say(s, &mut owned).await,
             _ = sleep_until(owned.renew_at) => renew(s, &mut owned).await,
             changed = hand_back.changed(), if !owned.gone => {
@@ -75,11 +84,23 @@ pub(super) async fn attempt(s: &Arc<Shared>, lease: Lease) {
             }
         }
     }
+    if let Some(token) = token {
+        s.gateway.revoke(&token);
+    }
     s.guard.close(&marker);
     // What the agent left behind here goes with it (off the attempt's path: one look at the
     // process table serves the attempts that end close together).
     let (task, attempt) = (0, item.attempt);
     s.sweeper.sweep(Request { task, attempt, marker, grace, log: None });
+}
+
+/// The lease's job as it runs here (in this host's clone, on this worker's gateway), or why it
+/// cannot.
+async fn prepare(s: &Shared, lease: &Lease) -> Result<(AttemptJob, Option<Granted>), Failure> {
+    let job = readable(lease)?;
+    let mut job = super::place::place(job, &s.spec.clones, lease.fence).await?;
+    let granted = s.gateway.take_over(&mut job, &lease.ns).await?;
+    Ok((job, granted))
 }
 
 /// The lease's job, or why it cannot be read.

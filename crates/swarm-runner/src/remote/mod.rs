@@ -10,6 +10,7 @@
 //! `redis_store/queue.rs`); nothing here is a protocol of its own.
 
 mod attempt;
+mod gateway;
 pub mod guard;
 mod io;
 mod land;

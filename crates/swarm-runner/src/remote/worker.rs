@@ -106,6 +106,8 @@ pub(super) struct Shared {
     serving: std::sync::Mutex<Vec<String>>,
     pub(super) host: String,
     pub(super) guard: Guard,
+    /// This host's model gateway, for agents that talk to one.
+    pub(super) gateway: super::gateway::WorkerGateway,
     pub(super) sweeper: Sweeper,
     /// Where the store is called from (threads that take no signal).
     pub(super) io: super::io::IoThreads,
@@ -139,6 +141,7 @@ impl Worker {
                 store.describe()
             )
         })?;
+        let gateway = super::gateway::WorkerGateway::new(store.clone(), config);
         let hierarchy = crate::hierarchy::Hierarchy::of(store.clone(), config);
         let mut ctx = ExecutorContext::new(registry, store_secret, hierarchy);
         ctx.store = Some(store);
@@ -155,6 +158,7 @@ impl Worker {
             serving: serving.into(),
             host,
             guard,
+            gateway,
             sweeper: Sweeper::start(|_| {}),
             io: super::io::IoThreads::start("swarm-worker-io", 4),
             running: AtomicUsize::new(0),
