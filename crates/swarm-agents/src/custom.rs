@@ -109,6 +109,7 @@ pub(crate) mod tests {
             role: None,
             handoff: None,
             on_conflict: None,
+            labels: Default::default(),
             prompt: String::new(),
         }
     }

@@ -523,3 +523,28 @@ fn work_pushed_from_a_clone_that_conflicts_fails_its_task_and_leaves_the_branch_
     );
     drop(w);
 }
+
+#[test]
+fn a_task_needing_labels_waits_for_a_worker_that_has_them() {
+    let p = Project::on_own_redis();
+    p.plan(
+        "---\ndefaults:\n  agent: exec\n---\n\n\
+         ## any: Anywhere\n- command: echo any\n\n\
+         ## gpu: Needs a GPU\n- labels: gpu=yes\n- command: echo gpu\n",
+    );
+    let w1 = worker(&p, "w1", 2, &["--labels", "gpu=no,zone=a"]);
+    let mut run = p.spawn(&["run", "plan.md", "--workers"]);
+    let id = run.run_id();
+    wait_until(Duration::from_secs(30), "the labelled task says it waits", || {
+        p.swarm(&["events", &id]).stdout.contains("task gpu: no live worker takes from queue `exec@gpu=yes`")
+    });
+    assert!(run.is_running(), "the run waits for a worker with the labels");
+    let w2 = worker(&p, "w2", 2, &["--labels", "gpu=yes"]);
+    let out = run.wait(CMD_TIMEOUT);
+    out.expect_code(0);
+    let report = p.report(&id);
+    assert_eq!(attempts(&report, "gpu")[0]["worker"], "w2");
+    assert_task(&report, "any", "succeeded", None);
+    assert!(said(&w1, "took").iter().all(|t| t["task"] != "gpu"), "{}", w1.stdout());
+    drop((w1, w2));
+}

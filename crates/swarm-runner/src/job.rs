@@ -263,6 +263,10 @@ pub enum AttemptEvent {
         host: Option<String>,
         fence: u64,
     },
+    /// Something the run should hear about the attempt while it waits or runs (a warning).
+    Warning {
+        message: String,
+    },
     /// What the gateway of the worker running the attempt said of its requests (a local
     /// attempt's gateway tells the run directly).
     Gateway {

@@ -44,6 +44,7 @@ fn plan(ids: &[&str]) -> Plan {
                 role: None,
                 handoff: None,
                 on_conflict: None,
+                labels: Default::default(),
                 prompt: String::new(),
             })
             .collect(),

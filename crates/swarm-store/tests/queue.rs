@@ -13,7 +13,7 @@ fn item(task: &str, agent: &str) -> WorkItem {
         run_id: "r1".into(),
         task: task.into(),
         attempt: 1,
-        agent: agent.into(),
+        queue: agent.into(),
         job: format!("{{\"task\":\"{task}\"}}"),
     }
 }
@@ -36,7 +36,7 @@ fn an_attempt_goes_to_a_worker_of_its_agent_and_its_end_counts_once() {
     let leases = store.take(NS, "w1", &agents(&["kilo", "opencode"]), LEASE, 10, NOW).unwrap();
     assert_eq!(leases.len(), 1, "{leases:?}");
     let lease = &leases[0];
-    assert_eq!((lease.item.task.as_str(), lease.item.agent.as_str(), lease.fence), ("a", "opencode", 1));
+    assert_eq!((lease.item.task.as_str(), lease.item.queue.as_str(), lease.fence), ("a", "opencode", 1));
     assert_eq!(lease.item.job, "{\"task\":\"a\"}");
     assert!(
         store.take(NS, "w2", &agents(&["opencode"]), LEASE, 10, NOW).unwrap().is_empty(),
@@ -309,4 +309,31 @@ fn what_was_delivered_and_never_read_is_taken_up_but_not_what_runs() {
     store.finish("w1", &back[0], "{}").unwrap();
     store.finish("w1", &running, "{}").unwrap();
     assert!(store.take_pending(NS, "w1", &agents(&["exec"]), LEASE, &[]).unwrap().is_empty());
+}
+
+#[test]
+fn a_task_needing_labels_goes_only_to_a_worker_that_has_them() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = RedisStore::open(&server.url()).unwrap();
+    let labels: std::collections::BTreeMap<String, String> =
+        [("gpu".to_string(), "yes".to_string())].into_iter().collect();
+    let queue = swarm_store::queue_name("exec", &labels);
+    assert_eq!(queue, "exec@gpu=yes");
+    store.enqueue(NS, &item("g", &queue)).unwrap();
+    let plain = store.queues_for(NS, &agents(&["exec"]), &[]).unwrap();
+    assert_eq!(plain, ["exec"]);
+    assert!(store.take(NS, "w1", &plain, LEASE, 10, NOW).unwrap().is_empty());
+    let wrong = [("gpu".to_string(), "no".to_string())];
+    assert_eq!(store.queues_for(NS, &agents(&["exec"]), &wrong).unwrap(), ["exec"]);
+    let other_agent = [("gpu".to_string(), "yes".to_string())];
+    assert_eq!(store.queues_for(NS, &agents(&["kilo"]), &other_agent).unwrap(), ["kilo"]);
+    let has = [("gpu".to_string(), "yes".to_string()), ("zone".to_string(), "eu".to_string())];
+    let queues = store.queues_for(NS, &agents(&["exec"]), &has).unwrap();
+    assert_eq!(queues, ["exec", "exec@gpu=yes"]);
+    let taken = store.take(NS, "w2", &queues, LEASE, 10, NOW).unwrap();
+    assert_eq!(
+        (taken.len(), taken[0].item.task.as_str(), taken[0].item.queue.as_str()),
+        (1, "g", "exec@gpu=yes")
+    );
+    assert!(matches!(store.finish("w2", &taken[0], "{}").unwrap(), Fenced::Accepted { .. }));
 }

@@ -51,6 +51,7 @@ fn plan(ns: &str) -> Plan {
         role: None,
         handoff: None,
         on_conflict: None,
+        labels: Default::default(),
         prompt: String::new(),
     };
     Plan {

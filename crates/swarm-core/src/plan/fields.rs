@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 /// Task fields, in the order error messages list them.
-pub(super) const KEYS: [&str; 14] = [
+pub(super) const KEYS: [&str; 15] = [
     "agent",
     "model",
     "tier",
@@ -25,6 +25,7 @@ pub(super) const KEYS: [&str; 14] = [
     "role",
     "handoff",
     "on_conflict",
+    "labels",
 ];
 
 /// A field value as written, before it is interpreted.
@@ -33,7 +34,7 @@ pub(super) struct RawValue {
     pub(super) span: Range<usize>,
     /// `text` is exactly `src[span]`, so positions inside it map to the source.
     pub(super) exact: bool,
-    /// A YAML sequence (only meaningful for `depends` and `paths`).
+    /// A YAML sequence (only meaningful for `depends`, `paths` and `labels`).
     pub(super) items: Option<Vec<Spanned<String>>>,
 }
 
@@ -54,6 +55,7 @@ pub(super) struct Fields {
     pub(super) role: Option<Spanned<String>>,
     pub(super) handoff: Option<Handoff>,
     pub(super) on_conflict: Option<OnConflict>,
+    pub(super) labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl Fields {
@@ -74,6 +76,7 @@ impl Fields {
             role: self.role.or_else(|| defaults.role.clone()),
             handoff: self.handoff.or(defaults.handoff),
             on_conflict: self.on_conflict.or(defaults.on_conflict),
+            labels: self.labels.or_else(|| defaults.labels.clone()),
         }
     }
 }
@@ -103,15 +106,15 @@ pub(super) fn set_field(
         return;
     }
     report_escaped_nul(&value, sink);
-    if matches!(key, "depends" | "paths") {
+    if matches!(key, "depends" | "paths" | "labels") {
         let items = match value.items {
             Some(items) => items,
             None => split_list(&value),
         };
-        if key == "depends" {
-            fields.depends = Some(items);
-        } else {
-            fields.paths = Some(items.into_iter().map(|i| i.value).collect());
+        match key {
+            "depends" => fields.depends = Some(items),
+            "paths" => fields.paths = Some(items.into_iter().map(|i| i.value).collect()),
+            _ => fields.labels = Some(labels(items, sink)),
         }
         return;
     }
@@ -219,6 +222,23 @@ fn set_single(fields: &mut Fields, key: &str, text: &str, span: Range<usize>, si
         },
         _ => unreachable!("every key in KEYS is handled"),
     }
+}
+
+/// `key=value` items: the labels a worker needs to take the task (`swarm worker --labels`).
+fn labels(items: Vec<Spanned<String>>, sink: &mut Sink) -> std::collections::BTreeMap<String, String> {
+    let mut labels = std::collections::BTreeMap::new();
+    for item in items {
+        match item.value.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                labels.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            _ => {
+                sink.error(item.span, format!("bad label `{}`", item.value))
+                    .label("expected `key=value`, as `swarm worker --labels` gives them");
+            }
+        }
+    }
+    labels
 }
 
 /// `a, b ,c` → `a`, `b`, `c` (empty items dropped), each with its own span when the text is exact.

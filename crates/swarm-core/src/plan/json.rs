@@ -60,6 +60,8 @@ struct JsonTask {
     #[serde(default)]
     on_conflict: Option<super::model::OnConflict>,
     #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
     prompt: String,
 }
 
@@ -156,6 +158,7 @@ fn draft(t: JsonTask, node: Option<&JNode>, src: &str, sink: &mut Sink) -> Draft
         role: t.role.map(|r| Spanned::new(r, span_of("role"))),
         handoff: t.handoff,
         on_conflict: t.on_conflict,
+        labels: t.labels,
         prompt: t.prompt,
     }
 }

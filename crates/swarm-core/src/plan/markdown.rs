@@ -202,6 +202,7 @@ fn parse_section(src: &str, section: &Section, defaults: &Fields, sink: &mut Sin
         role: fields.role,
         handoff: fields.handoff,
         on_conflict: fields.on_conflict,
+        labels: fields.labels.unwrap_or_default(),
         prompt,
     })
 }
@@ -373,5 +374,16 @@ mod tests {
         let plan = parse("p.md", src, &ctx()).unwrap();
         assert_eq!(plan.tasks[0].paths, vec!["src/**", "docs/*"]);
         assert_eq!(plan.tasks[1].depends, vec!["a"]);
+    }
+
+    #[test]
+    fn labels_a_worker_needs_from_the_task_or_defaults() {
+        let src = "---\ndefaults:\n  agent: kilo\n  labels: [zone=eu]\n---\n## a: T\n## b: U\n- labels: gpu=yes, zone = us\n";
+        let plan = parse("p.md", src, &ctx()).unwrap();
+        let labels = |i: usize| plan.tasks[i].labels.clone().into_iter().collect::<Vec<_>>();
+        assert_eq!(labels(0), [("zone".to_string(), "eu".to_string())]);
+        assert_eq!(labels(1), [("gpu".into(), "yes".into()), ("zone".into(), "us".into())]);
+        let err = parse("p.md", "## a: T\n- agent: kilo\n- labels: gpu\n", &ctx()).unwrap_err();
+        assert!(err.to_string().contains("bad label `gpu`"), "{err}");
     }
 }

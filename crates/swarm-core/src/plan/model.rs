@@ -108,6 +108,10 @@ pub struct Task {
     /// What a merge conflict does; unset: `[worktree] on_conflict`, else `fail`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_conflict: Option<OnConflict>,
+    /// What a worker must say of itself to take the task (`swarm worker --labels k=v`): every
+    /// label here, with the same value. Only for runs whose attempts go to workers.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
     /// The task prompt, verbatim markdown.
     #[serde(default)]
     pub prompt: String,

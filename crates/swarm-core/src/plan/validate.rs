@@ -42,6 +42,7 @@ pub(crate) struct Draft {
     pub role: Option<Spanned<String>>,
     pub handoff: Option<crate::team::Handoff>,
     pub on_conflict: Option<super::model::OnConflict>,
+    pub labels: std::collections::BTreeMap<String, String>,
     pub prompt: String,
 }
 
@@ -209,6 +210,7 @@ fn into_task(d: Draft) -> Task {
         role: d.role.map(|r| r.value),
         handoff: d.handoff,
         on_conflict: d.on_conflict,
+        labels: d.labels,
         prompt: d.prompt,
     }
 }

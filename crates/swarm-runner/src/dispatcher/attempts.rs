@@ -152,6 +152,11 @@ impl Dispatcher {
             AttemptEvent::Finished { exit_code, outcome, evidence } => {
                 self.on_finished(task, attempt, exit_code, outcome, evidence)
             }
+            AttemptEvent::Warning { message } => {
+                let message = format!("task {}: {message}", self.id(task));
+                self.emit(EventKind::Warning { message });
+                None
+            }
             AttemptEvent::Gateway { event } => {
                 self.on_gateway(event);
                 None

@@ -321,8 +321,11 @@ impl Engine {
     /// the dead orchestrator's attempts counts or runs on.
     fn stop_queued(&self, record: &RunRecord, t: &TaskReport) {
         let (Some(queue), Some(open)) = (self.store.clone().work_queue(), t.attempts.last()) else { return };
+        let labels =
+            record.spec.tasks.iter().find(|s| s.id == t.id).map(|s| s.labels.clone()).unwrap_or_default();
         if record.workers && open.ended_at.is_none() {
-            let _ = queue.stop_attempt(&record.namespace, &record.run_id, (&t.id, open.n, &open.agent), true);
+            let on = swarm_store::queue_name(&open.agent, &labels);
+            let _ = queue.stop_attempt(&record.namespace, &record.run_id, (&t.id, open.n, &on), true);
         }
     }
 

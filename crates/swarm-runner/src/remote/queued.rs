@@ -17,6 +17,8 @@ use tokio::sync::watch;
 
 /// How long the feed reader waits for news in one read.
 const FEED_WAIT: Duration = Duration::from_millis(250);
+/// A worker not heard of for this long is not counted as one that will take an attempt.
+const NOBODY_AFTER: Duration = Duration::from_secs(10);
 /// How long queuing an attempt is tried while the store is away (a Redis restart).
 const ENQUEUE_FOR: Duration = Duration::from_secs(60);
 
@@ -38,6 +40,8 @@ struct Inner {
     io: super::io::IoThreads,
     /// The integration commit last pushed to the run's repository (`--repo`).
     pushed: Arc<Mutex<Option<String>>>,
+    /// The queues this run looked for a live worker of.
+    checked: Mutex<std::collections::HashSet<String>>,
 }
 
 /// An attempt queued for the workers.
@@ -61,6 +65,7 @@ impl Queued {
             reader: std::sync::Once::new(),
             io: super::io::IoThreads::start("swarm-queue-io", 2),
             pushed: Arc::default(),
+            checked: Mutex::default(),
         };
         Queued { inner: Arc::new(inner), local }
     }
@@ -81,6 +86,9 @@ impl Executors for Queued {
                 Ok(()) => enqueue(&inner, &job).await,
                 Err(e) => Err(e),
             };
+            if queued.is_ok() {
+                say_if_nobody_takes(&inner, &key, queue_of(&job)).await;
+            }
             if let Err(message) = queued {
                 inner.end(&key, Failure { reason: Reason::SpawnError, detail: Some(message) });
                 return;
@@ -193,6 +201,31 @@ fn elsewhere(ev: AttemptEvent) -> AttemptEvent {
     }
 }
 
+/// The first attempt of the run on a queue no live worker takes from (no worker runs its
+/// agent with its labels) says so in the run's events: it waits until one comes.
+async fn say_if_nobody_takes(inner: &Arc<Inner>, key: &(String, u32), on: String) {
+    if !inner.checked.lock().expect("checked").insert(on.clone()) {
+        return;
+    }
+    let (queue, ns, name) = (inner.queue.clone(), inner.ns.clone(), on.clone());
+    let takers = inner.io.run(move || queue.takers(&ns, &name, NOBODY_AFTER)).await;
+    if !matches!(takers, Some(Ok(t)) if t.is_empty()) {
+        return;
+    }
+    let message = format!(
+        "no live worker takes from queue `{on}` (its agent, and the labels the task needs) in namespace {}: the attempt waits for one (swarm worker --agents … --labels …)",
+        inner.ns
+    );
+    if let Some(o) = inner.open.lock().expect("open").get_mut(key) {
+        o.send(key.1, AttemptEvent::Warning { message });
+    }
+}
+
+/// The queue `job` goes on: its agent's, or its agent's with its labels.
+pub(crate) fn queue_of(job: &AttemptJob) -> String {
+    swarm_store::queue_name(&job.task.agent, &job.task.labels)
+}
+
 /// Queues `job` for the workers of its agent, trying again while the store is away.
 async fn enqueue(inner: &Arc<Inner>, job: &AttemptJob) -> Result<(), String> {
     let json = serde_json::to_string(job).map_err(|e| format!("cannot write the attempt's job: {e}"))?;
@@ -200,7 +233,7 @@ async fn enqueue(inner: &Arc<Inner>, job: &AttemptJob) -> Result<(), String> {
         run_id: job.run_id.clone(),
         task: job.task.id.clone(),
         attempt: job.attempt,
-        agent: job.task.agent.clone(),
+        queue: queue_of(job),
         job: json,
     };
     let deadline = tokio::time::Instant::now() + ENQUEUE_FOR;
@@ -226,10 +259,9 @@ async fn watch_stop(inner: Arc<Inner>, key: (String, u32), mut stop: watch::Rece
     }
     while inner.is_open(&key) {
         let kill = *stop.borrow() == StopRequest::Kill;
-        let agent =
-            inner.open.lock().expect("open").get(&key).map(|o| o.job.task.agent.clone()).unwrap_or_default();
+        let on = inner.open.lock().expect("open").get(&key).map(|o| queue_of(&o.job)).unwrap_or_default();
         let (queue, ns, run, k) = (inner.queue.clone(), inner.ns.clone(), inner.run_id.clone(), key.clone());
-        let asked = inner.io.run(move || queue.stop_attempt(&ns, &run, (&k.0, k.1, &agent), kill)).await;
+        let asked = inner.io.run(move || queue.stop_attempt(&ns, &run, (&k.0, k.1, &on), kill)).await;
         if let Some(Ok(Stopped::Dropped)) = asked {
             let detail = "run cancelled before a live worker ran it".to_string();
             inner.end(&key, Failure { reason: Reason::Cancelled, detail: Some(detail) });

@@ -41,6 +41,13 @@ pub enum Serves {
     Every { home: String },
 }
 
+/// A namespace a worker serves, with the queues it takes from there.
+#[derive(Debug, Clone)]
+struct Serving {
+    ns: String,
+    queues: Vec<String>,
+}
+
 /// What the worker's signals ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -103,7 +110,7 @@ pub(super) struct Shared {
     pub(super) ctx: Arc<ExecutorContext>,
     pub(super) spec: WorkerSpec,
     /// The namespaces served now (refreshed when it serves every one).
-    serving: std::sync::Mutex<Vec<String>>,
+    serving: std::sync::Mutex<Vec<Serving>>,
     pub(super) host: String,
     pub(super) guard: Guard,
     /// This host's model gateway, for agents that talk to one.
@@ -149,7 +156,10 @@ impl Worker {
         let (hand_back, hand_back_rx) = watch::channel(false);
         let host = crate::os::process::hostname();
         let serving = match &spec.serves {
-            Serves::Only(ns) | Serves::Every { home: ns } => vec![ns.clone()],
+            Serves::Only(ns) | Serves::Every { home: ns } => {
+                let queues = spec.agents.iter().map(|(a, _)| a.clone()).collect();
+                vec![Serving { ns: ns.clone(), queues }]
+            }
         };
         let shared = Shared {
             queue,
@@ -175,7 +185,7 @@ impl Worker {
     pub async fn run(self, mut mode: watch::Receiver<Mode>) -> Result<(), StoreError> {
         crate::os::reaper::become_subreaper();
         let s = self.shared.clone();
-        let home = s.serving()[0].clone();
+        let home = s.serving()[0].ns.clone();
         blocking(&s, move |s| s.queue.beat(&home, &s.spec.name, &s.info("running"))).await?;
         let (mut next_beat, mut next_reclaim, mut beats) = (Instant::now(), Instant::now(), 0u32);
         // The namespaces whose deliveries to this name were taken up (a worker restarted under
@@ -197,9 +207,9 @@ impl Worker {
                 }
                 continue;
             }
-            for ns in s.serving() {
-                if !recovered.contains(&ns) && self.recover(&ns).await {
-                    recovered.insert(ns);
+            for on in s.serving() {
+                if !recovered.contains(&on.ns) && self.recover(&on).await {
+                    recovered.insert(on.ns);
                 }
             }
             // A dead worker's attempts began before anything still queued: they go first.
@@ -223,9 +233,10 @@ impl Worker {
         let s = &self.shared;
         let serving = s.serving();
         let wait = (TAKE_WAIT / serving.len().max(1) as u32).max(TAKE_WAIT_EACH);
-        for ns in serving {
-            let (agents, lease) = (s.agent_names(), s.spec.lease);
-            let taken = blocking(s, move |s| s.queue.take(&ns, &s.spec.name, &agents, lease, free, wait));
+        for on in serving {
+            let lease = s.spec.lease;
+            let taken =
+                blocking(s, move |s| s.queue.take(&on.ns, &s.spec.name, &on.queues, lease, free, wait));
             match taken.await {
                 Ok(leases) => {
                     free = free.saturating_sub(leases.len());
@@ -243,17 +254,27 @@ impl Worker {
         true
     }
 
-    /// A worker serving every namespace looks for new ones (at every beat).
+    /// Looks again (at every beat) for the namespaces it serves (every one: new ones) and their
+    /// queues it takes from (those of tasks needing labels it has).
     async fn refresh(&self) {
         let s = &self.shared;
-        let Serves::Every { home } = &s.spec.serves else { return };
-        let (agents, home) = (s.agent_names(), home.clone());
-        match blocking(s, move |s| s.queue.queued_namespaces(&agents)).await {
-            Ok(mut found) => {
-                found.retain(|ns| *ns != home);
-                found.insert(0, home);
-                *s.serving.lock().expect("serving") = found;
-            }
+        let (agents, serves) = (s.agent_names(), s.spec.serves.clone());
+        let found = blocking(s, move |s| {
+            let namespaces = match &serves {
+                Serves::Only(ns) => vec![ns.clone()],
+                Serves::Every { home } => {
+                    let mut found = s.queue.queued_namespaces(&agents)?;
+                    found.retain(|ns| ns != home);
+                    found.insert(0, home.clone());
+                    found
+                }
+            };
+            let labels = &s.spec.labels;
+            let queues = |ns: String| Ok(Serving { queues: s.queue.queues_for(&ns, &agents, labels)?, ns });
+            namespaces.into_iter().map(queues).collect::<Result<Vec<_>, StoreError>>()
+        });
+        match found.await {
+            Ok(serving) => *s.serving.lock().expect("serving") = serving,
             Err(e) => self.trouble(e).await,
         }
     }
@@ -262,12 +283,11 @@ impl Worker {
     /// forgets the workers long silent).
     async fn beat(&self, state: &'static str, forget: bool) {
         let s = &self.shared;
-        for ns in s.serving() {
-            let agents = s.agent_names();
+        for on in s.serving() {
             let beat = blocking(s, move |s| {
-                s.queue.beat(&ns, &s.spec.name, &s.info(state))?;
+                s.queue.beat(&on.ns, &s.spec.name, &s.info(state))?;
                 if forget {
-                    s.queue.forget_workers(&ns, &agents, FORGET_AFTER)?;
+                    s.queue.forget_workers(&on.ns, &on.queues, FORGET_AFTER)?;
                 }
                 Ok(())
             });
@@ -277,13 +297,14 @@ impl Worker {
         }
     }
 
-    /// Takes up what was delivered to this worker in `ns` and is not running here; whether it
+    /// Takes up what was delivered to this worker on `on` and is not running here; whether it
     /// could look.
-    async fn recover(&self, ns: &str) -> bool {
+    async fn recover(&self, on: &Serving) -> bool {
         let s = &self.shared;
         let running: Vec<String> = s.entries.lock().expect("entries").iter().cloned().collect();
-        let (agents, lease, ns) = (s.agent_names(), s.spec.lease, ns.to_string());
-        let pending = blocking(s, move |s| s.queue.take_pending(&ns, &s.spec.name, &agents, lease, &running));
+        let (on, lease) = (on.clone(), s.spec.lease);
+        let pending =
+            blocking(s, move |s| s.queue.take_pending(&on.ns, &s.spec.name, &on.queues, lease, &running));
         match pending.await {
             Ok(leases) => {
                 leases.into_iter().for_each(|l| self.start(l));
@@ -300,9 +321,9 @@ impl Worker {
     async fn reclaim(&self, free: usize) -> usize {
         let s = &self.shared;
         let mut taken = 0;
-        for ns in s.serving() {
-            let (agents, lease, max) = (s.agent_names(), s.spec.lease, free - taken);
-            match blocking(s, move |s| s.queue.reclaim(&ns, &s.spec.name, &agents, lease, max)).await {
+        for on in s.serving() {
+            let (lease, max) = (s.spec.lease, free - taken);
+            match blocking(s, move |s| s.queue.reclaim(&on.ns, &s.spec.name, &on.queues, lease, max)).await {
                 Ok(leases) => {
                     taken += leases.len();
                     leases.into_iter().for_each(|l| self.start(l));
@@ -370,7 +391,7 @@ impl Worker {
 }
 
 impl Shared {
-    fn serving(&self) -> Vec<String> {
+    fn serving(&self) -> Vec<Serving> {
         self.serving.lock().expect("serving").clone()
     }
 

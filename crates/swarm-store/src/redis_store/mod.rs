@@ -15,7 +15,7 @@ mod runs;
 mod state;
 mod workers;
 
-pub use queue::{FeedEntry, Fenced, Lease, Said, Stopped, WorkItem};
+pub use queue::{queue_name, FeedEntry, Fenced, Lease, Said, Stopped, WorkItem};
 pub use workers::WorkerRow;
 
 use crate::address::mask;

@@ -18,6 +18,7 @@ use super::{Lua, RedisStore};
 use crate::store::StoreError;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
 use redis::{Commands, RedisResult};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 static ENQUEUE: Lua = Lua::new(include_str!("lua/queue_enqueue.lua"));
@@ -43,8 +44,9 @@ pub struct WorkItem {
     pub run_id: String,
     pub task: String,
     pub attempt: u32,
-    /// The agent CLI it needs: the stream it is queued on.
-    pub agent: String,
+    /// The queue it is on: its agent CLI, and the labels a worker needs to take it
+    /// ([`queue_name`]).
+    pub queue: String,
     /// The attempt's job, as the orchestrator wrote it (JSON).
     pub job: String,
 }
@@ -106,8 +108,32 @@ pub enum Stopped {
     Done,
 }
 
-fn work_key(ns: &str, agent: &str) -> String {
-    ns_key(ns, &format!("work:{agent}"))
+fn work_key(ns: &str, queue: &str) -> String {
+    ns_key(ns, &format!("work:{queue}"))
+}
+
+/// SET: the queues of tasks that need labels (`<agent>@k=v,…`), for workers to find theirs.
+fn labelled_key(ns: &str) -> String {
+    ns_key(ns, "work:labelled")
+}
+
+/// The queue of a task of `agent` needing `labels`: `agent`, or `agent@k=v,k2=v2` (sorted).
+pub fn queue_name(agent: &str, labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return agent.to_string();
+    }
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{agent}@{}", labels.join(","))
+}
+
+/// Whether a worker with `agents` and `labels` takes from queue `name`.
+pub(super) fn takes(name: &str, agents: &[String], labels: &[(String, String)]) -> bool {
+    let (agent, needs) = name.split_once('@').unwrap_or((name, ""));
+    agents.iter().any(|a| a == agent)
+        && needs.split(',').filter(|n| !n.is_empty()).all(|n| {
+            let (k, v) = n.split_once('=').unwrap_or((n, ""));
+            labels.iter().any(|(lk, lv)| lk == k && lv == v)
+        })
 }
 
 fn attempt_key(ns: &str, run_id: &str, task: &str, attempt: u32) -> String {
@@ -127,10 +153,14 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl RedisStore {
-    /// Queues `item` for the workers that run its agent; queuing it again returns its entry.
+    /// Queues `item` for the workers that run its agent (and have its labels); queuing it again
+    /// returns its entry.
     pub fn enqueue(&self, ns: &str, item: &WorkItem) -> Result<String, StoreError> {
+        if item.queue.contains('@') {
+            self.with(|c| c.sadd::<_, _, ()>(labelled_key(ns), &item.queue))?;
+        }
         let script = ENQUEUE.get();
-        let mut inv = script.key(work_key(ns, &item.agent));
+        let mut inv = script.key(work_key(ns, &item.queue));
         inv.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
         inv.arg(&item.run_id).arg(&item.task).arg(item.attempt).arg(&item.job);
         self.with(|c| inv.invoke(c))
@@ -180,12 +210,30 @@ impl RedisStore {
         Ok(leases)
     }
 
+    /// The queues of namespace `ns` a worker running `agents` with `labels` takes from: one per
+    /// agent, and those of tasks needing labels it has (every one of them, same value).
+    pub fn queues_for(
+        &self,
+        ns: &str,
+        agents: &[String],
+        labels: &[(String, String)],
+    ) -> Result<Vec<String>, StoreError> {
+        let labelled: Option<Vec<String>> = self.in_namespace(ns, |c| c.smembers(labelled_key(ns)))?;
+        let mut queues = agents.to_vec();
+        let mut more: Vec<String> =
+            labelled.unwrap_or_default().into_iter().filter(|q| takes(q, agents, labels)).collect();
+        more.sort();
+        queues.extend(more);
+        Ok(queues)
+    }
+
     /// The namespaces this user may read that have a work queue for one of `agents`: where a
     /// worker that serves every namespace looks for work.
     pub fn queued_namespaces(&self, agents: &[String]) -> Result<Vec<String>, StoreError> {
         let mut found = Vec::new();
         for ns in self.namespaces()? {
-            for key in agents.iter().map(|a| work_key(&ns, a)) {
+            let keys = agents.iter().map(|a| work_key(&ns, a)).chain([labelled_key(&ns)]);
+            for key in keys {
                 // One key per command: on a Cluster each namespace is its own slot.
                 if self.in_namespace(&ns, |c| c.exists::<_, bool>(&key))? == Some(true) {
                     found.push(ns);
@@ -290,7 +338,7 @@ impl RedisStore {
             run_id: field(entry, "run"),
             task: field(entry, "task"),
             attempt: field(entry, "attempt").parse().unwrap_or(0),
-            agent: stream.rsplit_once(":work:").map(|(_, a)| a.to_string()).unwrap_or_default(),
+            queue: stream.rsplit_once(":work:").map(|(_, a)| a.to_string()).unwrap_or_default(),
             job: field(entry, "job"),
         };
         let script = CLAIM.get();
@@ -314,7 +362,7 @@ impl RedisStore {
         let (ns, item) = (lease.ns.as_str(), &lease.item);
         let script = RENEW.get();
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
-        inv.key(work_key(ns, &item.agent)).arg(worker).arg(lease.fence).arg(ms(by)).arg(&lease.entry);
+        inv.key(work_key(ns, &item.queue)).arg(worker).arg(lease.fence).arg(ms(by)).arg(&lease.entry);
         let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
         Ok(fenced(&reply))
     }
@@ -348,7 +396,7 @@ impl RedisStore {
         let (ns, item) = (lease.ns.as_str(), &lease.item);
         let script = FINISH.get();
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
-        inv.key(work_key(ns, &item.agent)).key(feed_key(ns, &item.run_id));
+        inv.key(work_key(ns, &item.queue)).key(feed_key(ns, &item.run_id));
         inv.arg(worker).arg(lease.fence).arg(&lease.entry).arg(outcome);
         inv.arg(FEED_MAXLEN).arg(ms(DONE_TTL));
         if let Some((host, events)) = said {
@@ -363,7 +411,7 @@ impl RedisStore {
         let (ns, item) = (lease.ns.as_str(), &lease.item);
         let script = RELEASE.get();
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
-        inv.key(work_key(ns, &item.agent)).arg(worker).arg(lease.fence).arg(&lease.entry);
+        inv.key(work_key(ns, &item.queue)).arg(worker).arg(lease.fence).arg(&lease.entry);
         let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
         Ok(fenced(&reply))
     }

@@ -61,6 +61,14 @@ impl RedisStore {
         Ok(rows)
     }
 
+    /// The live workers of `ns` (heard of within `alive`, running, not draining) that take
+    /// from queue `queue`: they run its agent and have its labels.
+    pub fn takers(&self, ns: &str, queue: &str, alive: Duration) -> Result<Vec<String>, StoreError> {
+        let rows = self.workers(ns)?;
+        let live = rows.iter().filter(|r| r.now_ms.saturating_sub(r.seen_ms) <= alive.as_millis() as u64);
+        Ok(live.filter(|r| takes_from(&r.info, queue)).map(|r| r.name.clone()).collect())
+    }
+
     /// Forgets the workers not heard of for `silent` (their consumers in the queue's group too,
     /// once nothing is pending on them); how many.
     pub fn forget_workers(&self, ns: &str, agents: &[String], silent: Duration) -> Result<usize, StoreError> {
@@ -86,4 +94,25 @@ impl RedisStore {
         }
         Ok(gone.len())
     }
+}
+
+/// Whether a worker saying `info` of itself (running) takes from `queue`.
+fn takes_from(info: &str, queue: &str) -> bool {
+    let Ok(info) = serde_json::from_str::<serde_json::Value>(info) else { return false };
+    if info["state"] != "running" {
+        return false;
+    }
+    let agents: Vec<String> = info["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["name"].as_str().map(String::from))
+        .collect();
+    let labels: Vec<(String, String)> = info["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    super::queue::takes(queue, &agents, &labels)
 }
