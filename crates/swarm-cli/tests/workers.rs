@@ -316,17 +316,19 @@ fn team1_acl(password: &str) -> Vec<String> {
     line.replace(">change-me", &format!(">{password}")).split_whitespace().skip(2).map(String::from).collect()
 }
 
-/// Runs `plan.md` of `p` (two exec tasks) with a worker, everything on `url`; the report.
+/// Runs `plan.md` of `p` (two exec tasks, one needing a label) with a worker, everything on
+/// `url`; the report.
 fn run_with_a_worker(p: &Project, url: &str, ns: &str) -> Value {
     p.plan(&format!(
-        "---\nnamespace: {ns}\ndefaults:\n  agent: exec\n---\n\n## a: A\n- command: echo a > a.txt\n\n## b: B\n- depends: a\n- command: cat a.txt > b.txt\n"
+        "---\nnamespace: {ns}\ndefaults:\n  agent: exec\n---\n\n## a: A\n- command: echo a > a.txt\n\n## b: B\n- depends: a\n- labels: zone=a\n- command: cat a.txt > b.txt\n"
     ));
     let with = |args: &[&str]| {
         let mut cmd = p.command(args);
         cmd.env("SWARM_STORE", url).env("SWARM_NAMESPACE", ns);
         cmd
     };
-    let mut w = p.spawn_cmd(with(&["worker", "--name", "w1", "--namespace", ns, "--json"]));
+    let mut w =
+        p.spawn_cmd(with(&["worker", "--name", "w1", "--namespace", ns, "--labels", "zone=a", "--json"]));
     wait_until(Duration::from_secs(20), "the worker started", || {
         assert!(w.is_running(), "the worker exited:\n{}{}", w.stdout(), w.stderr());
         w.stdout().contains("worker_started")

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use swarm_core::scheduler::Failure;
 use swarm_core::state::Reason;
-use swarm_store::{FeedEntry, RedisStore, Stopped, WorkItem};
+use swarm_store::{FeedEntry, RedisStore, Stopped, StoreError, WorkItem};
 use tokio::sync::watch;
 
 /// How long the feed reader waits for news in one read.
@@ -241,7 +241,10 @@ async fn enqueue(inner: &Arc<Inner>, job: &AttemptJob) -> Result<(), String> {
         let (queue, ns, item) = (inner.queue.clone(), inner.ns.clone(), item.clone());
         match inner.io.run(move || queue.enqueue(&ns, &item)).await {
             Some(Ok(_)) => return Ok(()),
-            Some(Err(_)) if tokio::time::Instant::now() < deadline => {
+            // A refusal (a Redis ACL without a command swarm needs) will not pass with time.
+            Some(Err(e))
+                if tokio::time::Instant::now() < deadline && !matches!(e, StoreError::Auth { .. }) =>
+            {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Some(Err(e)) => return Err(format!("cannot queue the attempt for the workers: {e}")),
