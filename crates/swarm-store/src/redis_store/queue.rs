@@ -201,11 +201,7 @@ impl RedisStore {
         })?;
         let mut leases = Vec::new();
         for stream in reply.map(|r| r.keys).unwrap_or_default() {
-            for entry in &stream.ids {
-                if let Some(lease) = self.claim(ns, worker, &stream.key, entry, lease)? {
-                    leases.push(lease);
-                }
-            }
+            leases.extend(self.claim(ns, worker, &stream.key, &stream.ids, lease)?);
         }
         Ok(leases)
     }
@@ -264,6 +260,7 @@ impl RedisStore {
                 Err(StoreError::Backend { message, .. }) if message.contains("NOGROUP") => continue,
                 other => other?,
             };
+            let mut claim = Vec::new();
             for entry in reply.map(|r| r.keys).unwrap_or_default().into_iter().flat_map(|k| k.ids) {
                 if running.contains(&entry.id) {
                     continue;
@@ -274,10 +271,9 @@ impl RedisStore {
                         self.with(|c| redis::cmd("XACK").arg(&key).arg(GROUP).arg(&entry.id).query::<u64>(c));
                     continue;
                 }
-                if let Some(l) = self.claim(ns, worker, &key, &entry, lease)? {
-                    leases.push(l);
-                }
+                claim.push(entry);
             }
+            leases.extend(self.claim(ns, worker, &key, &claim, lease)?);
         }
         Ok(leases)
     }
@@ -311,11 +307,7 @@ impl RedisStore {
                     Err(e) if e.to_string().contains("NOGROUP") => break, // nothing was ever queued here
                     other => other?,
                 };
-                for entry in &page.claimed {
-                    if let Some(l) = self.claim(ns, worker, &key, entry, lease)? {
-                        leases.push(l);
-                    }
-                }
+                leases.extend(self.claim(ns, worker, &key, &page.claimed, lease)?);
                 // A page may be empty while the cursor is not back at the start: go on.
                 if page.next_stream_id == "0-0" {
                     break;
@@ -326,35 +318,47 @@ impl RedisStore {
         Ok(leases)
     }
 
+    /// Makes `worker` the owner of the attempts of `entries` of `stream` (one script call):
+    /// those it may have, leased for `lease`.
     fn claim(
         &self,
         ns: &str,
         worker: &str,
         stream: &str,
-        entry: &StreamId,
+        entries: &[StreamId],
         lease: Duration,
-    ) -> Result<Option<Lease>, StoreError> {
-        let item = WorkItem {
-            run_id: field(entry, "run"),
-            task: field(entry, "task"),
-            attempt: field(entry, "attempt").parse().unwrap_or(0),
-            queue: stream.rsplit_once(":work:").map(|(_, a)| a.to_string()).unwrap_or_default(),
-            job: field(entry, "job"),
-        };
+    ) -> Result<Vec<Lease>, StoreError> {
+        if entries.is_empty() {
+            return Ok(vec![]);
+        }
+        let queue = stream.rsplit_once(":work:").map(|(_, a)| a.to_string()).unwrap_or_default();
+        let items: Vec<WorkItem> = entries
+            .iter()
+            .map(|entry| WorkItem {
+                run_id: field(entry, "run"),
+                task: field(entry, "task"),
+                attempt: field(entry, "attempt").parse().unwrap_or(0),
+                queue: queue.clone(),
+                job: field(entry, "job"),
+            })
+            .collect();
         let script = CLAIM.get();
-        let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
-        inv.key(stream).arg(worker).arg(ms(lease)).arg(&entry.id);
-        let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
-        Ok(match reply.first().map(String::as_str) {
-            Some("ok") => Some(Lease {
+        let mut inv = script.key(stream);
+        inv.arg(worker).arg(ms(lease));
+        for (item, entry) in items.iter().zip(entries) {
+            inv.key(attempt_key(ns, &item.run_id, &item.task, item.attempt)).arg(&entry.id);
+        }
+        let replies: Vec<Vec<String>> = self.with(|c| inv.invoke(c))?;
+        let leases = items.into_iter().zip(entries).zip(replies).filter_map(|((item, entry), reply)| {
+            (reply.first().map(String::as_str) == Some("ok")).then(|| Lease {
                 ns: ns.to_string(),
                 item,
                 entry: entry.id.clone(),
                 fence: reply.get(1).and_then(|f| f.parse().ok()).unwrap_or(0),
                 until_ms: reply.get(2).and_then(|f| f.parse().ok()).unwrap_or(0),
-            }),
-            _ => None,
-        })
+            })
+        });
+        Ok(leases.collect())
     }
 
     /// Extends `lease` by `by`, if `worker` still owns the attempt with its fencing token.
