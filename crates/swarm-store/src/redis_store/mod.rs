@@ -11,11 +11,13 @@ mod index;
 mod keys;
 mod models;
 mod queue;
+mod queue_names;
 mod runs;
 mod state;
 mod workers;
 
-pub use queue::{queue_name, FeedEntry, Fenced, Lease, Said, Stopped, WorkItem};
+pub use queue::{FeedEntry, Fenced, Lease, Said, Stopped, WorkItem};
+pub use queue_names::queue_name;
 pub use workers::WorkerRow;
 
 use crate::address::mask;

@@ -18,7 +18,6 @@ use super::{Lua, RedisStore};
 use crate::store::StoreError;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
 use redis::{Commands, RedisResult};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 static ENQUEUE: Lua = Lua::new(include_str!("lua/queue_enqueue.lua"));
@@ -108,32 +107,8 @@ pub enum Stopped {
     Done,
 }
 
-fn work_key(ns: &str, queue: &str) -> String {
+pub(super) fn work_key(ns: &str, queue: &str) -> String {
     ns_key(ns, &format!("work:{queue}"))
-}
-
-/// SET: the queues of tasks that need labels (`<agent>@k=v,…`), for workers to find theirs.
-fn labelled_key(ns: &str) -> String {
-    ns_key(ns, "work:labelled")
-}
-
-/// The queue of a task of `agent` needing `labels`: `agent`, or `agent@k=v,k2=v2` (sorted).
-pub fn queue_name(agent: &str, labels: &BTreeMap<String, String>) -> String {
-    if labels.is_empty() {
-        return agent.to_string();
-    }
-    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("{agent}@{}", labels.join(","))
-}
-
-/// Whether a worker with `agents` and `labels` takes from queue `name`.
-pub(super) fn takes(name: &str, agents: &[String], labels: &[(String, String)]) -> bool {
-    let (agent, needs) = name.split_once('@').unwrap_or((name, ""));
-    agents.iter().any(|a| a == agent)
-        && needs.split(',').filter(|n| !n.is_empty()).all(|n| {
-            let (k, v) = n.split_once('=').unwrap_or((n, ""));
-            labels.iter().any(|(lk, lv)| lk == k && lv == v)
-        })
 }
 
 fn attempt_key(ns: &str, run_id: &str, task: &str, attempt: u32) -> String {
@@ -157,7 +132,7 @@ impl RedisStore {
     /// returns its entry.
     pub fn enqueue(&self, ns: &str, item: &WorkItem) -> Result<String, StoreError> {
         if item.queue.contains('@') {
-            self.with(|c| c.sadd::<_, _, ()>(labelled_key(ns), &item.queue))?;
+            self.with(|c| c.sadd::<_, _, ()>(super::queue_names::labelled_key(ns), &item.queue))?;
         }
         let script = ENQUEUE.get();
         let mut inv = script.key(work_key(ns, &item.queue));
@@ -204,40 +179,6 @@ impl RedisStore {
             leases.extend(self.claim(ns, worker, &stream.key, &stream.ids, lease)?);
         }
         Ok(leases)
-    }
-
-    /// The queues of namespace `ns` a worker running `agents` with `labels` takes from: one per
-    /// agent, and those of tasks needing labels it has (every one of them, same value).
-    pub fn queues_for(
-        &self,
-        ns: &str,
-        agents: &[String],
-        labels: &[(String, String)],
-    ) -> Result<Vec<String>, StoreError> {
-        let labelled: Option<Vec<String>> = self.in_namespace(ns, |c| c.smembers(labelled_key(ns)))?;
-        let mut queues = agents.to_vec();
-        let mut more: Vec<String> =
-            labelled.unwrap_or_default().into_iter().filter(|q| takes(q, agents, labels)).collect();
-        more.sort();
-        queues.extend(more);
-        Ok(queues)
-    }
-
-    /// The namespaces this user may read that have a work queue for one of `agents`: where a
-    /// worker that serves every namespace looks for work.
-    pub fn queued_namespaces(&self, agents: &[String]) -> Result<Vec<String>, StoreError> {
-        let mut found = Vec::new();
-        for ns in self.namespaces()? {
-            let keys = agents.iter().map(|a| work_key(&ns, a)).chain([labelled_key(&ns)]);
-            for key in keys {
-                // One key per command: on a Cluster each namespace is its own slot.
-                if self.in_namespace(&ns, |c| c.exists::<_, bool>(&key))? == Some(true) {
-                    found.push(ns);
-                    break;
-                }
-            }
-        }
-        Ok(found)
     }
 
     /// The attempts delivered to `worker` before and never taken up, but for the entries in

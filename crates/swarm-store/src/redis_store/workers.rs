@@ -114,5 +114,5 @@ fn takes_from(info: &str, queue: &str) -> bool {
         .flatten()
         .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
         .collect();
-    super::queue::takes(queue, &agents, &labels)
+    super::queue_names::takes(queue, &agents, &labels)
 }
