@@ -84,25 +84,40 @@ impl Workspaces {
         keep_out: Vec<String>,
     ) -> Option<Result<git::Merged, git::GitError>> {
         let WorkspaceSpec::Worktree { repo, path, branch, integration, .. } = spec else { return None };
-        let lock = self.lock(repo);
-        let _one_at_a_time = lock.lock().await;
-        let (repo, path, branch, integration) =
-            (repo.clone(), path.clone(), branch.clone(), integration.clone());
-        let merged = tokio::task::spawn_blocking(move || {
-            let _other_processes_wait = git::RepoLock::take(&repo)?;
-            git::integrate(&repo, &path, &branch, &message, &keep_out, &integration)
-        })
-        .await
-        .map_err(|e| git::GitError::Io {
-            what: "the merge did not finish".into(),
-            source: std::io::Error::other(e),
-        })
-        .and_then(|r| r);
+        let (path, branch, integration) = (path.clone(), branch.clone(), integration.clone());
+        let merged = self
+            .in_repo(repo, "the merge", move |repo| {
+                git::integrate(repo, &path, &branch, &message, &keep_out, &integration)
+            })
+            .await;
         Some(merged)
     }
 }
 
 impl Workspaces {
+    /// Runs `f` on `repo` off the runtime, one at a time per repository in this process and
+    /// across processes (its file lock); `what` names it if it never finishes.
+    async fn in_repo<T: Send + 'static>(
+        &self,
+        repo: &Path,
+        what: &str,
+        f: impl FnOnce(&Path) -> Result<T, git::GitError> + Send + 'static,
+    ) -> Result<T, git::GitError> {
+        let lock = self.lock(repo);
+        let _one_at_a_time = lock.lock().await;
+        let repo = repo.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let _other_processes_wait = git::RepoLock::take(&repo)?;
+            f(&repo)
+        })
+        .await
+        .map_err(|e| git::GitError::Io {
+            what: format!("{what} did not finish"),
+            source: std::io::Error::other(e),
+        })
+        .and_then(|r| r)
+    }
+
     /// A worker in its own clone: commits a succeeded worktree task's work (but `keep_out`)
     /// and pushes it to the run's repository, where the orchestrator merges it. `None` when
     /// the workspace is merged here instead.
@@ -117,30 +132,23 @@ impl Workspaces {
             return None;
         };
         let to = remote.push_to.clone()?;
-        let lock = self.lock(repo);
-        let _one_at_a_time = lock.lock().await;
-        let (repo, path, branch, url) = (repo.clone(), path.clone(), branch.clone(), remote.url.clone());
+        let (path, branch, url) = (path.clone(), branch.clone(), remote.url.clone());
         let (max_file_size, author) = (integration.max_file_size, integration.author.clone());
-        let pushed = tokio::task::spawn_blocking(move || {
-            let _other_processes_wait = git::RepoLock::take(&repo)?;
-            git_remote::commit_and_push(&git_remote::PushSpec {
-                repo: &repo,
-                tree: &path,
-                branch: &branch,
-                message: &message,
-                keep_out: &keep_out,
-                max_file_size,
-                author: &author,
-                url: &url,
-                to: &to,
+        let pushed = self
+            .in_repo(repo, "the push", move |repo| {
+                git_remote::commit_and_push(&git_remote::PushSpec {
+                    repo,
+                    tree: &path,
+                    branch: &branch,
+                    message: &message,
+                    keep_out: &keep_out,
+                    max_file_size,
+                    author: &author,
+                    url: &url,
+                    to: &to,
+                })
             })
-        })
-        .await
-        .map_err(|e| git::GitError::Io {
-            what: "the push did not finish".into(),
-            source: std::io::Error::other(e),
-        })
-        .and_then(|r| r);
+            .await;
         Some(pushed)
     }
 }
