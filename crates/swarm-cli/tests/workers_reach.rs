@@ -7,6 +7,7 @@
 mod support;
 
 use nix::sys::signal::Signal;
+use serde_json::Value;
 use std::time::Duration;
 use support::*;
 
@@ -174,16 +175,21 @@ const WRITES: &str = "steps = [ { write = { path = \"out.txt\", content = \"writ
 /// The provider key only the worker has.
 const KEY: &str = "sk-provider-secret-0123456789";
 
-#[test]
-fn a_worker_serves_its_attempts_through_its_own_gateway_with_its_own_key() {
-    let fake = Fake::start(&format!(
-        "[models.a]\nrate_limit = {{ first = 1000, retry_after = 300 }}\n{WRITES}[models.b]\n{WRITES}"
-    ));
-    let p = Project::on_own_redis();
+/// Project `p` with a hierarchy of `layers` over `fake` (`extra` appended to swarm.toml), and
+/// plan `far.md` (one opencode task) run with `run_args` by a worker that alone has the
+/// provider's key: whatever reached the model went through the worker's gateway. The report,
+/// the run and the stopped worker's output.
+fn on_a_worker_with_the_key(
+    p: &Project,
+    fake: &Fake,
+    layers: &str,
+    extra: &str,
+    run_args: &[&str],
+) -> (Value, Out, Out) {
     p.write(
         "swarm.toml",
         &format!(
-            "{FAST_CONFIG}\n[providers.fake]\nkind = \"openai-compatible\"\nbase_url = \"{}\"\napi_key_env = \"SWARM_TEST_PROVIDER_KEY\"\npaid = false\n\n[models]\nlayers = [[\"fake/a\"], [\"fake/b\"]]\n",
+            "{FAST_CONFIG}\n[providers.fake]\nkind = \"openai-compatible\"\nbase_url = \"{}\"\napi_key_env = \"SWARM_TEST_PROVIDER_KEY\"\npaid = false\n\n[models]\nlayers = {layers}\n{extra}",
             fake.base_url()
         ),
     );
@@ -194,7 +200,6 @@ fn a_worker_serves_its_attempts_through_its_own_gateway_with_its_own_key() {
     let mut dirs = vec![tools_bin()];
     dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
     let path = std::env::join_paths(dirs).unwrap();
-    // Only the worker has the provider's key: whatever reached the model went through its gateway.
     let mut cmd = p.command(&["worker", "--name", "w1", "-j", "1", "--json"]);
     cmd.env("PATH", &path).env("SWARM_TEST_PROVIDER_KEY", KEY);
     let mut w = p.spawn_cmd(cmd);
@@ -202,19 +207,26 @@ fn a_worker_serves_its_attempts_through_its_own_gateway_with_its_own_key() {
         assert!(w.is_running(), "the worker exited:\n{}{}", w.stdout(), w.stderr());
         w.stdout().contains("worker_started")
     });
-    let mut cmd = p.command(&["run", "far.md", "--workers"]);
+    let mut cmd = p.command(&[&["run", "far.md", "--workers"][..], run_args].concat());
     cmd.env("PATH", &path).env_remove("SWARM_TEST_PROVIDER_KEY");
     let out = p.spawn_cmd(cmd).wait(Duration::from_secs(150));
     let report = p.report(&out.run_id());
+    w.signal(Signal::SIGTERM);
+    let said = w.wait(Duration::from_secs(30));
+    assert!(!said.stdout.contains("store_error"), "{}", said.dump());
+    (report, out, said)
+}
+
+#[test]
+fn a_worker_serves_its_attempts_through_its_own_gateway_with_its_own_key() {
+    let fake = Fake::start(&format!(
+        "[models.a]\nrate_limit = {{ first = 1000, retry_after = 300 }}\n{WRITES}[models.b]\n{WRITES}"
+    ));
+    let p = Project::on_own_redis();
+    let (report, out, w) = on_a_worker_with_the_key(&p, &fake, "[[\"fake/a\"], [\"fake/b\"]]", "", &[]);
     let a = attempts(&report, "far").last().cloned().expect("an attempt");
-    assert_eq!(
-        state(&report, "far"),
-        "succeeded",
-        "{}\n{a:#}\n{}\n{}",
-        detail(&report, "far"),
-        out.dump(),
-        w.stdout()
-    );
+    let why = format!("{}\n{a:#}\n{}\n{}", detail(&report, "far"), out.dump(), w.dump());
+    assert_eq!(state(&report, "far"), "succeeded", "{why}");
     assert_eq!(a["worker"], "w1", "{a:#}");
     // The worker's gateway absorbed the 429 and said so to the run, through the feed.
     assert_eq!((a["model"].as_str(), a["layer"].as_u64()), (Some("fake/b"), Some(2)), "{a:#}");
@@ -226,7 +238,19 @@ fn a_worker_serves_its_attempts_through_its_own_gateway_with_its_own_key() {
     let chats: Vec<_> = log.iter().filter(|r| r.path.ends_with("chat/completions")).collect();
     assert!(!chats.is_empty() && chats.iter().all(|r| r.bearer.as_deref() == Some(KEY)), "{chats:?}");
     assert_eq!(p.read("out.txt"), "written\n");
-    w.signal(Signal::SIGTERM);
-    let said = w.wait(Duration::from_secs(30));
-    assert!(!said.stdout.contains("store_error"), "{}", said.dump());
+}
+
+#[test]
+fn a_workers_gateway_allows_paid_models_when_the_run_does() {
+    let fake = Fake::start(&format!(
+        "[models.free]\nrate_limit = {{ first = 1000, retry_after = 120 }}\n{WRITES}[models.paid]\n{WRITES}"
+    ));
+    let p = Project::on_own_redis();
+    let paid = "[models.limits.\"fake/paid\"]\npaid = true\nprice_in = 3.0\nprice_out = 15.0\n";
+    let layers = "[[\"fake/free\"], [\"fake/paid\"]]";
+    let (report, out, w) = on_a_worker_with_the_key(&p, &fake, layers, paid, &["--allow-paid"]);
+    let a = attempts(&report, "far").last().cloned().expect("an attempt");
+    let why = format!("{}\n{a:#}\n{}\n{}", detail(&report, "far"), out.dump(), w.dump());
+    assert_eq!(state(&report, "far"), "succeeded", "{why}");
+    assert_eq!((a["worker"].as_str(), a["model"].as_str()), (Some("w1"), Some("fake/paid")), "{a:#}");
 }
