@@ -55,20 +55,15 @@ impl Workspaces {
             return Ok(Prepared { workdir: spec.workdir(), copied: vec![], user: None });
         };
         let fail = |detail: String| Failure { reason: Reason::SpawnError, detail: Some(detail) };
-        let (copied, user) = {
-            let lock = self.lock(repo);
-            let _one_at_a_time = lock.lock().await;
-            let (repo, tree, branch, start) = (repo.clone(), path.clone(), branch.clone(), start.clone());
-            tokio::task::spawn_blocking(move || {
-                let _other_processes_wait = git::RepoLock::take(&repo)?;
-                git::fresh_worktree(&repo, &tree, &branch, Some(&start))?;
-                let copied = crate::os::include::copy_included(&repo, &tree)?;
-                Ok::<_, git::GitError>((copied, git::UserSide::of(&repo)))
+        let (tree, branch, start) = (path.clone(), branch.clone(), start.clone());
+        let (copied, user) = self
+            .in_repo(repo, "making the worktree", move |repo| {
+                git::fresh_worktree(repo, &tree, &branch, Some(&start))?;
+                let copied = crate::os::include::copy_included(repo, &tree)?;
+                Ok((copied, git::UserSide::of(repo)))
             })
             .await
-            .map_err(|e| fail(e.to_string()))?
-            .map_err(|e| fail(format!("cannot make worktree {}: {e}", path.display())))?
-        };
+            .map_err(|e| fail(format!("cannot make worktree {}: {e}", path.display())))?;
         if let Some(cmd) = setup.as_deref().filter(|c| !c.trim().is_empty()) {
             run_setup(cmd, path, limits, marker, stop).await?;
         }
@@ -97,7 +92,7 @@ impl Workspaces {
 impl Workspaces {
     /// Runs `f` on `repo` off the runtime, one at a time per repository in this process and
     /// across processes (its file lock); `what` names it if it never finishes.
-    async fn in_repo<T: Send + 'static>(
+    pub(crate) async fn in_repo<T: Send + 'static>(
         &self,
         repo: &Path,
         what: &str,

@@ -100,11 +100,15 @@ pub fn git(dir: &Path, args: &[&str], author: &str) -> Result<Output, GitError> 
 
 /// Like [`git`], failing with git's own words when it fails.
 pub fn git_ok(dir: &Path, args: &[&str], author: &str) -> Result<String, GitError> {
-    let out = git(dir, args, author)?;
+    trimmed(args, &git(dir, args, author)?)
+}
+
+/// What `git ARGS` printed, trimmed, or git's own words when it failed.
+pub(crate) fn trimmed(args: &[&str], out: &Output) -> Result<String, GitError> {
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
-        Err(GitError::command(args, &out))
+        Err(GitError::command(args, out))
     }
 }
 

@@ -5,7 +5,7 @@
 //! and owner; the orchestrator fetches that commit (checking it is the one the attempt's
 //! counted end names) and merges it as it merges a local task's work.
 
-use super::git::{commit_of, Checkout, GitError, DEFAULT_AUTHOR};
+use super::git::{commit_of, Checkout, GitError, RepoLock, DEFAULT_AUTHOR};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -58,11 +58,7 @@ fn remote_git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
         cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=20");
     }
     let out = cmd.arg("-C").arg(dir).args(args).output().map_err(GitError::Spawn)?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(GitError::command(args, &out))
-    }
+    super::git::trimmed(args, &out)
 }
 
 /// Puts `branch` of `repo` on `url` as it is here (the orchestrator owns it). Call it with the
@@ -77,7 +73,7 @@ pub fn push_branch(repo: &Path, url: &str, branch: &str) -> Result<(), GitError>
 pub fn clone_with(home: &Path, url: &str, branch: &str) -> Result<PathBuf, GitError> {
     let dir = home.join(clone_name(url));
     std::fs::create_dir_all(home).map_err(GitError::io(format!("cannot create {}", home.display())))?;
-    let _one_at_a_time = lock(&dir.with_extension("lock"))?;
+    let _one_at_a_time = RepoLock::at(&dir.with_extension("lock"))?;
     if !dir.join(".git").exists() {
         let _ = std::fs::remove_dir_all(&dir);
         let target = dir.display().to_string();
@@ -100,19 +96,6 @@ fn clone_name(url: &str) -> String {
     let hash =
         url.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     format!("{last}-{:08x}", hash as u32)
-}
-
-fn lock(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, GitError> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(GitError::io(format!("cannot open {}", path.display())))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| GitError::Io {
-        what: format!("cannot lock {}", path.display()),
-        source: std::io::Error::from(e),
-    })
 }
 
 /// What a worker's attempt commits and where it pushes it.

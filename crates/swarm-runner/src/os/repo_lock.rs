@@ -14,12 +14,16 @@ impl RepoLock {
     /// Waits for the lock of `repo`.
     pub fn take(repo: &Path) -> Result<RepoLock, GitError> {
         let common = git_ok_raw(repo, &["rev-parse", "--git-common-dir"])?;
-        let path = repo.join(common.trim()).join("swarm.lock");
+        RepoLock::at(&repo.join(common.trim()).join("swarm.lock"))
+    }
+
+    /// Waits for the lock file `path` (made if missing): one process at a time past it.
+    pub fn at(path: &Path) -> Result<RepoLock, GitError> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&path)
+            .open(path)
             .map_err(GitError::io(format!("cannot open {}", path.display())))?;
         let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
             GitError::Io { what: format!("cannot lock {}", path.display()), source: std::io::Error::from(e) }

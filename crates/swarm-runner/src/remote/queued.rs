@@ -25,8 +25,6 @@ const ENQUEUE_FOR: Duration = Duration::from_secs(60);
 /// A run's attempts, run by workers.
 pub(crate) struct Queued {
     inner: Arc<Inner>,
-    /// This host's executors: only asked which agents speak the gateway.
-    local: Arc<ExecutorContext>,
 }
 
 struct Inner {
@@ -42,6 +40,9 @@ struct Inner {
     pushed: Arc<Mutex<Option<String>>>,
     /// The queues this run looked for a live worker of.
     checked: Mutex<std::collections::HashSet<String>>,
+    /// This host's executors: which agents speak the gateway; the repositories' locks, under
+    /// which the run's branch is pushed and the workers' work merged.
+    local: Arc<ExecutorContext>,
 }
 
 /// An attempt queued for the workers.
@@ -66,8 +67,9 @@ impl Queued {
             io: super::io::IoThreads::start("swarm-queue-io", 2),
             pushed: Arc::default(),
             checked: Mutex::default(),
+            local,
         };
-        Queued { inner: Arc::new(inner), local }
+        Queued { inner: Arc::new(inner) }
     }
 }
 
@@ -82,10 +84,11 @@ impl Executors for Queued {
         let open = Open { task: job.task_index, job: job.clone(), events, fence: 0, log: None };
         inner.open.lock().expect("open").insert(key.clone(), open);
         tokio::spawn(async move {
-            let queued = match super::land::push_start(&job, inner.pushed.clone()).await {
-                Ok(()) => enqueue(&inner, &job).await,
-                Err(e) => Err(e),
-            };
+            let queued =
+                match super::land::push_start(&inner.local.workspaces, &job, inner.pushed.clone()).await {
+                    Ok(()) => enqueue(&inner, &job).await,
+                    Err(e) => Err(e),
+                };
             if queued.is_ok() {
                 say_if_nobody_takes(&inner, &key, queue_of(&job)).await;
             }
@@ -98,7 +101,7 @@ impl Executors for Queued {
     }
 
     fn speaks_gateway(&self, agent: &str) -> bool {
-        self.local.speaks_gateway(agent)
+        self.inner.local.speaks_gateway(agent)
     }
 }
 
@@ -165,7 +168,7 @@ impl Inner {
                     if let Some(log) = o.log.as_mut() {
                         log.finish();
                     }
-                    super::land::finish(o.job, o.task, ev, o.events);
+                    super::land::finish(self.local.clone(), o.job, o.task, ev, o.events);
                 }
             }
         }
