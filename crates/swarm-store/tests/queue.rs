@@ -337,3 +337,25 @@ fn a_task_needing_labels_goes_only_to_a_worker_that_has_them() {
     );
     assert!(matches!(store.finish("w2", &taken[0], "{}").unwrap(), Fenced::Accepted { .. }));
 }
+
+#[test]
+fn stopping_a_run_reaches_every_attempt_still_open_and_only_those() {
+    let server = swarm_testkit::RedisServer::start();
+    let store = RedisStore::open(&server.url()).unwrap();
+    for task in ["ended", "running", "waiting"] {
+        store.enqueue(NS, &item(task, "exec")).unwrap();
+    }
+    let mut taken = store.take(NS, "w1", &agents(&["exec"]), LEASE * 10, 2, NOW).unwrap();
+    let ended = taken.iter().position(|l| l.item.task == "ended").expect("the first one taken");
+    store.finish("w1", &taken.remove(ended), "{}").unwrap();
+    let running = taken.remove(0);
+    let mut stopped = store.stop_run(NS, "r1", true).unwrap();
+    stopped.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(stopped, [("running".into(), 1, Stopped::Asked), ("waiting".into(), 1, Stopped::Dropped)]);
+    let asked = store.renew("w1", &running, LEASE).unwrap();
+    assert!(matches!(&asked, Fenced::Accepted { stop: Some(s), .. } if s == "kill"), "{asked:?}");
+    // Once it ended, nothing of the run is left to stop.
+    store.finish("w1", &running, "{}").unwrap();
+    assert_eq!(store.stop_run(NS, "r1", true).unwrap(), []);
+    assert!(store.take(NS, "w2", &agents(&["exec"]), LEASE, 10, NOW).unwrap().is_empty(), "dropped");
+}

@@ -76,6 +76,7 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
+        self.stop_on_workers(&record);
         let mut tasks = self.store.tasks(&run_id)?;
         let mut batch = Batch { lease: Some(lease), ..Batch::default() };
         let now = Utc::now();
@@ -83,7 +84,6 @@ impl Engine {
             if t.state.is_terminal() {
                 continue;
             }
-            self.stop_queued(&record, t);
             end_open_attempts(&run_id, t, Reason::Cancelled, None);
             t.state = TaskState::Cancelled;
             t.reason = Some(Reason::Cancelled);

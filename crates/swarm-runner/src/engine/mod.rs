@@ -316,9 +316,9 @@ impl Engine {
         Ok(Some(RunGit { repo, base_commit, integration_branch: branch, remote }))
     }
 
-    /// The open attempt of `t` (a run whose orchestrator died: resumed or cancelled) that
-    /// workers may still run: stopped there (dropped if no live worker has it), so nothing of
-    /// the dead orchestrator's attempts counts or runs on.
+    /// The open attempt of `t` (a run whose orchestrator died, resumed) that workers may still
+    /// run: stopped there (dropped if no live worker has it), so nothing of the dead
+    /// orchestrator's attempt counts or runs on.
     fn stop_queued(&self, record: &RunRecord, t: &TaskReport) {
         let (Some(queue), Some(open)) = (self.store.clone().work_queue(), t.attempts.last()) else { return };
         let labels =
@@ -326,6 +326,14 @@ impl Engine {
         if record.workers && open.ended_at.is_none() {
             let on = swarm_store::queue_name(&open.agent, &labels);
             let _ = queue.stop_attempt(&record.namespace, &record.run_id, (&t.id, open.n, &on), true);
+        }
+    }
+
+    /// Every attempt of a run whose orchestrator died (cancelled) that workers may still run,
+    /// recorded or not (it may have died between queuing an attempt and storing it): stopped.
+    fn stop_on_workers(&self, record: &RunRecord) {
+        if let (true, Some(queue)) = (record.workers, self.store.clone().work_queue()) {
+            let _ = queue.stop_run(&record.namespace, &record.run_id, true);
         }
     }
 

@@ -119,6 +119,11 @@ fn feed_key(ns: &str, run_id: &str) -> String {
     ns_key(ns, &format!("run:{run_id}:feed"))
 }
 
+/// The run's attempts queued and not yet done (their hashes' keys).
+fn open_key(ns: &str, run_id: &str) -> String {
+    ns_key(ns, &format!("run:{run_id}:open"))
+}
+
 fn field(entry: &StreamId, name: &str) -> String {
     entry.get::<String>(name).unwrap_or_default()
 }
@@ -136,8 +141,9 @@ impl RedisStore {
         }
         let script = ENQUEUE.get();
         let mut inv = script.key(work_key(ns, &item.queue));
-        inv.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
+        inv.key(attempt_key(ns, &item.run_id, &item.task, item.attempt)).key(open_key(ns, &item.run_id));
         inv.arg(&item.run_id).arg(&item.task).arg(item.attempt).arg(&item.job);
+        inv.arg(&item.queue).arg(ms(DONE_TTL));
         self.with(|c| inv.invoke(c))
     }
 
@@ -341,7 +347,7 @@ impl RedisStore {
         let (ns, item) = (lease.ns.as_str(), &lease.item);
         let script = FINISH.get();
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
-        inv.key(work_key(ns, &item.queue)).key(feed_key(ns, &item.run_id));
+        inv.key(work_key(ns, &item.queue)).key(feed_key(ns, &item.run_id)).key(open_key(ns, &item.run_id));
         inv.arg(worker).arg(lease.fence).arg(&lease.entry).arg(outcome);
         inv.arg(FEED_MAXLEN).arg(ms(DONE_TTL));
         if let Some((host, events)) = said {
@@ -361,23 +367,60 @@ impl RedisStore {
         Ok(fenced(&reply))
     }
 
-    /// The orchestrator stops attempt `attempt` of `task` (`kill`: at once, else terminate).
+    /// The orchestrator stops attempt `attempt` of `task`, queued on `queue` (`kill`: at once,
+    /// else terminate).
     pub fn stop_attempt(
         &self,
         ns: &str,
         run_id: &str,
-        (task, attempt, agent): (&str, u32, &str),
+        (task, attempt, queue): (&str, u32, &str),
+        kill: bool,
+    ) -> Result<Stopped, StoreError> {
+        self.stop_key(ns, run_id, &attempt_key(ns, run_id, task, attempt), queue, kill)
+    }
+
+    fn stop_key(
+        &self,
+        ns: &str,
+        run_id: &str,
+        key: &str,
+        queue: &str,
         kill: bool,
     ) -> Result<Stopped, StoreError> {
         let script = STOP.get();
-        let mut inv = script.key(attempt_key(ns, run_id, task, attempt));
-        inv.key(work_key(ns, agent)).arg(if kill { "kill" } else { "terminate" }).arg(ms(DONE_TTL));
+        let mut inv = script.key(key);
+        inv.key(work_key(ns, queue)).key(open_key(ns, run_id));
+        inv.arg(if kill { "kill" } else { "terminate" }).arg(ms(DONE_TTL));
         let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
         Ok(match reply.first().map(String::as_str) {
             Some("dropped") => Stopped::Dropped,
             Some("asked") => Stopped::Asked,
             _ => Stopped::Done,
         })
+    }
+
+    /// Stops every attempt of the run still queued or running on a worker, whether or not its
+    /// orchestrator recorded it (one that died between queuing an attempt and storing it).
+    /// How each went, as `(task, attempt, how)`.
+    pub fn stop_run(
+        &self,
+        ns: &str,
+        run_id: &str,
+        kill: bool,
+    ) -> Result<Vec<(String, u32, Stopped)>, StoreError> {
+        let open: Vec<String> = self.with(|c| c.smembers(open_key(ns, run_id)))?;
+        let mut stopped = Vec::with_capacity(open.len());
+        for key in open {
+            let (task, attempt, queue): (Option<String>, Option<u32>, Option<String>) = self
+                .with(|c| redis::cmd("HMGET").arg(&key).arg("task").arg("attempt").arg("queue").query(c))?;
+            let (Some(task), Some(attempt), Some(queue)) = (task, attempt, queue) else {
+                // Gone (expired): nothing runs it.
+                self.with(|c| c.srem::<_, _, ()>(open_key(ns, run_id), &key))?;
+                continue;
+            };
+            stopped.push((task, attempt, self.stop_key(ns, run_id, &key, &queue, kill)?));
+        }
+        Ok(stopped)
     }
 
     /// What the run's attempts' owners said after entry `after` (`0-0`: from the start), at
