@@ -358,4 +358,10 @@ fn stopping_a_run_reaches_every_attempt_still_open_and_only_those() {
     store.finish("w1", &running, "{}").unwrap();
     assert_eq!(store.stop_run(NS, "r1", true).unwrap(), []);
     assert!(store.take(NS, "w2", &agents(&["exec"]), LEASE, 10, NOW).unwrap().is_empty(), "dropped");
+    // Each task's last attempt queued, for a resumed run to number past.
+    store.enqueue(NS, &WorkItem { attempt: 2, ..item("ended", "exec") }).unwrap();
+    let queued = store.queued_attempts(NS, "r1").unwrap();
+    let expected = [("ended", 2), ("running", 1), ("waiting", 1)].map(|(t, n)| (t.to_string(), n));
+    assert_eq!(queued, expected.into_iter().collect());
+    assert!(store.queued_attempts(NS, "r2").unwrap().is_empty());
 }

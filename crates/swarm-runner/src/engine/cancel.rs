@@ -6,9 +6,11 @@ use super::{Engine, EngineError};
 use crate::os::process::{hostname, owner_status};
 use crate::os::reaper::{self, Marker, Scope};
 use chrono::Utc;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use swarm_core::event::{Event, EventKind};
-use swarm_core::report::TaskReport;
+use swarm_core::plan::Plan;
+use swarm_core::report::{AttemptReport, TaskReport};
 use swarm_core::state::{Reason, RunState, TaskState};
 use swarm_store::{Batch, StoreError};
 
@@ -76,7 +78,7 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        self.stop_on_workers(&record);
+        let queued = self.stop_on_workers(&record);
         let mut tasks = self.store.tasks(&run_id)?;
         let mut batch = Batch { lease: Some(lease), ..Batch::default() };
         let now = Utc::now();
@@ -84,6 +86,7 @@ impl Engine {
             if t.state.is_terminal() {
                 continue;
             }
+            add_unrecorded(t, &record.spec, &queued);
             end_open_attempts(&run_id, t, Reason::Cancelled, None);
             t.state = TaskState::Cancelled;
             t.reason = Some(Reason::Cancelled);
@@ -115,6 +118,23 @@ impl Engine {
         }
         Ok(CancelOutcome::Requested("the orchestrator is still stopping".into()))
     }
+}
+
+/// Adds to `t` the attempts its dead orchestrator queued for workers (`queued`: each task's
+/// last) and died before recording: open, so that they are ended as its recorded open
+/// attempts are, and the task's next attempt is numbered past them. Whether it added one (the
+/// task was running, though its record says otherwise).
+pub(crate) fn add_unrecorded(t: &mut TaskReport, plan: &Plan, queued: &HashMap<String, u32>) -> bool {
+    let (Some(&last), Some(spec)) = (queued.get(&t.id), plan.tasks.iter().find(|s| s.id == t.id)) else {
+        return false;
+    };
+    let recorded = t.attempts.len() as u32;
+    for n in recorded + 1..=last {
+        let mut a = AttemptReport::new(n, &spec.agent, Utc::now());
+        a.detail = Some("queued for the workers by an orchestrator that died before recording it".into());
+        t.attempts.push(a);
+    }
+    last > recorded
 }
 
 /// Ends `task`'s attempts left open by an orchestrator that is gone: a process group still

@@ -26,6 +26,7 @@ use crate::os::reaper::{self, Marker, Scope};
 use crate::os::{git, git_remote};
 use crate::remote::queued::Queued;
 use chrono::Utc;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -225,17 +226,20 @@ impl Engine {
             StoreError::Fenced { holder, .. } => EngineError::TakenOver { run_id: run_id.clone(), holder },
             e => EngineError::Store(e),
         })?;
+        let queued = self.stop_on_workers(&record);
         let mut tasks = self.store.tasks(&run_id)?;
         let mut restored = Vec::with_capacity(tasks.len());
         let mut reaped = 0;
         for t in &mut tasks {
-            if t.state == TaskState::Running {
+            // An attempt queued and never recorded ran too: the task was running.
+            let unrecorded = cancel::add_unrecorded(t, &record.spec, &queued);
+            let state = if unrecorded { TaskState::Running } else { t.state };
+            if state == TaskState::Running {
                 // Its attempt outlived its orchestrator: ended before the task runs again.
                 let why = "the orchestrator died while this attempt ran";
-                self.stop_queued(&record, t);
                 reaped += cancel::end_open_attempts(&run_id, t, Reason::LeaseLost, Some(why));
             }
-            restored.push(Restored { state: t.state, attempts: t.attempts.len() as u32 });
+            restored.push(Restored { state, attempts: t.attempts.len() as u32 });
         }
         // Whatever else of the run still runs here (detached from its group, or its group's
         // leader gone) carries the run's marker.
@@ -316,25 +320,16 @@ impl Engine {
         Ok(Some(RunGit { repo, base_commit, integration_branch: branch, remote }))
     }
 
-    /// The open attempt of `t` (a run whose orchestrator died, resumed) that workers may still
-    /// run: stopped there (dropped if no live worker has it), so nothing of the dead
-    /// orchestrator's attempt counts or runs on.
-    fn stop_queued(&self, record: &RunRecord, t: &TaskReport) {
-        let (Some(queue), Some(open)) = (self.store.clone().work_queue(), t.attempts.last()) else { return };
-        let labels =
-            record.spec.tasks.iter().find(|s| s.id == t.id).map(|s| s.labels.clone()).unwrap_or_default();
-        if record.workers && open.ended_at.is_none() {
-            let on = swarm_store::queue_name(&open.agent, &labels);
-            let _ = queue.stop_attempt(&record.namespace, &record.run_id, (&t.id, open.n, &on), true);
-        }
-    }
-
-    /// Every attempt of a run whose orchestrator died (cancelled) that workers may still run,
-    /// recorded or not (it may have died between queuing an attempt and storing it): stopped.
-    fn stop_on_workers(&self, record: &RunRecord) {
-        if let (true, Some(queue)) = (record.workers, self.store.clone().work_queue()) {
-            let _ = queue.stop_run(&record.namespace, &record.run_id, true);
-        }
+    /// The attempts of a run whose orchestrator died (cancelled or resumed) that workers may
+    /// still run, recorded or not (it may have died between queuing an attempt and storing
+    /// it): stopped there (dropped if no live worker has one), so nothing of them counts or
+    /// runs on. Each task's last attempt queued, which the run's own record may lack.
+    fn stop_on_workers(&self, record: &RunRecord) -> HashMap<String, u32> {
+        let Some(queue) = self.store.clone().work_queue().filter(|_| record.workers) else {
+            return HashMap::new();
+        };
+        let _ = queue.stop_run(&record.namespace, &record.run_id, true);
+        queue.queued_attempts(&record.namespace, &record.run_id).unwrap_or_default()
     }
 
     /// Takes the run's lease, from its holder only if that one is known dead.

@@ -12,12 +12,14 @@ mod keys;
 mod models;
 mod queue;
 mod queue_names;
+mod queue_run;
 mod runs;
 mod state;
 mod workers;
 
-pub use queue::{FeedEntry, Fenced, Lease, Said, Stopped, WorkItem};
+pub use queue::{FeedEntry, Fenced, Lease, Said, WorkItem};
 pub use queue_names::queue_name;
+pub use queue_run::Stopped;
 pub use workers::WorkerRow;
 
 use crate::address::mask;

@@ -14,6 +14,7 @@
 
 use super::conn::Conn;
 use super::keys::ns_key;
+use super::queue_run::{open_key, queued_key};
 use super::{Lua, RedisStore};
 use crate::store::StoreError;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
@@ -25,7 +26,6 @@ static CLAIM: Lua = Lua::new(include_str!("lua/queue_claim.lua"));
 static RENEW: Lua = Lua::new(include_str!("lua/queue_renew.lua"));
 static FINISH: Lua = Lua::new(include_str!("lua/queue_finish.lua"));
 static EVENTS: Lua = Lua::new(include_str!("lua/queue_events.lua"));
-static STOP: Lua = Lua::new(include_str!("lua/queue_stop.lua"));
 static RELEASE: Lua = Lua::new(include_str!("lua/queue_release.lua"));
 
 /// The consumer group every worker of a namespace reads in.
@@ -33,7 +33,7 @@ const GROUP: &str = "workers";
 /// Feed entries kept per run (approximately).
 const FEED_MAXLEN: usize = 100_000;
 /// How long a finished attempt's hash is kept (a late duplicate is still recognised).
-const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(super) const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Entries per XAUTOCLAIM page.
 const RECLAIM_PAGE: usize = 50;
 
@@ -96,22 +96,11 @@ pub enum Said {
     End(String),
 }
 
-/// How the orchestrator's stop request went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
-    /// No worker ran it (queued, or its owner's lease ran out): it is done, and no end counts.
-    Dropped,
-    /// Its owner will read the request with its next renewal or events.
-    Asked,
-    /// It had ended already.
-    Done,
-}
-
 pub(super) fn work_key(ns: &str, queue: &str) -> String {
     ns_key(ns, &format!("work:{queue}"))
 }
 
-fn attempt_key(ns: &str, run_id: &str, task: &str, attempt: u32) -> String {
+pub(super) fn attempt_key(ns: &str, run_id: &str, task: &str, attempt: u32) -> String {
     ns_key(ns, &format!("attempt:{run_id}:{task}:{attempt}"))
 }
 
@@ -119,16 +108,11 @@ fn feed_key(ns: &str, run_id: &str) -> String {
     ns_key(ns, &format!("run:{run_id}:feed"))
 }
 
-/// The run's attempts queued and not yet done (their hashes' keys).
-fn open_key(ns: &str, run_id: &str) -> String {
-    ns_key(ns, &format!("run:{run_id}:open"))
-}
-
 fn field(entry: &StreamId, name: &str) -> String {
     entry.get::<String>(name).unwrap_or_default()
 }
 
-fn ms(d: Duration) -> u64 {
+pub(super) fn ms(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64
 }
 
@@ -141,7 +125,8 @@ impl RedisStore {
         }
         let script = ENQUEUE.get();
         let mut inv = script.key(work_key(ns, &item.queue));
-        inv.key(attempt_key(ns, &item.run_id, &item.task, item.attempt)).key(open_key(ns, &item.run_id));
+        inv.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
+        inv.key(open_key(ns, &item.run_id)).key(queued_key(ns, &item.run_id));
         inv.arg(&item.run_id).arg(&item.task).arg(item.attempt).arg(&item.job);
         inv.arg(&item.queue).arg(ms(DONE_TTL));
         self.with(|c| inv.invoke(c))
@@ -365,62 +350,6 @@ impl RedisStore {
         inv.key(work_key(ns, &item.queue)).arg(worker).arg(lease.fence).arg(&lease.entry);
         let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
         Ok(fenced(&reply))
-    }
-
-    /// The orchestrator stops attempt `attempt` of `task`, queued on `queue` (`kill`: at once,
-    /// else terminate).
-    pub fn stop_attempt(
-        &self,
-        ns: &str,
-        run_id: &str,
-        (task, attempt, queue): (&str, u32, &str),
-        kill: bool,
-    ) -> Result<Stopped, StoreError> {
-        self.stop_key(ns, run_id, &attempt_key(ns, run_id, task, attempt), queue, kill)
-    }
-
-    fn stop_key(
-        &self,
-        ns: &str,
-        run_id: &str,
-        key: &str,
-        queue: &str,
-        kill: bool,
-    ) -> Result<Stopped, StoreError> {
-        let script = STOP.get();
-        let mut inv = script.key(key);
-        inv.key(work_key(ns, queue)).key(open_key(ns, run_id));
-        inv.arg(if kill { "kill" } else { "terminate" }).arg(ms(DONE_TTL));
-        let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
-        Ok(match reply.first().map(String::as_str) {
-            Some("dropped") => Stopped::Dropped,
-            Some("asked") => Stopped::Asked,
-            _ => Stopped::Done,
-        })
-    }
-
-    /// Stops every attempt of the run still queued or running on a worker, whether or not its
-    /// orchestrator recorded it (one that died between queuing an attempt and storing it).
-    /// How each went, as `(task, attempt, how)`.
-    pub fn stop_run(
-        &self,
-        ns: &str,
-        run_id: &str,
-        kill: bool,
-    ) -> Result<Vec<(String, u32, Stopped)>, StoreError> {
-        let open: Vec<String> = self.with(|c| c.smembers(open_key(ns, run_id)))?;
-        let mut stopped = Vec::with_capacity(open.len());
-        for key in open {
-            let (task, attempt, queue): (Option<String>, Option<u32>, Option<String>) = self
-                .with(|c| redis::cmd("HMGET").arg(&key).arg("task").arg("attempt").arg("queue").query(c))?;
-            let (Some(task), Some(attempt), Some(queue)) = (task, attempt, queue) else {
-                // Gone (expired): nothing runs it.
-                self.with(|c| c.srem::<_, _, ()>(open_key(ns, run_id), &key))?;
-                continue;
-            };
-            stopped.push((task, attempt, self.stop_key(ns, run_id, &key, &queue, kill)?));
-        }
-        Ok(stopped)
     }
 
     /// What the run's attempts' owners said after entry `after` (`0-0`: from the start), at
