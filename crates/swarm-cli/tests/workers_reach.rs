@@ -175,15 +175,29 @@ const WRITES: &str = "steps = [ { write = { path = \"out.txt\", content = \"writ
 /// The provider key only the worker has.
 const KEY: &str = "sk-provider-secret-0123456789";
 
+/// Plan `far.md`: one opencode task.
+const FAR: &str = "---\ndefaults:\n  timeout: 90s\n---\n\n## far: Uses whatever model the hierarchy gives\n- agent: opencode\n\nWrite the file, report, say DONE.\n";
+
 /// Project `p` with a hierarchy of `layers` over `fake` (`extra` appended to swarm.toml), and
-/// plan `far.md` (one opencode task) run with `run_args` by a worker that alone has the
-/// provider's key: whatever reached the model went through the worker's gateway. The report,
-/// the run and the stopped worker's output.
+/// plan `far.md` ([`FAR`]) run with `run_args` by a worker that alone has the provider's key:
+/// whatever reached the model went through the worker's gateway. The report, the run and the
+/// stopped worker's output.
 fn on_a_worker_with_the_key(
     p: &Project,
     fake: &Fake,
     layers: &str,
     extra: &str,
+    run_args: &[&str],
+) -> (Value, Out, Out) {
+    on_a_worker_with_the_key_running(p, fake, (layers, extra), (FAR, 1), run_args)
+}
+
+/// [`on_a_worker_with_the_key`], with plan `far.md` and the worker's concurrency given.
+fn on_a_worker_with_the_key_running(
+    p: &Project,
+    fake: &Fake,
+    (layers, extra): (&str, &str),
+    (plan, jobs): (&str, usize),
     run_args: &[&str],
 ) -> (Value, Out, Out) {
     p.write(
@@ -193,14 +207,11 @@ fn on_a_worker_with_the_key(
             fake.base_url()
         ),
     );
-    p.write(
-        "far.md",
-        "---\ndefaults:\n  timeout: 90s\n---\n\n## far: Uses whatever model the hierarchy gives\n- agent: opencode\n\nWrite the file, report, say DONE.\n",
-    );
+    p.write("far.md", plan);
     let mut dirs = vec![tools_bin()];
     dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
     let path = std::env::join_paths(dirs).unwrap();
-    let mut cmd = p.command(&["worker", "--name", "w1", "-j", "1", "--json"]);
+    let mut cmd = p.command(&["worker", "--name", "w1", "-j", &jobs.to_string(), "--json"]);
     cmd.env("PATH", &path).env("SWARM_TEST_PROVIDER_KEY", KEY);
     let mut w = p.spawn_cmd(cmd);
     wait_until(Duration::from_secs(30), "the worker started", || {
@@ -253,4 +264,37 @@ fn a_workers_gateway_allows_paid_models_when_the_run_does() {
     let why = format!("{}\n{a:#}\n{}\n{}", detail(&report, "far"), out.dump(), w.dump());
     assert_eq!(state(&report, "far"), "succeeded", "{why}");
     assert_eq!((a["worker"].as_str(), a["model"].as_str()), (Some("w1"), Some("fake/paid")), "{a:#}");
+}
+
+#[test]
+fn a_budget_spent_through_a_workers_gateway_stops_the_run_from_starting_more() {
+    let fake = Fake::start(&format!(
+        "[models.pricey]\nusage = {{ prompt_tokens = 1000, completion_tokens = 0 }}\n{WRITES}"
+    ));
+    let p = Project::on_own_redis();
+    // $1000 per million tokens: every answer costs $1, twice the run's budget.
+    let pricey = "allow_paid = true\nbudget_usd = 0.5\n[models.limits.\"fake/pricey\"]\npaid = true\nprice_in = 1000.0\nprice_out = 1000.0\n";
+    // `second` starts once the run heard that `first`'s request was served on the worker.
+    let heard = format!(
+        "until {} events $SWARM_RUN_ID --json | grep -q model_serving; do sleep 0.2; done",
+        env!("CARGO_BIN_EXE_swarm")
+    );
+    let plan = format!(
+        "---\ndefaults:\n  timeout: 90s\n---\n\n## first: Spends the budget\n- agent: opencode\n\nWrite the file, report, say DONE.\n\n\
+         ## heard: Waits for the spend to reach the run\n- agent: exec\n- command: {heard}\n\n\
+         ## second: Comes after\n- agent: opencode\n- depends: heard\n\nWrite the file, report, say DONE.\n"
+    );
+    let (report, out, w) =
+        on_a_worker_with_the_key_running(&p, &fake, ("[[\"fake/pricey\"]]", pricey), (&plan, 2), &[]);
+    let why = format!("{}\n{}", out.dump(), w.dump());
+    // The worker's gateway let the first request go (nothing was spent yet) and no other.
+    assert_task(&report, "first", "failed", Some("models_exhausted"));
+    let chats = fake.server.as_ref().unwrap().log().records();
+    assert_eq!(chats.iter().filter(|r| r.path.ends_with("chat/completions")).count(), 1, "{chats:?}\n{why}");
+    assert_eq!(attempts(&report, "first")[0]["cost_usd"], 1.0, "{why}");
+    // The orchestrator counted what the worker's gateway spent: `second` never went to a worker.
+    assert_task(&report, "second", "failed", Some("models_exhausted"));
+    let second = &attempts(&report, "second")[0];
+    assert!(second["worker"].is_null(), "{second:#}\n{why}");
+    assert!(detail(&report, "second").contains("budget"), "{}", detail(&report, "second"));
 }

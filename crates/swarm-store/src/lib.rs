@@ -12,6 +12,8 @@ pub use models::{
     Bucket, DayWindow, Learned, ModelLimits, ModelStanding, Reservation, StandingQuery, DAY_MS, MINUTE_MS,
     NEVER, TRIM_MS,
 };
-pub use redis_store::{queue_name, FeedEntry, Fenced, Lease, RedisStore, Said, Stopped, WorkItem, WorkerRow};
+pub use redis_store::{
+    queue_name, FeedEntry, Fenced, Lease, RedisStore, RunSpend, Said, Stopped, WorkItem, WorkerRow,
+};
 pub use sqlite::SqliteStore;
 pub use store::{Batch, Health, Store, StoreError};

@@ -158,6 +158,10 @@ impl Dispatcher {
                 None
             }
             AttemptEvent::Gateway { event } => {
+                // Another host's gateway served it: its spend counts against the run's budget.
+                if let crate::gateway::GatewayEvent::Served(s) = &event {
+                    self.models.ledger.observe(s.cost_usd, s.tokens_in + s.tokens_out);
+                }
                 self.on_gateway(event);
                 None
             }

@@ -199,7 +199,7 @@ impl Engine {
         self.store.create_run(&record, &tasks)?;
         let lease = lease_token();
         self.store.acquire_lease(&run_id, &lease, LEASE_TTL, None)?;
-        let ledger = Ledger::new(&self.config, req.allow_paid);
+        let ledger = self.ledger_for(&record, (0.0, 0))?;
         Ok(self.launch(record, tasks, None, false, lease, (gateway, ledger)))
     }
 
@@ -265,7 +265,7 @@ impl Engine {
             .iter()
             .flat_map(|t| &t.attempts)
             .fold((0.0, 0), |(usd, tokens), a| (usd + a.cost_usd, tokens + a.tokens_in + a.tokens_out));
-        let ledger = Ledger::seeded(&self.config, record.allow_paid, spent);
+        let ledger = self.ledger_for(&record, spent)?;
         Ok((self.launch(record, tasks, Some(restored), retry_failed, lease, (gateway, ledger)), info))
     }
 
@@ -330,6 +330,16 @@ impl Engine {
         };
         let _ = queue.stop_run(&record.namespace, &record.run_id, true);
         queue.queued_attempts(&record.namespace, &record.run_id).unwrap_or_default()
+    }
+
+    /// The run's ledger, starting from what it spent (`spent`); on workers, its budget is one
+    /// tally on the store for the workers' gateways and this one.
+    fn ledger_for(&self, record: &RunRecord, spent: (f64, u64)) -> Result<Arc<Ledger>, EngineError> {
+        let ledger = Ledger::seeded(&self.config, record.allow_paid, spent);
+        if let Some(queue) = self.store.clone().work_queue().filter(|_| record.workers) {
+            ledger.share(queue, &record.namespace, &record.run_id)?;
+        }
+        Ok(ledger)
     }
 
     /// Takes the run's lease, from its holder only if that one is known dead.

@@ -12,6 +12,7 @@ mod answer;
 mod face;
 #[cfg(test)]
 mod format_tests;
+mod ledger;
 mod proxy;
 #[cfg(test)]
 mod tests;
@@ -28,9 +29,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use swarm_core::config::Config;
 use swarm_core::failure::FailureClass;
-use swarm_core::router::{self, Catalog, Policy};
+use swarm_core::router::{Catalog, Policy};
 use swarm_store::Store;
 use tokio::sync::mpsc;
+
+pub use ledger::{Hold, Ledger};
 
 /// One request of an attempt a model answered (after failing over from `fallback`, if any),
 /// metered.
@@ -91,119 +94,6 @@ pub struct Grant {
     pub pinned: Option<String>,
     pub events: mpsc::UnboundedSender<GatewayEvent>,
     pub ledger: Arc<Ledger>,
-}
-
-/// A run's side of the gateway: what it spent, what it holds for requests on their way, what
-/// it may spend, what it gave up on.
-#[derive(Debug)]
-pub struct Ledger {
-    pub allow_paid: bool,
-    pub budget_usd: Option<f64>,
-    pub budget_tokens: Option<u64>,
-    spend: Mutex<Spend>,
-    /// Models disabled for this run (auth, billing, unknown model), by id, with why.
-    disabled: Mutex<HashMap<String, String>>,
-}
-
-/// Spent and held, in USD and tokens.
-#[derive(Debug, Default, Clone, Copy)]
-struct Spend {
-    usd: f64,
-    tokens: u64,
-    held_usd: f64,
-    held_tokens: u64,
-}
-
-/// What a request on its way holds of the run's budget: its estimated cost, until the
-/// provider's answer is metered ([`Hold::settle`]) or the request fails (dropped: released).
-#[derive(Debug)]
-pub struct Hold {
-    ledger: Arc<Ledger>,
-    usd: f64,
-    tokens: u64,
-}
-
-impl Hold {
-    /// The answer cost `usd` and `tokens`: spent, and the hold released.
-    pub fn settle(self, usd: f64, tokens: u64) {
-        let mut s = self.ledger.spend.lock().expect("ledger");
-        s.usd += usd;
-        s.tokens += tokens;
-        // Drop releases what was held.
-    }
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        let mut s = self.ledger.spend.lock().expect("ledger");
-        s.held_usd = (s.held_usd - self.usd).max(0.0);
-        s.held_tokens = s.held_tokens.saturating_sub(self.tokens);
-    }
-}
-
-impl Ledger {
-    pub fn new(config: &Config, allow_paid: bool) -> Arc<Ledger> {
-        Ledger::seeded(config, allow_paid, (0.0, 0))
-    }
-
-    /// A ledger that starts from what the run spent before (a resumed run keeps its budget).
-    pub fn seeded(config: &Config, allow_paid: bool, (usd, tokens): (f64, u64)) -> Arc<Ledger> {
-        Arc::new(Ledger {
-            allow_paid: allow_paid || config.allow_paid(),
-            budget_usd: config.budget_usd(),
-            budget_tokens: config.budget_tokens(),
-            spend: Mutex::new(Spend { usd, tokens, ..Spend::default() }),
-            disabled: Mutex::new(HashMap::new()),
-        })
-    }
-
-    pub fn spent(&self) -> (f64, u64) {
-        let s = self.spend.lock().expect("ledger");
-        (s.usd, s.tokens)
-    }
-
-    /// Why no new request or attempt may start, once the run's budget is spent (the router's
-    /// spend gate, in its words).
-    pub fn budget_spent(&self) -> Option<String> {
-        let (usd, tokens) = self.spent();
-        router::budget_spent_why(usd, self.budget_usd, tokens, self.budget_tokens)
-    }
-
-    /// Holds a request's estimated cost while what is spent and held by requests on their way
-    /// leaves room in the budget: requests in flight together pass the cap by one request at
-    /// most (twenty at once once spent $40 of $3), and a lone request still goes while the
-    /// budget is not spent, whatever its estimate. `Err` says why not.
-    pub fn hold(self: &Arc<Ledger>, usd: f64, tokens: u64) -> Result<Hold, String> {
-        let mut s = self.spend.lock().expect("ledger");
-        let over_usd = self.budget_usd.filter(|&b| usd > 0.0 && s.usd + s.held_usd >= b);
-        let over_tokens = self.budget_tokens.filter(|&b| s.tokens + s.held_tokens >= b);
-        if let Some(b) = over_usd {
-            return Err(format!(
-                "the run's budget of ${b:.2} has no room for this request (${:.2} spent, ${:.2} held by requests on their way)",
-                s.usd, s.held_usd
-            ));
-        }
-        if let Some(b) = over_tokens {
-            return Err(format!(
-                "the run's budget of {b} tokens has no room for this request ({} spent, {} held by requests on their way)",
-                s.tokens, s.held_tokens
-            ));
-        }
-        s.held_usd += usd;
-        s.held_tokens += tokens;
-        Ok(Hold { ledger: self.clone(), usd, tokens })
-    }
-
-    /// The run no longer uses model `i` (auth, billing, unknown model), for `why`.
-    fn disable(&self, id: &str, why: String) {
-        self.disabled.lock().expect("ledger").insert(id.to_string(), why);
-    }
-
-    /// The models of `catalog` this run disabled, by index there.
-    fn disabled(&self, catalog: &Catalog) -> HashMap<usize, String> {
-        let disabled = self.disabled.lock().expect("ledger");
-        disabled.iter().filter_map(|(id, why)| Some((catalog.index(id)?, why.clone()))).collect()
-    }
 }
 
 pub(crate) struct Shared {

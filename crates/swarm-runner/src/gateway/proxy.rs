@@ -86,6 +86,8 @@ pub(super) async fn serve(
     size: usize,
 ) -> Response {
     let mut flight = Flight::new(shared, grant, token, ask, size);
+    // What the run's other hosts spent counts against its budget too.
+    flight.grant.ledger.refresh().await;
     loop {
         let (model, limits) = match route(shared, &flight).await {
             Ok(chosen) => chosen,

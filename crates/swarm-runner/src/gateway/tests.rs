@@ -475,30 +475,6 @@ async fn a_providers_error_reaches_the_agent_without_anything_shaped_like_a_key(
     assert!(body.contains("unexpected text near sk-[redacted]"), "{body}");
 }
 
-#[test]
-fn holds_keep_requests_in_flight_together_within_the_budget_and_release_on_failure() {
-    let toml = "[models]\nbudget_usd = 3.0\nbudget_tokens = 5000\n";
-    let config = Config::parse(toml, std::path::Path::new("t.toml")).unwrap();
-    let ledger = Ledger::new(&config, true);
-    // A lone request goes while the budget is not spent, whatever its estimate.
-    let a = ledger.hold(3.5, 10).unwrap();
-    let why = ledger.hold(0.2, 10).unwrap_err();
-    assert!(why.contains("$3.00 has no room") && why.contains("$3.50 held"), "{why}");
-    assert!(ledger.hold(0.0, 10).is_ok(), "a free request is not held to the USD budget");
-    drop(a); // failed: released
-    let (b, c) = (ledger.hold(1.4, 10).unwrap(), ledger.hold(1.4, 10).unwrap());
-    assert!(ledger.hold(1.4, 10).is_ok(), "2.8 held < 3: one more may go");
-    drop(c);
-    b.settle(1.6, 2000); // the answer cost more than held: what it cost counts
-    assert_eq!(ledger.spent(), (1.6, 2000));
-    let d = ledger.hold(1.3, 3000).unwrap();
-    assert!(ledger.hold(0.1, 10).is_err(), "1.6 spent + 1.3 held, and 5000 tokens held or spent");
-    drop(d);
-    // A resumed run starts from what it spent.
-    let resumed = Ledger::seeded(&config, true, (3.0, 0));
-    assert!(resumed.hold(0.2, 10).is_err());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_requests_at_once_never_spend_past_the_budget() {
     // $1000 per million tokens: an answer of 1000 tokens costs $1; the budget is $3.

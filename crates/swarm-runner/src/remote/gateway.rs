@@ -22,7 +22,7 @@ pub(super) struct WorkerGateway {
     store: Arc<dyn Store>,
     config: Config,
     gateway: tokio::sync::OnceCell<Result<Gateway, String>>,
-    /// Each run's tally here: its paid models allowed or not, its budget.
+    /// Each run's ledger here: its paid models allowed or not, its budget (shared).
     ledgers: Mutex<HashMap<String, Arc<Ledger>>>,
 }
 
@@ -65,6 +65,7 @@ impl WorkerGateway {
                 "the task's models come from the hierarchy, and this worker's swarm.toml has no [models] layers".into(),
             ));
         }
+        let ledger = self.ledger(ns, &job.run_id).map_err(cannot)?;
         let (tx, events) = mpsc::unbounded_channel();
         let token = gateway.grant(Grant {
             run_id: job.run_id.clone(),
@@ -74,7 +75,7 @@ impl WorkerGateway {
             start_layer: if pinned.is_some() { 0 } else { job.task.tier.unwrap_or(1) },
             pinned,
             events: tx,
-            ledger: self.ledger(&job.run_id),
+            ledger,
         });
         let url = gateway.base_url();
         job.route = ModelRoute::Gateway { url: url.clone() };
@@ -95,16 +96,21 @@ impl WorkerGateway {
         }
     }
 
-    /// Run `run_id`'s tally on this host: paid models as the run allows them (`--allow-paid`),
-    /// the config's budget.
-    fn ledger(&self, run_id: &str) -> Arc<Ledger> {
+    /// Run `run_id`'s ledger on this host: paid models as the run allows them (`--allow-paid`),
+    /// the run's budget (its orchestrator's), kept as one tally with the run's other gateways
+    /// on the store.
+    fn ledger(&self, ns: &str, run_id: &str) -> Result<Arc<Ledger>, String> {
         let mut ledgers = self.ledgers.lock().expect("ledgers");
         if let Some(l) = ledgers.get(run_id) {
-            return l.clone();
+            return Ok(l.clone());
         }
         let allow_paid = self.store.run(run_id).ok().flatten().is_some_and(|r| r.allow_paid);
-        let ledger = Ledger::new(&self.config, allow_paid);
+        let ledger = match self.store.clone().work_queue() {
+            Some(queue) => Ledger::of_run(&self.config, allow_paid, queue, ns, run_id)
+                .map_err(|e| format!("cannot read the run's budget: {e}"))?,
+            None => Ledger::new(&self.config, allow_paid),
+        };
         ledgers.insert(run_id.to_string(), ledger.clone());
-        ledger
+        Ok(ledger)
     }
 }

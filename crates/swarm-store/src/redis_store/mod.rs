@@ -17,6 +17,7 @@ mod runs;
 mod state;
 mod workers;
 
+pub use models::RunSpend;
 pub use queue::{FeedEntry, Fenced, Lease, Said, WorkItem};
 pub use queue_names::queue_name;
 pub use queue_run::Stopped;

@@ -170,3 +170,62 @@ fn standing(q: &StandingQuery, f: &[String], now_ms: u64) -> Option<ModelStandin
         now_ms,
     })
 }
+
+static SPEND: Lua = Lua::new(include_str!("lua/run_spend.lua"));
+/// How long a run's spend tally is kept after its last change.
+const SPEND_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// What a run's model gateways spent together, and the budget its orchestrator set.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunSpend {
+    pub usd: f64,
+    pub tokens: u64,
+    pub budget_usd: Option<f64>,
+    pub budget_tokens: Option<u64>,
+}
+
+fn spend_key(ns: &str, run_id: &str) -> String {
+    ns_key(ns, &format!("run:{run_id}:spend"))
+}
+
+impl RedisStore {
+    /// What the run's model gateways spent together, after adding `usd` and `tokens` (both 0:
+    /// only read): one tally, so that a run's budget holds across the orchestrator's gateway
+    /// and every worker's.
+    pub fn run_spend(&self, ns: &str, run_id: &str, usd: f64, tokens: u64) -> Result<RunSpend, StoreError> {
+        let usd = if usd.is_finite() && usd > 0.0 { usd } else { 0.0 };
+        let script = SPEND.get();
+        let mut inv = script.key(spend_key(ns, run_id));
+        inv.arg(usd).arg(tokens.min(MAX_EXACT)).arg(SPEND_TTL_MS);
+        let (usd, tokens, budget_usd, budget_tokens): (String, String, String, String) =
+            self.with(|c| inv.invoke(c))?;
+        Ok(RunSpend {
+            usd: usd.parse().unwrap_or(0.0),
+            tokens: tokens.parse().unwrap_or(0),
+            budget_usd: budget_usd.parse().ok(),
+            budget_tokens: budget_tokens.parse().ok(),
+        })
+    }
+
+    /// The run's budget, for the gateways of its workers (whose own configs may say another).
+    pub fn set_run_budget(
+        &self,
+        ns: &str,
+        run_id: &str,
+        usd: Option<f64>,
+        tokens: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let key = spend_key(ns, run_id);
+        let text = |v: Option<String>| v.unwrap_or_default();
+        self.with(|c| {
+            redis::cmd("HSET")
+                .arg(&key)
+                .arg("budget_usd")
+                .arg(text(usd.map(|u| u.to_string())))
+                .arg("budget_tokens")
+                .arg(text(tokens.map(|t| t.to_string())))
+                .query::<()>(c)?;
+            redis::cmd("PEXPIRE").arg(&key).arg(SPEND_TTL_MS).query::<()>(c)
+        })
+    }
+}
