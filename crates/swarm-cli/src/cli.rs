@@ -302,7 +302,8 @@ pub struct MergeArgs {
 pub struct CleanArgs {
     /// Run id, unique prefix/suffix, or `latest`.
     pub run: String,
-    /// Also delete the run's branches: `swarm/RUN` and every `swarm/RUN--TASK`.
+    /// Also delete the run's branches: `swarm/RUN` and every `swarm/RUN--TASK` (and, for a run with
+    /// `--repo`, `swarm/RUN` and what workers pushed on that repository).
     #[arg(long)]
     pub branches: bool,
     #[arg(long)]

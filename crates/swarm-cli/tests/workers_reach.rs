@@ -100,10 +100,14 @@ fn a_worker_in_its_own_clone_pushes_the_work_and_the_orchestrator_merges_it() {
     }
     // b started from a's merged work, fetched from the run's repository.
     assert_eq!(git(&p, &["show", &format!("swarm/{run}:b.txt")]), "a");
-    let refs = std::process::Command::new("git").args(["--git-dir", &bare, "for-each-ref"]).output().unwrap();
-    let refs = String::from_utf8_lossy(&refs.stdout);
-    assert!(refs.contains(&format!("refs/heads/swarm/{run}")), "{refs}");
-    assert!(refs.contains(&format!("refs/swarm/{run}/a/1-")), "{refs}");
+    // The refs the worker pushed its work to went once it was fetched; the run's branch stays
+    // until `swarm clean --branches`.
+    let refs = || {
+        let listed = std::process::Command::new("git").args(["--git-dir", &bare, "for-each-ref"]).output();
+        String::from_utf8_lossy(&listed.unwrap().stdout).into_owned()
+    };
+    assert!(refs().contains(&format!("refs/heads/swarm/{run}")), "{}", refs());
+    assert!(!refs().contains("refs/swarm/"), "{}", refs());
     // What the agent printed there is in the log here.
     let logs = p.swarm(&["logs", &run, "a"]);
     assert!(logs.expect_code(0).stdout.contains("said by a"), "{}", logs.dump());
@@ -112,6 +116,10 @@ fn a_worker_in_its_own_clone_pushes_the_work_and_the_orchestrator_merges_it() {
     std::fs::remove_dir_all(std::path::Path::new(&log).parent().unwrap()).unwrap();
     let logs = p.swarm(&["logs", &run, "a"]);
     assert_eq!(logs.expect_code(0).stdout, "said by a\n", "{}", logs.dump());
+    let cleaned = p.swarm(&["clean", &run, "--branches", "--json"]);
+    let cleaned: Value = serde_json::from_str(&cleaned.expect_code(0).stdout).expect("json");
+    assert_eq!(cleaned["remote_refs_deleted"], serde_json::json!([format!("refs/heads/swarm/{run}")]));
+    assert!(!refs().contains("swarm"), "{}", refs());
     w.signal(Signal::SIGTERM);
     let said = w.wait(Duration::from_secs(20));
     assert!(!said.stdout.contains("store_error"), "{}", said.dump());

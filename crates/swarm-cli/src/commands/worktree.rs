@@ -68,7 +68,11 @@ pub fn clean(store: Option<&str>, config: Option<&Path>, args: CleanArgs) -> Cli
         c.run_id,
         c.worktrees_removed.len(),
         if args.branches {
-            format!(", deleted {} branch(es)", c.branches_deleted.len())
+            let remote = match c.remote_refs_deleted.len() {
+                0 => String::new(),
+                n => format!(" and {n} ref(s) on the run's repository"),
+            };
+            format!(", deleted {} branch(es){remote}", c.branches_deleted.len())
         } else {
             String::new()
         }

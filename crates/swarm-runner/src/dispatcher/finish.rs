@@ -34,6 +34,18 @@ impl Dispatcher {
         }
     }
 
+    /// A run whose workers pushed their work to its repository (`--repo`): what they pushed
+    /// was fetched (and merged, or not) when their attempts ended, so those refs go.
+    fn delete_pushed_refs(&mut self) {
+        let Some(g) = self.record.git.clone().filter(|_| self.record.workers) else { return };
+        let Some(url) = g.remote.as_deref() else { return };
+        let repo = std::path::Path::new(&g.repo);
+        if let Err(e) = crate::os::git_remote::delete_run_refs(repo, url, &self.record.run_id, None) {
+            let message = format!("cannot delete the refs the run's workers pushed to {url}: {e}");
+            self.emit(EventKind::Warning { message });
+        }
+    }
+
     pub(super) fn finish(
         mut self,
         notes: &mut mpsc::UnboundedReceiver<Note>,
@@ -56,6 +68,7 @@ impl Dispatcher {
             });
         }
         self.mark_unmerged();
+        self.delete_pushed_refs();
         let counts = swarm_core::report::Counts::of(self.docs.iter().map(|t| &t.state));
         self.record.state = state;
         self.record.ended_at = Some(Utc::now());

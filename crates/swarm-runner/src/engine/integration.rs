@@ -3,7 +3,7 @@
 //! removed (`swarm clean`). Nothing here runs by itself: a run never touches the user's branches.
 
 use crate::engine::{Engine, EngineError};
-use crate::os::git;
+use crate::os::{git, git_remote};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use swarm_core::report::{RunGit, RunRecord, TaskReport};
@@ -48,6 +48,10 @@ pub struct CleanResult {
     pub run_id: String,
     pub worktrees_removed: Vec<PathBuf>,
     pub branches_deleted: Vec<String>,
+    /// With `--branches`, on the run's repository (`--repo`): its integration branch and any
+    /// ref a worker pushed there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remote_refs_deleted: Vec<String>,
 }
 
 impl Engine {
@@ -186,8 +190,12 @@ impl Engine {
             )));
         }
         let dir = self.run_dir(&run_id).worktrees();
-        let mut out =
-            CleanResult { run_id: run_id.clone(), worktrees_removed: vec![], branches_deleted: vec![] };
+        let mut out = CleanResult {
+            run_id: run_id.clone(),
+            worktrees_removed: vec![],
+            branches_deleted: vec![],
+            remote_refs_deleted: vec![],
+        };
         let Some(g) = record.git else {
             if dir.is_dir() {
                 std::fs::remove_dir_all(&dir)
@@ -218,6 +226,16 @@ impl Engine {
                 git::git_ok(&repo, &["branch", "-D", "--quiet", b], git::DEFAULT_AUTHOR)
                     .map_err(|e| EngineError::Invalid(format!("cannot delete branch {b}: {e}")))?;
                 out.branches_deleted.push(b.to_string());
+            }
+            if let Some(url) = &g.remote {
+                out.remote_refs_deleted =
+                    git_remote::delete_run_refs(&repo, url, &run_id, Some(&g.integration_branch)).map_err(
+                        |e| {
+                            EngineError::Invalid(format!(
+                                "cannot delete the run's branch and refs on {url}: {e}"
+                            ))
+                        },
+                    )?;
             }
         }
         Ok(out)

@@ -141,6 +141,36 @@ pub fn fetch_pushed(repo: &Path, url: &str, pushed: &Pushed) -> Result<String, G
     Ok(fetched)
 }
 
+/// Deletes from `url` the refs run `run_id`'s attempts pushed there
+/// (`refs/swarm/<RUN_ID>/…`), and `branch` too when given (the run's integration branch, for
+/// `swarm clean --branches`): the refs deleted.
+pub fn delete_run_refs(
+    repo: &Path,
+    url: &str,
+    run_id: &str,
+    branch: Option<&str>,
+) -> Result<Vec<String>, GitError> {
+    let (prefix, branch) = (format!("refs/swarm/{run_id}/"), branch.map(|b| format!("refs/heads/{b}")));
+    let pattern = format!("{prefix}*");
+    let mut args = vec!["ls-remote", "--refs", url, &pattern];
+    args.extend(branch.as_deref());
+    let listed = remote_git(repo, &args)?;
+    let refs: Vec<String> = listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|r| r.starts_with(&prefix) || branch.as_deref() == Some(*r))
+        .map(String::from)
+        .collect();
+    if refs.is_empty() {
+        return Ok(refs);
+    }
+    let deletes: Vec<String> = refs.iter().map(|r| format!(":{r}")).collect();
+    let mut args = vec!["push", "--quiet", "--no-verify", url];
+    args.extend(deletes.iter().map(String::as_str));
+    remote_git(repo, &args)?;
+    Ok(refs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +189,33 @@ mod tests {
         let a = clone_name("git@github.com:team/app.git");
         assert!(a.starts_with("app-") && a.len() == "app-".len() + 8, "{a}");
         assert_ne!(a, clone_name("https://github.com/team/app.git"));
+    }
+
+    #[test]
+    fn a_runs_refs_are_deleted_from_its_repository_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, bare) = (dir.path().join("repo"), dir.path().join("remote.git"));
+        let git = |dir: &Path, args: &[&str]| super::super::git::git_ok(dir, args, DEFAULT_AUTHOR).unwrap();
+        std::fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "--quiet", "-b", "main"]);
+        git(&repo, &["commit", "--quiet", "--allow-empty", "-m", "start"]);
+        git(dir.path(), &["init", "--quiet", "--bare", &bare.display().to_string()]);
+        let url = bare.display().to_string();
+        for r in [
+            "refs/swarm/r1/a/1-1",
+            "refs/swarm/r1/b/2-3",
+            "refs/swarm/r2/a/1-1",
+            "refs/heads/swarm/r1",
+            "refs/heads/main",
+        ] {
+            git(&repo, &["push", "--quiet", &url, &format!("HEAD:{r}")]);
+        }
+        let gone = delete_run_refs(&repo, &url, "r1", None).unwrap();
+        assert_eq!(gone, ["refs/swarm/r1/a/1-1", "refs/swarm/r1/b/2-3"]);
+        let left = git(&repo, &["ls-remote", "--refs", &url]);
+        let left: Vec<&str> = left.lines().filter_map(|l| l.split_whitespace().nth(1)).collect();
+        assert_eq!(left, ["refs/heads/main", "refs/heads/swarm/r1", "refs/swarm/r2/a/1-1"]);
+        assert_eq!(delete_run_refs(&repo, &url, "r1", Some("swarm/r1")).unwrap(), ["refs/heads/swarm/r1"]);
+        assert!(delete_run_refs(&repo, &url, "r1", Some("swarm/r1")).unwrap().is_empty());
     }
 }
