@@ -52,12 +52,18 @@ struct Far {
 }
 
 fn far(plan: &str) -> Far {
+    far_with(plan, |_| {})
+}
+
+/// [`far`], with what `files` writes committed too; the worker finds the pinned agent CLIs.
+fn far_with(plan: &str, files: impl FnOnce(&Project)) -> Far {
     let mut p = Project::on_own_redis();
     let url = p.redis().url();
     git(&p, &["init", "-q", "-b", "main"]);
     git(&p, &["config", "user.name", "Test User"]);
     git(&p, &["config", "user.email", "user@example.com"]);
     p.plan(plan);
+    files(&p);
     git(&p, &["add", "-A"]);
     git(&p, &["commit", "-q", "-m", "plan"]);
     // The run's repository: a bare one, as a host without the checkout would reach it.
@@ -69,7 +75,7 @@ fn far(plan: &str) -> Far {
     let elsewhere = Project::new();
     let args = ["worker", "--name", "far", "-j", "2", "--lease", LEASE, "--json", "--repo", &bare];
     let mut cmd = elsewhere.command(&args);
-    cmd.arg("--clones").arg(clones.path()).env("SWARM_STORE", &url);
+    cmd.arg("--clones").arg(clones.path()).env("SWARM_STORE", &url).env("PATH", agents_path());
     let mut w = elsewhere.spawn_cmd(cmd);
     wait_until(Duration::from_secs(20), "the worker started", || {
         assert!(w.is_running(), "the worker exited:\n{}{}", w.stdout(), w.stderr());
@@ -178,6 +184,13 @@ fn a_task_needing_labels_waits_for_a_worker_that_has_them() {
     drop((w1, w2));
 }
 
+/// `PATH` with the pinned agent CLIs first.
+fn agents_path() -> std::ffi::OsString {
+    let mut dirs = vec![tools_bin()];
+    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    std::env::join_paths(dirs).unwrap()
+}
+
 /// What the fake model does for an agent: write the file, report done, say DONE.
 const WRITES: &str = "steps = [ { write = { path = \"out.txt\", content = \"written\\n\" } }, { report = { status = \"done\", summary = \"wrote out.txt\" } }, { say = \"DONE\" } ]\n";
 /// The provider key only the worker has.
@@ -216,9 +229,7 @@ fn on_a_worker_with_the_key_running(
         ),
     );
     p.write("far.md", plan);
-    let mut dirs = vec![tools_bin()];
-    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
-    let path = std::env::join_paths(dirs).unwrap();
+    let path = agents_path();
     let mut cmd = p.command(&["worker", "--name", "w1", "-j", &jobs.to_string(), "--json"]);
     cmd.env("PATH", &path).env("SWARM_TEST_PROVIDER_KEY", KEY);
     let mut w = p.spawn_cmd(cmd);
@@ -305,4 +316,55 @@ fn a_budget_spent_through_a_workers_gateway_stops_the_run_from_starting_more() {
     let second = &attempts(&report, "second")[0];
     assert!(second["worker"].is_null(), "{second:#}\n{why}");
     assert!(detail(&report, "second").contains("budget"), "{}", detail(&report, "second"));
+}
+
+#[test]
+fn a_conflict_in_work_pushed_from_a_clone_is_resolved_on_the_orchestrators_host() {
+    let fake = Fake::start(
+        "[models.first]\nsteps = [ { write = { path = \"poem.txt\", content = \"roses are RED\\n\" } }, { report = { status = \"done\", summary = \"red\" } }, { say = \"DONE\" } ]\n\
+         [models.second]\ndelay_ms = 1500\nsteps = [ { write = { path = \"poem.txt\", content = \"roses are BLUE\\n\" } }, { report = { status = \"done\", summary = \"blue\" } }, { say = \"DONE\" } ]\n",
+    );
+    let plan = "---\ndefaults:\n  agent: opencode\n  timeout: 60s\n---\n\n\
+                ## red: Make the roses red\n- model: local/first\n\nEdit poem.txt.\n\n\
+                ## blue: Make the roses blue\n- model: local/second\n- on_conflict: agent\n- check: grep -q BLUE poem.txt\n\nEdit poem.txt.\n";
+    let toml = format!(
+        "{FAST_CONFIG}\n[providers.local]\nkind = \"openai-compatible\"\nbase_url = \"{}\"\nmodels = [\"first\", \"second\"]\n",
+        fake.base_url()
+    );
+    let Far { p, w, bare, clones, _remote } = far_with(plan, |p| {
+        p.write("swarm.toml", &toml);
+        p.write("poem.txt", "roses are red\n");
+    });
+    let mut cmd = p.command(&["run", "plan.md", "--workers", "--repo", &bare]);
+    cmd.env("PATH", agents_path());
+    let out = p.spawn_cmd(cmd).wait(Duration::from_secs(180));
+    let report = p.report(&out.run_id());
+    let why = format!("{report:#}\n{}\n{}", out.dump(), w.stdout());
+    out.expect_code(0);
+    let run = out.run_id();
+    // Both agents worked in the worker's clone; blue's work conflicted with red's, merged first.
+    for task in ["red", "blue"] {
+        assert_eq!(attempts(&report, task)[0]["worker"], "far", "{why}");
+        assert!(
+            attempts(&report, task)[0]["workdir"]
+                .as_str()
+                .unwrap()
+                .starts_with(&clones.path().display().to_string()),
+            "{why}"
+        );
+    }
+    assert_eq!(task(&report, "red")["merge"], "merged", "{why}");
+    // The merge happened here, so the resolver ran here: the conflict resolved, the check passed.
+    assert_task(&report, "blue", "succeeded", None);
+    assert_eq!(task(&report, "blue")["merge"], "resolved", "{why}");
+    let resolver = attempts(&report, "blue").last().unwrap();
+    assert_eq!(
+        (&resolver["kind"], &resolver["agent"]),
+        (&Value::from("resolver"), &Value::from("opencode")),
+        "{why}"
+    );
+    assert_eq!(git(&p, &["show", &format!("swarm/{run}:poem.txt")]), "roses are BLUE");
+    let log = git(&p, &["log", "--format=%s", &format!("swarm/{run}")]);
+    assert!(log.contains("task blue (merge resolved by opencode)"), "{log}");
+    drop(w);
 }

@@ -320,6 +320,27 @@ async fn resolve_conflict(
     evidence.resolver = Some(r.run);
 }
 
+/// `on_conflict: agent` for work a worker pushed from its own clone: it was merged here, so
+/// when that merge conflicts the resolver runs here, on this host's agent and model route.
+pub(crate) async fn resolve_pushed(
+    job: &AttemptJob,
+    ctx: &ExecutorContext,
+    (outcome, evidence): (&mut Result<(), Failure>, &mut Evidence),
+    stop: &mut watch::Receiver<StopRequest>,
+    tx: Events,
+) {
+    if job.resolver.is_none() || !matches!(outcome, Err(f) if f.reason == Reason::MergeConflict) {
+        return;
+    }
+    let (task, attempt) = (job.task_index, job.attempt);
+    let send = |ev: AttemptEvent| {
+        let _ = tx.send((task, attempt, ev));
+    };
+    let Ok(resolved) = route::resolve(job, ctx.hierarchy.as_ref(), stop, send).await else { return };
+    let conflict = Conflict { resolved: &resolved, copied: &[], tx: tx.clone() };
+    resolve_conflict(job, ctx, conflict, outcome, evidence, stop).await;
+}
+
 fn size(bytes: u64) -> String {
     bytesize::ByteSize(bytes).display().iec().to_string()
 }

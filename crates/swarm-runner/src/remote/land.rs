@@ -5,11 +5,12 @@
 //! work is merged, before the end reaches the dispatcher.
 
 use crate::executor::workspace::Workspaces;
-use crate::job::{AttemptEvent, AttemptJob, Events, WorkspaceSpec};
+use crate::job::{AttemptEvent, AttemptJob, Events, StopRequest, WorkspaceSpec};
 use crate::os::git::{self, GitError, Merged};
 use crate::os::git_remote::{self, Pushed};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
 
 /// Puts the integration branch on the run's repository before `job` is queued, unless it went
 /// there as it is now already (`last`: the commit pushed last).
@@ -34,13 +35,14 @@ pub(super) async fn push_start(
     pushed.await.map_err(|e| format!("cannot push the run's branch to its repository for the workers: {e}"))
 }
 
-/// The end `ev` of `job`, its pushed work (if any) merged here first; sent on `events`.
+/// The end `ev` of `job`, its pushed work (if any) merged here first (a conflict resolved here
+/// by the task's resolver, `on_conflict: agent`, until `stop` says otherwise); sent on `events`.
 pub(super) fn finish(
     local: Arc<crate::executor::ExecutorContext>,
     job: Arc<AttemptJob>,
-    task: u32,
-    ev: AttemptEvent,
+    (task, ev): (u32, AttemptEvent),
     events: Events,
+    mut stop: watch::Receiver<StopRequest>,
 ) {
     let pushed = match &ev {
         AttemptEvent::Finished { outcome: Ok(()), evidence, .. } => evidence.pushed.clone(),
@@ -64,6 +66,8 @@ pub(super) fn finish(
             WorkspaceSpec::Shared { .. } => Err(unmergeable()),
         };
         crate::executor::apply_merge(merged, &mut outcome, &mut evidence);
+        let both = (&mut outcome, &mut *evidence);
+        crate::executor::resolve_pushed(&job, &local, both, &mut stop, events.clone()).await;
         let _ = events.send((task, attempt, AttemptEvent::Finished { exit_code, outcome, evidence }));
     });
 }

@@ -54,6 +54,8 @@ struct Open {
     fence: u64,
     /// An owner working elsewhere (its own clone): its output lines are kept in the log here.
     log: Option<AttemptLog>,
+    /// The dispatcher's stop request, for what runs here after the worker's end (a resolver).
+    stop: watch::Receiver<StopRequest>,
 }
 
 impl Queued {
@@ -81,7 +83,8 @@ impl Executors for Queued {
         });
         let key = (job.task.id.clone(), job.attempt);
         let job = Arc::new(job);
-        let open = Open { task: job.task_index, job: job.clone(), events, fence: 0, log: None };
+        let open =
+            Open { task: job.task_index, job: job.clone(), events, fence: 0, log: None, stop: stop.clone() };
         inner.open.lock().expect("open").insert(key.clone(), open);
         tokio::spawn(async move {
             let queued =
@@ -168,7 +171,7 @@ impl Inner {
                     if let Some(log) = o.log.as_mut() {
                         log.finish();
                     }
-                    super::land::finish(self.local.clone(), o.job, o.task, ev, o.events);
+                    super::land::finish(self.local.clone(), o.job, (o.task, ev), o.events, o.stop);
                 }
             }
         }
