@@ -29,7 +29,7 @@ pub(super) struct Resolution {
 pub(super) async fn resolve(
     job: &AttemptJob,
     ctx: &ExecutorContext,
-    c: &super::Conflict<'_>,
+    c: &super::merge::Conflict<'_>,
     conflict: &Merged,
     ours: Option<&Completion>,
     stop: &mut watch::Receiver<StopRequest>,
