@@ -14,7 +14,7 @@
 
 use super::conn::Conn;
 use super::keys::ns_key;
-use super::queue_run::{open_key, queued_key};
+use super::queue_run::queued_key;
 use super::{Lua, RedisStore};
 use crate::store::StoreError;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
@@ -126,7 +126,7 @@ impl RedisStore {
         let script = ENQUEUE.get();
         let mut inv = script.key(work_key(ns, &item.queue));
         inv.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
-        inv.key(open_key(ns, &item.run_id)).key(queued_key(ns, &item.run_id));
+        inv.key(queued_key(ns, &item.run_id));
         inv.arg(&item.run_id).arg(&item.task).arg(item.attempt).arg(&item.job);
         inv.arg(&item.queue).arg(ms(DONE_TTL));
         self.with(|c| inv.invoke(c))
@@ -332,7 +332,7 @@ impl RedisStore {
         let (ns, item) = (lease.ns.as_str(), &lease.item);
         let script = FINISH.get();
         let mut inv = script.key(attempt_key(ns, &item.run_id, &item.task, item.attempt));
-        inv.key(work_key(ns, &item.queue)).key(feed_key(ns, &item.run_id)).key(open_key(ns, &item.run_id));
+        inv.key(work_key(ns, &item.queue)).key(feed_key(ns, &item.run_id));
         inv.arg(worker).arg(lease.fence).arg(&lease.entry).arg(outcome);
         inv.arg(FEED_MAXLEN).arg(ms(DONE_TTL));
         if let Some((host, events)) = said {

@@ -1,7 +1,8 @@
-//! A run's attempts on the queue, as a whole: those queued and not yet done (what is stopped
-//! when the run's orchestrator died, cancelled or resumed, even attempts it queued and never
-//! recorded) and each task's last attempt queued (what a resumed run numbers its attempts past,
-//! so that no attempt of the dead orchestrator's is taken for a new one).
+//! A run's attempts on the queue, as a whole: each task's last attempt queued, kept by the
+//! queue itself, so that when the run's orchestrator died (cancelled or resumed) every attempt
+//! it left on workers is stopped, even one it queued and never recorded, and a resumed run
+//! numbers its attempts past them (no attempt of the dead orchestrator's is taken for a new
+//! one). A task's earlier attempts ended, or were asked to stop, before its last was queued.
 
 use super::keys::ns_key;
 use super::queue::{attempt_key, ms, work_key, DONE_TTL};
@@ -23,11 +24,6 @@ pub enum Stopped {
     Done,
 }
 
-/// SET: the run's attempts queued and not yet done (their hashes' keys).
-pub(super) fn open_key(ns: &str, run_id: &str) -> String {
-    ns_key(ns, &format!("run:{run_id}:open"))
-}
-
 /// HASH: task id -> the last attempt of it queued.
 pub(super) fn queued_key(ns: &str, run_id: &str) -> String {
     ns_key(ns, &format!("run:{run_id}:queued"))
@@ -43,21 +39,13 @@ impl RedisStore {
         (task, attempt, queue): (&str, u32, &str),
         kill: bool,
     ) -> Result<Stopped, StoreError> {
-        self.stop_key(ns, run_id, &attempt_key(ns, run_id, task, attempt), queue, kill)
+        self.stop_key(ns, &attempt_key(ns, run_id, task, attempt), queue, kill)
     }
 
-    fn stop_key(
-        &self,
-        ns: &str,
-        run_id: &str,
-        key: &str,
-        queue: &str,
-        kill: bool,
-    ) -> Result<Stopped, StoreError> {
+    fn stop_key(&self, ns: &str, key: &str, queue: &str, kill: bool) -> Result<Stopped, StoreError> {
         let script = STOP.get();
         let mut inv = script.key(key);
-        inv.key(work_key(ns, queue)).key(open_key(ns, run_id));
-        inv.arg(if kill { "kill" } else { "terminate" }).arg(ms(DONE_TTL));
+        inv.key(work_key(ns, queue)).arg(if kill { "kill" } else { "terminate" }).arg(ms(DONE_TTL));
         let reply: Vec<String> = self.with(|c| inv.invoke(c))?;
         Ok(match reply.first().map(String::as_str) {
             Some("dropped") => Stopped::Dropped,
@@ -66,25 +54,23 @@ impl RedisStore {
         })
     }
 
-    /// Stops every attempt of the run still queued or running on a worker, whether or not its
-    /// orchestrator recorded it. How each went, as `(task, attempt, how)`.
+    /// Stops each task's last attempt of the run still queued or running on a worker, whether
+    /// or not its orchestrator recorded it. How each open one went, as `(task, attempt, how)`.
     pub fn stop_run(
         &self,
         ns: &str,
         run_id: &str,
         kill: bool,
     ) -> Result<Vec<(String, u32, Stopped)>, StoreError> {
-        let open: Vec<String> = self.with(|c| c.smembers(open_key(ns, run_id)))?;
-        let mut stopped = Vec::with_capacity(open.len());
-        for key in open {
-            let (task, attempt, queue): (Option<String>, Option<u32>, Option<String>) = self
-                .with(|c| redis::cmd("HMGET").arg(&key).arg("task").arg("attempt").arg("queue").query(c))?;
-            let (Some(task), Some(attempt), Some(queue)) = (task, attempt, queue) else {
-                // Gone (expired): nothing runs it.
-                self.with(|c| c.srem::<_, _, ()>(open_key(ns, run_id), &key))?;
-                continue;
-            };
-            stopped.push((task, attempt, self.stop_key(ns, run_id, &key, &queue, kill)?));
+        let mut stopped = Vec::new();
+        for (task, attempt) in self.queued_attempts(ns, run_id)? {
+            let key = attempt_key(ns, run_id, &task, attempt);
+            let queue: Option<String> = self.with(|c| c.hget(&key, "queue"))?;
+            let Some(queue) = queue else { continue }; // gone (expired): nothing runs it
+            match self.stop_key(ns, &key, &queue, kill)? {
+                Stopped::Done => {}
+                how => stopped.push((task, attempt, how)),
+            }
         }
         Ok(stopped)
     }

@@ -1,8 +1,7 @@
--- KEYS: the namespace's work stream for the attempt's agent, the attempt's hash, the run's set of
--- open attempts (their hashes: what is stopped when the run's orchestrator died, even attempts
--- it never recorded), the run's hash of each task's last attempt queued (what a resumed run
--- numbers past).
--- ARGV: run id, task id, attempt number, the job (JSON), the queue's name, the run keys' TTL (ms).
+-- KEYS: the namespace's work stream for the attempt's agent, the attempt's hash, the run's hash
+-- of each task's last attempt queued (what is stopped when the run's orchestrator died, even an
+-- attempt it never recorded, and what a resumed run numbers its attempts past).
+-- ARGV: run id, task id, attempt number, the job (JSON), the queue's name, that hash's TTL (ms).
 -- Queues an attempt once: enqueuing it again (an orchestrator that resumes) returns the entry
 -- it already has. The workers' group is made by the first worker that reads (from entry 0, so
 -- nothing queued before is missed). Returns the stream entry id.
@@ -11,10 +10,7 @@ if entry then return entry end
 entry = redis.call('XADD', KEYS[1], '*', 'run', ARGV[1], 'task', ARGV[2], 'attempt', ARGV[3], 'job', ARGV[4])
 redis.call('HSET', KEYS[2], 'state', 'queued', 'fence', '0', 'entry', entry, 'run', ARGV[1], 'task', ARGV[2],
   'attempt', ARGV[3], 'queue', ARGV[5])
-redis.call('SADD', KEYS[3], KEYS[2])
-redis.call('PEXPIRE', KEYS[3], ARGV[6])
-if tonumber(redis.call('HGET', KEYS[4], ARGV[2]) or '0') < tonumber(ARGV[3]) then
-  redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
-end
-redis.call('PEXPIRE', KEYS[4], ARGV[6])
+-- A task's attempts are queued in order, each once: the last one queued is the highest. The TTL
+-- is set with each task's first attempt.
+if redis.call('HSET', KEYS[3], ARGV[2], ARGV[3]) == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[6]) end
 return entry

@@ -1,4 +1,4 @@
--- KEYS: the attempt's hash, its work stream, the run's feed stream, the run's open attempts.
+-- KEYS: the attempt's hash, its work stream, the run's feed stream.
 -- ARGV: worker, fence, stream entry id, outcome (JSON), feed entries kept (approx.), hash TTL (ms),
 -- and optionally the worker's host and its last events (a JSON array, appended before the end).
 -- Counts the attempt's end once, and only from the owner with the current fencing token: the
@@ -14,7 +14,6 @@ if h[1] ~= 'running' or h[2] ~= ARGV[2] then
 end
 redis.call('HSET', KEYS[1], 'state', 'done', 'done_fence', ARGV[2], 'outcome', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('SREM', KEYS[4], KEYS[1])
 redis.call('XACK', KEYS[2], 'workers', ARGV[3])
 redis.call('XDEL', KEYS[2], ARGV[3])
 if ARGV[8] and ARGV[8] ~= '' then
