@@ -107,9 +107,17 @@ where
         }
     }
     let w = r.tasks.iter().map(|t| t.id.len()).max().unwrap_or(4).clamp(4, 32);
-    let _ =
-        writeln!(s, "\n{:<w$}  {:<9}  {:<8}  {:>3}  {:>8}  DETAIL", "TASK", "STATE", "AGENT", "TRY", "TIME");
-    for t in &r.tasks {
+    // A run on workers says where each task's last attempt runs (or ran).
+    let wheres: Vec<String> = r.tasks.iter().map(|t| worker_of(t.attempts.last())).collect();
+    let ww = wheres.iter().map(String::len).max().unwrap_or(0).clamp(6, 32);
+    let (head, gap) =
+        if record.workers { (format!("  {:<ww$}", "WORKER"), ww + 2) } else { (String::new(), 0) };
+    let _ = writeln!(
+        s,
+        "\n{:<w$}  {:<9}  {:<8}{head}  {:>3}  {:>8}  DETAIL",
+        "TASK", "STATE", "AGENT", "TRY", "TIME"
+    );
+    for (t, at) in r.tasks.iter().zip(&wheres) {
         let last = t.attempts.last();
         let time = last.map(|a| secs(a.started_at, a.ended_at)).unwrap_or_default();
         let detail = match (t.reason, &t.detail) {
@@ -118,9 +126,10 @@ where
             (None, Some(d)) => d.clone(),
             (None, None) => String::new(),
         };
+        let at = if gap > 0 { format!("  {at:<ww$}") } else { String::new() };
         let _ = writeln!(
             s,
-            "{:<w$}  {:<9}  {:<8}  {:>3}  {:>8}  {}",
+            "{:<w$}  {:<9}  {:<8}{at}  {:>3}  {:>8}  {}",
             t.id,
             t.state.as_str(),
             t.agent,
@@ -130,6 +139,15 @@ where
         );
     }
     s
+}
+
+/// `worker@host` of an attempt a worker took; `-` while none has (or for none at all).
+fn worker_of(a: Option<&swarm_core::report::AttemptReport>) -> String {
+    match a.and_then(|a| a.worker.as_deref().map(|w| (w, a.host.as_deref()))) {
+        Some((w, Some(h))) => format!("{w}@{h}"),
+        Some((w, None)) => w.to_string(),
+        None => "-".into(),
+    }
 }
 
 pub fn runs(runs: &[RunRecord]) -> String {
@@ -165,5 +183,24 @@ mod tests {
     fn status_of_a_finished_run() {
         let (record, report) = fixtures::finished_run();
         insta::assert_snapshot!(status_in(&report, &record, &Utc));
+    }
+
+    /// A run on workers says which worker, on which host, ran each task's last attempt.
+    #[test]
+    fn status_of_a_run_on_workers_names_the_workers() {
+        let (mut record, mut report) = fixtures::finished_run();
+        record.workers = true;
+        let mut ran = report.tasks.iter_mut().filter_map(|t| t.attempts.last_mut());
+        if let Some(a) = ran.next() {
+            (a.worker, a.host) = (Some("w1".into()), Some("build-7".into()));
+        }
+        let text = status_in(&report, &record, &Utc);
+        let lines: Vec<&str> = text.lines().collect();
+        let head = lines.iter().position(|l| l.starts_with("TASK")).expect("the table");
+        let (agent, worker, tries) =
+            (lines[head].find("AGENT"), lines[head].find("WORKER"), lines[head].find("TRY"));
+        assert!(agent < worker && worker < tries && agent.is_some(), "{text}");
+        assert!(lines[head + 1..].iter().any(|l| l.contains("  w1@build-7  ")), "{text}");
+        assert!(lines[head + 1..].iter().filter(|l| l.contains("  -  ")).count() >= 1, "{text}");
     }
 }

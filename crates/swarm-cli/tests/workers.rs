@@ -41,6 +41,10 @@ fn a_run_with_workers_runs_every_attempt_on_them_and_says_who_ran_what() {
         assert!(a["pid"].is_null(), "a pid of another host is never kept: {a}");
     }
     assert_eq!(by.into_iter().collect::<Vec<_>>(), ["w1", "w2"], "both workers ran attempts");
+    // `swarm status` says where each task ran.
+    let status = p.swarm(&["status", &out.run_id()]).expect_code(0).stdout.clone();
+    let host = swarm_runner::util::hostname();
+    assert!(status.contains("WORKER") && status.contains(&format!("w1@{host}")), "{status}");
     // The log of a remote attempt reads like any other.
     let logs = p.swarm(&["logs", &out.run_id(), "t3"]);
     assert!(logs.expect_code(0).stdout.contains("t3 done"), "{}", logs.dump());
