@@ -98,11 +98,19 @@ fn assert_scenario(p: &Project, d: &Value) {
             "state_get",
             "state_list",
             "state_set",
-            "task_logs"
+            "task_logs",
+            "workers_list"
         ]
     );
     assert_eq!(d["tools_described"], true);
-    assert_eq!(d["tools_with_output_schema"].as_array().unwrap().len(), 10, "structured output everywhere");
+    assert_eq!(d["tools_with_output_schema"].as_array().unwrap().len(), 11, "structured output everywhere");
+    // Workers: none here; a store without them says so.
+    match std::env::var("SWARM_TEST_STORE").as_deref() {
+        Ok("redis") => assert_eq!(d["workers"]["data"]["workers"], serde_json::json!([]), "{}", d["workers"]),
+        _ => assert!(
+            d["workers"]["is_error"] == true && d["workers"]["text"].as_str().unwrap().contains("Redis")
+        ),
+    }
     // A bad plan is an answer, with where and what.
     let bad = &d["bad_plan"];
     assert_eq!(bad["is_error"], false);

@@ -29,7 +29,7 @@ pub use engine::handle::{Canceller, RunHandle};
 pub use engine::integration::{CleanResult, MergeResult, TaskDiff};
 pub use engine::{
     CancelOutcome, Engine, EngineError, ErrorKind, Follow, Followed, ModelRow, ModelState, ResumeInfo,
-    SharedState, StartRequest, TaskLog,
+    SharedState, StartRequest, TaskLog, WorkerView,
 };
 pub use os::lease::LEASE_TTL;
 pub use os::secrets;

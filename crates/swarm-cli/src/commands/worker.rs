@@ -6,7 +6,7 @@ use crate::error::{CliError, CliResult};
 use crate::output::{errln, outln};
 use crate::project::Project;
 use anyhow::anyhow;
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
@@ -14,9 +14,6 @@ use swarm_agents::catalog::{self, CATALOG};
 use swarm_runner::remote::place::Clones;
 use swarm_runner::remote::worker::{Mode, Serves, Worker, WorkerNote, WorkerSpec};
 use tokio::sync::{mpsc, watch};
-
-/// A worker not heard of for this long is dead (it says it is alive every second).
-const ALIVE_WITHIN: Duration = Duration::from_secs(10);
 
 pub fn worker(store: Option<&str>, config: Option<&Path>, args: WorkerArgs) -> CliResult {
     let project = Project::discover(store, config)?;
@@ -214,14 +211,13 @@ async fn drain_on_signals(mode: watch::Sender<Mode>, json: bool) {
 pub fn workers(store: Option<&str>, config: Option<&Path>, args: WorkersArgs) -> CliResult {
     let project = Project::discover(store, config)?;
     let ns = args.namespace.clone().unwrap_or_else(|| project.default_namespace());
-    let store = project.open_store()?;
-    let queue = store.clone().work_queue().ok_or_else(|| {
-        CliError::invalid(anyhow!(
-            "workers use a Redis store (--store redis://…); {} is not one",
-            store.describe()
-        ))
-    })?;
-    let rows: Vec<Value> = queue.workers(&ns).map_err(CliError::from_store)?.iter().map(row).collect();
+    let engine = project.engine(project.open_store()?)?;
+    let rows: Vec<Value> = engine
+        .workers(&ns)
+        .map_err(CliError::from_engine)?
+        .iter()
+        .map(|w| serde_json::to_value(w).expect("a worker serializes"))
+        .collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
         return Ok(0);
@@ -254,27 +250,4 @@ pub fn workers(store: Option<&str>, config: Option<&Path>, args: WorkersArgs) ->
         );
     }
     Ok(0)
-}
-
-/// One worker as `swarm workers --json` shows it.
-fn row(w: &swarm_store::WorkerRow) -> Value {
-    let info: Value = serde_json::from_str(&w.info).unwrap_or(Value::Null);
-    let ago = w.now_ms.saturating_sub(w.seen_ms);
-    let state = info["state"].as_str().unwrap_or("unknown");
-    let alive = state != "stopped" && ago <= ALIVE_WITHIN.as_millis() as u64;
-    let seen = Utc.timestamp_millis_opt(w.seen_ms as i64).single();
-    json!({
-        "name": w.name,
-        "host": info["host"],
-        "pid": info["pid"],
-        "state": state,
-        "alive": alive,
-        "agents": info["agents"],
-        "labels": info["labels"],
-        "capacity": info["capacity"],
-        "running": info["running"],
-        "last_heartbeat": seen,
-        "seen_ago_ms": ago,
-        "swarm": info["swarm"],
-    })
 }

@@ -224,6 +224,12 @@ impl App {
         Ok(Cancelled { run_id, state: outcome.state().to_string(), how: outcome.how() })
     }
 
+    /// The workers of the project's namespace (a store without workers is an error).
+    pub fn workers_list(&self) -> OpResult<Vec<Value>> {
+        let workers = self.engine.workers(&self.namespace())?;
+        Ok(workers.iter().map(|w| serde_json::to_value(w).expect("a worker serializes")).collect())
+    }
+
     pub fn runs_list(&self, limit: usize) -> OpResult<Vec<RunRow>> {
         let runs = self.engine.runs(limit)?;
         Ok(runs

@@ -208,6 +208,7 @@ pub fn router(app: Arc<App>, guard_cfg: Guard, open_bind: bool, limits: SessionL
         .route("/api/runs/{run_id}/events", get(run_events))
         .route("/api/runs/{run_id}/cancel", post(cancel_run))
         .route("/api/runs/{run_id}/tasks/{task_id}/logs", get(task_logs))
+        .route("/api/workers", get(list_workers))
         .route("/api/runs/{run_id}/tasks/{task_id}/log", get(task_log_stream))
         .route("/api/runs/{run_id}/timeline", get(run_timeline))
         .route("/api/models", get(models_panel))
@@ -253,6 +254,11 @@ async fn task_log_stream(
 
 async fn list_runs(State(s): State<Shared>) -> Response {
     blocking(&s.app, StatusCode::OK, |app| app.runs_list(100).map(|runs| json!({ "runs": runs }))).await
+}
+
+async fn list_workers(State(s): State<Shared>) -> Response {
+    blocking(&s.app, StatusCode::OK, |app| app.workers_list().map(|workers| json!({ "workers": workers })))
+        .await
 }
 
 async fn start_run(

@@ -125,6 +125,14 @@ pub struct StateEntries {
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Workers {
+    /// Every worker of the project's namespace as it last said: name, host, alive, state
+    /// (`running`, `draining`, `stopped`), agents with versions, labels, capacity, running
+    /// attempts, last heartbeat.
+    pub workers: Vec<Value>,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Models {
     /// Every model of the hierarchy: layer, state (`ok`, `cooling`, `disabled`) with until when
     /// and why, limits and usage.
@@ -195,6 +203,13 @@ impl SwarmMcp {
     #[tool(description = "List the project's runs, newest first (id, plan, state, times, task count).")]
     async fn runs_list(&self, Parameters(_): Parameters<Empty>) -> Result<Json<Runs>, String> {
         blocking(&self.app, |app| app.runs_list(50)).await.map(|runs| Json(Runs { runs }))
+    }
+
+    #[tool(
+        description = "The workers that run queued attempts of the project's namespace on any host (runs started with workers): name, host, alive, state, agents and versions, labels, capacity, running attempts, last heartbeat. An error on a store without workers (only Redis has them)."
+    )]
+    async fn workers_list(&self, Parameters(_): Parameters<Empty>) -> Result<Json<Workers>, String> {
+        blocking(&self.app, |app| app.workers_list()).await.map(|workers| Json(Workers { workers }))
     }
 
     #[tool(
@@ -271,7 +286,7 @@ impl ServerHandler for SwarmMcp {
             "swarm runs many AI coding agents in parallel on one markdown plan. Check a plan with plan_check, \
              start it with run_start (returns at once), follow it with run_status (wait_s up to 50), read a \
              task's output with task_logs, stop it with run_cancel. Agents share versioned JSON state \
-             (state_get/state_set/state_list); models shows the model hierarchy's cooldowns.",
+             (state_get/state_set/state_list); models shows the model hierarchy's cooldowns; workers_list the workers of runs on many hosts.",
         );
         info.server_info = Implementation::new("swarm", env!("CARGO_PKG_VERSION"));
         info

@@ -19,7 +19,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 EXPECTED = {
     "plan_check", "run_start", "run_status", "run_cancel", "runs_list",
-    "task_logs", "state_get", "state_set", "state_list", "models",
+    "task_logs", "state_get", "state_set", "state_list", "models", "workers_list",
 }
 
 
@@ -61,6 +61,7 @@ async def scenario(client, out):
     out["status_calls"] = calls
     out["logs"] = await call(client, "task_logs", {"run_id": run_id, "task_id": "hello", "tail": 5})
     out["runs"] = await call(client, "runs_list")
+    out["workers"] = await call(client, "workers_list")
     out["unknown_run"] = await call(client, "run_status", {"run_id": "no-such-run"})
 
     slow = await call(client, "run_start", {"plan_path": "slow.md"})

@@ -176,3 +176,29 @@ fn stopping_the_server_cancels_its_runs_and_says_how_to_resume() {
     assert!(out.stderr.contains(&format!("swarm resume {run_id}")), "{}", out.dump());
     assert_eq!(p.status(&run_id)["state"], "cancelled");
 }
+
+#[test]
+fn the_api_lists_the_namespaces_workers() {
+    let p = Project::on_own_redis();
+    let (_server, addr) = serve(&p, &[]);
+    let url = format!("http://{addr}/api/workers");
+    assert_eq!(get(&url), (200, serde_json::json!({ "workers": [] })));
+    let w = worker(&p, "w1", 3, &["--labels", "zone=eu"]);
+    let (status, body) = get(&url);
+    let rows = body["workers"].as_array().cloned().unwrap_or_default();
+    assert_eq!((status, rows.len()), (200, 1), "{body}");
+    let r = &rows[0];
+    assert_eq!(
+        (r["name"].as_str(), r["alive"].as_bool(), r["capacity"].as_u64()),
+        (Some("w1"), Some(true), Some(3)),
+        "{r}"
+    );
+    assert_eq!(r["labels"], serde_json::json!({ "zone": "eu" }));
+    assert!(r["agents"].as_array().unwrap().iter().any(|a| a["name"] == "exec"), "{r}");
+    drop(w);
+    // A store without workers says so.
+    let sqlite = Project::new();
+    let (_server, addr) = serve(&sqlite, &["--store", "sqlite:.swarm/state.db"]);
+    let (status, body) = get(&format!("http://{addr}/api/workers"));
+    assert!(status == 400 && body.to_string().contains("Redis"), "{status} {body}");
+}

@@ -32,7 +32,7 @@ fn mcp_over_streamable_http_in_every_revision() {
     // The legacy initialize handshake, as today's clients mostly still do it.
     let legacy = client(&p, &["--url", &url, "--mode", "legacy", "--raw-initialize", "2025-11-25"]);
     assert_eq!(legacy["protocol_version"], "2025-11-25", "{legacy:#}");
-    assert_eq!(legacy["tools"].as_array().unwrap().len(), 10);
+    assert_eq!(legacy["tools"].as_array().unwrap().len(), 11);
     assert_eq!(legacy["call"]["ok"], true);
     let older = client(&p, &["--url", &url, "--raw-initialize", "2025-06-18"]);
     assert_eq!(older["protocol_version"], "2025-06-18", "{older:#}");
@@ -131,7 +131,7 @@ fn the_readme_mcp_config_entries_work_as_written() {
             seen
         };
         assert!(seen.get("exception").is_none(), "{kind} entry {entry}: {seen:#}");
-        assert_eq!(seen["tools"].as_array().map(Vec::len), Some(10), "{kind} entry: {seen:#}");
+        assert_eq!(seen["tools"].as_array().map(Vec::len), Some(11), "{kind} entry: {seen:#}");
         assert_eq!(seen["good_plan"]["data"]["ok"], true, "{kind} entry {entry}: {seen:#}");
     }
 }

@@ -9,10 +9,12 @@ pub(crate) mod handle;
 pub(crate) mod integration;
 mod live;
 mod queries;
+mod workers;
 
 pub use cancel::CancelOutcome;
 pub use error::{EngineError, ErrorKind};
 pub use queries::{Follow, Followed, ModelRow, ModelState, SharedState, TaskLog};
+pub use workers::WorkerView;
 
 use crate::dispatcher::{self, RunSetup};
 use crate::engine::handle::RunHandle;
