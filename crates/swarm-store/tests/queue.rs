@@ -349,14 +349,15 @@ fn stopping_a_run_reaches_every_attempt_still_open_and_only_those() {
     let ended = taken.iter().position(|l| l.item.task == "ended").expect("the first one taken");
     store.finish("w1", &taken.remove(ended), "{}").unwrap();
     let running = taken.remove(0);
-    let mut stopped = store.stop_run(NS, "r1", true).unwrap();
+    let queued = store.queued_attempts(NS, "r1").unwrap();
+    let mut stopped = store.stop_run(NS, "r1", &queued, true).unwrap();
     stopped.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(stopped, [("running".into(), 1, Stopped::Asked), ("waiting".into(), 1, Stopped::Dropped)]);
     let asked = store.renew("w1", &running, LEASE).unwrap();
     assert!(matches!(&asked, Fenced::Accepted { stop: Some(s), .. } if s == "kill"), "{asked:?}");
     // Once it ended, nothing of the run is left to stop.
     store.finish("w1", &running, "{}").unwrap();
-    assert_eq!(store.stop_run(NS, "r1", true).unwrap(), []);
+    assert_eq!(store.stop_run(NS, "r1", &queued, true).unwrap(), []);
     assert!(store.take(NS, "w2", &agents(&["exec"]), LEASE, 10, NOW).unwrap().is_empty(), "dropped");
     // Each task's last attempt queued, for a resumed run to number past.
     store.enqueue(NS, &WorkItem { attempt: 2, ..item("ended", "exec") }).unwrap();

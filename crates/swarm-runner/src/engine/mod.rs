@@ -330,8 +330,9 @@ impl Engine {
         let Some(queue) = self.store.clone().work_queue().filter(|_| record.workers) else {
             return HashMap::new();
         };
-        let _ = queue.stop_run(&record.namespace, &record.run_id, true);
-        queue.queued_attempts(&record.namespace, &record.run_id).unwrap_or_default()
+        let queued = queue.queued_attempts(&record.namespace, &record.run_id).unwrap_or_default();
+        let _ = queue.stop_run(&record.namespace, &record.run_id, &queued, true);
+        queued
     }
 
     /// The run's ledger, starting from what it spent (`spent`); on workers, its budget is one

@@ -54,22 +54,24 @@ impl RedisStore {
         })
     }
 
-    /// Stops each task's last attempt of the run still queued or running on a worker, whether
-    /// or not its orchestrator recorded it. How each open one went, as `(task, attempt, how)`.
+    /// Stops each task's last attempt of the run (`queued`, as [`RedisStore::queued_attempts`]
+    /// says) still queued or running on a worker, whether or not its orchestrator recorded it.
+    /// How each open one went, as `(task, attempt, how)`.
     pub fn stop_run(
         &self,
         ns: &str,
         run_id: &str,
+        queued: &HashMap<String, u32>,
         kill: bool,
     ) -> Result<Vec<(String, u32, Stopped)>, StoreError> {
         let mut stopped = Vec::new();
-        for (task, attempt) in self.queued_attempts(ns, run_id)? {
-            let key = attempt_key(ns, run_id, &task, attempt);
+        for (task, &attempt) in queued {
+            let key = attempt_key(ns, run_id, task, attempt);
             let queue: Option<String> = self.with(|c| c.hget(&key, "queue"))?;
             let Some(queue) = queue else { continue }; // gone (expired): nothing runs it
             match self.stop_key(ns, &key, &queue, kill)? {
                 Stopped::Done => {}
-                how => stopped.push((task, attempt, how)),
+                how => stopped.push((task.clone(), attempt, how)),
             }
         }
         Ok(stopped)
