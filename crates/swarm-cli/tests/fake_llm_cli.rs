@@ -40,6 +40,30 @@ fn fake_llm_serves_its_scenario_until_sigterm() {
 }
 
 #[test]
+fn fake_llm_stopped_as_soon_as_it_says_where_exits_cleanly() {
+    let p = Project::new();
+    p.write("scenario.toml", "[models.ok]\nsteps = [ { say = \"DONE\" } ]\n");
+    for _ in 0..10 {
+        let mut child = Command::new(SWARM)
+            .args(["fake-llm", "--scenario", "scenario.toml", "--port", "0"])
+            .current_dir(p.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("listening"), "{line}");
+        signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "its SIGTERM handler was in place before it said where it serves: {status}"
+        );
+    }
+}
+
+#[test]
 fn fake_llm_rejects_a_bad_scenario_with_exit_2() {
     let p = Project::new();
     p.write("scenario.toml", "[models.ok]\nstepz = []\n");

@@ -18,6 +18,11 @@ pub fn fake_llm(args: FakeLlmArgs) -> CliResult {
         .build()
         .map_err(CliError::other)?;
     runtime.block_on(async move {
+        // Listening for the signals before saying where it serves: a caller that reads the
+        // address and stops the server at once must find it listening.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(CliError::other)?;
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(CliError::other)?;
         let server =
             swarm_fakellm::serve(scenario, SocketAddr::new(args.host, args.port)).await.map_err(|e| {
                 CliError::invalid(anyhow::anyhow!("cannot serve on {}:{}: {e}", args.host, args.port))
@@ -26,10 +31,8 @@ pub fn fake_llm(args: FakeLlmArgs) -> CliResult {
         let _ = writeln!(out, "listening {} (models: {})", server.base_url(), models.join(", "));
         let _ = out.flush();
         drop(out);
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(CliError::other)?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = interrupt.recv() => {}
             _ = term.recv() => {}
         }
         server.shutdown().await.map_err(CliError::other)?;

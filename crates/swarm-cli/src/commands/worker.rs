@@ -44,14 +44,19 @@ pub fn worker(store: Option<&str>, config: Option<&Path>, args: WorkerArgs) -> C
     let worker =
         Worker::new(store, &project.config, registry, project.address.secret(), spec.clone(), notes_tx)
             .map_err(|e| CliError::invalid(anyhow!(e)))?;
-    say_started(&spec, &host, &described, args.json);
     let runtime = super::run::runtime();
     let (mode_tx, mode) = watch::channel(Mode::Work);
     let json = args.json;
     runtime
         .block_on(async move {
+            // Listening for the signals before saying it started: a signal sent at once drains.
+            let signals = Signals::new().map_err(|e| swarm_store::StoreError::Backend {
+                address: described.clone(),
+                message: format!("cannot listen for signals: {e}"),
+            })?;
+            say_started(&spec, &host, &described, json);
             let printer = tokio::spawn(print_notes(notes, json));
-            let signals = tokio::spawn(drain_on_signals(mode_tx, json));
+            let signals = tokio::spawn(drain_on_signals(signals, mode_tx, json));
             let ran = worker.run(mode).await;
             signals.abort();
             let _ = printer.await;
@@ -181,18 +186,26 @@ async fn print_notes(mut notes: mpsc::UnboundedReceiver<WorkerNote>, json: bool)
     }
 }
 
+/// Ctrl-C and SIGTERM, listened for from when it is made.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+    }
+}
+
 /// First Ctrl-C or SIGTERM: drain. Second: hand the running attempts back now.
-async fn drain_on_signals(mode: watch::Sender<Mode>, json: bool) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        return;
-    };
+async fn drain_on_signals(mut signals: Signals, mode: watch::Sender<Mode>, json: bool) {
     let mut count = 0;
     loop {
         tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
+            _ = signals.int.recv() => {}
+            _ = signals.term.recv() => {}
         }
         count += 1;
         let next = if count == 1 { Mode::Drain } else { Mode::HandBack };

@@ -93,10 +93,12 @@ pub fn serve(store: Option<&str>, config: Option<&Path>, args: ServeArgs) -> Cli
                 (token::own_token(&file).map_err(CliError::invalid)?, Some(file))
             }
         };
+        // Listening for the signals before saying where it serves.
+        let shutdown = shutdown_signal();
         announce(local, file.as_deref().map(|f| (f, token.as_str())), args.json);
         let guard = http::Guard::new(local, token);
         let router = http::router(app.clone(), guard, open_bind, sessions::SessionLimits::from_env());
-        conn::serve(listener, router, conn::ConnLimits::from_env(), shutdown_signal()).await;
+        conn::serve(listener, router, conn::ConnLimits::from_env(), shutdown).await;
         app.shutdown().await;
         Ok(0)
     })
@@ -123,14 +125,15 @@ fn announce(local: SocketAddr, own: Option<(&Path, &str)>, json: bool) {
     }
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM, listened for from the call on (inside the runtime).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => {},
-        _ = term.recv() => {},
+    let signals = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+    async move {
+        let (Ok(mut int), Ok(mut term)) = signals else { return std::future::pending().await };
+        tokio::select! {
+            _ = int.recv() => {},
+            _ = term.recv() => {},
+        }
     }
 }
