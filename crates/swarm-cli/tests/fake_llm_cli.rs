@@ -7,10 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::*;
 
-#[test]
-fn fake_llm_serves_its_scenario_until_sigterm() {
-    let p = Project::new();
-    p.write("scenario.toml", "[models.ok]\nsteps = [ { say = \"DONE\" } ]\n[models.r429]\nrate_limit = { first = 5, retry_after = 2 }\n");
+/// `swarm fake-llm` on `scenario.toml` of `p`, on a free port, and the first line it printed.
+fn fake_llm(p: &Project) -> (std::process::Child, String) {
     let mut child = Command::new(SWARM)
         .args(["fake-llm", "--scenario", "scenario.toml", "--port", "0"])
         .current_dir(p.path())
@@ -20,6 +18,14 @@ fn fake_llm_serves_its_scenario_until_sigterm() {
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (child, line)
+}
+
+#[test]
+fn fake_llm_serves_its_scenario_until_sigterm() {
+    let p = Project::new();
+    p.write("scenario.toml", "[models.ok]\nsteps = [ { say = \"DONE\" } ]\n[models.r429]\nrate_limit = { first = 5, retry_after = 2 }\n");
+    let (mut child, line) = fake_llm(&p);
     let url = line.split_whitespace().nth(1).unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
     assert!(line.contains("ok") && line.contains("r429"), "{line}");
     let hostport = url.trim_start_matches("http://").trim_end_matches("/v1");
@@ -44,15 +50,7 @@ fn fake_llm_stopped_as_soon_as_it_says_where_exits_cleanly() {
     let p = Project::new();
     p.write("scenario.toml", "[models.ok]\nsteps = [ { say = \"DONE\" } ]\n");
     for _ in 0..10 {
-        let mut child = Command::new(SWARM)
-            .args(["fake-llm", "--scenario", "scenario.toml", "--port", "0"])
-            .current_dir(p.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let (mut child, line) = fake_llm(&p);
         assert!(line.starts_with("listening"), "{line}");
         signal(child.id(), nix::sys::signal::Signal::SIGTERM);
         let status = child.wait().unwrap();

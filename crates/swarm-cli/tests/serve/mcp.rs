@@ -142,14 +142,7 @@ fn the_readme_mcp_config_entries_work_as_written() {
 fn mcp_stdio_prints_nothing_but_protocol_messages() {
     use std::io::Write;
     let p = project();
-    let mut child = p
-        .command(&["mcp"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("swarm mcp");
-    let mut stdin = child.stdin.take().unwrap();
+    let (mut child, mut stdin, lines) = mcp_stdio(&p);
     let send = |stdin: &mut std::process::ChildStdin, v: Value| {
         writeln!(stdin, "{v}").unwrap();
         stdin.flush().unwrap();
@@ -165,12 +158,11 @@ fn mcp_stdio_prints_nothing_but_protocol_messages() {
         serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "run_start", "arguments": {"plan_path": "good.md"}}}),
     );
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen: Vec<Value> = Vec::new();
     let mut run_id = String::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        let line = lines.next().expect("a line").expect("utf-8");
+        let line = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("a line");
         let msg: Value =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a protocol message ({e}): {line}"));
         assert_eq!(msg["jsonrpc"], "2.0", "{line}");
